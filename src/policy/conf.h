@@ -1,0 +1,119 @@
+/*
+ * conf.h - stpd's configuration: an immutable snapshot built by the parser
+ * (or by conf_default() for the embedded default), swapped whole on SIGHUP.
+ * Sessions keep a reference to the snapshot they started with.
+ */
+#ifndef STP_POLICY_CONF_H
+#define STP_POLICY_CONF_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rules.h"
+
+#define CONF_NAME_MAX 64
+#define CONF_PATH_MAX 512
+
+struct conf_listener {
+	char name[CONF_NAME_MAX];       /* "listener NAME"; default "ADDR:PORT" text */
+	struct sockaddr_storage addr;   /* where to listen */
+	socklen_t addrlen;
+	bool proxy_protocol;            /* expect a PROXY v1/v2 header first */
+	bool has_udp_advertise;         /* BND.ADDR for UDP ASSOCIATE behind NAT */
+	struct sockaddr_storage udp_advertise; /* port ignored */
+	bool has_external;              /* source address for outgoing sockets */
+	struct sockaddr_storage external;      /* port ignored */
+};
+
+enum conf_log_target { LOG_TO_STDERR = 0, LOG_TO_SYSLOG = 1 };
+enum conf_log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON = 1 };
+
+/* Authentication methods a server may select (a bit each). */
+enum conf_auth_bits {
+	AUTH_BIT_NONE = 1u << 0,     /* method X'00' */
+	AUTH_BIT_USERPASS = 1u << 1, /* method X'02', RFC 1929 */
+};
+enum conf_userpass_backend { USERPASS_FILE = 0, USERPASS_PAM = 1 };
+
+struct conf_timeouts {            /* seconds; 0 = none */
+	unsigned handshake;       /* accept -> request parsed (default 10) */
+	unsigned connect;         /* CONNECT to the target, all addresses (default 30) */
+	unsigned idle;            /* relay with no byte either way (default 3600) */
+	unsigned bind_accept;     /* BIND waiting for the peer (default 120) */
+	unsigned udp_idle;        /* UDP association with no datagram (default 300) */
+	unsigned dns;             /* one name look-up (default 10) */
+};
+
+struct conf_limits {
+	unsigned max_sessions;            /* whole server (default 10000) */
+	unsigned max_sessions_per_client; /* per client IP (default 1000) */
+	unsigned max_dns_pending;         /* per worker (default 1024) */
+	unsigned relay_buffer;            /* bytes per direction when not splicing (default 65536) */
+};
+
+struct stp_conf {
+	atomic_int refs;               /* see conf_ref/conf_unref */
+	char path[CONF_PATH_MAX];      /* "" for the embedded default */
+
+	struct conf_listener *listeners;
+	size_t n_listeners;
+
+	unsigned workers;              /* 0 = number of cores */
+	bool has_resolver;             /* else /etc/resolv.conf */
+	char resolver[CONF_NAME_MAX];  /* "ADDR" or "ADDR:PORT" or "[V6]:PORT", for c-ares */
+
+	unsigned auth_methods;         /* conf_auth_bits, default AUTH_BIT_NONE */
+	enum conf_userpass_backend userpass_backend;
+	char users_file[CONF_PATH_MAX];
+	char pam_service[CONF_NAME_MAX]; /* default "stpd" */
+
+	struct conf_timeouts timeouts;
+	struct conf_limits limits;
+
+	enum conf_log_target log_target;
+	enum conf_log_format log_format;
+	int log_level;                 /* LOG_ERR..LOG_DEBUG from syslog.h, default LOG_INFO */
+
+	char run_as_user[CONF_NAME_MAX]; /* drop privileges after binding; "" = stay */
+
+	/* Two levels, as in Dante: client rules when a connection is accepted,
+	 * request rules for each request (and each UDP datagram). First match
+	 * wins; no match blocks. */
+	struct rule *client_rules;
+	size_t n_client_rules;
+	struct rule *request_rules;
+	size_t n_request_rules;
+};
+
+/* Parses path into a new snapshot (refs = 1). On errors, writes every error
+ * as "file:line: message\n" into err (truncated to errlen) and returns NULL. */
+struct stp_conf *conf_load(const char *path, char *err, size_t errlen);
+/* The same for text[0..len) held in memory (NUL bytes are errors, not the
+ * end); name stands for the file in messages and in path. conf_load and
+ * the fuzz target both go through here. */
+struct stp_conf *conf_parse_string(const char *name, const char *text, size_t len, char *err,
+				   size_t errlen);
+
+/* The embedded default: listen 127.0.0.1:1080, method X'00' only, clients
+ * from 127.0.0.0/8 and ::1 only, every request passed. refs = 1. */
+struct stp_conf *conf_default(void);
+
+/* Command-line overrides, applied to a fresh snapshot before it is used.
+ * Each returns 0, or -1 with a message in err. */
+int conf_set_listeners(struct stp_conf *c, const char *const *addrs, size_t n, char *err,
+		       size_t errlen);             /* "ADDR:PORT", "[V6]:PORT"; replaces all */
+int conf_set_users_file(struct stp_conf *c, const char *path, char *err, size_t errlen);
+						   /* require RFC 1929 against that file */
+int conf_set_allow(struct stp_conf *c, const char *const *cidrs, size_t n, char *err,
+		   size_t errlen);                 /* replaces the client rules with pass rules */
+
+struct stp_conf *conf_ref(struct stp_conf *c);
+void conf_unref(struct stp_conf *c);               /* frees at zero */
+
+/* Human-readable summary for "stpd -t -v" and the start-up log. */
+void conf_describe(const struct stp_conf *c, char *out, size_t outlen);
+
+#endif

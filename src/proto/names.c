@@ -1,0 +1,90 @@
+/*
+ * names.c - code -> name strings for log lines and docs. Every unknown
+ * value gets a fixed fallback, so callers can print any byte they read.
+ */
+#include "proto/socks.h"
+
+const char *socks5_rep_name(uint8_t rep)
+{
+	static const char *const names[] = {
+		[SOCKS5_REP_SUCCEEDED] = "succeeded",
+		[SOCKS5_REP_GENERAL_FAILURE] = "general SOCKS server failure",
+		[SOCKS5_REP_NOT_ALLOWED] = "connection not allowed by ruleset",
+		[SOCKS5_REP_NET_UNREACHABLE] = "network unreachable",
+		[SOCKS5_REP_HOST_UNREACHABLE] = "host unreachable",
+		[SOCKS5_REP_CONN_REFUSED] = "connection refused",
+		[SOCKS5_REP_TTL_EXPIRED] = "TTL expired",
+		[SOCKS5_REP_CMD_NOT_SUPPORTED] = "command not supported",
+		[SOCKS5_REP_ATYP_NOT_SUPPORTED] = "address type not supported",
+		[SOCKS5_REP_PTCL_NOT_SUPPORTED] = "PTCL type not supported",
+	};
+
+	switch (rep) {
+	case SOCKS5_REP_MCAST_NO_SEND:
+		return "multicast: not allowed to send";
+	case SOCKS5_REP_MCAST_NO_RECV:
+		return "multicast: not allowed to receive";
+	case SOCKS5_REP_MCAST_NEITHER:
+		return "multicast: neither send nor receive";
+	default:
+		break;
+	}
+	if (rep < sizeof(names) / sizeof(names[0]))
+		return names[rep];
+	return "unassigned";
+}
+
+const char *socks5_cmd_name(uint8_t cmd)
+{
+	switch (cmd) {
+	case SOCKS_CMD_CONNECT:
+		return "connect";
+	case SOCKS_CMD_BIND:
+		return "bind";
+	case SOCKS_CMD_UDP_ASSOCIATE:
+		return "udpassociate";
+	case SOCKS_CMD_TRANSPARENT:
+		return "transparent";
+	case SOCKS_CMD_JOIN_MCAST:
+		return "mcast-join";
+	case SOCKS_CMD_LEAVE_MCAST:
+		return "mcast-leave";
+	default:
+		return "unknown";
+	}
+}
+
+const char *socks_method_name(uint8_t method)
+{
+	switch (method) {
+	case SOCKS_METHOD_NONE:
+		return "none";
+	case SOCKS_METHOD_GSSAPI:
+		return "gssapi";
+	case SOCKS_METHOD_USERPASS:
+		return "userpass";
+	case SOCKS_METHOD_SSL_IANA:
+	case SOCKS_METHOD_SSL:
+		return "ssl";
+	case SOCKS_METHOD_NOACCEPT:
+		return "no-acceptable";
+	default:
+		return "unassigned";
+	}
+}
+
+const char *socks4_rep_name(uint8_t rep)
+{
+	switch (rep) {
+	case SOCKS4_REP_GRANTED:
+		return "request granted";
+	case SOCKS4_REP_REJECTED:
+		return "request rejected or failed";
+	case SOCKS4_REP_NO_IDENTD:
+		return "rejected: cannot reach identd";
+	case SOCKS4_REP_IDENT_MISMATCH:
+		return "rejected: user-id mismatch with identd";
+	default:
+		return "unassigned";
+	}
+}

@@ -1,0 +1,40 @@
+/*
+ * ext_registry.c - the static list of modules compiled into stpd.
+ * Order matters for methods: earlier modules' methods are preferred.
+ */
+#include <string.h>
+
+#include "server/ext.h"
+
+static const struct stp_ext *const registry[] = {
+	&ext_core,
+};
+
+const struct stp_ext *const *ext_all(size_t *n)
+{
+	*n = sizeof(registry) / sizeof(registry[0]);
+	return registry;
+}
+
+const struct stp_command *ext_find_command(uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_commands; j++)
+			if (registry[i]->commands[j].code == code)
+				return &registry[i]->commands[j];
+	return NULL;
+}
+
+const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8_t *offered,
+					   size_t n_offered)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++) {
+			const struct stp_method *m = &registry[i]->methods[j];
+			if (m->enabled && !m->enabled(c))
+				continue;
+			if (memchr(offered, m->code, n_offered))
+				return m;
+		}
+	return NULL;
+}

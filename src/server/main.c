@@ -1,0 +1,319 @@
+/*
+ * main.c - stpd's command line, start-up, signals and shutdown.
+ *
+ * The main thread parses the configuration, opens every listening socket
+ * (one per worker per address, before dropping privileges), starts the
+ * workers, then only waits for signals: SIGHUP reloads the configuration
+ * (a bad one is refused and the old one kept), SIGTERM/SIGINT drain.
+ */
+#include <ares.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "common/log.h"
+#include "common/sockaddr.h"
+#include "server/server.h"
+
+#define STPD_VERSION "0.1.0"
+#define MAX_CLI_LIST 64
+#define DRAIN_SECS 30
+
+struct options {
+	const char *conf_path;
+	bool check_only;
+	bool debug;
+	bool json;
+	int log_level; /* -1: from config */
+	const char *listen[MAX_CLI_LIST];
+	size_t n_listen;
+	const char *allow[MAX_CLI_LIST];
+	size_t n_allow;
+	const char *users;
+	const char *resolver;
+	long workers; /* -1: from config */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: stpd [-t] [-d] [-c FILE] [--listen ADDR:PORT]... [--allow CIDR]...\n"
+		"            [--users FILE] [--workers N] [--resolver ADDR[:PORT]]\n"
+		"            [--log-json] [--log-level LEVEL]\n"
+		"       stpd passwd FILE USER [--group G1,G2]\n"
+		"\n"
+		"  -c FILE               configuration file (default: embedded: 127.0.0.1:1080,\n"
+		"                        no authentication, loopback clients only)\n"
+		"  -t                    check the configuration and exit\n"
+		"  -d                    debug logging\n"
+		"  --listen ADDR:PORT    listen here instead (repeatable; [V6]:PORT for IPv6)\n"
+		"  --allow CIDR          only these client addresses (repeatable)\n"
+		"  --users FILE          require username/password (RFC 1929) from FILE\n"
+		"  --workers N           event-loop threads (default: one per core)\n"
+		"  --resolver ADDR[:PORT]  DNS server instead of /etc/resolv.conf\n"
+		"  --log-json            log JSON lines\n"
+		"  --log-level LEVEL     error, warning, notice, info or debug\n"
+		"  -V, --version         print the version\n");
+}
+
+static int parse_level(const char *s)
+{
+	static const struct { const char *name; int level; } levels[] = {
+		{ "error", LOG_ERR },   { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+		{ "info", LOG_INFO },   { "debug", LOG_DEBUG },
+	};
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(s, levels[i].name) == 0)
+			return levels[i].level;
+	return -1;
+}
+
+static void parse_args(struct options *o, int argc, char **argv)
+{
+	enum { OPT_LISTEN = 256, OPT_ALLOW, OPT_USERS, OPT_WORKERS, OPT_RESOLVER, OPT_JSON,
+	       OPT_LEVEL };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "allow", required_argument, NULL, OPT_ALLOW },
+		{ "users", required_argument, NULL, OPT_USERS },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "resolver", required_argument, NULL, OPT_RESOLVER },
+		{ "log-json", no_argument, NULL, OPT_JSON },
+		{ "log-level", required_argument, NULL, OPT_LEVEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	char *end;
+
+	memset(o, 0, sizeof(*o));
+	o->log_level = -1;
+	o->workers = -1;
+	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->conf_path = optarg; break;
+		case 't': o->check_only = true; break;
+		case 'd': o->debug = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("stpd %s\n", STPD_VERSION); exit(0);
+		case OPT_LISTEN:
+			if (o->n_listen == MAX_CLI_LIST)
+				fatalx("too many --listen");
+			o->listen[o->n_listen++] = optarg;
+			break;
+		case OPT_ALLOW:
+			if (o->n_allow == MAX_CLI_LIST)
+				fatalx("too many --allow");
+			o->allow[o->n_allow++] = optarg;
+			break;
+		case OPT_USERS: o->users = optarg; break;
+		case OPT_RESOLVER: o->resolver = optarg; break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_WORKERS:
+			o->workers = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || o->workers < 1 || o->workers > 1024) {
+				fprintf(stderr, "stpd: --workers: expected 1..1024, got '%s'\n",
+					optarg);
+				exit(2);
+			}
+			break;
+		case OPT_LEVEL:
+			if ((o->log_level = parse_level(optarg)) < 0) {
+				fprintf(stderr, "stpd: --log-level: unknown level '%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "stpd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		exit(2);
+	}
+}
+
+/* Loads the file (or the embedded default) and applies the command line.
+ * NULL with the errors in err. */
+static struct stp_conf *build_conf(const struct options *o, char *err, size_t errlen)
+{
+	struct stp_conf *c = o->conf_path ? conf_load(o->conf_path, err, errlen) : conf_default();
+	if (!c) {
+		if (!o->conf_path)
+			snprintf(err, errlen, "cannot build the default configuration");
+		return NULL;
+	}
+	if ((o->n_listen && conf_set_listeners(c, o->listen, o->n_listen, err, errlen) < 0) ||
+	    (o->n_allow && conf_set_allow(c, o->allow, o->n_allow, err, errlen) < 0) ||
+	    (o->users && conf_set_users_file(c, o->users, err, errlen) < 0)) {
+		conf_unref(c);
+		return NULL;
+	}
+	if (o->resolver) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (sa_parse(&ss, &len, o->resolver, 53) < 0) {
+			snprintf(err, errlen, "--resolver: bad address '%s'", o->resolver);
+			conf_unref(c);
+			return NULL;
+		}
+		c->has_resolver = true;
+		snprintf(c->resolver, sizeof(c->resolver), "%s", o->resolver);
+	}
+	if (o->workers > 0)
+		c->workers = (unsigned)o->workers;
+	if (o->json)
+		c->log_format = LOG_FMT_JSON;
+	if (o->log_level >= 0)
+		c->log_level = o->log_level;
+	if (o->debug)
+		c->log_level = LOG_DEBUG;
+	return c;
+}
+
+static struct snapshot *load_snapshot(const struct options *o, char *err, size_t errlen)
+{
+	struct stp_conf *c = build_conf(o, err, errlen);
+	if (!c)
+		return NULL;
+	struct snapshot *s = snapshot_new(c, err, errlen);
+	if (!s)
+		conf_unref(c);
+	return s;
+}
+
+static void drop_privileges(const char *user)
+{
+	struct passwd *pw;
+	if (!user[0])
+		return;
+	if (!(pw = getpwnam(user)))
+		fatalx("user %s: no such user", user);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		fatal("cannot drop privileges to %s", user);
+	log_info("running as %s", user);
+}
+
+/* The fd limit caps sessions: take all the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void reload(const struct options *o)
+{
+	char err[4096] = "";
+	struct snapshot *s = load_snapshot(o, err, sizeof(err));
+	if (!s) {
+		log_warnx("reload refused, keeping the running configuration:\n%s", err);
+		return;
+	}
+	log_setlevel(s->conf->log_level);
+	server_set_snapshot(s);
+	for (unsigned i = 0; i < g_server.n_workers; i++)
+		worker_request(&g_server.workers[i], true, false);
+	log_info("configuration reloaded%s%s", o->conf_path ? " from " : "",
+		 o->conf_path ? o->conf_path : "");
+}
+
+static int serve(const struct options *o, struct snapshot *boot)
+{
+	const struct stp_conf *c = boot->conf;
+	char err[1024], where[SA_STR_MAX];
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = c->workers ? c->workers : (unsigned)(cores > 0 ? cores : 1);
+	sigset_t sigs;
+
+	raise_fd_limit();
+	ares_library_init(ARES_LIB_INIT_ALL);
+	if (authpool_start(n > 1 ? n : 2) < 0)
+		fatalx("cannot start the authentication threads");
+	g_server.drain_secs = DRAIN_SECS;
+	g_server.snap = snapshot_ref(boot);
+	g_server.n_workers = n;
+	g_server.workers = calloc(n, sizeof(*g_server.workers));
+	if (!g_server.workers)
+		fatalx("out of memory");
+	for (unsigned i = 0; i < n; i++)
+		if (worker_init(&g_server.workers[i], i, boot, err, sizeof(err)) < 0)
+			fatalx("%s", err);
+	for (size_t i = 0; i < c->n_listeners; i++)
+		log_info("listening on %s (%s)",
+			 sa_str((const struct sockaddr *)&c->listeners[i].addr, where, sizeof(where)),
+			 c->listeners[i].name);
+	drop_privileges(c->run_as_user);
+
+	/* Workers inherit a mask with every signal we handle blocked. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < n; i++)
+		if (worker_spawn(&g_server.workers[i]) < 0)
+			fatalx("cannot start worker %u", i);
+	log_info("stpd %s ready: %u workers", STPD_VERSION, n);
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(o);
+			continue;
+		}
+		log_info("signal %d: draining %u sessions", sig, atomic_load(&g_server.sessions));
+		break;
+	}
+	for (unsigned i = 0; i < n; i++)
+		worker_request(&g_server.workers[i], false, true);
+	for (unsigned i = 0; i < n; i++)
+		worker_join(&g_server.workers[i]);
+	free(g_server.workers);
+	server_set_snapshot(NULL);
+	ares_library_cleanup();
+	log_info("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	char err[8192] = "";
+
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return authfile_passwd_main(argc - 1, argv + 1);
+	log_init("stpd", false, false, LOG_INFO);
+	parse_args(&o, argc, argv);
+
+	struct snapshot *boot = load_snapshot(&o, err, sizeof(err));
+	if (!boot) {
+		fprintf(stderr, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+		return 1;
+	}
+	if (o.check_only) {
+		printf("configuration OK\n");
+		snapshot_unref(boot);
+		return 0;
+	}
+	const struct stp_conf *c = boot->conf;
+	log_init("stpd", c->log_target == LOG_TO_SYSLOG, c->log_format == LOG_FMT_JSON,
+		 c->log_level);
+	int rc = serve(&o, boot);
+	snapshot_unref(boot);
+	return rc;
+}

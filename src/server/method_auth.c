@@ -1,0 +1,121 @@
+/*
+ * method_auth.c - the core authentication methods: X'00' (none) and X'02'
+ * (RFC 1929 username/password, checked off the loop by the auth pool).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "server/ext.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "server/sessionlog.h"
+
+static bool none_enabled(const struct stp_conf *c)
+{
+	return c->auth_methods & AUTH_BIT_NONE;
+}
+
+static void none_start(struct session *s)
+{
+	session_method_done(s, true);
+}
+
+static bool userpass_enabled(const struct stp_conf *c)
+{
+	return c->auth_methods & AUTH_BIT_USERPASS;
+}
+
+static void userpass_start(struct session *s)
+{
+	/* Nothing to send: the client speaks first (RFC 1929 section 2). */
+	session_update_io(s);
+}
+
+static void userpass_fail(struct session *s, const char *user, const char *why)
+{
+	static const uint8_t fail[2] = { SOCKS_USERPASS_VER, 0x01 };
+	sessionlog_auth_failed(s, user, why);
+	/* RFC 1929: on failure the server MUST close the connection. */
+	s->closing_after_flush = true;
+	snprintf(s->close_reason, sizeof(s->close_reason), "authentication failed");
+	session_send(s, fail, sizeof(fail));
+}
+
+static void userpass_checked(struct auth_job *job)
+{
+	if (job->cancelled) {
+		/* The session closed while the pool was busy; hs is ours now. */
+		struct worker *w = job->ctx;
+		struct handshake *hs =
+			(struct handshake *)((char *)job - offsetof(struct handshake, auth));
+		explicit_bzero(hs, sizeof(*hs));
+		free(hs);
+		w->auth_orphans--;
+		worker_session_ended(w);
+		return;
+	}
+	struct session *s = job->ctx;
+	static const uint8_t ok[2] = { SOCKS_USERPASS_VER, 0x00 };
+	s->auth_pending = false;
+	if (!job->ok) {
+		userpass_fail(s, job->user, "bad user name or password");
+		return;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", job->user);
+	s->n_groups = job->n_groups;
+	for (size_t i = 0; i < job->n_groups && i < AUTH_GROUPS_MAX; i++)
+		memcpy(s->groups[i], job->groups[i], sizeof(s->groups[i]));
+	if (session_send(s, ok, sizeof(ok)) < 0)
+		return;
+	session_method_done(s, true);
+}
+
+static void userpass_input(struct session *s)
+{
+	struct socks_userpass up;
+	struct socks_err err = { 0 };
+	size_t used = 0;
+	struct handshake *hs = s->hs;
+	enum socks_res r = socks_userpass_parse(&up, hs->in, hs->inlen, &used, &err);
+
+	if (r == SOCKS_MORE)
+		return; /* the handshake buffer (1 KiB) holds any valid message */
+	if (r == SOCKS_BAD) {
+		userpass_fail(s, "-", err.why ? err.why : "malformed request");
+		return;
+	}
+	session_consume(s, used);
+	if (up.ulen == 0 || up.plen == 0) {
+		explicit_bzero(&up, sizeof(up));
+		userpass_fail(s, "-", "empty user name or password");
+		return;
+	}
+	struct auth_job *job = &hs->auth;
+	memset(job, 0, sizeof(*job));
+	job->backend = s->conf->userpass_backend == USERPASS_PAM ? AUTH_BACKEND_PAM
+								 : AUTH_BACKEND_FILE;
+	job->file = s->snap->users;
+	job->pam_service = s->conf->pam_service;
+	memcpy(job->user, up.user, sizeof(job->user));
+	memcpy(job->pass, up.pass, sizeof(job->pass));
+	explicit_bzero(&up, sizeof(up));
+	job->done = userpass_checked;
+	job->ctx = s;
+	if (job->backend == AUTH_BACKEND_FILE && !job->file) {
+		explicit_bzero(job->pass, sizeof(job->pass));
+		userpass_fail(s, job->user, "no users file loaded");
+		return;
+	}
+	s->auth_pending = true;
+	session_set_state(s, SS_AUTH_WAIT);
+	session_update_io(s);
+	auth_submit(s->w->auth, job);
+}
+
+const struct stp_method core_methods[] = {
+	{ SOCKS_METHOD_USERPASS, userpass_enabled, userpass_start, userpass_input },
+	{ SOCKS_METHOD_NONE, none_enabled, none_start, NULL },
+};
+const size_t n_core_methods = sizeof(core_methods) / sizeof(core_methods[0]);

@@ -1,0 +1,245 @@
+/*
+ * resolve.c - see resolve.h.
+ *
+ * c-ares tells us which sockets it wants watched (sock_state_cb); we keep an
+ * ev_io per socket and one ev_timer for its retransmission timeouts, and
+ * call ares_process_fd() from both. A cancelled look-up keeps its struct
+ * until c-ares calls back, with the owner's pointer cleared.
+ */
+#include "server/resolve.h"
+
+#include <ares.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define RESOLVE_MAX_SOCKS 16
+
+struct resolver_sock {
+	ev_io io;
+	struct resolver *r;
+	ares_socket_t fd;
+	bool used;
+};
+
+struct resolver {
+	struct ev_loop *loop;
+	ares_channel channel;
+	ev_timer timer;
+	struct resolver_sock socks[RESOLVE_MAX_SOCKS];
+	unsigned pending, max_pending;
+};
+
+struct lookup {
+	struct resolver *r;
+	lookup_cb cb;
+	void *ctx; /* NULL once cancelled */
+	struct lookup **slot; /* the owner's handle, cleared when done */
+	uint16_t port;
+};
+
+static void arm_timer(struct resolver *r)
+{
+	struct timeval tv, *tvp = ares_timeout(r->channel, NULL, &tv);
+	ev_timer_stop(r->loop, &r->timer);
+	if (tvp && r->pending > 0) {
+		double secs = (double)tvp->tv_sec + (double)tvp->tv_usec / 1e6;
+		ev_timer_set(&r->timer, secs > 0 ? secs : 0.001, 0.);
+		ev_timer_start(r->loop, &r->timer);
+	}
+}
+
+static void on_sock(EV_P_ ev_io *w, int revents)
+{
+	struct resolver_sock *rs = w->data;
+	struct resolver *r = rs->r;
+	ares_process_fd(r->channel, (revents & EV_READ) ? rs->fd : ARES_SOCKET_BAD,
+			(revents & EV_WRITE) ? rs->fd : ARES_SOCKET_BAD);
+	arm_timer(r);
+}
+
+static void on_timer(EV_P_ ev_timer *w, int revents)
+{
+	struct resolver *r = w->data;
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	arm_timer(r);
+}
+
+static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct resolver *r = data;
+	struct resolver_sock *slot = NULL, *free_slot = NULL;
+
+	for (int i = 0; i < RESOLVE_MAX_SOCKS; i++) {
+		if (r->socks[i].used && r->socks[i].fd == fd)
+			slot = &r->socks[i];
+		else if (!r->socks[i].used && !free_slot)
+			free_slot = &r->socks[i];
+	}
+	if (!slot) {
+		if (!readable && !writable)
+			return;
+		if (!free_slot) {
+			log_warnx("resolver: too many DNS sockets");
+			return;
+		}
+		slot = free_slot;
+		slot->used = true;
+		slot->fd = fd;
+		slot->r = r;
+		slot->io.data = slot;
+	} else {
+		ev_io_stop(r->loop, &slot->io);
+	}
+	if (!readable && !writable) {
+		slot->used = false;
+		return;
+	}
+	ev_io_init(&slot->io, on_sock, fd, (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
+	slot->io.data = slot;
+	ev_io_start(r->loop, &slot->io);
+}
+
+struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+			      unsigned max_pending, char *err, size_t errlen)
+{
+	struct resolver *r = calloc(1, sizeof(*r));
+	struct ares_options opts;
+	int rc;
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.sock_state_cb = sock_state;
+	opts.sock_state_cb_data = r;
+	opts.timeout = (int)(timeout_secs ? timeout_secs * 1000 / 3 : 3000);
+	opts.tries = 3;
+	rc = ares_init_options(&r->channel, &opts,
+			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		free(r);
+		return NULL;
+	}
+	if (servers && *servers) {
+		rc = ares_set_servers_ports_csv(r->channel, servers);
+		if (rc != ARES_SUCCESS) {
+			snprintf(err, errlen, "resolver %s: %s", servers, ares_strerror(rc));
+			ares_destroy(r->channel);
+			free(r);
+			return NULL;
+		}
+	}
+	r->loop = loop;
+	r->max_pending = max_pending ? max_pending : 1024;
+	ev_timer_init(&r->timer, on_timer, 1., 0.);
+	r->timer.data = r;
+	return r;
+}
+
+void resolver_free(struct resolver *r)
+{
+	if (!r)
+		return;
+	/* Calls every pending callback with ARES_EDESTRUCTION. */
+	ares_destroy(r->channel);
+	for (int i = 0; i < RESOLVE_MAX_SOCKS; i++)
+		if (r->socks[i].used)
+			ev_io_stop(r->loop, &r->socks[i].io);
+	ev_timer_stop(r->loop, &r->timer);
+	free(r);
+}
+
+static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+	struct lookup *l = arg;
+	struct sockaddr_storage addrs[RESOLVE_MAX_ADDRS];
+	size_t n = 0;
+
+	l->r->pending--;
+	if (status == ARES_SUCCESS && res) {
+		for (struct ares_addrinfo_node *a = res->nodes; a && n < RESOLVE_MAX_ADDRS;
+		     a = a->ai_next) {
+			if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+				continue;
+			memset(&addrs[n], 0, sizeof(addrs[n]));
+			memcpy(&addrs[n], a->ai_addr, (size_t)a->ai_addrlen);
+			if (a->ai_family == AF_INET)
+				((struct sockaddr_in *)&addrs[n])->sin_port = htons(l->port);
+			else
+				((struct sockaddr_in6 *)&addrs[n])->sin6_port = htons(l->port);
+			n++;
+		}
+		if (n == 0)
+			status = ARES_ENODATA;
+	}
+	if (res)
+		ares_freeaddrinfo(res);
+	if (l->slot)
+		*l->slot = NULL;
+	if (l->ctx)
+		l->cb(l->ctx, status, addrs, n);
+	free(l);
+}
+
+int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
+		    struct lookup **slot)
+{
+	struct ares_addrinfo_hints hints;
+	struct lookup *l;
+
+	*slot = NULL;
+	if (r->pending >= r->max_pending)
+		return -1;
+	if (!(l = calloc(1, sizeof(*l))))
+		return -1;
+	l->r = r;
+	l->cb = cb;
+	l->ctx = ctx;
+	l->port = port;
+	l->slot = slot;
+	*slot = l;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = ARES_AI_NOSORT;
+	r->pending++;
+	/* May call on_result before returning (e.g. a name in /etc/hosts). */
+	ares_getaddrinfo(r->channel, name, NULL, &hints, on_result, l);
+	arm_timer(r);
+	return 0;
+}
+
+void resolver_cancel(struct lookup *l)
+{
+	if (l) {
+		l->ctx = NULL;
+		l->slot = NULL;
+	}
+}
+
+const char *resolver_strerror(int status)
+{
+	return ares_strerror(status);
+}
+
+uint8_t resolver_rep(int status)
+{
+	switch (status) {
+	case ARES_ENOTFOUND:
+	case ARES_ENODATA:
+	case ARES_ENONAME:
+	case ARES_EBADNAME:
+	case ARES_ETIMEOUT:
+	case ARES_ECONNREFUSED:
+	case ARES_ESERVFAIL:
+	case ARES_EREFUSED:
+		return 0x04; /* host unreachable */
+	default:
+		return 0x01;
+	}
+}

@@ -1,0 +1,36 @@
+/*
+ * resolve.h - asynchronous name look-ups with c-ares on a worker's libev
+ * loop, with a bound on the look-ups pending at once.
+ */
+#ifndef STP_SERVER_RESOLVE_H
+#define STP_SERVER_RESOLVE_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define RESOLVE_MAX_ADDRS 16
+
+struct resolver;
+struct lookup;
+
+/* status 0: addrs[0..n) with port set; else a c-ares status code. Never
+ * called after resolver_cancel(). */
+typedef void (*lookup_cb)(void *ctx, int status, const struct sockaddr_storage *addrs, size_t n);
+
+/* servers: NULL for /etc/resolv.conf, else "ADDR[:PORT]" / "[V6]:PORT". */
+struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+			      unsigned max_pending, char *err, size_t errlen);
+void resolver_free(struct resolver *r);
+/* Starts a look-up; *slot holds its handle until the callback runs (it is
+ * cleared first), which may happen before this returns. -1 when max_pending
+ * look-ups are already running (or out of memory). */
+int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
+		    struct lookup **slot);
+void resolver_cancel(struct lookup *l);
+const char *resolver_strerror(int status);
+/* SOCKS5 reply for a failed look-up. */
+uint8_t resolver_rep(int status);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * server.h - process-wide state of stpd: the current configuration
+ * snapshot and the workers (one thread + one libev loop each).
+ */
+#ifndef STP_SERVER_SERVER_H
+#define STP_SERVER_SERVER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/conf.h"
+
+struct authfile;
+struct session;
+
+/* What a session runs under: the config and what was loaded from it. */
+struct snapshot {
+	atomic_int refs;
+	struct stp_conf *conf;
+	struct authfile *users; /* NULL unless userpass with a file backend */
+};
+
+/* Builds a snapshot (loads the users file). NULL with a message in err. */
+struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen);
+struct snapshot *snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+
+struct listener {
+	struct worker *w;
+	const struct conf_listener *conf; /* from the snapshot the server started with */
+	int fd;
+	ev_io io;
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct ev_loop *loop;
+	ev_async wake;              /* reload / stop requests from the main thread */
+	atomic_bool want_reload, want_stop;
+	ev_timer accept_pause;      /* EMFILE back-off */
+	ev_timer drain;
+	bool draining;
+
+	struct listener *listeners;
+	size_t n_listeners;
+
+	struct snapshot *snap;      /* current, for new sessions */
+	struct resolver *resolver;
+	struct pipepool *pipes;
+	struct authpool_loop *auth;
+	unsigned auth_orphans;      /* auth jobs of closed sessions still in the pool */
+
+	struct session *sessions;   /* list, for draining */
+	unsigned n_sessions;
+	uint8_t *scratch;           /* one datagram (64 KiB + header), shared by sessions */
+};
+
+#define WORKER_SCRATCH_SIZE (65536 + 512)
+
+struct server {
+	struct worker *workers;
+	unsigned n_workers;
+	pthread_mutex_t lock;       /* guards snap */
+	struct snapshot *snap;
+	atomic_uint_fast64_t next_session_id;
+	atomic_uint sessions;       /* open sessions, all workers */
+	unsigned drain_secs;
+};
+
+extern struct server g_server;
+
+/* The current snapshot, referenced for the caller. */
+struct snapshot *server_snapshot(void);
+/* Replaces the current snapshot (takes the caller's reference). */
+void server_set_snapshot(struct snapshot *s);
+
+/* worker.c */
+int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err, size_t errlen);
+int worker_spawn(struct worker *w);
+void worker_request(struct worker *w, bool reload, bool stop);
+void worker_join(struct worker *w);
+void worker_session_ended(struct worker *w);
+
+/* listener.c */
+/* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
+int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
+void listener_start(struct listener *l);
+void listener_pause(struct worker *w, double secs);
+void listener_close_all(struct worker *w);
+
+/* limits.c: global and per-client session counts. */
+bool limits_acquire(const struct sockaddr *client, const struct conf_limits *lim,
+		    const char **why);
+void limits_release(const struct sockaddr *client);
+
+#endif

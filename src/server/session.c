@@ -1,0 +1,633 @@
+/*
+ * session.c - the per-client state machine of stpd: PROXY header, method
+ * greeting (or a SOCKS4 request), method sub-negotiation, request, then a
+ * command handler, then the relay. Every path ends in session_close().
+ */
+#include "server/session.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sockaddr.h"
+#include "proto/proxyproto.h"
+#include "server/ext.h"
+#include "server/server.h"
+#include "server/sessionlog.h"
+
+static const char *const state_names[] = {
+	[SS_PROXYHDR] = "proxy-header", [SS_GREETING] = "greeting", [SS_AUTH] = "auth",
+	[SS_AUTH_WAIT] = "auth-wait",   [SS_REQUEST] = "request",   [SS_COMMAND] = "command",
+	[SS_RELAY] = "relay",           [SS_CLOSED] = "closed",
+};
+
+static void advance(struct session *s);
+static void on_client(EV_P_ ev_io *w, int revents);
+
+void session_set_state(struct session *s, enum session_state st)
+{
+	if (log_getlevel() >= LOG_DEBUG)
+		log_debug("session %llu: %s -> %s", (unsigned long long)s->id,
+			  state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+const char *session_tag(const struct session *s, char *out, size_t cap)
+{
+	char client[SA_STR_MAX];
+	snprintf(out, cap, "id=%llu client=%s user=%s", (unsigned long long)s->id,
+		 sa_str((const struct sockaddr *)&s->client, client, sizeof(client)),
+		 s->user[0] ? s->user : "-");
+	return out;
+}
+
+uint8_t session_errno_rep(int err)
+{
+	switch (err) {
+	case 0: return SOCKS5_REP_SUCCEEDED;
+	case ECONNREFUSED: return SOCKS5_REP_CONN_REFUSED;
+	case ENETUNREACH:
+	case ENETDOWN: return SOCKS5_REP_NET_UNREACHABLE;
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+	case EADDRNOTAVAIL: return SOCKS5_REP_HOST_UNREACHABLE;
+	case ETIMEDOUT: return SOCKS5_REP_TTL_EXPIRED;
+	case EACCES:
+	case EPERM: return SOCKS5_REP_NOT_ALLOWED;
+	case EAFNOSUPPORT:
+	case EPROTONOSUPPORT: return SOCKS5_REP_ATYP_NOT_SUPPORTED;
+	default: return SOCKS5_REP_GENERAL_FAILURE;
+	}
+}
+
+/* ---- client I/O during the handshake ---- */
+
+static void set_io(struct session *s, int events)
+{
+	if (s->io.events == events && ev_is_active(&s->io))
+		return;
+	ev_io_stop(s->w->loop, &s->io);
+	if (events) {
+		ev_io_set(&s->io, s->fd, events);
+		ev_io_start(s->w->loop, &s->io);
+	}
+}
+
+/* Wanted events follow from the state: read while a parser wants bytes,
+ * write while a reply is queued. */
+void session_update_io(struct session *s)
+{
+	int ev = 0;
+	if (!s->hs)
+		return;
+	if (s->hs->outlen > s->hs->outoff)
+		ev |= EV_WRITE;
+	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
+		 s->state == SS_REQUEST)
+		ev |= EV_READ;
+	set_io(s, ev);
+}
+
+/* 1 when everything is written, 0 when it would block, -1 on error. */
+static int flush_out(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	while (hs->outlen > hs->outoff) {
+		ssize_t n = send(s->fd, hs->out + hs->outoff, hs->outlen - hs->outoff,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		hs->outoff += (size_t)n;
+	}
+	hs->outlen = hs->outoff = 0;
+	return 1;
+}
+
+int session_send(struct session *s, const uint8_t *p, size_t n)
+{
+	struct handshake *hs = s->hs;
+	if (!hs || hs->outlen + n > sizeof(hs->out)) {
+		session_close(s, "reply does not fit");
+		return -1;
+	}
+	memcpy(hs->out + hs->outlen, p, n);
+	hs->outlen += n;
+	int f = flush_out(s);
+	if (f < 0) {
+		session_close(s, "client write error");
+		return -1;
+	}
+	if (f > 0 && s->closing_after_flush) {
+		session_close(s, s->close_reason);
+		return -1;
+	}
+	session_update_io(s);
+	return 0;
+}
+
+int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bool close)
+{
+	uint8_t buf[SOCKS5_REPLY_MAX];
+	struct socks_addr a;
+	size_t n;
+
+	if (bnd && sa_to_socks(&a, bnd) < 0)
+		bnd = NULL;
+	if (s->version == SOCKS4_VER) {
+		static const uint8_t zero[4];
+		uint8_t r4 = rep == SOCKS5_REP_SUCCEEDED ? SOCKS4_REP_GRANTED
+							 : SOCKS4_REP_REJECTED;
+		bool v4 = bnd && a.atyp == SOCKS_ATYP_IPV4;
+		n = socks4_reply_write(buf, sizeof(buf), r4, v4 ? a.port : 0, v4 ? a.u.v4 : zero);
+	} else {
+		n = socks5_reply_write(buf, sizeof(buf), rep, bnd ? &a : NULL);
+	}
+	s->rep = rep;
+	s->rep_sent = true;
+	if (close) {
+		s->closing_after_flush = true;
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s", socks5_rep_name(rep));
+	}
+	return session_send(s, buf, n);
+}
+
+/* Ends the session once a final reply is written, with this reason. */
+static void reply_and_close(struct session *s, uint8_t rep, const char *reason)
+{
+	session_reply(s, rep, NULL, true);
+	/* session_reply may have closed the session already; if not, the
+	 * reason replaces the reply name once the write completes. */
+	if (s->state != SS_CLOSED && s->closing_after_flush)
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+}
+
+void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int))
+{
+	ev_timer_stop(s->w->loop, &s->timer);
+	if (secs == 0)
+		return;
+	ev_timer_init(&s->timer, cb, (ev_tstamp)secs, 0.);
+	s->timer.data = s;
+	ev_timer_start(s->w->loop, &s->timer);
+}
+
+static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
+{
+	struct session *s = w->data;
+	log_info("session %llu: handshake timeout in %s", (unsigned long long)s->id,
+		 state_names[s->state]);
+	session_close(s, "handshake timeout");
+}
+
+/* ---- rules ---- */
+
+bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
+		     const char *dst_name, uint16_t dst_port, bool log_denial)
+{
+	const char *groups[AUTH_GROUPS_MAX];
+	const struct stp_conf *c = s->conf;
+	for (size_t i = 0; i < s->n_groups; i++)
+		groups[i] = s->groups[i];
+	struct rule_ctx ctx = {
+		.client = (const struct sockaddr *)&s->client,
+		.listener = s->listener->name,
+		.user = s->user[0] ? s->user : NULL,
+		.groups = groups,
+		.n_groups = s->n_groups,
+		.command = rule_cmd,
+		.dst_name = dst_name,
+		.dst_addr = dst_addr,
+		.dst_port = dst_port,
+		.now = time(NULL),
+	};
+	const struct rule *r = rules_match(c->request_rules, c->n_request_rules, &ctx);
+	const char *why = NULL;
+	if (!r || r->action != RULE_PASS)
+		why = "blocked";
+	else if (r->max_sessions && rule_cmd != RULE_CMD_UDPREPLY &&
+		 rule_cmd != RULE_CMD_BINDREPLY && s->rule != r &&
+		 atomic_load(&((struct rule *)r)->active) >= r->max_sessions)
+		why = "session limit of rule reached";
+	if (why) {
+		if (log_denial)
+			sessionlog_deny(s, rule_cmd, dst_addr, dst_name, dst_port, r, why);
+		return false;
+	}
+	/* The first rule that passes a command holds a session slot. */
+	if (!s->rule && r->max_sessions && rule_cmd != RULE_CMD_UDPREPLY &&
+	    rule_cmd != RULE_CMD_BINDREPLY) {
+		s->rule = r;
+		atomic_fetch_add(&((struct rule *)r)->active, 1);
+	}
+	return true;
+}
+
+/* ---- phases ---- */
+
+static bool admit(struct session *s)
+{
+	const struct stp_conf *c = s->conf;
+	struct rule_ctx ctx = {
+		.client = (const struct sockaddr *)&s->client,
+		.listener = s->listener->name,
+		.now = time(NULL),
+	};
+	const char *why;
+	const struct rule *r = rules_match(c->client_rules, c->n_client_rules, &ctx);
+	if (!r || r->action != RULE_PASS) {
+		sessionlog_deny(s, 0, NULL, NULL, 0, r, "client blocked");
+		session_close(s, "client blocked by rule");
+		return false;
+	}
+	if (!limits_acquire((const struct sockaddr *)&s->client, &c->limits, &why)) {
+		char tag[SA_STR_MAX + 300];
+		log_warnx("refused %s: %s", session_tag(s, tag, sizeof(tag)), why);
+		session_close(s, why);
+		return false;
+	}
+	s->counted_client = true;
+	return true;
+}
+
+/* Drops `used` bytes from the front of the input buffer. */
+void session_consume(struct session *s, size_t used)
+{
+	struct handshake *hs = s->hs;
+	memmove(hs->in, hs->in + used, hs->inlen - used);
+	hs->inlen -= used;
+}
+
+static void bad_input(struct session *s, const struct socks_err *err, const char *what)
+{
+	char tag[SA_STR_MAX + 300];
+	log_warnx("%s: bad %s: %s", session_tag(s, tag, sizeof(tag)), what,
+		  err->why ? err->why : "malformed");
+}
+
+/* MORE with a full buffer can never complete: a protocol error. */
+static bool buffer_full(struct session *s, const char *what)
+{
+	if (s->hs->inlen < sizeof(s->hs->in))
+		return false;
+	char tag[SA_STR_MAX + 300];
+	log_warnx("%s: %s exceeds %zu bytes", session_tag(s, tag, sizeof(tag)), what,
+		  sizeof(s->hs->in));
+	session_close(s, "handshake too long");
+	return true;
+}
+
+static void do_proxyhdr(struct session *s)
+{
+	struct proxy_hdr ph;
+	struct socks_err err = { 0 };
+	size_t used = 0;
+	enum socks_res r = proxyproto_parse(&ph, s->hs->in, s->hs->inlen, &used, &err);
+	if (r == SOCKS_MORE) {
+		buffer_full(s, "PROXY header");
+		return;
+	}
+	if (r == SOCKS_BAD) {
+		bad_input(s, &err, "PROXY header");
+		session_close(s, "bad PROXY header");
+		return;
+	}
+	session_consume(s, used);
+	if (!ph.local && ph.family == PROXY_FAM_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&s->client;
+		memset(&s->client, 0, sizeof(s->client));
+		a->sin_family = AF_INET;
+		memcpy(&a->sin_addr, ph.src, 4);
+		a->sin_port = htons(ph.sport);
+	} else if (!ph.local && ph.family == PROXY_FAM_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->client;
+		memset(&s->client, 0, sizeof(s->client));
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, ph.src, 16);
+		a->sin6_port = htons(ph.sport);
+		sa_unmap(&s->client);
+	}
+	if (!admit(s))
+		return;
+	session_set_state(s, SS_GREETING);
+	advance(s);
+}
+
+static void dispatch(struct session *s)
+{
+	const struct stp_command *cmd = ext_find_command(s->cmd);
+	if (!cmd || (s->version == SOCKS4_VER && !cmd->socks4)) {
+		char tag[SA_STR_MAX + 300];
+		log_info("%s: command 0x%02x not supported", session_tag(s, tag, sizeof(tag)),
+			 s->cmd);
+		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
+		return;
+	}
+	ev_timer_stop(s->w->loop, &s->timer);
+	session_set_state(s, SS_COMMAND);
+	session_update_io(s);
+	cmd->start(s);
+}
+
+static void do_socks4(struct session *s)
+{
+	struct socks4_request req;
+	struct socks_err err = { 0 };
+	size_t used = 0;
+	enum socks_res r = socks4_request_parse(&req, s->hs->in, s->hs->inlen, &used, &err);
+	if (r == SOCKS_MORE) {
+		buffer_full(s, "SOCKS4 request");
+		return;
+	}
+	s->version = SOCKS4_VER;
+	if (r == SOCKS_BAD) {
+		bad_input(s, &err, "SOCKS4 request");
+		reply_and_close(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
+		return;
+	}
+	session_consume(s, used);
+	s->cmd = req.cmd;
+	s->target = req.dst;
+	if (!(s->conf->auth_methods & AUTH_BIT_NONE)) {
+		/* SOCKS4 has no authentication: it cannot satisfy a server that
+		 * requires one. */
+		char tag[SA_STR_MAX + 300];
+		log_info("%s: SOCKS4 refused: authentication required",
+			 session_tag(s, tag, sizeof(tag)));
+		reply_and_close(s, SOCKS5_REP_NOT_ALLOWED, "SOCKS4 without authentication");
+		return;
+	}
+	dispatch(s);
+}
+
+static void do_greeting(struct session *s)
+{
+	struct socks5_greeting g;
+	struct socks_err err = { 0 };
+	size_t used = 0;
+
+	if (s->hs->inlen == 0)
+		return;
+	if (s->hs->in[0] == SOCKS4_VER) {
+		do_socks4(s);
+		return;
+	}
+	enum socks_res r = socks5_greeting_parse(&g, s->hs->in, s->hs->inlen, &used, &err);
+	if (r == SOCKS_MORE) {
+		buffer_full(s, "greeting");
+		return;
+	}
+	if (r == SOCKS_BAD) {
+		bad_input(s, &err, "greeting");
+		session_close(s, "bad greeting"); /* RFC 1928: no reply to a bad version */
+		return;
+	}
+	session_consume(s, used);
+	s->version = SOCKS5_VER;
+	const struct stp_method *m = ext_choose_method(s->conf, g.methods, g.nmethods);
+	uint8_t choice[2];
+	size_t n = socks5_choice_write(choice, sizeof(choice),
+				       m ? m->code : SOCKS_METHOD_NOACCEPT);
+	if (!m) {
+		char tag[SA_STR_MAX + 300];
+		log_info("%s: no acceptable authentication method among %u offered",
+			 session_tag(s, tag, sizeof(tag)), g.nmethods);
+		s->closing_after_flush = true;
+		snprintf(s->close_reason, sizeof(s->close_reason), "no acceptable method");
+		session_send(s, choice, n);
+		return;
+	}
+	s->hs->method = m->code;
+	s->method = m;
+	if (session_send(s, choice, n) < 0)
+		return;
+	session_set_state(s, SS_AUTH);
+	m->start(s);
+}
+
+void session_method_done(struct session *s, bool ok)
+{
+	if (!ok)
+		return; /* the method closed the session */
+	session_set_state(s, SS_REQUEST);
+	session_update_io(s);
+	advance(s);
+}
+
+static void do_request(struct session *s)
+{
+	struct socks5_request req;
+	struct socks_err err = { 0 };
+	size_t used = 0;
+	enum socks_res r = socks5_request_parse(&req, s->hs->in, s->hs->inlen, &used, &err);
+	if (r == SOCKS_MORE) {
+		buffer_full(s, "request");
+		return;
+	}
+	if (r == SOCKS_BAD) {
+		bad_input(s, &err, "request");
+		if (s->hs->inlen >= 2)
+			s->cmd = s->hs->in[1];
+		reply_and_close(s, err.rep, "bad request");
+		return;
+	}
+	session_consume(s, used);
+	s->cmd = req.cmd;
+	s->target = req.dst;
+	dispatch(s);
+}
+
+/* Runs parsers over buffered input until one needs more bytes. */
+static void advance(struct session *s)
+{
+	enum session_state before;
+	do {
+		before = s->state;
+		switch (s->state) {
+		case SS_PROXYHDR: do_proxyhdr(s); break;
+		case SS_GREETING: do_greeting(s); break;
+		case SS_AUTH:
+			if (s->method && s->method->on_input && s->hs->inlen > 0)
+				s->method->on_input(s);
+			break;
+		case SS_REQUEST:
+			if (s->hs->inlen > 0)
+				do_request(s);
+			break;
+		default: return;
+		}
+		/* A parser that closed the session returns with SS_CLOSED. */
+	} while (s->state != before && s->state != SS_CLOSED && s->hs && s->hs->inlen > 0);
+}
+
+static void on_client(EV_P_ ev_io *w, int revents)
+{
+	struct session *s = w->data;
+	struct handshake *hs = s->hs;
+
+	if (revents & EV_WRITE) {
+		int f = flush_out(s);
+		if (f < 0) {
+			session_close(s, "client write error");
+			return;
+		}
+		if (f > 0 && s->closing_after_flush) {
+			session_close(s, s->close_reason);
+			return;
+		}
+		session_update_io(s);
+	}
+	if (!(revents & EV_READ) || s->state == SS_CLOSED)
+		return;
+	ssize_t n = recv(s->fd, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen, 0);
+	if (n == 0) {
+		session_close(s, "client closed during handshake");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			session_close(s, "client read error during handshake");
+		return;
+	}
+	hs->inlen += (size_t)n;
+	advance(s);
+}
+
+void session_start(struct worker *w, const struct conf_listener *l, int fd,
+		   const struct sockaddr_storage *peer)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	socklen_t len = sizeof(s->local);
+
+	if (s)
+		s->hs = calloc(1, sizeof(*s->hs));
+	if (!s || !s->hs) {
+		log_warnx("out of memory for a new session");
+		free(s);
+		close(fd);
+		return;
+	}
+	s->id = atomic_fetch_add(&g_server.next_session_id, 1) + 1;
+	s->w = w;
+	s->listener = l;
+	s->snap = snapshot_ref(w->snap);
+	s->conf = s->snap->conf;
+	s->fd = fd;
+	s->relay.fd[1] = -1;
+	s->client = *peer;
+	sa_unmap(&s->client);
+	getsockname(fd, (struct sockaddr *)&s->local, &len);
+	sa_unmap(&s->local);
+	s->started = ev_now(w->loop);
+	s->state = SS_GREETING;
+	ev_io_init(&s->io, on_client, fd, EV_READ);
+	s->io.data = s;
+
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->n_sessions++;
+	atomic_fetch_add(&g_server.sessions, 1);
+
+	session_arm_timer(s, s->conf->timeouts.handshake, on_handshake_timeout);
+	if (l->proxy_protocol) {
+		s->state = SS_PROXYHDR;
+	} else if (!admit(s)) {
+		return;
+	}
+	session_update_io(s);
+}
+
+/* ---- relay hand-over ---- */
+
+static void on_relay_done(struct relay *r, const char *reason)
+{
+	struct session *s = (struct session *)((char *)r - offsetof(struct session, relay));
+	s->up = r->half[0].bytes;
+	s->down = r->half[1].bytes;
+	session_close(s, reason);
+}
+
+void session_start_relay(struct session *s, int peer)
+{
+	const struct stp_conf *c = s->conf;
+	unsigned idle = s->rule && s->rule->idle_timeout ? s->rule->idle_timeout
+							 : c->timeouts.idle;
+	struct handshake *hs = s->hs;
+
+	ev_io_stop(s->w->loop, &s->io);
+	ev_timer_stop(s->w->loop, &s->timer);
+	session_set_state(s, SS_RELAY);
+	if (relay_start(&s->relay, s->w->loop, s->w->pipes, s->fd, peer, hs->in, hs->inlen, idle,
+			c->limits.relay_buffer, on_relay_done) < 0) {
+		s->relay.fd[1] = peer;
+		session_close(s, "out of memory");
+		return;
+	}
+	/* The handshake state is no longer needed: keep idle sessions small. */
+	s->hs = NULL;
+	free(hs);
+}
+
+/* ---- the end ---- */
+
+void session_close(struct session *s, const char *reason)
+{
+	struct worker *w = s->w;
+
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->state == SS_RELAY) {
+		s->up = s->relay.half[0].bytes;
+		s->down = s->relay.half[1].bytes;
+	}
+	session_set_state(s, SS_CLOSED);
+	sessionlog_session(s, reason);
+
+	ev_io_stop(w->loop, &s->io);
+	ev_timer_stop(w->loop, &s->timer);
+	if (s->cmd_ops && s->cmd_ops->destroy)
+		s->cmd_ops->destroy(s);
+	relay_stop(&s->relay);
+	if (s->relay.fd[1] >= 0)
+		close(s->relay.fd[1]);
+	close(s->fd);
+	if (s->hs) {
+		if (s->auth_pending) {
+			/* The pool still holds the job inside hs: it frees hs. */
+			s->hs->auth.ctx = w; /* the job's owner is gone */
+			auth_cancel(&s->hs->auth);
+			w->auth_orphans++;
+		} else {
+			explicit_bzero(s->hs, sizeof(*s->hs));
+			free(s->hs);
+		}
+		s->hs = NULL;
+	}
+	if (s->rule)
+		atomic_fetch_sub(&((struct rule *)s->rule)->active, 1);
+	if (s->counted_client)
+		limits_release((const struct sockaddr *)&s->client);
+	snapshot_unref(s->snap);
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->n_sessions--;
+	atomic_fetch_sub(&g_server.sessions, 1);
+	free(s);
+	worker_session_ended(w);
+}

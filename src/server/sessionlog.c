@@ -1,0 +1,151 @@
+/*
+ * sessionlog.c - see sessionlog.h.
+ */
+#include "server/sessionlog.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/sockaddr.h"
+#include "policy/rules.h"
+#include "server/server.h"
+#include "server/session.h"
+
+const char *rule_cmd_name(uint32_t rule_cmd)
+{
+	switch (rule_cmd) {
+	case 0: return "-";
+	case RULE_CMD_CONNECT: return "connect";
+	case RULE_CMD_BIND: return "bind";
+	case RULE_CMD_BINDREPLY: return "bindreply";
+	case RULE_CMD_UDPASSOCIATE: return "udpassociate";
+	case RULE_CMD_UDPREPLY: return "udpreply";
+	case RULE_CMD_TRANSPARENT: return "transparent";
+	case RULE_CMD_MCAST_JOIN: return "mcast-join";
+	case RULE_CMD_MCAST_LEAVE: return "mcast-leave";
+	default: return "unknown";
+	}
+}
+
+static const char *session_cmd_name(const struct session *s)
+{
+	if (s->state < SS_COMMAND && !s->rep_sent)
+		return "-";
+	return socks5_cmd_name(s->cmd);
+}
+
+static const char *target_str(const struct session *s, char *out, size_t cap)
+{
+	if (s->target.atyp == 0)
+		return strcpy(out, "-");
+	return socks_addr_str(&s->target, out, cap);
+}
+
+/* Escapes a value for JSON into out. */
+static const char *j(char *out, size_t cap, const char *v)
+{
+	log_json_escape(out, cap, v);
+	return out;
+}
+
+void sessionlog_session(const struct session *s, const char *result)
+{
+	char client[SA_STR_MAX], target[SA_STR_MAX], bound[SA_STR_MAX];
+	char line[4096];
+	const char *user = s->user[0] ? s->user : "-";
+	const char *rep = s->rep_sent ? socks5_rep_name(s->rep) : "-";
+	double dur = ev_now(s->w->loop) - s->started;
+	int level = s->rule && s->rule->log_level >= 0 ? s->rule->log_level : LOG_INFO;
+
+	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
+	target_str(s, target, sizeof(target));
+	if (s->bound.ss_family)
+		sa_str((const struct sockaddr *)&s->bound, bound, sizeof(bound));
+	else
+		strcpy(bound, "-");
+	if (log_json()) {
+		char e1[600], e2[600], e3[300], e4[300];
+		snprintf(line, sizeof(line),
+			 "\"event\":\"session\",\"id\":%llu,\"client\":\"%s\",\"listener\":\"%s\","
+			 "\"user\":\"%s\",\"cmd\":\"%s\",\"target\":\"%s\",\"bound\":\"%s\","
+			 "\"up\":%llu,\"down\":%llu,\"duration\":%.3f,\"rep\":\"%s\","
+			 "\"result\":\"%s\"",
+			 (unsigned long long)s->id, client, j(e1, sizeof(e1), s->listener->name),
+			 j(e2, sizeof(e2), user), session_cmd_name(s),
+			 j(e3, sizeof(e3), target), bound, (unsigned long long)s->up,
+			 (unsigned long long)s->down, dur, rep, j(e4, sizeof(e4), result));
+		log_record(level, "", line);
+		return;
+	}
+	snprintf(line, sizeof(line),
+		 "session id=%llu client=%s listener=%s user=%s cmd=%s target=%s bound=%s "
+		 "up=%llu down=%llu duration=%.3f rep=\"%s\" result=\"%s\"",
+		 (unsigned long long)s->id, client, s->listener->name, user, session_cmd_name(s),
+		 target, bound, (unsigned long long)s->up, (unsigned long long)s->down, dur, rep,
+		 result);
+	log_record(level, line, NULL);
+}
+
+void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
+		     const char *dst_name, uint16_t dst_port, const struct rule *r,
+		     const char *why)
+{
+	char client[SA_STR_MAX], target[SA_STR_MAX], rule[300], line[4096];
+	const char *user = s->user[0] ? s->user : "-";
+	int level = r && r->log_level >= 0 ? r->log_level : LOG_NOTICE;
+
+	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
+	rules_describe(r, rule, sizeof(rule));
+	if (dst_name) {
+		struct socks_addr a = { .atyp = SOCKS_ATYP_DOMAIN, .port = dst_port };
+		a.namelen = (uint8_t)strnlen(dst_name, SOCKS_DOMAIN_MAX);
+		memcpy(a.u.name, dst_name, a.namelen);
+		socks_addr_str(&a, target, sizeof(target));
+	} else if (dst_addr) {
+		sa_str(dst_addr, target, sizeof(target));
+	} else {
+		strcpy(target, "-");
+	}
+	if (log_json()) {
+		char e1[600], e2[300];
+		snprintf(line, sizeof(line),
+			 "\"event\":\"deny\",\"id\":%llu,\"client\":\"%s\",\"listener\":\"%s\","
+			 "\"user\":\"%s\",\"cmd\":\"%s\",\"target\":\"%s\",\"rule\":\"%s\","
+			 "\"why\":\"%s\"",
+			 (unsigned long long)s->id, client, s->listener->name,
+			 j(e1, sizeof(e1), user), rule_cmd_name(rule_cmd),
+			 j(e2, sizeof(e2), target), rule, why);
+		log_record(level, "", line);
+		return;
+	}
+	snprintf(line, sizeof(line),
+		 "deny id=%llu client=%s listener=%s user=%s cmd=%s target=%s rule=\"%s\" why=\"%s\"",
+		 (unsigned long long)s->id, client, s->listener->name, user,
+		 rule_cmd_name(rule_cmd), target, rule, why);
+	log_record(level, line, NULL);
+}
+
+void sessionlog_auth_failed(const struct session *s, const char *user, const char *why)
+{
+	char client[SA_STR_MAX], line[1024], safe[256];
+	size_t i;
+
+	/* The user name is client input: print it safely. */
+	for (i = 0; user[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = (user[i] > 0x20 && user[i] < 0x7f) ? user[i] : '?';
+	safe[i] = '\0';
+	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
+	if (log_json()) {
+		char e1[600];
+		snprintf(line, sizeof(line),
+			 "\"event\":\"auth-failed\",\"id\":%llu,\"client\":\"%s\",\"user\":\"%s\","
+			 "\"why\":\"%s\"",
+			 (unsigned long long)s->id, client, j(e1, sizeof(e1), safe), why);
+		log_record(LOG_WARNING, "", line);
+		return;
+	}
+	snprintf(line, sizeof(line), "auth failed id=%llu client=%s user=%s why=\"%s\"",
+		 (unsigned long long)s->id, client, safe, why);
+	log_record(LOG_WARNING, line, NULL);
+}

@@ -1,0 +1,63 @@
+/*
+ * snapshot.c - a config snapshot plus what was loaded because of it (the
+ * users file), swapped whole on reload; sessions hold a reference.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "auth/auth.h"
+#include "server/server.h"
+
+struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
+{
+	struct snapshot *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((conf->auth_methods & AUTH_BIT_USERPASS) && conf->userpass_backend == USERPASS_FILE) {
+		s->users = authfile_load(conf->users_file, err, errlen);
+		if (!s->users) {
+			free(s);
+			return NULL;
+		}
+	}
+	atomic_init(&s->refs, 1);
+	s->conf = conf;
+	return s;
+}
+
+struct snapshot *snapshot_ref(struct snapshot *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void snapshot_unref(struct snapshot *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	authfile_free(s->users);
+	conf_unref(s->conf);
+	free(s);
+}
+
+struct snapshot *server_snapshot(void)
+{
+	pthread_mutex_lock(&g_server.lock);
+	struct snapshot *s = snapshot_ref(g_server.snap);
+	pthread_mutex_unlock(&g_server.lock);
+	return s;
+}
+
+void server_set_snapshot(struct snapshot *s)
+{
+	pthread_mutex_lock(&g_server.lock);
+	struct snapshot *old = g_server.snap;
+	g_server.snap = s;
+	pthread_mutex_unlock(&g_server.lock);
+	if (old)
+		snapshot_unref(old);
+}

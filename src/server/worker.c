@@ -1,0 +1,153 @@
+/*
+ * worker.c - one thread, one libev loop: its own listening sockets
+ * (SO_REUSEPORT), resolver, pipe cache and auth completions. The main thread
+ * talks to it only through want_reload / want_stop and an ev_async.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "common/log.h"
+#include "server/ext.h"
+#include "server/resolve.h"
+#include "server/server.h"
+#include "server/session.h"
+
+#define PIPES_CACHED 64
+
+static void maybe_finish_drain(struct worker *w)
+{
+	if (w->draining && w->n_sessions == 0 && w->auth_orphans == 0)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+void worker_session_ended(struct worker *w)
+{
+	maybe_finish_drain(w);
+}
+
+static void on_drain_timeout(EV_P_ ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	log_info("worker %u: closing %u sessions still open after drain time", w->id,
+		 w->n_sessions);
+	while (w->sessions)
+		session_close(w->sessions, "server shutting down");
+	maybe_finish_drain(w);
+}
+
+static void start_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	listener_close_all(w);
+	ev_timer_init(&w->drain, on_drain_timeout, g_server.drain_secs, 0.);
+	w->drain.data = w;
+	ev_timer_start(w->loop, &w->drain);
+	maybe_finish_drain(w);
+}
+
+static void on_wake(EV_P_ ev_async *a, int revents)
+{
+	struct worker *w = a->data;
+	if (atomic_exchange(&w->want_reload, false)) {
+		struct snapshot *s = server_snapshot();
+		snapshot_unref(w->snap);
+		w->snap = s; /* sessions already running keep theirs */
+	}
+	if (atomic_exchange(&w->want_stop, false))
+		start_drain(w);
+}
+
+int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err, size_t errlen)
+{
+	const struct stp_conf *c = snap->conf;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	if (!w->loop) {
+		snprintf(err, errlen, "cannot create an event loop");
+		return -1;
+	}
+	w->snap = snapshot_ref(snap);
+	w->resolver = resolver_new(w->loop, c->has_resolver ? c->resolver : NULL,
+				   c->timeouts.dns, c->limits.max_dns_pending, err, errlen);
+	w->pipes = pipepool_new(PIPES_CACHED);
+	w->scratch = malloc(WORKER_SCRATCH_SIZE);
+	if (!w->resolver || !w->pipes || !w->scratch) {
+		if (w->resolver && (!w->pipes || !w->scratch))
+			snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->listeners = calloc(c->n_listeners, sizeof(*w->listeners));
+	if (!w->listeners) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->n_listeners = c->n_listeners;
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		w->listeners[i].w = w;
+		w->listeners[i].conf = &c->listeners[i];
+		w->listeners[i].fd = listener_open(&c->listeners[i], err, errlen);
+		if (w->listeners[i].fd < 0)
+			return -1;
+	}
+	ev_async_init(&w->wake, on_wake);
+	w->wake.data = w;
+	ev_async_start(w->loop, &w->wake);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	size_t n_ext;
+	const struct stp_ext *const *exts = ext_all(&n_ext);
+
+	w->auth = authpool_attach(w->loop);
+	for (size_t i = 0; i < n_ext; i++)
+		if (exts[i]->worker_init && exts[i]->worker_init(w) < 0)
+			fatalx("worker %u: module %s failed to start", w->id, exts[i]->name);
+	for (size_t i = 0; i < w->n_listeners; i++)
+		listener_start(&w->listeners[i]);
+
+	ev_run(w->loop, 0);
+
+	for (size_t i = 0; i < n_ext; i++)
+		if (exts[i]->worker_fini)
+			exts[i]->worker_fini(w);
+	listener_close_all(w);
+	ev_timer_stop(w->loop, &w->drain);
+	ev_async_stop(w->loop, &w->wake);
+	resolver_free(w->resolver);
+	authpool_detach(w->auth);
+	pipepool_free(w->pipes);
+	free(w->scratch);
+	free(w->listeners);
+	snapshot_unref(w->snap);
+	ev_loop_destroy(w->loop);
+	return NULL;
+}
+
+int worker_spawn(struct worker *w)
+{
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void worker_request(struct worker *w, bool reload, bool stop)
+{
+	if (reload)
+		atomic_store(&w->want_reload, true);
+	if (stop)
+		atomic_store(&w->want_stop, true);
+	ev_async_send(w->loop, &w->wake);
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
