@@ -126,6 +126,7 @@ void log_record(int level, const char *text, const char *json_fields)
 	emit(line, (size_t)n);
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog(int level, bool with_errno, const char *fmt, va_list ap)
 {
 	char msg[3000];

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,7 +77,9 @@ run_passwd(char **argv, const char *input)
 	}
 	close(in[0]);
 	close(err[1]);
-	assert_int_equal(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+	/* A child refusing its arguments exits without reading: EPIPE then. */
+	ssize_t w = write(in[1], input, strlen(input));
+	assert_true(w == (ssize_t)strlen(input) || (w < 0 && errno == EPIPE));
 	close(in[1]);
 	read_all(err[0], child_err, sizeof(child_err));
 	close(err[0]);
@@ -331,6 +334,7 @@ test_tty(void **state)
 int
 main(void)
 {
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replace_keeps_lines, setup, teardown),
