@@ -45,7 +45,7 @@ int cv_bool(const char *s, bool *out);
 /* A command name -> one rule_cmd_bits value. */
 int cv_command(const char *s, uint32_t *bit);
 /* True when s looks like an address rather than a name: it holds ':' or
- * '/', or only digits and dots. */
+ * '/', or only digits and dots (one digit at least). */
 bool cv_looks_like_addr(const char *s);
 /* A host name "host.example" or suffix ".example"; writes it lower-cased
  * without a trailing dot into out (cap RULE_STR_MAX). */

@@ -237,21 +237,24 @@ static void conf_parse_stmt(struct conf_parser *p, const struct conf_section *se
 	}
 	seen[k->kw] = s->line;
 	void *block_ctx = k->fn(p, s, ctx);
+	/* p->stmt is reused by the statements of the block: keep what we need. */
+	const char *key = s->key;
+	int line = s->line;
 	if (p->tok.type == TOK_LBRACE) {
 		if (k->block) {
 			conf_parse_block(p, k->block, block_ctx);
 		} else {
-			conf_error(p, p->tok.line, "'%s' takes no block", s->key);
+			conf_error(p, p->tok.line, "'%s' takes no block", key);
 			conf_skip_stmt(p);
 			return;
 		}
 	} else if (k->block_required) {
-		conf_error(p, s->line, "'%s' needs a block: %s { ... }", s->key, s->key);
+		conf_error(p, line, "'%s' needs a block: %s { ... }", key, key);
 	}
 	if (p->tok.type == TOK_NL || p->tok.type == TOK_SEMI) {
 		conf_advance(p);
 	} else if (!conf_at_end_of_stmt(p)) {
-		conf_error(p, p->tok.line, "expected the end of the '%s' statement, got %s", s->key,
+		conf_error(p, p->tok.line, "expected the end of the '%s' statement, got %s", key,
 			   conf_tok_desc(&p->tok, buf, sizeof(buf)));
 		conf_skip_stmt(p);
 	}

@@ -177,12 +177,15 @@ int cv_command(const char *s, uint32_t *bit)
 
 bool cv_looks_like_addr(const char *s)
 {
+	bool digit = false;
 	if (strchr(s, ':') || strchr(s, '/'))
 		return true;
-	for (; *s; s++)
+	for (; *s; s++) {
 		if (!isdigit((unsigned char)*s) && *s != '.')
 			return false;
-	return true;
+		digit = digit || isdigit((unsigned char)*s);
+	}
+	return digit;
 }
 
 /* Labels of 1-63 letters, digits, '-' or '_', joined by single dots. */

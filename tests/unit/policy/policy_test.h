@@ -4,6 +4,7 @@
 #ifndef STP_TEST_POLICY_H
 #define STP_TEST_POLICY_H
 
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,8 +4,6 @@
  */
 #include "policy_test.h"
 
-#include <stdlib.h>
-
 struct err_case {
 	const char *text;
 	const char *want; /* must appear in the error text */
@@ -40,7 +38,7 @@ static const struct err_case cases[] = {
 	  " from 1.0.0.9 1.0.0.10 1.0.0.11 1.0.0.12 1.0.0.13 1.0.0.14 1.0.0.15 1.0.0.16 1.0.0.17\n}\n",
 	  "t.conf:3: too many 'from' values in one rule (at most 16)\n" },
 	{ "workers 2 { }\n", "t.conf:1: 'workers' takes no block\n" },
-	{ "log {\n level info\n", "t.conf:3: missing '}' for the block opened at line 2\n" },
+	{ "log {\n level info\n", "t.conf:3: missing '}' for the block opened at line 1\n" },
 	{ "workers 1\n}\n", "t.conf:2: '}' without a block to close\n" },
 	{ "listen 127.0.0.1:1 { } extra\n",
 	  "t.conf:1: expected the end of the 'listen' statement, got 'extra'\n" },
@@ -177,7 +175,7 @@ static void test_many_errors_one_pass(void **state)
 		"request pass { port 0; to 10.0.0.0/8; days noday }\n" /* 9 twice */
 		"client pass { listener nope }\n" /* 10, reported at the end */
 		"user \"x\n"                  /* 11 */
-		"workers 2\n"                 /* 12: fine, first was rejected? no: duplicate */
+		"workers 2\n"                 /* 12: a duplicate even though line 1 was bad */
 		"auth { methods userpass }\n"; /* 13 */
 	char err[4096];
 	pt_parse_fail(text, err, sizeof(err));
@@ -244,8 +242,7 @@ static void test_embedded_nul_and_long_words(void **state)
 	assert_non_null(c);
 	conf_unref(c);
 
-	char *big = malloc(2000);
-	assert_non_null(big);
+	static char big[2000];
 	memcpy(big, "user ", 5);
 	memset(big + 5, 'a', 1000);
 	strcpy(big + 1005, "\nworkers z\n");
@@ -261,7 +258,6 @@ static void test_embedded_nul_and_long_words(void **state)
 	strcpy(big + 105, "\n");
 	assert_null(conf_parse_string("t.conf", big, strlen(big), err, sizeof(err)));
 	assert_non_null(strstr(err, "t.conf:1: bad user name 'aaaa"));
-	free(big);
 }
 
 int main(void)

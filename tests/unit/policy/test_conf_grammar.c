@@ -382,6 +382,32 @@ static void test_contrib_example(void **state)
 	conf_unref(c);
 }
 
+/* Every ```conf block of docs/config.md parses. */
+static void test_docs_examples(void **state)
+{
+	static char doc[65536];
+	char err[4096];
+	FILE *f = fopen(STP_SOURCE_ROOT "/docs/config.md", "r");
+	assert_non_null(f);
+	size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	int blocks = 0;
+	for (char *at = strstr(doc, "```conf\n"); at; at = strstr(at, "```conf\n")) {
+		at += 8;
+		char *end = strstr(at, "```");
+		assert_non_null(end);
+		struct stp_conf *c = conf_parse_string("config.md", at, (size_t)(end - at), err,
+						       sizeof(err));
+		if (!c)
+			fail_msg("example %d does not parse:\n%s", blocks + 1, err);
+		conf_unref(c);
+		blocks++;
+		at = end + 3;
+	}
+	assert_int_equal(blocks, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_conf_load_file),
 		cmocka_unit_test(test_contrib_example),
+		cmocka_unit_test(test_docs_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
