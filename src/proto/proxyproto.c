@@ -196,7 +196,7 @@ static enum socks_res pp1_parse(struct proxy_hdr *out, const uint8_t *p, size_t 
 	size_t lim = n < PROXYPROTO_V1_MAX ? n : PROXYPROTO_V1_MAX;
 	size_t cr = 0, rest;
 	const uint8_t *line;
-	struct proxy_hdr h = {0};
+	struct proxy_hdr h;
 	enum socks_res r;
 
 	if (memcmp(p, pp1_sig, n < PP1_SIG_LEN ? n : PP1_SIG_LEN) != 0)
@@ -215,6 +215,7 @@ static enum socks_res pp1_parse(struct proxy_hdr *out, const uint8_t *p, size_t 
 		return PP_BAD(err, "PROXY v1: bad line end");
 	line = p + PP1_SIG_LEN;
 	rest = cr - PP1_SIG_LEN;
+	memset(&h, 0, sizeof(h)); /* padding too: callers may compare bytes */
 	if (rest >= 7 && memcmp(line, "UNKNOWN", 7) == 0 && (rest == 7 || line[7] == ' ')) {
 		/* The spec says to ignore whatever follows UNKNOWN. */
 		h.local = true;
@@ -224,7 +225,7 @@ static enum socks_res pp1_parse(struct proxy_hdr *out, const uint8_t *p, size_t 
 		if (r != SOCKS_DONE)
 			return r;
 	}
-	*out = h; /* out is only written on DONE */
+	memcpy(out, &h, sizeof(h)); /* out is only written on DONE */
 	return wire_done(used, cr + 2);
 }
 

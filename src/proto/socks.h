@@ -81,7 +81,7 @@ enum {
 #define SOCKS_UDP_HDR_MAX (3 + SOCKS_ADDR_MAX)
 #define SOCKS4_REQUEST_MAX (8 + 256 + 256) /* fixed part, USERID+NUL, HOST+NUL */
 #define SOCKS4_REPLY_LEN 8
-#define SOCKS_HANDSHAKE_MAX 1024 /* per-session input buffer for handshakes */
+#define SOCKS_HANDSHAKE_MAX 1536 /* per-session input buffer: a PROXY v2 header fits */
 
 /* Why a parse failed: the reply code to send and static text for the log. */
 struct socks_err {

@@ -38,7 +38,7 @@ struct udp_name {
 
 struct udp_counts {
 	uint64_t up, down;                    /* datagrams relayed */
-	uint64_t frag, foreign, bad, denied, unresolved, send_err;
+	uint64_t frag, foreign, bad, denied, unresolved, send_err, early;
 };
 
 struct udp_state {
@@ -64,12 +64,12 @@ static void udp_destroy(struct session *s)
 	char tag[SA_STR_MAX + 300];
 
 	log_info("%s: udp datagrams up=%llu down=%llu dropped frag=%llu foreign=%llu bad=%llu "
-		 "denied=%llu unresolved=%llu send-errors=%llu",
+		 "denied=%llu unresolved=%llu before-client=%llu send-errors=%llu",
 		 session_tag(s, tag, sizeof(tag)), (unsigned long long)st->n.up,
 		 (unsigned long long)st->n.down, (unsigned long long)st->n.frag,
 		 (unsigned long long)st->n.foreign, (unsigned long long)st->n.bad,
 		 (unsigned long long)st->n.denied, (unsigned long long)st->n.unresolved,
-		 (unsigned long long)st->n.send_err);
+		 (unsigned long long)st->n.early, (unsigned long long)st->n.send_err);
 	resolver_cancel(st->lookup);
 	free(st->pending);
 	ev_io_stop(s->w->loop, &st->cio);
@@ -105,7 +105,7 @@ static void on_target(EV_P_ ev_io *w, int revents)
 			return;
 		sa_unmap(&from);
 		if (!st->pin_port_known) {
-			st->n.send_err++; /* nowhere to send it yet */
+			st->n.early++; /* the client has not sent yet: no port to send to */
 			continue;
 		}
 		if (!session_allowed(s, RULE_CMD_UDPREPLY, (struct sockaddr *)&from, NULL,

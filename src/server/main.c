@@ -198,6 +198,8 @@ static void drop_privileges(const char *user)
 		return;
 	if (!(pw = getpwnam(user)))
 		fatalx("user %s: no such user", user);
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+		return; /* already there (e.g. started by systemd as that user) */
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s", user);
 	log_info("running as %s", user);

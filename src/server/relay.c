@@ -82,8 +82,11 @@ static ssize_t fill(struct relay *r, struct relay_half *h, int src)
 {
 	ssize_t n;
 	if (r->use_splice) {
-		if (h->pipe[0] < 0 && pipepool_get(r->pool, h->pipe) < 0)
-			return -1;
+		if (h->pipe[0] < 0 && pipepool_get(r->pool, h->pipe) < 0) {
+			/* Out of fds for a pipe: the buffer still works. */
+			r->use_splice = false;
+			goto buffered;
+		}
 		do
 			n = splice(src, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -96,6 +99,7 @@ static ssize_t fill(struct relay *r, struct relay_half *h, int src)
 		r->use_splice = false;
 		half_release_pipe(r, h);
 	}
+buffered:
 	if (!h->buf && !(h->buf = malloc(r->bufsize)))
 		return -1;
 	do

@@ -56,6 +56,8 @@ struct worker {
 	unsigned auth_orphans;      /* auth jobs of closed sessions still in the pool */
 
 	struct session *sessions;   /* list, for draining */
+	struct session *dead;       /* closed, freed before the next poll */
+	ev_prepare reaper;
 	unsigned n_sessions;
 	uint8_t *scratch;           /* one datagram (64 KiB + header), shared by sessions */
 };

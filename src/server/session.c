@@ -164,11 +164,9 @@ int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bo
 /* Ends the session once a final reply is written, with this reason. */
 static void reply_and_close(struct session *s, uint8_t rep, const char *reason)
 {
-	session_reply(s, rep, NULL, true);
-	/* session_reply may have closed the session already; if not, the
-	 * reason replaces the reply name once the write completes. */
-	if (s->state != SS_CLOSED && s->closing_after_flush)
-		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	s->closing_after_flush = true;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	session_reply(s, rep, NULL, false);
 }
 
 void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int))
@@ -191,6 +189,23 @@ static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
 
 /* ---- rules ---- */
 
+/* Takes one of the rule's `sessions` slots (true when it has no limit). */
+static bool rule_slot_take(const struct rule *r)
+{
+	atomic_uint *active = &((struct rule *)r)->active;
+	if (!r->max_sessions)
+		return true;
+	if (atomic_fetch_add(active, 1) < r->max_sessions)
+		return true;
+	atomic_fetch_sub(active, 1);
+	return false;
+}
+
+static void rule_slot_give(const struct rule *r)
+{
+	atomic_fetch_sub(&((struct rule *)r)->active, 1);
+}
+
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
 		     const char *dst_name, uint16_t dst_port, bool log_denial)
 {
@@ -211,23 +226,23 @@ bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr
 		.now = time(NULL),
 	};
 	const struct rule *r = rules_match(c->request_rules, c->n_request_rules, &ctx);
+	/* Replies and datagrams ride on the command's session: only the
+	 * command itself takes a rule's session slot and settings. */
+	bool is_command = rule_cmd != RULE_CMD_UDPREPLY && rule_cmd != RULE_CMD_BINDREPLY &&
+			  !s->rule;
 	const char *why = NULL;
 	if (!r || r->action != RULE_PASS)
 		why = "blocked";
-	else if (r->max_sessions && rule_cmd != RULE_CMD_UDPREPLY &&
-		 rule_cmd != RULE_CMD_BINDREPLY && s->rule != r &&
-		 atomic_load(&((struct rule *)r)->active) >= r->max_sessions)
+	else if (is_command && !rule_slot_take(r))
 		why = "session limit of rule reached";
 	if (why) {
 		if (log_denial)
 			sessionlog_deny(s, rule_cmd, dst_addr, dst_name, dst_port, r, why);
 		return false;
 	}
-	/* The first rule that passes a command holds a session slot. */
-	if (!s->rule && r->max_sessions && rule_cmd != RULE_CMD_UDPREPLY &&
-	    rule_cmd != RULE_CMD_BINDREPLY) {
+	if (is_command) {
 		s->rule = r;
-		atomic_fetch_add(&((struct rule *)r)->active, 1);
+		s->rule_held = r->max_sessions > 0;
 	}
 	return true;
 }
@@ -249,6 +264,13 @@ static bool admit(struct session *s)
 		session_close(s, "client blocked by rule");
 		return false;
 	}
+	if (!rule_slot_take(r)) {
+		sessionlog_deny(s, 0, NULL, NULL, 0, r, "session limit of rule reached");
+		session_close(s, "client rule session limit");
+		return false;
+	}
+	s->client_rule = r;
+	s->client_rule_held = r->max_sessions > 0;
 	if (!limits_acquire((const struct sockaddr *)&s->client, &c->limits, &why)) {
 		char tag[SA_STR_MAX + 300];
 		log_warnx("refused %s: %s", session_tag(s, tag, sizeof(tag)), why);
@@ -350,6 +372,8 @@ static void do_socks4(struct session *s)
 	}
 	s->version = SOCKS4_VER;
 	if (r == SOCKS_BAD) {
+		if (s->hs->inlen >= 2)
+			s->cmd = s->hs->in[1];
 		bad_input(s, &err, "SOCKS4 request");
 		reply_and_close(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
 		return;
@@ -592,12 +616,12 @@ void session_close(struct session *s, const char *reason)
 		s->down = s->relay.half[1].bytes;
 	}
 	session_set_state(s, SS_CLOSED);
-	sessionlog_session(s, reason);
-
 	ev_io_stop(w->loop, &s->io);
 	ev_timer_stop(w->loop, &s->timer);
 	if (s->cmd_ops && s->cmd_ops->destroy)
 		s->cmd_ops->destroy(s);
+	sessionlog_session(s, reason);
+
 	relay_stop(&s->relay);
 	if (s->relay.fd[1] >= 0)
 		close(s->relay.fd[1]);
@@ -614,8 +638,10 @@ void session_close(struct session *s, const char *reason)
 		}
 		s->hs = NULL;
 	}
-	if (s->rule)
-		atomic_fetch_sub(&((struct rule *)s->rule)->active, 1);
+	if (s->rule_held)
+		rule_slot_give(s->rule);
+	if (s->client_rule_held)
+		rule_slot_give(s->client_rule);
 	if (s->counted_client)
 		limits_release((const struct sockaddr *)&s->client);
 	snapshot_unref(s->snap);
@@ -628,6 +654,9 @@ void session_close(struct session *s, const char *reason)
 		s->next->prev = s->prev;
 	w->n_sessions--;
 	atomic_fetch_sub(&g_server.sessions, 1);
-	free(s);
+	/* Freed by the worker before its next poll: callers up the stack may
+	 * still look at s->state (SS_CLOSED) after this returns. */
+	s->next = w->dead;
+	w->dead = s;
 	worker_session_ended(w);
 }

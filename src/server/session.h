@@ -76,7 +76,9 @@ struct session {
 	char user[256];                      /* "" = none */
 	char groups[AUTH_GROUPS_MAX][64];
 	size_t n_groups;
-	const struct rule *rule;             /* request rule holding a slot, or NULL */
+	const struct rule *rule;             /* request rule that passed the command */
+	const struct rule *client_rule;      /* client rule that admitted us */
+	bool rule_held, client_rule_held;    /* hold a slot of their `sessions` limit */
 	bool counted_client;                 /* holds a per-client slot */
 
 	struct handshake *hs;                /* NULL once relaying */

@@ -50,6 +50,20 @@ static void start_drain(struct worker *w)
 	maybe_finish_drain(w);
 }
 
+static void reap(struct worker *w)
+{
+	while (w->dead) {
+		struct session *s = w->dead;
+		w->dead = s->next;
+		free(s);
+	}
+}
+
+static void on_reap(EV_P_ ev_prepare *p, int revents)
+{
+	reap(p->data);
+}
+
 static void on_wake(EV_P_ ev_async *a, int revents)
 {
 	struct worker *w = a->data;
@@ -96,6 +110,9 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 		if (w->listeners[i].fd < 0)
 			return -1;
 	}
+	ev_prepare_init(&w->reaper, on_reap);
+	w->reaper.data = w;
+	ev_prepare_start(w->loop, &w->reaper);
 	ev_async_init(&w->wake, on_wake);
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
@@ -123,12 +140,14 @@ static void *worker_main(void *arg)
 	listener_close_all(w);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);
+	ev_prepare_stop(w->loop, &w->reaper);
 	resolver_free(w->resolver);
 	authpool_detach(w->auth);
 	pipepool_free(w->pipes);
 	free(w->scratch);
 	free(w->listeners);
 	snapshot_unref(w->snap);
+	reap(w);
 	ev_loop_destroy(w->loop);
 	return NULL;
 }

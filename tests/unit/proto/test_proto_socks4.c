@@ -103,6 +103,20 @@ static void test_values(void **state)
 	assert_string_equal(req.userid, "me");
 }
 
+/* Any 0.0.0.x with x != 0 marks 4a (the writer always uses 0.0.0.1). */
+static void test_4a_marker_values(void **state)
+{
+	uint8_t wire[] = {0x04, 0x01, 0x00, 0x50, 0, 0, 0, 0, 0, 'h', 0};
+
+	pc_case = "marker";
+	for (unsigned x = 1; x <= 0xff; x++) {
+		wire[7] = (uint8_t)x;
+		pc_check_done(parse_req, wire, sizeof(wire));
+		assert_int_equal(req.dst.atyp, SOCKS_ATYP_DOMAIN);
+		assert_string_equal(req.dst.u.name, "h");
+	}
+}
+
 /* 0.0.0.0 is a plain (if useless) IPv4 address, not the 4a marker. */
 static void test_zero_ip_is_not_4a(void **state)
 {
@@ -210,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_request_roundtrip),
 		cmocka_unit_test(test_reply_roundtrip),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_4a_marker_values),
 		cmocka_unit_test(test_zero_ip_is_not_4a),
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_field_limits),

@@ -113,9 +113,9 @@ static const struct wire_case wire_cases[] = {
 	WC(SOCKS4, "bind", 2, 1, 0, "\x04\x02\x00\x00\x00\x00\x00\x00" "u" "\x00"),
 	WC(SOCKS4, "4a domain", 1, 3, 443,
 	   "\x04\x01\x01\xbb\x00\x00\x00\x01\x00" "example.com" "\x00"),
-	WC(SOCKS4, "4a domain len 1", 1, 3, 80, "\x04\x01\x00\x50\x00\x00\x00\xff" "id" "\x00" "h" "\x00"),
+	WC(SOCKS4, "4a domain len 1", 1, 3, 80, "\x04\x01\x00\x50\x00\x00\x00\x01" "id" "\x00" "h" "\x00"),
 	WC(SOCKS4, "4a 255 userid 255 host", 1, 3, 8080,
-	   "\x04\x01\x1f\x90\x00\x00\x00\x09" WC_NAME255 "\x00" WC_NAME255 "\x00"),
+	   "\x04\x01\x1f\x90\x00\x00\x00\x01" WC_NAME255 "\x00" WC_NAME255 "\x00"),
 	WC(SOCKS4, "userid 255", 1, 1, 80,
 	   "\x04\x01\x00\x50\x0a\x00\x00\x01" WC_NAME255 "\x00"),
 
