@@ -64,9 +64,12 @@ static void userpass_checked(struct auth_job *job)
 		return;
 	}
 	snprintf(s->user, sizeof(s->user), "%s", job->user);
-	s->n_groups = job->n_groups;
-	for (size_t i = 0; i < job->n_groups && i < AUTH_GROUPS_MAX; i++)
-		memcpy(s->groups[i], job->groups[i], sizeof(s->groups[i]));
+	/* Groups live on the heap: most sessions have none. */
+	if (job->n_groups > 0 && (s->groups = calloc(job->n_groups, sizeof(*s->groups)))) {
+		s->n_groups = job->n_groups < AUTH_GROUPS_MAX ? job->n_groups : AUTH_GROUPS_MAX;
+		for (size_t i = 0; i < s->n_groups; i++)
+			memcpy(s->groups[i], job->groups[i], sizeof(s->groups[i]));
+	}
 	if (session_send(s, ok, sizeof(ok)) < 0)
 		return;
 	session_method_done(s, true);

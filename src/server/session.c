@@ -644,6 +644,7 @@ void session_close(struct session *s, const char *reason)
 		rule_slot_give(s->client_rule);
 	if (s->counted_client)
 		limits_release((const struct sockaddr *)&s->client);
+	free(s->groups);
 	snapshot_unref(s->snap);
 
 	if (s->prev)

@@ -74,7 +74,7 @@ struct session {
 	struct socks_addr target;            /* request DST */
 	struct sockaddr_storage bound;       /* BND for the log */
 	char user[256];                      /* "" = none */
-	char groups[AUTH_GROUPS_MAX][64];
+	char (*groups)[64];                  /* the user's groups (heap), or NULL */
 	size_t n_groups;
 	const struct rule *rule;             /* request rule that passed the command */
 	const struct rule *client_rule;      /* client rule that admitted us */
