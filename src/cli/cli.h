@@ -1,0 +1,85 @@
+/*
+ * cli.h - the `stp` command's private pieces: options, exit codes, the
+ * stdin/stdout relay, and the tiny DNS codec behind `stp resolve`.
+ */
+#ifndef STP_CLI_CLI_H
+#define STP_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "stp/stp.h"
+
+/* Exit codes (documented in `stp --help` and docs/client.md). */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_USAGE = 1,
+	CLI_EXIT_BAD_URL = 2,     /* bad proxy URL, or none configured */
+	CLI_EXIT_UNREACHABLE = 3, /* proxy name unresolvable, or connect refused / timed out */
+	CLI_EXIT_AUTH = 4,        /* authentication failed, or no acceptable method */
+	CLI_EXIT_PROTOCOL = 5,    /* the proxy broke the protocol or hung up mid-way */
+	CLI_EXIT_TIMEOUT = 6,     /* --timeout passed during the handshake */
+	CLI_EXIT_LOCAL = 7,       /* local trouble: bad target, I/O error */
+	CLI_EXIT_NXDOMAIN = 8,    /* stp resolve: the name has no address */
+	CLI_EXIT_SOCKS4 = 9,      /* a SOCKS4 proxy rejected the request (91-93) */
+	CLI_EXIT_REP_BASE = 10,   /* + the SOCKS5 reply code X'01'..X'09' */
+	CLI_EXIT_REP_OTHER = 20,  /* any other SOCKS5 reply code */
+};
+
+struct cli_opts {
+	const char *proxy_url; /* --proxy, or NULL for the environment */
+	struct stp_proxy proxy;
+	int timeout_ms;    /* handshake deadline */
+	bool timeout_set;  /* --timeout given: also bounds waits for peers/replies */
+	bool verbose;
+	const char *dns;   /* stp resolve: ADDR[:PORT] */
+	char **args;       /* after the command name */
+	int nargs;
+	const char *cmd;
+};
+
+/* Parses argv; exits with CLI_EXIT_USAGE itself. */
+void cli_parse(struct cli_opts *o, int argc, char **argv);
+/* --proxy or the environment into o->proxy; exits with CLI_EXIT_BAD_URL. */
+void cli_load_proxy(struct cli_opts *o);
+void cli_usage(FILE *f);
+int cli_exit_code(enum stp_err err);
+/* "stp: <what>: <stp_strerror>[: <errno text>]"; returns the exit code. */
+int cli_fail(const struct cli_opts *o, const char *what, enum stp_err err);
+/* A port number in 1..65535 (0 allowed when zero_ok), or exits. */
+uint16_t cli_port(const char *s, bool zero_ok);
+
+/* Relays stdin -> fd and fd -> stdout until both directions end; stdin EOF
+ * becomes shutdown(SHUT_WR). Returns an exit code. */
+int cli_relay(int fd);
+
+int cli_cmd_connect(const struct cli_opts *o);
+int cli_cmd_bind(const struct cli_opts *o);
+int cli_cmd_udp(const struct cli_opts *o);
+int cli_cmd_resolve(const struct cli_opts *o);
+
+/* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
+#define DNS_TYPE_A 1
+#define DNS_TYPE_AAAA 28
+#define DNS_MSG_MAX 512
+#define DNS_RCODE_NXDOMAIN 3
+
+/* A query for name (no trailing dot needed) with RD set. 0 on a bad name. */
+size_t dns_query_write(uint8_t *dst, size_t cap, uint16_t id, const char *name, uint16_t qtype);
+
+struct dns_answer {
+	int rcode;
+	size_t naddr;
+	struct {
+		int family; /* AF_INET or AF_INET6 */
+		uint8_t addr[16];
+	} addr[16];
+};
+/* Parses a response to query id; -1 when it is not one (wrong id, not a
+ * response, truncated, malformed). Collects A and AAAA records. */
+int dns_response_parse(struct dns_answer *out, const uint8_t *p, size_t n, uint16_t id);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * cli_args.c - options, usage text, and the mapping from libstp errors to
+ * the command's exit codes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+void cli_usage(FILE *f)
+{
+	fputs("usage: stp [options] connect HOST PORT   relay stdin/stdout to HOST:PORT\n"
+	      "       stp [options] udp HOST PORT       one datagram per stdin line, replies as lines\n"
+	      "       stp [options] bind [HOST PORT]    print \"bound ADDR:PORT\", wait for a peer\n"
+	      "                                         (HOST PORT: the one expected), print\n"
+	      "                                         \"peer ADDR:PORT\", then relay\n"
+	      "       stp [options] resolve NAME        look NAME up (A, AAAA) through the proxy\n"
+	      "                                         with DNS over UDP ASSOCIATE\n"
+	      "options:\n"
+	      "  --proxy URL        socks5://, socks5h://, socks4://, socks4a://[user:pass@]host[:port]\n"
+	      "                     (default: $STP_PROXY, else $ALL_PROXY)\n"
+	      "  --timeout SECONDS  handshake deadline (default 30); also bounds the wait for a\n"
+	      "                     BIND peer and for UDP replies after stdin ends (default 2)\n"
+	      "  --dns ADDR[:PORT]  resolve: the DNS server (default: first nameserver in\n"
+	      "                     /etc/resolv.conf), reached through the proxy\n"
+	      "  -v, --verbose      debug lines on stderr\n"
+	      "  -h, --help         this text\n"
+	      "exit codes:\n"
+	      "  0 ok, 1 usage, 2 bad proxy URL (or none set), 3 proxy unreachable,\n"
+	      "  4 authentication failed (or no acceptable method), 5 protocol error,\n"
+	      "  6 timeout, 7 local error, 8 name not found (resolve),\n"
+	      "  9 SOCKS4 request rejected, 10 + N the proxy replied X'0N' (11 general failure,\n"
+	      "  12 not allowed, 13 network unreachable, 14 host unreachable, 15 connection\n"
+	      "  refused, 16 TTL expired, 17 command not supported, 18 address type not\n"
+	      "  supported), 20 another reply code\n",
+	      f);
+}
+
+int cli_exit_code(enum stp_err err)
+{
+	int rep = stp_err_rep(err);
+
+	if (rep > 0)
+		return CLI_EXIT_REP_BASE + rep;
+	switch (err) {
+	case STP_OK: return CLI_EXIT_OK;
+	case STP_ERR_URL_SCHEME:
+	case STP_ERR_URL_USERINFO:
+	case STP_ERR_URL_HOST:
+	case STP_ERR_URL_PORT:
+	case STP_ERR_URL_SYNTAX:
+	case STP_ERR_NO_PROXY: return CLI_EXIT_BAD_URL;
+	case STP_ERR_PROXY_RESOLVE:
+	case STP_ERR_PROXY_UNREACHABLE: return CLI_EXIT_UNREACHABLE;
+	case STP_ERR_NO_METHOD:
+	case STP_ERR_AUTH_FAILED: return CLI_EXIT_AUTH;
+	case STP_ERR_PROXY_CLOSED:
+	case STP_ERR_PROTOCOL: return CLI_EXIT_PROTOCOL;
+	case STP_ERR_TIMEOUT: return CLI_EXIT_TIMEOUT;
+	case STP_ERR_REP_OTHER: return CLI_EXIT_REP_OTHER;
+	case STP_ERR_SOCKS4_REJECTED:
+	case STP_ERR_SOCKS4_NO_IDENTD:
+	case STP_ERR_SOCKS4_IDENT_MISMATCH: return CLI_EXIT_SOCKS4;
+	default: return CLI_EXIT_LOCAL;
+	}
+}
+
+int cli_fail(const struct cli_opts *o, const char *what, enum stp_err err)
+{
+	int e = errno;
+	char url[600];
+
+	if (err == STP_ERR_PROXY_UNREACHABLE || err == STP_ERR_PROXY_RESOLVE) {
+		fprintf(stderr, "stp: %s: %s (%s)%s%s\n", what, stp_strerror(err),
+			stp_proxy_str(&o->proxy, url, sizeof(url)),
+			err == STP_ERR_PROXY_UNREACHABLE && e ? ": " : "",
+			err == STP_ERR_PROXY_UNREACHABLE && e ? strerror(e) : "");
+	} else {
+		fprintf(stderr, "stp: %s: %s\n", what, stp_strerror(err));
+	}
+	return cli_exit_code(err);
+}
+
+static _Noreturn void cli_usage_exit(const char *why)
+{
+	if (why)
+		fprintf(stderr, "stp: %s\n", why);
+	cli_usage(stderr);
+	exit(CLI_EXIT_USAGE);
+}
+
+uint16_t cli_port(const char *s, bool zero_ok)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < (zero_ok ? 0 : 1) || v > 65535) {
+		fprintf(stderr, "stp: bad port '%s'\n", s);
+		exit(CLI_EXIT_USAGE);
+	}
+	return (uint16_t)v;
+}
+
+static int cli_timeout(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end != '\0' || !(v >= 0) || v > 86400)
+		cli_usage_exit("--timeout wants seconds (0 to 86400)");
+	return (int)(v * 1000);
+}
+
+void cli_load_proxy(struct cli_opts *o)
+{
+	const char *url = o->proxy_url;
+	enum stp_err err;
+	int rc = url ? stp_proxy_parse(&o->proxy, url, &err) : stp_proxy_from_env(&o->proxy, &err);
+
+	if (rc < 0) {
+		fprintf(stderr, "stp: %s%s%s%s\n", stp_strerror(err), url ? " ('" : "",
+			url ? url : "", url ? "')" : "");
+		exit(CLI_EXIT_BAD_URL);
+	}
+}
+
+void cli_parse(struct cli_opts *o, int argc, char **argv)
+{
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS };
+	static const struct option longopts[] = {
+		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "dns", required_argument, NULL, OPT_DNS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = 30000;
+	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_PROXY: o->proxy_url = optarg; break;
+		case OPT_TIMEOUT:
+			o->timeout_ms = cli_timeout(optarg);
+			o->timeout_set = true;
+			break;
+		case OPT_DNS: o->dns = optarg; break;
+		case 'v': o->verbose = true; break;
+		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
+		default: cli_usage_exit(NULL);
+		}
+	}
+	if (optind >= argc)
+		cli_usage_exit("no command given");
+	o->cmd = argv[optind];
+	o->args = argv + optind + 1;
+	o->nargs = argc - optind - 1;
+	if (o->verbose)
+		stp_set_debug(true);
+}

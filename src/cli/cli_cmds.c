@@ -1,0 +1,180 @@
+/*
+ * cli_cmds.c - the four commands: connect, bind, udp and resolve.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "client/client.h"
+#include "common/sockaddr.h"
+
+int cli_cmd_connect(const struct cli_opts *o)
+{
+	enum stp_err err;
+	uint16_t port = cli_port(o->args[1], false);
+	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);
+
+	if (fd < 0)
+		return cli_fail(o, "connect", err);
+	return cli_relay(fd);
+}
+
+int cli_cmd_bind(const struct cli_opts *o)
+{
+	static struct stp_bind b;
+	enum stp_err err;
+	char text[STP_ADDR_STR_MAX];
+	const char *host = NULL;
+	uint16_t port = 0;
+
+	if (o->nargs == 1) {
+		fprintf(stderr, "stp: bind takes HOST PORT (the expected peer) or nothing\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (o->nargs == 2) {
+		host = o->args[0];
+		port = cli_port(o->args[1], true);
+	}
+	if (stp_bind(&b, &o->proxy, host, port, o->timeout_ms, &err) < 0)
+		return cli_fail(o, "bind", err);
+	printf("bound %s\n", stp_addr_str(&b.bound, text, sizeof(text)));
+	fflush(stdout);
+	if (stp_bind_accept(&b, o->timeout_set ? o->timeout_ms : -1, &err) < 0) {
+		stp_bind_close(&b);
+		return cli_fail(o, "bind", err);
+	}
+	printf("peer %s\n", stp_addr_str(&b.peer, text, sizeof(text)));
+	fflush(stdout);
+	return cli_relay(b.fd);
+}
+
+/* ---- udp ---- */
+
+struct udp_lines {
+	char buf[65536];
+	size_t len;
+	unsigned sent, received;
+};
+
+static int udp_send_line(const struct cli_opts *o, struct stp_udp *u, const char *line,
+			 size_t n, uint16_t port)
+{
+	enum stp_err err;
+
+	if (stp_udp_sendto(u, line, n, o->args[0], port, &err) < 0)
+		return cli_fail(o, "udp: send", err);
+	return 0;
+}
+
+/* Sends every complete line in l->buf (all of it at EOF). */
+static int udp_flush_lines(const struct cli_opts *o, struct stp_udp *u, struct udp_lines *l,
+			   uint16_t port, bool eof)
+{
+	size_t start = 0;
+	int rc;
+
+	for (size_t i = 0; i < l->len; i++) {
+		if (l->buf[i] != '\n')
+			continue;
+		if ((rc = udp_send_line(o, u, l->buf + start, i - start, port)) != 0)
+			return rc;
+		l->sent++;
+		start = i + 1;
+	}
+	if (eof && start < l->len) {
+		if ((rc = udp_send_line(o, u, l->buf + start, l->len - start, port)) != 0)
+			return rc;
+		l->sent++;
+		start = l->len;
+	}
+	if (start == 0 && l->len == sizeof(l->buf)) {
+		fprintf(stderr, "stp: udp: line longer than %zu bytes\n", sizeof(l->buf));
+		return CLI_EXIT_USAGE;
+	}
+	memmove(l->buf, l->buf + start, l->len - start);
+	l->len -= start;
+	return 0;
+}
+
+static int udp_print_reply(const struct cli_opts *o, struct stp_udp *u, struct udp_lines *l)
+{
+	static char data[65536];
+	enum stp_err err;
+	struct stp_addr src;
+	ssize_t n = stp_udp_recvfrom(u, data, sizeof(data), &src, 0, &err);
+
+	if (n < 0 && err == STP_ERR_TIMEOUT)
+		return 0; /* a dropped datagram woke us */
+	if (n < 0)
+		return cli_fail(o, "udp", err);
+	l->received++;
+	fwrite(data, 1, (size_t)n, stdout);
+	if (n == 0 || data[n - 1] != '\n')
+		fputc('\n', stdout);
+	fflush(stdout);
+	return 0;
+}
+
+static int64_t cli_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int udp_loop(const struct cli_opts *o, struct stp_udp *u, uint16_t port)
+{
+	static struct udp_lines l;
+	bool eof = false;
+	int64_t linger_end = 0;
+	int rc;
+
+	for (;;) {
+		/* The control connection is watched too: its end is the
+		 * association's end, reported by stp_udp_recvfrom. */
+		struct pollfd p[3] = { { .fd = eof ? -1 : STDIN_FILENO, .events = POLLIN },
+				       { .fd = stp_udp_fd(u), .events = POLLIN },
+				       { .fd = stp_udp_control_fd(u), .events = POLLIN } };
+		int wait = -1;
+		if (eof) {
+			if (l.received >= l.sent)
+				return 0;
+			wait = (int)(linger_end - cli_now_ms());
+			if (wait <= 0)
+				return 0; /* UDP may lose datagrams: not an error */
+		}
+		if (poll(p, 3, wait) < 0 && errno != EINTR)
+			return CLI_EXIT_LOCAL;
+		if (p[0].revents) {
+			ssize_t n = read(STDIN_FILENO, l.buf + l.len, sizeof(l.buf) - l.len);
+			if (n > 0)
+				l.len += (size_t)n;
+			else if (n == 0 || errno != EINTR)
+				eof = true;
+			if ((rc = udp_flush_lines(o, u, &l, port, eof)) != 0)
+				return rc;
+			if (eof)
+				linger_end = cli_now_ms() + (o->timeout_set ? o->timeout_ms : 2000);
+		}
+		if ((p[1].revents || p[2].revents) && (rc = udp_print_reply(o, u, &l)) != 0)
+			return rc;
+	}
+}
+
+int cli_cmd_udp(const struct cli_opts *o)
+{
+	enum stp_err err;
+	uint16_t port = cli_port(o->args[1], false);
+	struct stp_udp *u = stp_udp_open(&o->proxy, o->timeout_ms, &err);
+	int rc;
+
+	if (u == NULL)
+		return cli_fail(o, "udp", err);
+	rc = udp_loop(o, u, port);
+	stp_udp_close(u);
+	return rc;
+}

@@ -1,0 +1,194 @@
+/*
+ * cli_resolve.c - `stp resolve NAME`: SOCKS has no standard RESOLVE
+ * command, so the lookup is plain DNS (A and AAAA queries) sent through a
+ * UDP ASSOCIATE to the server given by --dns, so the name never leaves
+ * through the local network.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "client/client.h"
+#include "common/sockaddr.h"
+
+#define RESOLVE_RETRY_MS 1000
+
+struct lookup {
+	uint16_t qtype, id;
+	bool answered;
+	struct dns_answer ans;
+};
+
+/* The first "nameserver" line of /etc/resolv.conf. */
+static int resolve_default_server(char *out, size_t cap)
+{
+	FILE *f = fopen("/etc/resolv.conf", "r");
+	char line[512];
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	while (rc < 0 && fgets(line, sizeof(line), f)) {
+		char addr[256];
+		if (sscanf(line, " nameserver %255s", addr) == 1) {
+			snprintf(out, cap, "%s", addr);
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+static int resolve_server(const struct cli_opts *o, struct sockaddr_storage *ss)
+{
+	char found[256], text[260];
+	const char *addr = o->dns;
+	socklen_t len;
+
+	if (addr == NULL) {
+		if (resolve_default_server(found, sizeof(found)) < 0) {
+			fprintf(stderr, "stp: resolve: no nameserver in /etc/resolv.conf; use --dns\n");
+			return -1;
+		}
+		addr = found;
+	}
+	/* A bare IPv6 address has no port: bracket it for sa_parse. */
+	if (addr[0] != '[' && strchr(addr, ':') != strrchr(addr, ':'))
+		snprintf(text, sizeof(text), "[%.255s]", addr);
+	else
+		snprintf(text, sizeof(text), "%.255s", addr);
+	if (sa_parse(ss, &len, text, 53) < 0) {
+		fprintf(stderr, "stp: resolve: bad DNS server address '%s'\n", addr);
+		return -1;
+	}
+	return 0;
+}
+
+static int resolve_send(const struct cli_opts *o, struct stp_udp *u, const struct lookup *q,
+			const struct sockaddr *server)
+{
+	uint8_t msg[DNS_MSG_MAX];
+	size_t n = dns_query_write(msg, sizeof(msg), q->id, o->args[0], q->qtype);
+	enum stp_err err;
+
+	if (n == 0) {
+		fprintf(stderr, "stp: resolve: '%s' is not a valid DNS name\n", o->args[0]);
+		return CLI_EXIT_USAGE;
+	}
+	if (stp_udp_sendto_sa(u, msg, n, server, &err) < 0)
+		return cli_fail(o, "resolve", err);
+	return 0;
+}
+
+/* Takes one datagram; marks the lookup it answers. */
+static int resolve_take(const struct cli_opts *o, struct stp_udp *u, struct lookup *q, size_t nq)
+{
+	uint8_t msg[4096];
+	enum stp_err err;
+	ssize_t n = stp_udp_recvfrom(u, msg, sizeof(msg), NULL, 0, &err);
+
+	if (n < 0)
+		return err == STP_ERR_TIMEOUT ? 0 : cli_fail(o, "resolve", err);
+	for (size_t i = 0; i < nq; i++)
+		if (!q[i].answered && dns_response_parse(&q[i].ans, msg, (size_t)n, q[i].id) == 0)
+			q[i].answered = true;
+	return 0;
+}
+
+static int resolve_print(const struct cli_opts *o, const struct lookup *q, size_t nq)
+{
+	size_t printed = 0;
+	int rcode = 0;
+
+	for (size_t i = 0; i < nq; i++) {
+		for (size_t k = 0; k < q[i].ans.naddr; k++) {
+			char text[INET6_ADDRSTRLEN];
+			inet_ntop(q[i].ans.addr[k].family, q[i].ans.addr[k].addr, text,
+				  sizeof(text));
+			printf("%s\n", text);
+			printed++;
+		}
+		if (q[i].ans.rcode != 0)
+			rcode = q[i].ans.rcode;
+	}
+	if (printed > 0)
+		return CLI_EXIT_OK;
+	if (rcode == DNS_RCODE_NXDOMAIN)
+		fprintf(stderr, "stp: resolve: %s: name not found (NXDOMAIN)\n", o->args[0]);
+	else if (rcode != 0)
+		fprintf(stderr, "stp: resolve: %s: DNS server answered RCODE %d\n", o->args[0], rcode);
+	else
+		fprintf(stderr, "stp: resolve: %s: no address records\n", o->args[0]);
+	return CLI_EXIT_NXDOMAIN;
+}
+
+static int64_t resolve_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int resolve_loop(const struct cli_opts *o, struct stp_udp *u, struct lookup *q, size_t nq,
+			const struct sockaddr *server)
+{
+	int64_t end = resolve_now() + (o->timeout_set ? o->timeout_ms : 5000);
+	int64_t next_send = 0;
+	int rc;
+
+	for (;;) {
+		int64_t now = resolve_now();
+		size_t open = 0;
+		for (size_t i = 0; i < nq; i++)
+			open += !q[i].answered;
+		if (open == 0)
+			return resolve_print(o, q, nq);
+		if (now >= end) {
+			fprintf(stderr, "stp: resolve: %s: no answer from the DNS server\n",
+				o->args[0]);
+			return CLI_EXIT_TIMEOUT;
+		}
+		if (now >= next_send) {
+			/* UDP loses datagrams: ask again for what is unanswered. */
+			for (size_t i = 0; i < nq; i++)
+				if (!q[i].answered && (rc = resolve_send(o, u, &q[i], server)) != 0)
+					return rc;
+			next_send = now + RESOLVE_RETRY_MS;
+		}
+		struct pollfd p[2] = { { .fd = stp_udp_fd(u), .events = POLLIN },
+				       { .fd = stp_udp_control_fd(u), .events = POLLIN } };
+		int64_t wait = (next_send < end ? next_send : end) - now;
+		if (poll(p, 2, (int)(wait > 0 ? wait : 0)) < 0 && errno != EINTR)
+			return CLI_EXIT_LOCAL;
+		if ((p[0].revents || p[1].revents) && (rc = resolve_take(o, u, q, nq)) != 0)
+			return rc;
+	}
+}
+
+int cli_cmd_resolve(const struct cli_opts *o)
+{
+	struct sockaddr_storage server;
+	struct lookup q[2] = { { .qtype = DNS_TYPE_A }, { .qtype = DNS_TYPE_AAAA } };
+	struct stp_udp *u;
+	enum stp_err err;
+	uint16_t base;
+	int rc;
+
+	if (resolve_server(o, &server) < 0)
+		return CLI_EXIT_USAGE;
+	/* The ids only have to tell our two questions apart from strays. */
+	base = (uint16_t)(getpid() ^ (resolve_now() & 0xFFFF));
+	q[0].id = base;
+	q[1].id = (uint16_t)(base + 1);
+	u = stp_udp_open(&o->proxy, o->timeout_ms, &err);
+	if (u == NULL)
+		return cli_fail(o, "resolve", err);
+	rc = resolve_loop(o, u, q, 2, (struct sockaddr *)&server);
+	stp_udp_close(u);
+	return rc;
+}

@@ -1,0 +1,367 @@
+/*
+ * handshake.c - the non-blocking client handshake engine (after curl's
+ * lib/socks.c): one state enum, one setter that logs old -> new, and
+ * resumable partial reads and writes. The caller owns the socket and polls
+ * it; every step does what the socket allows and says what to wait for.
+ *
+ * Two rules make it safe on an application's socket:
+ *   - I/O uses MSG_DONTWAIT | MSG_NOSIGNAL, so a blocking fd never blocks
+ *     here and its flags are never touched;
+ *   - each read asks for exactly the bytes the current message still lacks
+ *     (hs_need), so nothing after the proxy's reply is ever consumed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client/client.h"
+#include "common/log.h"
+
+enum hs_state {
+	HS_GREETING,    /* sending VER NMETHODS METHODS */
+	HS_CHOICE,      /* reading VER METHOD */
+	HS_AUTH,        /* sending the RFC 1929 request */
+	HS_AUTH_STATUS, /* reading VER STATUS */
+	HS_REQUEST,     /* sending the SOCKS5 or SOCKS4 request */
+	HS_REPLY,       /* reading the (first) reply */
+	HS_REPLY2,      /* BIND: reading the second reply */
+	HS_DONE,
+	HS_FAILED,
+	HS_COUNT
+};
+
+/* What a message handler returns when the engine should keep going. */
+#define HS_GO_ON (-1)
+
+static const char *const hs_names[HS_COUNT] = {
+	[HS_GREETING] = "GREETING",
+	[HS_CHOICE] = "CHOICE",
+	[HS_AUTH] = "AUTH",
+	[HS_AUTH_STATUS] = "AUTH_STATUS",
+	[HS_REQUEST] = "REQUEST",
+	[HS_REPLY] = "REPLY",
+	[HS_REPLY2] = "REPLY2",
+	[HS_DONE] = "DONE",
+	[HS_FAILED] = "FAILED",
+};
+
+static bool hs_socks4(const struct stp_handshake *h)
+{
+	return h->proxy.kind == STP_SOCKS4 || h->proxy.kind == STP_SOCKS4A;
+}
+
+const char *stp_handshake_state(const struct stp_handshake *h)
+{
+	if (h->state < 0 || h->state >= HS_COUNT || hs_names[h->state] == NULL)
+		return "?";
+	return hs_names[h->state];
+}
+
+/* Loads the message a sending state sends. */
+static void hs_load(struct stp_handshake *h, enum hs_state st)
+{
+	h->out_off = 0;
+	h->out_len = 0;
+	if (st == HS_GREETING) {
+		const uint8_t methods[] = { SOCKS_METHOD_NONE, SOCKS_METHOD_USERPASS };
+		h->out_len = socks5_greeting_write(h->out, sizeof(h->out), methods,
+						   h->proxy.has_auth ? 2 : 1);
+	} else if (st == HS_AUTH) {
+		h->out_len = socks_userpass_write(h->out, sizeof(h->out), h->proxy.user,
+						  h->proxy.pass);
+	} else if (st == HS_REQUEST) {
+		memcpy(h->out, h->req, h->req_len);
+		h->out_len = h->req_len;
+	}
+}
+
+/* The one place the state changes. */
+static void hs_state(struct stp_handshake *h, enum hs_state st)
+{
+	log_debug("handshake fd %d: %s -> %s", h->fd, stp_handshake_state(h), hs_names[st]);
+	h->state = (int)st;
+	h->in_len = 0;
+	hs_load(h, st);
+}
+
+static enum stp_step hs_fail(struct stp_handshake *h, enum stp_err err, int sys_errno)
+{
+	h->err = err;
+	h->sys_errno = sys_errno;
+	hs_state(h, HS_FAILED);
+	log_debug("handshake fd %d failed: %s%s%s", h->fd, stp_strerror(err),
+		  sys_errno ? ": " : "", sys_errno ? strerror(sys_errno) : "");
+	return STP_ERROR;
+}
+
+/* A socket error before any byte went through means the connect to the
+ * proxy itself failed (a non-blocking connect reports it on first I/O). */
+static enum stp_step hs_io_fail(struct stp_handshake *h, int e)
+{
+	return hs_fail(h, h->io_ok ? STP_ERR_IO : STP_ERR_PROXY_UNREACHABLE, e);
+}
+
+int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, int fd,
+		       enum stp_cmd cmd, const char *host, uint16_t port,
+		       const struct sockaddr *sa, enum stp_err *err)
+{
+	struct socks_addr dst;
+	enum stp_err e;
+
+	client_debug_on();
+	memset(h, 0, sizeof(*h));
+	stp_handshake_set_io(h, NULL, NULL);
+	h->fd = fd;
+	h->cmd = (int)cmd;
+	h->proxy = *proxy;
+	if (fd < 0 || cmd < STP_CMD_CONNECT || cmd > STP_CMD_UDP_ASSOCIATE) {
+		e = STP_ERR_INVALID;
+		goto fail;
+	}
+	if (client_target_encode(&dst, proxy, host, port, sa, &e) < 0)
+		goto fail;
+	if (hs_socks4(h)) {
+		if (cmd == STP_CMD_UDP_ASSOCIATE) {
+			e = STP_ERR_UNSUPPORTED;
+			goto fail;
+		}
+		h->req_len = socks4_request_write(h->req, sizeof(h->req), (uint8_t)cmd, &dst,
+						  proxy->has_auth ? proxy->user : "");
+	} else {
+		h->req_len = socks5_request_write(h->req, sizeof(h->req), (uint8_t)cmd, &dst);
+	}
+	if (h->req_len == 0) {
+		e = STP_ERR_TARGET_NAME;
+		goto fail;
+	}
+	h->state = hs_socks4(h) ? HS_REQUEST : HS_GREETING;
+	hs_load(h, (enum hs_state)h->state);
+	return 0;
+fail:
+	h->state = HS_FAILED;
+	h->err = e;
+	if (err)
+		*err = e;
+	return -1;
+}
+
+void stp_handshake_set_io(struct stp_handshake *h,
+			  ssize_t (*send_fn)(int fd, const void *buf, size_t len, int flags),
+			  ssize_t (*recv_fn)(int fd, void *buf, size_t len, int flags))
+{
+	h->io_send = send_fn ? send_fn : send;
+	h->io_recv = recv_fn ? recv_fn : recv;
+}
+
+/* Sends what is left of h->out. STP_DONE when all of it is out. */
+static enum stp_step hs_send(struct stp_handshake *h)
+{
+	while (h->out_off < h->out_len) {
+		ssize_t n = h->io_send(h->fd, h->out + h->out_off, h->out_len - h->out_off,
+				       MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return STP_WANT_WRITE;
+		if (n < 0)
+			return hs_io_fail(h, errno);
+		h->out_off += (size_t)n;
+		h->io_ok = true;
+	}
+	return STP_DONE;
+}
+
+/*
+ * Total length of the message being read, as far as the bytes in hand
+ * tell. It only decides how much to ask recv() for; the codec judges the
+ * bytes. A SOCKS5 reply:
+ *
+ * +----+-----+-------+------+----------+----------+
+ * |VER | REP |  RSV  | ATYP | BND.ADDR | BND.PORT |
+ * +----+-----+-------+------+----------+----------+
+ * | 1  |  1  | X'00' |  1   | Variable |    2     |
+ * +----+-----+-------+------+----------+----------+
+ *
+ * needs 5 bytes (up to the domain length octet) before its size is known.
+ */
+static size_t hs_need(const struct stp_handshake *h)
+{
+	if (h->state == HS_CHOICE || h->state == HS_AUTH_STATUS)
+		return 2;
+	if (hs_socks4(h))
+		return SOCKS4_REPLY_LEN;
+	if (h->in_len < 5)
+		return 5;
+	switch (h->in[3]) {
+	case SOCKS_ATYP_IPV4: return 4 + 4 + 2;
+	case SOCKS_ATYP_IPV6: return 4 + 16 + 2;
+	case SOCKS_ATYP_DOMAIN: return 4 + 1 + (size_t)h->in[4] + 2;
+	default: return 5; /* the codec calls it BAD */
+	}
+}
+
+static enum stp_err hs_rep5_err(uint8_t rep)
+{
+	if (rep >= SOCKS5_REP_GENERAL_FAILURE && rep <= SOCKS5_REP_PTCL_NOT_SUPPORTED)
+		return (enum stp_err)(STP_ERR_REP_GENERAL_FAILURE + rep - 1);
+	return STP_ERR_REP_OTHER;
+}
+
+static int hs_on_choice(struct stp_handshake *h)
+{
+	uint8_t method = 0;
+
+	if (socks5_choice_parse(&method, h->in, h->in_len, NULL, NULL) != SOCKS_DONE)
+		return hs_fail(h, STP_ERR_PROTOCOL, 0);
+	log_debug("handshake fd %d: proxy chose method %s", h->fd, socks_method_name(method));
+	if (method == SOCKS_METHOD_NONE)
+		hs_state(h, HS_REQUEST);
+	else if (method == SOCKS_METHOD_USERPASS && h->proxy.has_auth)
+		hs_state(h, HS_AUTH);
+	else if (method == SOCKS_METHOD_NOACCEPT)
+		return hs_fail(h, STP_ERR_NO_METHOD, 0);
+	else
+		return hs_fail(h, STP_ERR_PROTOCOL, 0); /* a method we never offered */
+	return HS_GO_ON;
+}
+
+static int hs_on_auth_status(struct stp_handshake *h)
+{
+	uint8_t status = 0xFF;
+
+	if (socks_userpass_status_parse(&status, h->in, h->in_len, NULL, NULL) != SOCKS_DONE)
+		return hs_fail(h, STP_ERR_PROTOCOL, 0);
+	if (status != 0)
+		return hs_fail(h, STP_ERR_AUTH_FAILED, 0);
+	hs_state(h, HS_REQUEST);
+	return HS_GO_ON;
+}
+
+/* After a reply that succeeded: BIND waits for its second reply. */
+static int hs_granted(struct stp_handshake *h)
+{
+	if (h->state == HS_REPLY && h->cmd == STP_CMD_BIND) {
+		hs_state(h, HS_REPLY2);
+		return STP_BOUND;
+	}
+	hs_state(h, HS_DONE);
+	return STP_DONE;
+}
+
+static int hs_on_reply5(struct stp_handshake *h)
+{
+	struct socks5_reply r;
+	struct stp_addr *where = h->state == HS_REPLY2 ? &h->peer : &h->bound;
+	char text[STP_ADDR_STR_MAX];
+
+	if (socks5_reply_parse(&r, h->in, h->in_len, NULL, NULL) != SOCKS_DONE)
+		return hs_fail(h, STP_ERR_PROTOCOL, 0);
+	h->rep = r.rep;
+	client_addr_from_socks(where, &r.bnd);
+	log_debug("handshake fd %d: reply %s, address %s", h->fd, socks5_rep_name(r.rep),
+		  stp_addr_str(where, text, sizeof(text)));
+	if (r.rep != SOCKS5_REP_SUCCEEDED)
+		return hs_fail(h, hs_rep5_err(r.rep), 0);
+	return hs_granted(h);
+}
+
+static int hs_on_reply4(struct stp_handshake *h)
+{
+	struct socks4_reply r;
+	struct socks_addr a = { .atyp = SOCKS_ATYP_IPV4 };
+	struct stp_addr *where = h->state == HS_REPLY2 ? &h->peer : &h->bound;
+
+	if (socks4_reply_parse(&r, h->in, h->in_len, NULL, NULL) != SOCKS_DONE)
+		return hs_fail(h, STP_ERR_PROTOCOL, 0);
+	h->rep = r.rep;
+	memcpy(a.u.v4, r.ip, 4);
+	a.port = r.port;
+	client_addr_from_socks(where, &a);
+	log_debug("handshake fd %d: SOCKS4 reply %s", h->fd, socks4_rep_name(r.rep));
+	switch (r.rep) {
+	case SOCKS4_REP_GRANTED: return hs_granted(h);
+	case SOCKS4_REP_REJECTED: return hs_fail(h, STP_ERR_SOCKS4_REJECTED, 0);
+	case SOCKS4_REP_NO_IDENTD: return hs_fail(h, STP_ERR_SOCKS4_NO_IDENTD, 0);
+	case SOCKS4_REP_IDENT_MISMATCH: return hs_fail(h, STP_ERR_SOCKS4_IDENT_MISMATCH, 0);
+	default: return hs_fail(h, STP_ERR_PROTOCOL, 0);
+	}
+}
+
+/* Reads toward the end of the current message; on a whole one, parses it
+ * and moves on. Returns the step to report, or HS_GO_ON. */
+static int hs_recv(struct stp_handshake *h)
+{
+	size_t need;
+
+	while (h->in_len < (need = hs_need(h))) {
+		if (need > sizeof(h->in))
+			return hs_fail(h, STP_ERR_PROTOCOL, 0); /* cannot happen: 4+1+255+2 */
+		ssize_t n = h->io_recv(h->fd, h->in + h->in_len, need - h->in_len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return STP_WANT_READ;
+		if (n < 0)
+			return hs_io_fail(h, errno);
+		if (n == 0)
+			return hs_fail(h, h->io_ok ? STP_ERR_PROXY_CLOSED : STP_ERR_PROXY_UNREACHABLE,
+				       0);
+		h->in_len += (size_t)n;
+		h->io_ok = true;
+	}
+	switch (h->state) {
+	case HS_CHOICE: return hs_on_choice(h);
+	case HS_AUTH_STATUS: return hs_on_auth_status(h);
+	default: return hs_socks4(h) ? hs_on_reply4(h) : hs_on_reply5(h);
+	}
+}
+
+static enum hs_state hs_after_send(const struct stp_handshake *h)
+{
+	switch (h->state) {
+	case HS_GREETING: return HS_CHOICE;
+	case HS_AUTH: return HS_AUTH_STATUS;
+	default: return HS_REPLY;
+	}
+}
+
+enum stp_step stp_handshake_step(struct stp_handshake *h)
+{
+	int r;
+
+	for (;;) {
+		switch (h->state) {
+		case HS_GREETING:
+		case HS_AUTH:
+		case HS_REQUEST:
+			if ((r = hs_send(h)) != STP_DONE)
+				return (enum stp_step)r;
+			hs_state(h, hs_after_send(h));
+			break;
+		case HS_CHOICE:
+		case HS_AUTH_STATUS:
+		case HS_REPLY:
+		case HS_REPLY2:
+			if ((r = hs_recv(h)) != HS_GO_ON)
+				return (enum stp_step)r;
+			break;
+		case HS_DONE: return STP_DONE;
+		default: return STP_ERROR;
+		}
+	}
+}
+
+short stp_handshake_events(const struct stp_handshake *h)
+{
+	switch (h->state) {
+	case HS_GREETING:
+	case HS_AUTH:
+	case HS_REQUEST: return POLLOUT;
+	case HS_CHOICE:
+	case HS_AUTH_STATUS:
+	case HS_REPLY:
+	case HS_REPLY2: return POLLIN;
+	default: return 0;
+	}
+}

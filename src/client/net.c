@@ -1,0 +1,163 @@
+/*
+ * net.c - deadlines, waiting on one socket, and the TCP connection to the
+ * proxy (every address of its name in turn, each within the deadline).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "common/log.h"
+#include "common/sockaddr.h"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t client_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+}
+
+int client_remaining(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - now_ms();
+	return left <= 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+int client_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		int left = client_remaining(deadline);
+		int n = poll(&p, 1, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		return 1; /* POLLERR/POLLHUP too: the next I/O says what happened */
+	}
+}
+
+enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline)
+{
+	for (;;) {
+		enum stp_step r = stp_handshake_step(h);
+		if (r != STP_WANT_READ && r != STP_WANT_WRITE)
+			return r;
+		int w = client_wait(h->fd, stp_handshake_events(h), deadline);
+		if (w == 0) {
+			h->err = STP_ERR_TIMEOUT;
+			log_debug("handshake fd %d: timed out in %s", h->fd,
+				  stp_handshake_state(h));
+			return STP_ERROR;
+		}
+		if (w < 0) {
+			h->err = STP_ERR_SYSTEM;
+			h->sys_errno = errno;
+			return STP_ERROR;
+		}
+	}
+}
+
+int client_set_blocking(int fd, bool blocking)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	fl = blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl);
+}
+
+/* One address: a non-blocking connect, waited for until the deadline.
+ * The fd, or -1 with errno. */
+static int net_connect_one(const struct addrinfo *ai, int64_t deadline)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		goto fail;
+	int w = client_wait(fd, POLLOUT, deadline);
+	if (w <= 0) {
+		if (w == 0)
+			errno = ETIMEDOUT;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		goto fail;
+	if (soerr == 0)
+		return fd;
+	errno = soerr;
+fail:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char port[8], where[SA_STR_MAX];
+	int fd = -1, last = ECONNREFUSED;
+
+	client_debug_on();
+	snprintf(port, sizeof(port), "%u", proxy->port);
+	if (getaddrinfo(proxy->host, port, &hints, &res) != 0) {
+		*err = STP_ERR_PROXY_RESOLVE;
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = net_connect_one(ai, deadline);
+		if (fd < 0)
+			last = errno;
+		log_debug("connect to proxy %s: %s", sa_str(ai->ai_addr, where, sizeof(where)),
+			  fd < 0 ? strerror(last) : "connected");
+		if (fd < 0 && last == ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		*err = last == ETIMEDOUT ? STP_ERR_TIMEOUT : STP_ERR_PROXY_UNREACHABLE;
+		errno = last;
+	}
+	return fd;
+}
+
+int stp_proxy_connect(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
+{
+	enum stp_err e = STP_OK;
+	int fd = client_proxy_connect_until(proxy, client_deadline(timeout_ms), &e);
+
+	if (fd >= 0 && client_set_blocking(fd, true) < 0) {
+		close(fd);
+		fd = -1;
+		e = STP_ERR_SYSTEM;
+	}
+	if (err)
+		*err = e;
+	return fd;
+}
