@@ -22,7 +22,7 @@
 
 struct connect_state {
 	struct lookup *lookup;
-	struct sockaddr_storage addrs[RESOLVE_MAX_ADDRS];
+	struct sockaddr_storage *addrs; /* n of them: one for a literal */
 	size_t n, next;
 	int fd;
 	ev_io io;
@@ -37,6 +37,7 @@ static void connect_destroy(struct session *s)
 	ev_io_stop(s->w->loop, &st->io);
 	if (st->fd >= 0)
 		close(st->fd);
+	free(st->addrs);
 	free(st);
 	s->cmd_data = NULL;
 }
@@ -171,6 +172,10 @@ static void on_resolved(void *ctx, int status, const struct sockaddr_storage *ad
 		session_reply(s, resolver_rep(status), NULL, true);
 		return;
 	}
+	if (!(st->addrs = malloc(n * sizeof(addrs[0])))) {
+		session_reply(s, SOCKS5_REP_GENERAL_FAILURE, NULL, true);
+		return;
+	}
 	memcpy(st->addrs, addrs, n * sizeof(addrs[0]));
 	st->n = n;
 	try_next(s);
@@ -199,6 +204,10 @@ void cmd_connect_start(struct session *s)
 
 	if (s->target.atyp != SOCKS_ATYP_DOMAIN) {
 		socklen_t len;
+		if (!(st->addrs = malloc(sizeof(*st->addrs)))) {
+			session_reply(s, SOCKS5_REP_GENERAL_FAILURE, NULL, true);
+			return;
+		}
 		sa_from_socks(&st->addrs[0], &len, &s->target);
 		st->n = 1;
 		try_next(s);

@@ -46,12 +46,10 @@ static void userpass_fail(struct session *s, const char *user, const char *why)
 static void userpass_checked(struct auth_job *job)
 {
 	if (job->cancelled) {
-		/* The session closed while the pool was busy; hs is ours now. */
+		/* The session closed while the pool was busy. */
 		struct worker *w = job->ctx;
-		struct handshake *hs =
-			(struct handshake *)((char *)job - offsetof(struct handshake, auth));
-		explicit_bzero(hs, sizeof(*hs));
-		free(hs);
+		explicit_bzero(job, sizeof(*job));
+		free(job);
 		w->auth_orphans--;
 		worker_session_ended(w);
 		return;
@@ -59,8 +57,10 @@ static void userpass_checked(struct auth_job *job)
 	struct session *s = job->ctx;
 	static const uint8_t ok[2] = { SOCKS_USERPASS_VER, 0x00 };
 	s->auth_pending = false;
+	s->hs->auth = NULL;
 	if (!job->ok) {
 		userpass_fail(s, job->user, "bad user name or password");
+		free(job);
 		return;
 	}
 	snprintf(s->user, sizeof(s->user), "%s", job->user);
@@ -70,6 +70,7 @@ static void userpass_checked(struct auth_job *job)
 		for (size_t i = 0; i < s->n_groups; i++)
 			memcpy(s->groups[i], job->groups[i], sizeof(s->groups[i]));
 	}
+	free(job);
 	if (session_send(s, ok, sizeof(ok)) < 0)
 		return;
 	session_method_done(s, true);
@@ -95,8 +96,13 @@ static void userpass_input(struct session *s)
 		userpass_fail(s, "-", "empty user name or password");
 		return;
 	}
-	struct auth_job *job = &hs->auth;
-	memset(job, 0, sizeof(*job));
+	struct auth_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		explicit_bzero(&up, sizeof(up));
+		userpass_fail(s, "-", "out of memory");
+		return;
+	}
+	hs->auth = job;
 	job->backend = s->conf->userpass_backend == USERPASS_PAM ? AUTH_BACKEND_PAM
 								 : AUTH_BACKEND_FILE;
 	job->file = s->snap->users;

@@ -30,7 +30,7 @@ const char *rule_cmd_name(uint32_t rule_cmd)
 
 static const char *session_cmd_name(const struct session *s)
 {
-	if (s->state < SS_COMMAND && !s->rep_sent)
+	if (s->target.atyp == 0) /* no request parsed */
 		return "-";
 	return socks5_cmd_name(s->cmd);
 }
@@ -58,6 +58,8 @@ void sessionlog_session(const struct session *s, const char *result)
 	double dur = ev_now(s->w->loop) - s->started;
 	int level = s->rule && s->rule->log_level >= 0 ? s->rule->log_level : LOG_INFO;
 
+	if (level > log_getlevel())
+		return; /* formatting is most of a short session's user-space cost */
 	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
 	target_str(s, target, sizeof(target));
 	if (s->bound.ss_family)
@@ -95,6 +97,8 @@ void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct so
 	const char *user = s->user[0] ? s->user : "-";
 	int level = r && r->log_level >= 0 ? r->log_level : LOG_NOTICE;
 
+	if (level > log_getlevel())
+		return;
 	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
 	rules_describe(r, rule, sizeof(rule));
 	if (dst_name) {
