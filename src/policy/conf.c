@@ -25,6 +25,8 @@ struct stp_conf *conf_new(void)
 	c->auth_methods = AUTH_BIT_NONE;
 	c->userpass_backend = USERPASS_FILE;
 	snprintf(c->pam_service, sizeof(c->pam_service), "stpd");
+	c->tls.udp_naked = true;
+	c->tls.min_version = 12;
 	c->timeouts = (struct conf_timeouts){
 		.handshake = 10, .connect = 30, .idle = 3600,
 		.bind_accept = 120, .udp_idle = 300, .dns = 10,
@@ -33,6 +35,12 @@ struct stp_conf *conf_new(void)
 		.max_sessions = 10000, .max_sessions_per_client = 1000,
 		.max_dns_pending = 1024, .relay_buffer = 65536,
 	};
+	c->mcast = (struct conf_mcast){
+		.encryption = MCAST_ENC_AES256GCM, .max_members = 64, .idle_timeout = 600,
+		.ttl = 16,
+	};
+	rule_cidr_parse(&c->mcast.pool4, "239.255.0.0/16");
+	rule_cidr_parse(&c->mcast.pool6, "ff15::/16");
 	c->log_target = LOG_TO_STDERR;
 	c->log_format = LOG_FMT_TEXT;
 	c->log_level = LOG_INFO;

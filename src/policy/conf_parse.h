@@ -44,7 +44,8 @@ struct conf_key {
 };
 
 enum conf_section_id {
-	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH,
+	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH, SEC_TLS,
+	SEC_MCAST,
 	SEC_GLOBAL_COUNT_,
 	SEC_LISTEN = SEC_GLOBAL_COUNT_, SEC_CLIENT_RULE, SEC_REQUEST_RULE,
 };
@@ -76,6 +77,7 @@ struct conf_parser {
 	/* line where each key of a global section was first seen, 0 = never */
 	int seen[SEC_GLOBAL_COUNT_][KW_COUNT_];
 	int auth_line;     /* first auth block, for the check at the end */
+	int tls_line;      /* first tls block, likewise */
 	struct conf_stmt stmt;
 };
 

@@ -186,6 +186,32 @@ static void *r_number(struct conf_parser *p, const struct conf_stmt *s, void *ct
 	return ctx;
 }
 
+/* require-tls on|off (client rules; docs/tls.md). */
+static void *r_require_tls(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	struct rule *r = ctx;
+	if (r && cv_bool(s->args[0].text, &r->require_tls) < 0)
+		conf_error(p, s->line, "'require-tls' is on or off, not '%.64s'", s->args[0].text);
+	return ctx;
+}
+
+/* mcast send | receive | send receive: what a pass rule for mcast-join
+ * grants (docs/mcast.md section 6). */
+static void *r_mcast(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	struct rule *r = ctx;
+	for (size_t i = 0; r && i < s->nargs; i++) {
+		if (strcmp(s->args[i].text, "send") == 0)
+			r->mcast_perms |= RULE_MCAST_SEND;
+		else if (strcmp(s->args[i].text, "receive") == 0)
+			r->mcast_perms |= RULE_MCAST_RECV;
+		else
+			conf_error(p, s->line, "'mcast' is send and/or receive, not '%.64s'",
+				   s->args[i].text);
+	}
+	return ctx;
+}
+
 #define LIST(kw, fn) { kw, 1, RULE_LIST_MAX, false, NULL, false, fn }
 #define ONE(kw, fn) { kw, 1, 1, true, NULL, false, fn }
 #define N(a) (sizeof(a) / sizeof(a[0]))
@@ -196,6 +222,7 @@ static const struct conf_key client_rule_keys[] = {
 	LIST(KW_FROM, r_from),
 	LIST(KW_LISTENER, r_names),
 	ONE(KW_LOG, r_log),
+	ONE(KW_REQUIRE_TLS, r_require_tls),
 	ONE(KW_SESSIONS, r_number),
 	ONE(KW_TIME, r_time),
 };
@@ -210,6 +237,7 @@ static const struct conf_key request_rule_keys[] = {
 	ONE(KW_IDLE_TIMEOUT, r_number),
 	LIST(KW_LISTENER, r_names),
 	ONE(KW_LOG, r_log),
+	{ KW_MCAST, 1, 2, true, NULL, false, r_mcast },
 	LIST(KW_PORT, r_port),
 	ONE(KW_SESSIONS, r_number),
 	ONE(KW_TIME, r_time),

@@ -38,6 +38,10 @@ struct rule_ports {
 	uint16_t lo, hi; /* inclusive */
 };
 
+/* What a pass rule for mcast-join grants (its `mcast` key). */
+#define RULE_MCAST_SEND 0x01u
+#define RULE_MCAST_RECV 0x02u
+
 #define RULE_LIST_MAX 16 /* per kind of matcher in one rule */
 #define RULE_STR_MAX 256
 
@@ -65,6 +69,8 @@ struct rule {
 	int log_level;                   /* -1: default; else LOG_* for this rule's lines */
 	unsigned max_sessions;           /* 0 = none: concurrent sessions matching this rule */
 	unsigned idle_timeout;           /* 0 = config default */
+	uint8_t mcast_perms;             /* mcast-join: RULE_MCAST_* granted; 0 = both */
+	bool require_tls;                /* client rules: only X'86'/X'06' (docs/tls.md) */
 
 	atomic_uint active;              /* sessions currently held by this rule */
 };

@@ -98,7 +98,10 @@ enum socks_res mcast_request_parse(struct mcast_request *out, const uint8_t *p, 
 {
 	struct socks5_request req;
 	size_t rlen = 0, flen = 0;
-	enum socks_res r = socks5_request_parse(&req, p, n, &rlen, err);
+	enum socks_res r;
+
+	memset(&req, 0, sizeof(req)); /* no stack bytes in the caller's union */
+	r = socks5_request_parse(&req, p, n, &rlen, err);
 
 	if (r != SOCKS_DONE)
 		return r;
@@ -115,13 +118,18 @@ enum socks_res mcast_request_parse(struct mcast_request *out, const uint8_t *p, 
 
 size_t mcast_request_write(uint8_t *dst, size_t cap, const struct mcast_request *r)
 {
-	size_t n = socks5_request_write(dst, cap, r->cmd, &r->group);
-	size_t f;
+	uint8_t filter[2 + MCAST_SOURCES_MAX * 17];
+	size_t f = 0, alen = socks_addr_wire_len(&r->group);
 
-	if (n == 0 || r->cmd != MCAST_CMD_JOIN_FILTER)
-		return n;
-	f = mcast_filter_write(dst + n, cap - n, &r->filter);
-	return f == 0 ? 0 : n + f;
+	/* Sizes first: a writer leaves dst untouched when cap is too small. */
+	if (r->cmd == MCAST_CMD_JOIN_FILTER &&
+	    (f = mcast_filter_write(filter, sizeof(filter), &r->filter)) == 0)
+		return 0;
+	if (alen == 0 || cap < 3 + alen + f)
+		return 0;
+	size_t n = socks5_request_write(dst, cap, r->cmd, &r->group);
+	memcpy(dst + n, filter, f);
+	return n + f;
 }
 
 /*
@@ -211,7 +219,10 @@ enum socks_res mcast_reply_parse(struct mcast_reply *out, uint8_t req_cmd, const
 {
 	struct socks5_reply r;
 	size_t rlen = 0;
-	enum socks_res res = socks5_reply_parse(&r, p, n, &rlen, err);
+	enum socks_res res;
+
+	memset(&r, 0, sizeof(r));
+	res = socks5_reply_parse(&r, p, n, &rlen, err);
 
 	if (res != SOCKS_DONE)
 		return res;
@@ -238,20 +249,24 @@ enum socks_res mcast_reply_parse(struct mcast_reply *out, uint8_t req_cmd, const
 size_t mcast_reply_write(uint8_t *dst, size_t cap, uint8_t req_cmd, uint8_t rep,
 			 const struct socks_addr *addr, const struct mcast_keyblock *key)
 {
-	size_t n = socks5_reply_write(dst, cap, rep, addr);
-	size_t k = 0;
+	static const struct socks_addr any4 = { .atyp = SOCKS_ATYP_IPV4 };
+	uint8_t kb[MCAST_KEYBLOCK_MAX];
+	size_t k = 0, extra = 0;
+	size_t alen = socks_addr_wire_len(addr ? addr : &any4);
 
-	if (n == 0 || !mcast_reply_has_key(req_cmd, rep))
-		return n;
-	if (cap < n + 1)
-		return 0;
-	if (key) {
-		k = mcast_keyblock_write(dst + n + 1, cap - n - 1, key);
-		if (k == 0)
+	if (mcast_reply_has_key(req_cmd, rep)) {
+		if (key && (k = mcast_keyblock_write(kb, sizeof(kb), key)) == 0)
 			return 0;
+		extra = 1 + k;
 	}
-	dst[n] = (uint8_t)k;
-	return n + 1 + k;
+	if (alen == 0 || cap < 3 + alen + extra)
+		return 0;
+	size_t n = socks5_reply_write(dst, cap, rep, addr);
+	if (extra) {
+		dst[n] = (uint8_t)k;
+		memcpy(dst + n + 1, kb, k);
+	}
+	return n + extra;
 }
 
 /*

@@ -27,7 +27,6 @@ enum {
 	MCAST_NOTE_BANDWIDTH = 0xB3,     /* notice: the group exceeded its bandwidth */
 	MCAST_NOTE_TIME = 0xB4,          /* notice: membership time limit reached */
 	MCAST_NOTE_IDLE = 0xB5,          /* notice: the relay timed out for inactivity */
-	MCAST_NOTE_SHUTDOWN = 0xB7,      /* notice: the server is shutting down */
 };
 
 /* ---- source filter (RFC 3678 semantics) ---- */

@@ -293,6 +293,8 @@ static void on_control(EV_P_ ev_io *w, int revents)
 	struct session *s = w->data;
 	uint8_t junk[512];
 	ssize_t n = recv(s->fd, junk, sizeof(junk), MSG_DONTWAIT);
+	if (n > 0 && s->filter && session_filter_drain(s, junk, (size_t)n) < 0)
+		return; /* TLS ended (close_notify) or failed: closed */
 	if (n == 0)
 		session_close(s, "control connection closed");
 	else if (n < 0 && errno != EAGAIN && errno != EINTR)

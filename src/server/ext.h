@@ -43,13 +43,26 @@ struct stp_ext {
 	size_t n_commands;
 	const struct stp_method *methods; /* in server preference order */
 	size_t n_methods;
+	/* Its methods bring TLS (X'86', X'06'): the only kind a listener or
+	 * client rule with require-tls accepts, and never chosen inside TLS. */
+	bool methods_tls;
 	int (*worker_init)(struct worker *w);
 	void (*worker_fini)(struct worker *w);
+	/* A new session was admitted (after any PROXY header), before the
+	 * greeting is read: may install a filter (s->filter) or close the
+	 * session, returning -1 then. */
+	int (*session_open)(struct session *s);
 };
 
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);
 const struct stp_command *ext_find_command(uint8_t code);
+/* A registered method by code, enabled or not (NULL when unknown). */
+const struct stp_method *ext_find_method(uint8_t code);
+/* True when method `code` belongs to a module whose methods bring TLS. */
+bool ext_method_tls(uint8_t code);
+/* Runs every module's session_open; -1 when one closed the session. */
+int ext_session_open(struct session *s);
 /* The first method, in preference order, that the config enables and the
  * client offers; NULL when none. */
 const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8_t *offered,
@@ -57,5 +70,6 @@ const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8
 
 /* Built-in modules. */
 extern const struct stp_ext ext_core;
+extern const struct stp_ext ext_tls;
 
 #endif

@@ -6,8 +6,12 @@
 
 #include "server/ext.h"
 
+extern const struct stp_ext ext_mcast; /* src/ext/mcast/mc_ext.c */
+
 static const struct stp_ext *const registry[] = {
+	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */
 	&ext_core,
+	&ext_mcast,
 };
 
 const struct stp_ext *const *ext_all(size_t *n)
@@ -37,4 +41,30 @@ const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8
 				return m;
 		}
 	return NULL;
+}
+
+const struct stp_method *ext_find_method(uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return &registry[i]->methods[j];
+	return NULL;
+}
+
+bool ext_method_tls(uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return registry[i]->methods_tls;
+	return false;
+}
+
+int ext_session_open(struct session *s)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->session_open && registry[i]->session_open(s) < 0)
+			return -1;
+	return 0;
 }

@@ -16,6 +16,8 @@
 
 #include "server/relay.h"
 
+#include "server/filter.h"
+
 #define RELAY_SPLICE_CHUNK (64 * 1024)
 #define RELAY_ROUNDS_PER_EVENT 8 /* bound the work one busy peer gets per wake-up */
 
@@ -30,6 +32,15 @@ static const char *const fail_reason[2][2] = {
 static bool half_pending(const struct relay_half *h)
 {
 	return h->inpipe > 0 || h->blen > h->boff;
+}
+
+/* Direction i has bytes for its destination (for the client side behind a
+ * filter: ciphertext the filter holds). */
+static bool pending(const struct relay *r, int i)
+{
+	const uint8_t *p;
+	return half_pending(&r->half[i]) ||
+	       (i == 1 && r->filter && r->filter->ops->output(r->filter, &p) > 0);
 }
 
 static bool half_finished(const struct relay_half *h)
@@ -58,6 +69,63 @@ static int flush_buf(struct relay_half *h, int dst)
 	}
 	h->blen = h->boff = 0;
 	return 1;
+}
+
+/* Client side behind a filter: plaintext in the buffer goes through the
+ * filter, then the filter's output to dst. Same results as flush_buf. */
+static int flush_filtered(struct relay *r, struct relay_half *h, int dst)
+{
+	struct stream_filter *f = r->filter;
+	const uint8_t *p;
+	size_t len;
+	if (h->blen > h->boff) {
+		if (f->ops->write(f, h->buf + h->boff, h->blen - h->boff) < 0)
+			return -1;
+		h->blen = h->boff = 0;
+	}
+	while ((len = f->ops->output(f, &p)) > 0) {
+		ssize_t n = send(dst, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		f->ops->output_done(f, (size_t)n);
+	}
+	return 1;
+}
+
+/* Client side behind a filter: plaintext the filter already holds first,
+ * then ciphertext from src. Same results as fill(); a protocol error is -1
+ * with errno EPROTO. */
+static ssize_t fill_filtered(struct relay *r, struct relay_half *h, int src)
+{
+	struct stream_filter *f = r->filter;
+	if (!h->buf && !(h->buf = malloc(r->bufsize)))
+		return -1;
+	for (;;) {
+		ssize_t n = f->ops->read(f, h->buf, r->bufsize);
+		if (n > 0) {
+			h->blen = (size_t)n;
+			h->boff = 0;
+			return n;
+		}
+		if (n == FILTER_EOF)
+			return 0;
+		if (n == FILTER_ERROR) {
+			errno = EPROTO;
+			return -1;
+		}
+		do
+			n = recv(src, h->buf, r->bufsize, MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n; /* EOF without close_notify counts as EOF */
+		if (f->ops->input(f, h->buf, (size_t)n) < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+	}
 }
 
 /* Drains the pipe into dst. Same results as flush_buf. */
@@ -115,7 +183,7 @@ buffered:
 static void set_interest(struct relay *r, int i)
 {
 	struct relay_half *h = &r->half[i];
-	bool want_write = half_pending(h);
+	bool want_write = pending(r, i);
 	bool want_read = !h->eof && !want_write;
 
 	if (want_read && !ev_is_active(&r->rd[i]))
@@ -134,8 +202,9 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 	struct relay_half *h = &r->half[i];
 	int src = r->fd[i], dst = r->fd[1 - i];
 
+	bool tls_out = i == 1 && r->filter, tls_in = i == 0 && r->filter;
 	for (int round = 0; round < RELAY_ROUNDS_PER_EVENT; round++) {
-		int f = flush_buf(h, dst);
+		int f = tls_out ? flush_filtered(r, h, dst) : flush_buf(h, dst);
 		if (f > 0 && r->use_splice && h->buf) {
 			/* Early bytes are out: splicing needs no buffer. */
 			free(h->buf);
@@ -144,11 +213,20 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 		if (f > 0)
 			f = flush_pipe(h, dst);
 		if (f < 0) {
-			*why = fail_reason[i][1];
+			*why = tls_out && r->filter->why[0] ? r->filter->why : fail_reason[i][1];
 			return PUMP_FAIL;
 		}
 		if (f == 0)
 			return PUMP_WAIT;
+		if (h->eof && tls_out && !h->shut) {
+			/* The target is done: close_notify first, then FIN. */
+			r->filter->ops->shutdown(r->filter);
+			f = flush_filtered(r, h, dst);
+			if (f <= 0) {
+				*why = fail_reason[i][1];
+				return f < 0 ? PUMP_FAIL : PUMP_WAIT;
+			}
+		}
 		if (h->eof) {
 			half_release_pipe(r, h);
 			if (!h->shut) {
@@ -157,7 +235,7 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 			}
 			return PUMP_DONE;
 		}
-		ssize_t n = fill(r, h, src);
+		ssize_t n = tls_in ? fill_filtered(r, h, src) : fill(r, h, src);
 		if (n == 0) {
 			h->eof = true;
 			continue;
@@ -167,12 +245,16 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 				half_release_pipe(r, h);
 				return PUMP_WAIT;
 			}
-			*why = fail_reason[i][0];
+			*why = tls_in && errno == EPROTO ? r->filter->why : fail_reason[i][0];
 			return PUMP_FAIL;
 		}
 		h->bytes += (uint64_t)n;
 		r->last = ev_now(r->loop);
 	}
+	/* Out of rounds: TLS may hold plaintext the socket will never signal;
+	 * come back for it on the next loop iteration. */
+	if (tls_in)
+		ev_feed_event(r->loop, &r->rd[0], EV_READ);
 	return PUMP_WAIT;
 }
 
@@ -196,6 +278,8 @@ static void run(struct relay *r, int i)
 		return;
 	}
 	set_interest(r, i);
+	if (r->filter && i == 0)
+		set_interest(r, 1); /* reading TLS can queue output (alerts, key updates) */
 }
 
 static void on_read(EV_P_ ev_io *w, int revents)
@@ -227,6 +311,15 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, in
 		int target, const uint8_t *early, size_t earlylen, unsigned idle_secs,
 		size_t bufsize, relay_done_fn done)
 {
+	return relay_start_filtered(r, loop, pool, client, target, early, earlylen, idle_secs,
+				    bufsize, done, NULL);
+}
+
+int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
+			 int client, int target, const uint8_t *early, size_t earlylen,
+			 unsigned idle_secs, size_t bufsize, relay_done_fn done,
+			 struct stream_filter *filter)
+{
 	memset(r, 0, sizeof(*r));
 	r->loop = loop;
 	r->pool = pool;
@@ -234,7 +327,8 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, in
 	r->fd[1] = target;
 	r->idle_secs = idle_secs;
 	r->bufsize = bufsize ? bufsize : 65536;
-	r->use_splice = true;
+	r->use_splice = !filter;
+	r->filter = filter;
 	r->done = done;
 	r->last = ev_now(loop);
 	for (int i = 0; i < 2; i++) {
@@ -260,6 +354,8 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, in
 	}
 	set_interest(r, 0);
 	set_interest(r, 1);
+	if (filter) /* plaintext TLS already decrypted behind the request */
+		ev_feed_event(loop, &r->rd[0], EV_READ);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 struct pipepool;
 struct relay;
+struct stream_filter;
 
 /* Called once when the relay ends; reason is static text. */
 typedef void (*relay_done_fn)(struct relay *r, const char *reason);
@@ -42,6 +43,10 @@ struct relay {
 	size_t bufsize;
 	bool use_splice;
 	bool running;
+	/* TLS on the client side (borrowed from the session), or NULL. With
+	 * one, both directions run buffered: plaintext exists only in user
+	 * space. */
+	struct stream_filter *filter;
 	relay_done_fn done;
 };
 
@@ -50,6 +55,11 @@ struct relay {
 int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, int client,
 		int target, const uint8_t *early, size_t earlylen, unsigned idle_secs,
 		size_t bufsize, relay_done_fn done);
+/* The same with a stream filter on the client side (NULL: relay_start). */
+int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
+			 int client, int target, const uint8_t *early, size_t earlylen,
+			 unsigned idle_secs, size_t bufsize, relay_done_fn done,
+			 struct stream_filter *filter);
 /* Stops watchers and returns pipes and buffers. Does not close the fds. */
 void relay_stop(struct relay *r);
 

@@ -19,6 +19,7 @@
 #include "common/sockaddr.h"
 #include "proto/proxyproto.h"
 #include "server/ext.h"
+#include "server/filter.h"
 #include "server/server.h"
 #include "server/sessionlog.h"
 
@@ -87,12 +88,30 @@ void session_update_io(struct session *s)
 	int ev = 0;
 	if (!s->hs)
 		return;
-	if (s->hs->outlen > s->hs->outoff)
+	const uint8_t *fp;
+	if (s->hs->outlen > s->hs->outoff || (s->filter && s->filter->ops->output(s->filter, &fp)))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
 		 s->state == SS_REQUEST)
 		ev |= EV_READ;
 	set_io(s, ev);
+}
+
+/* Sends the filter's output. Same results as flush_out. */
+static int flush_filter(struct session *s)
+{
+	const uint8_t *p;
+	size_t len;
+	while ((len = s->filter->ops->output(s->filter, &p)) > 0) {
+		ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		s->filter->ops->output_done(s->filter, (size_t)n);
+	}
+	return 1;
 }
 
 /* 1 when everything is written, 0 when it would block, -1 on error. */
@@ -110,18 +129,26 @@ static int flush_out(struct session *s)
 		hs->outoff += (size_t)n;
 	}
 	hs->outlen = hs->outoff = 0;
-	return 1;
+	/* With a filter, cleartext queued before it (the method choice) went
+	 * first; now what the filter holds. */
+	return s->filter ? flush_filter(s) : 1;
 }
 
 int session_send(struct session *s, const uint8_t *p, size_t n)
 {
 	struct handshake *hs = s->hs;
-	if (!hs || hs->outlen + n > sizeof(hs->out)) {
+	if (s->filter && hs) {
+		if (s->filter->ops->write(s->filter, p, n) < 0) {
+			session_close(s, s->filter->why);
+			return -1;
+		}
+	} else if (!hs || hs->outlen + n > sizeof(hs->out)) {
 		session_close(s, "reply does not fit");
 		return -1;
+	} else {
+		memcpy(hs->out + hs->outlen, p, n);
+		hs->outlen += n;
 	}
-	memcpy(hs->out + hs->outlen, p, n);
-	hs->outlen += n;
 	int f = flush_out(s);
 	if (f < 0) {
 		session_close(s, "client write error");
@@ -338,15 +365,27 @@ static void do_proxyhdr(struct session *s)
 		a->sin6_port = htons(ph.sport);
 		sa_unmap(&s->client);
 	}
-	if (!admit(s))
+	if (!admit(s) || ext_session_open(s) < 0)
 		return;
 	session_set_state(s, SS_GREETING);
-	advance(s);
+	if (s->filter)
+		session_pump(s);
+	else
+		advance(s);
 }
 
 static void dispatch(struct session *s)
 {
 	const struct stp_command *cmd = ext_find_command(s->cmd);
+	if (cmd && s->no_udp && s->cmd == SOCKS_CMD_UDP_ASSOCIATE) {
+		/* X'86' without UDP-Naked: no agreed way to carry datagrams
+		 * (docs/tls.md). */
+		char tag[SA_STR_MAX + 300];
+		log_info("%s: UDP ASSOCIATE refused: UDP-Naked not agreed",
+			 session_tag(s, tag, sizeof(tag)));
+		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP without UDP-Naked");
+		return;
+	}
 	if (!cmd || (s->version == SOCKS4_VER && !cmd->socks4)) {
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: command 0x%02x not supported", session_tag(s, tag, sizeof(tag)),
@@ -381,9 +420,9 @@ static void do_socks4(struct session *s)
 	session_consume(s, used);
 	s->cmd = req.cmd;
 	s->target = req.dst;
-	if (!(s->conf->auth_methods & AUTH_BIT_NONE)) {
+	if (!(s->conf->auth_methods & AUTH_BIT_NONE) || (s->require_tls && !s->filter)) {
 		/* SOCKS4 has no authentication: it cannot satisfy a server that
-		 * requires one. */
+		 * requires one, nor a listener that requires TLS. */
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: SOCKS4 refused: authentication required",
 			 session_tag(s, tag, sizeof(tag)));
@@ -417,7 +456,16 @@ static void do_greeting(struct session *s)
 	}
 	session_consume(s, used);
 	s->version = SOCKS5_VER;
-	const struct stp_method *m = ext_choose_method(s->conf, g.methods, g.nmethods);
+	/* Downgrade protection: where TLS is required, only methods that bring
+	 * it count; inside TLS, no method that would start it again. */
+	uint8_t kept = 0;
+	for (size_t i = 0; i < g.nmethods; i++) {
+		bool tls = ext_method_tls(g.methods[i]);
+		if ((s->filter && tls) || (s->require_tls && !s->filter && !tls))
+			continue;
+		g.methods[kept++] = g.methods[i];
+	}
+	const struct stp_method *m = ext_choose_method(s->conf, g.methods, kept);
 	uint8_t choice[2];
 	size_t n = socks5_choice_write(choice, sizeof(choice),
 				       m ? m->code : SOCKS_METHOD_NOACCEPT);
@@ -440,11 +488,34 @@ static void do_greeting(struct session *s)
 
 void session_method_done(struct session *s, bool ok)
 {
+	if (s->sub_done) {
+		void (*done)(struct session *, bool) = s->sub_done;
+		s->sub_done = NULL;
+		s->method = s->outer_method;
+		s->outer_method = NULL;
+		done(s, ok);
+		return;
+	}
 	if (!ok)
 		return; /* the method closed the session */
 	session_set_state(s, SS_REQUEST);
 	session_update_io(s);
-	advance(s);
+	if (s->filter)
+		session_pump(s);
+	else
+		advance(s);
+}
+
+void session_run_method(struct session *s, const struct stp_method *m,
+			void (*done)(struct session *s, bool ok))
+{
+	s->outer_method = s->method;
+	s->sub_done = done;
+	s->method = m;
+	m->start(s);
+	/* Bytes the client sent ahead belong to m now. */
+	if (s->state == SS_AUTH && s->method == m && m->on_input && s->hs->inlen > 0)
+		m->on_input(s);
 }
 
 static void do_request(struct session *s)
@@ -493,6 +564,109 @@ static void advance(struct session *s)
 	} while (s->state != before && s->state != SS_CLOSED && s->hs && s->hs->inlen > 0);
 }
 
+/* True while the state takes client bytes (see session_update_io). */
+static bool wants_input(const struct session *s)
+{
+	return s->hs && (s->state == SS_PROXYHDR || s->state == SS_GREETING ||
+			 s->state == SS_AUTH || s->state == SS_REQUEST);
+}
+
+void session_pump(struct session *s)
+{
+	/* One record at a time, parsers in between: a method may move the
+	 * filter to its next phase before the next record is looked at. */
+	if (wants_input(s) && s->hs->inlen > 0)
+		advance(s); /* plaintext left from before (a method finished) */
+	while (wants_input(s) && s->hs->inlen < sizeof(s->hs->in)) {
+		struct handshake *hs = s->hs;
+		ssize_t n = s->filter->ops->read(s->filter, hs->in + hs->inlen,
+						 sizeof(hs->in) - hs->inlen);
+		if (n == FILTER_NONE)
+			break;
+		if (n == FILTER_EOF) {
+			session_close(s, "client closed (close_notify) during handshake");
+			return;
+		}
+		if (n < 0) {
+			char tag[SA_STR_MAX + 300];
+			log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), s->filter->why);
+			session_close(s, s->filter->why);
+			return;
+		}
+		hs->inlen += (size_t)n;
+		advance(s);
+	}
+	if (s->state == SS_CLOSED || !s->hs)
+		return;
+	if (s->filter && flush_out(s) < 0) {
+		session_close(s, "client write error");
+		return;
+	}
+	if (wants_input(s) && s->hs->inlen == sizeof(s->hs->in))
+		buffer_full(s, "handshake");
+	else
+		session_update_io(s);
+}
+
+int session_set_filter(struct session *s, struct stream_filter *f)
+{
+	struct handshake *hs = s->hs;
+	s->filter = f;
+	if (hs->inlen > 0) {
+		/* The client sent its first TLS bytes right behind what came
+		 * before (greeting, PROXY header): they are the filter's. */
+		int r = f->ops->input(f, hs->in, hs->inlen);
+		hs->inlen = 0;
+		if (r < 0) {
+			session_close(s, f->why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int session_filter_drain(struct session *s, const uint8_t *p, size_t n)
+{
+	struct stream_filter *f = s->filter;
+	uint8_t junk[4096];
+	ssize_t r = f->ops->input(f, p, n) < 0 ? FILTER_ERROR : FILTER_NONE;
+	while (r >= 0 && (r = f->ops->read(f, junk, sizeof(junk))) > 0)
+		;
+	if (r == FILTER_EOF) {
+		session_close(s, "control connection closed (close_notify)");
+		return -1;
+	}
+	if (r == FILTER_ERROR) {
+		session_close(s, f->why);
+		return -1;
+	}
+	flush_filter(s); /* best effort: TLS may answer (key update) */
+	return 0;
+}
+
+/* Reads ciphertext for the filter, then pumps plaintext to the parsers. */
+static void on_client_filtered(struct session *s)
+{
+	uint8_t buf[16384];
+	ssize_t n = recv(s->fd, buf, sizeof(buf), 0);
+	if (n == 0) {
+		session_close(s, "client closed during handshake");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			session_close(s, "client read error during handshake");
+		return;
+	}
+	if (s->filter->ops->input(s->filter, buf, (size_t)n) < 0) {
+		char tag[SA_STR_MAX + 300];
+		log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), s->filter->why);
+		session_close(s, s->filter->why);
+		return;
+	}
+	session_pump(s);
+}
+
 static void on_client(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
@@ -512,6 +686,10 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	}
 	if (!(revents & EV_READ) || s->state == SS_CLOSED)
 		return;
+	if (s->filter) {
+		on_client_filtered(s);
+		return;
+	}
 	ssize_t n = recv(s->fd, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen, 0);
 	if (n == 0) {
 		session_close(s, "client closed during handshake");
@@ -566,7 +744,7 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	session_arm_timer(s, s->conf->timeouts.handshake, on_handshake_timeout);
 	if (l->proxy_protocol) {
 		s->state = SS_PROXYHDR;
-	} else if (!admit(s)) {
+	} else if (!admit(s) || ext_session_open(s) < 0) {
 		return;
 	}
 	session_update_io(s);
@@ -592,8 +770,9 @@ void session_start_relay(struct session *s, int peer)
 	ev_io_stop(s->w->loop, &s->io);
 	ev_timer_stop(s->w->loop, &s->timer);
 	session_set_state(s, SS_RELAY);
-	if (relay_start(&s->relay, s->w->loop, s->w->pipes, s->fd, peer, hs->in, hs->inlen, idle,
-			c->limits.relay_buffer, on_relay_done) < 0) {
+	if (relay_start_filtered(&s->relay, s->w->loop, s->w->pipes, s->fd, peer, hs->in,
+				 hs->inlen, idle, c->limits.relay_buffer, on_relay_done,
+				 s->filter) < 0) {
 		s->relay.fd[1] = peer;
 		session_close(s, "out of memory");
 		return;
@@ -625,17 +804,27 @@ void session_close(struct session *s, const char *reason)
 	relay_stop(&s->relay);
 	if (s->relay.fd[1] >= 0)
 		close(s->relay.fd[1]);
+	if (s->filter) {
+		/* Our close_notify (X'04' for X'86'), or the alert a failed
+		 * handshake left, goes out if the socket takes it now. */
+		s->filter->ops->shutdown(s->filter);
+		flush_filter(s);
+		s->filter->ops->free(s->filter);
+		s->filter = NULL;
+	}
 	close(s->fd);
 	if (s->hs) {
 		if (s->auth_pending) {
-			/* The pool still holds the job inside hs: it frees hs. */
-			s->hs->auth.ctx = w; /* the job's owner is gone */
-			auth_cancel(&s->hs->auth);
+			/* The pool still holds the job: its callback frees it. */
+			s->hs->auth->ctx = w; /* the job's owner is gone */
+			auth_cancel(s->hs->auth);
 			w->auth_orphans++;
-		} else {
-			explicit_bzero(s->hs, sizeof(*s->hs));
-			free(s->hs);
+		} else if (s->hs->auth) {
+			explicit_bzero(s->hs->auth, sizeof(*s->hs->auth));
+			free(s->hs->auth);
 		}
+		explicit_bzero(s->hs, sizeof(*s->hs));
+		free(s->hs);
 		s->hs = NULL;
 	}
 	if (s->rule_held)

@@ -21,6 +21,7 @@ struct worker;
 struct listener;
 struct session;
 struct stp_method;
+struct stream_filter;
 
 enum session_state {
 	SS_PROXYHDR,  /* reading a PROXY protocol header */
@@ -41,7 +42,7 @@ struct handshake {
 	uint8_t out[SOCKS5_REPLY_MAX + 8];
 	size_t outlen, outoff;
 	uint8_t method;
-	struct auth_job auth;
+	struct auth_job *auth;       /* only while RFC 1929 runs */
 };
 
 /* A command handler's per-session state lives behind this, freed by its own
@@ -90,6 +91,14 @@ struct session {
 	const struct session_cmd_ops *cmd_ops;
 	void *cmd_data;
 
+	/* TLS on the client side (method X'86' or a "tls on" listener), or
+	 * NULL: see filter.h. The session owns it; the relay borrows it. */
+	struct stream_filter *filter;
+	bool require_tls;                    /* listener/client rule: only TLS methods */
+	bool no_udp;                         /* X'86' without UDP-Naked: refuse UDP ASSOCIATE */
+	const struct stp_method *outer_method; /* while a sub-method runs (session_run_method) */
+	void (*sub_done)(struct session *s, bool ok);
+
 	struct relay relay;                  /* valid in SS_RELAY */
 	uint64_t up, down;                   /* bytes client->target, target->client */
 
@@ -111,6 +120,27 @@ int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bo
 /* Called by an authentication method when it has finished: ok moves on to
  * the request; !ok means the method already closed the session. */
 void session_method_done(struct session *s, bool ok);
+
+/* Runs method m inside the current method (sub-authentication, e.g. RFC 1929
+ * inside X'86'): m gets the input from now on, and its session_method_done()
+ * calls done(s, ok) instead of moving on to the request. */
+void session_run_method(struct session *s, const struct stp_method *m,
+			void (*done)(struct session *s, bool ok));
+
+/* Puts a stream filter between the socket and the parsers (the session owns
+ * it from here). Bytes already in the handshake buffer are input to it. -1
+ * when the session was closed. */
+int session_set_filter(struct session *s, struct stream_filter *f);
+/* With a filter: moves plaintext into the handshake buffer and runs the
+ * parsers, one TLS record at a time, while the state wants input; then
+ * flushes the filter's output. Call after anything that may let the
+ * session take more input (a method finishing, a phase change). */
+void session_pump(struct session *s);
+/* A command handler that only watches the control connection (UDP
+ * ASSOCIATE) hands its bytes here when there is a filter: plaintext is
+ * dropped, and the end of TLS (close_notify, or an error) closes the
+ * session, returning -1. */
+int session_filter_drain(struct session *s, const uint8_t *p, size_t n);
 
 /* Queues bytes for the client and tries to write them. -1 when the session
  * was closed (write error, or closing_after_flush and all written). */

@@ -17,6 +17,12 @@ import servers  # noqa: E402
 import services  # noqa: E402
 
 
+def pytest_configure(config):
+    # Servers inherit this process's open-file limit: the load tests need a
+    # few thousand descriptors whatever the login shell's soft limit was.
+    services.raise_nofile(16384)
+
+
 def pytest_report_header(config):
     kind = servers.server_kind()
     extra = " (%s)" % servers.stpd_binary() if kind == "stpd" else ""
@@ -57,6 +63,20 @@ def asym():
 
 
 @pytest.fixture(scope="session")
+def sha_sink():
+    k = services.ShaSink()
+    yield k
+    k.close()
+
+
+@pytest.fixture(scope="session")
+def talk_first():
+    t = services.TalkFirst()
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="session")
 def udp_echo():
     u = services.UdpEcho()
     yield u
@@ -90,7 +110,9 @@ def proxy_factory(tmp_path, dns):
         print("---- %s log (%s) ----\n%s" % (p.kind, p.log_path, p.log()[-6000:]))
         if p.kind != "stpd":
             continue
-        if rc != 0:
+        if rc is None:
+            problems.append("stpd did not exit within 15 s of SIGTERM (killed)")
+        elif rc != 0:
             problems.append("stpd exited with %s (%s)" % (
                 rc, "on SIGTERM" if was_alive else "before teardown"))
         marks = p.sanitizer_report()

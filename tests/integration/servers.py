@@ -35,14 +35,17 @@ def server_kind():
     return os.environ.get("STP_TEST_SERVER", "stpd")
 
 
-def _isolated(workdir, argv):
+def _isolated(workdir, argv, test_names=True):
     """Wrap argv so it runs with the test /etc/hosts and resolv.conf. The
-    wrapper execs, so the pid and the exit status are the server's own."""
-    hosts = os.path.join(workdir, "etc-hosts")
+    wrapper execs, so the pid and the exit status are the server's own.
+    test_names=False leaves the test names out of /etc/hosts: stpd must
+    find them through its --resolver (the test dnsmasq)."""
+    hosts = os.path.join(workdir, "etc-hosts-%s" % ("names" if test_names else "plain"))
     resolv = os.path.join(workdir, "etc-resolv.conf")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
-        f.write(services.hosts_file_text())
+        if test_names:
+            f.write(services.hosts_file_text())
     with open(resolv, "w") as f:
         f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     script = ('mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf '
@@ -80,7 +83,7 @@ class Proxy:
         e.update(env or {})
         self.argv = argv
         self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(_isolated(self.workdir, argv), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(_isolated(self.workdir, argv, self.kind != "stpd"), stdin=subprocess.DEVNULL,
                                      stdout=self._logf, stderr=subprocess.STDOUT, env=e,
                                      start_new_session=True)
         port = ready_port or self.port
@@ -173,6 +176,7 @@ class Stpd(Proxy):
         without it, stpd runs from flags (--listen, --resolver, --users).
         netns: run inside that network namespace (ip netns exec)."""
         super().__init__(workdir, port)
+        self.dns = dns
         self.binary = stpd_binary()
         if not os.path.exists(self.binary):
             pytest.fail("stpd binary not found at %s (set STPD=)" % self.binary)
@@ -184,7 +188,7 @@ class Stpd(Proxy):
         argv = [self.binary]
         if conf is not None:
             self.conf_path = os.path.join(workdir, "stpd-%d.conf" % self.port)
-            self.write_conf(conf, dns)
+            self.write_conf(conf)
             argv += ["-c", self.conf_path]
         else:
             self.conf_path = None
@@ -199,14 +203,15 @@ class Stpd(Proxy):
             argv = ["ip", "netns", "exec", netns] + argv
         self._spawn(argv, env)
 
-    def expand(self, text, dns):
+    def expand(self, text):
         return string.Template(text).substitute(
-            port=self.port, dns=dns.addr if dns else "127.0.0.1:53",
+            port=self.port, dns=self.dns.addr if self.dns else "127.0.0.1:53",
             users=self.users_file or "", workdir=self.workdir)
 
-    def write_conf(self, text, dns):
+    def write_conf(self, text):
+        """(Re)writes the config file; SIGHUP makes stpd read it."""
         with open(self.conf_path, "w") as f:
-            f.write(self.expand(text, dns))
+            f.write(self.expand(text))
 
 
 def stpd_passwd(binary, path, user, password):

@@ -20,13 +20,21 @@ import time
 # ports
 
 
-def free_port(family=socket.AF_INET, kind=socket.SOCK_STREAM, host=None):
-    """A port that was free on loopback a moment ago (TCP and UDP both)."""
-    for _ in range(50):
-        with socket.socket(family, kind) as s:
-            s.bind((host or ("::1" if family == socket.AF_INET6 else "127.0.0.1"), 0))
-            port = s.getsockname()[1]
-        if port_is_free(port):
+_handed_out = set()
+# Below the kernel's ephemeral range (32768-60999 by default), so that no
+# outgoing connection can take a port between our check and the server's
+# bind; each port is handed out once per test run.
+_PORT_LO, _PORT_HI = 20000, 32700
+
+
+def free_port():
+    """A port free on 127.0.0.1 and ::1, TCP and UDP, never handed out
+    before in this run."""
+    rnd = random.Random()
+    for _ in range(500):
+        port = rnd.randrange(_PORT_LO, _PORT_HI)
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port found")
 
@@ -234,10 +242,59 @@ class _Asym(socketserver.BaseRequestHandler):
             pass
 
 
+class _ShaSink(socketserver.BaseRequestHandler):
+    """Reads until EOF (the client's half-close), then answers
+    "<sha256 hex> <length>\n" and closes: proves every byte arrived and
+    that data still flows back after the client's half-close."""
+
+    def handle(self):
+        s = self.request
+        s.settimeout(120)
+        h = hashlib.sha256()
+        n = 0
+        try:
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                h.update(d)
+                n += len(d)
+            s.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
+        except OSError:
+            pass
+
+
+class _TalkFirst(socketserver.BaseRequestHandler):
+    """Sends 1 MiB and half-closes at once, then reads the client's bytes
+    until EOF and records (sha256 hex, length) under the first 16 bytes
+    (the client's tag) in TALK_FIRST_SEEN: the target ends its direction
+    first while the client's direction goes on."""
+
+    def handle(self):
+        s = self.request
+        s.settimeout(60)
+        try:
+            for c in BigContent.chunks(1 << 20):
+                s.sendall(c)
+            s.shutdown(socket.SHUT_WR)
+            data = bytearray()
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                data += d
+            TALK_FIRST_SEEN[bytes(data[:16])] = (hashlib.sha256(data).hexdigest(), len(data))
+        except OSError:
+            pass
+
+
+TALK_FIRST_SEEN = {}
+
+
 class _TCP4(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 2048
 
 
 class _TCP6(_TCP4):
@@ -279,6 +336,14 @@ def AsymService():
     return TcpService(_Asym)
 
 
+def ShaSink():
+    return TcpService(_ShaSink)
+
+
+def TalkFirst():
+    return TcpService(_TalkFirst)
+
+
 # ---------------------------------------------------------------------------
 # UDP echo
 
@@ -293,7 +358,7 @@ class UdpEcho:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         for _ in range(20):
-            port = free_port(kind=socket.SOCK_DGRAM)
+            port = free_port()
             try:
                 s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 s4.bind(("127.0.0.1", port))
@@ -364,7 +429,7 @@ class Dnsmasq:
         self.log_path = os.path.join(workdir, "dnsmasq.log")
         last = None
         for _ in range(5):
-            self.port = free_port(kind=socket.SOCK_DGRAM)
+            self.port = free_port()
             self.log = open(self.log_path, "wb")
             self.proc = subprocess.Popen(
                 ["dnsmasq", "--no-daemon", "--port=%d" % self.port,

@@ -1,6 +1,7 @@
 """SOCKS on raw sockets: every field checked, every reply code provoked for
 real (RFC 1928, RFC 1929, SOCKS4/4a)."""
 
+import hashlib
 import os
 import re
 import socket
@@ -66,6 +67,70 @@ def test_connect_pipelined(proxy, echo):
         rep = S.read_reply(s)
         assert rep.rep == 0, rep
         assert S.recv_exact(s, len(data)) == data
+
+
+def upload(proxy, sink, size, host="127.0.0.1"):
+    """Streams size bytes to the sha256 sink through the proxy, half-closes,
+    and returns the sink's "sha len" answer."""
+    s, rep = S.open_connect(proxy.port, host, sink.port, timeout=30)
+    with s:
+        assert rep.rep == 0, rep
+        for c in services.BigContent.chunks(size):
+            s.sendall(c)
+        s.shutdown(socket.SHUT_WR)
+        return S.recv_all(s).decode()
+
+
+def test_upload_100mb_sha256_then_reply_after_half_close(proxy, sha_sink):
+    size = 100 * 1024 * 1024
+    answer = upload(proxy, sha_sink, size)
+    assert answer == "%s %d\n" % (services.BigContent.sha256(size), size)
+    if proxy.has("logs"):
+        m = proxy.wait_log(r"session .*target=127\.0\.0\.1:%d" % sha_sink.port, timeout=10)
+        fields_in(m.string, up=str(size), down=str(len(answer)))
+
+
+def test_target_half_closes_first(proxy, talk_first):
+    """The target sends 1 MiB and its FIN first; the client must get all of
+    it and the EOF, and can still send 1 MiB the other way."""
+    s, rep = S.open_connect(proxy.port, "127.0.0.1", talk_first.port, timeout=30)
+    with s:
+        assert rep.rep == 0, rep
+        got = S.recv_all(s)
+        assert len(got) == 1 << 20
+        assert hashlib.sha256(got).hexdigest() == services.BigContent.sha256(1 << 20)
+        tag = os.urandom(16)
+        body = tag + os.urandom((1 << 20) - 16)
+        s.sendall(body)
+        s.shutdown(socket.SHUT_WR)
+        wait_until(lambda: tag in services.TALK_FIRST_SEEN, 10, what="the target's record")
+        assert services.TALK_FIRST_SEEN[tag] == (hashlib.sha256(body).hexdigest(), len(body))
+        assert S.recv_all(s) == b""
+
+
+def test_parallel_transfers_both_ways(proxy, sha_sink, http):
+    """40 uploads and 40 downloads of 2 MiB at once, every byte checked."""
+    import concurrent.futures as cf
+    size = 2 * 1024 * 1024
+    want = services.BigContent.sha256(size)
+
+    def down(i):
+        s, rep = S.open_connect(proxy.port, "::1" if i % 2 else "127.0.0.1", http.port,
+                                timeout=30)
+        with s:
+            assert rep.rep == 0
+            s.sendall(b"GET /big/%d HTTP/1.0\r\n\r\n" % size)
+            data = S.recv_all(s)
+        body = data.partition(b"\r\n\r\n")[2]
+        return hashlib.sha256(body).hexdigest() == want and len(body) == size
+
+    def up(i):
+        return upload(proxy, sha_sink, size) == "%s %d\n" % (want, size)
+
+    with cf.ThreadPoolExecutor(max_workers=80) as ex:
+        futs = [ex.submit(down, i) for i in range(40)] + [ex.submit(up, i) for i in range(40)]
+        results = [f.result(timeout=120) for f in futs]
+    assert all(results), "%d of %d transfers corrupted" % (results.count(False), len(results))
 
 
 def test_reply_00_many_sessions_in_parallel(proxy, echo):
@@ -369,8 +434,7 @@ def test_userpass_right_password(upproxy, echo):
 
 @pytest.mark.parametrize("user,password", [("alice", "wrong-Pa55word"),
                                            ("alice", OTHER_PASSWORD),
-                                           ("mallory", "s3cret-Pa55word"),
-                                           ("alice", "")])
+                                           ("mallory", "s3cret-Pa55word")])
 def test_userpass_wrong(upproxy, user, password):
     s = S.dial(upproxy.port)
     with s:
@@ -385,6 +449,23 @@ def test_userpass_wrong(upproxy, user, password):
         for pw in (password, USERS["alice"], OTHER_PASSWORD):
             if pw:
                 assert pw not in log, "a password appears in the log"
+
+
+def test_userpass_empty_password(upproxy):
+    """PLEN 0 is outside RFC 1929 (1..255): refused like a wrong password."""
+    s = S.dial(upproxy.port)
+    with s:
+        assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+        s.sendall(b"\x01\x05alice\x00")
+        try:
+            st = S.recv_exact(s, 2)
+            assert st[0] == 0x01 and st[1] != 0, st
+        except (EOFError, ConnectionResetError):
+            pass                                  # or just the close
+        assert S.closed_by_peer(s)
+    if upproxy.has("logs"):
+        m = upproxy.wait_log(r"auth failed ")
+        fields_in(m.string, client=r"127\.0\.0\.1:\d+")
 
 
 def test_userpass_required(upproxy):
@@ -437,3 +518,40 @@ def test_socks4a_nxdomain(proxy):
     with s:
         assert (vn, cd) == (0, 91)
         assert S.closed_by_peer(s)
+
+
+def test_udp_associate_unspecified_address(proxy, udp_echo):
+    """DST 0.0.0.0:0 (client does not know its address yet): the relay
+    serves the first source that sends from the client's host."""
+    proxy.require("udp")
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    s = S.dial(proxy.port)
+    with s, u:
+        assert S.negotiate(s) == S.M_NONE
+        rep = S.request(s, S.CMD_UDP, "0.0.0.0", 0)
+        assert rep.rep == 0, rep
+        relay = ("127.0.0.1" if rep.host in ("0.0.0.0", "::") else rep.host, rep.port)
+        big = os.urandom(60000)
+        for data in (b"small", big):
+            u.sendto(S.udp_packet("127.0.0.1", udp_echo.port, data), relay)
+            pkt, src = u.recvfrom(65535)
+            frag, atyp, host, port, rdata = S.udp_parse(pkt)
+            assert (host, port, rdata) == ("127.0.0.1", udp_echo.port, data)
+
+
+def test_udp_request_rule_per_datagram(stpd_factory, udp_echo):
+    text = stpdconf.conf(request_rules="request block { to 127.0.0.3/32 }\n"
+                                       "request pass { }\n")
+    p = stpd_factory(conf=text)
+    a = Assoc(p)
+    try:
+        tag = b"blocked " + os.urandom(8).hex().encode()
+        a.send("127.0.0.3", udp_echo.port, tag)
+        assert no_datagram(a.u, 1.0)
+        assert not udp_echo.got(tag)
+        a.send("127.0.0.1", udp_echo.port, b"allowed")
+        assert a.recv()[4] == b"allowed"
+    finally:
+        a.close()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds stpd in build/ and runs it in the foreground; arguments go to stpd.
+#   ./scripts/run-stpd.sh                 embedded default: 127.0.0.1:1080,
+#                                         no authentication, loopback clients
+#   ./scripts/run-stpd.sh -c stpd.conf    a config file (docs/config.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh --build-only >&2
+if [ ! -f build/build.ninja ]; then
+	meson setup build >&2
+fi
+ninja -C build src/server/stpd >&2
+exec build/src/server/stpd "$@"

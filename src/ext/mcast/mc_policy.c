@@ -1,0 +1,48 @@
+/*
+ * mc_policy.c - what the request rules grant a member: the first request
+ * rule matching mcast-join for the group and port decides; a pass rule
+ * grants what its `mcast` key says (send, receive, or both when absent).
+ */
+#include <time.h>
+
+#include "ext/mcast/mc.h"
+#include "policy/rules.h"
+#include "server/session.h"
+
+/* The rule session_allowed() just passed: the same context, matched again
+ * (rules are immutable in the snapshot, so the answer is the same). */
+static const struct rule *passing_rule(struct session *s, const struct sockaddr *group,
+				       uint16_t port)
+{
+	const char *groups[AUTH_GROUPS_MAX];
+	for (size_t i = 0; i < s->n_groups; i++)
+		groups[i] = s->groups[i];
+	struct rule_ctx ctx = {
+		.client = (const struct sockaddr *)&s->client,
+		.listener = s->listener->name,
+		.user = s->user[0] ? s->user : NULL,
+		.groups = groups,
+		.n_groups = s->n_groups,
+		.command = RULE_CMD_MCAST_JOIN,
+		.dst_addr = group,
+		.dst_port = port,
+		.now = time(NULL),
+	};
+	return rules_match(s->conf->request_rules, s->conf->n_request_rules, &ctx);
+}
+
+uint8_t mc_policy_perms(struct session *s, const struct sockaddr *group, uint16_t port)
+{
+	/* Logs a denial, and holds the rule's session slot like any command. */
+	if (!session_allowed(s, RULE_CMD_MCAST_JOIN, group, NULL, port, true))
+		return 0;
+	const struct rule *r = passing_rule(s, group, port);
+	uint8_t perms = 0;
+	if (!r || r->mcast_perms == 0)
+		return MCAST_KEYF_SEND | MCAST_KEYF_RECV;
+	if (r->mcast_perms & RULE_MCAST_SEND)
+		perms |= MCAST_KEYF_SEND;
+	if (r->mcast_perms & RULE_MCAST_RECV)
+		perms |= MCAST_KEYF_RECV;
+	return perms;
+}

@@ -1,0 +1,531 @@
+/*
+ * preload.c - the hooks libstpify.so puts in front of libc. Each one
+ * resolves the real symbols once (shim_init), passes through everything
+ * stpify does not own (non-INET sockets, bypassed targets, untracked
+ * fds, and every call made while stpify itself is working), and hands the
+ * rest to nbconnect.c (TCP), udpassoc.c (UDP), bindmap.c (BIND) or the
+ * fake-DNS resolver below.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/sockaddr.h"
+#include "shim/shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Called by every hook first: true when the call is ours to look at. */
+static bool hook_active(void)
+{
+	shim_init();
+	return !shim_busy();
+}
+
+static bool hook_inet(const struct sockaddr *sa)
+{
+	return sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+#define NEED_REAL(fn)                  \
+	do {                           \
+		if (shim_real.fn == NULL) { \
+			errno = ENOSYS; \
+			return -1;      \
+		}                       \
+	} while (0)
+
+/* ------------------------------------------------------------------ */
+/* connect, listen, accept                                             */
+
+static void hook_clear_peer(struct shim_fd *st, void *arg) { st->udp_connected = false; }
+
+static int hook_connect_tracked(int fd, const struct shim_fd *st)
+{
+	if (st->kind == SHIM_FD_TCP && st->pending_err) {
+		errno = st->pending_err;
+		return -1;
+	}
+	errno = EISCONN;
+	return -1;
+}
+
+EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	const struct sockaddr *sa = addr.__sockaddr__;
+	struct shim_fd st;
+	int family, type;
+
+	if (!hook_active() || sa == NULL)
+		return shim_real.connect(fd, sa, len);
+	NEED_REAL(connect);
+	type = shim_sock_type(fd, &family);
+	if (type == SOCK_DGRAM && (family == AF_INET || family == AF_INET6)) {
+		if (sa->sa_family == AF_UNSPEC || shim_policy_bypass_sa(sa)) {
+			fdtab_update(fd, hook_clear_peer, NULL);
+			return shim_real.connect(fd, sa, len);
+		}
+		return udp_connect(fd, sa, len);
+	}
+	if (type != SOCK_STREAM || !hook_inet(sa) || shim_policy_bypass_sa(sa))
+		return shim_real.connect(fd, sa, len);
+	if (fdtab_get(fd, &st))
+		return hook_connect_tracked(fd, &st);
+	return tcp_connect_via_proxy(fd, sa, len);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	if (!hook_active() || !bindmap_wants(fd))
+		return shim_real.listen(fd, backlog);
+	return bindmap_listen(fd);
+}
+
+static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	struct shim_fd st;
+
+	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND)
+		return bindmap_accept(fd, addr, len, flags);
+	return shim_real.accept4(fd, addr, len, flags);
+}
+
+EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	return hook_accept(fd, addr.__sockaddr__, len, 0);
+}
+
+EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
+{
+	return hook_accept(fd, addr.__sockaddr__, len, flags);
+}
+
+/* ------------------------------------------------------------------ */
+/* fds: close and dup keep the table right and protect internal fds    */
+
+EXPORT int close(int fd)
+{
+	shim_init();
+	NEED_REAL(close);
+	if (shim_busy())
+		return shim_real.close(fd);
+	if (fdtab_internal(fd)) {
+		/* "rude programs" (proxychains-ng): closing every fd must not
+		 * cut an association's control connection from under it. */
+		shim_log(SHIM_LOG_DEBUG, "close(%d): internal fd, left open", fd);
+		errno = EBADF;
+		return -1;
+	}
+	if (fdtab_tracked(fd)) {
+		int ctl = fdtab_drop(fd);
+		if (ctl >= 0) {
+			fdtab_set_internal(ctl, false);
+			shim_real.close(ctl);
+		}
+	}
+	return shim_real.close(fd);
+}
+
+EXPORT int dup(int fd)
+{
+	shim_init();
+	NEED_REAL(dup);
+	int n = shim_real.dup(fd);
+	if (n >= 0 && fdtab_tracked(fd))
+		fdtab_dup(fd, n);
+	return n;
+}
+
+static int hook_dup23(int oldfd, int newfd, int flags, bool three)
+{
+	shim_init();
+	if (!shim_busy() && newfd != oldfd && fdtab_internal(newfd))
+		fdtab_evacuate(newfd);
+	int n = three ? shim_real.dup3(oldfd, newfd, flags) : shim_real.dup2(oldfd, newfd);
+	if (n >= 0 && oldfd != newfd && (fdtab_tracked(oldfd) || fdtab_tracked(newfd))) {
+		int ctl = fdtab_tracked(oldfd) ? -1 : fdtab_drop(newfd);
+		if (ctl >= 0) {
+			fdtab_set_internal(ctl, false);
+			shim_real.close(ctl);
+		}
+		fdtab_dup(oldfd, newfd);
+	}
+	return n;
+}
+
+EXPORT int dup2(int oldfd, int newfd) { return hook_dup23(oldfd, newfd, 0, false); }
+EXPORT int dup3(int oldfd, int newfd, int flags) { return hook_dup23(oldfd, newfd, flags, true); }
+
+/* ------------------------------------------------------------------ */
+/* addresses and SO_ERROR as the application expects them             */
+
+static int hook_copy_sa(const struct sockaddr_storage *ss, socklen_t n, struct sockaddr *out,
+			socklen_t *len)
+{
+	memcpy(out, ss, n < *len ? n : *len);
+	*len = n;
+	return 0;
+}
+
+EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	struct shim_fd st;
+
+	if (hook_active() && fdtab_get(fd, &st) && st.peerlen > 0 && len != NULL &&
+	    (st.kind == SHIM_FD_TCP || (st.kind == SHIM_FD_UDP && st.udp_connected)))
+		return hook_copy_sa(&st.peer, st.peerlen, addr.__sockaddr__, len);
+	return shim_real.getpeername(fd, addr.__sockaddr__, len);
+}
+
+EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	struct shim_fd st;
+
+	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND && !st.bind_done &&
+	    len != NULL)
+		return hook_copy_sa(&st.bound.sa, st.bound.salen, addr.__sockaddr__, len);
+	return shim_real.getsockname(fd, addr.__sockaddr__, len);
+}
+
+static void hook_take_err(struct shim_fd *st, void *arg)
+{
+	*(int *)arg = st->pending_err;
+	st->pending_err = 0;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
+		      socklen_t *__restrict len)
+{
+	shim_init();
+	if (!shim_busy() && level == SOL_SOCKET && name == SO_ERROR && fdtab_tracked(fd) &&
+	    val != NULL && len != NULL && *len >= sizeof(int)) {
+		int e = 0;
+		fdtab_update(fd, hook_take_err, &e);
+		if (e != 0) {
+			memcpy(val, &e, sizeof(e));
+			*len = sizeof(int);
+			return 0;
+		}
+	}
+	return shim_real.getsockopt(fd, level, name, val, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* datagrams                                                           */
+
+/* Is this send ours? dst may be NULL (a connected or tracked socket). */
+static bool hook_udp_send(int fd, const struct sockaddr *dst)
+{
+	int family;
+
+	if (!hook_active())
+		return false;
+	if (dst == NULL)
+		return fdtab_tracked(fd) && udp_wants_proxy(fd, NULL);
+	if (!hook_inet(dst) || shim_policy_bypass_sa(dst))
+		return false;
+	return shim_sock_type(fd, &family) == SOCK_DGRAM;
+}
+
+static bool hook_udp_recv(int fd)
+{
+	struct shim_fd st;
+
+	return hook_active() && fdtab_tracked(fd) && fdtab_get(fd, &st) &&
+	       st.kind == SHIM_FD_UDP;
+}
+
+static ssize_t hook_send1(int fd, const void *buf, size_t n, int flags,
+			  const struct sockaddr *dst, socklen_t dlen)
+{
+	struct iovec iov = { (void *)buf, n };
+	struct msghdr m = { .msg_name = (void *)dst, .msg_namelen = dst ? dlen : 0,
+			    .msg_iov = &iov, .msg_iovlen = 1 };
+	return udp_sendmsg(fd, &m, flags);
+}
+
+static ssize_t hook_recv1(int fd, void *buf, size_t n, int flags, struct sockaddr *src,
+			  socklen_t *slen)
+{
+	struct iovec iov = { buf, n };
+	struct msghdr m = { .msg_name = src, .msg_namelen = slen ? *slen : 0,
+			    .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r = udp_recvmsg(fd, &m, flags);
+	if (r >= 0 && slen != NULL)
+		*slen = m.msg_namelen;
+	return r;
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
+		      socklen_t alen)
+{
+	const struct sockaddr *dst = addr.__sockaddr__;
+
+	if (hook_udp_send(fd, dst))
+		return hook_send1(fd, buf, n, flags, dst, alen);
+	return shim_real.sendto(fd, buf, n, flags, dst, alen);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	if (fdtab_tracked(fd) && hook_udp_send(fd, NULL))
+		return hook_send1(fd, buf, n, flags, NULL, 0);
+	shim_init();
+	return shim_real.send(fd, buf, n, flags);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	if (fdtab_tracked(fd) && hook_udp_send(fd, NULL))
+		return hook_send1(fd, buf, n, 0, NULL, 0);
+	shim_init();
+	return shim_real.write(fd, buf, n);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	shim_init();
+	if (msg != NULL && hook_udp_send(fd, msg->msg_name))
+		return udp_sendmsg(fd, msg, flags);
+	return shim_real.sendmsg(fd, msg, flags);
+}
+
+/* One sendmsg per message (the syscall may be off, see mmsg.c). */
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int i;
+
+	shim_init();
+	if (!mmsg_filtered && (vlen == 0 || vec == NULL ||
+			       !hook_udp_send(fd, vec[0].msg_hdr.msg_name)))
+		return shim_real.sendmmsg(fd, vec, vlen, flags);
+	for (i = 0; i < vlen; i++) {
+		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
+		if (r < 0)
+			return i > 0 ? (int)i : -1;
+		vec[i].msg_len = (unsigned int)r;
+	}
+	return (int)i;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG addr,
+			socklen_t *alen)
+{
+	if (hook_udp_recv(fd))
+		return hook_recv1(fd, buf, n, flags, addr.__sockaddr__, alen);
+	return shim_real.recvfrom(fd, buf, n, flags, addr.__sockaddr__, alen);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	if (fdtab_tracked(fd) && hook_udp_recv(fd))
+		return hook_recv1(fd, buf, n, flags, NULL, NULL);
+	shim_init();
+	return shim_real.recv(fd, buf, n, flags);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	if (fdtab_tracked(fd) && hook_udp_recv(fd))
+		return hook_recv1(fd, buf, n, 0, NULL, NULL);
+	shim_init();
+	return shim_real.read(fd, buf, n);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	shim_init();
+	if (msg != NULL && hook_udp_recv(fd))
+		return udp_recvmsg(fd, msg, flags);
+	return shim_real.recvmsg(fd, msg, flags);
+}
+
+/* One recvmsg per message; the timeout is not applied (mmsg.c). */
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		    struct timespec *tmo)
+{
+	unsigned int i;
+
+	shim_init();
+	if (!mmsg_filtered && (vlen == 0 || vec == NULL || !hook_udp_recv(fd)))
+		return shim_real.recvmmsg(fd, vec, vlen, flags, tmo);
+	for (i = 0; i < vlen; i++) {
+		int f = i == 0 ? flags & ~MSG_WAITFORONE : flags | MSG_DONTWAIT;
+		ssize_t r = recvmsg(fd, &vec[i].msg_hdr, f);
+		if (r < 0) {
+			if (i == 0)
+				return -1;
+			break;
+		}
+		vec[i].msg_len = (unsigned int)r;
+	}
+	return (int)i;
+}
+
+/* ------------------------------------------------------------------ */
+/* names: a fake address per name, so DNS never leaves the host        */
+
+static bool hook_numeric(const char *name)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char tmp[INET6_ADDRSTRLEN + 8];
+	const char *pct = strchr(name, '%');
+
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return true;
+	if (pct != NULL && (size_t)(pct - name) < sizeof(tmp)) {
+		memcpy(tmp, name, (size_t)(pct - name));
+		tmp[pct - name] = '\0';
+		name = tmp; /* fe80::1%eth0 */
+	}
+	/* inet_aton accepts "127.1" and "0x7f.1", as getaddrinfo does */
+	return inet_pton(AF_INET6, name, &a6) == 1 || inet_aton(name, &a4) != 0;
+}
+
+/* True when the name is for the fake resolver. */
+static bool hook_fake_name(const char *name)
+{
+	return name != NULL && *name != '\0' && !hook_numeric(name) &&
+	       !shim_policy_bypass_name(name);
+}
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		       struct addrinfo **res)
+{
+	struct addrinfo h = { 0 };
+	struct sockaddr_storage fake;
+	int family, rc;
+
+	if (!hook_active() || (hints && (hints->ai_flags & AI_NUMERICHOST)) ||
+	    !hook_fake_name(node))
+		return shim_real.getaddrinfo(node, service, hints, res);
+	if (hints != NULL)
+		h = *hints;
+	if (h.ai_family != AF_UNSPEC && h.ai_family != AF_INET && h.ai_family != AF_INET6)
+		return shim_real.getaddrinfo(node, service, hints, res);
+	family = h.ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+	if (fakedns_addr(node, family, &fake) < 0)
+		return EAI_FAIL;
+	/* The real getaddrinfo on the family's wildcard builds the list
+	 * (socket types, the service's port); only the address changes. */
+	h.ai_family = family;
+	h.ai_flags = (h.ai_flags & ~(AI_ADDRCONFIG | AI_CANONNAME | AI_V4MAPPED | AI_ALL |
+				     AI_PASSIVE)) | AI_NUMERICHOST;
+	h.ai_canonname = NULL;
+	h.ai_addr = NULL;
+	h.ai_next = NULL;
+	rc = shim_real.getaddrinfo(family == AF_INET6 ? "::" : "0.0.0.0", service, &h, res);
+	if (rc != 0)
+		return rc;
+	for (struct addrinfo *ai = *res; ai != NULL; ai = ai->ai_next) {
+		unsigned port = sa_port(ai->ai_addr);
+		memcpy(ai->ai_addr, &fake, sa_len((struct sockaddr *)&fake));
+		sa_set_port(ai->ai_addr, port);
+	}
+	if (hints != NULL && (hints->ai_flags & AI_CANONNAME) && *res != NULL) {
+		free((*res)->ai_canonname); /* glibc frees it apart from the list */
+		(*res)->ai_canonname = strdup(node);
+	}
+	char where[SA_STR_MAX];
+	shim_log(SHIM_LOG_DEBUG, "getaddrinfo %s -> %s (fake)", node,
+		 sa_str((struct sockaddr *)&fake, where, sizeof(where)));
+	return 0;
+}
+
+/*
+ * A hostent in the caller's buffer: the name, no aliases, one address.
+ * Returns 0 or ERANGE.
+ */
+static int hook_hostent(const char *name, int family, struct hostent *he, char *buf,
+			size_t cap)
+{
+	struct sockaddr_storage fake;
+	size_t alen = family == AF_INET6 ? 16 : 4, nlen = strlen(name) + 1;
+	size_t need = 4 * sizeof(char *) + alen + nlen + sizeof(char *);
+	char **ptrs;
+	char *p;
+
+	if (cap < need)
+		return ERANGE;
+	if (fakedns_addr(name, family, &fake) < 0)
+		return ENOENT;
+	/* pointers first: buf may be unaligned */
+	p = buf + ((sizeof(char *) - ((uintptr_t)buf % sizeof(char *))) % sizeof(char *));
+	ptrs = (char **)p;
+	p += 3 * sizeof(char *);
+	memcpy(p, family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&fake)->sin6_addr
+				     : (void *)&((struct sockaddr_in *)&fake)->sin_addr, alen);
+	ptrs[0] = NULL; /* aliases */
+	ptrs[1] = p;    /* addr_list */
+	ptrs[2] = NULL;
+	memcpy(p + alen, name, nlen);
+	he->h_name = p + alen;
+	he->h_aliases = &ptrs[0];
+	he->h_addrtype = family;
+	he->h_length = (int)alen;
+	he->h_addr_list = &ptrs[1];
+	return 0;
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
+			    size_t buflen, struct hostent **result, int *h_errnop)
+{
+	if (!hook_active() || !hook_fake_name(name) || (af != AF_INET && af != AF_INET6))
+		return shim_real.gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+	int rc = hook_hostent(name, af, ret, buf, buflen);
+	*result = rc == 0 ? ret : NULL;
+	if (h_errnop)
+		*h_errnop = rc == 0 ? 0 : rc == ERANGE ? NETDB_INTERNAL : NO_RECOVERY;
+	return rc;
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+			   struct hostent **result, int *h_errnop)
+{
+	if (!hook_active() || !hook_fake_name(name))
+		return shim_real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+	return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
+}
+
+static __thread struct hostent hook_he;
+static __thread char hook_hebuf[STP_NAME_MAX + 128];
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+	if (!hook_active() || !hook_fake_name(name) || (af != AF_INET && af != AF_INET6))
+		return shim_real.gethostbyname2(name, af);
+	if (hook_hostent(name, af, &hook_he, hook_hebuf, sizeof(hook_hebuf)) != 0) {
+		h_errno = NO_RECOVERY;
+		return NULL;
+	}
+	return &hook_he;
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+	if (!hook_active() || !hook_fake_name(name))
+		return shim_real.gethostbyname(name);
+	return gethostbyname2(name, AF_INET);
+}
+
+/* A fake address reads back as its name. */
+EXPORT int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen,
+		       char *__restrict host, socklen_t hostlen, char *__restrict serv,
+		       socklen_t servlen, int flags)
+{
+	char name[STP_NAME_MAX + 1];
+
+	if (!hook_active() || host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
+	    !fakedns_name(sa, name, sizeof(name)))
+		return shim_real.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
+	if (strlen(name) >= hostlen)
+		return EAI_OVERFLOW;
+	int rc = serv ? shim_real.getnameinfo(sa, salen, NULL, 0, serv, servlen,
+					       flags | NI_NUMERICHOST) : 0;
+	if (rc == 0)
+		strcpy(host, name);
+	return rc;
+}

@@ -1,0 +1,209 @@
+/*
+ * shim.h - stpify's private interfaces: the real libc symbols, the
+ * configuration and bypass policy, the fake-DNS table, the per-fd table,
+ * and the three tunnels (TCP CONNECT, UDP ASSOCIATE, BIND).
+ *
+ * Threading: every table has its own lock; hooks copy what they need under
+ * the lock and do I/O outside it. A thread-local guard (shim_enter/leave)
+ * makes every hook a plain pass-through while stpify itself is working, so
+ * libstp's own calls to connect/send/getaddrinfo never re-enter the shim.
+ */
+#ifndef STP_SHIM_SHIM_H
+#define STP_SHIM_SHIM_H
+
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "stp/stp.h"
+
+/* ---- real symbols (realsym.c) ---- */
+
+struct shim_real {
+	int (*socket)(int, int, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*close)(int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*write)(int, const void *, size_t);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
+			   struct addrinfo **);
+	void (*freeaddrinfo)(struct addrinfo *);
+	struct hostent *(*gethostbyname)(const char *);
+	struct hostent *(*gethostbyname2)(const char *, int);
+	int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t,
+			       struct hostent **, int *);
+	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
+				struct hostent **, int *);
+	int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t, char *,
+			   socklen_t, int);
+};
+
+extern struct shim_real shim_real;
+/* Resolves every symbol once (pthread_once). */
+void shim_init(void);
+
+/* The re-entry guard: true while stpify's own code runs on this thread. */
+bool shim_busy(void);
+void shim_enter(void);
+void shim_leave(void);
+
+/* ---- logging (policy.c) ---- */
+
+enum shim_level { SHIM_LOG_ERROR = 0, SHIM_LOG_INFO = 1, SHIM_LOG_DEBUG = 2 };
+void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- configuration and bypass decisions (policy.c) ---- */
+
+struct shim_conf {
+	bool have_proxy;
+	struct stp_proxy proxy;
+	struct sockaddr_storage proxy_sa[4]; /* the proxy's addresses, resolved once */
+	socklen_t proxy_salen[4];
+	int proxy_naddr;
+	struct stp_noproxy *noproxy;
+	int log_level;
+	bool bind;           /* map listen/accept onto SOCKS BIND */
+	bool proxy_loopback; /* socksify loopback targets too */
+	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
+	int timeout_ms;      /* connect + handshake deadline */
+	uint32_t fake4_net, fake4_mask;  /* host order */
+	uint8_t fake6_net[16];
+	int fake6_prefix;
+};
+
+extern struct shim_conf shim_conf;
+/* Reads STPIFY_CONFIG (if set), then the environment; once. */
+void shim_conf_load(void);
+/* True when a connection or datagram to sa must go direct. */
+bool shim_policy_bypass_sa(const struct sockaddr *sa);
+/* True when a name must be resolved locally (NO_PROXY, localhost, ...). */
+bool shim_policy_bypass_name(const char *name);
+/* The proxy address to use from a socket of this family. 0 or -1. */
+int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
+/* The proxy as the handshake should see it: names always go to the proxy. */
+void shim_policy_proxy_for_name(struct stp_proxy *out);
+
+/* ---- fake DNS (fakedns.c) ---- */
+
+void fakedns_init(void);
+/* The fake address for name (allocated if new), in family AF_INET or
+ * AF_INET6. 0, or -1 when the table cannot be used. */
+int fakedns_addr(const char *name, int family, struct sockaddr_storage *out);
+/* True when sa is in a fake range; copies the name (if known) to name. */
+bool fakedns_is_fake(const struct sockaddr *sa);
+bool fakedns_name(const struct sockaddr *sa, char *name, size_t cap);
+/* After fork in the child: the shared table's lock is process-shared. */
+
+/* ---- per-fd state (fdtab.c) ---- */
+
+enum shim_fd_kind {
+	SHIM_FD_TCP = 1,  /* a tunnelled TCP connection (or one that failed) */
+	SHIM_FD_UDP,      /* a UDP socket with an association */
+	SHIM_FD_BIND,     /* a listening socket mapped onto SOCKS BIND */
+};
+
+struct shim_fd {
+	int refs;         /* fds sharing this state (dup, dup2) */
+	int kind;
+	struct sockaddr_storage peer; /* what the application connected to */
+	socklen_t peerlen;
+	int pending_err;  /* TCP: SO_ERROR to report once */
+	/* UDP */
+	int ctl;          /* internal fd: the association's control connection */
+	struct sockaddr_storage relay;
+	socklen_t relaylen;
+	bool udp_connected;
+	struct sockaddr_storage last_fake; /* last fake-DNS destination sent to */
+	/* BIND */
+	struct stp_handshake *hs;
+	struct stp_addr bound;
+	bool bind_done;
+};
+
+#define SHIM_FD_MAX 65536
+
+/* Fast check used by the hot hooks: does stpify track fd at all? */
+bool fdtab_tracked(int fd);
+bool fdtab_internal(int fd);
+void fdtab_set_internal(int fd, bool on);
+/* A copy of fd's state; false if untracked. */
+bool fdtab_get(int fd, struct shim_fd *out);
+/* Stores a new state for fd (replacing any). */
+void fdtab_put(int fd, const struct shim_fd *st);
+/* Runs fn on fd's state under the lock. */
+void fdtab_update(int fd, void (*fn)(struct shim_fd *, void *), void *arg);
+/* Forgets fd; returns the control fd to close when the last ref went, or -1. */
+int fdtab_drop(int fd);
+/* newfd now shares oldfd's state. */
+void fdtab_dup(int oldfd, int newfd);
+/* Moves an internal fd out of the way of an application's dup2 target. */
+int fdtab_evacuate(int fd);
+void fdtab_atfork_prepare(void);
+void fdtab_atfork_parent(void);
+void fdtab_atfork_child(void);
+
+/* ---- TCP CONNECT (nbconnect.c) ---- */
+
+/* connect(fd, sa) through the proxy; returns what connect() returns. */
+int tcp_connect_via_proxy(int fd, const struct sockaddr *sa, socklen_t salen);
+
+/* ---- UDP ASSOCIATE (udpassoc.c) ---- */
+
+/* For fd (an INET datagram socket) and destination sa (NULL: the
+ * recorded peer), returns true when the datagram must go through the
+ * association. */
+bool udp_wants_proxy(int fd, const struct sockaddr *sa);
+int udp_connect(int fd, const struct sockaddr *sa, socklen_t len);
+ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags);
+
+/* ---- BIND (bindmap.c) ---- */
+
+bool bindmap_wants(int fd);
+int bindmap_listen(int fd);
+int bindmap_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* ---- sendmmsg/recvmmsg (mmsg.c) ---- */
+
+extern bool mmsg_filtered; /* the raw syscalls fail with ENOSYS */
+void mmsg_install(void);
+
+/* ---- helpers (nbconnect.c) ---- */
+
+/* Connects fd (blocking or not; its flags are left alone) to the proxy
+ * and waits until the deadline. 0, or -1 with errno. */
+int shim_connect_proxy(int fd, int64_t deadline);
+/* Runs a handshake to the end with the real poll. */
+enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline);
+int64_t shim_deadline(int timeout_ms);
+int shim_remaining(int64_t deadline);
+/* SOCK_STREAM / SOCK_DGRAM of fd, and its family; -1 when not a socket. */
+int shim_sock_type(int fd, int *family);
+/* sa converted to family (IPv4 <-> IPv4-mapped IPv6). 0 or -1. */
+int shim_sa_to_family(const struct sockaddr *sa, int family, struct sockaddr_storage *out,
+		      socklen_t *len);
+
+#endif

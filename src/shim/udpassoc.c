@@ -1,0 +1,385 @@
+/*
+ * udpassoc.c - UDP through the proxy (RFC 1928 section 7) on the
+ * application's own UDP socket.
+ *
+ * The association is made lazily, on the first datagram (or connect())
+ * to a proxied destination: an internal TCP control connection to the
+ * proxy (protected from the application's close/dup2, see fdtab.c) carries
+ * UDP ASSOCIATE, declaring the socket's address. Datagrams then go from
+ * the application's socket to the relay with the header
+ *
+ * +----+------+------+----------+----------+----------+
+ * |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
+ * +----+------+------+----------+----------+----------+
+ * | 2  |  1   |  1   | Variable |    2     | Variable |
+ * +----+------+------+----------+----------+----------+
+ *
+ * prepended, and datagrams from the relay have it stripped; the source it
+ * names becomes the address recvfrom() reports. The socket itself is never
+ * connect()ed at the kernel level: an application's connect() is recorded
+ * and applied here (send() uses it, datagrams from elsewhere are dropped),
+ * so the same socket can still reach bypassed destinations directly.
+ * When the proxy closes the control connection, the next send makes a new
+ * association.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "common/sockaddr.h"
+#include "shim/shim.h"
+
+#define UDP_PKT_MAX 65536
+#define UDP_IOV_MAX 64
+
+static pthread_mutex_t udp_create_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread uint8_t *udp_pkt; /* one datagram as received, per thread */
+
+bool udp_wants_proxy(int fd, const struct sockaddr *sa)
+{
+	struct shim_fd st;
+
+	if (sa != NULL)
+		return !shim_policy_bypass_sa(sa);
+	return fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP && st.udp_connected;
+}
+
+/* Still open? The proxy ends an association only by closing (or
+ * resetting) the control connection. */
+static bool udp_ctl_alive(int ctl)
+{
+	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	char c;
+
+	if (shim_real.poll(&p, 1, 0) <= 0)
+		return true;
+	ssize_t n = shim_real.recv(ctl, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
+}
+
+/* Binds fd to the wildcard address, port 0, unless it is bound already. */
+static int udp_ensure_bound(int fd, struct sockaddr_storage *local, socklen_t *len)
+{
+	*len = sizeof(*local);
+	if (shim_real.getsockname(fd, (struct sockaddr *)local, len) < 0)
+		return -1;
+	if (sa_port((struct sockaddr *)local) != 0)
+		return 0;
+	struct sockaddr_storage any = { .ss_family = local->ss_family };
+	if (shim_real.bind(fd, (struct sockaddr *)&any, sa_len((struct sockaddr *)&any)) < 0)
+		return -1;
+	*len = sizeof(*local);
+	return shim_real.getsockname(fd, (struct sockaddr *)local, len);
+}
+
+static bool udp_unspecified(const struct sockaddr *sa)
+{
+	static const uint8_t zero[16];
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0;
+	return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, zero, 16) == 0;
+}
+
+/* The UDP ASSOCIATE handshake on a fresh control connection. The control
+ * fd, or -1 with errno; *relay is where datagrams go, in fd's family. */
+static int udp_associate(int fd, int family, struct sockaddr_storage *relay, socklen_t *rlen)
+{
+	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
+	struct sockaddr_storage local, decl, px;
+	socklen_t llen, dlen = sizeof(decl), plen = sizeof(px);
+	struct stp_handshake h;
+	enum stp_err err;
+	int ctl, e;
+
+	if (udp_ensure_bound(fd, &local, &llen) < 0)
+		return -1;
+	if (shim_policy_proxy_addr(AF_INET, &px, &plen) < 0 &&
+	    shim_policy_proxy_addr(AF_INET6, &px, &plen) < 0)
+		return -1;
+	ctl = shim_real.socket(px.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl < 0)
+		return -1;
+	fdtab_set_internal(ctl, true);
+	if (shim_connect_proxy(ctl, deadline) < 0)
+		goto fail;
+	/* Declare where datagrams will come from: the control connection's
+	 * address (what the proxy sees) with the socket's port. */
+	if (shim_real.getsockname(ctl, (struct sockaddr *)&decl, &dlen) < 0)
+		goto fail;
+	sa_set_port((struct sockaddr *)&decl, sa_port((struct sockaddr *)&local));
+	if (stp_handshake_init(&h, &shim_conf.proxy, ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0,
+			       (struct sockaddr *)&decl, &err) < 0) {
+		errno = stp_err_errno(err);
+		goto fail;
+	}
+	stp_handshake_set_io(&h, shim_real.send, shim_real.recv);
+	if (shim_handshake_run(&h, deadline) != STP_DONE) {
+		shim_log(SHIM_LOG_ERROR, "UDP ASSOCIATE: %s", stp_strerror(h.err));
+		errno = stp_err_errno(h.err);
+		goto fail;
+	}
+	if (h.bound.salen == 0) {
+		errno = EPROTO;
+		goto fail;
+	}
+	struct sockaddr_storage r = h.bound.sa;
+	if (udp_unspecified((struct sockaddr *)&r)) {
+		socklen_t l = sizeof(r);
+		shim_real.getpeername(ctl, (struct sockaddr *)&r, &l);
+		sa_set_port((struct sockaddr *)&r, h.bound.port);
+	}
+	if (shim_sa_to_family((struct sockaddr *)&r, family, relay, rlen) < 0) {
+		errno = EAFNOSUPPORT;
+		goto fail;
+	}
+	char where[SA_STR_MAX];
+	shim_log(SHIM_LOG_INFO, "UDP association for fd %d, relay %s", fd,
+		 sa_str((struct sockaddr *)relay, where, sizeof(where)));
+	return ctl;
+fail:
+	e = errno;
+	fdtab_set_internal(ctl, false);
+	shim_real.close(ctl);
+	errno = e;
+	return -1;
+}
+
+/* fd's association, made (or remade) if needed. 0 with *st, or -1. */
+static int udp_ensure(int fd, struct shim_fd *st)
+{
+	int family, ctl;
+
+	if (fdtab_get(fd, st) && st->kind == SHIM_FD_UDP && st->ctl >= 0 &&
+	    udp_ctl_alive(st->ctl))
+		return 0;
+	if (shim_sock_type(fd, &family) != SOCK_DGRAM) {
+		errno = ENOTSOCK;
+		return -1;
+	}
+	pthread_mutex_lock(&udp_create_lock);
+	if (fdtab_get(fd, st) && st->kind == SHIM_FD_UDP && st->ctl >= 0 &&
+	    udp_ctl_alive(st->ctl)) {
+		pthread_mutex_unlock(&udp_create_lock);
+		return 0;
+	}
+	struct shim_fd n = { .kind = SHIM_FD_UDP, .ctl = -1 };
+	if (fdtab_get(fd, st) && st->kind == SHIM_FD_UDP) {
+		n = *st; /* keeps the recorded peer */
+		if (st->ctl >= 0) {
+			fdtab_set_internal(st->ctl, false);
+			shim_real.close(st->ctl);
+		}
+	}
+	ctl = udp_associate(fd, family, &n.relay, &n.relaylen);
+	int e = errno;
+	n.ctl = ctl;
+	if (ctl >= 0)
+		fdtab_put(fd, &n);
+	pthread_mutex_unlock(&udp_create_lock);
+	if (ctl < 0) {
+		errno = e;
+		return -1;
+	}
+	*st = n;
+	return 0;
+}
+
+static void udp_set_peer(struct shim_fd *st, void *arg)
+{
+	const struct sockaddr *sa = arg;
+
+	st->udp_connected = sa != NULL;
+	if (sa != NULL) {
+		st->peerlen = sa_len(sa);
+		memcpy(&st->peer, sa, st->peerlen);
+	}
+}
+
+int udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct shim_fd st;
+
+	shim_enter();
+	int rc = udp_ensure(fd, &st);
+	shim_leave();
+	if (rc < 0)
+		return -1;
+	fdtab_update(fd, udp_set_peer, (void *)sa);
+	return 0;
+}
+
+static void udp_set_last_fake(struct shim_fd *st, void *arg)
+{
+	const struct sockaddr *sa = arg;
+
+	memcpy(&st->last_fake, sa, sa_len(sa));
+}
+
+/* The header for a datagram to sa (a fake address becomes its name). */
+static size_t udp_header(uint8_t *hdr, size_t cap, const struct sockaddr *sa)
+{
+	char name[STP_NAME_MAX + 1];
+
+	if (fakedns_is_fake(sa)) {
+		if (!fakedns_name(sa, name, sizeof(name)))
+			return 0;
+		return stp_udp_header(hdr, cap, name, (uint16_t)sa_port(sa), NULL);
+	}
+	struct sockaddr_storage tmp;
+	memcpy(&tmp, sa, sa_len(sa));
+	sa_unmap(&tmp);
+	return stp_udp_header(hdr, cap, NULL, 0, (struct sockaddr *)&tmp);
+}
+
+ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	uint8_t hdr[STP_UDP_HDR_MAX];
+	struct iovec iov[UDP_IOV_MAX + 1];
+	struct shim_fd st;
+	const struct sockaddr *dst = msg->msg_name;
+
+	if (msg->msg_iovlen > UDP_IOV_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	shim_enter();
+	int rc = udp_ensure(fd, &st);
+	shim_leave();
+	if (rc < 0)
+		return -1;
+	if (dst == NULL)
+		dst = (struct sockaddr *)&st.peer;
+	size_t hlen = udp_header(hdr, sizeof(hdr), dst);
+	if (hlen == 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = hlen;
+	memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof(struct iovec));
+	struct msghdr m = *msg;
+	m.msg_name = &st.relay;
+	m.msg_namelen = st.relaylen;
+	m.msg_iov = iov;
+	m.msg_iovlen = msg->msg_iovlen + 1;
+	ssize_t n = shim_real.sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+	if (n < 0)
+		return -1;
+	if (fakedns_is_fake(dst) && !sa_equal(dst, (struct sockaddr *)&st.last_fake))
+		fdtab_update(fd, udp_set_last_fake, (void *)dst);
+	return n < (ssize_t)hlen ? 0 : n - (ssize_t)hlen;
+}
+
+/* Copies len bytes of p into the caller's iovecs; returns bytes copied. */
+static size_t udp_scatter(const struct msghdr *msg, const uint8_t *p, size_t len)
+{
+	size_t done = 0;
+
+	for (size_t i = 0; i < msg->msg_iovlen && done < len; i++) {
+		size_t n = msg->msg_iov[i].iov_len;
+		if (n > len - done)
+			n = len - done;
+		memcpy(msg->msg_iov[i].iov_base, p + done, n);
+		done += n;
+	}
+	return done;
+}
+
+static void udp_set_name(struct msghdr *msg, const struct sockaddr *sa, socklen_t len)
+{
+	if (msg->msg_name == NULL)
+		return;
+	memcpy(msg->msg_name, sa, len < msg->msg_namelen ? len : msg->msg_namelen);
+	msg->msg_namelen = len;
+}
+
+/*
+ * The source a relayed datagram names, as the application should see it:
+ * in its socket's family, a name turned into its fake address. A reply to
+ * a datagram sent to a name comes from the address the proxy resolved it
+ * to, which the application never saw: on a connected socket every
+ * datagram is from the peer (the kernel's rule), and on an unconnected one
+ * a source with the port of the last name sent to is reported as that
+ * name's fake address.
+ */
+static int udp_source(const struct shim_fd *st, const struct stp_addr *src, int family,
+		      struct sockaddr_storage *out, socklen_t *len)
+{
+	struct sockaddr_storage fake;
+	const struct sockaddr *peer = (const struct sockaddr *)&st->peer;
+	const struct sockaddr *last = (const struct sockaddr *)&st->last_fake;
+
+	if (st->udp_connected && fakedns_is_fake(peer))
+		return shim_sa_to_family(peer, family, out, len);
+	if (!st->udp_connected && src->salen > 0 && fakedns_is_fake(last) &&
+	    sa_port(last) == src->port)
+		return shim_sa_to_family(last, family, out, len);
+
+	if (src->salen == 0) {
+		if (fakedns_addr(src->name, family, &fake) < 0)
+			return -1;
+		sa_set_port((struct sockaddr *)&fake, src->port);
+		return shim_sa_to_family((struct sockaddr *)&fake, family, out, len);
+	}
+	return shim_sa_to_family((const struct sockaddr *)&src->sa, family, out, len);
+}
+
+ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct shim_fd st;
+
+	if (!fdtab_get(fd, &st) || st.kind != SHIM_FD_UDP)
+		return shim_real.recvmsg(fd, msg, flags);
+	if (udp_pkt == NULL && (udp_pkt = malloc(UDP_PKT_MAX)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (;;) {
+		struct sockaddr_storage from, src;
+		socklen_t srclen;
+		struct iovec iov = { udp_pkt, UDP_PKT_MAX };
+		struct msghdr m = *msg;
+		struct stp_addr sa;
+		m.msg_name = &from;
+		m.msg_namelen = sizeof(from);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		ssize_t n = shim_real.recvmsg(fd, &m, flags & ~MSG_TRUNC);
+		if (n < 0)
+			return -1;
+		msg->msg_controllen = m.msg_controllen;
+		msg->msg_flags = m.msg_flags & ~MSG_TRUNC;
+		ssize_t off = -1;
+		if (sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay))
+			off = stp_udp_unwrap(udp_pkt, (size_t)n, &sa);
+		bool keep = off >= 0 &&
+			    udp_source(&st, &sa, st.relay.ss_family, &src, &srclen) == 0 &&
+			    (!st.udp_connected || sa_equal((struct sockaddr *)&src,
+							   (struct sockaddr *)&st.peer));
+		if (off < 0 && !sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay) &&
+		    !st.udp_connected) {
+			/* A direct datagram from a bypassed peer: as it is. */
+			off = 0;
+			src = from;
+			srclen = m.msg_namelen;
+			keep = true;
+		}
+		if (!keep) {
+			shim_log(SHIM_LOG_DEBUG, "UDP fd %d: dropped a datagram (%s)", fd,
+				 off < 0 ? "bad header or not from the relay" : "not from the peer");
+			if (flags & MSG_PEEK) /* take it out of the queue */
+				shim_real.recv(fd, udp_pkt, 1, MSG_DONTWAIT);
+			continue;
+		}
+		size_t plen = (size_t)n - (size_t)off;
+		size_t got = udp_scatter(msg, udp_pkt + off, plen);
+		if (got < plen)
+			msg->msg_flags |= MSG_TRUNC;
+		udp_set_name(msg, (struct sockaddr *)&src, srclen);
+		return (flags & MSG_TRUNC) ? (ssize_t)plen : (ssize_t)got;
+	}
+}

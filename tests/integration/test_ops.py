@@ -1,0 +1,344 @@
+"""Operating stpd: config check, reload, stop, JSON log, passwd, and the
+session log line. stpd only."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import servers
+import services
+import socksraw as S
+import stpdconf
+
+
+@pytest.fixture(autouse=True)
+def _stpd_only():
+    if servers.server_kind() != "stpd":
+        pytest.skip("stpd operations (running against %s)" % servers.server_kind())
+
+
+def stpd(*args, input=None, timeout=30):
+    return subprocess.run([servers.stpd_binary()] + list(args), input=input,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def output(r):
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
+def connect_rep(p, host, port):
+    s = S.dial(p.port, timeout=10)
+    with s:
+        assert S.negotiate(s) == S.M_NONE
+        return S.request(s, S.CMD_CONNECT, host, port).rep
+
+
+def asym_session(p, asym, up_payload, down_len, host="127.0.0.1"):
+    """One CONNECT to the asym service: sends 4 + len(up_payload) bytes,
+    receives down_len. Returns (up, down) as counted here."""
+    s, rep = S.open_connect(p.port, host, asym.port)
+    with s:
+        assert rep.rep == 0, rep
+        s.sendall(down_len.to_bytes(4, "big") + up_payload)
+        s.shutdown(socket.SHUT_WR)
+        got = S.recv_all(s)
+    assert len(got) == down_len
+    return 4 + len(up_payload), len(got)
+
+
+def kv(line):
+    """key=value fields of a text log line; quoted values unquoted."""
+    return {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in re.finditer(r'(\w+)=(?:"([^"]*)"|(\S+))', line)}
+
+
+# ---------------------------------------------------------------------------
+# stpd -t
+
+
+def test_check_embedded_default():
+    r = stpd("-t")
+    assert r.returncode == 0, output(r)
+    assert "configuration OK" in output(r)
+
+
+def test_check_good_config(tmp_path):
+    conf = tmp_path / "good.conf"
+    conf.write_text(string_conf(stpdconf.conf(extra=stpdconf.timeouts(handshake=5, connect=5))))
+    r = stpd("-t", "-c", str(conf))
+    assert r.returncode == 0, output(r)
+    assert "configuration OK" in output(r)
+
+
+def string_conf(text, port=1080, dns="127.0.0.1:5353"):
+    return text.replace("$port", str(port)).replace("$dns", dns)
+
+
+def test_check_bad_config_reports_every_error(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("listen 127.0.0.1:1080\n"
+                    "# a comment\n"
+                    "frobnicate yes\n"                      # line 3
+                    "client pass { from 127.0.0.0/8 }\n"
+                    "request maybe { }\n"                   # line 5
+                    "timeouts { handshake soon; }\n"        # line 6
+                    "request pass { }\n")
+    r = stpd("-t", "-c", str(conf))
+    out = output(r)
+    assert r.returncode == 1, out
+    assert "configuration OK" not in out
+    for line in (3, 5, 6):
+        assert re.search(r"^%s:%d: \S" % (re.escape(str(conf)), line), out, re.M), \
+            "no error for line %d in:\n%s" % (line, out)
+    assert not re.search(r"^%s:(1|2|4|7):" % re.escape(str(conf)), out, re.M), out
+
+
+def test_check_missing_file(tmp_path):
+    r = stpd("-t", "-c", str(tmp_path / "absent.conf"))
+    assert r.returncode == 1
+    assert "absent.conf" in output(r)
+
+
+# ---------------------------------------------------------------------------
+# signals
+
+
+def test_sighup_reload(stpd_factory, echo):
+    text = stpdconf.conf()
+    p = stpd_factory(conf=text)
+    assert connect_rep(p, "127.0.0.1", echo.port) == 0
+
+    # a new rule takes effect
+    new = stpdconf.conf(request_rules="request block { to 127.0.0.1/32 }\nrequest pass { }\n")
+    line = stpdconf.line_of(new, "request block")
+    p.write_conf(new)
+    with open(p.conf_path) as f:
+        conf_now = f.read()
+    assert "request block" in conf_now
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    services.wait_until(lambda: connect_rep(p, "127.0.0.1", echo.port) == 2, 5,
+                        what="the new block rule to apply")
+    m = p.wait_log(r"deny .*target=127\.0\.0\.1:%d" % echo.port, since=mark)
+    assert 'rule="rule at %s:%d"' % (p.conf_path, line) in m.string, m.string
+    assert connect_rep(p, "::1", echo.port) == 0
+
+    # a bad config is refused with file:line, the running one is kept
+    mark = p.log_mark()
+    with open(p.conf_path, "w") as f:
+        f.write(conf_now + "this is not a keyword\n")
+    bad_line = len(conf_now.splitlines()) + 1
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"%s:%d:" % (re.escape(p.conf_path), bad_line), since=mark)
+    time.sleep(0.3)
+    assert p.alive()
+    assert connect_rep(p, "127.0.0.1", echo.port) == 2
+    assert connect_rep(p, "::1", echo.port) == 0
+
+
+def test_sigterm_drains_then_exits_0(stpd_factory, echo):
+    p = stpd_factory()
+    s, rep = S.open_connect(p.port, "127.0.0.1", echo.port)
+    with s:
+        assert rep.rep == 0
+        assert S.echo_roundtrip(s, b"before\n") == b"before\n"
+        p.signal(signal.SIGTERM)
+        # the listener goes away at once ...
+        services.wait_until(lambda: not services.tcp_listening(p.port, p.proc.pid), 5,
+                            what="the listener to close")
+        with pytest.raises(OSError):
+            S.dial(p.port, timeout=2).close()
+        # ... while the running session keeps working until it ends
+        assert S.echo_roundtrip(s, b"during drain\n") == b"during drain\n"
+        assert p.alive()
+    rc = p.proc.wait(10)
+    assert rc == 0, p.log()[-2000:]
+    line = p.log_lines(r"session .*target=127\.0\.0\.1:%d" % echo.port)
+    assert line, p.log()[-2000:]
+    f = kv(line[-1])
+    assert f["up"] == f["down"] == str(len(b"before\n") + len(b"during drain\n")), line[-1]
+
+
+def test_sigterm_idle_exits_0_fast(stpd_factory):
+    p = stpd_factory()
+    t0 = time.monotonic()
+    rc = p.stop(timeout=10)
+    assert rc == 0
+    assert time.monotonic() - t0 < 5
+
+
+# ---------------------------------------------------------------------------
+# logs
+
+
+def test_session_log_line_fields(stpd_factory, asym):
+    p = stpd_factory()
+    up, down = asym_session(p, asym, os.urandom(12345), 54321)
+    m = p.wait_log(r"session .*target=127\.0\.0\.1:%d" % asym.port)
+    f = kv(m.string)
+    for k in ("id", "client", "listener", "user", "cmd", "target", "bound", "up", "down",
+              "duration", "rep", "result"):
+        assert k in f, "%s missing in %s" % (k, m.string)
+    assert re.fullmatch(r"\d+", f["id"])
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", f["client"])
+    assert f["user"] == "-"
+    assert f["cmd"] == "connect"
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", f["bound"]) and f["bound"] != "127.0.0.1:0"
+    assert (int(f["up"]), int(f["down"])) == (up, down), m.string
+    assert float(f["duration"]) >= 0
+    assert f["rep"] and f["rep"] != "-"
+    assert f["result"]
+
+
+def test_session_log_ipv6_and_domain(stpd_factory, asym):
+    p = stpd_factory()
+    for host in ("::1", "web.stp.test"):
+        up, down = asym_session(p, asym, b"q" * 1000, 777, host=host)
+        rx = r"(\[::1\]|::1)" if host == "::1" else re.escape(host)
+        m = p.wait_log(r"session .*target=%s:%d" % (rx, asym.port))
+        f = kv(m.string)
+        assert (int(f["up"]), int(f["down"])) == (up, down), m.string
+
+
+def json_lines(p):
+    out = []
+    for ln in p.log().splitlines():
+        if not ln.strip():
+            continue
+        try:
+            out.append(json.loads(ln))
+        except ValueError:
+            raise AssertionError("log line is not JSON: %r" % ln)
+    return out
+
+
+def wait_json(p, pred, timeout=5):
+    return services.wait_until(lambda: next((o for o in json_lines(p) if pred(o)), None),
+                               timeout, what="a JSON log line")
+
+
+def test_log_json(stpd_factory, asym, echo):
+    users = {"carol": "json-Pa55"}
+    text = stpdconf.conf(request_rules="request block { to 127.0.0.3/32 }\nrequest pass { }\n",
+                         auth=stpdconf.userpass_auth())
+    p = stpd_factory(conf=text, args=["--log-json"], users=users)
+    s, rep = S.open_connect(p.port, "127.0.0.1", asym.port, auth=("carol", users["carol"]))
+    with s:
+        assert rep.rep == 0
+        s.sendall((4321).to_bytes(4, "big") + b"u" * 100)
+        s.shutdown(socket.SHUT_WR)
+        assert len(S.recv_all(s)) == 4321
+    ses = wait_json(p, lambda o: o.get("event") == "session")
+    assert ses["up"] == 104 and ses["down"] == 4321, ses
+    assert isinstance(ses["up"], int) and isinstance(ses["down"], int)
+    assert ses["user"] == "carol" and ses["cmd"] == "connect", ses
+    assert ses["target"] == "127.0.0.1:%d" % asym.port, ses
+    for k in ("id", "client", "listener", "bound", "duration", "rep", "result"):
+        assert k in ses, (k, ses)
+
+    s = S.dial(p.port)
+    with s:
+        assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+        assert S.userpass(s, "carol", users["carol"]) == 0
+        assert S.request(s, S.CMD_CONNECT, "127.0.0.3", echo.port).rep == 2
+    deny = wait_json(p, lambda o: o.get("event") == "deny")
+    assert deny["target"] == "127.0.0.3:%d" % echo.port and deny["cmd"] == "connect", deny
+    assert deny["rule"] == "rule at %s:%d" % (p.conf_path, stpdconf.line_of(text, "block")), deny
+
+    s = S.dial(p.port)
+    with s:
+        assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+        assert S.userpass(s, "carol", "not-her-password") != 0
+    af = wait_json(p, lambda o: o.get("event") == "auth-failed")
+    assert af["user"] == "carol" and af["client"].startswith("127.0.0.1:"), af
+    assert "not-her-password" not in p.log()
+    json_lines(p)   # every line, start-up and shutdown included, is JSON
+
+
+# ---------------------------------------------------------------------------
+# stpd passwd
+
+
+def test_passwd_writes_hashes(tmp_path, stpd_factory, echo):
+    f = tmp_path / "users"
+    for user, pw in (("dave", "dave-Pa55 word"), ("erin", "erin:colon")):
+        r = stpd("passwd", str(f), user, input=(pw + "\n").encode())
+        assert r.returncode == 0, output(r)
+    text = f.read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert len(lines) == 2, text
+    for ln, user in zip(lines, ("dave", "erin")):
+        assert re.match(r"%s:\$y\$" % user, ln), ln       # yescrypt
+    assert "Pa55" not in text and "colon" not in text
+
+    p = stpd_factory(args=["--users", str(f)])
+    for user, pw, ok in (("dave", "dave-Pa55 word", True), ("erin", "erin:colon", True),
+                         ("dave", "erin:colon", False)):
+        s = S.dial(p.port)
+        with s:
+            assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+            assert (S.userpass(s, user, pw) == 0) == ok, (user, pw)
+
+
+def test_passwd_replaces_user(tmp_path):
+    f = tmp_path / "users"
+    for pw in ("first-Pa55", "second-Pa55"):
+        r = stpd("passwd", str(f), "frank", input=(pw + "\n").encode())
+        assert r.returncode == 0, output(r)
+    lines = [ln for ln in f.read_text().splitlines() if ln.startswith("frank:")]
+    assert len(lines) == 1, f.read_text()
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def test_embedded_default_listens_on_1080(stpd_factory, echo):
+    if not services.port_is_free(1080):
+        pytest.skip("port 1080 is in use on this machine")
+    p = stpd_factory(listen=False, resolver=False, port=1080)
+    p.wait_log(r"listening on 127\.0\.0\.1:1080\b")
+    s, rep = S.open_connect(1080, "127.0.0.1", echo.port)
+    with s:
+        assert rep.rep == 0
+        assert S.echo_roundtrip(s, b"default\n") == b"default\n"
+
+
+def test_several_listeners_ipv4_and_ipv6(stpd_factory, echo):
+    port6 = services.free_port()
+    p = stpd_factory(args=["--listen", "[::1]:%d" % port6, "--workers", "1"])
+    p.wait_log(r"listening on 127\.0\.0\.1:%d\b" % p.port)
+    p.wait_log(r"listening on \[?::1\]?:%d\b" % port6)
+    for host, port in (("127.0.0.1", p.port), ("::1", port6)):
+        s, rep = S.open_connect(port, "127.0.0.1", echo.port, proxy_host=host)
+        with s:
+            assert rep.rep == 0
+            assert S.echo_roundtrip(s, b"via %s\n" % host.encode()) == b"via %s\n" % host.encode()
+    m = p.wait_log(r"session .*client=(\[::1\]|::1):\d+")
+    assert "listener=" in m.string
+
+
+def test_allow_flag(stpd_factory, echo):
+    p = stpd_factory(args=["--allow", "127.0.0.2/32"])
+    s = S.dial(p.port, source="127.0.0.2")
+    with s:
+        assert S.negotiate(s) == S.M_NONE
+        assert S.request(s, S.CMD_CONNECT, "127.0.0.1", echo.port).rep == 0
+        assert S.echo_roundtrip(s, b"allowed\n") == b"allowed\n"
+    s = S.dial(p.port, source="127.0.0.1")
+    with s:
+        cport = s.getsockname()[1]
+        try:
+            s.sendall(S.greeting())
+            got = s.recv(2)
+        except ConnectionResetError:
+            got = b""
+        assert got in (b"", b"\x05\xff"), got
+        assert S.closed_by_peer(s)
+    p.wait_log(r"deny .*client=127\.0\.0\.1:%d\b" % cport)

@@ -1,0 +1,479 @@
+"""stpify (LD_PRELOAD socksifier) with unmodified programs, against stpd
+and Dante's danted: curl, wget, python urllib, a python asyncio client,
+node's net, nc, dig (UDP), a threaded program and a forking one; error
+mapping (blocking and non-blocking connect), NO_PROXY/localhost, fd
+protection, BIND. test_compat_matrix runs the same programs under
+proxychains4 and Dante's socksify and writes the table for docs/client.md.
+
+Every client runs in a private mount namespace whose resolv.conf points at
+127.0.0.1:53 (where nothing listens) and whose /etc/hosts lacks the test
+names: *.stp.test can only be reached through the proxy's resolver, and a
+leaking client fails instead of asking the machine's DNS server.
+
+Environment: STPD=path (as for the other tests); STPIFY=path to the
+launcher (default: next to $STPD's build tree, src/shim/stpify).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import servers
+import services
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _build_dir():
+    stpd = os.environ.get("STPD")
+    if stpd:
+        return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd))))
+    return os.path.join(servers.REPO, "build")
+
+
+def stpify_bin():
+    return os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_binaries():
+    if not os.path.exists(stpify_bin()):
+        pytest.fail("stpify not found at %s (set STPIFY= or STPD=)" % stpify_bin())
+
+
+PROXY_VARS = ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "STP_LOG",
+              "STP_BIND", "STP_PROXY_LOOPBACK", "STP_DEBUG", "LD_PRELOAD", "SOCKS_CONF",
+              "SOCKS_SERVER", "STPIFY_CONFIG")
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_VARS}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+SERVERS = ["stpd", "danted"]
+
+
+@pytest.fixture(params=SERVERS)
+def server(request, proxy_factory):
+    if request.param == "danted" and shutil.which("danted") is None:
+        pytest.skip("danted not installed")
+    return proxy_factory(kind=request.param)
+
+
+# ---------------------------------------------------------------------------
+# the three socksifiers
+
+
+class Tool:
+    def __init__(self, name, workdir, proxy):
+        self.name, self.workdir, self.proxy = name, workdir, proxy
+
+    def argv(self, argv):
+        if self.name == "stpify":
+            return [stpify_bin()] + argv
+        if self.name == "proxychains4":
+            conf = os.path.join(self.workdir, "proxychains-%d.conf" % self.proxy.port)
+            with open(conf, "w") as f:
+                f.write("strict_chain\nproxy_dns\nremote_dns_subnet 224\n"
+                        "tcp_read_time_out 15000\ntcp_connect_time_out 8000\n"
+                        "[ProxyList]\nsocks5 127.0.0.1 %d\n" % self.proxy.port)
+            return ["proxychains4", "-q", "-f", conf] + argv
+        return ["socksify"] + argv
+
+    def env(self, **extra):
+        e = clean_env()
+        if self.name == "stpify":
+            e.update(STP_PROXY="socks5h://127.0.0.1:%d" % self.proxy.port,
+                     STP_PROXY_LOOPBACK="1", STP_TIMEOUT="10")
+        elif self.name == "socksify":
+            conf = os.path.join(self.workdir, "socks-%d.conf" % self.proxy.port)
+            with open(conf, "w") as f:
+                f.write("resolveprotocol: fake\n"
+                        "route {\n from: 0.0.0.0/0 to: 0.0.0.0/0 via: 127.0.0.1 port = %d\n"
+                        " proxyprotocol: socks_v5\n method: none\n"
+                        " command: connect udpassociate bind bindreply udpreply\n}\n"
+                        % self.proxy.port)
+            e["SOCKS_CONF"] = conf
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def run(self, argv, input=b"", timeout=30, **env):
+        """Runs argv under the tool in the isolated mount namespace."""
+        full = servers._isolated(self.workdir, self.argv(argv), test_names=False)
+        return subprocess.run(full, input=input, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout, env=self.env(**env))
+
+
+def tool(name, proxy, tmp_path):
+    if name != "stpify" and shutil.which(name) is None:
+        pytest.skip("%s not installed" % name)
+    return Tool(name, str(tmp_path), proxy)
+
+
+def pyprog(tmp_path, name, body):
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(body))
+    return ["/usr/bin/python3", path]
+
+
+# ---------------------------------------------------------------------------
+# the programs: each returns (ok, detail)
+
+def prog_curl(t, tmp_path, http, **_):
+    r = t.run(["curl", "-sS", "--max-time", "15", "http://web.stp.test:%d/" % http.port])
+    return services.PAGE_MARKER.encode() in r.stdout, r
+
+
+def prog_wget(t, tmp_path, http, **_):
+    r = t.run(["wget", "-q", "-T", "15", "-t", "1", "-O", "-",
+               "http://web.stp.test:%d/" % http.port])
+    return services.PAGE_MARKER.encode() in r.stdout, r
+
+
+def prog_urllib(t, tmp_path, http, **_):
+    argv = pyprog(tmp_path, "ul.py", """
+        import sys, urllib.request
+        print(urllib.request.urlopen(sys.argv[1], timeout=15).read().decode())
+    """)
+    r = t.run(argv + ["http://web.stp.test:%d/" % http.port])
+    return services.PAGE_MARKER.encode() in r.stdout, r
+
+
+def prog_asyncio(t, tmp_path, echo, **_):
+    argv = pyprog(tmp_path, "aio.py", """
+        import asyncio, sys
+        async def one(i):
+            r, w = await asyncio.wait_for(asyncio.open_connection("web.stp.test", int(sys.argv[1])), 15)
+            w.write(b"async %d\\n" % i); await w.drain()
+            line = await asyncio.wait_for(r.readline(), 15)
+            w.close()
+            return line
+        async def main():
+            lines = await asyncio.gather(*(one(i) for i in range(5)))
+            print(b"".join(lines).decode(), end="")
+        asyncio.run(main())
+    """)
+    r = t.run(argv + [str(echo.port)])
+    want = "".join("async %d\n" % i for i in range(5)).encode()
+    return r.stdout == want, r
+
+
+def prog_node(t, tmp_path, echo, **_):
+    if shutil.which("node") is None:
+        pytest.skip("node not installed")
+    js = os.path.join(str(tmp_path), "n.js")
+    with open(js, "w") as f:
+        f.write(textwrap.dedent("""
+            const net = require('net');
+            const s = net.connect({host: 'web.stp.test', port: +process.argv[2]}, () => s.end('node ok\\n'));
+            let out = '';
+            s.on('data', d => out += d);
+            s.on('end', () => { process.stdout.write(out); });
+            s.on('error', e => { console.error('error', e.code); process.exit(3); });
+            setTimeout(() => { console.error('timeout'); process.exit(4); }, 15000).unref();
+        """))
+    r = t.run(["node", js, str(echo.port)])
+    return r.stdout == b"node ok\n", r
+
+
+def prog_nc(t, tmp_path, echo, **_):
+    r = t.run(["nc", "-N", "-w", "15", "web.stp.test", str(echo.port)], input=b"nc ok\n")
+    return r.stdout == b"nc ok\n", r
+
+
+def prog_dig(t, tmp_path, dns, **_):
+    if shutil.which("dig") is None:
+        pytest.skip("dig not installed (dnsutils)")
+    r = t.run(["dig", "+short", "+tries=2", "+time=3", "@web.stp.test", "-p", str(dns.port),
+               "web6.stp.test", "AAAA"])
+    return r.stdout.strip() == b"::1", r
+
+
+def prog_threads(t, tmp_path, http, **_):
+    argv = pyprog(tmp_path, "thr.py", """
+        import socket, sys, threading, urllib.request
+        port = int(sys.argv[1]); ok = []; lock = threading.Lock()
+        def work(i):
+            # distinct names resolve to distinct addresses, concurrently
+            a = socket.getaddrinfo("n%d.example" % i, 80, socket.AF_INET)[0][4][0]
+            body = urllib.request.urlopen("http://web.stp.test:%d/" % port, timeout=15).read()
+            with lock:
+                ok.append((a, b"stp-test-page" in body))
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        [x.start() for x in ts]; [x.join() for x in ts]
+        addrs = {a for a, _ in ok}
+        print("threads", len(ok), all(g for _, g in ok), len(addrs))
+    """)
+    r = t.run(argv + [str(http.port)], timeout=60)
+    return r.stdout.strip() == b"threads 16 True 16", r
+
+
+def prog_fork(t, tmp_path, echo, **_):
+    argv = pyprog(tmp_path, "fork.py", """
+        import os, socket, sys
+        port = int(sys.argv[1])
+        def talk(addr, msg):
+            s = socket.create_connection(addr, timeout=15)
+            s.sendall(msg); s.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                d = s.recv(100)
+                if not d: break
+                data += d
+            return data
+        rd, wr = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            # the child resolves a name the parent never saw and hands over
+            # only the address; then it uses the connection path itself
+            a = socket.getaddrinfo("both.stp.test", port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+            os.write(wr, a[0].encode())
+            got = talk(("web.stp.test", port), b"child\\n")
+            os._exit(0 if got == b"child\\n" else 1)
+        os.close(wr)
+        addr = os.read(rd, 100).decode()
+        _, st = os.waitpid(pid, 0)
+        got = talk((addr, port), b"parent\\n")
+        print("fork", os.WEXITSTATUS(st), got.decode().strip())
+    """)
+    r = t.run(argv + [str(echo.port)])
+    return r.stdout.strip() == b"fork 0 parent", r
+
+
+PROGRAMS = {
+    "curl": prog_curl, "wget": prog_wget, "python urllib": prog_urllib,
+    "python asyncio": prog_asyncio, "node net": prog_node, "nc": prog_nc, "dig (UDP)": prog_dig,
+    "threads": prog_threads, "fork": prog_fork,
+}
+
+
+@pytest.mark.parametrize("prog", list(PROGRAMS))
+def test_program_through_stpify(server, prog, tmp_path, http, echo, dns):
+    t = tool("stpify", server, tmp_path)
+    ok, r = PROGRAMS[prog](t, tmp_path, http=http, echo=echo, dns=dns)
+    assert ok, "rc=%s stdout=%r stderr=%r" % (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+
+
+def test_traffic_goes_through_stpd(proxy_factory, tmp_path, echo):
+    """The proxy, not the client, resolved the name: stpd logs the session
+    with the name as the target."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    ok, r = prog_nc(t, tmp_path, echo=echo)
+    assert ok, r.stderr
+    p.wait_log(r"cmd=connect target=web\.stp\.test:%d" % echo.port)
+
+
+# ---------------------------------------------------------------------------
+# errors: the matching errno, blocking and non-blocking
+
+ERRPROG = """
+    import errno, select, socket, sys
+    host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    s = socket.socket()
+    if mode == "block":
+        try:
+            s.connect((host, port)); print("connected")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+    else:
+        s.setblocking(False)
+        rc = s.connect_ex((host, port))
+        print(errno.errorcode.get(rc, rc))
+        select.select([], [s], [], 15)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        print(errno.errorcode.get(err, err))
+        print("blocking" if s.getblocking() else "nonblocking")
+"""
+
+
+@pytest.mark.parametrize("mode", ["block", "nonblock"])
+def test_connect_errors_map_to_errno(proxy_factory, tmp_path, mode):
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "err.py", ERRPROG)
+    closed = services.free_port()
+    # X'05' connection refused, X'04' host unreachable (NXDOMAIN at the proxy)
+    for host, want in (("127.0.0.1", "ECONNREFUSED"),
+                       (services.NXDOMAIN_NAME, "EHOSTUNREACH")):
+        r = t.run(argv + [host, str(closed), mode])
+        lines = r.stdout.decode().split()
+        if mode == "block":
+            assert lines == [want], r.stderr
+        else:
+            assert lines == ["EINPROGRESS", want, "nonblocking"], r.stderr
+
+
+def test_nonblocking_success_semantics(server, tmp_path, echo):
+    argv = pyprog(tmp_path, "nb.py", """
+        import errno, select, socket, sys
+        s = socket.socket(); s.setblocking(False)
+        rc = s.connect_ex(("web.stp.test", int(sys.argv[1])))
+        _, w, _ = select.select([], [s], [], 15)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        peer = s.getpeername()
+        s.setblocking(True); s.sendall(b"x\\n"); got = s.recv(10)
+        print(errno.errorcode.get(rc, rc), bool(w), err, peer[0].startswith("240."), got)
+    """)
+    t = tool("stpify", server, tmp_path)
+    r = t.run(argv + [str(echo.port)])
+    assert r.stdout.strip() == b"EINPROGRESS True 0 True b'x\\n'", r.stderr
+
+
+def test_proxy_down_is_econnrefused(tmp_path):
+    class Down:
+        port = services.free_port()
+    t = Tool("stpify", str(tmp_path), Down)
+    argv = pyprog(tmp_path, "err.py", ERRPROG)
+    r = t.run(argv + ["127.0.0.1", "80", "block"])
+    assert r.stdout.split() == [b"ECONNREFUSED"]
+    assert b"stpify: connect 127.0.0.1:80: proxy unreachable" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# policy: loopback, localhost, NO_PROXY
+
+def test_loopback_direct_by_default(proxy_factory, tmp_path, echo):
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    mark = p.log_mark()
+    r = t.run(["nc", "-N", "-w", "5", "127.0.0.1", str(echo.port)], input=b"direct\n",
+              STP_PROXY_LOOPBACK="0")
+    assert r.stdout == b"direct\n"
+    assert p.log_lines(r"cmd=connect", since=mark) == []
+
+
+def test_localhost_and_noproxy_resolve_locally(proxy_factory, tmp_path):
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "res.py", """
+        import socket
+        def a(n):
+            try:
+                return socket.getaddrinfo(n, 1, socket.AF_INET)[0][4][0]
+            except socket.gaierror:
+                return "fail"
+        print(a("localhost"), a("web.stp.test"), a("direct.example"), a("10.1.2.3"))
+    """)
+    r = t.run(argv, NO_PROXY="example")
+    # direct.example went to the (dead) local resolver: it fails, as it should
+    f = r.stdout.split()
+    assert f[0] == b"127.0.0.1" and f[1].startswith(b"240.") and f[2] == b"fail" \
+        and f[3] == b"10.1.2.3", r
+
+
+def test_app_cannot_close_internal_fds(server, tmp_path, dns):
+    """A program closing every fd it does not know (daemon style) keeps its
+    UDP association working."""
+    if not server.has("udp"):
+        pytest.skip("no UDP")
+    argv = pyprog(tmp_path, "closeall.py", """
+        import os, socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+        q = bytes.fromhex("12340100000100000000000003776562037374700474657374000001" "0001")
+        dst = ("web.stp.test", int(sys.argv[1]))
+        s.sendto(q, dst); a = s.recvfrom(512)
+        for fd in range(3, 200):
+            if fd != s.fileno():
+                try: os.close(fd)
+                except OSError: pass
+        s.sendto(q, dst); b = s.recvfrom(512)
+        print(a[0][:2] == b"\\x12\\x34", b[0][:2] == b"\\x12\\x34", a[1][0].startswith("240."))
+    """)
+    t = tool("stpify", server, tmp_path)
+    r = t.run(argv + [str(dns.port)])
+    assert r.stdout.strip() == b"True True True", r.stderr
+
+
+def test_bind_reverse_channel(server, tmp_path):
+    """STP_BIND=1: listen() becomes SOCKS BIND; a peer connecting to the
+    address getsockname() reports reaches the program's accept()."""
+    server.require("bind")
+    argv = pyprog(tmp_path, "bind.py", """
+        import socket, sys
+        s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(1)
+        print("%s %d" % s.getsockname(), flush=True)
+        c, peer = s.accept()
+        print(c.recv(100).decode().strip(), flush=True)
+        c.sendall(b"pong\\n"); c.close()
+    """)
+    t = tool("stpify", server, tmp_path)
+    full = servers._isolated(t.workdir, t.argv(argv), test_names=False)
+    p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=t.env(STP_BIND="1"))
+    try:
+        host, port = p.stdout.readline().decode().split()
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            c.sendall(b"ping\n")
+            assert c.recv(100) == b"pong\n"
+        assert p.stdout.readline() == b"ping\n"
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def test_launcher_options(proxy_factory, tmp_path, echo):
+    p = proxy_factory(kind="stpd")
+    conf = os.path.join(str(tmp_path), "stpify.conf")
+    with open(conf, "w") as f:
+        f.write("# test\nproxy socks5h://127.0.0.1:%d\nproxy_loopback yes\nlog info\n" % p.port)
+    full = servers._isolated(str(tmp_path), [stpify_bin(), "--config", conf, "nc", "-N", "-w",
+                                             "5", "web.stp.test", str(echo.port)],
+                             test_names=False)
+    r = subprocess.run(full, input=b"conf\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=clean_env(), timeout=30)
+    assert r.stdout == b"conf\n", r.stderr
+    assert b"stpify: connect web.stp.test:%d: through the proxy" % echo.port in r.stderr
+    r = subprocess.run([stpify_bin(), "--proxy", "http://x", "true"], env=clean_env(),
+                       stderr=subprocess.PIPE)
+    assert r.returncode == 2 and b"scheme" in r.stderr
+    r = subprocess.run([stpify_bin(), "true"], env=clean_env(), stderr=subprocess.PIPE)
+    assert r.returncode == 2 and b"no proxy configured" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# compatibility matrix (docs/client.md)
+
+MATRIX_OUT = os.environ.get("STPIFY_MATRIX_OUT")
+
+
+def test_compat_matrix(server, tmp_path, http, echo, dns):
+    """Runs every program under stpify, proxychains4 and socksify. stpify
+    must work wherever either of the others does; the table goes to
+    $STPIFY_MATRIX_OUT (markdown rows) when set."""
+    rows, worse = [], []
+    for prog, fn in PROGRAMS.items():
+        res = {}
+        for name in ("stpify", "proxychains4", "socksify"):
+            if name != "stpify" and shutil.which(name) is None:
+                res[name] = None
+                continue
+            try:
+                ok, _ = fn(Tool(name, str(tmp_path), server), tmp_path, http=http, echo=echo,
+                           dns=dns)
+            except subprocess.TimeoutExpired:
+                ok = False
+            res[name] = ok
+        rows.append((prog, res))
+        if not res["stpify"] and (res["proxychains4"] or res["socksify"]):
+            worse.append(prog)
+    text = "".join("| %s | %s | %s | %s | %s |\n" % (
+        server.kind, prog, *("yes" if r[n] else "no" if r[n] is not None else "n/a"
+                             for n in ("stpify", "proxychains4", "socksify")))
+        for prog, r in rows)
+    print(text)
+    if MATRIX_OUT:
+        with open(MATRIX_OUT, "a") as f:
+            f.write(text)
+    assert not worse, "stpify fails where another tool works: %s\n%s" % (worse, text)

@@ -1,0 +1,129 @@
+"""Fixtures for the multicast tests: a fresh outside/gateway/inside
+topology per test and stpd started in the gateway namespace.
+
+Environment: STPD=path to the stpd binary (default: the first of
+build-mcast/, build/ that has one). Needs root (namespaces).
+"""
+
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import netns  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def stpd_binary():
+    if os.environ.get("STPD"):
+        return os.environ["STPD"]
+    for b in ("build-mcast", "build"):
+        p = os.path.join(REPO, b, "src", "server", "stpd")
+        if os.path.exists(p):
+            return p
+    pytest.skip("no stpd binary (set STPD=)")
+
+
+@pytest.fixture
+def topo():
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    t = netns.Topology()
+    yield t
+    t.close()
+
+
+class Stpd:
+    """stpd in the gateway namespace, listening on the inside addresses."""
+
+    def __init__(self, topo, workdir, conf):
+        self.topo = topo
+        self.conf_path = os.path.join(workdir, "stpd.conf")
+        self.log_path = os.path.join(workdir, "stpd.log")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        self.log = open(self.log_path, "w+")
+        self.proc = topo.gateway.popen([stpd_binary(), "-c", self.conf_path],
+                                       stdin=subprocess_devnull(), stdout=self.log,
+                                       stderr=self.log)
+        self.addr = (topo.GW_IN, 1080)
+        self._wait_listening()
+
+    def _wait_listening(self):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail("stpd exited (%d): %s" % (self.proc.returncode, self.text()))
+
+            def probe():
+                s = socket.socket()
+                s.settimeout(0.5)
+                try:
+                    s.connect(self.addr)
+                    return True
+                except OSError:
+                    return False
+                finally:
+                    s.close()
+            if self.topo.inside.run(probe):
+                return
+            time.sleep(0.05)
+        pytest.fail("stpd did not listen: %s" % self.text())
+
+    def text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            t = self.text()
+            if needle in t:
+                return t
+            time.sleep(0.05)
+        raise AssertionError("%r not in stpd log:\n%s" % (needle, self.text()))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.log.close()
+        return rc
+
+
+def subprocess_devnull():
+    import subprocess
+    return subprocess.DEVNULL
+
+
+@pytest.fixture
+def stpd(topo, tmp_path):
+    """start(conf_text) -> Stpd; stopped at teardown, where it must exit 0
+    without a sanitizer report."""
+    started = []
+
+    def start(conf):
+        s = Stpd(topo, str(tmp_path), conf)
+        started.append(s)
+        return s
+
+    yield start
+    for c in topo.clients:
+        c.close()
+    for s in started:
+        rc = s.stop()
+        text = open(s.log_path).read()
+        assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text
+        assert rc == 0, "stpd exited %d:\n%s" % (rc, text)

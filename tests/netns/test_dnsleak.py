@@ -1,0 +1,178 @@
+"""stpify leaks no DNS: a client in its own network namespace resolves and
+fetches a name only the proxy's resolver knows, while a counting resolver
+on the client's configured nameserver (/etc/netns/NAME/resolv.conf) sees
+no query from it. A control run without stpify must be counted, so the
+counter is proven to work.
+
+    client ns  c0 10.78.0.2/24 --veth-- p0 10.78.0.1/24  proxy ns
+      resolv.conf: nameserver 10.78.0.1      counting resolver 10.78.0.1:53
+                                             stpd 10.78.0.1:1080
+                                             dnsmasq 127.0.0.1:5353 (secret name)
+                                             HTTP 127.0.0.1:8080
+
+Needs root. Environment: STPD, STPIFY (default: build-shim/, then build/).
+"""
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+import netns
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SECRET = "secret.stp.test"
+PROXY_IP, CLIENT_IP = "10.78.0.1", "10.78.0.2"
+BODY = b"only-through-the-proxy-5c1e\n"
+
+
+def _binary(env, rel):
+    if os.environ.get(env):
+        return os.environ[env]
+    for b in ("build-shim", "build"):
+        p = os.path.join(REPO, b, rel)
+        if os.path.exists(p):
+            return p
+    pytest.skip("no %s binary (set %s=)" % (rel, env))
+
+
+class Counter:
+    """A UDP 'resolver' that counts queries and answers none."""
+
+    def __init__(self, ns):
+        self.names = []
+        self.sock = ns.run(self._open)
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _open(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((PROXY_IP, 53))
+        s.settimeout(0.2)
+        return s
+
+    def _loop(self):
+        while True:
+            try:
+                d, _ = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            labels, i = [], 12
+            while i < len(d) and d[i]:
+                labels.append(d[i + 1:i + 1 + d[i]].decode(errors="replace"))
+                i += 1 + d[i]
+            self.names.append(".".join(labels))
+
+    def close(self):
+        self.sock.close()
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+@pytest.fixture
+def world(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    stpd, stpify = _binary("STPD", "src/server/stpd"), _binary("STPIFY", "src/shim/stpify")
+    made, procs = [], []
+    try:
+        proxy, client = netns.Netns("dnsp"), netns.Netns("dnsc")
+        made += [proxy, client]
+        proxy.ip("link", "add", "p0", "type", "veth", "peer", "name", "c0", "netns", client.name)
+        proxy.ip("link", "set", "p0", "up")
+        client.ip("link", "set", "c0", "up")
+        proxy.ip("addr", "add", PROXY_IP + "/24", "dev", "p0")
+        client.ip("addr", "add", CLIENT_IP + "/24", "dev", "c0")
+    except (RuntimeError, FileNotFoundError) as e:
+        for ns in made:
+            ns.close()
+        pytest.skip("cannot create namespaces: %s" % e)
+    etc = "/etc/netns/" + client.name
+    os.makedirs(etc, exist_ok=True)
+    with open(etc + "/resolv.conf", "w") as f:
+        f.write("nameserver %s\noptions timeout:1 attempts:1\n" % PROXY_IP)
+    hosts = os.path.join(str(tmp_path), "secret-hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % SECRET)
+    counter = Counter(proxy)
+    httpd = proxy.run(lambda: http.server.HTTPServer(("127.0.0.1", 8080), _Page))
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                     daemon=True).start()
+    log = open(os.path.join(str(tmp_path), "servers.log"), "wb")
+    procs.append(proxy.popen(
+        ["dnsmasq", "--no-daemon", "--port=5353", "--listen-address=127.0.0.1",
+         "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-poll", "--addn-hosts=" + hosts,
+         "--local=/#/", "--pid-file=", "--user=root", "--group=root", "--cache-size=0"],
+        stdout=log, stderr=subprocess.STDOUT))
+    conf = os.path.join(str(tmp_path), "stpd.conf")
+    with open(conf, "w") as f:
+        f.write("listen %s:1080\nresolver 127.0.0.1:5353\n"
+                "client pass { from 10.78.0.0/24 }\nrequest pass\n" % PROXY_IP)
+    procs.append(proxy.popen([stpd, "-c", conf], stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.time() + 10
+    while "0A" not in proxy.sh("sh", "-c", "grep ':0438 ' /proc/net/tcp || true"):
+        assert time.time() < deadline, "stpd did not listen"
+        time.sleep(0.05)
+    w = type("World", (), {})()
+    w.proxy, w.client, w.counter, w.stpify = proxy, client, counter, stpify
+    yield w
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+    httpd.server_close()
+    counter.close()
+    log.close()
+    shutil.rmtree(etc, ignore_errors=True)
+    for ns in made:
+        ns.close()
+
+
+def _client(w, argv, proxied=True):
+    env = {k: v for k, v in os.environ.items()
+           if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY", "LD_PRELOAD")}
+    if proxied:
+        argv = [w.stpify, "--proxy", "socks5h://%s:1080" % PROXY_IP] + argv
+    return subprocess.run(["ip", "netns", "exec", w.client.name] + argv, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+
+
+def test_no_dns_query_leaves_the_client(world):
+    w = world
+    url = "http://%s:8080/" % SECRET
+    r = _client(w, ["curl", "-sS", "--max-time", "10", url])
+    assert r.stdout == BODY, r.stderr
+    r = _client(w, ["/usr/bin/python3", "-c",
+                    "import socket, urllib.request;"
+                    "print(socket.gethostbyname('%s'));"
+                    "print(urllib.request.urlopen('%s', timeout=10).read().decode(), end='')"
+                    % (SECRET, url)])
+    assert r.stdout.decode().split("\n", 1) == ["240.0.0.1", BODY.decode()], r.stderr
+    time.sleep(0.5)
+    assert w.counter.names == [], "the client asked its resolver: %s" % w.counter.names
+
+
+def test_counter_sees_a_client_without_stpify(world):
+    """The control: the same fetch without stpify asks the configured
+    resolver (and fails, since only the proxy knows the name)."""
+    r = _client(world, ["curl", "-sS", "--max-time", "5", "http://%s:8080/" % SECRET],
+                proxied=False)
+    assert r.returncode != 0
+    deadline = time.time() + 3
+    while SECRET not in world.counter.names and time.time() < deadline:
+        time.sleep(0.05)
+    assert SECRET in world.counter.names
