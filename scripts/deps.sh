@@ -14,7 +14,7 @@ TEST_PKGS=(
 	curl python3 python3-pytest python3-socks python3-python-socks python3-async-timeout
 	proxychains4 dante-client dante-server dnsmasq-base haproxy microsocks chromium
 	iproute2 netcat-openbsd procps util-linux
-	openssl stunnel4 tshark
+	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox
 )
 
 mode=all
@@ -71,5 +71,8 @@ cleanup() { [ -z "$made_policy" ] || $SUDO rm -f "$policy"; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture: no.
+echo "wireshark-common wireshark-common/install-setuid boolean false" |
+	$SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends "${missing[@]}"

@@ -76,14 +76,15 @@ EOF
 	count "$label" "$ok" "$bad"
 }
 
-# pytest_stage LABEL STPD_BINARY: the end-to-end tests against that stpd.
+# pytest_stage LABEL STPD_BINARY [TESTDIR]: end-to-end tests against that
+# stpd (TESTDIR defaults to tests/integration).
 pytest_stage() {
-	local label=$1 stpd=$2
+	local label=$1 stpd=$2 tests=${3:-tests/integration}
 	local xml="$ROOT/$B/pytest-${label//[^a-zA-Z0-9]/_}.xml"
-	note "$label: pytest tests/integration (STPD=$stpd)"
+	note "$label: pytest $tests (STPD=$stpd)"
 	rm -f "$xml"
 	STPD="$stpd" STP_TEST_SERVER=stpd timeout 1500 \
-		"$PY" -m pytest -q -rfEs --junitxml="$xml" tests/integration
+		"$PY" -m pytest -q -rfEs --junitxml="$xml" "$tests"
 	local rc=$?
 	local counts
 	counts=$("$PY" - "$xml" <<'EOF'
@@ -138,6 +139,10 @@ if step "build ($B)" bash -c "$(declare -f setup_or_reconfigure); \
 		setup_or_reconfigure '$B' -Dfuzz=false && ninja -C '$B'"; then
 	meson_tests "unit+fuzz-replay ($B)" "$B" --suite unit --suite fuzz-replay
 	pytest_stage "integration ($B)" "$ROOT/$B/src/server/stpd"
+	# Multi-host tests (multicast, DNS leak) in namespaces they create.
+	pytest_stage "netns ($B)" "$ROOT/$B/src/server/stpd" tests/netns
+	# Every bench mode once against this stpd: completes, no errors (no timing).
+	meson_tests "bench smoke ($B)" "$B" --suite bench
 fi
 
 # ---- 3. ASan + UBSan

@@ -19,14 +19,14 @@
 
 /* JOIN with a source filter block after the request (stp's choice: bit 7
  * set on JOIN, so a server without filters answers X'07'). */
-#define MCAST_CMD_JOIN_FILTER 0x85
+#define MCAST_CMD_JOIN_FILTER SOCKS_CMD_JOIN_MCAST_FILTER
 
 /* Reply and notice codes of the extension beyond seed 000's B0-B2. */
 enum {
-	MCAST_REP_NOT_GROUP = 0xB6,      /* M.ADDR is not a multicast group */
-	MCAST_NOTE_BANDWIDTH = 0xB3,     /* notice: the group exceeded its bandwidth */
-	MCAST_NOTE_TIME = 0xB4,          /* notice: membership time limit reached */
-	MCAST_NOTE_IDLE = 0xB5,          /* notice: the relay timed out for inactivity */
+	MCAST_REP_NOT_GROUP = SOCKS5_REP_MCAST_NOT_GROUP,     /* M.ADDR is not a multicast group */
+	MCAST_NOTE_BANDWIDTH = SOCKS5_REP_MCAST_BANDWIDTH,    /* notice: the group exceeded its bandwidth */
+	MCAST_NOTE_TIME = SOCKS5_REP_MCAST_TIME,         /* notice: membership time limit reached */
+	MCAST_NOTE_IDLE = SOCKS5_REP_MCAST_IDLE,         /* notice: the relay timed out for inactivity */
 };
 
 /* ---- source filter (RFC 3678 semantics) ---- */

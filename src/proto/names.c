@@ -26,6 +26,14 @@ const char *socks5_rep_name(uint8_t rep)
 		return "multicast: not allowed to receive";
 	case SOCKS5_REP_MCAST_NEITHER:
 		return "multicast: neither send nor receive";
+	case SOCKS5_REP_MCAST_BANDWIDTH:
+		return "multicast: group bandwidth exceeded";
+	case SOCKS5_REP_MCAST_TIME:
+		return "multicast: membership time limit reached";
+	case SOCKS5_REP_MCAST_IDLE:
+		return "multicast: relay idle timeout";
+	case SOCKS5_REP_MCAST_NOT_GROUP:
+		return "multicast: not a multicast group";
 	default:
 		break;
 	}
@@ -49,6 +57,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "mcast-join";
 	case SOCKS_CMD_LEAVE_MCAST:
 		return "mcast-leave";
+	case SOCKS_CMD_JOIN_MCAST_FILTER:
+		return "mcast-join-filter";
 	default:
 		return "unknown";
 	}

@@ -39,6 +39,7 @@ enum {
 	SOCKS_CMD_TRANSPARENT = 0x04, /* seed 003 */
 	SOCKS_CMD_JOIN_MCAST = 0x05,  /* seed 000 */
 	SOCKS_CMD_LEAVE_MCAST = 0x06, /* stp's choice, seed 000 gives none */
+	SOCKS_CMD_JOIN_MCAST_FILTER = 0x85, /* stp: JOIN with RFC 3678 source filter */
 };
 
 enum {
@@ -62,6 +63,10 @@ enum {
 	SOCKS5_REP_MCAST_NO_SEND = 0xB0,      /* seed 000 */
 	SOCKS5_REP_MCAST_NO_RECV = 0xB1,
 	SOCKS5_REP_MCAST_NEITHER = 0xB2,
+	SOCKS5_REP_MCAST_BANDWIDTH = 0xB3,    /* stp notices, docs/mcast.md */
+	SOCKS5_REP_MCAST_TIME = 0xB4,
+	SOCKS5_REP_MCAST_IDLE = 0xB5,
+	SOCKS5_REP_MCAST_NOT_GROUP = 0xB6,
 };
 
 /* SOCKS4 (and 4a) reply codes. */

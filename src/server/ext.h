@@ -70,6 +70,7 @@ const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8
 
 /* Built-in modules. */
 extern const struct stp_ext ext_core;
-extern const struct stp_ext ext_tls;
+extern const struct stp_ext ext_tls;   /* src/ext/tls */
+extern const struct stp_ext ext_mcast; /* src/ext/mcast */
 
 #endif

@@ -6,7 +6,6 @@
 
 #include "server/ext.h"
 
-extern const struct stp_ext ext_mcast; /* src/ext/mcast/mc_ext.c */
 
 static const struct stp_ext *const registry[] = {
 	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */

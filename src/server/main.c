@@ -25,7 +25,7 @@
 
 #define STPD_VERSION "0.1.0"
 #define MAX_CLI_LIST 64
-#define DRAIN_SECS 30
+#define DRAIN_SECS 10 /* SIGTERM: open sessions get this long to finish */
 
 struct options {
 	const char *conf_path;

@@ -183,7 +183,9 @@ buffered:
 static void set_interest(struct relay *r, int i)
 {
 	struct relay_half *h = &r->half[i];
-	bool want_write = pending(r, i);
+	/* EOF seen but not yet passed on (the round budget ran out): the
+	 * destination's writability brings us back to send the FIN. */
+	bool want_write = pending(r, i) || (h->eof && !h->shut);
 	bool want_read = !h->eof && !want_write;
 
 	if (want_read && !ev_is_active(&r->rd[i]))

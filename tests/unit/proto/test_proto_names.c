@@ -31,7 +31,9 @@ static void test_rep_names(void **state)
 		{0x0A, "unassigned"},
 		{0x7F, "unassigned"},
 		{0xAF, "unassigned"},
-		{0xB3, "unassigned"},
+		{0xB3, "multicast: group bandwidth exceeded"},
+		{0xB6, "multicast: not a multicast group"},
+		{0xB7, "unassigned"},
 		{0xFF, "unassigned"},
 	};
 
