@@ -233,8 +233,9 @@ static void rule_slot_give(const struct rule *r)
 	atomic_fetch_sub(&((struct rule *)r)->active, 1);
 }
 
-bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
-		     const char *dst_name, uint16_t dst_port, bool log_denial)
+const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
+				      const struct sockaddr *dst_addr, const char *dst_name,
+				      uint16_t dst_port)
 {
 	const char *groups[AUTH_GROUPS_MAX];
 	const struct stp_conf *c = s->conf;
@@ -252,7 +253,13 @@ bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr
 		.dst_port = dst_port,
 		.now = time(NULL),
 	};
-	const struct rule *r = rules_match(c->request_rules, c->n_request_rules, &ctx);
+	return rules_match(c->request_rules, c->n_request_rules, &ctx);
+}
+
+bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
+		     const char *dst_name, uint16_t dst_port, bool log_denial)
+{
+	const struct rule *r = session_match_rule(s, rule_cmd, dst_addr, dst_name, dst_port);
 	/* Replies and datagrams ride on the command's session: only the
 	 * command itself takes a rule's session slot and settings. */
 	bool is_command = rule_cmd != RULE_CMD_UDPREPLY && rule_cmd != RULE_CMD_BINDREPLY &&
@@ -392,6 +399,14 @@ static void dispatch(struct session *s)
 			 s->cmd);
 		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
 		return;
+	}
+	if (s->cmd != SOCKS_CMD_CONNECT) {
+		/* Our end of the client connection: BIND and UDP ASSOCIATE open
+		 * their sockets next to it. CONNECT never needs it, so it skips
+		 * the syscall. */
+		socklen_t len = sizeof(s->local);
+		getsockname(s->fd, (struct sockaddr *)&s->local, &len);
+		sa_unmap(&s->local);
 	}
 	ev_timer_stop(s->w->loop, &s->timer);
 	session_set_state(s, SS_COMMAND);
@@ -708,7 +723,6 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 		   const struct sockaddr_storage *peer)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	socklen_t len = sizeof(s->local);
 
 	if (s)
 		s->hs = calloc(1, sizeof(*s->hs));
@@ -727,8 +741,6 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	s->relay.fd[1] = -1;
 	s->client = *peer;
 	sa_unmap(&s->client);
-	getsockname(fd, (struct sockaddr *)&s->local, &len);
-	sa_unmap(&s->local);
 	s->started = ev_now(w->loop);
 	s->state = SS_GREETING;
 	ev_io_init(&s->io, on_client, fd, EV_READ);

@@ -153,6 +153,12 @@ void session_update_io(struct session *s);
 /* Phase timer: (re)arms s->timer for `secs` (0 = none) with cb. */
 void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int));
 
+/* The first request rule matching this session and destination, or NULL
+ * (block). No side effects: session_allowed() is the checking form. */
+const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
+				      const struct sockaddr *dst_addr, const char *dst_name,
+				      uint16_t dst_port);
+
 /* Request rules. Fills a context from the session and evaluates; logs the
  * denial with the rule and returns false when blocked. dst may be NULL. */
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,

@@ -14,21 +14,7 @@
 static const struct rule *passing_rule(struct session *s, const struct sockaddr *group,
 				       uint16_t port)
 {
-	const char *groups[AUTH_GROUPS_MAX];
-	for (size_t i = 0; i < s->n_groups; i++)
-		groups[i] = s->groups[i];
-	struct rule_ctx ctx = {
-		.client = (const struct sockaddr *)&s->client,
-		.listener = s->listener->name,
-		.user = s->user[0] ? s->user : NULL,
-		.groups = groups,
-		.n_groups = s->n_groups,
-		.command = RULE_CMD_MCAST_JOIN,
-		.dst_addr = group,
-		.dst_port = port,
-		.now = time(NULL),
-	};
-	return rules_match(s->conf->request_rules, s->conf->n_request_rules, &ctx);
+	return session_match_rule(s, RULE_CMD_MCAST_JOIN, group, NULL, port);
 }
 
 uint8_t mc_policy_perms(struct session *s, const struct sockaddr *group, uint16_t port)
