@@ -77,6 +77,24 @@ enum stp_err {
 	STP_ERR_INVALID,       /* bad argument */
 	STP_ERR_NOMEM,
 	STP_ERR_SYSTEM,        /* a system call failed; errno says which */
+	/* TLS proxies (socks5+tls://, socks5s://; docs/client.md, docs/tls.md).
+	 * stp_err_detail() adds OpenSSL's reason to the last of these. */
+	STP_ERR_URL_OPTION,    /* unknown or bad ?option, or one a plain proxy cannot use */
+	STP_ERR_TLS_CONFIG,    /* ca=, cert= or key= file does not load */
+	STP_ERR_TLS_HANDSHAKE, /* the TLS handshake with the proxy failed */
+	STP_ERR_TLS_UNTRUSTED, /* the proxy's certificate does not verify (expired, unknown CA) */
+	STP_ERR_TLS_NAME,      /* the proxy's certificate is for another name */
+	STP_ERR_TLS_NEEDS_CONN, /* a TLS proxy given to the fd-level handshake engine */
+	STP_ERR_TLS_UDP_NAKED, /* UDP through a TLS proxy without udp-naked=1 */
+	/* multicast (stp_mcast_*, docs/mcast.md): JOIN refusals, then the
+	 * notices that end a membership */
+	STP_ERR_MCAST_NO_SEND,   /* X'B0': receive only, and STP_MCAST_SEND was asked for */
+	STP_ERR_MCAST_NO_RECV,   /* X'B1': send only, and STP_MCAST_RECV was asked for */
+	STP_ERR_MCAST_REFUSED,   /* X'B2': neither sending nor receiving allowed */
+	STP_ERR_MCAST_NOT_GROUP, /* X'B6': not a multicast address */
+	STP_ERR_MCAST_BANDWIDTH, /* notice X'B3': the group went over its bandwidth */
+	STP_ERR_MCAST_TIME,      /* notice X'B4': the membership's time limit */
+	STP_ERR_MCAST_IDLE,      /* notice X'B5': the relay saw no packet for too long */
 	STP_ERR_COUNT
 };
 
@@ -102,6 +120,29 @@ enum stp_proxy_kind {
 
 #define STP_DEFAULT_PORT 1080
 #define STP_NAME_MAX 255
+#define STP_PATH_MAX 1024
+
+/* TLS to the proxy: the scheme picks the mode, ?options the rest.
+ *   socks5+tls:// socks5h+tls:// socks4+tls:// socks4a+tls://  STP_TLS_WRAP
+ *   socks5s://    socks5hs://                                  STP_TLS_X86
+ *   ?ca=FILE  cert=FILE&key=FILE  insecure=1  sni=NAME  udp-naked=1
+ * The certificate is verified by default (system CA store without ca=),
+ * against the proxy's host (or sni=NAME). */
+enum stp_tls_mode {
+	STP_TLS_NONE,  /* plain TCP */
+	STP_TLS_WRAP,  /* SOCKS inside TLS from the first byte ("tls on" listener) */
+	STP_TLS_X86,   /* method X'86': TLS negotiated inside SOCKS5 (seed 004) */
+};
+
+struct stp_tls_opts {
+	enum stp_tls_mode mode;
+	bool insecure;               /* insecure=1: no certificate verification */
+	bool udp_naked;              /* udp-naked=1: UDP allowed (datagrams outside TLS) */
+	char sni[STP_NAME_MAX + 1];  /* "" : the proxy's host when it is a name */
+	char ca[STP_PATH_MAX];       /* "" : the system CA store */
+	char cert[STP_PATH_MAX];     /* client certificate (PEM), "" : none */
+	char key[STP_PATH_MAX];
+};
 
 struct stp_proxy {
 	enum stp_proxy_kind kind;
@@ -110,6 +151,7 @@ struct stp_proxy {
 	bool has_auth;               /* user (and pass) were given */
 	char user[STP_NAME_MAX + 1]; /* percent-decoded; SOCKS4 sends it as USERID */
 	char pass[STP_NAME_MAX + 1];
+	struct stp_tls_opts tls;     /* TLS to the proxy (mode STP_TLS_NONE: plain) */
 };
 
 /* scheme://[user[:pass]@]host[:port][/]  ->  *out. 0, or -1 with *err. */
@@ -254,6 +296,7 @@ struct stp_bind {
 	struct stp_addr bound;
 	struct stp_addr peer;
 	struct stp_handshake hs;
+	struct stp_conn *conn;  /* TLS proxies: the connection until accept (private) */
 };
 int stp_bind(struct stp_bind *b, const struct stp_proxy *proxy, const char *host, uint16_t port,
 	     int timeout_ms, enum stp_err *err);
@@ -293,6 +336,155 @@ void stp_udp_close(struct stp_udp *u);
 size_t stp_udp_header(uint8_t *dst, size_t cap, const char *host, uint16_t port,
 		      const struct sockaddr *sa);
 ssize_t stp_udp_unwrap(const uint8_t *p, size_t n, struct stp_addr *src);
+
+/* ---------------------------------------------------------------------- */
+/* Connections: CONNECT through any proxy, TLS ones included.              */
+/*
+ * Through a TLS proxy the socket carries TLS records, so the application
+ * cannot use it for data: it reads and writes through the connection
+ * object instead (plain proxies work the same way, with no TLS). The fd is
+ * for poll(2) only. Also, with a TLS proxy:
+ *   - stp_connect / stp_connect_sa return one end of a socketpair(AF_UNIX)
+ *     whose other end a detached relay thread joins to the TLS connection;
+ *   - stp_bind / stp_bind_accept work the same way (b->fd is the socketpair
+ *     once the peer is in);
+ *   - stp_udp_open needs udp-naked=1 (the datagrams are plain RFC 1928
+ *     UDP; TLS protects only the control connection).
+ */
+struct stp_conn;
+/* CONNECT to host:port (or sa when host is NULL). NULL with *err. */
+struct stp_conn *stp_conn_open(const struct stp_proxy *proxy, const char *host, uint16_t port,
+			       int timeout_ms, enum stp_err *err);
+struct stp_conn *stp_conn_open_sa(const struct stp_proxy *proxy, const struct sockaddr *sa,
+				  int timeout_ms, enum stp_err *err);
+/* Blocking by default; non-blocking calls return -1 with errno EAGAIN and
+ * stp_conn_events() says what to poll the fd for. The fd's own flags are
+ * never used. */
+void stp_conn_set_nonblocking(struct stp_conn *c, bool on);
+/* Up to cap bytes of the target's data: > 0, 0 at its end (close_notify or
+ * FIN), -1 with *err (errno EAGAIN when non-blocking and nothing is in). */
+ssize_t stp_conn_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *err);
+/* Takes all len bytes (TLS: encrypted and queued, then sent as the socket
+ * allows). Returns len, or -1 with *err (errno EAGAIN: the queue is full;
+ * poll for stp_conn_events() and call again). */
+ssize_t stp_conn_write(struct stp_conn *c, const void *buf, size_t len, enum stp_err *err);
+/* Sends what is queued. 1 all sent, 0 some left (non-blocking), -1 error. */
+int stp_conn_flush(struct stp_conn *c, enum stp_err *err);
+/* Ends our direction: TLS close_notify (X'86': in an X'04' frame), plain:
+ * shutdown(SHUT_WR). The target's data can still be read. */
+int stp_conn_shutdown(struct stp_conn *c, enum stp_err *err);
+int stp_conn_fd(const struct stp_conn *c);
+/* POLLIN, plus POLLOUT while ciphertext waits to be sent. */
+short stp_conn_events(const struct stp_conn *c);
+/* True when data is already decrypted: read it before polling again. */
+bool stp_conn_pending(const struct stp_conn *c);
+/* BND of the reply (the proxy's address toward the target). */
+const struct stp_addr *stp_conn_bound(const struct stp_conn *c);
+/* The negotiated TLS version and cipher ("" for plain proxies). */
+const char *stp_conn_tls_version(const struct stp_conn *c);
+const char *stp_conn_tls_cipher(const struct stp_conn *c);
+/* Orderly close (close_notify if not sent yet), frees c. NULL is fine. */
+void stp_conn_close(struct stp_conn *c);
+/* netcat's loop: in_fd -> c and c -> out_fd (in_fd may equal out_fd)
+ * until both directions end. in_fd's EOF becomes stp_conn_shutdown; the
+ * target's end becomes shutdown(out_fd, SHUT_WR), or close(out_fd) when
+ * out_fd is not a socket. Returns 0, or -1 with *err. Does not close c. */
+int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err);
+
+/* More about the last error of this thread (OpenSSL's verify reason, the
+ * file that did not load...), or "" when there is nothing to add. */
+const char *stp_err_detail(void);
+
+/* ---------------------------------------------------------------------- */
+/* Multicast through the proxy (stpd's JOIN_MCAST_GROUP, docs/mcast.md)     */
+/*
+ * A membership holds the TCP control connection (one JOIN on it), the
+ * keys, a UDP socket joined to the intranet group the proxy relays the
+ * group to, and a UDP socket for sealed frames to the relay. Payloads are
+ * sealed and opened here (AES-256-GCM or ChaCha20-Poly1305, as the proxy
+ * chose); the caller sees plain datagrams. The control connection stays
+ * open for the membership's life: a notice or EOF on it ends the
+ * membership (stp_mcast_check). Plain SOCKS5 proxies only (socks5://,
+ * socks5h://): a TLS proxy gets STP_ERR_UNSUPPORTED for now.
+ */
+struct stp_mcast;
+
+enum {
+	STP_MCAST_SEND = 0x01, /* sending is required: X'B0' fails with STP_ERR_MCAST_NO_SEND */
+	STP_MCAST_RECV = 0x02, /* receiving is required: X'B1' fails with STP_ERR_MCAST_NO_RECV */
+};
+
+/* An RFC 3678 source filter (JOIN X'85'). INCLUDE: 1..32 sources;
+ * EXCLUDE: 0..32. Every source has the group's family. */
+#define STP_MCAST_SOURCES_MAX 32
+enum stp_mcast_fmode { STP_MCAST_ANY = 0, STP_MCAST_INCLUDE = 1, STP_MCAST_EXCLUDE = 2 };
+struct stp_mcast_filter {
+	enum stp_mcast_fmode mode;
+	unsigned nsrc;
+	struct sockaddr_storage src[STP_MCAST_SOURCES_MAX]; /* ports ignored */
+};
+
+/* JOIN group:port (group: an IPv4 or IPv6 multicast literal) or sa (group
+ * and port in one sockaddr; pass the other as NULL / 0). filter NULL: any
+ * source. flags: STP_MCAST_SEND | STP_MCAST_RECV, what the caller cannot do
+ * without; 0 accepts any grant but X'B2'. The receiving socket joins the
+ * intranet group on the interface that holds the control connection's
+ * local address. NULL with *err: a refusal maps to its STP_ERR_MCAST_* or
+ * STP_ERR_REP_* value. */
+struct stp_mcast *stp_mcast_join(const struct stp_proxy *proxy, const char *group,
+				 uint16_t port, const struct sockaddr *sa, unsigned flags,
+				 const struct stp_mcast_filter *filter, int timeout_ms,
+				 enum stp_err *err);
+/* Seals one payload and sends it to the relay. len, or -1 with *err
+ * (STP_ERR_MCAST_NO_SEND when the grant was receive only). */
+ssize_t stp_mcast_send(struct stp_mcast *m, const void *buf, size_t len, enum stp_err *err);
+/* Waits up to timeout_ms for a group datagram: frames that do not
+ * authenticate, replays and our own frames are dropped. Copies at most
+ * cap bytes of payload and fills *from (may be NULL) with its source: the
+ * outside sender, or the inside member's address. -1 with *err:
+ * STP_ERR_TIMEOUT, STP_ERR_MCAST_NO_RECV (send-only grant), or what ended
+ * the membership (a notice's STP_ERR_MCAST_*, STP_ERR_PROXY_CLOSED). */
+ssize_t stp_mcast_recv(struct stp_mcast *m, void *buf, size_t cap, struct stp_addr *from,
+		       int timeout_ms, enum stp_err *err);
+/* Call when the control fd polls readable: 0 while the membership lives,
+ * -1 with *err once a notice or EOF ended it (then recv/send fail too). */
+int stp_mcast_check(struct stp_mcast *m, enum stp_err *err);
+/* Sends LEAVE and waits for its reply; the membership is over, its
+ * sockets stay open until stp_mcast_close. 0, or -1 with *err. */
+int stp_mcast_leave(struct stp_mcast *m, int timeout_ms, enum stp_err *err);
+/* Closes everything (closing the control connection also leaves). */
+void stp_mcast_close(struct stp_mcast *m);
+
+/* For event loops: the intranet socket (-1 for a send-only grant), the
+ * control connection, and the socket frames to the relay go out of. */
+int stp_mcast_fd(const struct stp_mcast *m);
+int stp_mcast_control_fd(const struct stp_mcast *m);
+int stp_mcast_send_fd(const struct stp_mcast *m);
+bool stp_mcast_can_send(const struct stp_mcast *m);
+bool stp_mcast_can_recv(const struct stp_mcast *m);
+/* The JOIN's reply code (X'00', X'B0' or X'B1'). */
+uint8_t stp_mcast_rep(const struct stp_mcast *m);
+/* Where the proxy relays the group (ADDR:PORT of the reply) and where
+ * member frames go (the proxy's address, same port). */
+const struct stp_addr *stp_mcast_intranet(const struct stp_mcast *m);
+const struct stp_addr *stp_mcast_relay(const struct stp_mcast *m);
+
+/* The framing alone, for callers that do their own socket I/O (stpify).
+ * stp_mcast_seal writes the member frame for pt[0..n) into out; returns
+ * its length, or 0 (cap too small, or not allowed to send). Each call
+ * uses the next sequence number. stp_mcast_open opens the relay frame
+ * frame[0..n) in place: returns the payload's offset in frame and sets
+ * *len and *from, or -1 when it is dropped (malformed, not authentic, a
+ * replay, our own). STP_MCAST_PEEK checks without recording the sequence
+ * number, so the same frame opens again (MSG_PEEK). */
+#define STP_MCAST_OVERHEAD (14 + 1 + 16 + 2 + 16) /* largest header + tag */
+enum { STP_MCAST_PEEK = 0x01 };
+size_t stp_mcast_seal(struct stp_mcast *m, const void *pt, size_t n, uint8_t *out, size_t cap);
+ssize_t stp_mcast_open(struct stp_mcast *m, uint8_t *frame, size_t n, size_t *len,
+		       struct stp_addr *from, unsigned flags);
+/* Hands the intranet socket to the caller (who closes it); the
+ * membership no longer reads or closes it. -1 when there is none. */
+int stp_mcast_take_fd(struct stp_mcast *m);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,8 @@ enum {
 	CLI_EXIT_SOCKS4 = 9,      /* a SOCKS4 proxy rejected the request (91-93) */
 	CLI_EXIT_REP_BASE = 10,   /* + the SOCKS5 reply code X'01'..X'09' */
 	CLI_EXIT_REP_OTHER = 20,  /* any other SOCKS5 reply code */
+	CLI_EXIT_TLS = 21,        /* TLS handshake failed, proxy certificate not trusted
+				   * or for another name (docs/client.md) */
 };
 
 struct cli_opts {
@@ -36,6 +38,8 @@ struct cli_opts {
 	bool timeout_set;  /* --timeout given: also bounds waits for peers/replies */
 	bool verbose;
 	const char *dns;   /* stp resolve: ADDR[:PORT] */
+	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
+	bool insecure;     /* --insecure: as ?insecure=1 */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;

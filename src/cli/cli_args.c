@@ -20,9 +20,13 @@ void cli_usage(FILE *f)
 	      "                                         with DNS over UDP ASSOCIATE\n"
 	      "options:\n"
 	      "  --proxy URL        socks5://, socks5h://, socks4://, socks4a://[user:pass@]host[:port]\n"
+	      "                     TLS: socks5+tls:// (any scheme +tls), socks5s:// (method X'86'),\n"
+	      "                     with ?ca=FILE&cert=FILE&key=FILE&sni=NAME&udp-naked=1\n"
 	      "                     (default: $STP_PROXY, else $ALL_PROXY)\n"
 	      "  --timeout SECONDS  handshake deadline (default 30); also bounds the wait for a\n"
 	      "                     BIND peer and for UDP replies after stdin ends (default 2)\n"
+	      "  --ca FILE          TLS proxies: trust the CAs in FILE (as ?ca=FILE)\n"
+	      "  --insecure         TLS proxies: do not verify the certificate (as ?insecure=1)\n"
 	      "  --dns ADDR[:PORT]  resolve: the DNS server (default: first nameserver in\n"
 	      "                     /etc/resolv.conf), reached through the proxy\n"
 	      "  -v, --verbose      debug lines on stderr\n"
@@ -34,7 +38,8 @@ void cli_usage(FILE *f)
 	      "  9 SOCKS4 request rejected, 10 + N the proxy replied X'0N' (11 general failure,\n"
 	      "  12 not allowed, 13 network unreachable, 14 host unreachable, 15 connection\n"
 	      "  refused, 16 TTL expired, 17 command not supported, 18 address type not\n"
-	      "  supported), 20 another reply code\n",
+	      "  supported), 20 another reply code, 21 TLS handshake failed or the proxy's\n"
+	      "  certificate not trusted / for another name\n",
 	      f);
 }
 
@@ -60,6 +65,11 @@ int cli_exit_code(enum stp_err err)
 	case STP_ERR_PROTOCOL: return CLI_EXIT_PROTOCOL;
 	case STP_ERR_TIMEOUT: return CLI_EXIT_TIMEOUT;
 	case STP_ERR_REP_OTHER: return CLI_EXIT_REP_OTHER;
+	case STP_ERR_URL_OPTION:
+	case STP_ERR_TLS_CONFIG: return CLI_EXIT_BAD_URL;
+	case STP_ERR_TLS_HANDSHAKE:
+	case STP_ERR_TLS_UNTRUSTED:
+	case STP_ERR_TLS_NAME: return CLI_EXIT_TLS;
 	case STP_ERR_SOCKS4_REJECTED:
 	case STP_ERR_SOCKS4_NO_IDENTD:
 	case STP_ERR_SOCKS4_IDENT_MISMATCH: return CLI_EXIT_SOCKS4;
@@ -78,7 +88,10 @@ int cli_fail(const struct cli_opts *o, const char *what, enum stp_err err)
 			err == STP_ERR_PROXY_UNREACHABLE && e ? ": " : "",
 			err == STP_ERR_PROXY_UNREACHABLE && e ? strerror(e) : "");
 	} else {
-		fprintf(stderr, "stp: %s: %s\n", what, stp_strerror(err));
+		/* TLS failures carry OpenSSL's reason (stp_err_detail). */
+		const char *detail = stp_err_detail();
+		fprintf(stderr, "stp: %s: %s%s%s\n", what, stp_strerror(err), *detail ? ": " : "",
+			detail);
 	}
 	return cli_exit_code(err);
 }
@@ -115,6 +128,25 @@ static int cli_timeout(const char *s)
 	return (int)(v * 1000);
 }
 
+/* --ca and --insecure: the URL's TLS options, for TLS proxies only. */
+static void cli_tls_options(struct cli_opts *o)
+{
+	if (!o->ca && !o->insecure)
+		return;
+	if (o->proxy.tls.mode == STP_TLS_NONE) {
+		fprintf(stderr, "stp: --ca and --insecure need a TLS proxy URL "
+				"(socks5+tls://, socks5h+tls://, socks5s://, socks5hs://)\n");
+		exit(CLI_EXIT_USAGE);
+	}
+	if (o->ca && snprintf(o->proxy.tls.ca, sizeof(o->proxy.tls.ca), "%s", o->ca) >=
+			     (int)sizeof(o->proxy.tls.ca)) {
+		fprintf(stderr, "stp: --ca: path too long\n");
+		exit(CLI_EXIT_USAGE);
+	}
+	if (o->insecure)
+		o->proxy.tls.insecure = true;
+}
+
 void cli_load_proxy(struct cli_opts *o)
 {
 	const char *url = o->proxy_url;
@@ -126,15 +158,18 @@ void cli_load_proxy(struct cli_opts *o)
 			url ? url : "", url ? "')" : "");
 		exit(CLI_EXIT_BAD_URL);
 	}
+	cli_tls_options(o);
 }
 
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
-	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS };
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "dns", required_argument, NULL, OPT_DNS },
+		{ "ca", required_argument, NULL, OPT_CA },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -151,6 +186,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 			o->timeout_set = true;
 			break;
 		case OPT_DNS: o->dns = optarg; break;
+		case OPT_CA: o->ca = optarg; break;
+		case OPT_INSECURE: o->insecure = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -12,10 +12,28 @@
 #include "client/client.h"
 #include "common/sockaddr.h"
 
+/* Through a TLS proxy: the connection object, relayed in this thread. */
+static int cli_connect_tls(const struct cli_opts *o, uint16_t port)
+{
+	enum stp_err err;
+	struct stp_conn *c = stp_conn_open(&o->proxy, o->args[0], port, o->timeout_ms, &err);
+	int rc;
+
+	if (c == NULL)
+		return cli_fail(o, "connect", err);
+	rc = stp_conn_relay(c, STDIN_FILENO, STDOUT_FILENO, &err) < 0
+		     ? cli_fail(o, "relay", err)
+		     : CLI_EXIT_OK;
+	stp_conn_close(c);
+	return rc;
+}
+
 int cli_cmd_connect(const struct cli_opts *o)
 {
 	enum stp_err err;
 	uint16_t port = cli_port(o->args[1], false);
+	if (o->proxy.tls.mode != STP_TLS_NONE)
+		return cli_connect_tls(o, port);
 	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);
 
 	if (fd < 0)

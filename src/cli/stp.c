@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_mcast.h"
 
 static const struct {
 	const char *name;
@@ -24,6 +25,9 @@ int main(int argc, char **argv)
 
 	/* A peer that goes away shows up as EPIPE, not as a dead process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* `mcast join` takes options after its operands: its own parser. */
+	if (cli_mcast_wanted(argc, argv))
+		return cli_mcast_main(argc, argv);
 	cli_parse(&o, argc, argv);
 	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++) {
 		if (strcmp(o.cmd, cli_cmds[i].name) != 0)

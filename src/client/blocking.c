@@ -58,6 +58,13 @@ static int blk_done(int fd, enum stp_err *err)
 	return fd;
 }
 
+/* TLS proxies: the connection goes to a relay thread, the caller gets
+ * a socketpair end (conn_relay.c). */
+static int blk_tls_fd(struct stp_conn *c, enum stp_err *err)
+{
+	return c == NULL ? -1 : client_conn_to_thread(c, err);
+}
+
 int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port, int timeout_ms,
 		enum stp_err *err)
 {
@@ -66,6 +73,8 @@ int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port, 
 
 	if (proxy == NULL || host == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
+	if (proxy->tls.mode != STP_TLS_NONE)
+		return blk_tls_fd(stp_conn_open(proxy, host, port, timeout_ms, err), err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, host, port, NULL,
 			   client_deadline(timeout_ms), err);
 	return fd < 0 ? -1 : blk_done(fd, err);
@@ -79,6 +88,8 @@ int stp_connect_sa(const struct stp_proxy *proxy, const struct sockaddr *sa, int
 
 	if (proxy == NULL || sa == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
+	if (proxy->tls.mode != STP_TLS_NONE)
+		return blk_tls_fd(stp_conn_open_sa(proxy, sa, timeout_ms, err), err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, NULL, 0, sa, client_deadline(timeout_ms),
 			   err);
 	return fd < 0 ? -1 : blk_done(fd, err);
@@ -98,6 +109,46 @@ static void blk_fix_unspecified(struct stp_addr *a, int fd)
 	a->salen = len;
 }
 
+/* BIND through a TLS proxy: b->conn holds the connection until the peer
+ * is in; b->fd is its socket meanwhile (to poll only). */
+static int blk_tls_bind(struct stp_bind *b, const struct stp_proxy *proxy, const char *host,
+			uint16_t port, int64_t deadline, enum stp_err *err)
+{
+	enum stp_err e = STP_OK;
+	struct stp_conn *c;
+
+	if (client_conn_hs_init(NULL, &b->hs, proxy, STP_CMD_BIND, host, port, NULL, &e) < 0)
+		return blk_fail(err, e);
+	if ((c = client_conn_connect(proxy, deadline, &e)) == NULL)
+		return blk_fail(err, e);
+	if (client_conn_hs_init(c, &b->hs, proxy, STP_CMD_BIND, host, port, NULL, &e) < 0 ||
+	    client_conn_hs_run(c, &b->hs, deadline) != STP_BOUND) {
+		e = e != STP_OK ? e : b->hs.err ? b->hs.err : STP_ERR_PROTOCOL;
+		stp_conn_close(c);
+		return blk_fail(err, e);
+	}
+	b->conn = c;
+	b->fd = stp_conn_fd(c);
+	b->bound = b->hs.bound;
+	blk_fix_unspecified(&b->bound, b->fd);
+	if (err)
+		*err = STP_OK;
+	return 0;
+}
+
+/* The second reply through TLS; then the relay thread takes over. */
+static int blk_tls_accept(struct stp_bind *b, int64_t deadline, enum stp_err *err)
+{
+	enum stp_step r = client_conn_hs_run(b->conn, &b->hs, deadline);
+
+	if (r != STP_DONE)
+		return blk_fail(err, r == STP_ERROR ? b->hs.err : STP_ERR_PROTOCOL);
+	b->peer = b->hs.peer;
+	b->fd = client_conn_to_thread(b->conn, err);
+	b->conn = NULL;
+	return b->fd < 0 ? -1 : 0;
+}
+
 int stp_bind(struct stp_bind *b, const struct stp_proxy *proxy, const char *host, uint16_t port,
 	     int timeout_ms, enum stp_err *err)
 {
@@ -105,6 +156,8 @@ int stp_bind(struct stp_bind *b, const struct stp_proxy *proxy, const char *host
 	b->fd = -1;
 	if (proxy == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
+	if (proxy->tls.mode != STP_TLS_NONE)
+		return blk_tls_bind(b, proxy, host, port, client_deadline(timeout_ms), err);
 	int fd = blk_handshake(&b->hs, proxy, STP_CMD_BIND, host, port, NULL,
 			       client_deadline(timeout_ms), err);
 	if (fd < 0)
@@ -121,6 +174,8 @@ int stp_bind_accept(struct stp_bind *b, int timeout_ms, enum stp_err *err)
 {
 	if (b->fd < 0)
 		return blk_fail(err, STP_ERR_INVALID);
+	if (b->conn != NULL)
+		return blk_tls_accept(b, client_deadline(timeout_ms), err);
 	enum stp_step r = client_handshake_run(&b->hs, client_deadline(timeout_ms));
 	if (r != STP_DONE) {
 		/* A timeout leaves the handshake resumable: call again. */
@@ -137,6 +192,11 @@ int stp_bind_accept(struct stp_bind *b, int timeout_ms, enum stp_err *err)
 
 void stp_bind_close(struct stp_bind *b)
 {
+	if (b->conn != NULL) {
+		stp_conn_close(b->conn); /* closes b->fd too */
+		b->conn = NULL;
+		b->fd = -1;
+	}
 	if (b->fd >= 0)
 		close(b->fd);
 	b->fd = -1;

@@ -37,10 +37,36 @@ int client_remaining(int64_t deadline);
 int client_wait(int fd, short events, int64_t deadline);
 /* Runs the engine until it returns something other than WANT_*. */
 enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
+/* Method X'86' already chose the method: start at the request. */
+void client_handshake_skip_greeting(struct stp_handshake *h);
 int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err);
 int client_set_blocking(int fd, bool blocking);
 
 /* ---- logging (errors.c) ---- */
 bool client_debug_on(void);
+/* Sets stp_err_detail() for this thread. */
+void client_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- proxy URLs (url.c, url_tls.c) ---- */
+/* Percent-decodes s[0..n) into out (cap with the NUL); -1 on a bad escape,
+ * an encoded NUL or an overflow. */
+int client_url_decode(char *out, size_t cap, const char *s, size_t n);
+/* The ?options of a TLS proxy URL (q: after the '?'). 0, or -1 with *err. */
+int client_url_tls_query(struct stp_tls_opts *o, const char *q, enum stp_err *err);
+
+/* ---- connections (conn.c, conn_tls.c, conn_x86.c, conn_relay.c) ---- */
+/* TCP to the proxy, then TLS (and for X'86' the method, the options and
+ * sub-authentication): ready for the SOCKS request. NULL with *err. */
+struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t deadline,
+				     enum stp_err *err);
+/* stp_handshake_init for a request on c (fd -1: only checks the target). */
+int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
+			const struct stp_proxy *proxy, enum stp_cmd cmd, const char *host,
+			uint16_t port, const struct sockaddr *sa, enum stp_err *err);
+/* Runs the handshake engine through c until DONE, BOUND or ERROR. */
+enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, int64_t deadline);
+/* Hands c to a detached relay thread; returns the application's end of
+ * a socketpair (blocking, close-on-exec), or -1 with *err (c is closed). */
+int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
 
 #endif

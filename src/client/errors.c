@@ -3,6 +3,8 @@
  * socket call would report for it (docs/client.md prints the same table).
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "client/client.h"
@@ -18,7 +20,8 @@ struct err_row {
  * catches a value added to the enum but not here. */
 static const struct err_row err_table[STP_ERR_COUNT] = {
 	[STP_OK] = { "success", 0, 0 },
-	[STP_ERR_URL_SCHEME] = { "bad proxy URL: scheme must be socks5, socks5h, socks4 or socks4a",
+	[STP_ERR_URL_SCHEME] = { "bad proxy URL: scheme must be socks5, socks5h, socks4 or socks4a "
+				 "(TLS: +tls, or socks5s, socks5hs)",
 				 EINVAL, 0 },
 	[STP_ERR_URL_USERINFO] = { "bad proxy URL: bad user:password", EINVAL, 0 },
 	[STP_ERR_URL_HOST] = { "bad proxy URL: bad host", EINVAL, 0 },
@@ -69,6 +72,31 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 	[STP_ERR_INVALID] = { "invalid argument", EINVAL, 0 },
 	[STP_ERR_NOMEM] = { "out of memory", ENOMEM, 0 },
 	[STP_ERR_SYSTEM] = { "system call failed", EIO, 0 },
+	[STP_ERR_URL_OPTION] = { "bad proxy URL: unknown or bad ?option (TLS options need a "
+				 "socks5+tls:// or socks5s:// URL)", EINVAL, 0 },
+	[STP_ERR_TLS_CONFIG] = { "TLS: cannot load the ca=, cert= or key= file", EINVAL, 0 },
+	[STP_ERR_TLS_HANDSHAKE] = { "TLS handshake failed", ECONNABORTED, 0 },
+	[STP_ERR_TLS_UNTRUSTED] = { "proxy certificate not trusted", ECONNABORTED, 0 },
+	[STP_ERR_TLS_NAME] = { "proxy certificate name mismatch", ECONNABORTED, 0 },
+	[STP_ERR_TLS_NEEDS_CONN] = { "TLS proxies need stp_conn_open or stp_connect (the "
+				     "handshake engine works on plain sockets only)",
+				     EPROTONOSUPPORT, 0 },
+	[STP_ERR_TLS_UDP_NAKED] = { "UDP through a TLS proxy needs udp-naked=1 in the proxy URL "
+				    "(datagrams travel outside TLS)", EOPNOTSUPP, 0 },
+	[STP_ERR_MCAST_NO_SEND] = { "multicast: granted receive only, not allowed to send (X'B0')",
+				    EACCES, 0 },
+	[STP_ERR_MCAST_NO_RECV] = { "multicast: granted send only, not allowed to receive (X'B1')",
+				    EACCES, 0 },
+	[STP_ERR_MCAST_REFUSED] = { "multicast: neither sending nor receiving allowed (X'B2')",
+				    EACCES, 0 },
+	[STP_ERR_MCAST_NOT_GROUP] = { "multicast: not a multicast group address (X'B6')",
+				      EINVAL, 0 },
+	[STP_ERR_MCAST_BANDWIDTH] = { "multicast: the proxy ended the group: bandwidth limit "
+				      "(X'B3')", ENETDOWN, 0 },
+	[STP_ERR_MCAST_TIME] = { "multicast: the proxy ended the membership: time limit (X'B4')",
+				 ETIMEDOUT, 0 },
+	[STP_ERR_MCAST_IDLE] = { "multicast: the proxy ended the group: idle (X'B5')", ENETDOWN,
+				 0 },
 };
 
 _Static_assert(STP_ERR_REP_PTCL_NOT_SUPPORTED - STP_ERR_REP_GENERAL_FAILURE == 8,
@@ -97,6 +125,23 @@ int stp_err_rep(enum stp_err err)
 {
 	const struct err_row *r = err_row(err);
 	return r ? r->rep : 0;
+}
+
+/* One line of detail per thread, set by the TLS layer on failure. */
+static _Thread_local char err_detail[256];
+
+const char *stp_err_detail(void)
+{
+	return err_detail;
+}
+
+void client_err_detail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err_detail, sizeof(err_detail), fmt, ap);
+	va_end(ap);
 }
 
 static bool debug_on;

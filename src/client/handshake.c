@@ -119,6 +119,11 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 		e = STP_ERR_INVALID;
 		goto fail;
 	}
+	/* TLS needs a connection object (conn.c), never a bare fd. */
+	if (proxy->tls.mode != STP_TLS_NONE) {
+		e = STP_ERR_TLS_NEEDS_CONN;
+		goto fail;
+	}
 	if (client_target_encode(&dst, proxy, host, port, sa, &e) < 0)
 		goto fail;
 	if (hs_socks4(h)) {
@@ -144,6 +149,12 @@ fail:
 	if (err)
 		*err = e;
 	return -1;
+}
+
+void client_handshake_skip_greeting(struct stp_handshake *h)
+{
+	if (h->state == HS_GREETING)
+		hs_state(h, HS_REQUEST);
 }
 
 void stp_handshake_set_io(struct stp_handshake *h,

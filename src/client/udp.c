@@ -23,6 +23,7 @@
 
 struct stp_udp {
 	int ctl;  /* the TCP control connection: the association's lifetime */
+	struct stp_conn *conn; /* TLS proxies: ctl's connection (ctl is its fd) */
 	int udp;
 	struct stp_proxy proxy;
 	struct stp_addr relay;
@@ -86,17 +87,30 @@ static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy
 
 	if (proxy->kind == STP_SOCKS4 || proxy->kind == STP_SOCKS4A)
 		return udp_fail(err, STP_ERR_UNSUPPORTED);
+	/* TLS covers the control connection only: the caller must say that
+	 * clear datagrams are fine (docs/client.md). */
+	if (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked)
+		return udp_fail(err, STP_ERR_TLS_UDP_NAKED);
 	u->proxy = *proxy;
-	u->ctl = client_proxy_connect_until(proxy, deadline, &e);
+	if (proxy->tls.mode != STP_TLS_NONE) {
+		u->conn = client_conn_connect(proxy, deadline, &e);
+		u->ctl = u->conn ? stp_conn_fd(u->conn) : -1;
+	} else {
+		u->ctl = client_proxy_connect_until(proxy, deadline, &e);
+	}
 	if (u->ctl < 0)
 		return udp_fail(err, e);
 	u->udp = udp_socket_near(u->ctl, &local, &len);
 	if (u->udp < 0)
 		return udp_fail(err, STP_ERR_SYSTEM);
-	if (stp_handshake_init(&h, proxy, u->ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0,
-			       (struct sockaddr *)&local, &e) < 0)
+	if (u->conn != NULL
+		    ? client_conn_hs_init(u->conn, &h, proxy, STP_CMD_UDP_ASSOCIATE, NULL, 0,
+					  (struct sockaddr *)&local, &e) < 0
+		    : stp_handshake_init(&h, proxy, u->ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0,
+					 (struct sockaddr *)&local, &e) < 0)
 		return udp_fail(err, e);
-	if (client_handshake_run(&h, deadline) != STP_DONE) {
+	if ((u->conn != NULL ? client_conn_hs_run(u->conn, &h, deadline)
+			     : client_handshake_run(&h, deadline)) != STP_DONE) {
 		errno = h.sys_errno;
 		return udp_fail(err, h.err);
 	}
@@ -145,7 +159,9 @@ void stp_udp_close(struct stp_udp *u)
 		return;
 	if (u->udp >= 0)
 		close(u->udp);
-	if (u->ctl >= 0)
+	if (u->conn != NULL)
+		stp_conn_close(u->conn); /* close_notify, and closes ctl */
+	else if (u->ctl >= 0)
 		close(u->ctl);
 	free(u);
 }
@@ -245,7 +261,16 @@ ssize_t stp_udp_sendto_sa(struct stp_udp *u, const void *buf, size_t len,
 static bool udp_control_gone(struct stp_udp *u)
 {
 	char junk[256];
-	ssize_t n = recv(u->ctl, junk, sizeof(junk), MSG_DONTWAIT);
+	ssize_t n;
+
+	if (u->conn != NULL) {
+		/* Through TLS: the proxy's close_notify ends it too. */
+		enum stp_err e;
+		stp_conn_set_nonblocking(u->conn, true);
+		n = stp_conn_read(u->conn, junk, sizeof(junk), &e);
+	} else {
+		n = recv(u->ctl, junk, sizeof(junk), MSG_DONTWAIT);
+	}
 
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }

@@ -1,11 +1,14 @@
 /*
- * url.c - proxy URLs (socks5://, socks5h://, socks4://, socks4a://) and the
+ * url.c - proxy URLs (socks5://, socks5h://, socks4://, socks4a://, their
+ * TLS forms socks5+tls:// ... and socks5s:// socks5hs://) and the
  * environment variables that carry them.
  *
  *   scheme "://" [ user [ ":" pass ] "@" ] host [ ":" port ] [ "/" ]
+ *                [ "?" option *( "&" option ) ]        (TLS schemes only)
  *
  * user and pass are percent-decoded; host is a name, an IPv4 address or an
- * IPv6 address in brackets; port defaults to 1080.
+ * IPv6 address in brackets; port defaults to 1080. The options are read by
+ * url_tls.c.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,11 +22,18 @@
 static const struct {
 	const char *name;
 	enum stp_proxy_kind kind;
+	enum stp_tls_mode tls;
 } url_schemes[] = {
-	{ "socks5", STP_SOCKS5 },
-	{ "socks5h", STP_SOCKS5H },
-	{ "socks4", STP_SOCKS4 },
-	{ "socks4a", STP_SOCKS4A },
+	{ "socks5", STP_SOCKS5, STP_TLS_NONE },
+	{ "socks5h", STP_SOCKS5H, STP_TLS_NONE },
+	{ "socks4", STP_SOCKS4, STP_TLS_NONE },
+	{ "socks4a", STP_SOCKS4A, STP_TLS_NONE },
+	{ "socks5+tls", STP_SOCKS5, STP_TLS_WRAP },
+	{ "socks5h+tls", STP_SOCKS5H, STP_TLS_WRAP },
+	{ "socks4+tls", STP_SOCKS4, STP_TLS_WRAP },
+	{ "socks4a+tls", STP_SOCKS4A, STP_TLS_WRAP },
+	{ "socks5s", STP_SOCKS5, STP_TLS_X86 },
+	{ "socks5hs", STP_SOCKS5H, STP_TLS_X86 },
 };
 
 static int url_fail(enum stp_err *err, enum stp_err e)
@@ -45,7 +55,7 @@ static int url_hexval(char c)
 
 /* Percent-decodes s[0..n) into out (cap bytes with the NUL). A bad escape,
  * an encoded NUL or an overflow is -1. */
-static int url_decode(char *out, size_t cap, const char *s, size_t n)
+int client_url_decode(char *out, size_t cap, const char *s, size_t n)
 {
 	size_t o = 0;
 
@@ -82,6 +92,7 @@ static int url_scheme(struct stp_proxy *out, const char *url, const char **rest)
 		size_t n = strlen(url_schemes[i].name);
 		if ((size_t)(sep - url) == n && strncasecmp(url, url_schemes[i].name, n) == 0) {
 			out->kind = url_schemes[i].kind;
+			out->tls.mode = url_schemes[i].tls;
 			*rest = sep + 3;
 			return 0;
 		}
@@ -95,9 +106,9 @@ static int url_userinfo(struct stp_proxy *out, const char *s, size_t n)
 	const char *colon = memchr(s, ':', n);
 	size_t ulen = colon ? (size_t)(colon - s) : n;
 
-	if (ulen == 0 || url_decode(out->user, sizeof(out->user), s, ulen) < 0)
+	if (ulen == 0 || client_url_decode(out->user, sizeof(out->user), s, ulen) < 0)
 		return -1;
-	if (colon && url_decode(out->pass, sizeof(out->pass), colon + 1, n - ulen - 1) < 0)
+	if (colon && client_url_decode(out->pass, sizeof(out->pass), colon + 1, n - ulen - 1) < 0)
 		return -1;
 	out->has_auth = true;
 	return 0;
@@ -178,9 +189,15 @@ int stp_proxy_parse(struct stp_proxy *out, const char *url, enum stp_err *err)
 		return url_fail(err, STP_ERR_URL_SCHEME);
 	alen = strcspn(auth, "/?#");
 	end = auth + alen;
-	/* Only a bare trailing slash may follow: a proxy URL has no path. */
-	if (*end != '\0' && strcmp(end, "/") != 0)
+	/* Only a bare trailing slash may follow: a proxy URL has no path.
+	 * TLS schemes also take ?options. */
+	const char *query = *end == '/' ? end + 1 : end;
+	if (out->tls.mode != STP_TLS_NONE && *query == '?') {
+		if (client_url_tls_query(&out->tls, query + 1, err) < 0)
+			return -1;
+	} else if (*end != '\0' && strcmp(end, "/") != 0) {
 		return url_fail(err, STP_ERR_URL_SYNTAX);
+	}
 	/* The last '@' ends the userinfo, so an unescaped '@' in a password
 	 * still works, as in browsers. */
 	at = NULL;
@@ -219,7 +236,7 @@ const char *stp_proxy_str(const struct stp_proxy *p, char *out, size_t cap)
 	bool v6 = strchr(p->host, ':') != NULL;
 
 	for (size_t i = 0; i < sizeof(url_schemes) / sizeof(url_schemes[0]); i++)
-		if (url_schemes[i].kind == p->kind)
+		if (url_schemes[i].kind == p->kind && url_schemes[i].tls == p->tls.mode)
 			scheme = url_schemes[i].name;
 	/* The user name is shown raw: this is for humans, not for re-parsing. */
 	snprintf(out, cap, "%s://%s%s%s%s%s:%u", scheme, p->has_auth ? p->user : "",

@@ -106,6 +106,16 @@ static int start_connect(struct session *s, const struct sockaddr_storage *addr)
 	if (connect(st->fd, (const struct sockaddr *)addr, sa_len((const struct sockaddr *)addr)) == 0)
 		return 0;
 	if (errno == EINPROGRESS) {
+		/* A target on this host has usually completed the handshake
+		 * before connect() returns (loopback runs it inline): then go
+		 * on at once instead of a round through the loop (epoll_ctl
+		 * twice, getsockopt). getpeername succeeds only once
+		 * connected; for a remote target it costs one failed call
+		 * next to a network round trip. */
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		if (getpeername(st->fd, (struct sockaddr *)&peer, &plen) == 0)
+			return 0;
 		ev_io_init(&st->io, on_connect, st->fd, EV_WRITE);
 		st->io.data = s;
 		ev_io_start(s->w->loop, &st->io);

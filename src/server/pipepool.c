@@ -11,10 +11,16 @@
 #include "server/relay.h"
 
 #define PIPEPOOL_PIPE_SIZE (256 * 1024)
+#define PIPEPOOL_DEFAULT_SIZE (64 * 1024) /* Linux's pipe size */
+
+struct pipe_entry {
+	int fds[2];
+	size_t cap;
+};
 
 struct pipepool {
 	size_t n, max;
-	int (*fds)[2];
+	struct pipe_entry *e;
 };
 
 struct pipepool *pipepool_new(size_t max_cached)
@@ -23,8 +29,8 @@ struct pipepool *pipepool_new(size_t max_cached)
 	if (!p)
 		return NULL;
 	p->max = max_cached;
-	p->fds = calloc(max_cached ? max_cached : 1, sizeof(*p->fds));
-	if (!p->fds) {
+	p->e = calloc(max_cached ? max_cached : 1, sizeof(*p->e));
+	if (!p->e) {
 		free(p);
 		return NULL;
 	}
@@ -36,34 +42,38 @@ void pipepool_free(struct pipepool *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n; i++) {
-		close(p->fds[i][0]);
-		close(p->fds[i][1]);
+		close(p->e[i].fds[0]);
+		close(p->e[i].fds[1]);
 	}
-	free(p->fds);
+	free(p->e);
 	free(p);
 }
 
-int pipepool_get(struct pipepool *p, int fds[2])
+int pipepool_get(struct pipepool *p, int fds[2], size_t *cap)
 {
 	if (p->n > 0) {
 		p->n--;
-		fds[0] = p->fds[p->n][0];
-		fds[1] = p->fds[p->n][1];
+		fds[0] = p->e[p->n].fds[0];
+		fds[1] = p->e[p->n].fds[1];
+		*cap = p->e[p->n].cap;
 		return 0;
 	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
 	/* Bigger pipes mean fewer splice calls per byte (bench/NOTES.md). If
 	 * the per-user pipe budget is spent, the default size still works. */
-	fcntl(fds[0], F_SETPIPE_SZ, PIPEPOOL_PIPE_SIZE);
+	int got = fcntl(fds[0], F_SETPIPE_SZ, PIPEPOOL_PIPE_SIZE);
+	*cap = got > 0 ? (size_t)got : PIPEPOOL_DEFAULT_SIZE;
 	return 0;
 }
 
-void pipepool_put(struct pipepool *p, int fds[2])
+/* The capacity goes back with the pipe: the relay asks that much per splice. */
+void pipepool_put(struct pipepool *p, int fds[2], size_t cap)
 {
 	if (p->n < p->max) {
-		p->fds[p->n][0] = fds[0];
-		p->fds[p->n][1] = fds[1];
+		p->e[p->n].fds[0] = fds[0];
+		p->e[p->n].fds[1] = fds[1];
+		p->e[p->n].cap = cap;
 		p->n++;
 	} else {
 		close(fds[0]);

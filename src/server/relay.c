@@ -18,7 +18,11 @@
 
 #include "server/filter.h"
 
-#define RELAY_SPLICE_CHUNK (64 * 1024)
+/* Each direction starts by copying through a stack buffer this big and
+ * moves to splice once one read fills it: request/response traffic then
+ * costs one recv and one send per message and never takes a pipe, while
+ * bulk flows splice after their first read (haproxy's splice-auto idea). */
+#define RELAY_COPY_BYTES (16 * 1024)
 #define RELAY_ROUNDS_PER_EVENT 8 /* bound the work one busy peer gets per wake-up */
 
 enum pump_res { PUMP_WAIT, PUMP_DONE, PUMP_FAIL };
@@ -51,7 +55,7 @@ static bool half_finished(const struct relay_half *h)
 static void half_release_pipe(struct relay *r, struct relay_half *h)
 {
 	if (h->pipe[0] >= 0 && h->inpipe == 0)
-		pipepool_put(r->pool, h->pipe);
+		pipepool_put(r->pool, h->pipe, h->pipecap);
 }
 
 /* Sends buffered bytes. -1 on error, 0 when it would block, 1 when empty. */
@@ -144,23 +148,64 @@ static int flush_pipe(struct relay_half *h, int dst)
 	return 1;
 }
 
+/* Reads into a stack buffer and sends at once to the destination; what the
+ * destination does not take (or a send error, which the next flush meets
+ * again) goes to h->buf. Same results as fill(). */
+static ssize_t copy_through(struct relay *r, struct relay_half *h, int src, bool *drained)
+{
+	uint8_t tmp[RELAY_COPY_BYTES];
+	int dst = r->fd[h == &r->half[0] ? 1 : 0];
+	ssize_t n, w;
+
+	do
+		n = recv(src, tmp, sizeof(tmp), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	*drained = (size_t)n < sizeof(tmp);
+	h->bulk = !*drained;
+	do
+		w = send(dst, tmp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		w = 0;
+	if (w < n) {
+		size_t cap = r->bufsize > sizeof(tmp) ? r->bufsize : sizeof(tmp);
+		if (!h->buf && !(h->buf = malloc(cap)))
+			return -1;
+		memcpy(h->buf, tmp + w, (size_t)(n - w));
+		h->blen = (size_t)(n - w);
+		h->boff = 0;
+	}
+	return n;
+}
+
 /* Reads from src into the pipe (or the buffer). >0 bytes, 0 EOF, -1 error
- * (errno EAGAIN when there is nothing to read). */
-static ssize_t fill(struct relay *r, struct relay_half *h, int src)
+ * (errno EAGAIN when there is nothing to read). *drained tells whether a
+ * read was short enough to say the socket is empty: another read would
+ * only return EAGAIN, a syscall the level-triggered watcher makes useless.
+ * A short splice can also mean a full pipe (slots hold less than a page
+ * each when segments are small), so only a pipe left less than half full
+ * counts. */
+static ssize_t fill(struct relay *r, struct relay_half *h, int src, bool *drained)
 {
 	ssize_t n;
+	if (r->use_splice && !h->bulk)
+		return copy_through(r, h, src, drained);
 	if (r->use_splice) {
-		if (h->pipe[0] < 0 && pipepool_get(r->pool, h->pipe) < 0) {
+		if (h->pipe[0] < 0 && pipepool_get(r->pool, h->pipe, &h->pipecap) < 0) {
 			/* Out of fds for a pipe: the buffer still works. */
 			r->use_splice = false;
 			goto buffered;
 		}
 		do
-			n = splice(src, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
+			n = splice(src, NULL, h->pipe[1], NULL, h->pipecap,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		while (n < 0 && errno == EINTR);
-		if (n > 0)
+		if (n > 0) {
 			h->inpipe += (size_t)n;
+			*drained = h->inpipe < h->pipecap / 2;
+		}
 		if (n >= 0 || errno != EINVAL)
 			return n;
 		/* This pair cannot splice: fall back to the buffer for good. */
@@ -176,6 +221,7 @@ buffered:
 	if (n > 0) {
 		h->blen = (size_t)n;
 		h->boff = 0;
+		*drained = (size_t)n < r->bufsize;
 	}
 	return n;
 }
@@ -205,6 +251,7 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 	int src = r->fd[i], dst = r->fd[1 - i];
 
 	bool tls_out = i == 1 && r->filter, tls_in = i == 0 && r->filter;
+	bool drained = false; /* TLS input never is: the filter may hold more */
 	for (int round = 0; round < RELAY_ROUNDS_PER_EVENT; round++) {
 		int f = tls_out ? flush_filtered(r, h, dst) : flush_buf(h, dst);
 		if (f > 0 && r->use_splice && h->buf) {
@@ -237,7 +284,11 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 			}
 			return PUMP_DONE;
 		}
-		ssize_t n = tls_in ? fill_filtered(r, h, src) : fill(r, h, src);
+		if (drained) {
+			half_release_pipe(r, h);
+			return PUMP_WAIT;
+		}
+		ssize_t n = tls_in ? fill_filtered(r, h, src) : fill(r, h, src, &drained);
 		if (n == 0) {
 			h->eof = true;
 			continue;
@@ -339,6 +390,12 @@ int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool 
 		ev_io_init(&r->wr[i], on_write, r->fd[1 - i], EV_WRITE);
 		r->rd[i].data = r->wr[i].data = r;
 	}
+	/* The session has watched the client socket for reading until now:
+	 * epoll already has it, and libev must not register it again (a
+	 * fresh watcher forces that, and epoll_ctl fails with EEXIST: one
+	 * wasted syscall per session). Target sockets keep the flag: their
+	 * fd number may belong to a file closed in this loop iteration. */
+	r->rd[0].events &= ~EV__IOFDSET;
 	if (earlylen > 0) {
 		struct relay_half *h = &r->half[0];
 		h->buf = malloc(earlylen > r->bufsize ? earlylen : r->bufsize);
@@ -372,7 +429,7 @@ void relay_stop(struct relay *r)
 		ev_io_stop(r->loop, &r->wr[i]);
 		if (h->pipe[0] >= 0) {
 			if (h->inpipe == 0) {
-				pipepool_put(r->pool, h->pipe);
+				pipepool_put(r->pool, h->pipe, h->pipecap);
 			} else {
 				close(h->pipe[0]);
 				close(h->pipe[1]);

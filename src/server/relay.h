@@ -22,9 +22,11 @@ typedef void (*relay_done_fn)(struct relay *r, const char *reason);
 /* One direction: from fd[i] to fd[1 - i]. */
 struct relay_half {
 	int pipe[2];        /* -1 when not held */
+	size_t pipecap;     /* the held pipe's capacity: bytes asked per splice */
 	size_t inpipe;      /* bytes sitting in the pipe */
 	uint8_t *buf;       /* fallback buffer, or early bytes to send first */
 	size_t blen, boff;  /* valid bytes [boff, blen) */
+	bool bulk;          /* a read filled the copy buffer: splice from now on */
 	bool eof;           /* source reached end of stream */
 	bool shut;          /* shutdown(SHUT_WR) sent to the destination */
 	uint64_t bytes;     /* moved so far */
@@ -51,7 +53,10 @@ struct relay {
 };
 
 /* Starts relaying between client and target (both non-blocking). `early`
- * bytes (may be NULL) are sent to the target before anything else. */
+ * bytes (may be NULL) are sent to the target before anything else. The
+ * client socket must be one this loop has been watching (the session's
+ * handshake watcher, stopped just before): its epoll registration is
+ * reused. */
 int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, int client,
 		int target, const uint8_t *early, size_t earlylen, unsigned idle_secs,
 		size_t bufsize, relay_done_fn done);
@@ -66,9 +71,10 @@ void relay_stop(struct relay *r);
 /* ---- per-worker pipe cache ---- */
 struct pipepool *pipepool_new(size_t max_cached);
 void pipepool_free(struct pipepool *p);
-/* 0 with p[0] (read end), p[1] (write end), or -1 with errno. */
-int pipepool_get(struct pipepool *p, int fds[2]);
-/* Only empty pipes may be returned. */
-void pipepool_put(struct pipepool *p, int fds[2]);
+/* 0 with p[0] (read end), p[1] (write end) and the pipe's capacity in
+ * *cap, or -1 with errno. */
+int pipepool_get(struct pipepool *p, int fds[2], size_t *cap);
+/* Only empty pipes may be returned, with the capacity _get gave. */
+void pipepool_put(struct pipepool *p, int fds[2], size_t cap);
 
 #endif

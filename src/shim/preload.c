@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/sockaddr.h"
+#include "shim/mcastmap.h"
 #include "shim/shim.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -118,6 +119,7 @@ EXPORT int close(int fd)
 		errno = EBADF;
 		return -1;
 	}
+	mcastmap_drop(fd); /* multicast: closing the control connection leaves */
 	if (fdtab_tracked(fd)) {
 		int ctl = fdtab_drop(fd);
 		if (ctl >= 0) {
@@ -144,6 +146,8 @@ static int hook_dup23(int oldfd, int newfd, int flags, bool three)
 	if (!shim_busy() && newfd != oldfd && fdtab_internal(newfd))
 		fdtab_evacuate(newfd);
 	int n = three ? shim_real.dup3(oldfd, newfd, flags) : shim_real.dup2(oldfd, newfd);
+	if (n >= 0 && oldfd != newfd)
+		mcastmap_drop(newfd);
 	if (n >= 0 && oldfd != newfd && (fdtab_tracked(oldfd) || fdtab_tracked(newfd))) {
 		int ctl = fdtab_tracked(oldfd) ? -1 : fdtab_drop(newfd);
 		if (ctl >= 0) {
@@ -186,7 +190,27 @@ EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND && !st.bind_done &&
 	    len != NULL)
 		return hook_copy_sa(&st.bound.sa, st.bound.salen, addr.__sockaddr__, len);
+	if (hook_active() && mcastmap_sockname(fd, addr.__sockaddr__, len))
+		return 0;
 	return shim_real.getsockname(fd, addr.__sockaddr__, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* multicast: group memberships become JOINs through the proxy (mcastmap.c) */
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return mcastmap_setsockopt(fd, level, name, val, len);
+}
+
+/* A socket that joined a group before bind() joins through the proxy now. */
+EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	shim_init();
+	NEED_REAL(bind);
+	if (!shim_busy() && mcastmap_pending(fd))
+		return mcastmap_bind(fd, addr.__sockaddr__, len);
+	return shim_real.bind(fd, addr.__sockaddr__, len);
 }
 
 static void hook_take_err(struct shim_fd *st, void *arg)
@@ -263,6 +287,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCK
 {
 	const struct sockaddr *dst = addr.__sockaddr__;
 
+	if (mcastmap_tracked(fd) && hook_active() && mcastmap_wants_send(fd, dst))
+		return mcastmap_sendto1(fd, buf, n, flags);
 	if (hook_udp_send(fd, dst))
 		return hook_send1(fd, buf, n, flags, dst, alen);
 	return shim_real.sendto(fd, buf, n, flags, dst, alen);
@@ -287,6 +313,9 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	shim_init();
+	if (msg != NULL && mcastmap_tracked(fd) && !shim_busy() &&
+	    mcastmap_wants_send(fd, msg->msg_name))
+		return mcastmap_sendmsg(fd, msg, flags);
 	if (msg != NULL && hook_udp_send(fd, msg->msg_name))
 		return udp_sendmsg(fd, msg, flags);
 	return shim_real.sendmsg(fd, msg, flags);
@@ -299,7 +328,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 	shim_init();
 	if (!mmsg_filtered && (vlen == 0 || vec == NULL ||
-			       !hook_udp_send(fd, vec[0].msg_hdr.msg_name)))
+			       (!hook_udp_send(fd, vec[0].msg_hdr.msg_name) &&
+				!mcastmap_tracked(fd))))
 		return shim_real.sendmmsg(fd, vec, vlen, flags);
 	for (i = 0; i < vlen; i++) {
 		ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
@@ -313,6 +343,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG addr,
 			socklen_t *alen)
 {
+	if (mcastmap_tracked(fd) && hook_active())
+		return mcastmap_recv1(fd, buf, n, flags, addr.__sockaddr__, alen);
 	if (hook_udp_recv(fd))
 		return hook_recv1(fd, buf, n, flags, addr.__sockaddr__, alen);
 	return shim_real.recvfrom(fd, buf, n, flags, addr.__sockaddr__, alen);
@@ -320,6 +352,8 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG a
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	if (mcastmap_tracked(fd) && hook_active())
+		return mcastmap_recv1(fd, buf, n, flags, NULL, NULL);
 	if (fdtab_tracked(fd) && hook_udp_recv(fd))
 		return hook_recv1(fd, buf, n, flags, NULL, NULL);
 	shim_init();
@@ -328,6 +362,8 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	if (mcastmap_tracked(fd) && hook_active())
+		return mcastmap_recv1(fd, buf, n, 0, NULL, NULL);
 	if (fdtab_tracked(fd) && hook_udp_recv(fd))
 		return hook_recv1(fd, buf, n, 0, NULL, NULL);
 	shim_init();
@@ -337,6 +373,8 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	shim_init();
+	if (msg != NULL && mcastmap_tracked(fd) && !shim_busy())
+		return mcastmap_recvmsg(fd, msg, flags);
 	if (msg != NULL && hook_udp_recv(fd))
 		return udp_recvmsg(fd, msg, flags);
 	return shim_real.recvmsg(fd, msg, flags);
@@ -349,7 +387,8 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 	unsigned int i;
 
 	shim_init();
-	if (!mmsg_filtered && (vlen == 0 || vec == NULL || !hook_udp_recv(fd)))
+	if (!mmsg_filtered && (vlen == 0 || vec == NULL ||
+			       (!hook_udp_recv(fd) && !mcastmap_tracked(fd))))
 		return shim_real.recvmmsg(fd, vec, vlen, flags, tmo);
 	for (i = 0; i < vlen; i++) {
 		int f = i == 0 ? flags & ~MSG_WAITFORONE : flags | MSG_DONTWAIT;

@@ -34,6 +34,20 @@ static void usage(FILE *f)
 		   "  -v             log connections (info); -vv adds debug lines\n");
 }
 
+/* A socksified program's TCP socket carries its own bytes: TLS to the
+ * proxy would need a relay per connection, so TLS proxy URLs are refused
+ * here, before the program starts (docs/stpify.md). A TLS URL that still
+ * reaches libstpify.so (a config file, LD_PRELOAD by hand) makes every
+ * proxied connect fail with EPROTONOSUPPORT, never go direct. */
+static bool refuse_tls(const struct stp_proxy *p)
+{
+	if (p->tls.mode == STP_TLS_NONE)
+		return false;
+	fprintf(stderr, "stpify: TLS proxy URLs (socks5+tls://, socks5s://, ...) are not "
+			"supported; use a plain socks5:// or socks5h:// URL, or the stp command\n");
+	return true;
+}
+
 /* Where libstpify.so is, or NULL. */
 static const char *find_lib(char *out, size_t cap)
 {
@@ -110,6 +124,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stpify: %s ('%s')\n", stp_strerror(err), proxy);
 			return 2;
 		}
+		if (refuse_tls(&p))
+			return 2;
 		setenv("STPIFY_PROXY", proxy, 1);
 	}
 	if (config != NULL) {
@@ -126,6 +142,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stpify: %s\n", stp_strerror(err));
 			return 2;
 		}
+		if (refuse_tls(&p))
+			return 2;
 	}
 	if (verbose > 0)
 		setenv("STPIFY_LOG", verbose > 1 ? "debug" : "info", 1);

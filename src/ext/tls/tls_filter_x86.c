@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "ext/tls/tls_int.h"
-#include "ext/tls/tlsframe.h"
+#include "proto/tlsframe.h"
 
 /* Frames of a later STATE we keep while the session catches up. */
 #define X86_RAW_MAX (64 * 1024 + TLSFRAME_HDR_LEN)

@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/tls/tls_int.h"
-#include "ext/tls/tlsframe.h"
+#include "proto/tlsframe.h"
 #include "server/ext.h"
 #include "server/server.h"
 #include "server/session.h"

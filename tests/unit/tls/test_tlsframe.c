@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ext/tls/tlsframe.h"
+#include "proto/tlsframe.h"
 
 static uint8_t *dup_exact(const uint8_t *p, size_t n)
 {

@@ -1,7 +1,7 @@
 /*
  * tlsframe.c - see tlsframe.h.
  */
-#include "ext/tls/tlsframe.h"
+#include "proto/tlsframe.h"
 
 #include <string.h>
 

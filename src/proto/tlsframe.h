@@ -1,8 +1,8 @@
 /*
  * tlsframe.h - the wire of method X'86' (seed 004, "Secure Sockets Layer
  * for SOCKS Version 5"): the frame header around TLS data and the option
- * list. Pure like src/proto (libc only, no allocation): the libstp client
- * can share it, and it may move to src/proto/tlsframe.c as is.
+ * list. Pure (libc only, no allocation): stpd's src/ext/tls and the libstp
+ * client (src/client/tls_x86.c) share it.
  *
  *   +-----+-------+-----+----------+
  *   | VER | STATE | LEN |   DATA   |
@@ -14,8 +14,8 @@
  *                 | LEN | OPTIONS |     LEN 0-255, one byte per option
  *                 +-----+---------+
  */
-#ifndef STP_EXT_TLS_TLSFRAME_H
-#define STP_EXT_TLS_TLSFRAME_H
+#ifndef STP_PROTO_TLSFRAME_H
+#define STP_PROTO_TLSFRAME_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,424 @@
+/*
+ * conn.c - struct stp_conn: CONNECT through any proxy, with the data
+ * through TLS when the proxy URL asks for it (socks5+tls://, socks5s://).
+ *
+ * The SOCKS messages are still made and parsed by the handshake engine
+ * (handshake.c); its send/recv hooks come here, so for TLS they go through
+ * SSL instead of the socket. The hooks only get an fd, so the connection
+ * they serve is the one this thread is running (conn_running).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/conn.h"
+#include "common/log.h"
+
+static int conn_fail(enum stp_err *err, enum stp_err e)
+{
+	if (err)
+		*err = e;
+	return -1;
+}
+
+/* ---- the socket side ---- */
+
+int conn_queue(struct stp_conn *c, const uint8_t *p, size_t n)
+{
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + n > c->out_cap && c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + n > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 16384;
+		while (cap < c->out_len + n)
+			cap *= 2;
+		uint8_t *q = realloc(c->out, cap);
+		if (q == NULL)
+			return -1;
+		c->out = q;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	return 0;
+}
+
+int conn_send_some(struct stp_conn *c, enum stp_err *err)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return conn_fail(err, STP_ERR_IO);
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 1;
+}
+
+int conn_wait(struct stp_conn *c, short events, int64_t deadline, enum stp_err *err)
+{
+	int w = client_wait(c->fd, events, deadline);
+
+	if (w == 0)
+		return conn_fail(err, STP_ERR_TIMEOUT);
+	if (w < 0)
+		return conn_fail(err, STP_ERR_SYSTEM);
+	return 1;
+}
+
+int conn_write_all(struct stp_conn *c, const uint8_t *buf, size_t n, int64_t deadline,
+		   enum stp_err *err)
+{
+	int r;
+
+	if (n > 0) {
+		if (c->mode != STP_TLS_NONE ? conn_tls_write(c, buf, n, err) < 0
+					    : conn_queue(c, buf, n) < 0 && conn_fail(err, STP_ERR_NOMEM))
+			return -1;
+	}
+	while ((r = conn_send_some(c, err)) == 0)
+		if (conn_wait(c, POLLOUT, deadline, err) < 0)
+			return -1;
+	return r < 0 ? -1 : 0;
+}
+
+/* Plaintext now: > 0, 0 at the end, -1 with errno EAGAIN or *err. */
+ssize_t conn_read_some(struct stp_conn *c, void *buf, size_t cap, enum stp_err *err)
+{
+	if (c->mode != STP_TLS_NONE)
+		return conn_tls_read(c, buf, cap, err);
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, cap, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return conn_fail(err, STP_ERR_IO);
+		return n;
+	}
+}
+
+int conn_read_exact(struct stp_conn *c, uint8_t *buf, size_t n, int64_t deadline,
+		    enum stp_err *err)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		if (conn_send_some(c, err) < 0)
+			return -1;
+		ssize_t r = conn_read_some(c, buf + got, n - got, err);
+		if (r == 0)
+			return conn_fail(err, STP_ERR_PROXY_CLOSED);
+		if (r < 0 && errno != EAGAIN)
+			return -1;
+		if (r < 0 && conn_wait(c, POLLIN | (c->out_len ? POLLOUT : 0), deadline, err) < 0)
+			return -1;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return 0;
+}
+
+/* ---- opening ---- */
+
+static void conn_free(struct stp_conn *c)
+{
+	if (c->mode != STP_TLS_NONE)
+		conn_tls_free(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t deadline,
+				     enum stp_err *err)
+{
+	struct stp_conn *c = calloc(1, sizeof(*c));
+	enum stp_err e = STP_OK;
+
+	if (c == NULL) {
+		conn_fail(err, STP_ERR_NOMEM);
+		return NULL;
+	}
+	c->mode = proxy->tls.mode;
+	snprintf(c->host, sizeof(c->host), "%s", proxy->host);
+	c->fd = -1;
+	/* The files first: a bad ca= fails before the proxy is bothered. */
+	if (c->mode != STP_TLS_NONE && conn_tls_init(c, proxy, &e) < 0)
+		goto fail;
+	c->fd = client_proxy_connect_until(proxy, deadline, &e);
+	if (c->fd < 0)
+		goto fail;
+	if (c->mode == STP_TLS_WRAP && conn_tls_handshake(c, deadline, &e) < 0)
+		goto fail;
+	if (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0)
+		goto fail;
+	return c;
+fail:;
+	int saved = errno;
+	conn_free(c);
+	errno = saved;
+	conn_fail(err, e);
+	return NULL;
+}
+
+/* The engine's hooks: the running connection's plaintext. */
+static _Thread_local struct stp_conn *conn_running;
+
+static ssize_t conn_hook_send(int fd, const void *buf, size_t len, int flags)
+{
+	struct stp_conn *c = conn_running;
+	enum stp_err e;
+
+	(void)flags;
+	if (c == NULL || c->fd != fd) {
+		errno = EBADF;
+		return -1;
+	}
+	if (conn_tls_write(c, buf, len, &e) < 0 || conn_send_some(c, &e) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static ssize_t conn_hook_recv(int fd, void *buf, size_t len, int flags)
+{
+	struct stp_conn *c = conn_running;
+	enum stp_err e;
+
+	(void)flags;
+	if (c == NULL || c->fd != fd) {
+		errno = EBADF;
+		return -1;
+	}
+	if (conn_send_some(c, &e) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	ssize_t n = conn_tls_read(c, buf, len, &e);
+	if (n < 0 && errno != EAGAIN)
+		errno = EIO;
+	return n;
+}
+
+int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
+			const struct stp_proxy *proxy, enum stp_cmd cmd, const char *host,
+			uint16_t port, const struct sockaddr *sa, enum stp_err *err)
+{
+	/* The engine itself speaks plain SOCKS: the TLS is ours. */
+	struct stp_proxy plain = *proxy;
+
+	plain.tls.mode = STP_TLS_NONE;
+	if (stp_handshake_init(h, &plain, c ? c->fd : 0, cmd, host, port, sa, err) < 0)
+		return -1;
+	if (c == NULL || c->mode == STP_TLS_NONE)
+		return 0;
+	stp_handshake_set_io(h, conn_hook_send, conn_hook_recv);
+	/* Inside X'86' the SOCKS request is the first plaintext of X'03'. */
+	if (c->mode == STP_TLS_X86)
+		client_handshake_skip_greeting(h);
+	return 0;
+}
+
+enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, int64_t deadline)
+{
+	if (c->mode == STP_TLS_NONE)
+		return client_handshake_run(h, deadline);
+	for (;;) {
+		conn_running = c;
+		enum stp_step r = stp_handshake_step(h);
+		conn_running = NULL;
+		if (r != STP_WANT_READ && r != STP_WANT_WRITE)
+			return r;
+		/* The hooks leave ciphertext queued when the socket is full. */
+		short ev = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0));
+		enum stp_err e;
+		if (conn_wait(c, ev, deadline, &e) < 0 || conn_send_some(c, &e) < 0) {
+			h->err = e;
+			h->sys_errno = errno;
+			return STP_ERROR;
+		}
+	}
+}
+
+static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *host,
+				  uint16_t port, const struct sockaddr *sa, int timeout_ms,
+				  enum stp_err *err)
+{
+	int64_t deadline = client_deadline(timeout_ms);
+	struct stp_handshake h;
+	struct stp_conn *c;
+
+	if (proxy == NULL || (host == NULL && sa == NULL)) {
+		conn_fail(err, STP_ERR_INVALID);
+		return NULL;
+	}
+	/* Check the target before the proxy is bothered with it. */
+	if (client_conn_hs_init(NULL, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0)
+		return NULL;
+	c = client_conn_connect(proxy, deadline, err);
+	if (c == NULL)
+		return NULL;
+	if (client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0 ||
+	    client_conn_hs_run(c, &h, deadline) != STP_DONE) {
+		enum stp_err e = h.err ? h.err : STP_ERR_PROTOCOL;
+		int saved = h.sys_errno ? h.sys_errno : stp_err_errno(e);
+		conn_free(c);
+		errno = saved;
+		conn_fail(err, e);
+		return NULL;
+	}
+	c->bound = h.bound;
+	if (err)
+		*err = STP_OK;
+	return c;
+}
+
+struct stp_conn *stp_conn_open(const struct stp_proxy *proxy, const char *host, uint16_t port,
+			       int timeout_ms, enum stp_err *err)
+{
+	if (host == NULL) {
+		conn_fail(err, STP_ERR_INVALID);
+		return NULL;
+	}
+	return conn_open(proxy, host, port, NULL, timeout_ms, err);
+}
+
+struct stp_conn *stp_conn_open_sa(const struct stp_proxy *proxy, const struct sockaddr *sa,
+				  int timeout_ms, enum stp_err *err)
+{
+	if (sa == NULL) {
+		conn_fail(err, STP_ERR_INVALID);
+		return NULL;
+	}
+	return conn_open(proxy, NULL, 0, sa, timeout_ms, err);
+}
+
+/* ---- data ---- */
+
+void stp_conn_set_nonblocking(struct stp_conn *c, bool on)
+{
+	c->nonblock = on;
+}
+
+ssize_t stp_conn_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *err)
+{
+	for (;;) {
+		if (conn_send_some(c, err) < 0)
+			return -1;
+		ssize_t n = conn_read_some(c, buf, cap, err);
+		if (n >= 0 || errno != EAGAIN) {
+			if (n >= 0 && err)
+				*err = STP_OK;
+			return n;
+		}
+		if (c->nonblock) {
+			errno = EAGAIN;
+			return conn_fail(err, STP_ERR_IO);
+		}
+		if (conn_wait(c, stp_conn_events(c), -1, err) < 0)
+			return -1;
+	}
+}
+
+ssize_t stp_conn_write(struct stp_conn *c, const void *buf, size_t len, enum stp_err *err)
+{
+	if (c->nonblock) {
+		if (c->out_len - c->out_off >= CONN_OUT_MAX) {
+			/* Try first: the socket may have room by now. */
+			if (conn_send_some(c, err) < 0)
+				return -1;
+			if (c->out_len - c->out_off >= CONN_OUT_MAX) {
+				errno = EAGAIN;
+				return conn_fail(err, STP_ERR_IO);
+			}
+		}
+		if (c->mode != STP_TLS_NONE ? conn_tls_write(c, buf, len, err) < 0
+					    : conn_queue(c, buf, len) < 0 && conn_fail(err, STP_ERR_NOMEM))
+			return -1;
+		if (conn_send_some(c, err) < 0)
+			return -1;
+	} else if (conn_write_all(c, buf, len, -1, err) < 0) {
+		return -1;
+	}
+	if (err)
+		*err = STP_OK;
+	return (ssize_t)len;
+}
+
+int stp_conn_flush(struct stp_conn *c, enum stp_err *err)
+{
+	if (c->nonblock)
+		return conn_send_some(c, err);
+	return conn_write_all(c, NULL, 0, -1, err) < 0 ? -1 : 1;
+}
+
+int stp_conn_shutdown(struct stp_conn *c, enum stp_err *err)
+{
+	if (c->mode == STP_TLS_NONE) {
+		/* Queued bytes first, then the FIN. */
+		if (conn_write_all(c, NULL, 0, -1, err) < 0)
+			return -1;
+		return shutdown(c->fd, SHUT_WR) < 0 ? conn_fail(err, STP_ERR_IO) : 0;
+	}
+	if (conn_tls_shutdown(c, err) < 0)
+		return -1;
+	if (c->nonblock)
+		return conn_send_some(c, err) < 0 ? -1 : 0;
+	return conn_write_all(c, NULL, 0, -1, err);
+}
+
+int stp_conn_fd(const struct stp_conn *c)
+{
+	return c->fd;
+}
+
+short stp_conn_events(const struct stp_conn *c)
+{
+	return (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0));
+}
+
+bool stp_conn_pending(const struct stp_conn *c)
+{
+	return c->mode != STP_TLS_NONE && SSL_has_pending(c->tls.ssl);
+}
+
+const struct stp_addr *stp_conn_bound(const struct stp_conn *c)
+{
+	return &c->bound;
+}
+
+const char *stp_conn_tls_version(const struct stp_conn *c)
+{
+	return c->mode != STP_TLS_NONE ? c->tls.version : "";
+}
+
+const char *stp_conn_tls_cipher(const struct stp_conn *c)
+{
+	return c->mode != STP_TLS_NONE ? c->tls.cipher : "";
+}
+
+void stp_conn_close(struct stp_conn *c)
+{
+	enum stp_err e;
+
+	if (c == NULL)
+		return;
+	/* close_notify if we have not sent it: best effort, never blocking. */
+	if (c->mode != STP_TLS_NONE && conn_tls_shutdown(c, &e) == 0)
+		conn_send_some(c, &e);
+	conn_free(c);
+}

@@ -1,0 +1,237 @@
+/*
+ * conn_relay.c - netcat's loop over a connection (stp_conn_relay), and the
+ * relay thread that lets stp_connect hand a TLS connection to programs
+ * that want a plain fd: they get one end of a socketpair, the thread joins
+ * the other end to the TLS connection.
+ *
+ * Both directions end on their own (half-close): in_fd's EOF becomes
+ * close_notify, the proxy's close_notify (or FIN) becomes SHUT_WR on
+ * out_fd. Data already decrypted is always written out before the loop
+ * polls again, since the socket may hold nothing more.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client/conn.h"
+#include "common/log.h"
+
+#define RELAY_BUF 65536
+
+struct relay {
+	struct stp_conn *c;
+	int in_fd, out_fd;
+	uint8_t up[RELAY_BUF]; /* in_fd -> c, waiting for room in c's queue */
+	size_t up_len;
+	bool in_eof, up_done, down_done;
+	enum stp_err err;
+	bool failed;
+};
+
+static bool relay_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void relay_fail(struct relay *r, enum stp_err e)
+{
+	r->err = e;
+	r->failed = true;
+	r->up_done = r->down_done = true;
+}
+
+/* The target's end: passed on as a half-close (or a close for a pipe or
+ * a terminal). */
+static void relay_down_end(struct relay *r)
+{
+	r->down_done = true;
+	if (shutdown(r->out_fd, SHUT_WR) < 0 && errno == ENOTSOCK)
+		close(r->out_fd);
+}
+
+/* Everything the connection has now, to out_fd. */
+static void relay_down(struct relay *r)
+{
+	uint8_t buf[RELAY_BUF];
+	enum stp_err e;
+
+	while (!r->down_done) {
+		ssize_t n = stp_conn_read(r->c, buf, sizeof(buf), &e);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0) {
+			relay_fail(r, e);
+			return;
+		}
+		if (n == 0) {
+			relay_down_end(r);
+			return;
+		}
+		if (!relay_write_all(r->out_fd, buf, (size_t)n)) {
+			/* Nobody reads our output any more: stop taking it. */
+			r->down_done = true;
+			shutdown(r->c->fd, SHUT_RD);
+		}
+	}
+}
+
+static void relay_up(struct relay *r)
+{
+	enum stp_err e;
+
+	if (r->up_len > 0) {
+		if (stp_conn_write(r->c, r->up, r->up_len, &e) < 0) {
+			if (errno != EAGAIN)
+				relay_fail(r, e);
+			return;
+		}
+		r->up_len = 0;
+	}
+	if (r->in_eof && r->up_len == 0 && !r->up_done) {
+		r->up_done = true;
+		if (stp_conn_shutdown(r->c, &e) < 0)
+			relay_fail(r, e);
+	}
+}
+
+static void relay_read_in(struct relay *r)
+{
+	ssize_t n = read(r->in_fd, r->up, sizeof(r->up));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0)
+		r->in_eof = true;
+	else
+		r->up_len = (size_t)n;
+}
+
+int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+	enum stp_err e;
+
+	if (r == NULL) {
+		if (err)
+			*err = STP_ERR_NOMEM;
+		return -1;
+	}
+	r->c = c;
+	r->in_fd = in_fd;
+	r->out_fd = out_fd;
+	stp_conn_set_nonblocking(c, true);
+	while (!(r->up_done && r->down_done)) {
+		relay_down(r);
+		relay_up(r);
+		if (r->up_done && r->down_done)
+			break;
+		struct pollfd p[2] = { { .fd = -1 }, { .fd = c->fd } };
+		if (!r->in_eof && r->up_len == 0) {
+			p[0].fd = in_fd;
+			p[0].events = POLLIN;
+		}
+		p[1].events = (short)((r->down_done ? 0 : POLLIN) |
+				      (c->out_len > c->out_off ? POLLOUT : 0));
+		if (p[1].events == 0)
+			p[1].fd = -1; /* else a hung-up socket would wake us forever */
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			relay_fail(r, STP_ERR_SYSTEM);
+			break;
+		}
+		if (p[1].revents & (POLLOUT | POLLERR) && stp_conn_flush(c, &e) < 0)
+			relay_fail(r, e);
+		if (p[0].revents)
+			relay_read_in(r);
+	}
+	/* What is still queued (close_notify included) goes out before we
+	 * hand back. */
+	if (!r->failed) {
+		stp_conn_set_nonblocking(c, false);
+		stp_conn_flush(c, &e);
+	}
+	int rc = r->failed ? -1 : 0;
+	if (err)
+		*err = r->failed ? r->err : STP_OK;
+	free(r);
+	return rc;
+}
+
+/* ---- the relay thread ---- */
+
+struct relay_job {
+	struct stp_conn *c;
+	int fd;
+};
+
+static void *relay_thread(void *arg)
+{
+	struct relay_job *j = arg;
+	enum stp_err e;
+
+	if (stp_conn_relay(j->c, j->fd, j->fd, &e) < 0)
+		log_debug("relay thread fd %d: %s", j->c->fd, stp_strerror(e));
+	stp_conn_close(j->c);
+	close(j->fd);
+	free(j);
+	/* OpenSSL's per-thread state (error queue), freed now rather than
+	 * by a key destructor that races with a process exiting. */
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+int client_conn_to_thread(struct stp_conn *c, enum stp_err *err)
+{
+	int sp[2];
+	struct relay_job *j = malloc(sizeof(*j));
+	pthread_attr_t attr;
+	pthread_t tid;
+	sigset_t all, old;
+
+	if (j == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		free(j);
+		stp_conn_close(c);
+		if (err)
+			*err = j == NULL ? STP_ERR_NOMEM : STP_ERR_SYSTEM;
+		return -1;
+	}
+	j->c = c;
+	j->fd = sp[1];
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* The application's signals stay with its own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&tid, &attr, relay_thread, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		close(sp[0]);
+		close(sp[1]);
+		free(j);
+		stp_conn_close(c);
+		errno = rc;
+		if (err)
+			*err = STP_ERR_SYSTEM;
+		return -1;
+	}
+	if (err)
+		*err = STP_OK;
+	return sp[0];
+}
