@@ -41,6 +41,29 @@ int cli_cmd_connect(const struct cli_opts *o)
 	return cli_relay(fd);
 }
 
+/* BIND through a TLS proxy: the second reply and the data through the
+ * connection in this thread, rather than stp_bind_accept's relay thread,
+ * so that nothing is still running when we exit. */
+static int cli_bind_tls(const struct cli_opts *o, struct stp_bind *b)
+{
+	char text[STP_ADDR_STR_MAX];
+	enum stp_err err;
+
+	if (client_conn_hs_run(b->conn, &b->hs, client_deadline(o->timeout_set ? o->timeout_ms
+									       : -1)) != STP_DONE) {
+		err = b->hs.err;
+		stp_bind_close(b);
+		return cli_fail(o, "bind", err);
+	}
+	printf("peer %s\n", stp_addr_str(&b->hs.peer, text, sizeof(text)));
+	fflush(stdout);
+	int rc = stp_conn_relay(b->conn, STDIN_FILENO, STDOUT_FILENO, &err) < 0
+			 ? cli_fail(o, "relay", err)
+			 : CLI_EXIT_OK;
+	stp_bind_close(b);
+	return rc;
+}
+
 int cli_cmd_bind(const struct cli_opts *o)
 {
 	static struct stp_bind b;
@@ -61,6 +84,8 @@ int cli_cmd_bind(const struct cli_opts *o)
 		return cli_fail(o, "bind", err);
 	printf("bound %s\n", stp_addr_str(&b.bound, text, sizeof(text)));
 	fflush(stdout);
+	if (b.conn != NULL)
+		return cli_bind_tls(o, &b);
 	if (stp_bind_accept(&b, o->timeout_set ? o->timeout_ms : -1, &err) < 0) {
 		stp_bind_close(&b);
 		return cli_fail(o, "bind", err);

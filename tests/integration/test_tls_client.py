@@ -209,9 +209,9 @@ def test_wrap_ca_and_insecure_flags(tls_listener, pki, echo):
     assert r.returncode == EXIT_USAGE
 
 
-def test_wrap_bind_through_relay_thread(tls_listener, pki):
-    """stp bind uses stp_bind/stp_bind_accept: through TLS, the data goes
-    through libstp's relay thread and a socketpair."""
+def test_wrap_bind(tls_listener, pki):
+    """stp bind through TLS: stp_bind, then the second reply and the data
+    through the connection object (stp_conn_relay)."""
     p = subprocess.Popen([stp_bin(), "--proxy", wrap_url(tls_listener, pki=pki), "--timeout",
                           "20", "bind"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=clean_env())
