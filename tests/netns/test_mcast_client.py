@@ -62,8 +62,11 @@ class Proc:
                           env=env)
         self.out, self.err = [], []
         self.cv = threading.Condition()
+        self.pumps = []
         for stream, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+            t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+            t.start()
+            self.pumps.append(t)
 
     def _pump(self, stream, sink):
         for line in iter(stream.readline, b""):
@@ -94,7 +97,12 @@ class Proc:
         self.p.stdin.flush()
 
     def wait(self, timeout=10.0):
-        return self.p.wait(timeout)
+        """Exit status, once the output threads have read everything the
+        process wrote (so err/out are complete)."""
+        rc = self.p.wait(timeout)
+        for t in self.pumps:
+            t.join(timeout)
+        return rc
 
     def close(self):
         if self.p.poll() is None:
