@@ -61,8 +61,6 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		int fd = accept4(l->fd, (struct sockaddr *)&peer, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			int zero = 0;
-			setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
 			session_start(wk, l->conf, fd, &peer);
 			continue;
 		}

@@ -18,11 +18,6 @@
 
 #include "server/filter.h"
 
-/* Each direction starts by copying through a stack buffer this big and
- * moves to splice once one read fills it: request/response traffic then
- * costs one recv and one send per message and never takes a pipe, while
- * bulk flows splice after their first read (haproxy's splice-auto idea). */
-#define RELAY_COPY_BYTES (16 * 1024)
 #define RELAY_ROUNDS_PER_EVENT 8 /* bound the work one busy peer gets per wake-up */
 
 enum pump_res { PUMP_WAIT, PUMP_DONE, PUMP_FAIL };
@@ -148,38 +143,6 @@ static int flush_pipe(struct relay_half *h, int dst)
 	return 1;
 }
 
-/* Reads into a stack buffer and sends at once to the destination; what the
- * destination does not take (or a send error, which the next flush meets
- * again) goes to h->buf. Same results as fill(). */
-static ssize_t copy_through(struct relay *r, struct relay_half *h, int src, bool *drained)
-{
-	uint8_t tmp[RELAY_COPY_BYTES];
-	int dst = r->fd[h == &r->half[0] ? 1 : 0];
-	ssize_t n, w;
-
-	do
-		n = recv(src, tmp, sizeof(tmp), MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n;
-	*drained = (size_t)n < sizeof(tmp);
-	h->bulk = !*drained;
-	do
-		w = send(dst, tmp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (w < 0 && errno == EINTR);
-	if (w < 0)
-		w = 0;
-	if (w < n) {
-		size_t cap = r->bufsize > sizeof(tmp) ? r->bufsize : sizeof(tmp);
-		if (!h->buf && !(h->buf = malloc(cap)))
-			return -1;
-		memcpy(h->buf, tmp + w, (size_t)(n - w));
-		h->blen = (size_t)(n - w);
-		h->boff = 0;
-	}
-	return n;
-}
-
 /* Reads from src into the pipe (or the buffer). >0 bytes, 0 EOF, -1 error
  * (errno EAGAIN when there is nothing to read). *drained tells whether a
  * read was short enough to say the socket is empty: another read would
@@ -190,8 +153,6 @@ static ssize_t copy_through(struct relay *r, struct relay_half *h, int src, bool
 static ssize_t fill(struct relay *r, struct relay_half *h, int src, bool *drained)
 {
 	ssize_t n;
-	if (r->use_splice && !h->bulk)
-		return copy_through(r, h, src, drained);
 	if (r->use_splice) {
 		if (h->pipe[0] < 0 && pipepool_get(r->pool, h->pipe, &h->pipecap) < 0) {
 			/* Out of fds for a pipe: the buffer still works. */

@@ -26,7 +26,6 @@ struct relay_half {
 	size_t inpipe;      /* bytes sitting in the pipe */
 	uint8_t *buf;       /* fallback buffer, or early bytes to send first */
 	size_t blen, boff;  /* valid bytes [boff, blen) */
-	bool bulk;          /* a read filled the copy buffer: splice from now on */
 	bool eof;           /* source reached end of stream */
 	bool shut;          /* shutdown(SHUT_WR) sent to the destination */
 	uint64_t bytes;     /* moved so far */

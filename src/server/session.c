@@ -697,6 +697,13 @@ static void on_client(EV_P_ ev_io *w, int revents)
 			session_close(s, s->close_reason);
 			return;
 		}
+		if (f > 0 && s->relay_peer >= 0) {
+			int peer = s->relay_peer;
+			s->relay_peer = -1;
+			s->relay.fd[1] = -1;
+			session_start_relay(s, peer);
+			return;
+		}
 		session_update_io(s);
 	}
 	if (!(revents & EV_READ) || s->state == SS_CLOSED)
@@ -739,6 +746,7 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	s->conf = s->snap->conf;
 	s->fd = fd;
 	s->relay.fd[1] = -1;
+	s->relay_peer = -1;
 	s->client = *peer;
 	sa_unmap(&s->client);
 	s->started = ev_now(w->loop);
@@ -779,6 +787,14 @@ void session_start_relay(struct session *s, int peer)
 							 : c->timeouts.idle;
 	struct handshake *hs = s->hs;
 
+	if (!s->filter && hs->outlen > hs->outoff) {
+		/* The reply is not all out yet (EAGAIN): relaying starts once it
+		 * is, so it cannot be overtaken or lost with hs. */
+		s->relay_peer = peer;
+		s->relay.fd[1] = peer; /* closed with the session meanwhile */
+		session_update_io(s);
+		return;
+	}
 	ev_io_stop(s->w->loop, &s->io);
 	ev_timer_stop(s->w->loop, &s->timer);
 	session_set_state(s, SS_RELAY);

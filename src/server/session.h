@@ -61,7 +61,8 @@ struct session {
 
 	int fd;                              /* client */
 	struct sockaddr_storage client;      /* real client (after PROXY header) */
-	struct sockaddr_storage local;       /* our end of the client connection */
+	struct sockaddr_storage local;       /* our end of the client connection; set
+	                                      * only for commands other than CONNECT */
 
 	enum session_state state;
 	uint8_t version;                     /* 4 or 5 */
@@ -100,6 +101,7 @@ struct session {
 	void (*sub_done)(struct session *s, bool ok);
 
 	struct relay relay;                  /* valid in SS_RELAY */
+	int relay_peer;                      /* relay starts when the reply is out; -1 */
 	uint64_t up, down;                   /* bytes client->target, target->client */
 
 	struct session *prev, *next;         /* worker's list, for draining */
