@@ -155,7 +155,10 @@ static void *k_limit(struct conf_parser *p, const struct conf_stmt *s, void *ctx
 
 /* ---- auth { } ---- */
 
-static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+/* A list of method names as conf_auth_bits; `ssl` only where allowed
+ * (not as a sub-authentication inside TLS). */
+static unsigned auth_method_bits(struct conf_parser *p, const struct conf_stmt *s, bool allow_ssl,
+				 const char *what)
 {
 	unsigned bits = 0;
 	for (size_t i = 0; i < s->nargs; i++) {
@@ -163,12 +166,18 @@ static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, vo
 			bits |= AUTH_BIT_NONE;
 		else if (strcmp(arg(s, i), "userpass") == 0)
 			bits |= AUTH_BIT_USERPASS;
-		else if (strcmp(arg(s, i), "ssl") == 0)
+		else if (allow_ssl && strcmp(arg(s, i), "ssl") == 0)
 			bits |= AUTH_BIT_SSL;
 		else
-			conf_error(p, s->line, "unknown auth method '%.64s' (none or userpass)",
-				   arg(s, i));
+			conf_error(p, s->line, "unknown %s method '%.64s' (%s)", what, arg(s, i),
+				   allow_ssl ? "none, userpass or ssl" : "none or userpass");
 	}
+	return bits;
+}
+
+static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	unsigned bits = auth_method_bits(p, s, true, "auth");
 	if (bits)
 		p->conf->auth_methods = bits;
 	return ctx;
@@ -235,16 +244,7 @@ static void *k_tls_bool(struct conf_parser *p, const struct conf_stmt *s, void *
 
 static void *k_tls_subauth(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
-	unsigned bits = 0;
-	for (size_t i = 0; i < s->nargs; i++) {
-		if (strcmp(arg(s, i), "none") == 0)
-			bits |= AUTH_BIT_NONE;
-		else if (strcmp(arg(s, i), "userpass") == 0)
-			bits |= AUTH_BIT_USERPASS;
-		else
-			conf_error(p, s->line, "unknown subauth method '%.64s' (none or userpass)",
-				   arg(s, i));
-	}
+	unsigned bits = auth_method_bits(p, s, false, "subauth");
 	p->conf->tls.subauth = bits;
 	return ctx;
 }
