@@ -1,6 +1,6 @@
 #!/bin/sh
 # build.sh - builds bench/loadgen without Meson, straight from the sources
-# (the codec in src/proto is compiled in). Used by bench/compare, so the
+# (the codec in src/proto is compiled in; OpenSSL 3 for --tls). Used by bench/compare, so the
 # benchmark works whether or not bench/meson.build is hooked into the
 # top-level build. Usage: bench/build.sh [OUTDIR] (default: build-bench/bench)
 set -eu
@@ -17,5 +17,6 @@ $cc -std=c17 -O2 -g -D_GNU_SOURCE -pthread \
 	-o "$out/loadgen" \
 	"$here"/loadgen.c "$here"/lg_*.c \
 	"$root"/src/proto/addr.c "$root"/src/proto/greeting.c "$root"/src/proto/request.c \
-	"$root"/src/proto/udp.c "$root"/src/proto/names.c
+	"$root"/src/proto/udp.c "$root"/src/proto/names.c "$root"/src/proto/userpass.c \
+	-lssl -lcrypto
 echo "$out/loadgen"

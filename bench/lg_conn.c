@@ -5,6 +5,7 @@
  * would otherwise be measured failing rather than relaying.
  *
  *   connect -> VER NMETHODS METHODS -> VER METHOD
+ *          [-> VER ULEN UNAME PLEN PASSWD -> VER STATUS]   (RFC 1929, --userpass)
  *           -> VER CMD RSV ATYP ADDR PORT -> VER REP RSV ATYP ADDR PORT
  */
 #include <errno.h>
@@ -14,6 +15,15 @@
 #include <unistd.h>
 
 #include "loadgen.h"
+
+/* Set once by main() before any worker starts, read-only afterwards. */
+static const char *lg_user, *lg_pass;
+
+void lg_conn_userpass(const char *user, const char *pass)
+{
+	lg_user = user;
+	lg_pass = pass;
+}
 
 void lg_addr_from_sin(struct socks_addr *a, const struct sockaddr_in *sin)
 {
@@ -115,14 +125,14 @@ static enum lg_step start_send(struct lg_conn *c, int ep, enum lg_hs next, size_
 		return fail(c, "send");
 	if (r == 0)
 		return lg_conn_watch(c, ep, EPOLLOUT) < 0 ? fail(c, "epoll") : LG_STEP_MORE;
-	c->hs = next + 1; /* GREETING -> CHOICE, REQUEST -> REPLY */
+	c->hs = next + 1; /* GREETING -> CHOICE, AUTH -> AUTH_STATUS, REQUEST -> REPLY */
 	c->inlen = 0;
 	return lg_conn_watch(c, ep, EPOLLIN) < 0 ? fail(c, "epoll") : LG_STEP_MORE;
 }
 
 static enum lg_step on_connected(struct lg_conn *c, int ep)
 {
-	static const uint8_t none = SOCKS_METHOD_NONE;
+	uint8_t method = lg_user ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
 
@@ -135,7 +145,13 @@ static enum lg_step on_connected(struct lg_conn *c, int ep)
 		return LG_STEP_DONE;
 	}
 	return start_send(c, ep, LG_HS_GREETING,
-			  socks5_greeting_write(c->out, sizeof(c->out), &none, 1));
+			  socks5_greeting_write(c->out, sizeof(c->out), &method, 1));
+}
+
+static enum lg_step send_request(struct lg_conn *c, int ep)
+{
+	return start_send(c, ep, LG_HS_REQUEST,
+			  socks5_request_write(c->out, sizeof(c->out), c->cmd, &c->dst));
 }
 
 static enum lg_step on_choice(struct lg_conn *c, int ep)
@@ -152,12 +168,36 @@ static enum lg_step on_choice(struct lg_conn *c, int ep)
 	case SOCKS_DONE:
 		break;
 	}
-	if (method != SOCKS_METHOD_NONE)
-		return fail(c, "proxy wants authentication");
 	if (used != c->inlen)
 		return fail(c, "bytes after the method choice");
-	return start_send(c, ep, LG_HS_REQUEST,
-			  socks5_request_write(c->out, sizeof(c->out), c->cmd, &c->dst));
+	if (lg_user && method == SOCKS_METHOD_USERPASS)
+		return start_send(c, ep, LG_HS_AUTH,
+				  socks_userpass_write(c->out, sizeof(c->out), lg_user, lg_pass));
+	if (method != SOCKS_METHOD_NONE || lg_user)
+		return fail(c, lg_user ? "proxy refused username/password"
+				       : "proxy wants authentication");
+	return send_request(c, ep);
+}
+
+static enum lg_step on_auth_status(struct lg_conn *c, int ep)
+{
+	struct socks_err err = { 0, NULL };
+	size_t used = 0;
+	uint8_t status = 0xFF;
+
+	switch (socks_userpass_status_parse(&status, c->in, c->inlen, &used, &err)) {
+	case SOCKS_MORE:
+		return LG_STEP_MORE;
+	case SOCKS_BAD:
+		return fail(c, err.why);
+	case SOCKS_DONE:
+		break;
+	}
+	if (status != 0)
+		return fail(c, "username/password rejected");
+	if (used != c->inlen)
+		return fail(c, "bytes after the auth status");
+	return send_request(c, ep);
 }
 
 static enum lg_step on_reply(struct lg_conn *c)
@@ -191,6 +231,7 @@ enum lg_step lg_conn_step(struct lg_conn *c, int ep, uint32_t events)
 	case LG_HS_CONNECTING:
 		return on_connected(c, ep);
 	case LG_HS_GREETING:
+	case LG_HS_AUTH:
 	case LG_HS_REQUEST:
 		if ((r = send_out(c)) < 0)
 			return fail(c, "send");
@@ -200,12 +241,15 @@ enum lg_step lg_conn_step(struct lg_conn *c, int ep, uint32_t events)
 		c->inlen = 0;
 		return lg_conn_watch(c, ep, EPOLLIN) < 0 ? fail(c, "epoll") : LG_STEP_MORE;
 	case LG_HS_CHOICE:
+	case LG_HS_AUTH_STATUS:
 	case LG_HS_REPLY:
 		if ((r = recv_in(c)) < 0)
 			return LG_STEP_FAIL;
 		if (r == 0)
 			return LG_STEP_MORE;
-		return c->hs == LG_HS_CHOICE ? on_choice(c, ep) : on_reply(c);
+		if (c->hs == LG_HS_CHOICE)
+			return on_choice(c, ep);
+		return c->hs == LG_HS_AUTH_STATUS ? on_auth_status(c, ep) : on_reply(c);
 	case LG_HS_DONE:
 		return LG_STEP_DONE;
 	}

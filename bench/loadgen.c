@@ -31,7 +31,7 @@ static void usage(FILE *out)
 		"  udp         F UDP ASSOCIATE flows (--streams, --window, --size):\n"
 		"              datagrams/s and loss\n"
 		"options:\n"
-		"  --proxy ADDR:PORT     SOCKS5 proxy, no authentication (127.0.0.0/8 only)\n"
+		"  --proxy ADDR:PORT     SOCKS5 proxy (127.0.0.0/8 only)\n"
 		"  --direct              no proxy: talk to the targets themselves\n"
 		"  --threads N           client threads (default 2)\n"
 		"  --target-threads N    threads serving the targets (default 1)\n"
@@ -44,7 +44,12 @@ static void usage(FILE *out)
 		"  --sessions N          idle sessions (default 1000)\n"
 		"  --pid PID             idle: the proxy process (its children count too)\n"
 		"  --window N            udp: datagrams in flight per flow (default 32)\n"
-		"  --size BYTES          udp datagram payload (512) / connrate echo (64)\n");
+		"  --size BYTES          udp datagram payload (512) / connrate echo (64)\n"
+		"  --userpass USER:PASS  authenticate with RFC 1929 username/password\n"
+		"  --tls                 throughput/connrate: SOCKS over TLS (TLS from the first\n"
+		"                        byte; the certificate is NOT verified); blocking, one\n"
+		"                        thread per stream or client\n"
+		"  --blocking            the same blocking threads without TLS (the TLS base)\n");
 }
 
 static long num_arg(const char *name, const char *s, long lo, long hi)
@@ -81,11 +86,25 @@ static void parse_mode(struct lg_opts *o, const char *s)
 	exit(2);
 }
 
+/* USER:PASS, each 1-255 bytes (RFC 1929); the password may hold ':'. */
+static void parse_userpass(struct lg_opts *o, char *s)
+{
+	char *colon = strchr(s, ':');
+	if (!colon || colon == s || colon - s > 255 || colon[1] == '\0' ||
+	    strlen(colon + 1) > 255) {
+		fprintf(stderr, "loadgen: --userpass: expected USER:PASS (1-255 bytes each)\n");
+		exit(2);
+	}
+	*colon = '\0';
+	o->user = s;
+	o->pass = colon + 1;
+}
+
 static void parse_args(struct lg_opts *o, int argc, char **argv)
 {
 	enum { O_PROXY = 256, O_DIRECT, O_THREADS, O_TTHREADS, O_TARGETS, O_DURATION,
 	       O_WARMUP, O_STREAMS, O_DIRECTION, O_CLIENTS, O_SESSIONS, O_PID, O_WINDOW,
-	       O_SIZE };
+	       O_SIZE, O_USERPASS, O_TLS, O_BLOCKING };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, O_PROXY },
 		{ "direct", no_argument, NULL, O_DIRECT },
@@ -101,6 +120,9 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		{ "pid", required_argument, NULL, O_PID },
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "size", required_argument, NULL, O_SIZE },
+		{ "userpass", required_argument, NULL, O_USERPASS },
+		{ "tls", no_argument, NULL, O_TLS },
+		{ "blocking", no_argument, NULL, O_BLOCKING },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,12 +169,23 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		case O_PID: o->pid = (pid_t)num_arg("pid", optarg, 1, 1 << 22); break;
 		case O_WINDOW: o->window = (int)num_arg("window", optarg, 1, 4096); break;
 		case O_SIZE: size = num_arg("size", optarg, 1, 8192); break;
+		case O_USERPASS: parse_userpass(o, optarg); break;
+		case O_TLS: o->tls = o->blocking = true; break;
+		case O_BLOCKING: o->blocking = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind != argc || have_proxy == o->direct) {
 		fprintf(stderr, "loadgen: give exactly one of --proxy and --direct\n");
+		exit(2);
+	}
+	if (o->blocking && o->mode != LG_THROUGHPUT && o->mode != LG_CONNRATE) {
+		fprintf(stderr, "loadgen: --tls and --blocking: throughput and connrate only\n");
+		exit(2);
+	}
+	if ((o->tls || o->user) && o->direct) {
+		fprintf(stderr, "loadgen: --tls and --userpass need --proxy\n");
 		exit(2);
 	}
 	o->size = size > 0 ? (size_t)size : (o->mode == LG_UDP ? 512 : 64);
@@ -170,9 +203,11 @@ static enum lg_tkind target_kind(const struct lg_opts *o)
 static void print_json(const struct lg_opts *o, const struct lg_run *run,
 		       const struct lg_result *r, int rc)
 {
-	printf("{\"mode\":\"%s\",\"direct\":%s,\"ok\":%s,\"errors\":%lu,\"failed\":%lu,"
-	       "\"seconds\":%.3f",
-	       mode_names[o->mode], o->direct ? "true" : "false", rc == 0 ? "true" : "false",
+	printf("{\"mode\":\"%s\",\"direct\":%s,\"tls\":%s,\"blocking\":%s,\"userpass\":%s,"
+	       "\"ok\":%s,\"errors\":%lu,\"failed\":%lu,\"seconds\":%.3f",
+	       mode_names[o->mode], o->direct ? "true" : "false", o->tls ? "true" : "false",
+	       o->blocking ? "true" : "false", o->user ? "true" : "false",
+	       rc == 0 ? "true" : "false",
 	       (unsigned long)atomic_load(&run->errors), (unsigned long)atomic_load(&run->failed),
 	       r->seconds);
 	switch (o->mode) {
@@ -213,7 +248,7 @@ static void print_json(const struct lg_opts *o, const struct lg_run *run,
 
 static void print_human(const struct lg_opts *o, const struct lg_result *r)
 {
-	const char *via = o->direct ? "direct" : "proxy";
+	const char *via = o->direct ? "direct" : o->tls ? "proxy+tls" : "proxy";
 	switch (o->mode) {
 	case LG_THROUGHPUT:
 		fprintf(stderr, "throughput %s %d stream(s) %s: %.1f MB/s\n", via, o->streams,
@@ -261,7 +296,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: %s\n", err);
 		return 1;
 	}
-	int rc = modes[o.mode](&run, &res);
+	lg_conn_userpass(o.user, o.pass);
+	int rc = o.blocking ? lg_mode_blocking(&run, &res) : modes[o.mode](&run, &res);
 	lg_targets_stop(&tg);
 	if (atomic_load(&run.errors) || atomic_load(&run.failed))
 		rc = -1;

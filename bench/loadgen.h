@@ -52,6 +52,10 @@ struct lg_opts {
 	pid_t pid;          /* idle: the proxy process to measure */
 	int window;         /* udp: datagrams in flight per flow */
 	size_t size;        /* udp datagram / connrate echo payload */
+	const char *user;   /* --userpass: RFC 1929 credentials, or NULL */
+	const char *pass;
+	bool tls;           /* --tls: SOCKS over TLS (lg_tls.c) */
+	bool blocking;      /* --blocking: the threaded path of lg_tls.c, TLS or not */
 };
 
 /* ---- targets (lg_target.c) ---- */
@@ -94,6 +98,8 @@ enum lg_hs {
 	LG_HS_CONNECTING,
 	LG_HS_GREETING,  /* sending the method greeting */
 	LG_HS_CHOICE,    /* waiting for the method choice */
+	LG_HS_AUTH,      /* sending the RFC 1929 username/password */
+	LG_HS_AUTH_STATUS, /* waiting for its status */
 	LG_HS_REQUEST,   /* sending the request */
 	LG_HS_REPLY,     /* waiting for the reply */
 	LG_HS_DONE,
@@ -109,7 +115,7 @@ struct lg_conn {
 	bool direct;
 	uint32_t events;   /* current epoll interest */
 	struct socks_addr dst;
-	uint8_t out[SOCKS5_REQUEST_MAX];
+	uint8_t out[SOCKS_USERPASS_MAX]; /* the longest message sent */
 	size_t outlen, outoff;
 	uint8_t in[512];
 	size_t inlen;
@@ -131,6 +137,8 @@ enum lg_step lg_conn_step(struct lg_conn *c, int ep, uint32_t events);
 /* Changes the epoll interest (no syscall when unchanged). */
 int lg_conn_watch(struct lg_conn *c, int ep, uint32_t events);
 void lg_conn_close(struct lg_conn *c);
+/* Credentials for every later handshake (NULL user: method none only). */
+void lg_conn_userpass(const char *user, const char *pass);
 void lg_addr_from_sin(struct socks_addr *a, const struct sockaddr_in *sin);
 
 /* ---- helpers (lg_util.c) ---- */
@@ -172,6 +180,9 @@ int lg_mode_throughput(struct lg_run *run, struct lg_result *res);
 int lg_mode_connrate(struct lg_run *run, struct lg_result *res);
 int lg_mode_idle(struct lg_run *run, struct lg_result *res);
 int lg_mode_udp(struct lg_run *run, struct lg_result *res);
+/* --tls / --blocking: throughput and connrate with one blocking connection
+ * per thread (lg_tls.c). */
+int lg_mode_blocking(struct lg_run *run, struct lg_result *res);
 
 /* One client thread and the connections it owns. */
 struct lg_worker {
