@@ -191,6 +191,7 @@ int conf_set_users_file(struct stp_conf *c, const char *path, char *err, size_t 
 		return -1;
 	}
 	memcpy(c->users_file, path, n + 1);
+	c->users_file_line = 0;
 	c->auth_methods = AUTH_BIT_USERPASS;
 	c->userpass_backend = USERPASS_FILE;
 	return 0;

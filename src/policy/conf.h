@@ -107,6 +107,7 @@ struct stp_conf {
 	unsigned auth_methods;         /* conf_auth_bits, default AUTH_BIT_NONE */
 	enum conf_userpass_backend userpass_backend;
 	char users_file[CONF_PATH_MAX];
+	int users_file_line;           /* where the config set it; 0 = command line */
 	char pam_service[CONF_NAME_MAX]; /* default "stpd" */
 	struct conf_tls tls;
 

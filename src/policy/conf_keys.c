@@ -197,6 +197,7 @@ static void *k_auth_backend(struct conf_parser *p, const struct conf_stmt *s, vo
 static void *k_auth_users_file(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	conf_copy(p, s, p->conf->users_file, sizeof(p->conf->users_file));
+	p->conf->users_file_line = s->line;
 	return ctx;
 }
 

@@ -10,6 +10,15 @@
 
 struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* "CONFIG:LINE: " in front of err. */
+static void prefix_where(const struct stp_conf *conf, char *err, size_t errlen)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", err);
+	snprintf(err, errlen, "%s:%d: %s", conf->path[0] ? conf->path : "(embedded)",
+		 conf->users_file_line, msg);
+}
+
 struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
@@ -23,6 +32,8 @@ struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 		s->users = authfile_load(conf->users_file, err, errlen);
 		if (!s->users) {
 			free(s);
+			if (conf->users_file_line > 0) /* point at the line that named it */
+				prefix_where(conf, err, errlen);
 			return NULL;
 		}
 	}

@@ -99,6 +99,26 @@ def test_check_bad_config_reports_every_error(tmp_path):
     assert not re.search(r"^%s:(1|2|4|7):" % re.escape(str(conf)), out, re.M), out
 
 
+def test_check_missing_users_file_names_its_line(tmp_path):
+    conf = tmp_path / "users.conf"
+    missing = tmp_path / "no-such-users"
+    conf.write_text("listen 127.0.0.1:1080\n"
+                    "\n"
+                    "auth {\n"
+                    "  methods userpass\n"
+                    "  users-file %s\n"                      # line 5
+                    "}\n" % missing)
+    r = stpd("-t", "-c", str(conf))
+    out = output(r)
+    assert r.returncode == 1, out
+    assert re.search(r"^%s:5: .*no-such-users" % re.escape(str(conf)), out, re.M), out
+    # from the command line there is no line to name: just the file
+    r = stpd("-t", "--users", str(missing))
+    out = output(r)
+    assert r.returncode == 1, out
+    assert "no-such-users" in out and not re.search(r":\d+: .*no-such-users", out), out
+
+
 def test_check_missing_file(tmp_path):
     r = stpd("-t", "-c", str(tmp_path / "absent.conf"))
     assert r.returncode == 1
