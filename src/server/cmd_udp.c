@@ -9,8 +9,10 @@
  * datagram is checked against the request rules (udpassociate outbound,
  * udpreply inbound). The association ends with its TCP control connection.
  *
- * Datagrams are read into the worker's scratch buffer behind room for the
- * largest header, so replies get their header prepended without a copy.
+ * Datagrams move in batches (udpbatch.c: recvmmsg/sendmmsg, slots with
+ * room for the largest header in front, so replies get their header
+ * prepended without a copy). Once the client's port is known the
+ * client-facing socket is connected to it.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,8 +28,8 @@
 #include "server/resolve.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/udpbatch.h"
 
-#define UDP_BATCH 32        /* datagrams per wake-up and socket */
 #define UDP_NAME_CACHE 4    /* resolved names kept per association */
 #define UDP_MAX_PAYLOAD 65535
 
@@ -47,6 +49,7 @@ struct udp_state {
 	ev_io cio, rio[2], ctl;
 	struct sockaddr_storage pin;          /* the client's UDP address */
 	bool pin_port_known;
+	bool connected;                       /* cfd connect()ed to pin */
 	struct udp_counts n;
 	ev_tstamp last;
 	struct udp_name cache[UDP_NAME_CACHE];
@@ -93,36 +96,30 @@ static void on_target(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
 	struct udp_state *st = s->cmd_data;
-	uint8_t *data = s->w->scratch + SOCKS_UDP_HDR_MAX;
+	struct udp_batch *b = s->w->udp;
+	unsigned n = udp_batch_recv(b, w->fd);
+	const struct sockaddr *to = st->connected ? NULL : (const struct sockaddr *)&st->pin;
 
-	for (int i = 0; i < UDP_BATCH; i++) {
-		struct sockaddr_storage from;
-		socklen_t flen = sizeof(from);
+	for (unsigned i = 0; i < n; i++) {
+		struct sockaddr *from = (struct sockaddr *)&b->from[i];
+		uint8_t *data = udp_batch_data(b, i);
 		struct socks_addr a;
-		ssize_t n = recvfrom(w->fd, data, UDP_MAX_PAYLOAD, MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &flen);
-		if (n < 0)
-			return;
-		sa_unmap(&from);
 		if (!st->pin_port_known) {
 			st->n.early++; /* the client has not sent yet: no port to send to */
 			continue;
 		}
-		if (!session_allowed(s, RULE_CMD_UDPREPLY, (struct sockaddr *)&from, NULL,
-				     (uint16_t)sa_port((struct sockaddr *)&from), st->n.denied == 0)) {
+		if (!session_allowed(s, RULE_CMD_UDPREPLY, from, NULL, (uint16_t)sa_port(from),
+				     st->n.denied == 0)) {
 			st->n.denied++;
 			continue;
 		}
-		sa_to_socks(&a, (struct sockaddr *)&from);
+		sa_to_socks(&a, from);
 		size_t hl = socks_addr_wire_len(&a) + 3;
 		socks_udp_write(data - hl, hl, 0, &a);
-		if (sendto(st->cfd, data - hl, hl + (size_t)n, MSG_DONTWAIT,
-			   (struct sockaddr *)&st->pin, sa_len((struct sockaddr *)&st->pin)) < 0) {
-			st->n.send_err++;
-			continue;
-		}
-		st->n.down++;
-		s->down += (uint64_t)n;
+		udp_batch_queue(b, data - hl, hl + b->in[i].msg_len, hl, to);
+	}
+	if (b->n_out) {
+		st->n.send_err += udp_batch_send(b, st->cfd, &st->n.down, &s->down);
 		st->last = ev_now(EV_A);
 	}
 }
@@ -155,18 +152,32 @@ static int target_socket(struct session *s, int family)
 	return fd;
 }
 
-static void send_to_target(struct session *s, const struct sockaddr_storage *dst,
-			   const char *name, const uint8_t *data, size_t len)
+/* The socket to send a datagram for dst on, or -1 when the rules deny it
+ * or no socket can be made (counted). */
+static int target_fd_for(struct session *s, const struct sockaddr_storage *dst, const char *name)
 {
 	struct udp_state *st = s->cmd_data;
 	if (!session_allowed(s, RULE_CMD_UDPASSOCIATE, (const struct sockaddr *)dst, name,
 			     (uint16_t)sa_port((const struct sockaddr *)dst), st->n.denied == 0)) {
 		st->n.denied++;
-		return;
+		return -1;
 	}
 	int fd = target_socket(s, dst->ss_family);
-	if (fd < 0 || sendto(fd, data, len, MSG_DONTWAIT, (const struct sockaddr *)dst,
-			     sa_len((const struct sockaddr *)dst)) < 0) {
+	if (fd < 0)
+		st->n.send_err++;
+	return fd;
+}
+
+/* One datagram on its own (after a name look-up). */
+static void send_to_target(struct session *s, const struct sockaddr_storage *dst,
+			   const char *name, const uint8_t *data, size_t len)
+{
+	struct udp_state *st = s->cmd_data;
+	int fd = target_fd_for(s, dst, name);
+	if (fd < 0)
+		return;
+	if (sendto(fd, data, len, MSG_DONTWAIT, (const struct sockaddr *)dst,
+		   sa_len((const struct sockaddr *)dst)) < 0) {
 		st->n.send_err++;
 		return;
 	}
@@ -203,22 +214,23 @@ static void on_resolved(void *ctx, int status, const struct sockaddr_storage *ad
 	st->pending = NULL;
 }
 
-static void to_domain(struct session *s, const struct socks_addr *dst, const uint8_t *data,
-		      size_t len)
+/* The target of a datagram to a name: from the cache (true, *dst set), or
+ * the datagram is copied aside for a look-up (false). */
+static bool to_domain(struct session *s, const struct socks_addr *dst, const uint8_t *data,
+		      size_t len, struct sockaddr_storage *out)
 {
 	struct udp_state *st = s->cmd_data;
 	const struct udp_name *c = cache_find(st, dst->u.name);
 	if (c) {
-		struct sockaddr_storage a = c->addr;
-		sa_set_port((struct sockaddr *)&a, dst->port);
-		send_to_target(s, &a, dst->u.name, data, len);
-		return;
+		*out = c->addr;
+		sa_set_port((struct sockaddr *)out, dst->port);
+		return true;
 	}
 	/* One look-up at a time; datagrams meanwhile are dropped, as a
 	 * congested link would. */
 	if (st->pending || !(st->pending = malloc(len ? len : 1))) {
 		st->n.unresolved++;
-		return;
+		return false;
 	}
 	memcpy(st->pending, data, len);
 	st->pending_len = len;
@@ -229,6 +241,17 @@ static void to_domain(struct session *s, const struct socks_addr *dst, const uin
 		st->pending = NULL;
 		st->n.unresolved++;
 	}
+	return false;
+}
+
+/* Once the client's port is known, the client-facing socket is connected
+ * to it: the kernel then drops other sources and replies need no address
+ * (no route look-up per datagram). Kept unconnected when that fails, e.g.
+ * a declared address of the other family. */
+static void connect_client(struct udp_state *st)
+{
+	st->connected = connect(st->cfd, (struct sockaddr *)&st->pin,
+				sa_len((struct sockaddr *)&st->pin)) == 0;
 }
 
 /* True when the datagram comes from the pinned client (learning the port
@@ -240,32 +263,40 @@ static bool from_client(struct udp_state *st, struct sockaddr_storage *from)
 	if (!st->pin_port_known) {
 		sa_set_port((struct sockaddr *)&st->pin, sa_port((struct sockaddr *)from));
 		st->pin_port_known = true;
+		connect_client(st);
 		return true;
 	}
 	return sa_port((struct sockaddr *)from) == sa_port((struct sockaddr *)&st->pin);
+}
+
+static void flush_to_target(struct session *s, struct udp_batch *b, int fd)
+{
+	struct udp_state *st = s->cmd_data;
+	if (b->n_out == 0)
+		return;
+	st->n.send_err += udp_batch_send(b, fd, &st->n.up, &s->up);
+	st->last = ev_now(s->w->loop);
 }
 
 static void on_client_dgram(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
 	struct udp_state *st = s->cmd_data;
-	uint8_t *buf = s->w->scratch;
+	struct udp_batch *b = s->w->udp;
+	unsigned n = udp_batch_recv(b, st->cfd);
+	int qfd = -1; /* the socket the queued datagrams go out on */
 
-	for (int i = 0; i < UDP_BATCH && s->cmd_data == st; i++) {
-		struct sockaddr_storage from;
-		socklen_t flen = sizeof(from);
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *buf = udp_batch_data(b, i);
 		struct socks_udp_hdr h;
 		struct socks_err err;
-		ssize_t n = recvfrom(st->cfd, buf, WORKER_SCRATCH_SIZE, MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &flen);
-		if (n < 0)
-			return;
-		sa_unmap(&from);
-		if (!from_client(st, &from)) {
+		struct sockaddr_storage dst;
+		const char *name = NULL;
+		if (!from_client(st, &b->from[i])) {
 			st->n.foreign++;
 			continue;
 		}
-		if (socks_udp_parse(&h, buf, (size_t)n, &err) != SOCKS_DONE) {
+		if (socks_udp_parse(&h, buf, b->in[i].msg_len, &err) != SOCKS_DONE) {
 			st->n.bad++;
 			continue;
 		}
@@ -274,16 +305,24 @@ static void on_client_dgram(EV_P_ ev_io *w, int revents)
 			continue;
 		}
 		const uint8_t *data = buf + h.hdrlen;
-		size_t len = (size_t)n - h.hdrlen;
+		size_t len = b->in[i].msg_len - h.hdrlen;
 		if (h.addr.atyp == SOCKS_ATYP_DOMAIN) {
-			to_domain(s, &h.addr, data, len);
+			if (!to_domain(s, &h.addr, data, len, &dst))
+				continue;
+			name = h.addr.u.name;
 		} else {
-			struct sockaddr_storage dst;
 			socklen_t dlen;
 			sa_from_socks(&dst, &dlen, &h.addr);
-			send_to_target(s, &dst, NULL, data, len);
 		}
+		int fd = target_fd_for(s, &dst, name);
+		if (fd < 0)
+			continue;
+		if (fd != qfd)
+			flush_to_target(s, b, qfd);
+		qfd = fd;
+		udp_batch_queue(b, data, len, 0, (struct sockaddr *)&dst);
 	}
+	flush_to_target(s, b, qfd);
 }
 
 /* ---- lifetime ---- */
@@ -381,6 +420,8 @@ void cmd_udp_start(struct session *s)
 	}
 	if (session_reply(s, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&s->bound, false) < 0)
 		return;
+	if (st->pin_port_known)
+		connect_client(st);
 	st->last = ev_now(s->w->loop);
 	ev_io_init(&st->cio, on_client_dgram, st->cfd, EV_READ);
 	st->cio.data = s;

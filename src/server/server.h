@@ -16,6 +16,7 @@
 
 struct authfile;
 struct session;
+struct udp_batch;
 
 /* What a session runs under: the config and what was loaded from it. */
 struct snapshot {
@@ -59,10 +60,8 @@ struct worker {
 	struct session *dead;       /* closed, freed before the next poll */
 	ev_prepare reaper;
 	unsigned n_sessions;
-	uint8_t *scratch;           /* one datagram (64 KiB + header), shared by sessions */
+	struct udp_batch *udp;      /* datagram slots for the UDP relay, shared by sessions */
 };
-
-#define WORKER_SCRATCH_SIZE (65536 + 512)
 
 struct server {
 	struct worker *workers;

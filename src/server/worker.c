@@ -14,6 +14,7 @@
 #include "server/resolve.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/udpbatch.h"
 
 #define PIPES_CACHED 64
 
@@ -91,9 +92,9 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 	w->resolver = resolver_new(w->loop, c->has_resolver ? c->resolver : NULL,
 				   c->timeouts.dns, c->limits.max_dns_pending, err, errlen);
 	w->pipes = pipepool_new(PIPES_CACHED);
-	w->scratch = malloc(WORKER_SCRATCH_SIZE);
-	if (!w->resolver || !w->pipes || !w->scratch) {
-		if (w->resolver && (!w->pipes || !w->scratch))
+	w->udp = udp_batch_new();
+	if (!w->resolver || !w->pipes || !w->udp) {
+		if (w->resolver && (!w->pipes || !w->udp))
 			snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -144,7 +145,7 @@ static void *worker_main(void *arg)
 	resolver_free(w->resolver);
 	authpool_detach(w->auth);
 	pipepool_free(w->pipes);
-	free(w->scratch);
+	udp_batch_free(w->udp);
 	free(w->listeners);
 	snapshot_unref(w->snap);
 	reap(w);
