@@ -6,7 +6,8 @@
  *
  * Both directions end on their own (half-close): in_fd's EOF becomes
  * close_notify, the proxy's close_notify (or FIN) becomes SHUT_WR on
- * out_fd. Data already decrypted is always written out before the loop
+ * out_fd; when out_fd has nobody left to read it, the loop ends without
+ * waiting for the proxy's end. Data already decrypted is always written out before the loop
  * polls again, since the socket may hold nothing more.
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/conn.h"
@@ -109,16 +111,31 @@ static void relay_up(struct relay *r)
 	}
 }
 
+/* True when out_fd has no reader left: the other end of a socketpair
+ * closed (not just shut down for writing), or a pipe's reader went away. */
+static bool out_gone(int out_fd)
+{
+	struct pollfd q = { .fd = out_fd };
+	return poll(&q, 1, 0) == 1 && (q.revents & (POLLHUP | POLLERR));
+}
+
 static void relay_read_in(struct relay *r)
 {
 	ssize_t n = read(r->in_fd, r->up, sizeof(r->up));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
-	if (n <= 0)
-		r->in_eof = true;
-	else
+	if (n > 0) {
 		r->up_len = (size_t)n;
+		return;
+	}
+	r->in_eof = true;
+	/* A program that closed its end will read nothing more: stop
+	 * waiting for the target's end once our close_notify is out. */
+	if (!r->down_done && out_gone(r->out_fd)) {
+		r->down_done = true;
+		shutdown(r->c->fd, SHUT_RD);
+	}
 }
 
 int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err)
@@ -175,10 +192,80 @@ int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err)
 
 /* ---- the relay thread ---- */
 
+#define EXIT_WAIT_MS 2000
+
 struct relay_job {
 	struct stp_conn *c;
-	int fd;
+	int fd;                       /* our end of the socketpair */
+	struct relay_job *prev, *next;
 };
+
+/* Running relay threads. A program that closes its fd and exits at once
+ * would otherwise end while its thread still sends close_notify: at exit
+ * we wait (a bounded time) for the threads whose program end is closed. */
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_done = PTHREAD_COND_INITIALIZER;
+static struct relay_job *jobs;
+static pthread_once_t exit_hook_once = PTHREAD_ONCE_INIT;
+
+static bool any_closing(void)
+{
+	for (struct relay_job *j = jobs; j; j = j->next)
+		if (out_gone(j->fd))
+			return true;
+	return false;
+}
+
+static void wait_for_closing_relays(void)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += EXIT_WAIT_MS / 1000;
+	until.tv_nsec += (long)(EXIT_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&jobs_lock);
+	while (any_closing())
+		if (pthread_cond_timedwait(&jobs_done, &jobs_lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&jobs_lock);
+}
+
+/* Registered after OpenSSL's own exit handler (the TLS connection exists
+ * already), so it runs before OpenSSL is torn down. */
+static void add_exit_hook(void)
+{
+	atexit(wait_for_closing_relays);
+}
+
+static void job_add(struct relay_job *j)
+{
+	pthread_once(&exit_hook_once, add_exit_hook);
+	pthread_mutex_lock(&jobs_lock);
+	j->prev = NULL;
+	j->next = jobs;
+	if (jobs)
+		jobs->prev = j;
+	jobs = j;
+	pthread_mutex_unlock(&jobs_lock);
+}
+
+/* Unlinks and closes our end under the lock: the exit hook polls it. */
+static void job_remove(struct relay_job *j)
+{
+	pthread_mutex_lock(&jobs_lock);
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	close(j->fd);
+	pthread_cond_broadcast(&jobs_done);
+	pthread_mutex_unlock(&jobs_lock);
+}
 
 static void *relay_thread(void *arg)
 {
@@ -188,11 +275,11 @@ static void *relay_thread(void *arg)
 	if (stp_conn_relay(j->c, j->fd, j->fd, &e) < 0)
 		log_debug("relay thread fd %d: %s", j->c->fd, stp_strerror(e));
 	stp_conn_close(j->c);
-	close(j->fd);
-	free(j);
 	/* OpenSSL's per-thread state (error queue), freed now rather than
 	 * by a key destructor that races with a process exiting. */
 	OPENSSL_thread_stop();
+	job_remove(j);
+	free(j);
 	return NULL;
 }
 
@@ -213,6 +300,7 @@ int client_conn_to_thread(struct stp_conn *c, enum stp_err *err)
 	}
 	j->c = c;
 	j->fd = sp[1];
+	job_add(j);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* The application's signals stay with its own threads. */
@@ -223,7 +311,7 @@ int client_conn_to_thread(struct stp_conn *c, enum stp_err *err)
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		close(sp[0]);
-		close(sp[1]);
+		job_remove(j); /* closes sp[1] */
 		free(j);
 		stp_conn_close(c);
 		errno = rc;
