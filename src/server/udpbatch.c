@@ -18,6 +18,7 @@
 
 #define SLOT_SIZE (UDP_HEADROOM + UDP_SLOT_PAYLOAD)
 #define UDP_GSO_MAX 1400 /* largest datagram sent as a GSO segment */
+#define UDP_GSO_PAUSE 1024
 
 struct udp_batch *udp_batch_new(void)
 {
@@ -128,8 +129,9 @@ static void count_sent(struct udp_batch *b, unsigned g, uint64_t *sent, uint64_t
 }
 
 /* A GSO entry the kernel refused: its datagrams one by one. Should they
- * go where the run did not, GSO is what failed (old kernel, device,
- * MTU): singles from now on. */
+ * go where the run did not, GSO is what failed (old kernel, device, a
+ * path MTU below the datagram size): singles for the next UDP_GSO_PAUSE
+ * sends, then GSO is tried again. */
 static void send_singles(struct udp_batch *b, int fd, unsigned g, uint64_t *sent, uint64_t *bytes,
 			unsigned *dropped)
 {
@@ -147,12 +149,15 @@ static void send_singles(struct udp_batch *b, int fd, unsigned g, uint64_t *sent
 		++*sent;
 	}
 	if (*dropped - before < count)
-		b->no_gso = true;
+		b->gso_pause = UDP_GSO_PAUSE;
 }
 
 unsigned udp_batch_send(struct udp_batch *b, int fd, uint64_t *sent, uint64_t *bytes)
 {
-	unsigned dropped = 0, done = 0, n = group(b, !b->no_gso);
+	unsigned dropped = 0, done = 0, n = group(b, b->gso_pause == 0);
+
+	if (b->gso_pause > 0)
+		b->gso_pause--;
 
 	while (done < n) {
 		int r = sendmmsg(fd, b->grp + done, n - done, MSG_DONTWAIT);

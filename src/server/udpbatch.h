@@ -41,7 +41,7 @@ struct udp_batch {
 	struct mmsghdr grp[UDP_BATCH];
 	unsigned grp_first[UDP_BATCH], grp_count[UDP_BATCH];
 	_Alignas(struct cmsghdr) char grp_cmsg[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))];
-	bool no_gso;                          /* GSO failed once: send singles */
+	unsigned gso_pause;                   /* sends left without GSO after a refusal */
 	uint8_t *slots;
 };
 

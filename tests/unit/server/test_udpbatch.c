@@ -93,7 +93,7 @@ static void test_send_keeps_datagrams(void **state)
 	}
 	assert_int_equal(sent, N_SIZES);
 	assert_int_equal(bytes, want_bytes);
-	assert_false(b->no_gso); /* the runs went out as GSO */
+	assert_int_equal(b->gso_pause, 0); /* the runs went out as GSO */
 	for (unsigned i = 0; i < N_SIZES; i++)
 		expect_datagram(i == 5 ? r2 : r1, sizes[i], i);
 	assert_nothing_more(r1);
@@ -168,10 +168,41 @@ static void test_refused_datagram_dropped(void **state)
 	assert_int_equal(udp_batch_send(b, tx, &sent, &bytes), 3);
 	assert_int_equal(sent, 2);
 	assert_int_equal(bytes, 200);
-	assert_false(b->no_gso);
+	assert_int_equal(b->gso_pause, 0);
 	expect_datagram(rx, 100, 0);
 	expect_datagram(rx, 100, 2);
 	assert_nothing_more(rx);
+	udp_batch_free(b);
+	close(rx);
+	close(tx);
+}
+
+/* A socket that cannot do GSO (SO_NO_CHECK: the kernel refuses GSO
+ * without UDP checksums): the run goes out one by one, nothing is lost,
+ * and GSO rests for a while before it is tried again. */
+static void test_gso_refused_falls_back(void **state)
+{
+	(void)state;
+	struct sockaddr_in ra, ta;
+	int rx = bound_socket(&ra), tx = bound_socket(&ta), one = 1;
+	struct udp_batch *b = udp_batch_new();
+	static uint8_t data[4][300];
+	uint64_t sent = 0, bytes = 0;
+
+	assert_int_equal(setsockopt(tx, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)), 0);
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < 4; i++) {
+			pattern(data[i], sizeof(data[i]), i);
+			udp_batch_queue(b, data[i], sizeof(data[i]), 0, (struct sockaddr *)&ra);
+		}
+		assert_int_equal(udp_batch_send(b, tx, &sent, &bytes), 0);
+		assert_true(b->gso_pause > 0); /* resting, then counting down */
+		for (unsigned i = 0; i < 4; i++)
+			expect_datagram(rx, sizeof(data[i]), i);
+		assert_nothing_more(rx);
+	}
+	assert_int_equal(sent, 8);
+	assert_int_equal(bytes, 8 * 300);
 	udp_batch_free(b);
 	close(rx);
 	close(tx);
@@ -183,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_send_keeps_datagrams),
 		cmocka_unit_test(test_connected_socket_and_recv),
 		cmocka_unit_test(test_refused_datagram_dropped),
+		cmocka_unit_test(test_gso_refused_falls_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
