@@ -235,6 +235,31 @@ def test_inside_to_outside(topo, stpd):
     assert "in=0 out=10 dropped auth=3 replay=2 not-sender=5 unknown=3" in log, log
 
 
+def test_packets_sent_just_before_leave_go_out(topo, stpd):
+    """The sole member sends a burst and leaves at once: every packet still
+    reaches the outside group (stpd relays what is waiting before it lets
+    the member go), then the relay ends."""
+    s = stpd(conf(topo))
+    a = control(topo, topo.INSIDE[0])
+    ma = join(topo, a, GROUP4)
+    assert ma.rep == mc.REP_OK
+    orx = outside_receiver(topo, GROUP4)
+    items = payloads(60, 11)
+    for p in items:
+        ma.send_raw(ma.frame(p))
+    assert topo.inside.run(a.leave, GROUP4, PORT).rep == mc.REP_OK
+    orx.settimeout(2)
+    got = []
+    try:
+        while True:
+            got.append(orx.recvfrom(65536)[0])
+    except socket.timeout:
+        pass
+    assert got == items
+    log = s.wait_log("ended (last member left)")
+    assert "out=60 " in log, log
+
+
 def _udp_from(ip):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind((ip, 0))

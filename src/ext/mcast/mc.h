@@ -114,6 +114,11 @@ unsigned mc_relay_members(const struct mc_relay *r);
 int mc_relay_add(struct mc_relay *r, struct mc_member *m, uint8_t *rep, const char **why);
 /* Unlinks m; true when r is now empty. */
 bool mc_relay_remove(struct mc_relay *r, struct mc_member *m);
+/* Any thread, hub lock held: relays the member datagrams already waiting,
+ * e.g. before a member leaves (its last packet, sent just before the
+ * LEAVE, may not have been read by the hub thread yet). Never ends r: a
+ * datagram over the rate is dropped instead. */
+void mc_relay_drain(struct mc_relay *r, ev_tstamp now);
 /* Empties r's member list and returns it (for mc_hub_relay_ended). */
 struct mc_member *mc_relay_take_members(struct mc_relay *r);
 /* "group:port" for log lines. */

@@ -287,6 +287,8 @@ void mc_hub_leave(struct mc_member *m)
 
 	mc_hub_lock();
 	struct mc_relay *r = m->relay;
+	if (r)
+		mc_relay_drain(r, ev_time());
 	if (r && mc_relay_remove(r, m)) {
 		struct relay_node **pp = find_node(&hub->live, r);
 		if (pp) {

@@ -328,8 +328,9 @@ bool mc_relay_remove(struct mc_relay *r, struct mc_member *m)
 /* ---- forwarding (hub thread, lock held) ---- */
 
 /* Token bucket over both directions. False: the group went over its
- * bandwidth and has been ended (r is freed). */
-static bool spend(struct mc_relay *r, ev_tstamp now, size_t bytes)
+ * bandwidth and has been ended (r is freed), or, when it may not be ended
+ * here (!may_end), the packet is to be dropped. */
+static bool spend(struct mc_relay *r, ev_tstamp now, size_t bytes, bool may_end)
 {
 	r->last_packet = now;
 	if (r->set.rate == 0)
@@ -339,6 +340,8 @@ static bool spend(struct mc_relay *r, ev_tstamp now, size_t bytes)
 		r->tokens = (double)r->set.burst;
 	r->last_fill = now;
 	if (r->tokens < (double)bytes) {
+		if (!may_end)
+			return false;
 		log_warnx("multicast relay %s: over %llu bytes/s, stopping the group", r->name,
 			  (unsigned long long)r->set.rate);
 		mc_hub_relay_ended(r, MCAST_NOTE_BANDWIDTH, "bandwidth limit");
@@ -378,7 +381,7 @@ static void on_outside(EV_P_ ev_io *w, int revents)
 		if (n < 0)
 			break;
 		sa_unmap(&from);
-		if (!spend(r, ev_now(EV_A), (size_t)n))
+		if (!spend(r, ev_now(EV_A), (size_t)n, true))
 			break; /* r is gone */
 		r->n.in++;
 		to_intranet(r, 0, (struct sockaddr *)&from, buf, (size_t)n, out, ocap);
@@ -400,9 +403,9 @@ static struct mc_member *find_member(struct mc_relay *r, uint32_t id,
 }
 
 /* One member datagram p[0..n) (in the hub's buf): authenticate, then send
- * it out. False when the relay ended meanwhile. */
+ * it out. False when the relay ended meanwhile (only when may_end). */
 static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
-			struct sockaddr_storage *from)
+			struct sockaddr_storage *from, bool may_end)
 {
 	struct mcast_frame f;
 	struct socks_err err;
@@ -436,8 +439,12 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 		return true;
 	}
 	mc_replay_update(&m->win, f.seq);
-	if (!spend(r, now, (size_t)len))
-		return false;
+	if (!spend(r, now, (size_t)len, may_end)) {
+		if (may_end)
+			return false;
+		m->dropped++; /* over the rate while draining: dropped, group kept */
+		return true;
+	}
 	if (sendto(r->ext_fd, pt, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&r->group_sa,
 		   sa_len((struct sockaddr *)&r->group_sa)) < 0) {
 		r->n.send_err++;
@@ -451,24 +458,38 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 	return true;
 }
 
-static void on_member(EV_P_ ev_io *w, int revents)
+/* Relays up to RELAY_BATCH member datagrams waiting on the unicast
+ * socket. Lock held. */
+static void read_members(struct mc_relay *r, ev_tstamp now, bool may_end)
 {
-	struct mc_relay *r = w->data;
 	size_t cap;
 	uint8_t *buf = mc_hub_buf(&cap);
 
-	mc_hub_lock();
 	for (int i = 0; i < RELAY_BATCH; i++) {
 		struct sockaddr_storage from;
 		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(w->fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+		ssize_t n = recvfrom(r->uni_fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&from,
+				     &flen);
 		if (n < 0)
 			break;
 		sa_unmap(&from);
-		if (!from_member(r, ev_now(EV_A), buf, (size_t)n, &from))
+		if (!from_member(r, now, buf, (size_t)n, &from, may_end))
 			break;
 	}
+}
+
+static void on_member(EV_P_ ev_io *w, int revents)
+{
+	struct mc_relay *r = w->data;
+
+	mc_hub_lock();
+	read_members(r, ev_now(EV_A), true);
 	mc_hub_unlock();
+}
+
+void mc_relay_drain(struct mc_relay *r, ev_tstamp now)
+{
+	read_members(r, now, false);
 }
 
 static void on_tick(EV_P_ ev_timer *w, int revents)
