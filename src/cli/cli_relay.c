@@ -26,20 +26,6 @@ struct relay {
 	int rc;
 };
 
-static bool relay_write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static void relay_stdin(struct relay *r)
 {
 	ssize_t n = read(STDIN_FILENO, r->up, sizeof(r->up));
@@ -93,7 +79,7 @@ static void relay_recv(struct relay *r)
 		close(STDOUT_FILENO); /* pass the EOF on to our reader */
 		return;
 	}
-	if (!relay_write_all(STDOUT_FILENO, buf, (size_t)n)) {
+	if (!client_write_all(STDOUT_FILENO, buf, (size_t)n)) {
 		/* Nobody reads our output any more: stop taking the peer's. */
 		shutdown(r->fd, SHUT_RD);
 		r->down_done = true;

@@ -35,6 +35,8 @@ int64_t client_deadline(int timeout_ms);
 int client_remaining(int64_t deadline);
 /* poll(fd, events) until ready or the deadline. 1 ready, 0 timeout, -1 error. */
 int client_wait(int fd, short events, int64_t deadline);
+/* write(2) until all n bytes are out (blocking fd); false on error or 0. */
+bool client_write_all(int fd, const uint8_t *p, size_t n);
 /* Runs the engine until it returns something other than WANT_*. */
 enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
 /* Method X'86' already chose the method: start at the request. */

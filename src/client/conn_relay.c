@@ -36,20 +36,6 @@ struct relay {
 	bool failed;
 };
 
-static bool relay_write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static void relay_fail(struct relay *r, enum stp_err e)
 {
 	r->err = e;
@@ -84,7 +70,7 @@ static void relay_down(struct relay *r)
 			relay_down_end(r);
 			return;
 		}
-		if (!relay_write_all(r->out_fd, buf, (size_t)n)) {
+		if (!client_write_all(r->out_fd, buf, (size_t)n)) {
 			/* Nobody reads our output any more: stop taking it. */
 			r->down_done = true;
 			shutdown(r->c->fd, SHUT_RD);

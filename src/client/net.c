@@ -75,6 +75,20 @@ enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline)
 	}
 }
 
+bool client_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
 int client_set_blocking(int fd, bool blocking)
 {
 	int fl = fcntl(fd, F_GETFL);
