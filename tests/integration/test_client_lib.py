@@ -25,6 +25,7 @@ import pytest
 
 import servers
 import services
+import socksraw
 import stpdconf
 
 REPO = servers.REPO
@@ -253,13 +254,7 @@ def test_bind_with_third_party_peer(server):
             p.stdin.write(b"from-client\n")
             p.stdin.close()  # -> half-close toward the peer
             peer.settimeout(10)
-            got = b""
-            while True:
-                d = peer.recv(4096)
-                if not d:
-                    break
-                got += d
-            assert got == b"from-client\n"
+            assert socksraw.recv_all(peer) == b"from-client\n"
         # the peer closed: both directions done
         assert p.wait(timeout=10) == 0, p.stderr.read()
     finally:

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import services
+import socksraw
 from test_client_lib import clean_env, example_bin, stp, stp_bin
 from tls_fixtures import pki  # noqa: F401  (a fixture)
 
@@ -228,13 +229,7 @@ def test_wrap_bind(tls_listener, pki):
             p.stdin.write(b"from-client\n")
             p.stdin.close()
             peer.settimeout(10)
-            got = b""
-            while True:
-                d = peer.recv(4096)
-                if not d:
-                    break
-                got += d
-            assert got == b"from-client\n"
+            assert socksraw.recv_all(peer) == b"from-client\n"
         assert p.wait(timeout=10) == 0, p.stderr.read()
     finally:
         if p.poll() is None:
