@@ -90,6 +90,20 @@ static void udp_destroy(struct session *s)
 
 static const struct session_cmd_ops udp_ops = { "udpassociate", udp_destroy };
 
+/* Sends what is queued on fd; the association counts as active only
+ * when a datagram went out. */
+static void flush_batch(struct session *s, struct udp_batch *b, int fd, uint64_t *count,
+			uint64_t *bytes)
+{
+	struct udp_state *st = s->cmd_data;
+	uint64_t before = *count;
+	if (b->n_out == 0)
+		return;
+	st->n.send_err += udp_batch_send(b, fd, count, bytes);
+	if (*count != before)
+		st->last = ev_now(s->w->loop);
+}
+
 /* ---- target -> client ---- */
 
 static void on_target(EV_P_ ev_io *w, int revents)
@@ -118,10 +132,7 @@ static void on_target(EV_P_ ev_io *w, int revents)
 		socks_udp_write(data - hl, hl, 0, &a);
 		udp_batch_queue(b, data - hl, hl + b->in[i].msg_len, hl, to);
 	}
-	if (b->n_out) {
-		st->n.send_err += udp_batch_send(b, st->cfd, &st->n.down, &s->down);
-		st->last = ev_now(EV_A);
-	}
+	flush_batch(s, b, st->cfd, &st->n.down, &s->down);
 }
 
 /* ---- client -> target ---- */
@@ -269,15 +280,6 @@ static bool from_client(struct udp_state *st, struct sockaddr_storage *from)
 	return sa_port((struct sockaddr *)from) == sa_port((struct sockaddr *)&st->pin);
 }
 
-static void flush_to_target(struct session *s, struct udp_batch *b, int fd)
-{
-	struct udp_state *st = s->cmd_data;
-	if (b->n_out == 0)
-		return;
-	st->n.send_err += udp_batch_send(b, fd, &st->n.up, &s->up);
-	st->last = ev_now(s->w->loop);
-}
-
 static void on_client_dgram(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
@@ -318,11 +320,11 @@ static void on_client_dgram(EV_P_ ev_io *w, int revents)
 		if (fd < 0)
 			continue;
 		if (fd != qfd)
-			flush_to_target(s, b, qfd);
+			flush_batch(s, b, qfd, &st->n.up, &s->up);
 		qfd = fd;
 		udp_batch_queue(b, data, len, 0, (struct sockaddr *)&dst);
 	}
-	flush_to_target(s, b, qfd);
+	flush_batch(s, b, qfd, &st->n.up, &s->up);
 }
 
 /* ---- lifetime ---- */
