@@ -332,15 +332,10 @@ static void on_client_dgram(EV_P_ ev_io *w, int revents)
 static void on_control(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
-	uint8_t junk[512];
-	ssize_t n = recv(s->fd, junk, sizeof(junk), MSG_DONTWAIT);
-	if (n > 0 && s->filter && session_filter_drain(s, junk, (size_t)n) < 0)
-		return; /* TLS ended (close_notify) or failed: closed */
-	if (n == 0)
-		session_close(s, "control connection closed");
-	else if (n < 0 && errno != EAGAIN && errno != EINTR)
-		session_close(s, "control connection error");
-	/* Bytes on the control connection mean nothing here: ignored. */
+	/* Its end (FIN, TLS close_notify or an error) ends the association;
+	 * bytes on the control connection mean nothing here: dropped. */
+	if (session_read_control(s) >= 0)
+		s->hs->inlen = 0;
 }
 
 static void on_udp_idle(EV_P_ ev_timer *w, int revents)
@@ -428,7 +423,7 @@ void cmd_udp_start(struct session *s)
 	ev_io_init(&st->cio, on_client_dgram, st->cfd, EV_READ);
 	st->cio.data = s;
 	ev_io_start(s->w->loop, &st->cio);
-	ev_io_init(&st->ctl, on_control, s->fd, EV_READ);
+	ev_io_init(&st->ctl, on_control, s->conn.fd, EV_READ);
 	st->ctl.data = s;
 	ev_io_start(s->w->loop, &st->ctl);
 	if (s->conf->timeouts.udp_idle) {

@@ -15,6 +15,7 @@
 #include "auth/auth.h"
 #include "policy/conf.h"
 #include "proto/socks.h"
+#include "server/conn.h"
 #include "server/relay.h"
 
 struct worker;
@@ -59,7 +60,7 @@ struct session {
 	struct stp_conf *conf;               /* our reference to the snapshot */
 	struct snapshot *snap;
 
-	int fd;                              /* client */
+	struct conn conn;                    /* client: socket + TLS filter */
 	struct sockaddr_storage client;      /* real client (after PROXY header) */
 	struct sockaddr_storage local;       /* our end of the client connection; set
 	                                      * only for commands other than CONNECT */
@@ -92,9 +93,6 @@ struct session {
 	const struct session_cmd_ops *cmd_ops;
 	void *cmd_data;
 
-	/* TLS on the client side (method X'86' or a "tls on" listener), or
-	 * NULL: see filter.h. The session owns it; the relay borrows it. */
-	struct stream_filter *filter;
 	bool require_tls;                    /* listener/client rule: only TLS methods */
 	bool no_udp;                         /* X'86' without UDP-Naked: refuse UDP ASSOCIATE */
 	const struct stp_method *outer_method; /* while a sub-method runs (session_run_method) */
@@ -138,11 +136,12 @@ int session_set_filter(struct session *s, struct stream_filter *f);
  * flushes the filter's output. Call after anything that may let the
  * session take more input (a method finishing, a phase change). */
 void session_pump(struct session *s);
-/* A command handler that only watches the control connection (UDP
- * ASSOCIATE) hands its bytes here when there is a filter: plaintext is
- * dropped, and the end of TLS (close_notify, or an error) closes the
- * session, returning -1. */
-int session_filter_drain(struct session *s, const uint8_t *p, size_t n);
+/* For a command that keeps reading the control connection after its reply
+ * (multicast JOIN/LEAVE, UDP ASSOCIATE): appends the client's plaintext,
+ * whatever the connection's filter, to s->hs->in. The count added (0: none
+ * now), or -1 when the session was closed (the client's end of stream, a
+ * read or TLS error). */
+int session_read_control(struct session *s);
 
 /* Queues bytes for the client and tries to write them. -1 when the session
  * was closed (write error, or closing_after_flush and all written). */

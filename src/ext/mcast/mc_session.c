@@ -359,20 +359,10 @@ static void on_ctl(EV_P_ ev_io *w, int revents)
 {
 	struct mc_conn *c = w->data;
 	struct session *s = c->s;
-	struct handshake *hs = s->hs;
-
-	ssize_t n = recv(s->fd, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen, MSG_DONTWAIT);
-	if (n == 0) {
-		session_close(s, "control connection closed");
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			session_close(s, "control connection error");
-		return;
-	}
-	hs->inlen += (size_t)n;
-	process(c);
+	/* Plaintext whatever the connection (plain, X'86', TLS listener). */
+	int n = session_read_control(s);
+	if (n > 0)
+		process(c);
 }
 
 static void start(struct session *s)
@@ -385,7 +375,7 @@ static void start(struct session *s)
 	c->s = s;
 	s->cmd_data = c;
 	s->cmd_ops = &mc_ops;
-	ev_io_init(&c->ctl, on_ctl, s->fd, EV_READ);
+	ev_io_init(&c->ctl, on_ctl, s->conn.fd, EV_READ);
 	c->ctl.data = c;
 	ev_io_start(s->w->loop, &c->ctl);
 	ev_async_init(&c->notify, on_notify);

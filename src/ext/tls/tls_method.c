@@ -35,7 +35,7 @@ static void settings_of(const struct session *s, struct tls_settings *t)
 
 static struct tls_filter *tf_of(struct session *s)
 {
-	return (struct tls_filter *)s->filter;
+	return (struct tls_filter *)s->conn.filter;
 }
 
 static void warn(struct session *s, const char *what)
@@ -63,7 +63,7 @@ static void on_ready(void *arg, struct tls_conn *c)
 		s->n_groups = 0;
 	tls_conn_describe(c, desc, sizeof(desc));
 	log_info("%s: TLS %s %s", session_tag(s, tag, sizeof(tag)),
-		 s->filter && s->filter->ops->name[0] == 'x' ? "X'86'" : "listener", desc);
+		 s->conn.filter && s->conn.filter->ops->name[0] == 'x' ? "X'86'" : "listener", desc);
 }
 
 static SSL_CTX *ctx_for(struct session *s, const struct tls_settings *t)
@@ -145,9 +145,9 @@ static void finish(struct session *s)
 		return;
 	}
 	s->no_udp = !tf_of(s)->udp_naked;
-	if (tls_x86_set_phase(s->filter, X86_DATA) < 0) {
-		warn(s, s->filter->why);
-		session_close(s, s->filter->why);
+	if (tls_x86_set_phase(s->conn.filter, X86_DATA) < 0) {
+		warn(s, s->conn.filter->why);
+		session_close(s, s->conn.filter->why);
 		return;
 	}
 	session_method_done(s, true);
@@ -260,7 +260,7 @@ static void on_submethods(struct session *s)
 
 static void ssl_input(struct session *s)
 {
-	if (!s->filter)
+	if (!s->conn.filter)
 		return;
 	switch (tf_of(s)->step) {
 	case STEP_OPTIONS: on_options(s); break;
