@@ -17,6 +17,7 @@ void conn_init(struct conn *c, int fd)
 {
 	c->fd = fd;
 	c->filter = NULL;
+	c->fin = false;
 }
 
 int conn_set_filter(struct conn *c, struct stream_filter *f, const uint8_t *early, size_t n)
@@ -38,11 +39,19 @@ static ssize_t recv_some(int fd, uint8_t *buf, size_t cap)
 	return n;
 }
 
+static ssize_t recv_conn(struct conn *c, uint8_t *buf, size_t cap)
+{
+	ssize_t n = recv_some(c->fd, buf, cap);
+	if (n == 0)
+		c->fin = true;
+	return n;
+}
+
 ssize_t conn_read(struct conn *c, uint8_t *buf, size_t cap)
 {
 	struct stream_filter *f = c->filter;
 	if (!f)
-		return recv_some(c->fd, buf, cap);
+		return recv_conn(c, buf, cap);
 	for (;;) {
 		ssize_t n = f->ops->read(f, buf, cap);
 		if (n > 0)
@@ -54,7 +63,7 @@ ssize_t conn_read(struct conn *c, uint8_t *buf, size_t cap)
 			return -1;
 		}
 		uint8_t cipher[CONN_CIPHER_CHUNK];
-		n = recv_some(c->fd, cipher, sizeof(cipher));
+		n = recv_conn(c, cipher, sizeof(cipher));
 		if (n <= 0)
 			return n; /* a FIN without close_notify counts as the end */
 		if (f->ops->input(f, cipher, (size_t)n) < 0) {

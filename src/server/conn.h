@@ -23,6 +23,7 @@ struct stream_filter;
 struct conn {
 	int fd;                       /* non-blocking TCP socket, -1 once closed */
 	struct stream_filter *filter; /* NULL: plain; owned */
+	bool fin;                     /* the socket reached its end (not only TLS's) */
 };
 
 void conn_init(struct conn *c, int fd);

@@ -572,13 +572,14 @@ static bool wants_input(const struct session *s)
  * record is looked at. Plain sockets are read once per wake-up (a second
  * recv would only say EAGAIN); a filter's are read until it and the socket
  * are empty, since the socket will not signal what the filter holds. */
-static void read_input(struct session *s, const char *eof_reason)
+static void read_input(struct session *s)
 {
 	while (wants_input(s) && s->hs->inlen < sizeof(s->hs->in)) {
 		struct handshake *hs = s->hs;
 		ssize_t n = conn_read(&s->conn, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen);
 		if (n == 0) {
-			session_close(s, eof_reason);
+			session_close(s, s->conn.fin ? "client closed during handshake"
+						     : "client closed (close_notify) during handshake");
 			return;
 		}
 		if (n < 0) {
@@ -615,8 +616,7 @@ void session_pump(struct session *s)
 {
 	if (wants_input(s) && s->hs->inlen > 0)
 		advance(s); /* plaintext left from before (a method finished) */
-	read_input(s, s->conn.filter ? "client closed (close_notify) during handshake"
-				     : "client closed during handshake");
+	read_input(s);
 }
 
 int session_set_filter(struct session *s, struct stream_filter *f)
@@ -640,8 +640,8 @@ int session_read_control(struct session *s)
 	while (hs->inlen < sizeof(hs->in)) {
 		ssize_t n = conn_read(&s->conn, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen);
 		if (n == 0) {
-			session_close(s, s->conn.filter ? "control connection closed (close_notify)"
-							: "control connection closed");
+			session_close(s, s->conn.fin ? "control connection closed"
+						     : "control connection closed (close_notify)");
 			return -1;
 		}
 		if (n < 0) {
@@ -687,7 +687,7 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	}
 	if (!(revents & EV_READ) || s->state == SS_CLOSED)
 		return;
-	read_input(s, "client closed during handshake");
+	read_input(s);
 }
 
 void session_start(struct worker *w, const struct conf_listener *l, int fd,

@@ -195,6 +195,7 @@ static void test_filter_records_one_per_read(void **state)
 	uint8_t end = 0;
 	assert_int_equal(write(sp[1], &end, 1), 1);
 	assert_int_equal(conn_read(&c, buf, sizeof(buf)), 0);
+	assert_false(c.fin); /* TLS's end, not the socket's */
 	/* Closing sends our end once and frees the filter. */
 	conn_close(&c);
 	assert_true(x.freed);
@@ -230,6 +231,7 @@ static void test_filter_errors(void **state)
 	assert_int_equal(conn_set_filter(&c, &y.f, NULL, 0), 0);
 	close(sp[1]);
 	assert_int_equal(conn_read(&c, buf, sizeof(buf)), 0);
+	assert_true(c.fin);
 	conn_close(&c);
 }
 
