@@ -17,7 +17,7 @@
 #include "common/sockaddr.h"
 #include "server/cmd.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 struct bind_state {
 	int lfd;

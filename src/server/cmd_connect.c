@@ -18,7 +18,7 @@
 #include "server/cmd.h"
 #include "server/resolve.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 struct connect_state {
 	struct lookup *lookup;

@@ -54,6 +54,9 @@ struct stp_ext {
 	int (*session_open)(struct session *s);
 };
 
+/* The configuration a worker runs under (for worker_init checks). */
+const struct stp_conf *worker_conf(const struct worker *w);
+
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);
 const struct stp_command *ext_find_command(uint8_t code);

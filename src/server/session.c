@@ -3,7 +3,7 @@
  * greeting (or a SOCKS4 request), method sub-negotiation, request, then a
  * command handler, then the relay. Every path ends in session_close().
  */
-#include "server/session.h"
+#include "server/session_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -92,7 +92,7 @@ void session_update_io(struct session *s)
 	if (s->hs->outlen > s->hs->outoff || conn_has_output(&s->conn))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
-		 s->state == SS_REQUEST)
+		 s->state == SS_REQUEST || (s->state == SS_COMMAND && s->on_control))
 		ev |= EV_READ;
 	set_io(s, ev);
 }
@@ -159,21 +159,10 @@ int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bo
 	} else {
 		n = socks5_reply_write(buf, sizeof(buf), rep, bnd ? &a : NULL);
 	}
-	s->rep = rep;
-	s->rep_sent = true;
-	if (close) {
-		s->closing_after_flush = true;
-		snprintf(s->close_reason, sizeof(s->close_reason), "%s", socks5_rep_name(rep));
-	}
+	session_note_reply(s, rep);
+	if (close)
+		session_close_after_output(s, socks5_rep_name(rep));
 	return session_send(s, buf, n);
-}
-
-/* Ends the session once a final reply is written, with this reason. */
-static void reply_and_close(struct session *s, uint8_t rep, const char *reason)
-{
-	s->closing_after_flush = true;
-	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-	session_reply(s, rep, NULL, false);
 }
 
 void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int))
@@ -370,14 +359,14 @@ static void dispatch(struct session *s)
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: UDP ASSOCIATE refused: UDP-Naked not agreed",
 			 session_tag(s, tag, sizeof(tag)));
-		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP without UDP-Naked");
+		session_finish(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP without UDP-Naked");
 		return;
 	}
 	if (!cmd || (s->version == SOCKS4_VER && !cmd->socks4)) {
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: command 0x%02x not supported", session_tag(s, tag, sizeof(tag)),
 			 s->cmd);
-		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
+		session_finish(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
 		return;
 	}
 	if (s->cmd != SOCKS_CMD_CONNECT) {
@@ -409,7 +398,7 @@ static void do_socks4(struct session *s)
 		if (s->hs->inlen >= 2)
 			s->cmd = s->hs->in[1];
 		bad_input(s, &err, "SOCKS4 request");
-		reply_and_close(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
 		return;
 	}
 	session_consume(s, used);
@@ -421,7 +410,7 @@ static void do_socks4(struct session *s)
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: SOCKS4 refused: authentication required",
 			 session_tag(s, tag, sizeof(tag)));
-		reply_and_close(s, SOCKS5_REP_NOT_ALLOWED, "SOCKS4 without authentication");
+		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "SOCKS4 without authentication");
 		return;
 	}
 	dispatch(s);
@@ -468,8 +457,7 @@ static void do_greeting(struct session *s)
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: no acceptable authentication method among %u offered",
 			 session_tag(s, tag, sizeof(tag)), g.nmethods);
-		s->closing_after_flush = true;
-		snprintf(s->close_reason, sizeof(s->close_reason), "no acceptable method");
+		session_close_after_output(s, "no acceptable method");
 		session_send(s, choice, n);
 		return;
 	}
@@ -527,7 +515,7 @@ static void do_request(struct session *s)
 		bad_input(s, &err, "request");
 		if (s->hs->inlen >= 2)
 			s->cmd = s->hs->in[1];
-		reply_and_close(s, err.rep, "bad request");
+		session_finish(s, err.rep, "bad request");
 		return;
 	}
 	session_consume(s, used);
@@ -662,6 +650,12 @@ int session_read_control(struct session *s)
 	return (int)(hs->inlen - before);
 }
 
+void session_watch_control(struct session *s, void (*on_input)(struct session *s))
+{
+	s->on_control = on_input;
+	session_update_io(s);
+}
+
 static void on_client(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
@@ -687,6 +681,11 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	}
 	if (!(revents & EV_READ) || s->state == SS_CLOSED)
 		return;
+	if (s->state == SS_COMMAND && s->on_control) {
+		if (session_read_control(s) > 0)
+			s->on_control(s);
+		return;
+	}
 	read_input(s);
 }
 

@@ -10,7 +10,7 @@
 #include "common/sockaddr.h"
 #include "policy/rules.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 const char *rule_cmd_name(uint32_t rule_cmd)
 {
