@@ -709,3 +709,49 @@ def test_v6only_udp_through_ipv4_proxy(proxy_factory, tmp_path, udp_echo):
         assert r.stdout.decode().splitlines() == [
             "dgram 0 True True True", "dgram 1 True True True"] + \
             udp_swap_state("::"), r.stderr
+
+
+DIRECT_DROP_PROG = """
+    import socket, sys
+    fam, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    family = socket.AF_INET6 if fam == "6" else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(10)
+    if fam == "6":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.sendto(b"assoc", (name, port)); s.recvfrom(100)  # through the proxy
+    print(s.getsockname()[1], flush=True)
+    sys.stdin.readline()
+    d, src = s.recvfrom(100)
+    print(d.decode(), src[0], flush=True)
+"""
+
+
+@pytest.mark.parametrize("fam", ["4", "6"])
+def test_replaced_udp_socket_drops_foreign_family(proxy_factory, tmp_path, udp_echo, fam):
+    """The dual-stack replacement hears both families on its port; the
+    program hears only what its own socket could have: an AF_INET socket no
+    IPv6 source, an IPV6_V6ONLY socket no IPv4 source."""
+    if fam == "4":
+        p, name = stpd_on_v6(proxy_factory), "web.stp.test"
+        env = v6_env(p)
+        foreign, own = ("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)
+    else:
+        p, name, env = proxy_factory(kind="stpd"), "web6.stp.test", {}
+        foreign, own = ("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "drop.py", DIRECT_DROP_PROG)
+    full = servers._isolated(t.workdir, t.argv(argv + [fam, name, str(udp_echo.port)]),
+                             test_names=False)
+    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=t.env(**env))
+    try:
+        port = int(proc.stdout.readline())
+        for (host, family), msg in ((foreign, b"foreign"), (own, b"own")):
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.sendto(msg, (host, port))
+        out, err = proc.communicate(b"go\n", timeout=20)
+        assert out.decode().split() == ["own", own[0]], err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
