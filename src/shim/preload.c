@@ -175,12 +175,20 @@ static int hook_copy_sa(const struct sockaddr_storage *ss, socklen_t n, struct s
 
 EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
+	struct sockaddr_storage real, view;
+	socklen_t rlen = sizeof(real), vlen;
 	struct shim_fd st;
 
-	if (hook_active() && fdtab_get(fd, &st) && st.peerlen > 0 && len != NULL &&
+	if (!hook_active() || len == NULL || !fdtab_get(fd, &st))
+		return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	if (st.peerlen > 0 &&
 	    (st.kind == SHIM_FD_TCP || (st.kind == SHIM_FD_UDP && st.udp_connected)))
 		return hook_copy_sa(&st.peer, st.peerlen, addr.__sockaddr__, len);
-	return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	/* a replaced UDP socket connect()ed to a direct peer by the kernel */
+	if (st.app_family == 0 || shim_real.getpeername(fd, (struct sockaddr *)&real, &rlen) < 0 ||
+	    sockswap_view((struct sockaddr *)&real, st.app_family, &view, &vlen) < 0)
+		return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	return hook_copy_sa(&view, vlen, addr.__sockaddr__, len);
 }
 
 /* A replaced socket (sockswap.c) answers in the family the application

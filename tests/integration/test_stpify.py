@@ -609,6 +609,8 @@ UDP_SWAP_PROG = """
         s.bind(("::" if fam == "6" else "0.0.0.0", 0))
         targets.remove("bind")
     bound = s.getsockname()
+    peer = [t[5:] for t in targets if t.startswith("peer=")]
+    targets = [t for t in targets if not t.startswith("peer=")]
     for i, host in enumerate(targets):
         msg = b"dgram %d" % i
         s.sendto(msg, (host, port))
@@ -622,6 +624,10 @@ UDP_SWAP_PROG = """
           "v6only", fam != "6" or s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1,
           "rcvbuf", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
           "sockname", me[0], me[1] > 0 and (bound[1] == 0 or me[1] == bound[1]))
+    if peer:  # connect() to a direct peer: the kernel's, read in our family
+        s.connect((peer[0], port))
+        s.send(b"connected")
+        print("peer", s.getpeername() == (peer[0], port), s.recv(100).decode())
 """
 
 
@@ -652,15 +658,16 @@ def test_ipv6_proxy_udp_from_ipv4_socket(proxy_factory, tmp_path, udp_echo):
 
 def test_ipv6_proxy_udp_direct_from_replaced_socket(proxy_factory, tmp_path, udp_echo):
     """After the replacement, a NO_PROXY destination of the program's family
-    is still reached directly from the same socket."""
+    is still reached directly from the same socket, with sendto() and after
+    connect() (getpeername() in AF_INET)."""
     p = stpd_on_v6(proxy_factory)
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
-    r = t.run(argv + ["4", str(udp_echo.port), "web.stp.test", "127.0.0.1"],
+    r = t.run(argv + ["4", str(udp_echo.port), "web.stp.test", "127.0.0.1", "peer=127.0.0.1"],
               NO_PROXY="127.0.0.1", **v6_env(p))
     assert r.stdout.decode().splitlines() == [
         "dgram 0 True True True", "dgram 1 True True True"] + \
-        udp_swap_state("0.0.0.0"), r.stderr
+        udp_swap_state("0.0.0.0") + ["peer True connected"], r.stderr
     m = p.wait_log(r"udp datagrams up=(\d+) down=(\d+)", timeout=10)
     assert (m.group(1), m.group(2)) == ("1", "1"), m.group(0)
 
