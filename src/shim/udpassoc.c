@@ -87,10 +87,13 @@ static bool udp_unspecified(const struct sockaddr *sa)
 /*
  * fd cannot exchange datagrams with the proxy's side (an AF_INET socket
  * and an IPv6 relay, an IPV6_V6ONLY socket and an IPv4 one): a dual-stack
- * socket takes its place (sockswap.c), on the port fd had bound (the one
- * the association declares), and st records what the application sees.
+ * socket takes its place (sockswap.c), on the port fd had bound, and st
+ * records what the application sees. When another socket holds that port
+ * in the other family, may_move (nothing declared yet) takes a new port:
+ * the proxied traffic works, direct peers sending to the old port are
+ * not heard.
  */
-static int udp_swap(int fd, struct shim_fd *st)
+static int udp_swap(int fd, struct shim_fd *st, bool may_move)
 {
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
@@ -104,8 +107,13 @@ static int udp_swap(int fd, struct shim_fd *st)
 	if (nfd < 0)
 		return -1;
 	unsigned port = sa_port((struct sockaddr *)&local);
-	if ((port != 0 && sockswap_bind_port(fd, nfd, port) < 0) ||
-	    sockswap_install(nfd, fd) < 0) {
+	int rc = port != 0 ? sockswap_bind_port(fd, nfd, port) : 0;
+	if (rc < 0 && errno == EADDRINUSE && may_move) {
+		shim_log(SHIM_LOG_INFO, "UDP fd %d: port %u is taken for IPv%s, moving", fd, port,
+			 family == AF_INET ? "6" : "4");
+		rc = sockswap_bind_port(fd, nfd, 0);
+	}
+	if (rc < 0 || sockswap_install(nfd, fd) < 0) {
 		int e = errno;
 		shim_log(SHIM_LOG_ERROR, "UDP fd %d: cannot replace it by an IPv6 socket: %s", fd,
 			 strerror(e));
@@ -167,7 +175,7 @@ static int udp_associate(int fd, struct shim_fd *st)
 	/* Replaced before its port is declared when it cannot reach the
 	 * proxy's family; the relay is nearly always of that family. */
 	if (shim_real.getpeername(ctl, (struct sockaddr *)&px, &plen) < 0 ||
-	    (!sockswap_reaches(fd, (struct sockaddr *)&px) && udp_swap(fd, st) < 0))
+	    (!sockswap_reaches(fd, (struct sockaddr *)&px) && udp_swap(fd, st, true) < 0))
 		goto fail;
 	if (udp_ensure_bound(fd, &local, &llen) < 0)
 		goto fail;
@@ -197,7 +205,7 @@ static int udp_associate(int fd, struct shim_fd *st)
 		shim_real.getpeername(ctl, (struct sockaddr *)&r, &l);
 		sa_set_port((struct sockaddr *)&r, h.bound.port);
 	}
-	if (!sockswap_reaches(fd, (struct sockaddr *)&r) && udp_swap(fd, st) < 0)
+	if (!sockswap_reaches(fd, (struct sockaddr *)&r) && udp_swap(fd, st, false) < 0)
 		goto fail;
 	int family = AF_INET;
 	shim_sock_type(fd, &family);

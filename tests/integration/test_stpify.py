@@ -605,9 +605,9 @@ UDP_SWAP_PROG = """
     if fam == "6":
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    if "bind" in targets:
-        s.bind(("::" if fam == "6" else "0.0.0.0", 0))
-        targets.remove("bind")
+    for t in [t for t in targets if t.startswith("bind")]:  # bind or bind=PORT
+        s.bind(("::" if fam == "6" else "0.0.0.0", int(t[5:] or 0)))
+        targets.remove(t)
     bound = s.getsockname()
     peer = [t[5:] for t in targets if t.startswith("peer=")]
     targets = [t for t in targets if not t.startswith("peer=")]
@@ -654,6 +654,24 @@ def test_ipv6_proxy_udp_from_ipv4_socket(proxy_factory, tmp_path, udp_echo):
         m = p.wait_log(r"client=\[::1\]:\d+ .*: udp datagrams up=(\d+) down=(\d+)",
                        timeout=10, since=mark)
         assert (m.group(1), m.group(2)) == ("2", "2"), m.group(0)
+
+
+def test_ipv6_proxy_udp_port_taken_in_other_family(proxy_factory, tmp_path, udp_echo):
+    """The program bound 0.0.0.0:P and another socket holds [::1]:P: the
+    dual-stack replacement cannot have P, takes another port, and the
+    proxied traffic still flows (getsockname still says P)."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
+        holder.bind(("::1", 0))
+        port = holder.getsockname()[1]
+        r = t.run(argv + ["4", str(udp_echo.port), "127.0.0.1", "web.stp.test",
+                          "bind=%d" % port], STP_LOG="info", **v6_env(p))
+    assert r.stdout.decode().splitlines() == [
+        "dgram 0 True True True", "dgram 1 True True True"] + \
+        udp_swap_state("0.0.0.0"), r.stderr
+    assert b"port %d is taken for IPv6, moving" % port in r.stderr
 
 
 def test_ipv6_proxy_udp_direct_from_replaced_socket(proxy_factory, tmp_path, udp_echo):
