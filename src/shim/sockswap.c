@@ -134,8 +134,10 @@ int sockswap_open(int fd, int type)
 	int family, proto = 0;
 	socklen_t len = sizeof(proto);
 
-	if (shim_sock_type(fd, &family) != type)
+	if (shim_sock_type(fd, &family) != type) {
+		errno = ENOTSOCK;
 		return -1;
+	}
 	shim_real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
 	int nfd = shim_real.socket(AF_INET6, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 	if (nfd < 0)
