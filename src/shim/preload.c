@@ -216,11 +216,12 @@ EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 
 	if (!hook_active() || len == NULL)
 		return shim_real.getsockname(fd, addr.__sockaddr__, len);
-	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND && !st.bind_done)
+	bool tracked = fdtab_get(fd, &st);
+	if (tracked && st.kind == SHIM_FD_BIND && !st.bind_done)
 		return hook_copy_sa(&st.bound.sa, st.bound.salen, addr.__sockaddr__, len);
 	if (mcastmap_sockname(fd, addr.__sockaddr__, len))
 		return 0;
-	if (fdtab_tracked(fd) && fdtab_get(fd, &st) && st.app_family != 0)
+	if (tracked && st.app_family != 0)
 		return hook_sockname_swapped(fd, &st, addr.__sockaddr__, len);
 	return shim_real.getsockname(fd, addr.__sockaddr__, len);
 }
@@ -262,7 +263,7 @@ static bool hook_sockopt_swapped(int fd, int level, int name, int *v)
 		return false;
 	if (domain)
 		*v = st.app_family;
-	else if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && st.app_family == AF_INET6)
+	else if (st.app_family == AF_INET6)
 		*v = st.app_v6only;
 	else
 		return false;
