@@ -664,8 +664,8 @@ def test_ipv6_proxy_udp_port_taken_in_other_family(proxy_factory, tmp_path, udp_
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
-        holder.bind(("::1", 0))
-        port = holder.getsockname()[1]
+        port = services.free_port()  # free in both families: the program can bind it
+        holder.bind(("::1", port))
         r = t.run(argv + ["4", str(udp_echo.port), "127.0.0.1", "web.stp.test",
                           "bind=%d" % port], STP_LOG="info", **v6_env(p))
     assert r.stdout.decode().splitlines() == [
