@@ -41,7 +41,10 @@ def allowed(reason):
 
 
 def one_line(text):
-    return " ".join((text or "").split()) or "no reason given"
+    text = " ".join((text or "").split())
+    if text.startswith("Skipped: "):  # how some pytest versions word it
+        text = text[len("Skipped: "):]
+    return text or "no reason given"
 
 
 def pytest_verdicts(path):
