@@ -4,25 +4,33 @@
  */
 #include "server/flow.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/sockaddr.h"
 #include "policy/rules.h"
 #include "server/server.h"
 #include "server/session_int.h"
 #include "server/sessionlog.h"
 
 struct flow *flow_open(struct session *s, uint32_t rule_cmd, uint8_t cmd,
-		       const struct socks_addr *target, const struct sockaddr *dst_addr,
-		       const char **why)
+		       const struct socks_addr *target, const char **why)
 {
 	char name[SOCKS_DOMAIN_MAX + 1];
 	const char *dst_name = NULL;
+	struct sockaddr_storage ss;
+	const struct sockaddr *dst_addr = NULL;
 	if (target->atyp == SOCKS_ATYP_DOMAIN) {
 		memcpy(name, target->u.name, target->namelen);
 		name[target->namelen] = '\0';
 		dst_name = name;
+	} else {
+		socklen_t len;
+		sa_from_socks(&ss, &len, target);
+		dst_addr = (const struct sockaddr *)&ss;
 	}
 	const struct rule *r = session_match_rule(s, rule_cmd, dst_addr, dst_name, target->port);
 	*why = NULL;
@@ -76,9 +84,42 @@ void flow_reply(struct flow *f, uint8_t rep)
 	f->rep_set = true;
 }
 
+static void on_flow_relay_done(struct relay *r, const char *reason)
+{
+	struct flow *f = (struct flow *)((char *)r - offsetof(struct flow, relay));
+	if (f->relay_done)
+		f->relay_done(f, reason);
+	else
+		flow_close(f, reason);
+}
+
+int flow_relay_stream(struct flow *f, struct conn *client, int target,
+		      void (*done)(struct flow *f, const char *reason))
+{
+	struct session *s = f->s;
+	f->client = *client;
+	f->relay_done = done;
+	if (relay_start(&f->relay, s->w->loop, s->w->pipes, &f->client, target, NULL, 0,
+			s->conf->timeouts.idle, s->conf->limits.relay_buffer,
+			on_flow_relay_done) < 0) {
+		relay_stop(&f->relay);
+		return -1;
+	}
+	f->relaying = true;
+	return 0;
+}
+
 void flow_close(struct flow *f, const char *result)
 {
 	struct session *s = f->s;
+	if (f->relaying) {
+		relay_stop(&f->relay);
+		f->up += f->relay.half[0].bytes;
+		f->down += f->relay.half[1].bytes;
+		conn_close(&f->client);
+		close(f->relay.fd[1]);
+		f->relaying = false;
+	}
 	sessionlog_flow(s, f, result);
 	rule_slot_give(f->rule);
 	if (f->prev)

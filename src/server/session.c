@@ -185,23 +185,6 @@ static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
 
 /* ---- rules ---- */
 
-bool rule_slot_take(const struct rule *r)
-{
-	atomic_uint *active = &((struct rule *)r)->active;
-	if (!r->max_sessions)
-		return true;
-	if (atomic_fetch_add(active, 1) < r->max_sessions)
-		return true;
-	atomic_fetch_sub(active, 1);
-	return false;
-}
-
-void rule_slot_give(const struct rule *r)
-{
-	if (r->max_sessions)
-		atomic_fetch_sub(&((struct rule *)r)->active, 1);
-}
-
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
 				      uint16_t dst_port)

@@ -28,11 +28,13 @@ struct flow {
 	uint64_t up, down;
 	ev_tstamp started;
 	struct flow *prev, *next;
+	/* flow_relay_stream(): the flow's own byte relay. */
+	bool relaying;
+	struct conn client;
+	struct relay relay;
+	void (*relay_done)(struct flow *f, const char *reason);
 };
 
-/* A rule's `sessions` slot: take (true when it has no limit) and give. */
-bool rule_slot_take(const struct rule *r);
-void rule_slot_give(const struct rule *r);
 /* Ends every flow still open (the session is closing) with this result. */
 void flow_close_all(struct session *s, const char *result);
 

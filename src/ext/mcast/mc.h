@@ -140,8 +140,7 @@ void mc_hub_unlock(void);
  * MCAST_KEYF_* bits they grant in *perms; NULL when blocked (logged). */
 struct flow;
 struct mcast_request;
-struct flow *mc_policy_open(struct session *s, const struct mcast_request *req,
-			    const struct sockaddr *group, uint8_t *perms);
+struct flow *mc_policy_open(struct session *s, const struct mcast_request *req, uint8_t *perms);
 
 /* ---- commands (mc_session.c) ---- */
 void mc_cmd_join(struct session *s);

@@ -24,11 +24,10 @@ static uint8_t perms_of(const struct rule *r)
 	return perms;
 }
 
-struct flow *mc_policy_open(struct session *s, const struct mcast_request *req,
-			    const struct sockaddr *group, uint8_t *perms)
+struct flow *mc_policy_open(struct session *s, const struct mcast_request *req, uint8_t *perms)
 {
 	const char *why;
-	struct flow *f = flow_open(s, RULE_CMD_MCAST_JOIN, req->cmd, &req->group, group, &why);
+	struct flow *f = flow_open(s, RULE_CMD_MCAST_JOIN, req->cmd, &req->group, &why);
 	if (f)
 		*perms = perms_of(flow_rule(f));
 	return f; /* NULL: blocked, the denial is logged */

@@ -251,7 +251,7 @@ static int do_join(struct mc_conn *c, const struct mcast_request *req)
 		return refuse(c, req->cmd, rep, &req->group, why);
 	sa_from_socks(&gsa, &glen, &req->group);
 	uint8_t perms = 0;
-	struct flow *f = mc_policy_open(s, req, (struct sockaddr *)&gsa, &perms);
+	struct flow *f = mc_policy_open(s, req, &perms);
 	if (!f)
 		return refuse(c, req->cmd, SOCKS5_REP_MCAST_NEITHER, &req->group,
 			      "rules allow neither sending nor receiving");
