@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ext/mcast/mc.h"
+#include "ext/mcast/mc_conf.h"
 #include "policy/rules.h"
 #include "server/session.h"
 
@@ -23,12 +24,12 @@ uint8_t mc_policy_perms(struct session *s, const struct sockaddr *group, uint16_
 	if (!session_allowed(s, RULE_CMD_MCAST_JOIN, group, NULL, port, true))
 		return 0;
 	const struct rule *r = passing_rule(s, group, port);
-	uint8_t perms = 0;
-	if (!r || r->mcast_perms == 0)
+	uint8_t perms = 0, granted = mc_conf_rule_perms(r);
+	if (granted == 0)
 		return MCAST_KEYF_SEND | MCAST_KEYF_RECV;
-	if (r->mcast_perms & RULE_MCAST_SEND)
+	if (granted & RULE_MCAST_SEND)
 		perms |= MCAST_KEYF_SEND;
-	if (r->mcast_perms & RULE_MCAST_RECV)
+	if (granted & RULE_MCAST_RECV)
 		perms |= MCAST_KEYF_RECV;
 	return perms;
 }
