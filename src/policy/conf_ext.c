@@ -276,6 +276,7 @@ int conf_ext_register(const struct conf_ext *e, char *err, size_t errlen)
 		reg.n_top = m.n_top;
 		memcpy(reg.n_block_keys, m.n_block_keys, sizeof(m.n_block_keys));
 		reg.n_commands = m.n_commands;
+		reg.n_section_keys[slot] = 0;
 		return -1;
 	}
 	reg.ext[reg.n_ext++] = e;
