@@ -21,6 +21,8 @@
 
 enum { BLK_LISTEN, BLK_CLIENT_RULE, BLK_REQUEST_RULE, BLK_COUNT_ };
 
+_Static_assert(CONF_EXT_ARGS_MAX == CONF_ARGS_MAX, "a handler sees every value");
+
 /* An extension's key as the parser sees it (k), and whose it is. */
 struct ext_key {
 	struct conf_key k; /* first: the parser's p->key points here */
@@ -83,13 +85,15 @@ static enum conf_kw ext_kw_intern(const char *name)
 
 /* ---- the handlers the parser calls for extensions' keys ---- */
 
-/* The extension's data for the listener or rule a statement is in,
- * allocated zeroed when first used; NULL after an error or out of memory. */
+/* Only the registry's keys have these handlers, so p->key is one of its
+ * struct ext_key. */
 static const struct ext_key *ext_key_of(const struct conf_parser *p)
 {
 	return (const struct ext_key *)p->key;
 }
 
+/* The extension's data for the listener or rule a statement is in,
+ * allocated zeroed when first used; NULL when out of memory. */
 static void *ext_slot_data(struct conf_parser *p, void **slots, size_t size, int line)
 {
 	unsigned slot = ext_key_of(p)->slot;

@@ -87,7 +87,8 @@ struct conf_ext {
 	const struct conf_ext_command *commands;
 	size_t n_commands;
 	/* conf_auth_bits the extension runs inside its own methods (a
-	 * sub-authentication), so that the core loads what they need. */
+	 * sub-authentication), so that the core loads what they need.
+	 * settings is NULL for an extension without a section. */
 	unsigned (*auth_used)(const struct stp_conf *c, const void *settings);
 };
 
