@@ -25,8 +25,6 @@ struct stp_conf *conf_new(void)
 	c->auth_methods = AUTH_BIT_NONE;
 	c->userpass_backend = USERPASS_FILE;
 	snprintf(c->pam_service, sizeof(c->pam_service), "stpd");
-	c->tls.udp_naked = true;
-	c->tls.min_version = 12;
 	c->timeouts = (struct conf_timeouts){
 		.handshake = 10, .connect = 30, .idle = 3600,
 		.bind_accept = 120, .udp_idle = 300, .dns = 10,
@@ -35,15 +33,13 @@ struct stp_conf *conf_new(void)
 		.max_sessions = 10000, .max_sessions_per_client = 1000,
 		.max_dns_pending = 1024, .relay_buffer = 65536,
 	};
-	c->mcast = (struct conf_mcast){
-		.encryption = MCAST_ENC_AES256GCM, .max_members = 64, .idle_timeout = 600,
-		.ttl = 16,
-	};
-	rule_cidr_parse(&c->mcast.pool4, "239.255.0.0/16");
-	rule_cidr_parse(&c->mcast.pool6, "ff15::/16");
 	c->log_target = LOG_TO_STDERR;
 	c->log_format = LOG_FMT_TEXT;
 	c->log_level = LOG_INFO;
+	if (conf_ext_settings_init(c) < 0) {
+		conf_unref(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -83,6 +79,21 @@ struct rule *conf_rule_add(struct rule **rules, size_t *n, const char *file, int
 	r->log_level = -1;
 	atomic_init(&r->active, 0);
 	return r;
+}
+
+/* With the extensions' data each one holds. */
+static void conf_listeners_free(struct conf_listener *ls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		conf_ext_slots_free(ls[i].ext);
+	free(ls);
+}
+
+static void conf_rules_free(struct rule *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		conf_ext_slots_free(rules[i].ext);
+	free(rules);
 }
 
 static int conf_default_listener(struct stp_conf *c)
@@ -176,7 +187,7 @@ int conf_set_listeners(struct stp_conf *c, const char *const *addrs, size_t n, c
 			}
 		}
 	}
-	free(c->listeners);
+	conf_listeners_free(c->listeners, c->n_listeners);
 	c->listeners = ls;
 	c->n_listeners = n;
 	return 0;
@@ -225,7 +236,7 @@ int conf_set_allow(struct stp_conf *c, const char *const *cidrs, size_t n, char 
 		}
 		r->n_from++;
 	}
-	free(c->client_rules);
+	conf_rules_free(c->client_rules, c->n_client_rules);
 	c->client_rules = rules;
 	c->n_client_rules = n_rules;
 	return 0;
@@ -244,9 +255,10 @@ void conf_unref(struct stp_conf *c)
 	/* acq_rel: the last owner must see every other owner's writes. */
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	free(c->listeners);
-	free(c->client_rules);
-	free(c->request_rules);
+	conf_listeners_free(c->listeners, c->n_listeners);
+	conf_rules_free(c->client_rules, c->n_client_rules);
+	conf_rules_free(c->request_rules, c->n_request_rules);
+	conf_ext_settings_free(c);
 	free(c);
 }
 

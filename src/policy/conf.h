@@ -16,6 +16,7 @@
 
 #define CONF_NAME_MAX 64
 #define CONF_PATH_MAX 512
+#define CONF_EXT_MAX RULE_EXT_MAX /* registered extensions (conf_ext.h) */
 
 struct conf_listener {
 	char name[CONF_NAME_MAX];       /* "listener NAME"; default "ADDR:PORT" text */
@@ -26,8 +27,7 @@ struct conf_listener {
 	struct sockaddr_storage udp_advertise; /* port ignored */
 	bool has_external;              /* source address for outgoing sockets */
 	struct sockaddr_storage external;      /* port ignored */
-	bool tls;                       /* TLS from the first byte (SOCKS over TLS) */
-	bool require_tls;               /* only methods X'86'/X'06' (downgrade protection) */
+	void *ext[CONF_EXT_MAX];        /* extensions' data (conf_ext_listener) */
 };
 
 enum conf_log_target { LOG_TO_STDERR = 0, LOG_TO_SYSLOG = 1 };
@@ -37,25 +37,9 @@ enum conf_log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON = 1 };
 enum conf_auth_bits {
 	AUTH_BIT_NONE = 1u << 0,     /* method X'00' */
 	AUTH_BIT_USERPASS = 1u << 1, /* method X'02', RFC 1929 */
-	AUTH_BIT_SSL = 1u << 2,      /* method X'86' and its IANA code X'06' (docs/tls.md) */
+	AUTH_BIT_SSL = 1u << 2,      /* method X'86' and its IANA code X'06' (an extension's) */
 };
 enum conf_userpass_backend { USERPASS_FILE = 0, USERPASS_PAM = 1 };
-
-enum conf_tls_client_cert { TLS_CLIENT_CERT_NONE = 0, TLS_CLIENT_CERT_OPTIONAL = 1,
-			     TLS_CLIENT_CERT_REQUIRE = 2 };
-
-/* tls { }: the server side of TLS, for method X'86' and "tls on" listeners
- * (docs/tls.md). */
-struct conf_tls {
-	char cert[CONF_PATH_MAX];       /* PEM chain; "" = none */
-	char key[CONF_PATH_MAX];        /* PEM private key */
-	char client_ca[CONF_PATH_MAX];  /* CAs for client certificates; "" = none */
-	enum conf_tls_client_cert client_cert; /* default none */
-	bool cert_user;                 /* a verified client cert's CN is the user */
-	unsigned subauth;               /* conf_auth_bits allowed inside X'86'; 0 = none */
-	bool udp_naked;                 /* agree to UDP-Naked (default on) */
-	unsigned min_version;           /* 12 or 13 (default 12) */
-};
 
 struct conf_timeouts {            /* seconds; 0 = none */
 	unsigned handshake;       /* accept -> request parsed (default 10) */
@@ -71,26 +55,6 @@ struct conf_limits {
 	unsigned max_sessions_per_client; /* per client IP (default 1000) */
 	unsigned max_dns_pending;         /* per worker (default 1024) */
 	unsigned relay_buffer;            /* bytes per direction when not splicing (default 65536) */
-};
-
-/* mcast { }: the multicast extension (docs/mcast.md, docs/config.md). */
-enum conf_mcast_encryption {       /* the same numbers as the KEY block's SUITE */
-	MCAST_ENC_OFF = 0,
-	MCAST_ENC_AES256GCM = 1,
-	MCAST_ENC_CHACHA20 = 2,
-};
-
-struct conf_mcast {
-	char external_if[16];          /* real groups are joined here; "" = route lookup */
-	char internal_if[16];          /* intranet groups and members' packets; "" = route */
-	struct rule_cidr pool4, pool6; /* intranet groups (239.255.0.0/16, ff15::/16) */
-	unsigned encryption;           /* conf_mcast_encryption (default AES-256-GCM) */
-	unsigned max_members;          /* per group (default 64; 0 = no limit) */
-	unsigned max_time;             /* seconds one membership lasts (0 = no limit) */
-	unsigned idle_timeout;         /* relay without a packet (default 600; 0 = never) */
-	unsigned rate;                 /* bytes/s per group, both ways (0 = no limit) */
-	unsigned burst;                /* token bucket depth in bytes (0 = one second of rate) */
-	unsigned ttl;                  /* multicast hop limit (default 16) */
 };
 
 struct stp_conf {
@@ -109,11 +73,9 @@ struct stp_conf {
 	char users_file[CONF_PATH_MAX];
 	int users_file_line;           /* where the config set it; 0 = command line */
 	char pam_service[CONF_NAME_MAX]; /* default "stpd" */
-	struct conf_tls tls;
 
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;
-	struct conf_mcast mcast;
 
 	enum conf_log_target log_target;
 	enum conf_log_format log_format;
@@ -128,6 +90,10 @@ struct stp_conf {
 	size_t n_client_rules;
 	struct rule *request_rules;
 	size_t n_request_rules;
+
+	/* Each registered extension's settings, by registry slot (conf_ext.h:
+	 * conf_ext_get); freed with the snapshot through its free hook. */
+	void *ext[CONF_EXT_MAX];
 };
 
 /* Parses path into a new snapshot (refs = 1). On errors, writes every error

@@ -42,8 +42,10 @@ int cv_log_level(const char *s, int *out);
 const char *cv_log_level_name(int level);
 /* "on"/"off". */
 int cv_bool(const char *s, bool *out);
-/* A command name -> one rule_cmd_bits value. */
+/* A command name, the core's or registered -> one rule_cmd_bits value. */
 int cv_command(const char *s, uint32_t *bit);
+/* Every command name, the core's then registered: "a, b, c". */
+void cv_command_list(char *out, size_t cap);
 /* True when s looks like an address rather than a name: it holds ':' or
  * '/', or only digits and dots (one digit at least). */
 bool cv_looks_like_addr(const char *s);
@@ -52,5 +54,19 @@ bool cv_looks_like_addr(const char *s);
 int cv_domain(const char *s, char *out, size_t cap);
 /* A name for a listener or a group: [A-Za-z0-9._-], 1-63 characters. */
 int cv_ident(const char *s);
+
+/* ---- extensions (conf_ext.c) ---- */
+
+/* Gives c every registered extension's settings at their defaults. 0, or
+ * -1 when out of memory (conf_ext_settings_free cleans up). */
+int conf_ext_settings_init(struct stp_conf *c);
+void conf_ext_settings_free(struct stp_conf *c);
+/* Frees a listener's or a rule's extension data. */
+void conf_ext_slots_free(void **slots);
+/* Registered command names: bit by name (0 or -1), name by bit (NULL when
+ * none), the i-th (NULL past the end). */
+int conf_ext_command_bit(const char *name, uint32_t *bit);
+const char *conf_ext_command_name(uint32_t bit);
+const char *conf_ext_command_at(size_t i);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * conf_keys.c - the keys of stpd.conf outside rules: global settings, the
  * log, timeouts, limits and auth blocks, and listeners; plus the checks that
- * need the whole file. Rules are in conf_rule_keys.c.
+ * need the whole file. Rules are in conf_rule_keys.c; extensions' sections
+ * and keys come from the registry (conf_ext.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,12 +78,9 @@ static void *k_user(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 	return ctx;
 }
 
+/* log, timeouts, limits, auth: the block's keys write to p->conf. */
 static void *k_block(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
-	if (s->kw == KW_AUTH && p->auth_line == 0)
-		p->auth_line = s->line;
-	if (s->kw == KW_TLS && p->tls_line == 0)
-		p->tls_line = s->line;
 	return ctx;
 }
 
@@ -155,10 +153,8 @@ static void *k_limit(struct conf_parser *p, const struct conf_stmt *s, void *ctx
 
 /* ---- auth { } ---- */
 
-/* A list of method names as conf_auth_bits; `ssl` only where allowed
- * (not as a sub-authentication inside TLS). */
-static unsigned auth_method_bits(struct conf_parser *p, const struct conf_stmt *s, bool allow_ssl,
-				 const char *what)
+/* A list of method names as conf_auth_bits. */
+static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	unsigned bits = 0;
 	for (size_t i = 0; i < s->nargs; i++) {
@@ -166,18 +162,12 @@ static unsigned auth_method_bits(struct conf_parser *p, const struct conf_stmt *
 			bits |= AUTH_BIT_NONE;
 		else if (strcmp(arg(s, i), "userpass") == 0)
 			bits |= AUTH_BIT_USERPASS;
-		else if (allow_ssl && strcmp(arg(s, i), "ssl") == 0)
+		else if (strcmp(arg(s, i), "ssl") == 0)
 			bits |= AUTH_BIT_SSL;
 		else
-			conf_error(p, s->line, "unknown %s method '%.64s' (%s)", what, arg(s, i),
-				   allow_ssl ? "none, userpass or ssl" : "none or userpass");
+			conf_error(p, s->line, "unknown auth method '%.64s' (none, userpass or ssl)",
+				   arg(s, i));
 	}
-	return bits;
-}
-
-static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	unsigned bits = auth_method_bits(p, s, true, "auth");
 	if (bits)
 		p->conf->auth_methods = bits;
 	return ctx;
@@ -207,57 +197,6 @@ static void *k_auth_pam_service(struct conf_parser *p, const struct conf_stmt *s
 		conf_error(p, s->line, "bad PAM service name '%.64s'", arg(s, 0));
 	else
 		conf_set_str(p->conf->pam_service, sizeof(p->conf->pam_service), arg(s, 0));
-	return ctx;
-}
-
-/* ---- tls { } (docs/tls.md) ---- */
-
-static void *k_tls_file(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_tls *t = &p->conf->tls;
-	char *dst = s->kw == KW_CERT ? t->cert : s->kw == KW_KEY ? t->key : t->client_ca;
-	conf_copy(p, s, dst, CONF_PATH_MAX);
-	return ctx;
-}
-
-static void *k_tls_client_cert(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_tls *t = &p->conf->tls;
-	if (strcmp(arg(s, 0), "none") == 0)
-		t->client_cert = TLS_CLIENT_CERT_NONE;
-	else if (strcmp(arg(s, 0), "optional") == 0)
-		t->client_cert = TLS_CLIENT_CERT_OPTIONAL;
-	else if (strcmp(arg(s, 0), "require") == 0)
-		t->client_cert = TLS_CLIENT_CERT_REQUIRE;
-	else
-		conf_error(p, s->line, "'client-cert' is none, optional or require, not '%.64s'",
-			   arg(s, 0));
-	return ctx;
-}
-
-static void *k_tls_bool(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_tls *t = &p->conf->tls;
-	if (cv_bool(arg(s, 0), s->kw == KW_CERT_USER ? &t->cert_user : &t->udp_naked) < 0)
-		conf_error(p, s->line, "'%s' is on or off, not '%.64s'", s->key, arg(s, 0));
-	return ctx;
-}
-
-static void *k_tls_subauth(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	unsigned bits = auth_method_bits(p, s, false, "subauth");
-	p->conf->tls.subauth = bits;
-	return ctx;
-}
-
-static void *k_tls_min_version(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	if (strcmp(arg(s, 0), "1.2") == 0)
-		p->conf->tls.min_version = 12;
-	else if (strcmp(arg(s, 0), "1.3") == 0)
-		p->conf->tls.min_version = 13;
-	else
-		conf_error(p, s->line, "'min-version' is 1.2 or 1.3, not '%.64s'", arg(s, 0));
 	return ctx;
 }
 
@@ -309,15 +248,6 @@ static void *k_listen_proxy(struct conf_parser *p, const struct conf_stmt *s, vo
 	return ctx;
 }
 
-/* tls and require-tls: on or off (docs/tls.md). */
-static void *k_listen_tls(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_listener *l = ctx;
-	if (l && cv_bool(arg(s, 0), s->kw == KW_TLS ? &l->tls : &l->require_tls) < 0)
-		conf_error(p, s->line, "'%s' is on or off, not '%.64s'", s->key, arg(s, 0));
-	return ctx;
-}
-
 /* udp-advertise and external: an IP address; a port, if any, is ignored. */
 static void *k_listen_addr(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
@@ -337,80 +267,6 @@ static void *k_listen_addr(struct conf_parser *p, const struct conf_stmt *s, voi
 		l->has_external = true;
 	else
 		l->has_udp_advertise = true;
-	return ctx;
-}
-
-/* ---- mcast { } (docs/mcast.md) ---- */
-
-static void *k_mcast_if(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_mcast *m = &p->conf->mcast;
-	char *dst = s->kw == KW_EXTERNAL_INTERFACE ? m->external_if : m->internal_if;
-	const char *v = arg(s, 0);
-	if (v[0] == '\0' || strlen(v) >= sizeof(m->external_if) || strchr(v, '/') ||
-	    strchr(v, ' '))
-		conf_error(p, s->line, "bad interface name '%.64s' for '%s'", v, s->key);
-	else
-		conf_set_str(dst, sizeof(m->external_if), v);
-	return ctx;
-}
-
-/* One IPv4 and/or one IPv6 prefix, multicast, with room for groups. */
-static void *k_mcast_pool(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_mcast *m = &p->conf->mcast;
-	bool v4 = false, v6 = false;
-	for (size_t i = 0; i < s->nargs; i++) {
-		struct rule_cidr c;
-		const char *v = arg(s, i);
-		if (rule_cidr_parse(&c, v) < 0 ||
-		    (c.family == AF_INET ? (c.addr[0] & 0xF0) != 0xE0 : c.addr[0] != 0xFF)) {
-			conf_error(p, s->line, "bad pool '%.64s' (want a multicast prefix)", v);
-			continue;
-		}
-		if (c.prefix > (c.family == AF_INET ? 30 : 126)) {
-			conf_error(p, s->line, "pool '%.64s' is too small", v);
-			continue;
-		}
-		bool *seen = c.family == AF_INET ? &v4 : &v6;
-		if (*seen)
-			conf_error(p, s->line, "'pool' takes one IPv4 and one IPv6 prefix");
-		*seen = true;
-		if (c.family == AF_INET)
-			m->pool4 = c;
-		else
-			m->pool6 = c;
-	}
-	return ctx;
-}
-
-static void *k_mcast_encryption(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	const char *v = arg(s, 0);
-	unsigned *e = &p->conf->mcast.encryption;
-	if (strcmp(v, "aes-256-gcm") == 0)
-		*e = MCAST_ENC_AES256GCM;
-	else if (strcmp(v, "chacha20-poly1305") == 0)
-		*e = MCAST_ENC_CHACHA20;
-	else if (strcmp(v, "off") == 0)
-		*e = MCAST_ENC_OFF;
-	else
-		conf_error(p, s->line,
-			   "'encryption' is aes-256-gcm, chacha20-poly1305 or off, not '%.64s'", v);
-	return ctx;
-}
-
-static void *k_mcast_number(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct conf_mcast *m = &p->conf->mcast;
-	switch (s->kw) {
-	case KW_MAX_MEMBERS: conf_set_uint(p, s, 0, 1000000, &m->max_members); break;
-	case KW_MAX_TIME: conf_set_uint(p, s, 0, CONF_TIMEOUT_MAX, &m->max_time); break;
-	case KW_IDLE_TIMEOUT: conf_set_uint(p, s, 0, CONF_TIMEOUT_MAX, &m->idle_timeout); break;
-	case KW_RATE: conf_set_uint(p, s, 0, 1u << 30, &m->rate); break;
-	case KW_BURST: conf_set_uint(p, s, 0, 1u << 30, &m->burst); break;
-	default: conf_set_uint(p, s, 1, 255, &m->ttl); break;
-	}
 	return ctx;
 }
 
@@ -449,55 +305,24 @@ static const struct conf_key auth_keys[] = {
 static const struct conf_section sec_auth = { SEC_AUTH, "an auth block", auth_keys,
 					      N(auth_keys) };
 
-static const struct conf_key tls_keys[] = {
-	KEY1(KW_CERT, k_tls_file),
-	KEY1(KW_CERT_USER, k_tls_bool),
-	KEY1(KW_CLIENT_CA, k_tls_file),
-	KEY1(KW_CLIENT_CERT, k_tls_client_cert),
-	KEY1(KW_KEY, k_tls_file),
-	KEY1(KW_MIN_VERSION, k_tls_min_version),
-	{ KW_SUBAUTH, 1, 2, true, NULL, false, k_tls_subauth },
-	KEY1(KW_UDP_NAKED, k_tls_bool),
-};
-static const struct conf_section sec_tls = { SEC_TLS, "a tls block", tls_keys, N(tls_keys) };
-
-static const struct conf_key mcast_keys[] = {
-	KEY1(KW_BURST, k_mcast_number),
-	KEY1(KW_ENCRYPTION, k_mcast_encryption),
-	KEY1(KW_EXTERNAL_INTERFACE, k_mcast_if),
-	KEY1(KW_IDLE_TIMEOUT, k_mcast_number),
-	KEY1(KW_INTERNAL_INTERFACE, k_mcast_if),
-	KEY1(KW_MAX_MEMBERS, k_mcast_number),
-	KEY1(KW_MAX_TIME, k_mcast_number),
-	{ KW_POOL, 1, 2, true, NULL, false, k_mcast_pool },
-	KEY1(KW_RATE, k_mcast_number),
-	KEY1(KW_TTL, k_mcast_number),
-};
-static const struct conf_section sec_mcast = { SEC_MCAST, "an mcast block", mcast_keys,
-					       N(mcast_keys) };
-
 static const struct conf_key listen_keys[] = {
 	KEY1(KW_EXTERNAL, k_listen_addr),
 	KEY1(KW_NAME, k_listen_name),
 	KEY1(KW_PROXY_PROTOCOL, k_listen_proxy),
-	KEY1(KW_REQUIRE_TLS, k_listen_tls),
-	KEY1(KW_TLS, k_listen_tls),
 	KEY1(KW_UDP_ADVERTISE, k_listen_addr),
 };
-static const struct conf_section sec_listen = { SEC_LISTEN, "a listen block", listen_keys,
-						N(listen_keys) };
+const struct conf_section conf_sec_listen = { SEC_LISTEN, "a listen block", listen_keys,
+					     N(listen_keys) };
 
 static const struct conf_key top_keys[] = {
 	{ KW_AUTH, 0, 0, false, &sec_auth, true, k_block },
 	{ KW_CLIENT, 1, 1, false, &conf_sec_client_rule, false, conf_key_client },
 	{ KW_LIMITS, 0, 0, false, &sec_limits, true, k_block },
-	{ KW_LISTEN, 1, 1, false, &sec_listen, false, k_listen },
+	{ KW_LISTEN, 1, 1, false, &conf_sec_listen, false, k_listen },
 	{ KW_LOG, 0, 0, false, &sec_log, true, k_block },
-	{ KW_MCAST, 0, 0, false, &sec_mcast, true, k_block },
 	{ KW_REQUEST, 1, 1, false, &conf_sec_request_rule, false, conf_key_request },
 	KEY1(KW_RESOLVER, k_resolver),
 	{ KW_TIMEOUTS, 0, 0, false, &sec_timeouts, true, k_block },
-	{ KW_TLS, 0, 0, false, &sec_tls, true, k_block },
 	KEY1(KW_USER, k_user),
 	KEY1(KW_WORKERS, k_workers),
 };
@@ -524,26 +349,6 @@ static void conf_check_listener_refs(struct conf_parser *p, const struct rule *r
 					   rules[i].listeners[j]);
 }
 
-/* TLS settings that only make sense together (docs/tls.md). */
-static void conf_check_tls(struct conf_parser *p)
-{
-	struct stp_conf *c = p->conf;
-	const struct conf_tls *t = &c->tls;
-	bool used = c->auth_methods & AUTH_BIT_SSL;
-	int line = p->tls_line ? p->tls_line : p->auth_line;
-	for (size_t i = 0; i < c->n_listeners; i++)
-		used = used || c->listeners[i].tls;
-	if (used && (!t->cert[0] || !t->key[0]))
-		conf_error(p, line ? line : 1,
-			   "auth method ssl and 'tls on' listeners need 'cert' and 'key' in a tls block");
-	if (t->client_cert != TLS_CLIENT_CERT_NONE && !t->client_ca[0])
-		conf_error(p, p->tls_line, "'client-cert %s' needs 'client-ca'",
-			   t->client_cert == TLS_CLIENT_CERT_REQUIRE ? "require" : "optional");
-	if ((t->subauth & AUTH_BIT_USERPASS) && c->userpass_backend == USERPASS_FILE &&
-	    c->users_file[0] == '\0')
-		conf_error(p, p->tls_line, "subauth userpass with backend file needs 'users-file'");
-}
-
 void conf_check_final(struct conf_parser *p)
 {
 	struct stp_conf *c = p->conf;
@@ -552,8 +357,8 @@ void conf_check_final(struct conf_parser *p)
 	if ((c->auth_methods & AUTH_BIT_USERPASS) && c->userpass_backend == USERPASS_FILE &&
 	    c->users_file[0] == '\0') {
 		int line = p->seen[SEC_AUTH][KW_METHODS] ? p->seen[SEC_AUTH][KW_METHODS] :
-							    p->auth_line;
+							    p->seen[SEC_TOP][KW_AUTH];
 		conf_error(p, line, "auth method userpass with backend file needs 'users-file'");
 	}
-	conf_check_tls(p);
+	conf_ext_check_all(p);
 }

@@ -17,60 +17,40 @@ static const struct kw_entry kw_table[] = {
 	{ "auth", KW_AUTH },
 	{ "backend", KW_BACKEND },
 	{ "bind-accept", KW_BIND_ACCEPT },
-	{ "burst", KW_BURST },
-	{ "cert", KW_CERT },
-	{ "cert-user", KW_CERT_USER },
 	{ "client", KW_CLIENT },
-	{ "client-ca", KW_CLIENT_CA },
-	{ "client-cert", KW_CLIENT_CERT },
 	{ "command", KW_COMMAND },
 	{ "connect", KW_CONNECT },
 	{ "days", KW_DAYS },
 	{ "dns", KW_DNS },
 	{ "dns-pending", KW_DNS_PENDING },
-	{ "encryption", KW_ENCRYPTION },
 	{ "external", KW_EXTERNAL },
-	{ "external-interface", KW_EXTERNAL_INTERFACE },
 	{ "format", KW_FORMAT },
 	{ "from", KW_FROM },
 	{ "group", KW_GROUP },
 	{ "handshake", KW_HANDSHAKE },
 	{ "idle", KW_IDLE },
 	{ "idle-timeout", KW_IDLE_TIMEOUT },
-	{ "internal-interface", KW_INTERNAL_INTERFACE },
-	{ "key", KW_KEY },
 	{ "level", KW_LEVEL },
 	{ "limits", KW_LIMITS },
 	{ "listen", KW_LISTEN },
 	{ "listener", KW_LISTENER },
 	{ "log", KW_LOG },
-	{ "max-members", KW_MAX_MEMBERS },
-	{ "max-time", KW_MAX_TIME },
-	{ "mcast", KW_MCAST },
 	{ "methods", KW_METHODS },
-	{ "min-version", KW_MIN_VERSION },
 	{ "name", KW_NAME },
 	{ "pam-service", KW_PAM_SERVICE },
-	{ "pool", KW_POOL },
 	{ "port", KW_PORT },
 	{ "proxy-protocol", KW_PROXY_PROTOCOL },
-	{ "rate", KW_RATE },
 	{ "relay-buffer", KW_RELAY_BUFFER },
 	{ "request", KW_REQUEST },
-	{ "require-tls", KW_REQUIRE_TLS },
 	{ "resolver", KW_RESOLVER },
 	{ "sessions", KW_SESSIONS },
 	{ "sessions-per-client", KW_SESSIONS_PER_CLIENT },
-	{ "subauth", KW_SUBAUTH },
 	{ "target", KW_TARGET },
 	{ "time", KW_TIME },
 	{ "timeouts", KW_TIMEOUTS },
-	{ "tls", KW_TLS },
 	{ "to", KW_TO },
-	{ "ttl", KW_TTL },
 	{ "udp-advertise", KW_UDP_ADVERTISE },
 	{ "udp-idle", KW_UDP_IDLE },
-	{ "udp-naked", KW_UDP_NAKED },
 	{ "user", KW_USER },
 	{ "users-file", KW_USERS_FILE },
 	{ "workers", KW_WORKERS },
@@ -86,11 +66,13 @@ enum conf_kw conf_kw_lookup(const char *word)
 {
 	const struct kw_entry *e = bsearch(word, kw_table, KW_TABLE_LEN, sizeof(kw_table[0]),
 					   kw_cmp);
-	return e ? e->kw : KW_NONE;
+	return e ? e->kw : conf_ext_kw_lookup(word);
 }
 
 const char *conf_kw_name(enum conf_kw kw)
 {
+	if (kw >= KW_COUNT_)
+		return conf_ext_kw_name(kw);
 	for (size_t i = 0; i < KW_TABLE_LEN; i++)
 		if (kw_table[i].kw == kw)
 			return kw_table[i].name;

@@ -27,17 +27,15 @@ enum conf_tok_type {
 	TOK_ERROR,  /* bad input; text holds the message */
 };
 
-/* Keyword ids. Keep the table in conf_lex.c sorted by name. */
+/* Keyword ids of the core's own keys. Keep the table in conf_lex.c sorted
+ * by name. Extensions' keywords (conf_ext.h) are given the ids from
+ * KW_COUNT_ up, in the order they are registered. */
 enum conf_kw {
 	KW_NONE = 0,
 	KW_AUTH,
 	KW_BACKEND,
 	KW_BIND_ACCEPT,
-	KW_CERT,
-	KW_CERT_USER,
 	KW_CLIENT,
-	KW_CLIENT_CA,
-	KW_CLIENT_CERT,
 	KW_COMMAND,
 	KW_CONNECT,
 	KW_DAYS,
@@ -50,52 +48,38 @@ enum conf_kw {
 	KW_HANDSHAKE,
 	KW_IDLE,
 	KW_IDLE_TIMEOUT,
-	KW_KEY,
 	KW_LEVEL,
 	KW_LIMITS,
 	KW_LISTEN,
 	KW_LISTENER,
 	KW_LOG,
 	KW_METHODS,
-	KW_MIN_VERSION,
 	KW_NAME,
 	KW_PAM_SERVICE,
 	KW_PORT,
 	KW_PROXY_PROTOCOL,
 	KW_RELAY_BUFFER,
 	KW_REQUEST,
-	KW_REQUIRE_TLS,
 	KW_RESOLVER,
 	KW_SESSIONS,
 	KW_SESSIONS_PER_CLIENT,
-	KW_SUBAUTH,
 	KW_TARGET,
 	KW_TIME,
 	KW_TIMEOUTS,
-	KW_TLS,
 	KW_TO,
 	KW_UDP_ADVERTISE,
 	KW_UDP_IDLE,
-	KW_UDP_NAKED,
 	KW_USER,
 	KW_USERS_FILE,
 	KW_WORKERS,
-	KW_BURST,
-	KW_ENCRYPTION,
-	KW_EXTERNAL_INTERFACE,
-	KW_INTERNAL_INTERFACE,
-	KW_MAX_MEMBERS,
-	KW_MAX_TIME,
-	KW_MCAST,
-	KW_POOL,
-	KW_RATE,
-	KW_TTL,
 	KW_COUNT_
 };
+#define CONF_EXT_KW_MAX 128                   /* extensions' keywords, all together */
+#define KW_ID_MAX (KW_COUNT_ + CONF_EXT_KW_MAX) /* bound of every keyword id */
 
 struct conf_tok {
 	enum conf_tok_type type;
-	enum conf_kw kw; /* TOK_WORD only; KW_NONE if not a keyword */
+	enum conf_kw kw; /* TOK_WORD only; KW_NONE if not a keyword (core or extension) */
 	int line;
 	char text[CONF_TOK_MAX];
 };
@@ -110,8 +94,12 @@ void conf_lex_init(struct conf_lex *lx, const char *text, size_t len);
  * a message, and the lexer has already skipped past it. */
 void conf_lex_next(struct conf_lex *lx, struct conf_tok *t);
 
+/* The id of a core or a registered extension keyword; KW_NONE if neither. */
 enum conf_kw conf_kw_lookup(const char *word);
 const char *conf_kw_name(enum conf_kw kw);
+/* conf_ext.c: extensions' keywords only (ids >= KW_COUNT_). */
+enum conf_kw conf_ext_kw_lookup(const char *word);
+const char *conf_ext_kw_name(enum conf_kw kw);
 /* For the unit test: true when the keyword table is strictly sorted and
  * covers every id once. */
 bool conf_kw_table_ok(void);

@@ -126,7 +126,7 @@ static void conf_parse_stmt(struct conf_parser *p, const struct conf_section *se
 
 static void conf_parse_block(struct conf_parser *p, const struct conf_section *sec, void *ctx)
 {
-	int local_seen[KW_COUNT_] = { 0 };
+	int local_seen[KW_ID_MAX] = { 0 };
 	int *seen = sec->id < SEC_GLOBAL_COUNT_ ? p->seen[sec->id] : local_seen;
 	int open_line = p->tok.line;
 	conf_advance(p); /* '{' */
@@ -150,12 +150,13 @@ static void conf_parse_block(struct conf_parser *p, const struct conf_section *s
 	}
 }
 
+/* The section's own keys, then those extensions add to it. */
 static const struct conf_key *conf_find_key(const struct conf_section *sec, enum conf_kw kw)
 {
 	for (size_t i = 0; kw != KW_NONE && i < sec->n_keys; i++)
 		if (sec->keys[i].kw == kw)
 			return &sec->keys[i];
-	return NULL;
+	return conf_ext_find_key(sec->id, kw);
 }
 
 /* Reads the values after the key. False (error reported) on a lexer error
@@ -235,7 +236,9 @@ static void conf_parse_stmt(struct conf_parser *p, const struct conf_section *se
 		conf_skip_stmt(p);
 		return;
 	}
-	seen[k->kw] = s->line;
+	if (!seen[k->kw])
+		seen[k->kw] = s->line; /* the first: whole-file checks point there */
+	p->key = k;
 	void *block_ctx = k->fn(p, s, ctx);
 	/* p->stmt is reused by the statements of the block: keep what we need. */
 	const char *key = s->key;
@@ -258,6 +261,12 @@ static void conf_parse_stmt(struct conf_parser *p, const struct conf_section *se
 			   conf_tok_desc(&p->tok, buf, sizeof(buf)));
 		conf_skip_stmt(p);
 	}
+}
+
+int conf_first_line(const struct conf_parser *p, const char *key)
+{
+	enum conf_kw kw = conf_kw_lookup(key);
+	return kw == KW_NONE ? 0 : p->seen[SEC_TOP][kw];
 }
 
 static void conf_parse_file(struct conf_parser *p)

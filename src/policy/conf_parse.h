@@ -12,6 +12,8 @@
  * client rule, a request rule) is a table of keys; a key gives how many
  * values it takes, whether it may appear once only, the section of its
  * block if it opens one, and the handler that checks and stores the values.
+ * Extensions' sections and their keys in the core's sections come from the
+ * registry (conf_ext.c) in the same form.
  */
 #ifndef STP_POLICY_CONF_PARSE_H
 #define STP_POLICY_CONF_PARSE_H
@@ -20,6 +22,7 @@
 #include <stddef.h>
 
 #include "policy/conf.h"
+#include "policy/conf_ext.h"
 #include "policy/conf_lex.h"
 
 #define CONF_ARGS_MAX 64    /* values in one statement */
@@ -44,9 +47,9 @@ struct conf_key {
 };
 
 enum conf_section_id {
-	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH, SEC_TLS,
-	SEC_MCAST,
-	SEC_GLOBAL_COUNT_,
+	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH,
+	SEC_EXT_, /* + slot: a registered extension's section */
+	SEC_GLOBAL_COUNT_ = SEC_EXT_ + CONF_EXT_MAX,
 	SEC_LISTEN = SEC_GLOBAL_COUNT_, SEC_CLIENT_RULE, SEC_REQUEST_RULE,
 };
 
@@ -75,18 +78,17 @@ struct conf_parser {
 	unsigned nerrors;
 	bool gave_up;
 	/* line where each key of a global section was first seen, 0 = never */
-	int seen[SEC_GLOBAL_COUNT_][KW_COUNT_];
-	int auth_line;     /* first auth block, for the check at the end */
-	int tls_line;      /* first tls block, likewise */
+	int seen[SEC_GLOBAL_COUNT_][KW_ID_MAX];
+	const struct conf_key *key; /* the statement's, while its handler runs */
 	struct conf_stmt stmt;
 };
 
-void conf_error(struct conf_parser *p, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* conf_error() is declared in conf_ext.h. */
 /* Reports running out of memory and stops the parse. */
 void conf_oom(struct conf_parser *p, int line);
 
 extern const struct conf_section conf_sec_top;
+extern const struct conf_section conf_sec_listen;
 extern const struct conf_section conf_sec_client_rule;
 /* conf_rule_keys.c: "client pass|block", "request pass|block". */
 void *conf_key_client(struct conf_parser *p, const struct conf_stmt *s, void *ctx);
@@ -95,5 +97,12 @@ extern const struct conf_section conf_sec_request_rule;
 
 /* conf_keys.c: checks that need the whole file, run after parsing. */
 void conf_check_final(struct conf_parser *p);
+
+/* conf_ext.c: the registry as the parser sees it. An extension's key in
+ * section sec (SEC_TOP for its section's name, SEC_LISTEN, SEC_*_RULE, its
+ * own section), or NULL. */
+const struct conf_key *conf_ext_find_key(enum conf_section_id sec, enum conf_kw kw);
+/* Runs every registered extension's check, in registration order. */
+void conf_ext_check_all(struct conf_parser *p);
 
 #endif

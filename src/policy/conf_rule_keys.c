@@ -2,6 +2,7 @@
  * conf_rule_keys.c - "client pass|block { ... }" and "request pass|block
  * { ... }": the keys of a rule body. List keys (from, to, user, ...) may
  * repeat and add to the list; the others may appear once per rule.
+ * Extensions add keys of their own (conf_ext.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -123,17 +124,19 @@ static void *r_names(struct conf_parser *p, const struct conf_stmt *s, void *ctx
 	return ctx;
 }
 
+/* The names are the core's and the registered extensions' (conf_ext.h). */
 static void *r_command(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	struct rule *r = ctx;
+	char names[512];
 	for (size_t i = 0; r && i < s->nargs; i++) {
 		uint32_t bit;
-		if (cv_command(s->args[i].text, &bit) < 0)
-			conf_error(p, s->line,
-				   "unknown command '%.64s' (connect, bind, bindreply, udpassociate, "
-				   "udpreply, transparent, mcast-join, mcast-leave)", s->args[i].text);
-		else
+		if (cv_command(s->args[i].text, &bit) < 0) {
+			cv_command_list(names, sizeof(names));
+			conf_error(p, s->line, "unknown command '%.64s' (%s)", s->args[i].text, names);
+		} else {
 			r->commands |= bit;
+		}
 	}
 	return ctx;
 }
@@ -186,32 +189,6 @@ static void *r_number(struct conf_parser *p, const struct conf_stmt *s, void *ct
 	return ctx;
 }
 
-/* require-tls on|off (client rules; docs/tls.md). */
-static void *r_require_tls(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct rule *r = ctx;
-	if (r && cv_bool(s->args[0].text, &r->require_tls) < 0)
-		conf_error(p, s->line, "'require-tls' is on or off, not '%.64s'", s->args[0].text);
-	return ctx;
-}
-
-/* mcast send | receive | send receive: what a pass rule for mcast-join
- * grants (docs/mcast.md section 6). */
-static void *r_mcast(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	struct rule *r = ctx;
-	for (size_t i = 0; r && i < s->nargs; i++) {
-		if (strcmp(s->args[i].text, "send") == 0)
-			r->mcast_perms |= RULE_MCAST_SEND;
-		else if (strcmp(s->args[i].text, "receive") == 0)
-			r->mcast_perms |= RULE_MCAST_RECV;
-		else
-			conf_error(p, s->line, "'mcast' is send and/or receive, not '%.64s'",
-				   s->args[i].text);
-	}
-	return ctx;
-}
-
 #define LIST(kw, fn) { kw, 1, RULE_LIST_MAX, false, NULL, false, fn }
 #define ONE(kw, fn) { kw, 1, 1, true, NULL, false, fn }
 #define N(a) (sizeof(a) / sizeof(a[0]))
@@ -222,7 +199,6 @@ static const struct conf_key client_rule_keys[] = {
 	LIST(KW_FROM, r_from),
 	LIST(KW_LISTENER, r_names),
 	ONE(KW_LOG, r_log),
-	ONE(KW_REQUIRE_TLS, r_require_tls),
 	ONE(KW_SESSIONS, r_number),
 	ONE(KW_TIME, r_time),
 };
@@ -237,7 +213,6 @@ static const struct conf_key request_rule_keys[] = {
 	ONE(KW_IDLE_TIMEOUT, r_number),
 	LIST(KW_LISTENER, r_names),
 	ONE(KW_LOG, r_log),
-	{ KW_MCAST, 1, 2, true, NULL, false, r_mcast },
 	LIST(KW_PORT, r_port),
 	ONE(KW_SESSIONS, r_number),
 	ONE(KW_TIME, r_time),

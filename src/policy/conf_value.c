@@ -4,6 +4,7 @@
  * functions; the caller words the error message.
  */
 #include "policy/conf_internal.h"
+#include "policy/conf_ext.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -160,19 +161,48 @@ static const struct {
 	{ "udpassociate", RULE_CMD_UDPASSOCIATE },
 	{ "udpreply", RULE_CMD_UDPREPLY },
 	{ "transparent", RULE_CMD_TRANSPARENT },
-	{ "mcast-join", RULE_CMD_MCAST_JOIN },
-	{ "mcast-leave", RULE_CMD_MCAST_LEAVE },
 };
+#define CV_N_COMMANDS (sizeof(cv_commands) / sizeof(cv_commands[0]))
 
+/* The core's names first, then the extensions' (conf_ext.c). */
 int cv_command(const char *s, uint32_t *bit)
 {
-	for (size_t i = 0; i < sizeof(cv_commands) / sizeof(cv_commands[0]); i++) {
+	for (size_t i = 0; i < CV_N_COMMANDS; i++) {
 		if (strcmp(s, cv_commands[i].name) == 0) {
 			*bit = cv_commands[i].bit;
 			return 0;
 		}
 	}
-	return -1;
+	return conf_ext_command_bit(s, bit);
+}
+
+void cv_command_list(char *out, size_t cap)
+{
+	size_t pos = 0;
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0;; i++) {
+		const char *name = i < CV_N_COMMANDS ? cv_commands[i].name :
+						       conf_ext_command_at(i - CV_N_COMMANDS);
+		if (!name)
+			return;
+		int w = snprintf(out + pos, cap - pos, "%s%s", i ? ", " : "", name);
+		if (w < 0 || (size_t)w >= cap - pos)
+			return;
+		pos += (size_t)w;
+	}
+}
+
+const char *conf_command_name(uint32_t bit)
+{
+	if (bit == 0)
+		return "-";
+	for (size_t i = 0; i < CV_N_COMMANDS; i++)
+		if (cv_commands[i].bit == bit)
+			return cv_commands[i].name;
+	const char *name = conf_ext_command_name(bit);
+	return name ? name : "unknown";
 }
 
 bool cv_looks_like_addr(const char *s)

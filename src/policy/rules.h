@@ -14,7 +14,8 @@
 
 enum rule_action { RULE_BLOCK = 0, RULE_PASS = 1 };
 
-/* Commands a rule can name (a bit each). Extensions take the higher bits. */
+/* Commands a rule can name (a bit each). Extensions register the higher
+ * bits with their names (conf_ext.h). */
 enum rule_cmd_bits {
 	RULE_CMD_CONNECT = 1u << 0,
 	RULE_CMD_BIND = 1u << 1,
@@ -22,9 +23,8 @@ enum rule_cmd_bits {
 	RULE_CMD_UDPASSOCIATE = 1u << 3, /* request, and each client -> target datagram */
 	RULE_CMD_UDPREPLY = 1u << 4,     /* each target -> client datagram */
 	RULE_CMD_TRANSPARENT = 1u << 5,
-	RULE_CMD_MCAST_JOIN = 1u << 6,
-	RULE_CMD_MCAST_LEAVE = 1u << 7,
 };
+#define RULE_CMD_CORE_BITS 0x3Fu /* the bits above; the rest are for extensions */
 /* A macro, not an enumerator: ISO C limits enumerators to int. */
 #define RULE_CMD_ALL 0xFFFFFFFFu
 
@@ -38,12 +38,9 @@ struct rule_ports {
 	uint16_t lo, hi; /* inclusive */
 };
 
-/* What a pass rule for mcast-join grants (its `mcast` key). */
-#define RULE_MCAST_SEND 0x01u
-#define RULE_MCAST_RECV 0x02u
-
 #define RULE_LIST_MAX 16 /* per kind of matcher in one rule */
 #define RULE_STR_MAX 256
+#define RULE_EXT_MAX 8 /* extensions' data slots (policy/conf_ext.h) */
 
 struct rule {
 	char file[128];
@@ -69,8 +66,7 @@ struct rule {
 	int log_level;                   /* -1: default; else LOG_* for this rule's lines */
 	unsigned max_sessions;           /* 0 = none: concurrent sessions matching this rule */
 	unsigned idle_timeout;           /* 0 = config default */
-	uint8_t mcast_perms;             /* mcast-join: RULE_MCAST_* granted; 0 = both */
-	bool require_tls;                /* client rules: only X'86'/X'06' (docs/tls.md) */
+	void *ext[RULE_EXT_MAX];         /* extensions' data (conf_ext_rule) */
 
 	atomic_uint active;              /* sessions currently held by this rule */
 };

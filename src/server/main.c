@@ -21,6 +21,7 @@
 #include "auth/auth.h"
 #include "common/log.h"
 #include "common/sockaddr.h"
+#include "ext/ext_conf.h"
 #include "server/server.h"
 
 #define STPD_VERSION "0.1.0"
@@ -301,6 +302,11 @@ int main(int argc, char **argv)
 		return authfile_passwd_main(argc - 1, argv + 1);
 	log_init("stpd", false, false, LOG_INFO);
 	parse_args(&o, argc, argv);
+	/* Before the first snapshot: the extensions' sections and keys. */
+	if (ext_conf_register(err, sizeof(err)) < 0) {
+		fprintf(stderr, "stpd: %s\n", err);
+		return 1;
+	}
 
 	struct snapshot *boot = load_snapshot(&o, err, sizeof(err));
 	if (!boot) {

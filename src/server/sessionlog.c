@@ -8,24 +8,15 @@
 
 #include "common/log.h"
 #include "common/sockaddr.h"
+#include "policy/conf_ext.h"
 #include "policy/rules.h"
 #include "server/server.h"
 #include "server/session_int.h"
 
+/* The names rules use, the core's and the extensions' (conf_ext.h). */
 const char *rule_cmd_name(uint32_t rule_cmd)
 {
-	switch (rule_cmd) {
-	case 0: return "-";
-	case RULE_CMD_CONNECT: return "connect";
-	case RULE_CMD_BIND: return "bind";
-	case RULE_CMD_BINDREPLY: return "bindreply";
-	case RULE_CMD_UDPASSOCIATE: return "udpassociate";
-	case RULE_CMD_UDPREPLY: return "udpreply";
-	case RULE_CMD_TRANSPARENT: return "transparent";
-	case RULE_CMD_MCAST_JOIN: return "mcast-join";
-	case RULE_CMD_MCAST_LEAVE: return "mcast-leave";
-	default: return "unknown";
-	}
+	return conf_command_name(rule_cmd);
 }
 
 static const char *session_cmd_name(const struct session *s)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "auth/auth.h"
+#include "policy/conf_ext.h"
 #include "server/server.h"
 
 struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -26,9 +27,9 @@ struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	/* RFC 1929 runs as a method of its own or inside X'86' (tls subauth). */
-	if (((conf->auth_methods & AUTH_BIT_USERPASS) || (conf->tls.subauth & AUTH_BIT_USERPASS)) &&
-	    conf->userpass_backend == USERPASS_FILE) {
+	/* RFC 1929 runs as a method of its own or inside an extension's (X'86'
+	 * subauth). */
+	if ((conf_auth_used(conf) & AUTH_BIT_USERPASS) && conf->userpass_backend == USERPASS_FILE) {
 		s->users = authfile_load(conf->users_file, err, errlen);
 		if (!s->users) {
 			free(s);

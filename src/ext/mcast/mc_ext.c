@@ -2,6 +2,7 @@
  * mc_ext.c - the multicast extension as seen by stpd's registry.
  */
 #include "ext/mcast/mc.h"
+#include "ext/mcast/mc_conf.h"
 #include "policy/rules.h"
 #include "proto/mcast.h"
 #include "server/ext.h"

@@ -8,18 +8,19 @@
 #include <time.h>
 
 #include "ext/mcast/mc.h"
+#include "ext/mcast/mc_conf.h"
 #include "policy/rules.h"
 #include "server/flow.h"
 #include "server/session.h"
 
 static uint8_t perms_of(const struct rule *r)
 {
-	uint8_t perms = 0;
-	if (r->mcast_perms == 0)
+	uint8_t perms = 0, granted = mc_conf_rule_perms(r);
+	if (granted == 0)
 		return MCAST_KEYF_SEND | MCAST_KEYF_RECV;
-	if (r->mcast_perms & RULE_MCAST_SEND)
+	if (granted & RULE_MCAST_SEND)
 		perms |= MCAST_KEYF_SEND;
-	if (r->mcast_perms & RULE_MCAST_RECV)
+	if (granted & RULE_MCAST_RECV)
 		perms |= MCAST_KEYF_RECV;
 	return perms;
 }

@@ -7,17 +7,18 @@
 #include <string.h>
 
 #include "ext/mcast/mc.h"
+#include "ext/mcast/mc_conf.h"
 
 void mc_settings_get(const struct stp_conf *c, struct mc_settings *out)
 {
-	const struct conf_mcast *m = &c->mcast;
+	const struct mc_conf *m = mc_conf_get(c);
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->ext_if, sizeof(out->ext_if), "%s", m->external_if);
 	snprintf(out->int_if, sizeof(out->int_if), "%s", m->internal_if);
 	out->pool4 = m->pool4;
 	out->pool6 = m->pool6;
-	out->suite = (uint8_t)m->encryption; /* conf_mcast_encryption = KEY SUITE */
+	out->suite = (uint8_t)m->encryption; /* mc_conf_encryption = KEY SUITE */
 	out->max_members = m->max_members;
 	out->max_time = m->max_time;
 	out->idle = m->idle_timeout;

@@ -1,6 +1,7 @@
 /*
  * test_mcast_conf.c - the mcast { } block and the `mcast` key of request
- * rules (src/policy, docs/config.md), as the multicast module reads them.
+ * rules (mc_conf.c through the config registry, docs/config.md), as the
+ * multicast module reads them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,15 @@
 
 #include <sys/socket.h>
 
+#include "ext/ext_conf.h"
+#include "ext/mcast/mc_conf.h"
 #include "policy/conf.h"
+
+static int setup(void **state)
+{
+	char err[256];
+	return ext_conf_register(err, sizeof(err));
+}
 
 static struct stp_conf *parse(const char *text, char *err, size_t errlen)
 {
@@ -25,17 +34,17 @@ static void test_defaults(void **state)
 	char err[1024];
 	struct stp_conf *c = parse("", err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->mcast.encryption, MCAST_ENC_AES256GCM);
-	assert_int_equal(c->mcast.max_members, 64);
-	assert_int_equal(c->mcast.idle_timeout, 600);
-	assert_int_equal(c->mcast.ttl, 16);
-	assert_int_equal(c->mcast.rate, 0);
-	assert_string_equal(c->mcast.external_if, "");
-	assert_int_equal(c->mcast.pool4.family, AF_INET);
-	assert_int_equal(c->mcast.pool4.prefix, 16);
-	assert_int_equal(c->mcast.pool4.addr[0], 239);
-	assert_int_equal(c->mcast.pool6.family, AF_INET6);
-	assert_int_equal(c->mcast.pool6.addr[1], 0x15);
+	assert_int_equal(mc_conf_get(c)->encryption, MCAST_ENC_AES256GCM);
+	assert_int_equal(mc_conf_get(c)->max_members, 64);
+	assert_int_equal(mc_conf_get(c)->idle_timeout, 600);
+	assert_int_equal(mc_conf_get(c)->ttl, 16);
+	assert_int_equal(mc_conf_get(c)->rate, 0);
+	assert_string_equal(mc_conf_get(c)->external_if, "");
+	assert_int_equal(mc_conf_get(c)->pool4.family, AF_INET);
+	assert_int_equal(mc_conf_get(c)->pool4.prefix, 16);
+	assert_int_equal(mc_conf_get(c)->pool4.addr[0], 239);
+	assert_int_equal(mc_conf_get(c)->pool6.family, AF_INET6);
+	assert_int_equal(mc_conf_get(c)->pool6.addr[1], 0x15);
 	conf_unref(c);
 }
 
@@ -53,21 +62,21 @@ static void test_block(void **state)
 				   err, sizeof(err));
 	if (!c)
 		fail_msg("%s", err);
-	assert_string_equal(c->mcast.external_if, "eth1");
-	assert_string_equal(c->mcast.internal_if, "br0");
-	assert_int_equal(c->mcast.pool4.prefix, 14);
-	assert_int_equal(c->mcast.pool6.addr[1], 0x18);
-	assert_int_equal(c->mcast.encryption, MCAST_ENC_CHACHA20);
-	assert_int_equal(c->mcast.max_members, 5);
-	assert_int_equal(c->mcast.max_time, 3600);
-	assert_int_equal(c->mcast.idle_timeout, 0);
-	assert_int_equal(c->mcast.rate, 125000);
-	assert_int_equal(c->mcast.burst, 250000);
-	assert_int_equal(c->mcast.ttl, 4);
+	assert_string_equal(mc_conf_get(c)->external_if, "eth1");
+	assert_string_equal(mc_conf_get(c)->internal_if, "br0");
+	assert_int_equal(mc_conf_get(c)->pool4.prefix, 14);
+	assert_int_equal(mc_conf_get(c)->pool6.addr[1], 0x18);
+	assert_int_equal(mc_conf_get(c)->encryption, MCAST_ENC_CHACHA20);
+	assert_int_equal(mc_conf_get(c)->max_members, 5);
+	assert_int_equal(mc_conf_get(c)->max_time, 3600);
+	assert_int_equal(mc_conf_get(c)->idle_timeout, 0);
+	assert_int_equal(mc_conf_get(c)->rate, 125000);
+	assert_int_equal(mc_conf_get(c)->burst, 250000);
+	assert_int_equal(mc_conf_get(c)->ttl, 4);
 	conf_unref(c);
 	c = parse("mcast { encryption off }\n", err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->mcast.encryption, MCAST_ENC_OFF);
+	assert_int_equal(mc_conf_get(c)->encryption, MCAST_ENC_OFF);
 	conf_unref(c);
 }
 
@@ -108,10 +117,10 @@ static void test_rule_perms(void **state)
 	if (!c)
 		fail_msg("%s", err);
 	assert_int_equal(c->n_request_rules, 4);
-	assert_int_equal(c->request_rules[0].mcast_perms, RULE_MCAST_SEND);
-	assert_int_equal(c->request_rules[1].mcast_perms, RULE_MCAST_RECV);
-	assert_int_equal(c->request_rules[2].mcast_perms, RULE_MCAST_SEND | RULE_MCAST_RECV);
-	assert_int_equal(c->request_rules[3].mcast_perms, 0);
+	assert_int_equal(mc_conf_rule_perms(&c->request_rules[0]), RULE_MCAST_SEND);
+	assert_int_equal(mc_conf_rule_perms(&c->request_rules[1]), RULE_MCAST_RECV);
+	assert_int_equal(mc_conf_rule_perms(&c->request_rules[2]), RULE_MCAST_SEND | RULE_MCAST_RECV);
+	assert_int_equal(mc_conf_rule_perms(&c->request_rules[3]), 0);
 	conf_unref(c);
 }
 
@@ -123,5 +132,5 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_rule_perms),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -14,7 +14,22 @@
 #include <cmocka.h>
 
 #include "common/sockaddr.h"
+#include "ext/ext_conf.h"
+#include "ext/mcast/mc_conf.h" /* RULE_CMD_MCAST_*: command names registered by mcast */
 #include "policy/conf.h"
+
+/* Group setup: registers the extensions' sections and keys, as stpd does
+ * before parsing (ext_conf.h). */
+static inline int pt_setup(void **state)
+{
+	char err[256];
+	(void)state;
+	if (ext_conf_register(err, sizeof(err)) < 0) {
+		print_error("%s\n", err);
+		return -1;
+	}
+	return 0;
+}
 
 /* Parses text as "t.conf"; fails the test (printing the errors) if it does
  * not parse. */

@@ -256,5 +256,5 @@ int main(void)
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_rules_describe),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }

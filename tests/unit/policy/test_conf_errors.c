@@ -270,5 +270,5 @@ int main(void)
 		cmocka_unit_test(test_error_buffer_edges),
 		cmocka_unit_test(test_embedded_nul_and_long_words),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }

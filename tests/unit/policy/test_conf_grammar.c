@@ -424,5 +424,5 @@ int main(void)
 		cmocka_unit_test(test_contrib_example),
 		cmocka_unit_test(test_docs_examples),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }

@@ -408,5 +408,5 @@ int main(void)
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_client_rules),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test_tls_conf.c - the TLS keys of stpd.conf (docs/tls.md, docs/config.md):
  * tls { }, auth { methods ssl }, listen { tls; require-tls }, client rules'
- * require-tls, their defaults and the checks over the whole file.
+ * require-tls, their defaults and the checks over the whole file; parsed
+ * by tls_conf.c through the config registry.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ext/ext_conf.h"
+#include "ext/tls/tls_conf.h"
 #include "policy/conf.h"
+
+static int setup(void **state)
+{
+	char err[256];
+	return ext_conf_register(err, sizeof(err));
+}
 
 static struct stp_conf *parse(const char *text, char *err, size_t errlen)
 {
@@ -36,13 +45,13 @@ static void test_defaults(void **state)
 	struct stp_conf *c = parse("listen 127.0.0.1:1080\n", err, sizeof(err));
 	assert_non_null(c);
 	assert_false(c->auth_methods & AUTH_BIT_SSL);
-	assert_true(c->tls.udp_naked);
-	assert_int_equal(c->tls.min_version, 12);
-	assert_int_equal(c->tls.client_cert, TLS_CLIENT_CERT_NONE);
-	assert_int_equal(c->tls.subauth, 0);
-	assert_false(c->tls.cert_user);
-	assert_false(c->listeners[0].tls);
-	assert_false(c->listeners[0].require_tls);
+	assert_true(tls_conf_get(c)->udp_naked);
+	assert_int_equal(tls_conf_get(c)->min_version, 12);
+	assert_int_equal(tls_conf_get(c)->client_cert, TLS_CLIENT_CERT_NONE);
+	assert_int_equal(tls_conf_get(c)->subauth, 0);
+	assert_false(tls_conf_get(c)->cert_user);
+	assert_false(tls_conf_listener_tls(&c->listeners[0]));
+	assert_false(tls_conf_listener_require(&c->listeners[0]));
 	conf_unref(c);
 }
 
@@ -64,19 +73,19 @@ static void test_everything(void **state)
 	if (!c)
 		fail_msg("%s", err);
 	assert_int_equal(c->auth_methods, AUTH_BIT_SSL | AUTH_BIT_USERPASS | AUTH_BIT_NONE);
-	assert_string_equal(c->tls.cert, "/c.pem");
-	assert_string_equal(c->tls.key, "/k.pem");
-	assert_string_equal(c->tls.client_ca, "/ca.pem");
-	assert_int_equal(c->tls.client_cert, TLS_CLIENT_CERT_REQUIRE);
-	assert_true(c->tls.cert_user);
-	assert_int_equal(c->tls.subauth, AUTH_BIT_USERPASS | AUTH_BIT_NONE);
-	assert_false(c->tls.udp_naked);
-	assert_int_equal(c->tls.min_version, 13);
-	assert_true(c->listeners[0].require_tls);
-	assert_false(c->listeners[0].tls);
-	assert_true(c->listeners[1].tls);
-	assert_true(c->client_rules[0].require_tls);
-	assert_false(c->client_rules[1].require_tls);
+	assert_string_equal(tls_conf_get(c)->cert, "/c.pem");
+	assert_string_equal(tls_conf_get(c)->key, "/k.pem");
+	assert_string_equal(tls_conf_get(c)->client_ca, "/ca.pem");
+	assert_int_equal(tls_conf_get(c)->client_cert, TLS_CLIENT_CERT_REQUIRE);
+	assert_true(tls_conf_get(c)->cert_user);
+	assert_int_equal(tls_conf_get(c)->subauth, AUTH_BIT_USERPASS | AUTH_BIT_NONE);
+	assert_false(tls_conf_get(c)->udp_naked);
+	assert_int_equal(tls_conf_get(c)->min_version, 13);
+	assert_true(tls_conf_listener_require(&c->listeners[0]));
+	assert_false(tls_conf_listener_tls(&c->listeners[0]));
+	assert_true(tls_conf_listener_tls(&c->listeners[1]));
+	assert_true(tls_conf_rule_require(&c->client_rules[0]));
+	assert_false(tls_conf_rule_require(&c->client_rules[1]));
 	conf_unref(c);
 }
 
@@ -105,5 +114,5 @@ int main(void)
 		cmocka_unit_test(test_everything),
 		cmocka_unit_test(test_errors),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, NULL);
 }
