@@ -102,12 +102,12 @@ static void test_slots_are_held_per_flow(void **state)
 	const char *why;
 	g_rule = &r;
 
-	struct flow *a = flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why);
-	struct flow *b = flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why);
+	struct flow *a = flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why);
+	struct flow *b = flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why);
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_int_equal(atomic_load(&r.active), 2);
-	assert_null(flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why));
+	assert_null(flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why));
 	assert_string_equal(why, "session limit of rule reached");
 	assert_non_null(strstr(logged(fx), "why=\"session limit of rule reached\""));
 
@@ -117,10 +117,10 @@ static void test_slots_are_held_per_flow(void **state)
 	assert_int_equal(atomic_load(&r.active), 1);
 	assert_non_null(strstr(logged(fx), "flow id=42.1 client=") );
 	assert_non_null(strstr(logged(fx),
-			       "cmd=mcast-join target=239.0.0.7:5000 up=150 down=0 "));
+			       "cmd=connect target=239.0.0.7:5000 up=150 down=0 "));
 	assert_non_null(strstr(logged(fx), "rep=\"succeeded\" result=\"left\""));
 
-	struct flow *c = flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why);
+	struct flow *c = flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why);
 	assert_non_null(c);
 	char tag[32];
 	assert_string_equal(flow_tag(c, tag, sizeof(tag)), "42.3");
@@ -133,10 +133,10 @@ static void test_slots_are_held_per_flow(void **state)
 
 	struct rule block = { .action = RULE_BLOCK, .log_level = -1 };
 	g_rule = &block;
-	assert_null(flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why));
+	assert_null(flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why));
 	assert_string_equal(why, "blocked");
 	g_rule = NULL;
-	assert_null(flow_open(&fx->s, RULE_CMD_MCAST_JOIN, 0x05, &t, &why));
+	assert_null(flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why));
 }
 
 static int done_calls;
