@@ -88,6 +88,10 @@ def in_states(c):
     return [st for d, st, _ in c.frames if d == "in"]
 
 
+def _req(port):
+    return bytes([5, 1, 0, 1]) + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
+
+
 # ---------------------------------------------------------------------------
 # method X'86': the good path, byte for byte
 
@@ -255,6 +259,32 @@ def test_x86_pipelined_flights(stpd_factory, pki, echo):
     c.recv_plain(6, X.DATA)
     assert c.recv_plain(5, X.DATA) == b"early"
     c.close()
+
+
+def test_x86_whole_session_in_one_write(stpd_factory, pki, echo):
+    """Every frame in its right STATE, all in one write behind the last
+    handshake flight: options, sub-authentication, request, data and
+    close_notify each wait for their phase and then work."""
+    p = start(stpd_factory, pki)
+    c = client(p, pki)
+    assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+    c.handshake(hold=True)
+    u, pw = USER.encode(), PASSWORD.encode()
+    c.send_raw(c.held
+               + c.seal(X.OPTIONS, bytes([1, X.OPT_SUBAUTH]))
+               + c.seal(X.OPTIONS, bytes([5, 1, 2]))
+               + c.seal(X.OPTIONS, bytes([1, len(u)]) + u + bytes([len(pw)]) + pw)
+               + c.seal(X.DATA, _req(echo.port))
+               + c.seal(X.DATA, b"all at once")
+               + c.seal_close())
+    assert c.recv_plain(2, X.OPTIONS) == bytes([1, X.OPT_SUBAUTH])
+    assert c.recv_plain(2, X.OPTIONS) == b"\x05\x02"
+    assert c.recv_plain(2, X.OPTIONS) == b"\x01\x00"
+    assert c.recv_plain(4, X.DATA)[:2] == b"\x05\x00"
+    c.recv_plain(6, X.DATA)
+    assert c.recv_until_close() == b"all at once"
+    assert in_states(c)[-1] == X.CLOSING
+    p.wait_log(r"session id=\d+ .*user=alice cmd=connect .*result=\"closed\"")
 
 
 def test_x86_greeting_and_clienthello_in_one_segment(stpd_factory, pki, echo):
@@ -501,10 +531,6 @@ def test_garbage_instead_of_tls(stpd_factory, pki):
 # Each case builds (prev, bad, wait): prev is the good frame(s) before,
 # bad the wrong one, wait an event showing the server used prev. A case
 # also names the log line it expects for each mode.
-
-
-def _req(port):
-    return bytes([5, 1, 0, 1]) + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
 
 
 def _expect(c, want):

@@ -310,11 +310,11 @@ static int handshake_step(struct tls_x86 *x)
 	}
 }
 
-/* The phase that reads plaintext (options, data) ends when its input is
- * used up: a byte left from its STATE would be read in the next phase. */
+/* A phase ends only when OpenSSL has used up its STATE: a byte left would
+ * be used in the next phase. (X'04' is accepted in every phase.) */
 static int end_phase(struct tls_x86 *x, enum x86_phase next)
 {
-	if (x->fed_state && !drained(x))
+	if (x->fed_state && x->fed_state != TLSFRAME_CLOSING && !drained(x))
 		return fail(x, "X'86' frame with STATE X'%02x' during %s", x->fed_state,
 			    phase_name(next));
 	x->phase = next;
