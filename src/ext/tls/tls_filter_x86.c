@@ -298,8 +298,10 @@ static int handshake_step(struct tls_x86 *x)
 		/* X'04' carries close_notify or an alert, which fail the
 		 * handshake; if it moved the handshake on instead, it held
 		 * handshake messages. Nothing OpenSSL answered to them is sent. */
-		if (h >= 0 && x->fed_state == TLSFRAME_CLOSING && (h == 1 || tls_conn_pending(c, &p)))
-			return fail(x, "X'86' frame with STATE X'04' carried TLS handshake messages");
+		bool moved = h == 1 || tls_conn_pending(c, &p) > 0;
+		if (h >= 0 && x->fed_state == TLSFRAME_CLOSING && moved)
+			return fail(x, "X'86' frame with STATE X'04' carried %s",
+				    "TLS handshake messages");
 		if (collect(x) < 0 || h < 0)
 			return -1;
 		if (h == 1)
