@@ -168,9 +168,10 @@ static void track_records(struct tls_x86 *x, const uint8_t *p, size_t n)
 }
 
 /* OpenSSL has used every byte of fed_state: the frame is complete, what it
- * was fed ends on a record boundary (with read-ahead off it reads whole
- * records only once they are there), its read BIO is empty and it holds no
- * record or plaintext. Only then may bytes of another STATE go in. */
+ * was fed ends on a record boundary (our own count, so as not to depend on
+ * how OpenSSL buffers part of a record it has taken from the BIO), its read
+ * BIO is empty and it holds no unread record or plaintext. Only then may
+ * bytes of another STATE go in. */
 static bool drained(struct tls_x86 *x)
 {
 	struct tls_conn *c = &x->tf.c;
