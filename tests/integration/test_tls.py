@@ -88,6 +88,10 @@ def in_states(c):
     return [st for d, st, _ in c.frames if d == "in"]
 
 
+def _req(port):
+    return bytes([5, 1, 0, 1]) + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
+
+
 # ---------------------------------------------------------------------------
 # method X'86': the good path, byte for byte
 
@@ -255,6 +259,32 @@ def test_x86_pipelined_flights(stpd_factory, pki, echo):
     c.recv_plain(6, X.DATA)
     assert c.recv_plain(5, X.DATA) == b"early"
     c.close()
+
+
+def test_x86_whole_session_in_one_write(stpd_factory, pki, echo):
+    """Every frame in its right STATE, all in one write behind the last
+    handshake flight: options, sub-authentication, request, data and
+    close_notify each wait for their phase and then work."""
+    p = start(stpd_factory, pki)
+    c = client(p, pki)
+    assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+    c.handshake(hold=True)
+    u, pw = USER.encode(), PASSWORD.encode()
+    c.send_raw(c.held
+               + c.seal(X.OPTIONS, bytes([1, X.OPT_SUBAUTH]))
+               + c.seal(X.OPTIONS, bytes([5, 1, 2]))
+               + c.seal(X.OPTIONS, bytes([1, len(u)]) + u + bytes([len(pw)]) + pw)
+               + c.seal(X.DATA, _req(echo.port))
+               + c.seal(X.DATA, b"all at once")
+               + c.seal_close())
+    assert c.recv_plain(2, X.OPTIONS) == bytes([1, X.OPT_SUBAUTH])
+    assert c.recv_plain(2, X.OPTIONS) == b"\x05\x02"
+    assert c.recv_plain(2, X.OPTIONS) == b"\x01\x00"
+    assert c.recv_plain(4, X.DATA)[:2] == b"\x05\x00"
+    c.recv_plain(6, X.DATA)
+    assert c.recv_until_close() == b"all at once"
+    assert in_states(c)[-1] == X.CLOSING
+    p.wait_log(r"session id=\d+ .*user=alice cmd=connect .*result=\"closed\"")
 
 
 def test_x86_greeting_and_clienthello_in_one_segment(stpd_factory, pki, echo):
@@ -489,6 +519,194 @@ def test_garbage_instead_of_tls(stpd_factory, pki):
     if data:
         assert data[:2] == b"\x01\x01"
     p.wait_log(r"TLS handshake failed")
+    still_serving(p, pki)
+
+
+# ---------------------------------------------------------------------------
+# STATE is checked per frame when its bytes are used, whatever the TCP
+# segments (docs/tls.md 2.5): in every phase a frame with a wrong STATE,
+# once in its own write after the server has processed the frame before it
+# ("split") and once in the same write as that frame ("coalesced").
+#
+# Each case builds (prev, bad, wait): prev is the good frame(s) before,
+# bad the wrong one, wait an event showing the server used prev. A case
+# also names the log line it expects for each mode.
+
+
+def _expect(c, want):
+    def wait():
+        assert c._recv_exact(len(want)) == want
+    return wait
+
+
+def _case_hello(state):
+    """Phase: TLS handshake (X'01' due). The ClientHello in another STATE."""
+    def setup(c, p, pki, echo):
+        return b"\x05\x01\x86", X.frame(state, _hello(pki)), _expect(c, b"\x05\x86")
+    return setup
+
+
+def _case_options(state):
+    """Phase: options (X'02' due). The option list right behind our last
+    handshake flight, in another STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake(hold=True)
+        bad = c.seal(state, bytes([1, X.OPT_UDP_NAKED]))
+        return c.held, bad, lambda: p.wait_log(r"TLS X'86' version=")
+    return setup
+
+
+def _case_userpass(state):
+    """Phase: options, sub-authentication (X'02' due). The RFC 1929 request
+    behind the sub-method list, in another STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake()
+        assert c.options([X.OPT_SUBAUTH]) == [X.OPT_SUBAUTH]
+        prev = c.seal(X.OPTIONS, bytes([5, 1, 2]))
+        u, pw = USER.encode(), PASSWORD.encode()
+        bad = c.seal(state, bytes([1, len(u)]) + u + bytes([len(pw)]) + pw)
+        return prev, bad, _expect_plain(c, b"\x05\x02", X.OPTIONS)
+    return setup
+
+
+def _expect_plain(c, want, state):
+    def wait():
+        assert c.recv_plain(len(want), state) == want
+    return wait
+
+
+def _case_request(state, sub=False):
+    """Phase: request (X'03' due). The SOCKS request behind the last X'02'
+    message (the option list, or the RFC 1929 request), in another STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake()
+        if not sub:
+            prev, answer = c.seal(X.OPTIONS, b"\x00"), b"\x00"
+        else:
+            assert c.options([X.OPT_SUBAUTH]) == [X.OPT_SUBAUTH]
+            assert c.subauth_methods([0x02]) == 0x02
+            u, pw = USER.encode(), PASSWORD.encode()
+            prev = c.seal(X.OPTIONS, bytes([1, len(u)]) + u + bytes([len(pw)]) + pw)
+            answer = b"\x01\x00"
+        bad = c.seal(state, _req(echo.port))
+        return prev, bad, _expect_plain(c, answer, X.OPTIONS)
+    return setup
+
+
+def _case_data(state):
+    """Phase: data flow (X'03' due). Data behind the request, in another
+    STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake()
+        assert c.options([]) == []
+        prev = c.seal(X.DATA, _req(echo.port))
+        bad = c.seal(state, b"data in the wrong STATE")
+        return prev, bad, lambda: c.recv_plain(10, X.DATA)
+    return setup
+
+
+def _case_close(state):
+    """Phase: closure (X'04' due for close_notify). Our close_notify behind
+    our last data, in another STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake()
+        assert c.options([]) == []
+        assert c.connect("127.0.0.1", echo.port)[0] == 0
+        prev = c.seal(X.DATA, b"ping")
+        return prev, c.seal_close(state), _expect_plain(c, b"ping", X.DATA)
+    return setup
+
+
+def _case_record_across_states():
+    """Phase: closure. Our close_notify record begun in X'03' and ended in
+    X'04': a record must not span a change of STATE."""
+    def setup(c, p, pki, echo):
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake()
+        assert c.options([]) == []
+        assert c.connect("127.0.0.1", echo.port)[0] == 0
+        ping = c.seal(X.DATA, b"ping")
+        cn = c.seal_close()[4:]
+        prev = ping + X.frame(X.DATA, cn[:3])
+        return prev, X.frame(X.CLOSING, cn[3:]), _expect_plain(c, b"ping", X.DATA)
+    return setup
+
+
+_SKIPPED = r"X'86' peer sent STATE X'%02x' while %s still needed bytes"
+_DURING = r"X'86' frame with STATE X'%02x' during %s"
+_CARRIED = r"X'86' frame with STATE X'04' carried %s"
+
+# id: (setup, subauth, log line when split, log line when coalesced)
+STATE_CASES = {
+    "handshake-in-02": (_case_hello(X.OPTIONS), "",
+                        _SKIPPED % (2, "the TLS handshake"), None),
+    "handshake-in-04": (_case_hello(X.CLOSING), "", _CARRIED % "TLS handshake messages", None),
+    "options-in-01": (_case_options(X.HANDSHAKE), "",
+                      _DURING % (1, "option negotiation"), None),
+    "options-in-03": (_case_options(X.DATA), "", _SKIPPED % (3, "option negotiation"), None),
+    "options-in-04": (_case_options(X.CLOSING), "", _CARRIED % "data", None),
+    "userpass-in-03": (_case_userpass(X.DATA), "userpass",
+                       _SKIPPED % (3, "option negotiation"), None),
+    "userpass-in-04": (_case_userpass(X.CLOSING), "userpass", _CARRIED % "data", None),
+    # coalesced, the X'01' frame is seen before the options are read (a
+    # loaded machine may still deliver it later: either line is right)
+    "request-in-01": (_case_request(X.HANDSHAKE), "", _DURING % (1, "data flow"),
+                      _DURING % (1, "(option negotiation|data flow)")),
+    "request-in-02": (_case_request(X.OPTIONS), "", _DURING % (2, "data flow"), None),
+    "request-in-02-after-userpass": (_case_request(X.OPTIONS, sub=True), "userpass",
+                                     _DURING % (2, "data flow"), None),
+    "request-in-04": (_case_request(X.CLOSING), "", _CARRIED % "data", None),
+    "data-in-02": (_case_data(X.OPTIONS), "", _DURING % (2, "data flow"), None),
+    "data-in-04": (_case_data(X.CLOSING), "", _CARRIED % "data", None),
+    "close-notify-in-02": (_case_close(X.OPTIONS), "", _DURING % (2, "data flow"), None),
+    "close-notify-in-03": (_case_close(X.DATA), "",
+                           r"X'86' close_notify in a frame with STATE X'03'", None),
+    "close-notify-across-03-04": (_case_record_across_states(), "",
+                                  r"X'86' TLS record spans frames with STATE X'03' and X'04'",
+                                  None),
+}
+
+
+def _frames(raw):
+    """(STATE, DATA) of each whole frame in raw."""
+    out, off = [], 0
+    while off + 4 <= len(raw):
+        ver, st, ln = struct.unpack("!BBH", raw[off:off + 4])
+        assert ver == 1
+        out.append((st, raw[off + 4:off + 4 + ln]))
+        off += 4 + ln
+    return out
+
+
+@pytest.mark.parametrize("mode", ["split", "coalesced"])
+@pytest.mark.parametrize("case", sorted(STATE_CASES))
+def test_wrong_state_in_every_phase(stpd_factory, pki, echo, case, mode):
+    setup, subauth, log_split, log_coalesced = STATE_CASES[case]
+    p = start(stpd_factory, pki, subauth=subauth)
+    c = client(p, pki)
+    prev, bad, wait = setup(c, p, pki, echo)
+    if mode == "coalesced":
+        c.send_raw(prev + bad)
+    else:
+        c.send_raw(prev)
+        wait()  # the server has used prev: bad comes in a read of its own
+        c.send_raw(bad)
+    rest = c.read_eof(timeout=10)
+    why = log_coalesced if mode == "coalesced" and log_coalesced else log_split
+    p.wait_log(r"warning: id=\d+ .*: " + why)
+    p.wait_log(r"session id=\d+ .*result=\".*" + why)
+    if case.startswith("handshake"):
+        # nothing after the method choice: no TLS answer to a wrong frame
+        assert rest in (b"", b"\x05\x86")
+    else:
+        # a protocol error ends TCP without our close_notify (what the
+        # server answered to prev before may still come, in its STATE)
+        assert X.CLOSING not in [st for st, _ in _frames(rest)], _frames(rest)
     still_serving(p, pki)
 
 

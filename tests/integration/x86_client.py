@@ -52,6 +52,7 @@ class X86Client:
         self.tls = None
         self.inc = self.out = None
         self.peer_closed = False
+        self.held = b""
 
     # ---- raw socket ----
 
@@ -116,9 +117,11 @@ class X86Client:
 
     # ---- TLS inside the frames ----
 
-    def handshake(self, pipeline=b"", pipeline_state=OPTIONS):
+    def handshake(self, pipeline=b"", pipeline_state=OPTIONS, hold=False):
         """Runs the TLS handshake in X'01' frames. pipeline: plaintext sent
-        in the same TCP segment as our last flight (option list)."""
+        in the same TCP segment as our last flight (option list). hold: our
+        last flight is not sent but kept in .held (tests send it later,
+        alone or together with other frames)."""
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = self.ctx.wrap_bio(self.inc, self.out, server_side=False,
                                      server_hostname=self.server_hostname)
@@ -141,9 +144,29 @@ class X86Client:
             enc = self.out.read()
             self.frames.append(("out", pipeline_state, enc))
             wire += frame(pipeline_state, enc)
-        if wire:
+        if hold:
+            self.held = wire
+        elif wire:
             self.send_raw(wire)  # one sendall: usually one TCP segment
         return self.tls.version(), self.tls.cipher()
+
+    def seal(self, state, data):
+        """Encrypts plaintext and returns it framed in STATE state, without
+        sending it (tests put frames of any STATE into one write)."""
+        self.tls.write(data)
+        enc = self.out.read()
+        self.frames.append(("out", state, enc))
+        return frame(state, enc)
+
+    def seal_close(self, state=CLOSING):
+        """Our close_notify, framed in STATE state, not sent."""
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        enc = self.out.read()
+        self.frames.append(("out", state, enc))
+        return frame(state, enc)
 
     def send_plain(self, state, data):
         self.tls.write(data)

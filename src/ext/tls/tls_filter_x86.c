@@ -12,6 +12,14 @@
  *   behind its option list. A frame of a later STATE waits in `raw` until
  *   the session reaches that phase; if the session still needs bytes of the
  *   current phase when only such a frame is left, the peer skipped a step.
+ * - Checking the frame header is not enough: OpenSSL buffers, and bytes of
+ *   an accepted frame may still be unused when the phase moves on (the
+ *   options sent in X'01' right behind the client's Finished). So OpenSSL
+ *   only ever holds TLS input of one STATE (`fed_state`): a frame of another
+ *   STATE waits until OpenSSL has used up every byte of the last one
+ *   (drained()), and every result is charged to that STATE: the handshake
+ *   to X'01', plaintext to X'02'/X'03' as the phase says, close_notify to
+ *   X'04'. A phase ends only when its input is used up.
  * - X'04' (closing) is accepted in any phase; after it only X'04' may follow.
  * - Frames we send carry the phase's STATE: X'01' until the handshake
  *   completes, X'02' for the option answer and sub-authentication, X'03'
@@ -36,6 +44,11 @@ struct tls_x86 {
 	uint8_t *raw;         /* unprocessed input: a partial header, waiting frames */
 	size_t rawlen, rawcap;
 	size_t frame_left;    /* DATA bytes of the current frame still to come */
+	uint8_t fed_state;    /* STATE of the TLS input OpenSSL holds; 0: none yet */
+	/* TLS record boundaries in what OpenSSL was fed: a record header byte
+	 * count (0-4) and the body bytes still due. */
+	uint8_t rec_hdr[5], rec_hdr_have;
+	size_t rec_left;
 };
 
 enum verdict { V_ACCEPT, V_WAIT, V_REJECT };
@@ -58,6 +71,13 @@ static enum verdict classify(const struct tls_x86 *x, uint8_t state)
 	default:
 		return state == TLSFRAME_DATA ? V_ACCEPT : V_REJECT;
 	}
+}
+
+/* The STATE whose plaintext a phase reads. */
+static uint8_t phase_state(enum x86_phase ph)
+{
+	return ph == X86_HANDSHAKE ? TLSFRAME_HANDSHAKE :
+	       ph == X86_OPTIONS ? TLSFRAME_OPTIONS : TLSFRAME_DATA;
 }
 
 static const char *phase_name(enum x86_phase ph)
@@ -127,6 +147,38 @@ static int collect(struct tls_x86 *x)
 	return 0;
 }
 
+/* Follows the record headers in the bytes fed to OpenSSL. */
+static void track_records(struct tls_x86 *x, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (x->rec_left > 0) {
+			size_t k = n < x->rec_left ? n : x->rec_left;
+			x->rec_left -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		x->rec_hdr[x->rec_hdr_have++] = *p++;
+		n--;
+		if (x->rec_hdr_have == sizeof(x->rec_hdr)) {
+			x->rec_left = (size_t)x->rec_hdr[3] << 8 | x->rec_hdr[4];
+			x->rec_hdr_have = 0;
+		}
+	}
+}
+
+/* OpenSSL has used every byte of fed_state: the frame is complete, what it
+ * was fed ends on a record boundary (our own count, so as not to depend on
+ * how OpenSSL buffers part of a record it has taken from the BIO), its read
+ * BIO is empty and it holds no unread record or plaintext. Only then may
+ * bytes of another STATE go in. */
+static bool drained(struct tls_x86 *x)
+{
+	struct tls_conn *c = &x->tf.c;
+	return x->frame_left == 0 && x->rec_hdr_have == 0 && x->rec_left == 0 &&
+	       BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl);
+}
+
 /* Processes frames from p[0..n) as far as the phase allows; *used says how
  * far. The DATA of an accepted frame streams into OpenSSL as it arrives. */
 static int process(struct tls_x86 *x, const uint8_t *p, size_t n, size_t *used)
@@ -149,6 +201,11 @@ static int process(struct tls_x86 *x, const uint8_t *p, size_t n, size_t *used)
 			if (v == V_REJECT)
 				return fail(x, "X'86' frame with STATE X'%02x' during %s", h.state,
 					    x->closing_in ? "closing" : phase_name(x->phase));
+			if (h.len > 0 && h.state != x->fed_state) {
+				if (x->fed_state && !drained(x))
+					break; /* OpenSSL still holds bytes of the last STATE */
+				x->fed_state = h.state;
+			}
 			if (h.state == TLSFRAME_CLOSING)
 				x->closing_in = true;
 			x->frame_left = h.len;
@@ -158,6 +215,7 @@ static int process(struct tls_x86 *x, const uint8_t *p, size_t n, size_t *used)
 		size_t take = n - pos < x->frame_left ? n - pos : x->frame_left;
 		if (tls_conn_feed(&x->tf.c, p + pos, take) < 0)
 			return fail(x, "TLS: out of memory");
+		track_records(x, p + pos, take);
 		pos += take;
 		x->frame_left -= take;
 	}
@@ -165,6 +223,8 @@ static int process(struct tls_x86 *x, const uint8_t *p, size_t n, size_t *used)
 	return 0;
 }
 
+/* Processes waiting frames as far as the phase and OpenSSL allow: 1 if
+ * any byte was used, 0 if none, -1 on error. */
 static int process_raw(struct tls_x86 *x)
 {
 	size_t used = 0;
@@ -174,7 +234,7 @@ static int process_raw(struct tls_x86 *x)
 		return -1;
 	memmove(x->raw, x->raw + used, x->rawlen - used);
 	x->rawlen -= used;
-	return 0;
+	return used > 0;
 }
 
 static int x86_input(struct stream_filter *f, const uint8_t *p, size_t n)
@@ -207,21 +267,74 @@ static int x86_input(struct stream_filter *f, const uint8_t *p, size_t n)
 	}
 	memcpy(x->raw + x->rawlen, p, n);
 	x->rawlen += n;
-	return process_raw(x);
+	return process_raw(x) < 0 ? -1 : 0;
 }
 
-/* A frame of a later STATE is next while the phase still wants bytes. */
-static bool stalled(const struct tls_x86 *x)
+/* OpenSSL wants more bytes but the next frame cannot give them: one of a
+ * later STATE (the peer skipped a step), or one of another STATE behind
+ * part of a record (a record across a change of STATE). FILTER_ERROR with
+ * the reason, or FILTER_NONE (wait for the socket). */
+static ssize_t starved(struct tls_x86 *x)
 {
-	return x->frame_left == 0 && x->rawlen >= 2 && x->raw[0] == TLSFRAME_VER &&
-	       classify(x, x->raw[1]) == V_WAIT;
+	if (x->frame_left > 0 || x->rawlen < 2 || x->raw[0] != TLSFRAME_VER)
+		return FILTER_NONE;
+	enum verdict v = classify(x, x->raw[1]);
+	if (v == V_WAIT)
+		fail(x, "X'86' peer sent STATE X'%02x' while %s still needed bytes", x->raw[1],
+		     phase_name(x->phase));
+	else if (v == V_ACCEPT && x->raw[1] != x->fed_state && !drained(x))
+		fail(x, "X'86' TLS record spans frames with STATE X'%02x' and X'%02x'",
+		     x->fed_state, x->raw[1]);
+	return x->failed ? FILTER_ERROR : FILTER_NONE;
 }
 
-static ssize_t stall_error(struct tls_x86 *x)
+/* Runs the handshake on what OpenSSL holds, feeding it waiting frames as
+ * it uses up the last: 1 complete, 0 wants more, -1 failed. */
+static int handshake_step(struct tls_x86 *x)
 {
-	fail(x, "X'86' peer sent STATE X'%02x' while %s still needed bytes", x->raw[1],
-	     phase_name(x->phase));
-	return FILTER_ERROR;
+	struct tls_conn *c = &x->tf.c;
+	const uint8_t *p;
+	for (;;) {
+		int h = tls_conn_handshake(c, x->tf.base.why, sizeof(x->tf.base.why));
+		/* X'04' carries close_notify or an alert, which fail the
+		 * handshake; if it moved the handshake on instead, it held
+		 * handshake messages. Nothing OpenSSL answered to them is sent. */
+		bool moved = h == 1 || tls_conn_pending(c, &p) > 0;
+		if (h >= 0 && x->fed_state == TLSFRAME_CLOSING && moved)
+			return fail(x, "X'86' frame with STATE X'04' carried %s",
+				    "TLS handshake messages");
+		if (collect(x) < 0 || h < 0)
+			return -1;
+		if (h == 1)
+			return 1;
+		int r = process_raw(x);
+		if (r <= 0)
+			return r;
+	}
+}
+
+/* A phase ends only when OpenSSL has used up its STATE: a byte left would
+ * be used in the next phase. (X'04' is accepted in every phase.) */
+static int end_phase(struct tls_x86 *x, enum x86_phase next)
+{
+	if (x->fed_state && x->fed_state != TLSFRAME_CLOSING && !drained(x))
+		return fail(x, "X'86' frame with STATE X'%02x' during %s", x->fed_state,
+			    phase_name(next));
+	x->phase = next;
+	return process_raw(x) < 0 ? -1 : 0;
+}
+
+/* What OpenSSL read is charged to the STATE of the bytes it came from. */
+static ssize_t check_read(struct tls_x86 *x, ssize_t r)
+{
+	if (r > 0 && x->fed_state == TLSFRAME_CLOSING)
+		fail(x, "X'86' frame with STATE X'04' carried data");
+	else if (r > 0 && x->fed_state != phase_state(x->phase))
+		fail(x, "X'86' frame with STATE X'%02x' during %s", x->fed_state,
+		     phase_name(x->phase));
+	else if (r == FILTER_EOF && x->fed_state != TLSFRAME_CLOSING)
+		fail(x, "X'86' close_notify in a frame with STATE X'%02x'", x->fed_state);
+	return x->failed ? FILTER_ERROR : r;
 }
 
 static ssize_t x86_read(struct stream_filter *f, uint8_t *out, size_t cap)
@@ -232,22 +345,29 @@ static ssize_t x86_read(struct stream_filter *f, uint8_t *out, size_t cap)
 	if (x->failed)
 		return FILTER_ERROR;
 	if (x->phase == X86_HANDSHAKE) {
-		int h = tls_conn_handshake(c, f->why, sizeof(f->why));
-		if (collect(x) < 0 || h < 0)
+		int h = handshake_step(x);
+		if (h < 0)
 			return FILTER_ERROR;
 		if (h == 0)
-			return stalled(x) ? stall_error(x) : FILTER_NONE;
-		/* Our last flight went out as X'01'; what follows is X'02'. */
-		x->phase = X86_OPTIONS;
-		if (process_raw(x) < 0)
+			return starved(x);
+		/* Our last flight went out as X'01'; what follows is X'02'.
+		 * The client has nothing more to send in X'01' (2.4). */
+		if (end_phase(x, X86_OPTIONS) < 0)
 			return FILTER_ERROR;
 	}
-	ssize_t r = tls_conn_read(c, out, cap, f->why, sizeof(f->why));
-	if (collect(x) < 0)
-		return FILTER_ERROR;
-	if (r == FILTER_NONE && stalled(x))
-		return stall_error(x);
-	return r;
+	for (;;) {
+		ssize_t r = tls_conn_read(c, out, cap, f->why, sizeof(f->why));
+		if (collect(x) < 0)
+			return FILTER_ERROR;
+		if (r != FILTER_NONE)
+			return check_read(x, r);
+		/* OpenSSL used up its input: frames that waited for that go in. */
+		int more = process_raw(x);
+		if (more < 0)
+			return FILTER_ERROR;
+		if (more == 0)
+			return starved(x);
+	}
 }
 
 int tls_x86_set_phase(struct stream_filter *f, enum x86_phase ph)
@@ -255,8 +375,7 @@ int tls_x86_set_phase(struct stream_filter *f, enum x86_phase ph)
 	struct tls_x86 *x = x86(f);
 	if (x->failed || collect(x) < 0)
 		return -1;
-	x->phase = ph;
-	return process_raw(x);
+	return end_phase(x, ph);
 }
 
 static int x86_write(struct stream_filter *f, const uint8_t *p, size_t n)

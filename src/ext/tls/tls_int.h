@@ -98,7 +98,9 @@ struct stream_filter *tls_bare_new(SSL_CTX *ctx, void (*ready)(void *, struct tl
  * they are processed, against the phase the session is in then: a frame of
  * a later STATE waits (the peer may pipeline), one of an earlier STATE is an
  * error, and a later one is an error too if the current phase still needs
- * bytes (the peer skipped a step). */
+ * bytes (the peer skipped a step). Their bytes are checked again when
+ * OpenSSL uses them: handshake messages must come from X'01', plaintext
+ * from the phase's STATE, close_notify from X'04' (docs/tls.md 2.5). */
 enum x86_phase {
 	X86_HANDSHAKE, /* accepts X'01'; X'02'/X'03' wait */
 	X86_OPTIONS,   /* accepts X'02'; X'03' waits */
