@@ -723,11 +723,10 @@ static void on_relay_done(struct relay *r, const char *reason)
 	struct session *s = (struct session *)((char *)r - offsetof(struct session, relay));
 	s->up = r->half[0].bytes;
 	s->down = r->half[1].bytes;
-	if (s->filter && reason == s->filter->why) {
+	if (s->conn.filter && reason == conn_why(&s->conn)) {
 		/* A protocol error of the client's TLS stream: a warning, as
 		 * during the handshake (docs/tls.md 2.7). */
-		char tag[SA_STR_MAX + 300];
-		log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), reason);
+		session_warnx(s, "%s", reason);
 	}
 	session_close(s, reason);
 }
