@@ -20,21 +20,81 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_SECS 0.2
 
-int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
+/* A socket of the listener's family with the options every bind here uses:
+ * SO_REUSEADDR (a restart is not blocked by the old instance's TIME_WAIT or
+ * draining connections) and, for IPv6, V6ONLY (an IPv6 listener claims only
+ * IPv6, so [::]:P and 0.0.0.0:P are separate listeners). */
+static int listener_socket(const struct conf_listener *cl)
 {
-	char where[SA_STR_MAX];
 	int one = 1;
 	int fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cl->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	return fd;
+}
+
+/*
+ * SO_REUSEPORT lets any socket of the same user join our group, so a second
+ * stpd on the same address would bind without error and take a share of the
+ * connections under its own policy. Before any worker binds, bind a probe
+ * socket with the same options but WITHOUT SO_REUSEPORT. The kernel then
+ * applies its ordinary rules (inet_csk_bind_conflict), which are exactly
+ * "someone else is there":
+ *  - any listening socket on an overlapping address (same address, the
+ *    wildcard vs a specific one, a dual-stack [::] vs IPv4), of any user and
+ *    with or without SO_REUSEPORT, makes it fail with EADDRINUSE;
+ *  - TIME_WAIT and still-open connections of an old instance (SO_REUSEADDR,
+ *    not listening) do not, so a restart right after the old one stopped
+ *    listening works;
+ *  - the probe never listens and is closed before our own sockets bind, so
+ *    it cannot collide with them; every address is probed before the first
+ *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
+ * Port 0 is refused by the config (each worker would get its own port). A
+ * reload does not reopen listeners, so it does not probe. Two instances
+ * started within the same few microseconds can both pass; that window is
+ * between this probe and the first worker's listen().
+ */
+int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen)
+{
+	char where[SA_STR_MAX];
+	int fd = listener_socket(cl);
 
 	sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where));
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: socket: %s", where, strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EADDRINUSE)
+		snprintf(err, errlen,
+			 "listen %s: address already in use: another process listens on %s "
+			 "(or on an address covering it); not starting a second server there",
+			 where, where);
+	else
+		snprintf(err, errlen, "listen %s: bind: %s", where, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
+{
+	char where[SA_STR_MAX];
+	int one = 1;
+	int fd = listener_socket(cl);
+
+	sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where));
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", where, strerror(errno));
+		return -1;
+	}
+	/* Our workers share the port; listener_check_free ran first. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (cl->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Replies are small and latency matters more than segment count. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) < 0) {

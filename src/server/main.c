@@ -249,6 +249,9 @@ static int serve(const struct options *o, struct snapshot *boot)
 	g_server.workers = calloc(n, sizeof(*g_server.workers));
 	if (!g_server.workers)
 		fatalx("out of memory");
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (listener_check_free(&c->listeners[i], err, sizeof(err)) < 0)
+			fatalx("%s", err);
 	for (unsigned i = 0; i < n; i++)
 		if (worker_init(&g_server.workers[i], i, boot, err, sizeof(err)) < 0)
 			fatalx("%s", err);

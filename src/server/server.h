@@ -88,6 +88,9 @@ void worker_join(struct worker *w);
 void worker_session_ended(struct worker *w);
 
 /* listener.c */
+/* 0 when no other socket listens on cl's address; -1 with the address named
+ * in err otherwise. Call for every address before the first listener_open. */
+int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
 void listener_start(struct listener *l);
