@@ -132,7 +132,11 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		case ENFILE:
 		case ENOBUFS:
 		case ENOMEM:
-			log_warn("accept on %s", l->conf->name);
+		{
+			/* A flood of connections reaches this at will. */
+			static struct log_rate rl = LOG_RATE_INIT("accept failed");
+			log_warn_rl(&rl, "accept on %s", l->conf->name);
+		}
 			listener_pause(wk, ACCEPT_PAUSE_SECS);
 			return;
 		default:

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -274,9 +275,14 @@ static int serve(const struct options *o, struct snapshot *boot)
 	log_info("stpd %s ready: %u workers", STPD_VERSION, n);
 
 	for (;;) {
-		int sig;
-		if (sigwait(&sigs, &sig) != 0)
+		/* Wakes every second to write the counts of rate-limited lines
+		 * once a flood has stopped (log.h). */
+		const struct timespec tick = { 1, 0 };
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0) {
+			log_rate_flush();
 			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(o);
 			continue;

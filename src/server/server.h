@@ -60,6 +60,7 @@ struct worker {
 	struct session *dead;       /* closed, freed before the next poll */
 	ev_prepare reaper;
 	unsigned n_sessions;
+	unsigned n_refusing;        /* sessions in SS_REFUSING (refuse.c caps them) */
 	struct udp_batch *udp;      /* datagram slots for the UDP relay, shared by sessions */
 };
 

@@ -29,6 +29,7 @@ enum session_state {
 	SS_AUTH,      /* method sub-negotiation (RFC 1929) */
 	SS_AUTH_WAIT, /* credentials being checked off the loop */
 	SS_REQUEST,   /* reading the SOCKS5 request */
+	SS_REFUSING,  /* refused at admission: answering the first bytes (refuse.c) */
 	SS_COMMAND,   /* a command handler owns the session */
 	SS_RELAY,     /* moving bytes */
 	SS_CLOSED,
@@ -82,6 +83,8 @@ struct session {
 	const struct rule *client_rule;      /* client rule that admitted us */
 	bool rule_held, client_rule_held;    /* hold a slot of their `sessions` limit */
 	bool counted_client;                 /* holds a per-client slot */
+	bool refusing;                       /* counted in worker n_refusing */
+	bool quiet;                          /* refused at admission: no session line */
 
 	struct handshake *hs;                /* NULL once relaying */
 	ev_io io;                            /* client readiness during the handshake */
@@ -147,6 +150,10 @@ int session_filter_drain(struct session *s, const uint8_t *p, size_t n);
 /* Queues bytes for the client and tries to write them. -1 when the session
  * was closed (write error, or closing_after_flush and all written). */
 int session_send(struct session *s, const uint8_t *p, size_t n);
+/* refuse.c: answer a client refused at admission, then close (takes s). */
+void session_refuse(struct session *s, const char *why);
+void session_refuse_input(struct session *s);
+void session_refuse_end(struct session *s); /* from session_close */
 /* Drops `used` bytes from the front of the handshake input. */
 void session_consume(struct session *s, size_t used);
 /* Re-derives the client watcher's events from the state. */

@@ -262,7 +262,8 @@ struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings 
 		r->tokens = (double)set->burst;
 		return r;
 	}
-	log_warn("multicast relay %s: %s", r->name, *why);
+	static struct log_rate rl = LOG_RATE_INIT("multicast relay start failed");
+	log_warn_rl(&rl, "multicast relay %s: %s", r->name, *why);
 	close_fds(r);
 	free(r);
 	return NULL;
