@@ -9,11 +9,14 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/sockaddr.h"
+#include "server/listendiag.h"
 #include "server/server.h"
 #include "server/session.h"
 
@@ -54,8 +57,8 @@ static int listener_socket(const struct conf_listener *cl)
  *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
  * Port 0 is refused by the config (each worker would get its own port). A
  * reload does not reopen listeners, so it does not probe. Two instances
- * started within the same few microseconds can both pass; that window is
- * between this probe and the first worker's listen().
+ * started at the same moment can both pass the probe before either listens;
+ * listener_check_alone closes that window afterwards.
  */
 int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen)
 {
@@ -80,6 +83,54 @@ int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen
 		snprintf(err, errlen, "listen %s: bind: %s", where, strerror(errno));
 	close(fd);
 	return -1;
+}
+
+/*
+ * After every worker listens: no listening socket but ours may cover our
+ * addresses. A check before binding cannot see an instance that binds in the
+ * same instant; this one can, because whichever of two instances checks
+ * last sees the other's sockets (both listen before they check), so at most
+ * one of them keeps running. Our sockets are known by inode (fstat), which
+ * is what sock_diag reports. When the socket table cannot be read (no
+ * sock_diag in a sandbox), the probe alone has to do: say so, start anyway.
+ */
+int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen)
+{
+	size_t n_lis = n_workers ? ws[0].n_listeners : 0, n_ours = 0;
+	ino_t *ours = calloc(n_workers * n_lis + 1, sizeof(*ours));
+	char who[SA_STR_MAX + 40], where[SA_STR_MAX], why[256];
+	int rc = 0;
+
+	if (!ours) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned w = 0; w < n_workers; w++)
+		for (size_t i = 0; i < ws[w].n_listeners; i++) {
+			struct stat st;
+			if (fstat(ws[w].listeners[i].fd, &st) == 0)
+				ours[n_ours++] = st.st_ino;
+		}
+	for (size_t i = 0; i < n_lis && rc == 0; i++) {
+		const struct conf_listener *cl = ws[0].listeners[i].conf;
+		const struct sockaddr *sa = (const struct sockaddr *)&cl->addr;
+		int r = listendiag_foreign(sa, ours, n_ours, who, sizeof(who), why, sizeof(why));
+		sa_str(sa, where, sizeof(where));
+		if (r < 0) {
+			log_info("listen %s: cannot list listening sockets (%s); relying on the "
+				 "check before binding", where, why);
+			break;
+		}
+		if (r > 0) {
+			snprintf(err, errlen,
+				 "listen %s: address already in use: another process listens on %s "
+				 "(started at the same time?); not starting a second server there",
+				 where, who);
+			rc = -1;
+		}
+	}
+	free(ours);
+	return rc;
 }
 
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen)

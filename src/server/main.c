@@ -256,6 +256,8 @@ static int serve(const struct options *o, struct snapshot *boot)
 	for (unsigned i = 0; i < n; i++)
 		if (worker_init(&g_server.workers[i], i, boot, err, sizeof(err)) < 0)
 			fatalx("%s", err);
+	if (listener_check_alone(g_server.workers, n, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	for (size_t i = 0; i < c->n_listeners; i++)
 		log_info("listening on %s (%s)",
 			 sa_str((const struct sockaddr *)&c->listeners[i].addr, where, sizeof(where)),

@@ -92,6 +92,9 @@ void worker_session_ended(struct worker *w);
 /* 0 when no other socket listens on cl's address; -1 with the address named
  * in err otherwise. Call for every address before the first listener_open. */
 int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen);
+/* After the workers listen: 0 when only our sockets listen on our addresses,
+ * -1 with the address named in err when another one does. */
+int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
 void listener_start(struct listener *l);
