@@ -225,6 +225,11 @@ static void reload(const struct options *o)
 		return;
 	}
 	log_setlevel(s->conf->log_level);
+	/* Listeners stay: new addresses could need privileges dropped since
+	 * start (docs/architecture.md). Say so rather than ignore the edit. */
+	if (listener_conf_changed(&g_server.workers[0], s->conf))
+		log_warnx("reload: listen statements changed; they take effect on restart "
+			  "(still listening as started)");
 	server_set_snapshot(s);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);

@@ -203,12 +203,21 @@ def test_second_stpd_on_same_address_refused(stpd_factory, tmp_path, echo):
         assert rep.rep == 0
         assert S.echo_roundtrip(s, b"first\n") == b"first\n"
 
-    # SIGHUP reload still works: the running stpd keeps its listeners
+    # SIGHUP reload still works: the running stpd keeps its listeners; a
+    # changed listen statement is reported as needing a restart
+    mark = first.log_mark()
+    other = services.free_port()
+    first.write_conf(stpdconf.conf(listen="listen 127.0.0.1:$port\nlisten 127.0.0.1:%d\n" % other))
+    first.signal(signal.SIGHUP)
+    first.wait_log(r"configuration reloaded", since=mark)
+    first.wait_log(r"listen statements changed; they take effect on restart", since=mark)
+    assert connect_rep(first, "127.0.0.1", echo.port) == 0
+    assert not services.tcp_listening(other)
     mark = first.log_mark()
     first.write_conf(stpdconf.conf())
     first.signal(signal.SIGHUP)
     first.wait_log(r"configuration reloaded", since=mark)
-    assert connect_rep(first, "127.0.0.1", echo.port) == 0
+    assert not first.log_lines(r"listen statements changed", mark)
 
     # restart: stop the first while a session still drains (and the refused
     # connections above left TIME_WAIT behind); the new one starts at once
