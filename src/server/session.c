@@ -349,7 +349,7 @@ static bool buffer_full(struct session *s, const char *what)
 	static struct log_rate rl = LOG_RATE_INIT("handshake too long");
 	char tag[SA_STR_MAX + 300];
 	log_warnx_rl(&rl, "%s: %s exceeds %zu bytes", session_tag(s, tag, sizeof(tag)), what,
-		  sizeof(s->hs->in));
+		     sizeof(s->hs->in));
 	session_close(s, "handshake too long");
 	return true;
 }

@@ -132,8 +132,8 @@ static void notice_and_close(struct mc_conn *c, const struct socks_addr *group, 
 		return; /* one final message is enough */
 	static struct log_rate rl = LOG_RATE_INIT("multicast control connection closed");
 	log_warnx_rl(&rl, "%s: multicast %s: %s, closing the control connection",
-		  session_tag(c->s, tag, sizeof(tag)), socks_addr_str(group, g, sizeof(g)),
-		  note_reason(note));
+		     session_tag(c->s, tag, sizeof(tag)), socks_addr_str(group, g, sizeof(g)),
+		     note_reason(note));
 	/* Plain reply form; X'06' selects it (no LEN|KEY). */
 	send_reply(c, SOCKS_CMD_LEAVE_MCAST, note, group, NULL, true, note_reason(note));
 }
