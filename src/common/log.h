@@ -72,8 +72,9 @@ void log_rate_at(struct log_rate *rl, int level, bool with_errno, const char *fm
 #define log_warn_rl(rl, ...) log_rate_at((rl), LOG_WARNING, true, __VA_ARGS__)
 #define log_warnx_rl(rl, ...) log_rate_at((rl), LOG_WARNING, false, __VA_ARGS__)
 #define log_info_rl(rl, ...) log_rate_at((rl), LOG_INFO, false, __VA_ARGS__)
-/* Writes the summaries of intervals that are over. stpd's main thread calls
- * it every second, so a count is not held back until the next event. */
-void log_rate_flush(void);
+/* Writes the summaries of intervals that are over (all of them with
+ * `everything`, at exit). stpd's main thread calls it every second, so a
+ * count is not held back until the next event. */
+void log_rate_flush(bool everything);
 
 #endif

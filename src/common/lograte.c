@@ -26,8 +26,9 @@ static void report(struct log_rate *rl, double now)
 {
 	if (rl->suppressed == 0)
 		return;
+	double secs = now - rl->start;
 	log_at(rl->level, "suppressed %llu more \"%s\" lines in the last %.0f s", rl->suppressed,
-	       rl->what, now - rl->start);
+	       rl->what, secs < 1 ? 1 : secs);
 	rl->suppressed = 0;
 }
 
@@ -81,7 +82,7 @@ void log_rate_at(struct log_rate *rl, int level, bool with_errno, const char *fm
 	va_end(ap);
 }
 
-void log_rate_flush(void)
+void log_rate_flush(bool everything)
 {
 	/* Sites are only ever pushed at the head, so the chain read from a
 	 * head taken under the lock stays valid without it. */
@@ -91,7 +92,7 @@ void log_rate_flush(void)
 	double now = now_secs();
 	for (; rl; rl = rl->next) {
 		pthread_mutex_lock(&rl->lock);
-		if (now - rl->start >= LOG_RATE_INTERVAL)
+		if (everything || now - rl->start >= LOG_RATE_INTERVAL)
 			report(rl, now);
 		pthread_mutex_unlock(&rl->lock);
 	}

@@ -287,7 +287,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 		const struct timespec tick = { 1, 0 };
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig < 0) {
-			log_rate_flush();
+			log_rate_flush(false);
 			continue;
 		}
 		if (sig == SIGHUP) {
@@ -304,6 +304,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 	free(g_server.workers);
 	server_set_snapshot(NULL);
 	ares_library_cleanup();
+	log_rate_flush(true); /* counts of the last interval */
 	log_info("stopped");
 	return 0;
 }

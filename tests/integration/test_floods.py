@@ -6,6 +6,7 @@ answer (docs/protocol.md 4.1) instead of a bare reset. stpd only."""
 import os
 import re
 import resource
+import selectors
 import time
 
 import pytest
@@ -159,3 +160,62 @@ def test_auth_failure_flood_bounded_log(stpd_factory):
     assert len(failed) <= max_lines(took), (len(failed), took)
     services.wait_until(lambda: len(failed) + suppressed_total(p, "auth failed", mark) == n,
                         INTERVAL + 10, what="the suppressed count to add up to %d" % n)
+
+
+def test_blocked_client_flood_bounded_log(stpd_factory):
+    """A client no client rule admits: closed without a reply as before,
+    its deny lines rate-limited, and no session line per connection."""
+    p = stpd_factory(args=["--allow", "127.0.0.2/32", "--workers", "2"])
+    mark = p.log_mark()
+    n = 200
+    t0 = time.monotonic()
+    for _ in range(n):
+        s = S.dial(p.port, source="127.0.0.1")
+        with s:
+            assert S.closed_by_peer(s)
+    took = time.monotonic() - t0
+    deny = p.log_lines(r"deny .*why=\"client blocked\"", mark)
+    assert len(deny) <= max_lines(took), (len(deny), took)
+    services.wait_until(
+        lambda: len(deny) + suppressed_total(p, "deny (client rule)", mark) == n,
+        INTERVAL + 10, what="the suppressed count to add up to %d" % n)
+    assert not p.log_lines(r"session .*result=\"client blocked", mark)
+
+
+def test_refused_waiting_is_capped(stpd_factory):
+    """Refused clients that send nothing cannot pin more than 64 waiting
+    connections per worker, each for about 1 s: the ones beyond are closed
+    at once (so before any waiting one), and the held session is not
+    disturbed."""
+    extra = "limits { sessions-per-client 1; }\n" + stpdconf.timeouts(handshake=60)
+    p = stpd_factory(conf=stpdconf.conf(extra=extra), args=["--workers", "1"])
+    held = S.dial(p.port)
+    with held:
+        assert S.negotiate(held) == S.M_NONE
+        n, waiting = 150, 64
+        silent = [S.dial(p.port) for _ in range(n)]
+        sel = selectors.DefaultSelector()
+        try:
+            t0 = time.monotonic()
+            for i, s in enumerate(silent):
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ, i)
+            order = []
+            while len(order) < n and time.monotonic() - t0 < 15:
+                for key, _ in sel.select(0.5):
+                    try:
+                        d = key.fileobj.recv(16)
+                    except ConnectionResetError:
+                        d = b""
+                    assert d == b"", d  # closed without a reply: it sent nothing
+                    order.append(key.data)
+                    sel.unregister(key.fileobj)
+            took = time.monotonic() - t0
+            assert len(order) == n, "%d of %d still open after %.1fs" % (n - len(order), n, took)
+            assert sorted(order[:n - waiting]) == list(range(waiting, n)), order
+            assert took < 8, took
+        finally:
+            sel.close()
+            for s in silent:
+                s.close()
+        assert S.request(held, S.CMD_CONNECT, "127.0.0.1", 1).rep != 0  # still served

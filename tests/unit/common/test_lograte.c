@@ -89,20 +89,36 @@ static void test_burst_then_count_across_threads(void **state)
 	assert_int_equal(total, LOG_RATE_BURST);
 	assert_int_equal(shared.suppressed, THREADS * CALLS - LOG_RATE_BURST);
 	/* nothing written yet: the interval is not over */
-	log_rate_flush();
+	log_rate_flush(false);
 	assert_int_equal(drain(buf, sizeof(buf)), 0);
 
 	/* once it is, one line carries the count */
 	shared.start -= LOG_RATE_INTERVAL;
-	log_rate_flush();
+	log_rate_flush(false);
 	assert_int_equal(drain(buf, sizeof(buf)), 1);
 	char want[128];
 	snprintf(want, sizeof(want), "warning: suppressed %u more \"shared site\" lines in the last 5 s",
 		 THREADS * CALLS - LOG_RATE_BURST);
 	assert_non_null(strstr(buf, want));
 	assert_int_equal(shared.suppressed, 0);
-	log_rate_flush();
+	log_rate_flush(true);
 	assert_int_equal(drain(buf, sizeof(buf)), 0);
+}
+
+static void test_flush_everything_at_exit(void **state)
+{
+	static struct log_rate rl = LOG_RATE_INIT("site three");
+	char buf[4096];
+	(void)state;
+
+	for (int i = 0; i < LOG_RATE_BURST + 2; i++)
+		log_rate_at(&rl, LOG_WARNING, false, "event %d", i);
+	assert_int_equal(drain(buf, sizeof(buf)), LOG_RATE_BURST);
+	log_rate_flush(false); /* interval still running: held */
+	assert_int_equal(drain(buf, sizeof(buf)), 0);
+	log_rate_flush(true);
+	assert_int_equal(drain(buf, sizeof(buf)), 1);
+	assert_non_null(strstr(buf, "suppressed 2 more \"site three\" lines"));
 }
 
 static void test_summary_precedes_next_line(void **state)
@@ -141,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_burst_then_count_across_threads),
 		cmocka_unit_test(test_summary_precedes_next_line),
 		cmocka_unit_test(test_filtered_level_not_counted),
+		cmocka_unit_test(test_flush_everything_at_exit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
