@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/sockaddr.h"
@@ -137,9 +138,13 @@ static int scan(int fd, int family, const struct sockaddr *addr, const ino_t *ou
 			snprintf(err, errlen, "sock_diag: recv: %s", n < 0 ? strerror(errno) : "EOF");
 			return -1;
 		}
-		int len = (int)n;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
+		/* NLMSG_OK/NEXT by hand: the macros mix signed and unsigned. */
+		const char *p = (const char *)buf;
+		size_t left = (size_t)n;
+		while (left >= sizeof(struct nlmsghdr)) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)p;
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > left)
+				break;
 			if (h->nlmsg_type == NLMSG_DONE)
 				return found;
 			if (h->nlmsg_type == NLMSG_ERROR) {
@@ -149,15 +154,21 @@ static int scan(int fd, int family, const struct sockaddr *addr, const ino_t *ou
 											    : EPROTO));
 				return -1;
 			}
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || found ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				continue;
-			struct listening l;
-			read_msg(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, &l);
-			if (l.port == port && covers(addr, &l) && !is_ours(l.inode, ours, n_ours)) {
-				describe(&l, who, whocap);
-				found = 1; /* read on to NLMSG_DONE: the socket is reused */
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && !found &&
+			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+				struct listening l;
+				read_msg(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, &l);
+				if (l.port == port && covers(addr, &l) &&
+				    !is_ours(l.inode, ours, n_ours)) {
+					describe(&l, who, whocap);
+					found = 1; /* read on to NLMSG_DONE: the socket is reused */
+				}
 			}
+			size_t step = NLMSG_ALIGN(h->nlmsg_len);
+			if (step >= left)
+				break;
+			p += step;
+			left -= step;
 		}
 	}
 }
@@ -170,6 +181,9 @@ int listendiag_foreign(const struct sockaddr *addr, const ino_t *ours, size_t n_
 		snprintf(err, errlen, "sock_diag: socket: %s", strerror(errno));
 		return -1;
 	}
+	/* The kernel answers at once; never let start-up hang on it. */
+	struct timeval tv = { 2, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	int r = scan(fd, AF_INET6, addr, ours, n_ours, who, whocap, err, errlen);
 	if (r == 0 && addr->sa_family == AF_INET)
 		r = scan(fd, AF_INET, addr, ours, n_ours, who, whocap, err, errlen);
