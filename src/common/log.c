@@ -126,8 +126,7 @@ void log_record(int level, const char *text, const char *json_fields)
 	emit(line, (size_t)n);
 }
 
-__attribute__((format(printf, 3, 0)))
-static void vlog(int level, bool with_errno, const char *fmt, va_list ap)
+void log_vat(int level, bool with_errno, const char *fmt, va_list ap)
 {
 	char msg[3000];
 	int saved = errno;
@@ -145,7 +144,7 @@ static void vlog(int level, bool with_errno, const char *fmt, va_list ap)
 	{                                       \
 		va_list ap;                     \
 		va_start(ap, fmt);              \
-		vlog(level, with_errno, fmt, ap); \
+		log_vat(level, with_errno, fmt, ap); \
 		va_end(ap);                     \
 	}
 
@@ -158,7 +157,7 @@ void log_at(int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(level, false, fmt, ap);
+	log_vat(level, false, fmt, ap);
 	va_end(ap);
 }
 
@@ -166,7 +165,7 @@ void fatal(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_CRIT, true, fmt, ap);
+	log_vat(LOG_CRIT, true, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -175,7 +174,7 @@ void fatalx(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(LOG_CRIT, false, fmt, ap);
+	log_vat(LOG_CRIT, false, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

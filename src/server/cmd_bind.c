@@ -72,7 +72,8 @@ static void on_peer(EV_P_ ev_io *w, int revents)
 	if (fd < 0) {
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 			return;
-		log_warn("session %llu: accept on BIND socket", (unsigned long long)s->id);
+		static struct log_rate rl = LOG_RATE_INIT("accept on BIND socket");
+		log_warn_rl(&rl, "session %llu: accept on BIND socket", (unsigned long long)s->id);
 		session_reply(s, SOCKS5_REP_GENERAL_FAILURE, NULL, true);
 		return;
 	}
@@ -140,7 +141,8 @@ void cmd_bind_start(struct session *s)
 	s->cmd_ops = &bind_ops;
 	st->lfd = open_bind_socket(s, &s->bound);
 	if (st->lfd < 0) {
-		log_warn("session %llu: BIND socket", (unsigned long long)s->id);
+		static struct log_rate rl = LOG_RATE_INIT("BIND socket");
+		log_warn_rl(&rl, "session %llu: BIND socket", (unsigned long long)s->id);
 		session_reply(s, session_errno_rep(errno), NULL, true);
 		return;
 	}

@@ -225,8 +225,10 @@ void cmd_connect_start(struct session *s)
 	}
 	if (resolver_lookup(s->w->resolver, s->target.u.name, s->target.port, on_resolved, s,
 			    &st->lookup) < 0) {
+		static struct log_rate rl = LOG_RATE_INIT("too many DNS look-ups pending");
 		char tag[SA_STR_MAX + 300];
-		log_warnx("%s: too many DNS look-ups pending", session_tag(s, tag, sizeof(tag)));
+		log_warnx_rl(&rl, "%s: too many DNS look-ups pending",
+			     session_tag(s, tag, sizeof(tag)));
 		session_reply(s, SOCKS5_REP_GENERAL_FAILURE, NULL, true);
 	}
 }

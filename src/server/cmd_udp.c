@@ -409,7 +409,8 @@ void cmd_udp_start(struct session *s)
 	s->cmd_ops = &udp_ops;
 	set_pin(s, st);
 	if (open_client_socket(s, st, &s->bound) < 0) {
-		log_warn("session %llu: UDP relay socket", (unsigned long long)s->id);
+		static struct log_rate rl = LOG_RATE_INIT("UDP relay socket");
+		log_warn_rl(&rl, "session %llu: UDP relay socket", (unsigned long long)s->id);
 		session_reply(s, session_errno_rep(errno), NULL, true);
 		return;
 	}

@@ -9,32 +9,158 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/sockaddr.h"
+#include "server/listendiag.h"
 #include "server/server.h"
 #include "server/session_int.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_SECS 0.2
 
-int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
+/* A socket of the listener's family with the options every bind here uses:
+ * SO_REUSEADDR (a restart is not blocked by the old instance's TIME_WAIT or
+ * draining connections) and, for IPv6, V6ONLY (an IPv6 listener claims only
+ * IPv6, so [::]:P and 0.0.0.0:P are separate listeners). */
+static int listener_socket(const struct conf_listener *cl)
 {
-	char where[SA_STR_MAX];
 	int one = 1;
 	int fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cl->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	return fd;
+}
+
+/*
+ * SO_REUSEPORT lets any socket of the same user join our group, so a second
+ * stpd on the same address would bind without error and take a share of the
+ * connections under its own policy. Before any worker binds, bind a probe
+ * socket with the same options but WITHOUT SO_REUSEPORT. The kernel then
+ * applies its ordinary rules (inet_csk_bind_conflict), which are exactly
+ * "someone else is there":
+ *  - any listening socket on an overlapping address (same address, the
+ *    wildcard vs a specific one, a dual-stack [::] vs IPv4), of any user and
+ *    with or without SO_REUSEPORT, makes it fail with EADDRINUSE;
+ *  - TIME_WAIT and still-open connections of an old instance (SO_REUSEADDR,
+ *    not listening) do not, so a restart right after the old one stopped
+ *    listening works;
+ *  - the probe never listens and is closed before our own sockets bind, so
+ *    it cannot collide with them; every address is probed before the first
+ *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
+ * Port 0 is refused by the config (each worker would get its own port). A
+ * reload does not reopen listeners, so it does not probe. Two instances
+ * started at the same moment can both pass the probe before either listens;
+ * listener_check_alone closes that window afterwards.
+ */
+int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen)
+{
+	char where[SA_STR_MAX];
+	int fd = listener_socket(cl);
 
 	sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where));
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: socket: %s", where, strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EADDRINUSE)
+		snprintf(err, errlen,
+			 "listen %s: address already in use: another process listens on %s "
+			 "(or on an address covering it); not starting a second server there",
+			 where, where);
+	else
+		snprintf(err, errlen, "listen %s: bind: %s", where, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/*
+ * After every worker listens: no listening socket but ours may cover our
+ * addresses. A check before binding cannot see an instance that binds in the
+ * same instant; this one can, because whichever of two instances checks
+ * last sees the other's sockets (both listen before they check), so at most
+ * one of them keeps running. Our sockets are known by inode (fstat), which
+ * is what sock_diag reports. When the socket table cannot be read (no
+ * sock_diag in a sandbox), the probe alone has to do: say so, start anyway.
+ */
+int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen)
+{
+	size_t n_lis = n_workers ? ws[0].n_listeners : 0, n_ours = 0;
+	ino_t *ours = calloc(n_workers * n_lis + 1, sizeof(*ours));
+	char who[SA_STR_MAX + 40], where[SA_STR_MAX], why[256];
+	int rc = 0;
+
+	if (!ours) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned w = 0; w < n_workers; w++)
+		for (size_t i = 0; i < ws[w].n_listeners; i++) {
+			struct stat st;
+			if (fstat(ws[w].listeners[i].fd, &st) == 0)
+				ours[n_ours++] = st.st_ino;
+		}
+	for (size_t i = 0; i < n_lis && rc == 0; i++) {
+		const struct conf_listener *cl = ws[0].listeners[i].conf;
+		const struct sockaddr *sa = (const struct sockaddr *)&cl->addr;
+		int r = listendiag_foreign(sa, ours, n_ours, who, sizeof(who), why, sizeof(why));
+		sa_str(sa, where, sizeof(where));
+		if (r < 0) {
+			log_info("listen %s: cannot list listening sockets (%s); relying on the "
+				 "check before binding", where, why);
+			break;
+		}
+		if (r > 0) {
+			snprintf(err, errlen,
+				 "listen %s: address already in use: another process listens on %s "
+				 "(started at the same time?); not starting a second server there",
+				 where, who);
+			rc = -1;
+		}
+	}
+	free(ours);
+	return rc;
+}
+
+/* True when c's listen statements (addresses, names) differ from the ones
+ * the running sockets were opened for. */
+bool listener_conf_changed(const struct worker *w, const struct stp_conf *c)
+{
+	if (w->n_listeners != c->n_listeners)
+		return true;
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *a = w->listeners[i].conf, *b = &c->listeners[i];
+		if (!sa_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr) ||
+		    strcmp(a->name, b->name) != 0)
+			return true;
+	}
+	return false;
+}
+
+int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
+{
+	char where[SA_STR_MAX];
+	int one = 1;
+	int fd = listener_socket(cl);
+
+	sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where));
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", where, strerror(errno));
+		return -1;
+	}
+	/* Our workers share the port; listener_check_free ran first. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (cl->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Replies are small and latency matters more than segment count. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) < 0) {
@@ -72,7 +198,11 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		case ENFILE:
 		case ENOBUFS:
 		case ENOMEM:
-			log_warn("accept on %s", l->conf->name);
+		{
+			/* A flood of connections reaches this at will. */
+			static struct log_rate rl = LOG_RATE_INIT("accept failed");
+			log_warn_rl(&rl, "accept on %s", l->conf->name);
+		}
 			listener_pause(wk, ACCEPT_PAUSE_SECS);
 			return;
 		default:

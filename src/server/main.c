@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -225,6 +226,11 @@ static void reload(const struct options *o)
 		return;
 	}
 	log_setlevel(s->conf->log_level);
+	/* Listeners stay: new addresses could need privileges dropped since
+	 * start (docs/architecture.md). Say so rather than ignore the edit. */
+	if (listener_conf_changed(&g_server.workers[0], s->conf))
+		log_warnx("reload: listen statements changed; they take effect on restart "
+			  "(still listening as started)");
 	server_set_snapshot(s);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);
@@ -250,9 +256,14 @@ static int serve(const struct options *o, struct snapshot *boot)
 	g_server.workers = calloc(n, sizeof(*g_server.workers));
 	if (!g_server.workers)
 		fatalx("out of memory");
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (listener_check_free(&c->listeners[i], err, sizeof(err)) < 0)
+			fatalx("%s", err);
 	for (unsigned i = 0; i < n; i++)
 		if (worker_init(&g_server.workers[i], i, boot, err, sizeof(err)) < 0)
 			fatalx("%s", err);
+	if (listener_check_alone(g_server.workers, n, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	for (size_t i = 0; i < c->n_listeners; i++)
 		log_info("listening on %s (%s)",
 			 sa_str((const struct sockaddr *)&c->listeners[i].addr, where, sizeof(where)),
@@ -272,9 +283,14 @@ static int serve(const struct options *o, struct snapshot *boot)
 	log_info("stpd %s ready: %u workers", STPD_VERSION, n);
 
 	for (;;) {
-		int sig;
-		if (sigwait(&sigs, &sig) != 0)
+		/* Wakes every second to write the counts of rate-limited lines
+		 * once a flood has stopped (log.h). */
+		const struct timespec tick = { 1, 0 };
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0) {
+			log_rate_flush(false);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(o);
 			continue;
@@ -289,6 +305,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 	free(g_server.workers);
 	server_set_snapshot(NULL);
 	ares_library_cleanup();
+	log_rate_flush(true); /* counts of the last interval */
 	log_info("stopped");
 	return 0;
 }

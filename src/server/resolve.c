@@ -83,7 +83,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 		if (!readable && !writable)
 			return;
 		if (!free_slot) {
-			log_warnx("resolver: too many DNS sockets");
+			static struct log_rate rl = LOG_RATE_INIT("too many DNS sockets");
+			log_warnx_rl(&rl, "resolver: too many DNS sockets");
 			return;
 		}
 		slot = free_slot;

@@ -60,6 +60,7 @@ struct worker {
 	struct session *dead;       /* closed, freed before the next poll */
 	ev_prepare reaper;
 	unsigned n_sessions;
+	unsigned n_refusing;        /* sessions in SS_REFUSING (refuse.c caps them) */
 	struct udp_batch *udp;      /* datagram slots for the UDP relay, shared by sessions */
 };
 
@@ -88,8 +89,15 @@ void worker_join(struct worker *w);
 void worker_session_ended(struct worker *w);
 
 /* listener.c */
+/* 0 when no other socket listens on cl's address; -1 with the address named
+ * in err otherwise. Call for every address before the first listener_open. */
+int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen);
+/* After the workers listen: 0 when only our sockets listen on our addresses,
+ * -1 with the address named in err when another one does. */
+int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
+bool listener_conf_changed(const struct worker *w, const struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);

@@ -27,11 +27,14 @@
 static const char *const state_names[] = {
 	[SS_PROXYHDR] = "proxy-header", [SS_GREETING] = "greeting", [SS_AUTH] = "auth",
 	[SS_AUTH_WAIT] = "auth-wait",   [SS_REQUEST] = "request",   [SS_COMMAND] = "command",
-	[SS_RELAY] = "relay",           [SS_CLOSED] = "closed",
+	[SS_RELAY] = "relay",           [SS_CLOSED] = "closed",         [SS_REFUSING] = "refusing",
 };
 
 static void advance(struct session *s);
 static void on_client(EV_P_ ev_io *w, int revents);
+
+/* Lines any client can cause at will are rate-limited (log.h). */
+static struct log_rate rl_filter = LOG_RATE_INIT("TLS/filter error");
 
 void session_set_state(struct session *s, enum session_state st)
 {
@@ -92,7 +95,8 @@ void session_update_io(struct session *s)
 	if (s->hs->outlen > s->hs->outoff || conn_has_output(&s->conn))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
-		 s->state == SS_REQUEST || (s->state == SS_COMMAND && s->on_control))
+		 s->state == SS_REQUEST || s->state == SS_REFUSING ||
+		 (s->state == SS_COMMAND && s->on_control))
 		ev |= EV_READ;
 	set_io(s, ev);
 }
@@ -245,22 +249,27 @@ static bool admit(struct session *s)
 	};
 	const char *why;
 	const struct rule *r = rules_match(c->client_rules, c->n_client_rules, &ctx);
+	/* Every refusal here can be repeated by a client at will: its line is
+	 * rate-limited and it writes no session line (s->quiet). */
 	if (!r || r->action != RULE_PASS) {
 		sessionlog_deny(s, 0, NULL, NULL, 0, r, "client blocked");
-		session_close(s, "client blocked by rule");
+		s->quiet = true;
+		session_close(s, "client blocked by rule"); /* no reply: says nothing */
 		return false;
 	}
 	if (!rule_slot_take(r)) {
 		sessionlog_deny(s, 0, NULL, NULL, 0, r, "session limit of rule reached");
-		session_close(s, "client rule session limit");
+		session_refuse(s, "client rule session limit");
 		return false;
 	}
 	s->client_rule = r;
 	s->client_rule_held = r->max_sessions > 0;
 	if (!limits_acquire((const struct sockaddr *)&s->client, &c->limits, &why)) {
+		static struct log_rate rl = LOG_RATE_INIT("refused client");
 		char tag[SA_STR_MAX + 300];
-		log_warnx("refused %s: %s", session_tag(s, tag, sizeof(tag)), why);
-		session_close(s, why);
+		if (log_rate_pass(&rl, LOG_WARNING))
+			log_warnx("refused %s: %s", session_tag(s, tag, sizeof(tag)), why);
+		session_refuse(s, why);
 		return false;
 	}
 	s->counted_client = true;
@@ -277,7 +286,10 @@ void session_consume(struct session *s, size_t used)
 
 static void bad_input(struct session *s, const struct socks_err *err, const char *what)
 {
+	static struct log_rate rl = LOG_RATE_INIT("bad client input");
 	char tag[SA_STR_MAX + 300];
+	if (!log_rate_pass(&rl, LOG_WARNING))
+		return;
 	log_warnx("%s: bad %s: %s", session_tag(s, tag, sizeof(tag)), what,
 		  err->why ? err->why : "malformed");
 }
@@ -287,9 +299,10 @@ static bool buffer_full(struct session *s, const char *what)
 {
 	if (s->hs->inlen < sizeof(s->hs->in))
 		return false;
+	static struct log_rate rl = LOG_RATE_INIT("handshake too long");
 	char tag[SA_STR_MAX + 300];
-	log_warnx("%s: %s exceeds %zu bytes", session_tag(s, tag, sizeof(tag)), what,
-		  sizeof(s->hs->in));
+	log_warnx_rl(&rl, "%s: %s exceeds %zu bytes", session_tag(s, tag, sizeof(tag)), what,
+		     sizeof(s->hs->in));
 	session_close(s, "handshake too long");
 	return true;
 }
@@ -524,6 +537,7 @@ static void advance(struct session *s)
 			if (s->hs->inlen > 0)
 				do_request(s);
 			break;
+		case SS_REFUSING: session_refuse_input(s); break;
 		default: return;
 		}
 		/* A parser that closed the session returns with SS_CLOSED. */
@@ -534,7 +548,7 @@ static void advance(struct session *s)
 static bool wants_input(const struct session *s)
 {
 	return s->hs && (s->state == SS_PROXYHDR || s->state == SS_GREETING ||
-			 s->state == SS_AUTH || s->state == SS_REQUEST);
+			 s->state == SS_AUTH || s->state == SS_REQUEST || s->state == SS_REFUSING);
 }
 
 /* Reads plaintext into the handshake buffer and runs the parsers on it, one
@@ -558,8 +572,8 @@ static void read_input(struct session *s)
 				break;
 			if (errno == EPROTO) {
 				char tag[SA_STR_MAX + 300];
-				log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)),
-					  conn_why(&s->conn));
+				log_warnx_rl(&rl_filter, "%s: %s", session_tag(s, tag, sizeof(tag)),
+					     conn_why(&s->conn));
 				session_close(s, conn_why(&s->conn));
 			} else {
 				session_close(s, "client read error during handshake");
@@ -680,7 +694,8 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	if (s)
 		s->hs = calloc(1, sizeof(*s->hs));
 	if (!s || !s->hs) {
-		log_warnx("out of memory for a new session");
+		static struct log_rate rl = LOG_RATE_INIT("out of memory for a new session");
+		log_warnx_rl(&rl, "out of memory for a new session");
 		free(s);
 		close(fd);
 		return;
@@ -780,7 +795,9 @@ void session_close(struct session *s, const char *reason)
 	if (s->cmd_ops && s->cmd_ops->destroy)
 		s->cmd_ops->destroy(s);
 	flow_close_all(s, reason);
-	sessionlog_session(s, reason);
+	session_refuse_end(s);
+	if (!s->quiet)
+		sessionlog_session(s, reason);
 
 	relay_stop(&s->relay);
 	if (s->relay.fd[1] >= 0)

@@ -44,6 +44,7 @@ enum session_state {
 	SS_AUTH,      /* method sub-negotiation (RFC 1929) */
 	SS_AUTH_WAIT, /* credentials being checked off the loop */
 	SS_REQUEST,   /* reading the SOCKS5 request */
+	SS_REFUSING,  /* refused at admission: answering the first bytes (refuse.c) */
 	SS_COMMAND,   /* a command handler owns the session */
 	SS_RELAY,     /* moving bytes */
 	SS_CLOSED,
@@ -90,6 +91,8 @@ struct session {
 	const struct rule *client_rule;      /* client rule that admitted us */
 	bool rule_held, client_rule_held;    /* hold a slot of their `sessions` limit */
 	bool counted_client;                 /* holds a per-client slot */
+	bool refusing;                       /* counted in worker n_refusing */
+	bool quiet;                          /* refused at admission: no session line */
 
 	struct handshake *hs;                /* NULL once relaying */
 	ev_io io;                            /* client readiness during the handshake */
@@ -129,5 +132,10 @@ void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_tim
 void session_start_relay(struct session *s, int peer);
 /* Maps errno of a failed connect/bind to a SOCKS5 reply code. */
 uint8_t session_errno_rep(int err);
+
+/* refuse.c: answer a client refused at admission, then close (takes s). */
+void session_refuse(struct session *s, const char *why);
+void session_refuse_input(struct session *s);
+void session_refuse_end(struct session *s); /* from session_close */
 
 #endif

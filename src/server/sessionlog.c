@@ -87,8 +87,14 @@ void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct so
 	char client[SA_STR_MAX], target[SA_STR_MAX], rule[300], line[4096];
 	const char *user = s->user[0] ? s->user : "-";
 	int level = r && r->log_level >= 0 ? r->log_level : LOG_NOTICE;
+	/* A client refused at admission (rule_cmd 0) can repeat it at will and
+	 * has no session line; a request's denial belongs to an admitted
+	 * session and is written like its session line. */
+	static struct log_rate rl_admission = LOG_RATE_INIT("deny (client rule)");
 
 	if (level > log_getlevel())
+		return;
+	if (rule_cmd == 0 && !log_rate_pass(&rl_admission, level))
 		return;
 	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
 	rules_describe(r, rule, sizeof(rule));
@@ -161,6 +167,10 @@ void sessionlog_auth_failed(const struct session *s, const char *user, const cha
 {
 	char client[SA_STR_MAX], line[1024], safe[256];
 	size_t i;
+	static struct log_rate rl = LOG_RATE_INIT("auth failed");
+
+	if (!log_rate_pass(&rl, LOG_WARNING))
+		return;
 
 	/* The user name is client input: print it safely. */
 	for (i = 0; user[i] && i < sizeof(safe) - 1; i++)

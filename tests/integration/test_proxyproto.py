@@ -145,3 +145,19 @@ def test_handwritten_v1_header(stpd_factory, echo):
         assert S.echo_roundtrip(s, b"v1\n") == b"v1\n"
     m = p.wait_log(r"session .*target=127\.0\.0\.1:%d" % echo.port)
     assert re.search(client_rx("127.0.0.2", 40404), m.string), m.string
+
+
+def test_refused_after_header_gets_socks_answer(stpd_factory):
+    """The per-client limit counts the client the header names; one over it
+    is answered after the header and the greeting sent with it."""
+    p = stpd_factory(conf=PP_CONF + "limits { sessions-per-client 1; }\n")
+    hdr = b"PROXY TCP4 127.0.0.2 127.0.0.1 %d 1080\r\n"
+    held = S.dial(p.port)
+    with held:
+        held.sendall(hdr % 40404 + S.greeting())
+        assert S.recv_exact(held, 2) == b"\x05\x00"
+        s = S.dial(p.port)
+        with s:
+            s.sendall(hdr % 40405 + S.greeting())
+            assert S.recv_exact(s, 2) == b"\x05\xff"
+            assert S.closed_by_peer(s)

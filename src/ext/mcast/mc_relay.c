@@ -295,7 +295,8 @@ struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings 
 		r->tokens = (double)set->burst;
 		return r;
 	}
-	log_warn("multicast relay %s: %s", r->name, *why);
+	static struct log_rate rl = LOG_RATE_INIT("multicast relay start failed");
+	log_warn_rl(&rl, "multicast relay %s: %s", r->name, *why);
 	close_fds(r);
 	free(r);
 	return NULL;
@@ -375,8 +376,9 @@ static bool spend(struct mc_relay *r, ev_tstamp now, size_t bytes, bool may_end)
 	if (r->tokens < (double)bytes) {
 		if (!may_end)
 			return false;
-		log_warnx("multicast relay %s: over %llu bytes/s, stopping the group", r->name,
-			  (unsigned long long)r->set.rate);
+		static struct log_rate rl = LOG_RATE_INIT("multicast group over its rate");
+		log_warnx_rl(&rl, "multicast relay %s: over %llu bytes/s, stopping the group",
+			     r->name, (unsigned long long)r->set.rate);
 		mc_hub_relay_ended(r, MCAST_NOTE_BANDWIDTH, "bandwidth limit");
 		return false;
 	}

@@ -130,9 +130,10 @@ static void notice_and_close(struct mc_conn *c, const struct socks_addr *group, 
 	char tag[SA_STR_MAX + 300], g[SA_STR_MAX];
 	if (session_ending(c->s))
 		return; /* one final message is enough */
-	log_warnx("%s: multicast %s: %s, closing the control connection",
-		  session_tag(c->s, tag, sizeof(tag)), socks_addr_str(group, g, sizeof(g)),
-		  note_reason(note));
+	static struct log_rate rl = LOG_RATE_INIT("multicast control connection closed");
+	log_warnx_rl(&rl, "%s: multicast %s: %s, closing the control connection",
+		     session_tag(c->s, tag, sizeof(tag)), socks_addr_str(group, g, sizeof(g)),
+		     note_reason(note));
 	/* Plain reply form; X'06' selects it (no LEN|KEY). */
 	send_reply(c, SOCKS_CMD_LEAVE_MCAST, note, group, NULL, true, note_reason(note));
 }
@@ -324,9 +325,10 @@ static int handle(struct mc_conn *c, const struct mcast_request *req)
 
 static void bad(struct mc_conn *c, const struct socks_err *err)
 {
+	static struct log_rate rl = LOG_RATE_INIT("bad multicast request");
 	char tag[SA_STR_MAX + 300];
-	log_warnx("%s: bad multicast request: %s", session_tag(c->s, tag, sizeof(tag)),
-		  err->why ? err->why : "malformed");
+	log_warnx_rl(&rl, "%s: bad multicast request: %s", session_tag(c->s, tag, sizeof(tag)),
+		     err->why ? err->why : "malformed");
 	send_reply(c, 0, err->rep, NULL, NULL, true, "bad multicast request");
 }
 

@@ -39,8 +39,9 @@ static struct tls_filter *tf_of(struct session *s)
 
 static void warn(struct session *s, const char *what)
 {
+	static struct log_rate rl = LOG_RATE_INIT("TLS session error");
 	char tag[SA_STR_MAX + 300];
-	log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), what);
+	log_warnx_rl(&rl, "%s: %s", session_tag(s, tag, sizeof(tag)), what);
 }
 
 /* Ends the session once what is queued is written (then close_notify). */
