@@ -25,6 +25,7 @@ static const struct kw_entry kw_table[] = {
 	{ "client-cert", KW_CLIENT_CERT },
 	{ "command", KW_COMMAND },
 	{ "connect", KW_CONNECT },
+	{ "connect-attempt-delay", KW_CONNECT_ATTEMPT_DELAY },
 	{ "days", KW_DAYS },
 	{ "dns", KW_DNS },
 	{ "dns-pending", KW_DNS_PENDING },
