@@ -1,17 +1,23 @@
-"""CONNECT to a name with several addresses: Happy Eyeballs v2 (RFC 8305)
-in stpd, against blackholed (nft drop: no RST, no ICMP) and refused
-addresses. stpd runs in the gateway namespace with a dnsmasq of its own
+"""A name with several addresses: Happy Eyeballs v2 (RFC 8305) in stpd's
+CONNECT and in libstp's connection to the proxy (the stp command), against
+blackholed (nft drop: no RST, no ICMP) and refused addresses. stpd runs in the gateway namespace with a dnsmasq of its own
 (127.0.0.1:5353 there) that knows the test names; the targets are echo
 servers in the outside namespace; the client is in the inside namespace.
 
     inside 10.77.2.2 --> stpd 10.77.2.1:1080 (gateway) --> outside
                                                  10.77.1.2, 10.77.1.3, fd77:1::2
 
-Needs root. Environment: STPD (default: build-mcast/, then build/).
+For libstp, stp runs in the inside namespace with a hosts file of its own
+(/etc/netns/NAME/hosts, which `ip netns exec` mounts over /etc/hosts) that
+gives the proxy's name two addresses of the gateway.
+
+Needs root. Environment: STPD (default: build-mcast/, then build/); STP_BIN
+(default: src/client/stp next to stpd's build).
 """
 
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -115,21 +121,24 @@ def world(topo, stpd, tmp_path):
         stdout=log, stderr=subprocess.STDOUT)
     w = type("World", (), {})()
 
-    def start(delay_ms=None, connect=30):
+    def start(delay_ms=None, connect=30, listen=()):
         t = "timeouts { connect %d%s }\n" % (
             connect, "; connect-attempt-delay %d" % delay_ms if delay_ms else "")
-        w.stpd = stpd("listen %s:1080\nresolver 127.0.0.1:5353\nlog { level debug }\n%s"
-                      "client pass { from 10.77.2.0/24 }\nrequest pass\n" % (topo.GW_IN, t))
+        more = "".join("listen %s:1080\n" % ("[%s]" % a if ":" in a else a) for a in listen)
+        w.stpd = stpd("listen %s:1080\n%sresolver 127.0.0.1:5353\nlog { level debug }\n%s"
+                      "client pass { from 10.77.2.0/24 fd77:2::/64 }\nrequest pass\n"
+                      % (topo.GW_IN, more, t))
         return w.stpd
 
-    def drop(*addrs):
+    def drop(*addrs, ns=topo.gateway, port=PORT):
+        """Blackholes port on addrs, in ns's output path."""
         rules = ["table inet he {", " chain out {", "  type filter hook output priority 0;"]
         for a in addrs:
-            rules.append("  %s daddr %s tcp dport %d drop" % ("ip6" if ":" in a else "ip", a, PORT))
+            rules.append("  %s daddr %s tcp dport %d drop" % ("ip6" if ":" in a else "ip", a, port))
         path = os.path.join(str(tmp_path), "drop.nft")
         with open(path, "w") as f:
             f.write("\n".join(rules + [" }", "}"]) + "\n")
-        topo.gateway.sh("nft", "-f", path)
+        ns.sh("nft", "-f", path)
 
     def syn_sent():
         """Connections of stpd still trying: each is an open socket."""
@@ -143,6 +152,17 @@ def world(topo, stpd, tmp_path):
     dns.terminate()
     dns.wait(10)
     log.close()
+
+
+def stp_bin():
+    if os.environ.get("STP_BIN"):
+        return os.environ["STP_BIN"]
+    from conftest import stpd_binary
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd_binary()))))
+    p = os.path.join(build, "src", "client", "stp")
+    if not os.path.exists(p):
+        pytest.skip("no stp binary (set STP_BIN=)")
+    return p
 
 
 def _no_syn_sent(w):
@@ -220,3 +240,80 @@ def test_all_refused_x05(topo, world):
     assert rep == 0x05
     assert took < 1.5, took
     world.stpd.wait_log("connect to dual.test:%d failed: Connection refused" % PORT)
+
+
+# ---- libstp: the proxy given by a name with two addresses ----
+
+GW_IN_B = "10.77.2.9"  # a second inside address of the gateway
+PROXY_HOSTS = {"dual": ["fd77:2::1", "10.77.2.1"], "two": ["10.77.2.1", GW_IN_B]}
+
+
+@pytest.fixture
+def proxy_name(topo, world):
+    """Writes the inside namespace's hosts file: proxy.test -> the pair;
+    starts stpd on all of them. Returns the addresses in the order
+    getaddrinfo hands them to stp."""
+    etc = "/etc/netns/" + topo.inside.name
+    os.makedirs(etc, exist_ok=True)
+    topo.gateway.ip("addr", "add", GW_IN_B + "/24", "dev", "gwi")
+
+    def make(pair):
+        with open(etc + "/hosts", "w") as f:
+            for a in PROXY_HOSTS[pair]:
+                f.write("%s proxy.test\n" % a)
+        world.start(listen=[a for a in PROXY_HOSTS[pair] if a != topo.GW_IN])
+        got = topo.inside.sh("getent", "ahostsv4" if pair == "two" else "ahosts", "proxy.test")
+        order = []
+        for line in got.splitlines():
+            a = line.split()[0]
+            if a not in order:
+                order.append(a)
+        assert sorted(order) == sorted(PROXY_HOSTS[pair]), got
+        return order
+    yield make
+    shutil.rmtree(etc, ignore_errors=True)
+
+
+def stp_connect(topo, *args, timeout="30"):
+    argv = ["ip", "netns", "exec", topo.inside.name, stp_bin(), "-v", "--timeout", timeout,
+            "--proxy", "socks5://proxy.test:1080", "connect", V4, str(PORT)] + list(args)
+    env = {k: v for k, v in os.environ.items()
+           if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "LD_PRELOAD")}
+    t0 = time.monotonic()
+    r = subprocess.run(argv, input=b"he-stp-91c2\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60, env=env)
+    return r, time.monotonic() - t0
+
+
+def _tried(stderr):
+    return re.findall(r"connect to proxy (\S+): (.*)", stderr.decode())
+
+
+def _sa(a):
+    return "[%s]:1080" % a if ":" in a else "%s:1080" % a
+
+
+@pytest.mark.parametrize("pair", ["dual", "two"])
+def test_stp_proxy_first_address_blackholed(topo, world, proxy_name, pair):
+    """stp --proxy socks5://proxy.test:1080: the first address drops the
+    SYN; the second, started after 250 ms, carries the session."""
+    topo.clients.append(Echo(topo.outside, [V4]))
+    first, second = proxy_name(pair)
+    world.drop(first, ns=topo.inside, port=1080)
+    r, took = stp_connect(topo)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"he-stp-91c2\n"
+    assert DELAY <= took < 5, took
+    assert _tried(r.stderr) == [(_sa(first), "abandoned, another address connected"),
+                                (_sa(second), "connected")], r.stderr
+
+
+def test_stp_proxy_all_blackholed_times_out(topo, world, proxy_name):
+    """Both addresses drop: --timeout still bounds the attempts (exit 6)."""
+    first, second = proxy_name("dual")
+    world.drop(first, second, ns=topo.inside, port=1080)
+    r, took = stp_connect(topo, timeout="2")
+    assert r.returncode == 6, r.stderr
+    assert 1.9 <= took < 8, took
+    assert sorted(_tried(r.stderr)) == sorted([(_sa(first), "timed out"),
+                                               (_sa(second), "timed out")]), r.stderr
