@@ -109,17 +109,14 @@ int shim_sa_to_family(const struct sockaddr *sa, int family, struct sockaddr_sto
 	return -1;
 }
 
-int shim_connect_proxy(int fd, int64_t deadline)
+/* One proxy address on fd. 0, or -1 with errno (ETIMEDOUT at the deadline). */
+static int nb_connect_one(int fd, const struct sockaddr_storage *px, socklen_t pxlen,
+			  int64_t deadline)
 {
-	struct sockaddr_storage px;
-	socklen_t pxlen, elen = sizeof(int);
-	int family = AF_INET, soerr = 0;
+	socklen_t elen = sizeof(int);
+	int soerr = 0;
 
-	if (shim_sock_type(fd, &family) < 0)
-		return -1;
-	if (shim_policy_proxy_addr(family, &px, &pxlen) < 0)
-		return -1;
-	if (shim_real.connect(fd, (struct sockaddr *)&px, pxlen) == 0)
+	if (shim_real.connect(fd, (const struct sockaddr *)px, pxlen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -1;
@@ -136,6 +133,40 @@ int shim_connect_proxy(int fd, int64_t deadline)
 		return -1;
 	}
 	return 0;
+}
+
+/* The proxy's addresses in turn on the application's own socket, until one
+ * accepts or the deadline passes. One socket allows one attempt at a time,
+ * so this is not Happy Eyeballs: an address that drops SYNs spends the
+ * deadline (libstp's own connections, eyeballs.c, race them). A refused or
+ * unreachable address moves on at once; connect(AF_UNSPEC) returns the
+ * socket to its unconnected state in between, as Linux needs before a
+ * second connect() on a TCP socket whose first one failed. */
+int shim_connect_proxy(int fd, int64_t deadline)
+{
+	struct sockaddr_storage px;
+	socklen_t pxlen;
+	int family = AF_INET, err = 0;
+	char where[SA_STR_MAX];
+
+	if (shim_sock_type(fd, &family) < 0)
+		return -1;
+	for (int i = 0; shim_policy_proxy_addr_at(family, i, &px, &pxlen) == 0; i++) {
+		if (i > 0) {
+			struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+			shim_real.connect(fd, &unspec, sizeof(unspec));
+		}
+		if (nb_connect_one(fd, &px, pxlen, deadline) == 0)
+			return 0;
+		err = errno;
+		shim_log(SHIM_LOG_DEBUG, "proxy %s: %s", sa_str((struct sockaddr *)&px, where,
+								 sizeof(where)), strerror(err));
+		if (err == ETIMEDOUT || shim_remaining(deadline) == 0)
+			break;
+	}
+	if (err != 0)
+		errno = err; /* else the EAFNOSUPPORT of the first look-up */
+	return -1;
 }
 
 enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline)

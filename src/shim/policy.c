@@ -309,22 +309,32 @@ bool shim_policy_bypass_name(const char *name)
 	return shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name);
 }
 
-int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+int shim_policy_proxy_addr_at(int family, int nth, struct sockaddr_storage *out, socklen_t *len)
 {
-	/* Same family first; an IPv6 socket can reach an IPv4 proxy mapped. */
+	int k = 0;
+
+	/* Same family first, in the resolver's order; then the others that
+	 * fit the socket (an IPv6 socket reaches an IPv4 proxy mapped). */
 	for (int i = 0; i < shim_conf.proxy_naddr; i++) {
-		if (shim_conf.proxy_sa[i].ss_family == family) {
+		if (shim_conf.proxy_sa[i].ss_family == family && k++ == nth) {
 			*out = shim_conf.proxy_sa[i];
 			*len = shim_conf.proxy_salen[i];
 			return 0;
 		}
 	}
 	for (int i = 0; i < shim_conf.proxy_naddr; i++)
-		if (shim_sa_to_family((struct sockaddr *)&shim_conf.proxy_sa[i], family, out,
-				      len) == 0)
+		if (shim_conf.proxy_sa[i].ss_family != family &&
+		    shim_sa_to_family((struct sockaddr *)&shim_conf.proxy_sa[i], family, out,
+				      len) == 0 &&
+		    k++ == nth)
 			return 0;
 	errno = EAFNOSUPPORT;
 	return -1;
+}
+
+int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+{
+	return shim_policy_proxy_addr_at(family, 0, out, len);
 }
 
 void shim_policy_proxy_for_name(struct stp_proxy *out)

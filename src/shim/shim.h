@@ -103,6 +103,9 @@ bool shim_policy_bypass_sa(const struct sockaddr *sa);
 bool shim_policy_bypass_name(const char *name);
 /* The proxy address to use from a socket of this family. 0 or -1. */
 int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
+/* The nth (from 0) proxy address for a socket of family, in the order
+ * shim_connect_proxy tries them; -1 (EAFNOSUPPORT) past the last. */
+int shim_policy_proxy_addr_at(int family, int nth, struct sockaddr_storage *out, socklen_t *len);
 /* The proxy as the handshake should see it: names always go to the proxy. */
 void shim_policy_proxy_for_name(struct stp_proxy *out);
 

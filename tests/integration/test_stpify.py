@@ -339,6 +339,27 @@ def test_proxy_down_is_econnrefused(tmp_path):
     assert b"stpify: connect 127.0.0.1:80: proxy unreachable" in r.stderr
 
 
+def test_proxy_name_next_address_after_refusal(proxy_factory, tmp_path, echo):
+    """STP_PROXY=socks5h://localhost:PORT with stpd on 127.0.0.1 only, and
+    an IPv6 socket: the test /etc/hosts gives localhost 127.0.0.1 and ::1,
+    so the socket's own family comes first, [::1] refuses, and stpify
+    moves on to ::ffff:127.0.0.1 on the same socket."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "v6.py", """
+        import socket, sys
+        ai = socket.getaddrinfo("web.stp.test", int(sys.argv[1]), socket.AF_INET6,
+                                socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6)
+        s.connect(ai[0][4]); s.sendall(b"he-v6\\n"); print(s.recv(10))
+    """)
+    r = t.run(argv + [str(echo.port)], STP_PROXY="socks5h://localhost:%d" % p.port,
+              STP_LOG="debug")
+    assert r.stdout.strip() == b"b'he-v6\\n'", r.stderr
+    assert b"proxy [::1]:%d: Connection refused" % p.port in r.stderr, r.stderr
+    p.wait_log(r"cmd=connect target=web\.stp\.test:%d" % echo.port)
+
+
 # ---------------------------------------------------------------------------
 # policy: loopback, localhost, NO_PROXY
 
