@@ -28,7 +28,10 @@ import pytest
 
 PORT = 7000
 V6, V4, V4B = "fd77:1::2", "10.77.1.2", "10.77.1.3"
-HOSTS = {"dual.test": [V6, V4], "two.test": [V4, V4B]}
+# mixed.test: the gateway has no route to 2001:db8::/32 (ENETUNREACH at
+# once) and nothing listens on V4 in that test (refused).
+HOSTS = {"dual.test": [V6, V4], "two.test": [V4, V4B],
+         "mixed.test": ["2001:db8::1", V4, "2001:db8::2"]}
 DELAY = 0.25  # the default connect-attempt-delay, seconds
 
 
@@ -241,6 +244,19 @@ def test_all_refused_x05(topo, world):
     assert took < 1.5, took
     world.stpd.wait_log("connect to dual.test:%d failed: Connection refused" % PORT)
 
+
+
+def test_refusal_beats_no_route(topo, world):
+    """Tried in the order [2001:db8::1] (no route), 10.77.1.2 (refused),
+    [2001:db8::2] (no route): the reply is the target's refusal X'05', not
+    X'03' from the last error, which only says this host has no route."""
+    world.start()
+    rep, took, _ = socks_connect(topo, "mixed.test")
+    assert rep == 0x05
+    assert took < 1.5, took
+    assert [a[2] for a in world.attempts()] == ["[2001:db8::1]:%d" % PORT, "%s:%d" % (V4, PORT),
+                                                "[2001:db8::2]:%d" % PORT]
+    world.stpd.wait_log("connect to mixed.test:%d failed: Connection refused" % PORT)
 
 # ---- libstp: the proxy given by a name with two addresses ----
 
