@@ -17,7 +17,7 @@
 #include "common/sockaddr.h"
 #include "server/cmd.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 struct bind_state {
 	int lfd;
@@ -52,9 +52,7 @@ static void on_client_during_wait(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
 	struct bind_state *st = s->cmd_data;
-	char c;
-	ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+	if (conn_peer_gone(&s->conn)) {
 		session_close(s, "client closed while waiting for the BIND peer");
 		return;
 	}
@@ -151,7 +149,7 @@ void cmd_bind_start(struct session *s)
 	ev_io_init(&st->accept_io, on_peer, st->lfd, EV_READ);
 	st->accept_io.data = s;
 	ev_io_start(s->w->loop, &st->accept_io);
-	ev_io_init(&st->client_io, on_client_during_wait, s->fd, EV_READ);
+	ev_io_init(&st->client_io, on_client_during_wait, s->conn.fd, EV_READ);
 	st->client_io.data = s;
 	ev_io_start(s->w->loop, &st->client_io);
 	session_arm_timer(s, s->conf->timeouts.bind_accept, on_bind_timeout);

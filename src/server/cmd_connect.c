@@ -19,7 +19,7 @@
 #include "server/cmd.h"
 #include "server/resolve.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 /* One address of the target and the connect() in flight to it, if any. */
 struct connect_try { /* calloc'd: io is safe to stop before it starts */

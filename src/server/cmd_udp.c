@@ -27,7 +27,7 @@
 #include "server/cmd.h"
 #include "server/resolve.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 #include "server/udpbatch.h"
 
 #define UDP_NAME_CACHE 4    /* resolved names kept per association */
@@ -46,7 +46,7 @@ struct udp_counts {
 struct udp_state {
 	int cfd;                              /* client side */
 	int rfd[2];                           /* target side: [0] IPv4, [1] IPv6 */
-	ev_io cio, rio[2], ctl;
+	ev_io cio, rio[2];
 	struct sockaddr_storage pin;          /* the client's UDP address */
 	bool pin_port_known;
 	bool connected;                       /* cfd connect()ed to pin */
@@ -76,7 +76,6 @@ static void udp_destroy(struct session *s)
 	resolver_cancel(st->lookup);
 	free(st->pending);
 	ev_io_stop(s->w->loop, &st->cio);
-	ev_io_stop(s->w->loop, &st->ctl);
 	if (st->cfd >= 0)
 		close(st->cfd);
 	for (int i = 0; i < 2; i++) {
@@ -329,18 +328,12 @@ static void on_client_dgram(EV_P_ ev_io *w, int revents)
 
 /* ---- lifetime ---- */
 
-static void on_control(EV_P_ ev_io *w, int revents)
+static void on_control(struct session *s)
 {
-	struct session *s = w->data;
-	uint8_t junk[512];
-	ssize_t n = recv(s->fd, junk, sizeof(junk), MSG_DONTWAIT);
-	if (n > 0 && s->filter && session_filter_drain(s, junk, (size_t)n) < 0)
-		return; /* TLS ended (close_notify) or failed: closed */
-	if (n == 0)
-		session_close(s, "control connection closed");
-	else if (n < 0 && errno != EAGAIN && errno != EINTR)
-		session_close(s, "control connection error");
-	/* Bytes on the control connection mean nothing here: ignored. */
+	/* Bytes on the control connection mean nothing here: dropped. Its
+	 * end (FIN, TLS close_notify or an error) ends the association: the
+	 * core closes the session. */
+	s->hs->inlen = 0;
 }
 
 static void on_udp_idle(EV_P_ ev_timer *w, int revents)
@@ -428,9 +421,7 @@ void cmd_udp_start(struct session *s)
 	ev_io_init(&st->cio, on_client_dgram, st->cfd, EV_READ);
 	st->cio.data = s;
 	ev_io_start(s->w->loop, &st->cio);
-	ev_io_init(&st->ctl, on_control, s->fd, EV_READ);
-	st->ctl.data = s;
-	ev_io_start(s->w->loop, &st->ctl);
+	session_watch_control(s, on_control);
 	if (s->conf->timeouts.udp_idle) {
 		ev_timer_init(&s->timer, on_udp_idle, s->conf->timeouts.udp_idle,
 			      s->conf->timeouts.udp_idle);

@@ -49,10 +49,13 @@ struct stp_ext {
 	int (*worker_init)(struct worker *w);
 	void (*worker_fini)(struct worker *w);
 	/* A new session was admitted (after any PROXY header), before the
-	 * greeting is read: may install a filter (s->filter) or close the
+	 * greeting is read: may install a filter (session_set_filter) or close the
 	 * session, returning -1 then. */
 	int (*session_open)(struct session *s);
 };
+
+/* The configuration a worker runs under (for worker_init checks). */
+const struct stp_conf *worker_conf(const struct worker *w);
 
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_SECS 0.2

@@ -9,7 +9,7 @@
 #include "common/log.h"
 #include "server/ext.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 #include "server/sessionlog.h"
 
 static bool none_enabled(const struct stp_conf *c)
@@ -38,8 +38,7 @@ static void userpass_fail(struct session *s, const char *user, const char *why)
 	static const uint8_t fail[2] = { SOCKS_USERPASS_VER, 0x01 };
 	sessionlog_auth_failed(s, user, why);
 	/* RFC 1929: on failure the server MUST close the connection. */
-	s->closing_after_flush = true;
-	snprintf(s->close_reason, sizeof(s->close_reason), "authentication failed");
+	session_close_after_output(s, "authentication failed");
 	session_send(s, fail, sizeof(fail));
 }
 

@@ -16,7 +16,7 @@
 
 #include "server/relay.h"
 
-#include "server/filter.h"
+#include "server/conn.h"
 
 #define RELAY_ROUNDS_PER_EVENT 8 /* bound the work one busy peer gets per wake-up */
 
@@ -37,9 +37,7 @@ static bool half_pending(const struct relay_half *h)
  * filter: ciphertext the filter holds). */
 static bool pending(const struct relay *r, int i)
 {
-	const uint8_t *p;
-	return half_pending(&r->half[i]) ||
-	       (i == 1 && r->filter && r->filter->ops->output(r->filter, &p) > 0);
+	return half_pending(&r->half[i]) || conn_has_output(r->end[1 - i]);
 }
 
 static bool half_finished(const struct relay_half *h)
@@ -53,78 +51,18 @@ static void half_release_pipe(struct relay *r, struct relay_half *h)
 		pipepool_put(r->pool, h->pipe, h->pipecap);
 }
 
-/* Sends buffered bytes. -1 on error, 0 when it would block, 1 when empty. */
-static int flush_buf(struct relay_half *h, int dst)
+/* Sends buffered bytes; with a filter on dst, through it and then its
+ * output. -1 on error, 0 when it would block, 1 when empty. */
+static int flush_buf(struct relay_half *h, struct conn *dst)
 {
 	while (h->blen > h->boff) {
-		ssize_t n = send(dst, h->buf + h->boff, h->blen - h->boff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = conn_write(dst, h->buf + h->boff, h->blen - h->boff);
+		if (n < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		}
 		h->boff += (size_t)n;
 	}
 	h->blen = h->boff = 0;
-	return 1;
-}
-
-/* Client side behind a filter: plaintext in the buffer goes through the
- * filter, then the filter's output to dst. Same results as flush_buf. */
-static int flush_filtered(struct relay *r, struct relay_half *h, int dst)
-{
-	struct stream_filter *f = r->filter;
-	const uint8_t *p;
-	size_t len;
-	if (h->blen > h->boff) {
-		if (f->ops->write(f, h->buf + h->boff, h->blen - h->boff) < 0)
-			return -1;
-		h->blen = h->boff = 0;
-	}
-	while ((len = f->ops->output(f, &p)) > 0) {
-		ssize_t n = send(dst, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		}
-		f->ops->output_done(f, (size_t)n);
-	}
-	return 1;
-}
-
-/* Client side behind a filter: plaintext the filter already holds first,
- * then ciphertext from src. Same results as fill(); a protocol error is -1
- * with errno EPROTO. */
-static ssize_t fill_filtered(struct relay *r, struct relay_half *h, int src)
-{
-	struct stream_filter *f = r->filter;
-	if (!h->buf && !(h->buf = malloc(r->bufsize)))
-		return -1;
-	for (;;) {
-		ssize_t n = f->ops->read(f, h->buf, r->bufsize);
-		if (n > 0) {
-			h->blen = (size_t)n;
-			h->boff = 0;
-			return n;
-		}
-		if (n == FILTER_EOF)
-			return 0;
-		if (n == FILTER_ERROR) {
-			errno = EPROTO;
-			return -1;
-		}
-		do
-			n = recv(src, h->buf, r->bufsize, MSG_DONTWAIT);
-		while (n < 0 && errno == EINTR);
-		if (n <= 0)
-			return n; /* EOF without close_notify counts as EOF */
-		if (f->ops->input(f, h->buf, (size_t)n) < 0) {
-			errno = EPROTO;
-			return -1;
-		}
-	}
+	return conn_flush(dst);
 }
 
 /* Drains the pipe into dst. Same results as flush_buf. */
@@ -150,7 +88,7 @@ static int flush_pipe(struct relay_half *h, int dst)
  * A short splice can also mean a full pipe (slots hold less than a page
  * each when segments are small), so only a pipe left less than half full
  * counts. */
-static ssize_t fill(struct relay *r, struct relay_half *h, int src, bool *drained)
+static ssize_t fill(struct relay *r, struct relay_half *h, struct conn *src, bool *drained)
 {
 	ssize_t n;
 	if (r->use_splice) {
@@ -160,7 +98,7 @@ static ssize_t fill(struct relay *r, struct relay_half *h, int src, bool *draine
 			goto buffered;
 		}
 		do
-			n = splice(src, NULL, h->pipe[1], NULL, h->pipecap,
+			n = splice(src->fd, NULL, h->pipe[1], NULL, h->pipecap,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		while (n < 0 && errno == EINTR);
 		if (n > 0) {
@@ -176,13 +114,12 @@ static ssize_t fill(struct relay *r, struct relay_half *h, int src, bool *draine
 buffered:
 	if (!h->buf && !(h->buf = malloc(r->bufsize)))
 		return -1;
-	do
-		n = recv(src, h->buf, r->bufsize, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
+	n = conn_read(src, h->buf, r->bufsize);
 	if (n > 0) {
 		h->blen = (size_t)n;
 		h->boff = 0;
-		*drained = (size_t)n < r->bufsize;
+		/* A filter may hold more than the socket says: never drained. */
+		*drained = (size_t)n < r->bufsize && conn_can_splice(src);
 	}
 	return n;
 }
@@ -209,38 +146,35 @@ static void set_interest(struct relay *r, int i)
 static enum pump_res pump(struct relay *r, int i, const char **why)
 {
 	struct relay_half *h = &r->half[i];
-	int src = r->fd[i], dst = r->fd[1 - i];
+	struct conn *src = r->end[i], *dst = r->end[1 - i];
 
-	bool tls_out = i == 1 && r->filter, tls_in = i == 0 && r->filter;
-	bool drained = false; /* TLS input never is: the filter may hold more */
+	bool drained = false;
 	for (int round = 0; round < RELAY_ROUNDS_PER_EVENT; round++) {
-		int f = tls_out ? flush_filtered(r, h, dst) : flush_buf(h, dst);
+		int f = flush_buf(h, dst);
 		if (f > 0 && r->use_splice && h->buf) {
 			/* Early bytes are out: splicing needs no buffer. */
 			free(h->buf);
 			h->buf = NULL;
 		}
 		if (f > 0)
-			f = flush_pipe(h, dst);
+			f = flush_pipe(h, dst->fd);
 		if (f < 0) {
-			*why = tls_out && r->filter->why[0] ? r->filter->why : fail_reason[i][1];
+			*why = errno == EPROTO ? conn_why(dst) : fail_reason[i][1];
 			return PUMP_FAIL;
 		}
 		if (f == 0)
 			return PUMP_WAIT;
-		if (h->eof && tls_out && !h->shut) {
-			/* The target is done: close_notify first, then FIN. */
-			r->filter->ops->shutdown(r->filter);
-			f = flush_filtered(r, h, dst);
-			if (f <= 0) {
-				*why = fail_reason[i][1];
-				return f < 0 ? PUMP_FAIL : PUMP_WAIT;
-			}
-		}
 		if (h->eof) {
 			half_release_pipe(r, h);
 			if (!h->shut) {
-				shutdown(dst, SHUT_WR);
+				/* The source is done: close_notify first (TLS),
+				 * then FIN. */
+				f = conn_end(dst);
+				if (f <= 0) {
+					*why = fail_reason[i][1];
+					return f < 0 ? PUMP_FAIL : PUMP_WAIT;
+				}
+				conn_fin(dst);
 				h->shut = true;
 			}
 			return PUMP_DONE;
@@ -249,7 +183,7 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 			half_release_pipe(r, h);
 			return PUMP_WAIT;
 		}
-		ssize_t n = tls_in ? fill_filtered(r, h, src) : fill(r, h, src, &drained);
+		ssize_t n = fill(r, h, src, &drained);
 		if (n == 0) {
 			h->eof = true;
 			continue;
@@ -259,7 +193,7 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 				half_release_pipe(r, h);
 				return PUMP_WAIT;
 			}
-			*why = tls_in && errno == EPROTO ? r->filter->why : fail_reason[i][0];
+			*why = errno == EPROTO ? conn_why(src) : fail_reason[i][0];
 			return PUMP_FAIL;
 		}
 		h->bytes += (uint64_t)n;
@@ -267,7 +201,7 @@ static enum pump_res pump(struct relay *r, int i, const char **why)
 	}
 	/* Out of rounds: TLS may hold plaintext the socket will never signal;
 	 * come back for it on the next loop iteration. */
-	if (tls_in)
+	if (!conn_can_splice(src))
 		ev_feed_event(r->loop, &r->rd[0], EV_READ);
 	return PUMP_WAIT;
 }
@@ -292,7 +226,7 @@ static void run(struct relay *r, int i)
 		return;
 	}
 	set_interest(r, i);
-	if (r->filter && i == 0)
+	if (i == 0 && !conn_can_splice(r->end[0]))
 		set_interest(r, 1); /* reading TLS can queue output (alerts, key updates) */
 }
 
@@ -321,28 +255,21 @@ static void on_idle(EV_P_ ev_timer *w, int revents)
 	relay_end(r, "idle timeout");
 }
 
-int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, int client,
-		int target, const uint8_t *early, size_t earlylen, unsigned idle_secs,
-		size_t bufsize, relay_done_fn done)
-{
-	return relay_start_filtered(r, loop, pool, client, target, early, earlylen, idle_secs,
-				    bufsize, done, NULL);
-}
-
-int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
-			 int client, int target, const uint8_t *early, size_t earlylen,
-			 unsigned idle_secs, size_t bufsize, relay_done_fn done,
-			 struct stream_filter *filter)
+int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
+		struct conn *client, int target, const uint8_t *early, size_t earlylen,
+		unsigned idle_secs, size_t bufsize, relay_done_fn done)
 {
 	memset(r, 0, sizeof(*r));
 	r->loop = loop;
 	r->pool = pool;
-	r->fd[0] = client;
+	conn_init(&r->target, target);
+	r->end[0] = client;
+	r->end[1] = &r->target;
+	r->fd[0] = client->fd;
 	r->fd[1] = target;
 	r->idle_secs = idle_secs;
 	r->bufsize = bufsize ? bufsize : 65536;
-	r->use_splice = !filter;
-	r->filter = filter;
+	r->use_splice = conn_can_splice(client);
 	r->done = done;
 	r->last = ev_now(loop);
 	for (int i = 0; i < 2; i++) {
@@ -374,7 +301,7 @@ int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool 
 	}
 	set_interest(r, 0);
 	set_interest(r, 1);
-	if (filter) /* plaintext TLS already decrypted behind the request */
+	if (!r->use_splice) /* plaintext TLS already decrypted behind the request */
 		ev_feed_event(loop, &r->rd[0], EV_READ);
 	return 0;
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/conn.h"
+
 struct pipepool;
 struct relay;
 struct stream_filter;
@@ -44,26 +46,23 @@ struct relay {
 	size_t bufsize;
 	bool use_splice;
 	bool running;
-	/* TLS on the client side (borrowed from the session), or NULL. With
-	 * one, both directions run buffered: plaintext exists only in user
-	 * space. */
-	struct stream_filter *filter;
+	/* end[0]: the client connection (borrowed from the session: with a
+	 * TLS filter, both directions run buffered and plaintext exists only
+	 * in user space); end[1]: the target, a plain connection. */
+	struct conn *end[2];
+	struct conn target;
 	relay_done_fn done;
 };
 
-/* Starts relaying between client and target (both non-blocking). `early`
- * bytes (may be NULL) are sent to the target before anything else. The
- * client socket must be one this loop has been watching (the session's
- * handshake watcher, stopped just before): its epoll registration is
- * reused. */
-int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool, int client,
-		int target, const uint8_t *early, size_t earlylen, unsigned idle_secs,
-		size_t bufsize, relay_done_fn done);
-/* The same with a stream filter on the client side (NULL: relay_start). */
-int relay_start_filtered(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
-			 int client, int target, const uint8_t *early, size_t earlylen,
-			 unsigned idle_secs, size_t bufsize, relay_done_fn done,
-			 struct stream_filter *filter);
+/* Starts relaying between the client connection and the target socket
+ * (both non-blocking). `early` bytes (may be NULL) are sent to the target
+ * before anything else. The client socket must be one this loop has been
+ * watching (the session's handshake watcher, stopped just before): its
+ * epoll registration is reused. The relay splices when the client
+ * connection allows it (conn_can_splice). */
+int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
+		struct conn *client, int target, const uint8_t *early, size_t earlylen,
+		unsigned idle_secs, size_t bufsize, relay_done_fn done);
 /* Stops watchers and returns pipes and buffers. Does not close the fds. */
 void relay_stop(struct relay *r);
 

@@ -3,7 +3,7 @@
  * greeting (or a SOCKS4 request), method sub-negotiation, request, then a
  * command handler, then the relay. Every path ends in session_close().
  */
-#include "server/session.h"
+#include "server/session_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +19,7 @@
 #include "common/sockaddr.h"
 #include "proto/proxyproto.h"
 #include "server/ext.h"
+#include "server/conn.h"
 #include "server/filter.h"
 #include "server/server.h"
 #include "server/sessionlog.h"
@@ -76,7 +77,7 @@ static void set_io(struct session *s, int events)
 		return;
 	ev_io_stop(s->w->loop, &s->io);
 	if (events) {
-		ev_io_set(&s->io, s->fd, events);
+		ev_io_set(&s->io, s->conn.fd, events);
 		ev_io_start(s->w->loop, &s->io);
 	}
 }
@@ -88,58 +89,37 @@ void session_update_io(struct session *s)
 	int ev = 0;
 	if (!s->hs)
 		return;
-	const uint8_t *fp;
-	if (s->hs->outlen > s->hs->outoff || (s->filter && s->filter->ops->output(s->filter, &fp)))
+	if (s->hs->outlen > s->hs->outoff || conn_has_output(&s->conn))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
-		 s->state == SS_REQUEST)
+		 s->state == SS_REQUEST || (s->state == SS_COMMAND && s->on_control))
 		ev |= EV_READ;
 	set_io(s, ev);
-}
-
-/* Sends the filter's output. Same results as flush_out. */
-static int flush_filter(struct session *s)
-{
-	const uint8_t *p;
-	size_t len;
-	while ((len = s->filter->ops->output(s->filter, &p)) > 0) {
-		ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		}
-		s->filter->ops->output_done(s->filter, (size_t)n);
-	}
-	return 1;
 }
 
 /* 1 when everything is written, 0 when it would block, -1 on error. */
 static int flush_out(struct session *s)
 {
 	struct handshake *hs = s->hs;
+	/* Cleartext queued before a filter (the method choice) goes first,
+	 * straight to the socket; then what the filter holds. */
 	while (hs->outlen > hs->outoff) {
-		ssize_t n = send(s->fd, hs->out + hs->outoff, hs->outlen - hs->outoff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = conn_write_clear(&s->conn, hs->out + hs->outoff,
+					     hs->outlen - hs->outoff);
+		if (n < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		}
 		hs->outoff += (size_t)n;
 	}
 	hs->outlen = hs->outoff = 0;
-	/* With a filter, cleartext queued before it (the method choice) went
-	 * first; now what the filter holds. */
-	return s->filter ? flush_filter(s) : 1;
+	return conn_flush(&s->conn);
 }
 
 int session_send(struct session *s, const uint8_t *p, size_t n)
 {
 	struct handshake *hs = s->hs;
-	if (s->filter && hs) {
-		if (s->filter->ops->write(s->filter, p, n) < 0) {
-			session_close(s, s->filter->why);
+	if (s->conn.filter && hs) {
+		if (conn_write(&s->conn, p, n) < 0 && errno == EPROTO) {
+			session_close(s, conn_why(&s->conn));
 			return -1;
 		}
 	} else if (!hs || hs->outlen + n > sizeof(hs->out)) {
@@ -179,21 +159,10 @@ int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bo
 	} else {
 		n = socks5_reply_write(buf, sizeof(buf), rep, bnd ? &a : NULL);
 	}
-	s->rep = rep;
-	s->rep_sent = true;
-	if (close) {
-		s->closing_after_flush = true;
-		snprintf(s->close_reason, sizeof(s->close_reason), "%s", socks5_rep_name(rep));
-	}
+	session_note_reply(s, rep);
+	if (close)
+		session_close_after_output(s, socks5_rep_name(rep));
 	return session_send(s, buf, n);
-}
-
-/* Ends the session once a final reply is written, with this reason. */
-static void reply_and_close(struct session *s, uint8_t rep, const char *reason)
-{
-	s->closing_after_flush = true;
-	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-	session_reply(s, rep, NULL, false);
 }
 
 void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int))
@@ -215,23 +184,6 @@ static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
 }
 
 /* ---- rules ---- */
-
-/* Takes one of the rule's `sessions` slots (true when it has no limit). */
-static bool rule_slot_take(const struct rule *r)
-{
-	atomic_uint *active = &((struct rule *)r)->active;
-	if (!r->max_sessions)
-		return true;
-	if (atomic_fetch_add(active, 1) < r->max_sessions)
-		return true;
-	atomic_fetch_sub(active, 1);
-	return false;
-}
-
-static void rule_slot_give(const struct rule *r)
-{
-	atomic_fetch_sub(&((struct rule *)r)->active, 1);
-}
 
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
@@ -375,7 +327,7 @@ static void do_proxyhdr(struct session *s)
 	if (!admit(s) || ext_session_open(s) < 0)
 		return;
 	session_set_state(s, SS_GREETING);
-	if (s->filter)
+	if (s->conn.filter)
 		session_pump(s);
 	else
 		advance(s);
@@ -390,14 +342,14 @@ static void dispatch(struct session *s)
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: UDP ASSOCIATE refused: UDP-Naked not agreed",
 			 session_tag(s, tag, sizeof(tag)));
-		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP without UDP-Naked");
+		session_finish(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP without UDP-Naked");
 		return;
 	}
 	if (!cmd || (s->version == SOCKS4_VER && !cmd->socks4)) {
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: command 0x%02x not supported", session_tag(s, tag, sizeof(tag)),
 			 s->cmd);
-		reply_and_close(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
+		session_finish(s, SOCKS5_REP_CMD_NOT_SUPPORTED, "command not supported");
 		return;
 	}
 	if (s->cmd != SOCKS_CMD_CONNECT) {
@@ -405,7 +357,7 @@ static void dispatch(struct session *s)
 		 * their sockets next to it. CONNECT never needs it, so it skips
 		 * the syscall. */
 		socklen_t len = sizeof(s->local);
-		getsockname(s->fd, (struct sockaddr *)&s->local, &len);
+		getsockname(s->conn.fd, (struct sockaddr *)&s->local, &len);
 		sa_unmap(&s->local);
 	}
 	ev_timer_stop(s->w->loop, &s->timer);
@@ -429,19 +381,19 @@ static void do_socks4(struct session *s)
 		if (s->hs->inlen >= 2)
 			s->cmd = s->hs->in[1];
 		bad_input(s, &err, "SOCKS4 request");
-		reply_and_close(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "bad SOCKS4 request");
 		return;
 	}
 	session_consume(s, used);
 	s->cmd = req.cmd;
 	s->target = req.dst;
-	if (!(s->conf->auth_methods & AUTH_BIT_NONE) || (s->require_tls && !s->filter)) {
+	if (!(s->conf->auth_methods & AUTH_BIT_NONE) || (s->require_tls && !s->conn.filter)) {
 		/* SOCKS4 has no authentication: it cannot satisfy a server that
 		 * requires one, nor a listener that requires TLS. */
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: SOCKS4 refused: authentication required",
 			 session_tag(s, tag, sizeof(tag)));
-		reply_and_close(s, SOCKS5_REP_NOT_ALLOWED, "SOCKS4 without authentication");
+		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "SOCKS4 without authentication");
 		return;
 	}
 	dispatch(s);
@@ -476,7 +428,7 @@ static void do_greeting(struct session *s)
 	uint8_t kept = 0;
 	for (size_t i = 0; i < g.nmethods; i++) {
 		bool tls = ext_method_tls(g.methods[i]);
-		if ((s->filter && tls) || (s->require_tls && !s->filter && !tls))
+		if ((s->conn.filter && tls) || (s->require_tls && !s->conn.filter && !tls))
 			continue;
 		g.methods[kept++] = g.methods[i];
 	}
@@ -488,8 +440,7 @@ static void do_greeting(struct session *s)
 		char tag[SA_STR_MAX + 300];
 		log_info("%s: no acceptable authentication method among %u offered",
 			 session_tag(s, tag, sizeof(tag)), g.nmethods);
-		s->closing_after_flush = true;
-		snprintf(s->close_reason, sizeof(s->close_reason), "no acceptable method");
+		session_close_after_output(s, "no acceptable method");
 		session_send(s, choice, n);
 		return;
 	}
@@ -515,7 +466,7 @@ void session_method_done(struct session *s, bool ok)
 		return; /* the method closed the session */
 	session_set_state(s, SS_REQUEST);
 	session_update_io(s);
-	if (s->filter)
+	if (s->conn.filter)
 		session_pump(s);
 	else
 		advance(s);
@@ -547,7 +498,7 @@ static void do_request(struct session *s)
 		bad_input(s, &err, "request");
 		if (s->hs->inlen >= 2)
 			s->cmd = s->hs->in[1];
-		reply_and_close(s, err.rep, "bad request");
+		session_finish(s, err.rep, "bad request");
 		return;
 	}
 	session_consume(s, used);
@@ -586,34 +537,43 @@ static bool wants_input(const struct session *s)
 			 s->state == SS_AUTH || s->state == SS_REQUEST);
 }
 
-void session_pump(struct session *s)
+/* Reads plaintext into the handshake buffer and runs the parsers on it, one
+ * read (with a filter: one TLS record) at a time, while the state wants
+ * input: a method may move the filter to its next phase before the next
+ * record is looked at. Plain sockets are read once per wake-up (a second
+ * recv would only say EAGAIN); a filter's are read until it and the socket
+ * are empty, since the socket will not signal what the filter holds. */
+static void read_input(struct session *s)
 {
-	/* One record at a time, parsers in between: a method may move the
-	 * filter to its next phase before the next record is looked at. */
-	if (wants_input(s) && s->hs->inlen > 0)
-		advance(s); /* plaintext left from before (a method finished) */
 	while (wants_input(s) && s->hs->inlen < sizeof(s->hs->in)) {
 		struct handshake *hs = s->hs;
-		ssize_t n = s->filter->ops->read(s->filter, hs->in + hs->inlen,
-						 sizeof(hs->in) - hs->inlen);
-		if (n == FILTER_NONE)
-			break;
-		if (n == FILTER_EOF) {
-			session_close(s, "client closed (close_notify) during handshake");
+		ssize_t n = conn_read(&s->conn, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen);
+		if (n == 0) {
+			session_close(s, s->conn.fin ? "client closed during handshake"
+						     : "client closed (close_notify) during handshake");
 			return;
 		}
 		if (n < 0) {
-			char tag[SA_STR_MAX + 300];
-			log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), s->filter->why);
-			session_close(s, s->filter->why);
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			if (errno == EPROTO) {
+				char tag[SA_STR_MAX + 300];
+				log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)),
+					  conn_why(&s->conn));
+				session_close(s, conn_why(&s->conn));
+			} else {
+				session_close(s, "client read error during handshake");
+			}
 			return;
 		}
 		hs->inlen += (size_t)n;
 		advance(s);
+		if (!s->conn.filter)
+			return; /* the parsers did the rest */
 	}
-	if (s->state == SS_CLOSED || !s->hs)
+	if (s->state == SS_CLOSED || !s->hs || !s->conn.filter)
 		return;
-	if (s->filter && flush_out(s) < 0) {
+	if (s->conn.filter && flush_out(s) < 0) {
 		session_close(s, "client write error");
 		return;
 	}
@@ -623,69 +583,65 @@ void session_pump(struct session *s)
 		session_update_io(s);
 }
 
+void session_pump(struct session *s)
+{
+	if (wants_input(s) && s->hs->inlen > 0)
+		advance(s); /* plaintext left from before (a method finished) */
+	read_input(s);
+}
+
 int session_set_filter(struct session *s, struct stream_filter *f)
 {
 	struct handshake *hs = s->hs;
-	s->filter = f;
-	if (hs->inlen > 0) {
-		/* The client sent its first TLS bytes right behind what came
-		 * before (greeting, PROXY header): they are the filter's. */
-		int r = f->ops->input(f, hs->in, hs->inlen);
-		hs->inlen = 0;
-		if (r < 0) {
-			session_close(s, f->why);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int session_filter_drain(struct session *s, const uint8_t *p, size_t n)
-{
-	struct stream_filter *f = s->filter;
-	uint8_t junk[4096];
-	ssize_t r = f->ops->input(f, p, n) < 0 ? FILTER_ERROR : FILTER_NONE;
-	while (r >= 0 && (r = f->ops->read(f, junk, sizeof(junk))) > 0)
-		;
-	if (r == FILTER_EOF) {
-		session_close(s, "control connection closed (close_notify)");
-		return -1;
-	}
-	if (r == FILTER_ERROR) {
+	/* The client sent its first TLS bytes right behind what came before
+	 * (greeting, PROXY header): they are the filter's. */
+	int r = conn_set_filter(&s->conn, f, hs->in, hs->inlen);
+	hs->inlen = 0;
+	if (r < 0) {
 		session_close(s, f->why);
 		return -1;
 	}
-	flush_filter(s); /* best effort: TLS may answer (key update) */
 	return 0;
 }
 
-/* Reads ciphertext for the filter, then pumps plaintext to the parsers. */
-static void on_client_filtered(struct session *s)
+int session_read_control(struct session *s)
 {
-	uint8_t buf[16384];
-	ssize_t n = recv(s->fd, buf, sizeof(buf), 0);
-	if (n == 0) {
-		session_close(s, "client closed during handshake");
-		return;
+	struct handshake *hs = s->hs;
+	size_t before = hs->inlen;
+	while (hs->inlen < sizeof(hs->in)) {
+		ssize_t n = conn_read(&s->conn, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen);
+		if (n == 0) {
+			session_close(s, s->conn.fin ? "control connection closed"
+						     : "control connection closed (close_notify)");
+			return -1;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			session_close(s, errno == EPROTO ? conn_why(&s->conn)
+							 : "control connection error");
+			return -1;
+		}
+		hs->inlen += (size_t)n;
+		if (!s->conn.filter)
+			break;
 	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			session_close(s, "client read error during handshake");
-		return;
+	if (s->conn.filter && flush_out(s) < 0) { /* TLS may answer (key update) */
+		session_close(s, "client write error");
+		return -1;
 	}
-	if (s->filter->ops->input(s->filter, buf, (size_t)n) < 0) {
-		char tag[SA_STR_MAX + 300];
-		log_warnx("%s: %s", session_tag(s, tag, sizeof(tag)), s->filter->why);
-		session_close(s, s->filter->why);
-		return;
-	}
-	session_pump(s);
+	return (int)(hs->inlen - before);
+}
+
+void session_watch_control(struct session *s, void (*on_input)(struct session *s))
+{
+	s->on_control = on_input;
+	session_update_io(s);
 }
 
 static void on_client(EV_P_ ev_io *w, int revents)
 {
 	struct session *s = w->data;
-	struct handshake *hs = s->hs;
 
 	if (revents & EV_WRITE) {
 		int f = flush_out(s);
@@ -708,22 +664,12 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	}
 	if (!(revents & EV_READ) || s->state == SS_CLOSED)
 		return;
-	if (s->filter) {
-		on_client_filtered(s);
+	if (s->state == SS_COMMAND && s->on_control) {
+		if (session_read_control(s) > 0)
+			s->on_control(s);
 		return;
 	}
-	ssize_t n = recv(s->fd, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen, 0);
-	if (n == 0) {
-		session_close(s, "client closed during handshake");
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			session_close(s, "client read error during handshake");
-		return;
-	}
-	hs->inlen += (size_t)n;
-	advance(s);
+	read_input(s);
 }
 
 void session_start(struct worker *w, const struct conf_listener *l, int fd,
@@ -744,7 +690,7 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	s->listener = l;
 	s->snap = snapshot_ref(w->snap);
 	s->conf = s->snap->conf;
-	s->fd = fd;
+	conn_init(&s->conn, fd);
 	s->relay.fd[1] = -1;
 	s->relay_peer = -1;
 	s->client = *peer;
@@ -787,7 +733,7 @@ void session_start_relay(struct session *s, int peer)
 							 : c->timeouts.idle;
 	struct handshake *hs = s->hs;
 
-	if (!s->filter && hs->outlen > hs->outoff) {
+	if (!s->conn.filter && hs->outlen > hs->outoff) {
 		/* The reply is not all out yet (EAGAIN): relaying starts once it
 		 * is, so it cannot be overtaken or lost with hs. */
 		s->relay_peer = peer;
@@ -798,9 +744,8 @@ void session_start_relay(struct session *s, int peer)
 	ev_io_stop(s->w->loop, &s->io);
 	ev_timer_stop(s->w->loop, &s->timer);
 	session_set_state(s, SS_RELAY);
-	if (relay_start_filtered(&s->relay, s->w->loop, s->w->pipes, s->fd, peer, hs->in,
-				 hs->inlen, idle, c->limits.relay_buffer, on_relay_done,
-				 s->filter) < 0) {
+	if (relay_start(&s->relay, s->w->loop, s->w->pipes, &s->conn, peer, hs->in, hs->inlen,
+			idle, c->limits.relay_buffer, on_relay_done) < 0) {
 		s->relay.fd[1] = peer;
 		session_close(s, "out of memory");
 		return;
@@ -823,24 +768,19 @@ void session_close(struct session *s, const char *reason)
 		s->down = s->relay.half[1].bytes;
 	}
 	session_set_state(s, SS_CLOSED);
+	if (reason != s->close_reason)
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
 	ev_io_stop(w->loop, &s->io);
 	ev_timer_stop(w->loop, &s->timer);
 	if (s->cmd_ops && s->cmd_ops->destroy)
 		s->cmd_ops->destroy(s);
+	flow_close_all(s, reason);
 	sessionlog_session(s, reason);
 
 	relay_stop(&s->relay);
 	if (s->relay.fd[1] >= 0)
 		close(s->relay.fd[1]);
-	if (s->filter) {
-		/* Our close_notify (X'04' for X'86'), or the alert a failed
-		 * handshake left, goes out if the socket takes it now. */
-		s->filter->ops->shutdown(s->filter);
-		flush_filter(s);
-		s->filter->ops->free(s->filter);
-		s->filter = NULL;
-	}
-	close(s->fd);
+	conn_close(&s->conn);
 	if (s->hs) {
 		if (s->auth_pending) {
 			/* The pool still holds the job: its callback frees it. */

@@ -1,8 +1,14 @@
 /*
- * session.h - one client connection of stpd, from accept to the session log
- * line. A session walks the states below through session_set_state() only;
- * command handlers (cmd_*.c and extensions) take over in SS_COMMAND and hand
- * the client socket to the relay or end the session with session_close().
+ * session.h - what commands and authentication methods (the core's and the
+ * extensions') may do with a session: one client connection of stpd, from
+ * accept to its session log line. struct session itself is the core's
+ * (session_int.h); an extension only ever holds a pointer and calls these.
+ *
+ * A command handler owns the session from its start(): it answers with
+ * session_reply()/session_send(), ends it with session_close() or
+ * session_finish(), keeps reading the control connection with
+ * session_read_control(), and keeps its own state behind
+ * session_set_handler().
  */
 #ifndef STP_SERVER_SESSION_H
 #define STP_SERVER_SESSION_H
@@ -12,38 +18,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "auth/auth.h"
 #include "policy/conf.h"
 #include "proto/socks.h"
-#include "server/relay.h"
 
-struct worker;
-struct listener;
 struct session;
 struct stp_method;
 struct stream_filter;
-
-enum session_state {
-	SS_PROXYHDR,  /* reading a PROXY protocol header */
-	SS_GREETING,  /* reading VER NMETHODS METHODS (or a SOCKS4 request) */
-	SS_AUTH,      /* method sub-negotiation (RFC 1929) */
-	SS_AUTH_WAIT, /* credentials being checked off the loop */
-	SS_REQUEST,   /* reading the SOCKS5 request */
-	SS_COMMAND,   /* a command handler owns the session */
-	SS_RELAY,     /* moving bytes */
-	SS_CLOSED,
-};
-
-/* State that exists only until relaying starts (freed then, to keep idle
- * sessions small). */
-struct handshake {
-	uint8_t in[SOCKS_HANDSHAKE_MAX];
-	size_t inlen;
-	uint8_t out[SOCKS5_REPLY_MAX + 8];
-	size_t outlen, outoff;
-	uint8_t method;
-	struct auth_job *auth;       /* only while RFC 1929 runs */
-};
 
 /* A command handler's per-session state lives behind this, freed by its own
  * destroy callback when the session closes. */
@@ -52,66 +32,71 @@ struct session_cmd_ops {
 	void (*destroy)(struct session *s);
 };
 
-struct session {
-	uint64_t id;
-	struct worker *w;
-	const struct conf_listener *listener;
-	struct stp_conf *conf;               /* our reference to the snapshot */
-	struct snapshot *snap;
+/* ---- what the session is ---- */
 
-	int fd;                              /* client */
-	struct sockaddr_storage client;      /* real client (after PROXY header) */
-	struct sockaddr_storage local;       /* our end of the client connection; set
-	                                      * only for commands other than CONNECT */
+struct ev_loop *session_loop(const struct session *s);
+const struct stp_conf *session_conf(const struct session *s);
+const struct conf_listener *session_listener(const struct session *s);
+/* The client rule that admitted the session (NULL: none yet). */
+const struct rule *session_client_rule(const struct session *s);
+/* The real client (after any PROXY header). */
+const struct sockaddr_storage *session_client(const struct session *s);
+/* The request: CMD and DST (valid from the command's start()). */
+uint8_t session_cmd(const struct session *s);
+const struct socks_addr *session_target(const struct session *s);
+/* The authenticated user, "" for none. */
+const char *session_user(const struct session *s);
+/* Names the user (e.g. from a client certificate); drops any groups. */
+void session_set_user(struct session *s, const char *user);
+/* The stream filter on the client connection (the TLS module's), or NULL. */
+struct stream_filter *session_filter(const struct session *s);
+/* Why the session is closing (inside a handler's destroy: the session's
+ * result), or "" while it is not. */
+const char *session_close_reason(const struct session *s);
+/* Closed, or closing once what is queued is written: take no more input. */
+bool session_ending(const struct session *s);
 
-	enum session_state state;
-	uint8_t version;                     /* 4 or 5 */
-	uint8_t cmd;                         /* request command */
-	uint8_t rep;                         /* last reply code sent (for the log) */
-	bool rep_sent;
-	bool closing_after_flush;            /* close once out[] is written */
-	char close_reason[64];               /* ... with this reason */
-	const struct stp_method *method;     /* chosen authentication method */
-	bool auth_pending;                   /* an auth_job is in the pool */
-	struct socks_addr target;            /* request DST */
-	struct sockaddr_storage bound;       /* BND for the log */
-	char user[256];                      /* "" = none */
-	char (*groups)[64];                  /* the user's groups (heap), or NULL */
-	size_t n_groups;
-	const struct rule *rule;             /* request rule that passed the command */
-	const struct rule *client_rule;      /* client rule that admitted us */
-	bool rule_held, client_rule_held;    /* hold a slot of their `sessions` limit */
-	bool counted_client;                 /* holds a per-client slot */
+/* Policy flags a method sets for the rest of the session. */
+void session_require_tls(struct session *s, bool on);  /* only TLS methods */
+void session_refuse_udp(struct session *s, bool on);   /* refuse UDP ASSOCIATE */
+/* The method code the log line names (a sub-method inside X'86'). */
+void session_set_method_code(struct session *s, uint8_t code);
 
-	struct handshake *hs;                /* NULL once relaying */
-	ev_io io;                            /* client readiness during the handshake */
-	ev_timer timer;                      /* phase timeout / idle timeout */
-	ev_tstamp started;
+/* ---- input and output ---- */
 
-	/* command handler state */
-	const struct session_cmd_ops *cmd_ops;
-	void *cmd_data;
+/* The plaintext read and not yet consumed (the handshake buffer), and its
+ * capacity: a parser that needs more than the capacity can never finish. */
+const uint8_t *session_input(const struct session *s, size_t *len, size_t *cap);
 
-	/* TLS on the client side (method X'86' or a "tls on" listener), or
-	 * NULL: see filter.h. The session owns it; the relay borrows it. */
-	struct stream_filter *filter;
-	bool require_tls;                    /* listener/client rule: only TLS methods */
-	bool no_udp;                         /* X'86' without UDP-Naked: refuse UDP ASSOCIATE */
-	const struct stp_method *outer_method; /* while a sub-method runs (session_run_method) */
-	void (*sub_done)(struct session *s, bool ok);
+/* From now on (NULL: no more), the control connection is watched: its
+ * plaintext, whatever carries it (plain, X'86', a TLS listener), is added to
+ * the input and on_input(s) runs; the client's end of the connection or an
+ * error closes the session. Reading pauses while output is queued. */
+void session_watch_control(struct session *s, void (*on_input)(struct session *s));
 
-	struct relay relay;                  /* valid in SS_RELAY */
-	int relay_peer;                      /* relay starts when the reply is out; -1 */
-	uint64_t up, down;                   /* bytes client->target, target->client */
+/* The command's state: ops->destroy(s) runs when the session closes. */
+void session_set_handler(struct session *s, const struct session_cmd_ops *ops, void *data);
+void *session_handler_data(const struct session *s);
 
-	struct session *prev, *next;         /* worker's list, for draining */
-};
+/* Records the reply code for the session's log line when a command writes
+ * its own reply form (session_reply does this itself). */
+void session_note_reply(struct session *s, uint8_t rep);
+/* The session ends, with this reason, once what is queued (and anything
+ * queued next) is written. */
+void session_close_after_output(struct session *s, const char *reason);
+/* A final reply: queues REP (v4 or v5 form) and ends the session with
+ * `reason` once it is written. -1 (always: the session is over). */
+int session_finish(struct session *s, uint8_t rep, const char *reason);
 
-/* Takes an accepted socket; the session owns it from here. */
-void session_start(struct worker *w, const struct conf_listener *l, int fd,
-		   const struct sockaddr_storage *peer);
+/* ---- log lines ---- */
 
-void session_set_state(struct session *s, enum session_state st);
+/* A warning / info line prefixed with the session's tag (id, client,
+ * user). */
+void session_warnx(const struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void session_info(const struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Writes one line to the session log and frees everything. */
 void session_close(struct session *s, const char *reason);
 
@@ -138,22 +123,19 @@ int session_set_filter(struct session *s, struct stream_filter *f);
  * flushes the filter's output. Call after anything that may let the
  * session take more input (a method finishing, a phase change). */
 void session_pump(struct session *s);
-/* A command handler that only watches the control connection (UDP
- * ASSOCIATE) hands its bytes here when there is a filter: plaintext is
- * dropped, and the end of TLS (close_notify, or an error) closes the
- * session, returning -1. */
-int session_filter_drain(struct session *s, const uint8_t *p, size_t n);
+/* For a command that keeps reading the control connection after its reply
+ * (multicast JOIN/LEAVE, UDP ASSOCIATE): appends the client's plaintext,
+ * whatever the connection's filter, to s->hs->in. The count added (0: none
+ * now), or -1 when the session was closed (the client's end of stream, a
+ * read or TLS error). */
+int session_read_control(struct session *s);
 
 /* Queues bytes for the client and tries to write them. -1 when the session
  * was closed (write error, or closing_after_flush and all written). */
 int session_send(struct session *s, const uint8_t *p, size_t n);
 /* Drops `used` bytes from the front of the handshake input. */
 void session_consume(struct session *s, size_t used);
-/* Re-derives the client watcher's events from the state. */
-void session_update_io(struct session *s);
 
-/* Phase timer: (re)arms s->timer for `secs` (0 = none) with cb. */
-void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_timer *, int));
 
 /* The first request rule matching this session and destination, or NULL
  * (block). No side effects: session_allowed() is the checking form. */
@@ -166,14 +148,9 @@ const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
 		     const char *dst_name, uint16_t dst_port, bool log_denial);
 
-/* Hands the client socket and `peer` to the relay; bytes left in the
- * handshake buffer after `used` go to the peer first. */
-void session_start_relay(struct session *s, int peer);
 
 /* "client=... user=..." prefix for log lines about this session. */
 const char *session_tag(const struct session *s, char *out, size_t cap);
 
-/* Maps errno of a failed connect/bind to a SOCKS5 reply code. */
-uint8_t session_errno_rep(int err);
 
 #endif

@@ -13,7 +13,7 @@
 #include "server/ext.h"
 #include "server/resolve.h"
 #include "server/server.h"
-#include "server/session.h"
+#include "server/session_int.h"
 #include "server/udpbatch.h"
 
 #define PIPES_CACHED 64
@@ -170,4 +170,9 @@ void worker_request(struct worker *w, bool reload, bool stop)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+const struct stp_conf *worker_conf(const struct worker *w)
+{
+	return w->snap->conf;
 }

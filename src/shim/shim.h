@@ -101,11 +101,19 @@ void shim_conf_load(void);
 bool shim_policy_bypass_sa(const struct sockaddr *sa);
 /* True when a name must be resolved locally (NO_PROXY, localhost, ...). */
 bool shim_policy_bypass_name(const char *name);
-/* The proxy address to use from a socket of this family. 0 or -1. */
-int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
-/* The nth (from 0) proxy address for a socket of family, in the order
- * shim_connect_proxy tries them; -1 (EAFNOSUPPORT) past the last. */
-int shim_policy_proxy_addr_at(int family, int nth, struct sockaddr_storage *out, socklen_t *len);
+/* The proxy address to use from a socket of this family (an IPv6 socket
+ * without IPV6_V6ONLY also reaches an IPv4 proxy, mapped). 0, or -1 with
+ * EAFNOSUPPORT when no address of the proxy is reachable from it. */
+int shim_policy_proxy_addr(int family, bool v6only, struct sockaddr_storage *out,
+			   socklen_t *len);
+/* The nth (from 0) of all the proxy's addresses, in the order
+ * shim_connect_proxy tries them from a socket of family (v6only: with
+ * IPV6_V6ONLY): those of its family first, in the resolver's order, then
+ * the others. 0 when that socket reaches it (*out in its family, IPv4
+ * mapped for a dual-stack IPv6 socket), 1 when only a dual-stack IPv6
+ * socket does (*out in AF_INET6 form), -1 (EAFNOSUPPORT) past the last. */
+int shim_policy_proxy_addr_at(int family, bool v6only, int nth, struct sockaddr_storage *out,
+			      socklen_t *len);
 /* The proxy as the handshake should see it: names always go to the proxy. */
 void shim_policy_proxy_for_name(struct stp_proxy *out);
 
@@ -144,6 +152,12 @@ struct shim_fd {
 	struct stp_handshake *hs;
 	struct stp_addr bound;
 	bool bind_done;
+	/* The socket was replaced by a dual-stack IPv6 one (sockswap.c):
+	 * the family and IPV6_V6ONLY the application created it with, and
+	 * (UDP) the address it had bound, port 0 when none. */
+	int app_family;   /* 0: not replaced */
+	bool app_v6only;
+	struct sockaddr_storage app_local;
 };
 
 #define SHIM_FD_MAX 65536
@@ -189,6 +203,26 @@ bool bindmap_wants(int fd);
 int bindmap_listen(int fd);
 int bindmap_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
+/* ---- replacing a socket that cannot reach the proxy (sockswap.c) ---- */
+
+/* A new dual-stack AF_INET6 socket of fd's type and protocol, with fd's
+ * socket options (those listed in sockswap.c), non-blocking and
+ * close-on-exec until installed. The new fd, or -1 with errno. */
+int sockswap_open(int fd, int type);
+/* Binds nfd to [::]:port while fd still holds port (0: any port). */
+int sockswap_bind_port(int fd, int nfd, unsigned port);
+/* dup3()s nfd over fd with fd's file status flags and close-on-exec,
+ * then closes nfd. 0, or -1 with errno (fd is left as it was). */
+int sockswap_install(int nfd, int fd);
+/* True when fd (as it is now) can exchange packets with sa. */
+bool sockswap_reaches(int fd, const struct sockaddr *sa);
+/* IPV6_V6ONLY of fd; false for an AF_INET socket. */
+bool sockswap_v6only(int fd);
+/* real (an address of the replacement) as the application's family
+ * sees it. 0 or -1. */
+int sockswap_view(const struct sockaddr *real, int family, struct sockaddr_storage *out,
+		  socklen_t *len);
+
 /* ---- sendmmsg/recvmmsg (mmsg.c) ---- */
 
 extern bool mmsg_filtered; /* the raw syscalls fail with ENOSYS */
@@ -196,8 +230,9 @@ void mmsg_install(void);
 
 /* ---- helpers (nbconnect.c) ---- */
 
-/* Connects fd (blocking or not; its flags are left alone) to the proxy
- * and waits until the deadline. 0, or -1 with errno. */
+/* Connects fd (blocking or not; its flags are left alone) to the first of
+ * the proxy's addresses it reaches that accepts (shim_policy_proxy_addr_at's
+ * order), waiting until the deadline. 0, or -1 with errno. */
 int shim_connect_proxy(int fd, int64_t deadline);
 /* Runs a handshake to the end with the real poll. */
 enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline);

@@ -5,6 +5,7 @@ docs/mcast.md alone (no code shared with stpd).
     m = ctl.join("239.1.2.3", 5000)              # -> Membership
     rx = m.receiver(ifindex)                      # intranet group socket
     m.send(b"hello")                              # sealed, to the relay
+    m.send_to_group(b"hello", ifindex)            # or to ADDR:PORT (seed 000 5.2)
     origin, src, payload = m.recv(rx, timeout=2)  # opened, replay-checked
     ctl.leave("239.1.2.3", 5000)
     ctl.close()
@@ -133,6 +134,7 @@ class Membership:
         fam = socket.AF_INET6 if ":" in ctl.server[0] else socket.AF_INET
         self.usock = socket.socket(fam, socket.SOCK_DGRAM)
         self.usock.bind((ctl.local[0], 0))
+        self.gsock = None
 
     @property
     def can_send(self):
@@ -160,6 +162,34 @@ class Membership:
 
     def send_raw(self, data):
         self.usock.sendto(data, self.relay)
+
+    def group_socket(self, ifindex):
+        """For sending to ADDR:PORT of the reply, the intranet group (seed
+        000 5.2: "the client must use this address and port to send and
+        receive data"): from the control connection's address (the relay
+        knows members by it, so the group must have its family), out of
+        the inside interface ifindex."""
+        if self.gsock is not None:
+            return self.gsock
+        v6 = ":" in self.intranet[0]
+        if v6 != (":" in self.ctl.local[0]):
+            raise ProtocolError("sending to the group needs a control connection of its family")
+        if v6:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            mreqn = bytes(8) + struct.pack("@i", ifindex)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+        s.bind((self.ctl.local[0], 0))
+        self.gsock = s
+        return s
+
+    def send_to_group(self, payload, ifindex):
+        self.send_raw_to_group(self.frame(payload), ifindex)
+
+    def send_raw_to_group(self, data, ifindex):
+        self.group_socket(ifindex).sendto(data, self.intranet)
 
     # ---- intranet group -> member ----
     def receiver(self, ifindex, group=None, port=None):
@@ -210,6 +240,8 @@ class Membership:
 
     def close(self):
         self.usock.close()
+        if self.gsock is not None:
+            self.gsock.close()
 
 
 def open_group_socket(group, port, ifindex):

@@ -228,6 +228,104 @@ def test_inside_to_outside(topo, stpd):
     assert "in=0 out=10 dropped auth=3 replay=2 not-sender=5 unknown=3" in log, log
 
 
+@pytest.mark.parametrize("v6", [False, True])
+def test_member_sends_to_intranet_group(topo, stpd, v6):
+    """Seed 000 5.2: "The client must use this address and port to send and
+    receive data." A member may send its frames to ADDR:PORT of the reply
+    (the intranet group) as well as to the relay's unicast port: both are
+    heard, under one SEQ counter and one replay window; inside receivers
+    get each packet once, as the relay's sealed copy."""
+    group = GROUP6 if v6 else GROUP4
+    s = stpd(conf(topo, listen6=v6))
+    a = control(topo, v6=v6)
+    b = control(topo, topo.INSIDE[1])   # a receiver (IPv4 control connection)
+    ma, mb = join(topo, a, group), join(topo, b, group)
+    assert ma.rep == mc.REP_OK and mb.rep == mc.REP_OK
+    idx = inside_ifindex(topo)
+    rx_a, rx_b = topo.inside.run(ma.receiver, idx), topo.inside.run(mb.receiver, idx)
+    orx = outside_receiver(topo, group)
+
+    items = payloads(20, 21)
+    frames = [ma.frame(p) for p in items]
+    for i, f in enumerate(frames):   # even ones to the group, odd ones unicast
+        if i % 2 == 0:
+            topo.inside.run(ma.send_raw_to_group, f, idx)
+        else:
+            ma.send_raw(f)
+    # replays across the paths: a group frame again unicast, and back
+    ma.send_raw(frames[0])
+    topo.inside.run(ma.send_raw_to_group, frames[1], idx)
+    # A's id and address, wrong key, to the group
+    topo.inside.run(ma.send_raw_to_group, ma.frame(b"forged", seq=500, key=os.urandom(32)), idx)
+
+    data = drain_raw(orx, 2)
+    assert data == items                                  # byte-exact, in order, once each
+    got = [mb.recv(rx_b, 3) for _ in items]
+    assert [g[2] for g in got if g] == items
+    assert all(g[0] == ma.member_id for g in got)         # ORIGIN: the sending member
+    assert mb.recv(rx_b, 0.5) is None                     # nothing twice, nothing forged
+    assert ma.recv(rx_a, 0.3) is None                     # the sender skips its own
+    a.close()
+    b.close()
+    log = s.wait_log("ended (last member left)")
+    assert "in=0 out=20 dropped auth=1 replay=2 not-sender=0 unknown=0 malformed=0" in log, log
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_intranet_group_drops_non_members_and_own_copies(topo, stpd, v6):
+    """What else appears on the intranet group is dropped before any crypto:
+    the relay's own copies to inside receivers (never read back: they are
+    not looped to the relay, and are relay frames, not member frames),
+    garbage and replayed relay frames from an inside host that is no
+    member, member frames from the wrong address. Each drop is counted; a
+    flood gives one log line, not one per packet."""
+    group = GROUP6 if v6 else GROUP4
+    stranger_ip = "fd77:2::3" if v6 else topo.INSIDE[3]
+    if v6:
+        topo.inside.ip("addr", "add", stranger_ip + "/64", "dev", "i0", "nodad")
+    s = stpd(conf(topo, listen6=v6))
+    a = control(topo, v6=v6)
+    ma = join(topo, a, group)
+    assert ma.rep == mc.REP_OK
+    idx = inside_ifindex(topo)
+    rx = topo.inside.run(ma.receiver, idx)
+    spy = topo.inside.run(mc.open_group_socket, ma.intranet[0], ma.intranet[1], idx)
+    assert wait_until(lambda: igmp_lists(topo, group))
+    items = payloads(20, 22)
+    send_all(outside_sender(topo, v6=v6), group, items)
+    assert recv_n(ma, rx, 20) == items
+    copies = drain_raw(spy, 0.5)
+    assert len(copies) == 20
+
+    def stranger():
+        fam = socket.AF_INET6 if v6 else socket.AF_INET
+        u = socket.socket(fam, socket.SOCK_DGRAM)
+        if v6:
+            u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+        else:
+            u.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                         bytes(8) + struct.pack("@i", idx))
+        u.bind((stranger_ip, 0))
+        rnd = random.Random(23)
+        for _ in range(60):                           # well within a socket buffer
+            u.sendto(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 200))), ma.intranet)
+        for c in copies[:5]:                          # the relay's frames, replayed
+            u.sendto(c, ma.intranet)
+        for i in range(3):                            # A's frames from another address
+            u.sendto(ma.frame(b"spoof %d" % i, seq=900 + i), ma.intranet)
+        u.close()
+    topo.inside.run(stranger)
+    orx = outside_receiver(topo, group)
+    topo.inside.run(ma.send_to_group, b"still heard", idx)
+    orx.settimeout(3)
+    assert orx.recvfrom(100)[0] == b"still heard"
+    a.close()
+    log = s.wait_log("ended (last member left)")
+    assert "in=20 out=1 dropped auth=0 replay=0 not-sender=0 unknown=3 malformed=65" in log, log
+    lines = [ln for ln in s.text().splitlines() if "dropped a packet from" in ln]
+    assert len(lines) == 1 and stranger_ip in lines[0], lines
+
+
 def test_packets_sent_just_before_leave_go_out(topo, stpd):
     """The sole member sends a burst and leaves at once: every packet still
     reaches the outside group (stpd relays what is waiting before it lets

@@ -353,3 +353,25 @@ def test_interop_with_reference_client(topo, stpd):
     pr.p.stdin.close()
     assert pr.wait() == 0
     c.close()
+
+
+def test_libstp_hears_a_member_sending_to_the_group(topo, stpd):
+    """A member that sends to ADDR:PORT of the reply (the intranet group,
+    seed 000 5.2) is heard: libstp's receiver gets each payload once, as
+    the relay's copy, and passes over the member's own frames, which it
+    sees on the group too."""
+    stpd(conf(topo))
+    pr = stp_join(topo, GROUP4, "--hex", "--from")
+    pr.wait_err("stp: joined")
+    c = control(topo, topo.INSIDE[1])
+    ref = join(topo, c, GROUP4)
+    assert ref.rep == mc.REP_OK
+    items = [b"to the group %d" % i for i in range(5)]
+    for p in items:
+        topo.inside.run(ref.send_to_group, p, inside_ifindex(topo))
+    lines = pr.wait_lines(pr.out, 5)
+    assert [bytes.fromhex(ln.split(b" ")[1].decode()) for ln in lines] == items, pr.err
+    assert all(ln.startswith(topo.INSIDE[1].encode() + b":") for ln in lines)
+    time.sleep(0.5)
+    assert len(pr.out) == 5          # nothing twice
+    c.close()

@@ -2,16 +2,19 @@
  * mc_relay.c - one relay per (group, port, source filter): joins the real
  * group on the external interface and re-sends what it receives, sealed
  * with the group's receive key, to an intranet group on the internal
- * interface; takes members' sealed packets on its unicast port and sends
- * those of members allowed to send to the real group (and a copy to the
- * intranet group, as a host on the group would see its peers' packets).
+ * interface; takes members' sealed packets and sends those of members
+ * allowed to send to the real group (and a copy to the intranet group, as
+ * a host on the group would see its peers' packets).
  *
  * Three sockets:
  *   ext_fd  bound to the real group:port, joined on the external interface
  *           (IGMP/MLD by the kernel), also the socket packets go out from;
- *   uni_fd  members' packets: dual-stack, ephemeral port P, bound to the
- *           internal interface when one is configured;
- *   int_fd  sends to the intranet group, port P.
+ *   mem_fd  members' packets, by both paths of docs/mcast.md 4.1: unicast
+ *           to port P (dual-stack, ephemeral port, bound to the internal
+ *           interface when one is configured) and multicast to the
+ *           intranet group I:P, which it joins on the internal interface;
+ *   int_fd  sends to the intranet group, port P, without looping back, so
+ *           mem_fd never reads the relay's own copies.
  * Opened by a worker under the hub lock; watched only by the hub thread.
  */
 #include <errno.h>
@@ -28,6 +31,7 @@
 
 #define RELAY_BATCH 64 /* datagrams per wake-up and socket */
 #define RELAY_TICK 1.0 /* seconds between idle checks */
+#define DROP_LOG_EVERY 10.0 /* seconds between log lines about dropped packets */
 
 struct relay_counts {
 	uint64_t in, out;         /* outside -> intranet, members -> outside */
@@ -43,7 +47,7 @@ struct mc_relay {
 	struct mc_key key;
 	struct mc_settings set;
 	char name[SA_STR_MAX + 16];
-	int ext_fd, uni_fd, int_fd;
+	int ext_fd, mem_fd, int_fd;
 	unsigned ext_ifindex, int_ifindex;
 	struct sockaddr_storage group_sa, int_sa;
 	uint8_t recv_key[MCAST_KEY_LEN];
@@ -51,11 +55,13 @@ struct mc_relay {
 	struct mc_member *members;
 	unsigned n_members;
 	uint32_t next_id;
-	ev_io ext_io, uni_io;
+	ev_io ext_io, mem_io;
 	ev_timer tick;
 	double tokens;
 	ev_tstamp last_fill, last_packet;
 	struct relay_counts n;
+	ev_tstamp drop_said;            /* when a line about drops was logged */
+	uint64_t drop_quiet;            /* drops since then, not yet logged */
 };
 
 /* ---- socket set-up ---- */
@@ -169,8 +175,31 @@ static int open_ext(struct mc_relay *r, const char **why)
 	return 0;
 }
 
-/* Members may reach us over IPv4 or IPv6 whatever the group's family. */
-static int open_uni(struct mc_relay *r, const char **why)
+/* Members send to the intranet group I:P too (seed 000 5.2: "The client
+ * must use this address and port to send and receive data"), so the member
+ * socket joins I on the internal interface (route lookup when none is
+ * configured, as for the copies). Of the groups this host joined it hears
+ * only I: IP_MULTICAST_ALL off, or it would read every group's traffic to
+ * port P (the kernel's default). */
+static int join_intranet(struct mc_relay *r)
+{
+	struct group_req gr = { .gr_interface = r->int_ifindex };
+	int zero = 0;
+
+	setsockopt(r->mem_fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
+#ifdef IPV6_MULTICAST_ALL
+	if (r->int_sa.ss_family == AF_INET6)
+		setsockopt(r->mem_fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof(zero));
+#endif
+	memcpy(&gr.gr_group, &r->int_sa, sizeof(r->int_sa));
+	/* An IPv4 group on the dual-stack socket is joined at IPPROTO_IP. */
+	return setsockopt(r->mem_fd, level_of(r->int_sa.ss_family), MCAST_JOIN_GROUP, &gr,
+			  sizeof(gr));
+}
+
+/* Members may reach us over IPv4 or IPv6 whatever the group's family:
+ * unicast to port P, and to the intranet group I:P. */
+static int open_member(struct mc_relay *r, const char **why)
 {
 	struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
 	struct sockaddr_in any4 = { .sin_family = AF_INET };
@@ -178,34 +207,38 @@ static int open_uni(struct mc_relay *r, const char **why)
 	socklen_t len = sizeof(me);
 	int zero = 0;
 
-	r->uni_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (r->uni_fd >= 0) {
-		setsockopt(r->uni_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	r->mem_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (r->mem_fd >= 0) {
+		setsockopt(r->mem_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	} else {
-		r->uni_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (r->uni_fd < 0) {
+		r->mem_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (r->mem_fd < 0) {
 			*why = "member socket";
 			return -1;
 		}
 	}
-	if (r->set.int_if[0] && setsockopt(r->uni_fd, SOL_SOCKET, SO_BINDTODEVICE, r->set.int_if,
+	if (r->set.int_if[0] && setsockopt(r->mem_fd, SOL_SOCKET, SO_BINDTODEVICE, r->set.int_if,
 					   (socklen_t)strlen(r->set.int_if)) < 0) {
 		*why = "cannot bind the member socket to the internal interface";
 		return -1;
 	}
 	struct sockaddr *any = (struct sockaddr *)&any6;
 	socklen_t anylen = sizeof(any6);
-	if (getsockname(r->uni_fd, (struct sockaddr *)&me, &len) == 0 && me.ss_family == AF_INET) {
+	if (getsockname(r->mem_fd, (struct sockaddr *)&me, &len) == 0 && me.ss_family == AF_INET) {
 		any = (struct sockaddr *)&any4;
 		anylen = sizeof(any4);
 	}
 	len = sizeof(me);
-	int ok = bind(r->uni_fd, any, anylen) == 0;
-	if (!ok || getsockname(r->uni_fd, (struct sockaddr *)&me, &len) < 0) {
+	int ok = bind(r->mem_fd, any, anylen) == 0;
+	if (!ok || getsockname(r->mem_fd, (struct sockaddr *)&me, &len) < 0) {
 		*why = "cannot bind the member socket";
 		return -1;
 	}
 	sa_set_port((struct sockaddr *)&r->int_sa, sa_port((struct sockaddr *)&me));
+	if (join_intranet(r) < 0) {
+		*why = "cannot join the intranet group on the internal interface";
+		return -1;
+	}
 	return 0;
 }
 
@@ -224,11 +257,11 @@ static void close_fds(struct mc_relay *r)
 {
 	if (r->ext_fd >= 0)
 		close(r->ext_fd); /* the kernel leaves the group (IGMP/MLD) */
-	if (r->uni_fd >= 0)
-		close(r->uni_fd);
+	if (r->mem_fd >= 0)
+		close(r->mem_fd); /* and leaves the intranet group */
 	if (r->int_fd >= 0)
 		close(r->int_fd);
-	r->ext_fd = r->uni_fd = r->int_fd = -1;
+	r->ext_fd = r->mem_fd = r->int_fd = -1;
 }
 
 struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings *set,
@@ -241,7 +274,7 @@ struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings 
 	}
 	r->key = *k;
 	r->set = *set;
-	r->ext_fd = r->uni_fd = r->int_fd = -1;
+	r->ext_fd = r->mem_fd = r->int_fd = -1;
 	r->next_id = 1;
 	r->ext_ifindex = set->ext_if[0] ? if_nametoindex(set->ext_if) : 0;
 	r->int_ifindex = set->int_if[0] ? if_nametoindex(set->int_if) : 0;
@@ -258,7 +291,7 @@ struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings 
 		*why = "configured interface not found";
 	} else if (set->suite != MCAST_SUITE_NONE && mc_random(r->recv_key, sizeof(r->recv_key))) {
 		*why = "no random bytes";
-	} else if (open_ext(r, why) == 0 && open_uni(r, why) == 0 && open_int(r, why) == 0) {
+	} else if (open_ext(r, why) == 0 && open_member(r, why) == 0 && open_int(r, why) == 0) {
 		r->tokens = (double)set->burst;
 		return r;
 	}
@@ -402,8 +435,43 @@ static struct mc_member *find_member(struct mc_relay *r, uint32_t id,
 	return NULL;
 }
 
-/* One member datagram p[0..n) (in the hub's buf): authenticate, then send
- * it out. False when the relay ended meanwhile (only when may_end). */
+/* Counts one dropped member datagram. Anyone on the inside can send to the
+ * intranet group (or port P), so a log line per drop would be a log flood
+ * on demand: one line names the first drop, then at most one line per
+ * DROP_LOG_EVERY counts the rest (drops_tick); the relay's last line has
+ * the totals. */
+static void drop(struct mc_relay *r, uint64_t *counter, struct mc_member *m, ev_tstamp now,
+		 const struct sockaddr *from, const char *why)
+{
+	char a[SA_STR_MAX];
+
+	(*counter)++;
+	if (m)
+		m->dropped++;
+	if (r->drop_quiet > 0 || now - r->drop_said < DROP_LOG_EVERY) {
+		r->drop_quiet++;
+		return;
+	}
+	r->drop_said = now;
+	log_warnx("multicast relay %s: dropped a packet from %s (%s); more are counted, "
+		  "not logged each", r->name, sa_str(from, a, sizeof(a)), why);
+}
+
+static void drops_tick(struct mc_relay *r, ev_tstamp now)
+{
+	if (r->drop_quiet == 0 || now - r->drop_said < DROP_LOG_EVERY)
+		return;
+	log_warnx("multicast relay %s: dropped %llu more member packets in %.0f s", r->name,
+		  (unsigned long long)r->drop_quiet, now - r->drop_said);
+	r->drop_quiet = 0;
+	r->drop_said = now;
+}
+
+/* One member datagram p[0..n) (in the hub's buf), which came to port P or
+ * to the intranet group: authenticate, then send it out. What else shows
+ * up there (garbage, the relay frames inside receivers get, frames from a
+ * wrong address) is dropped on the header and the member table, before
+ * any crypto. False when the relay ended meanwhile (only when may_end). */
 static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 			struct sockaddr_storage *from, bool may_end)
 {
@@ -413,29 +481,27 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 	uint8_t *pt = mc_hub_out(&cap);
 
 	mc_hub_buf(&bcap);
+	struct sockaddr *sa = (struct sockaddr *)from;
 	if (mcast_frame_parse(&f, p, n, &err) != SOCKS_DONE || f.kind != MCAST_KIND_MEMBER) {
-		r->n.malformed++;
+		drop(r, &r->n.malformed, NULL, now, sa, "not a member frame");
 		return true;
 	}
-	struct mc_member *m = find_member(r, f.id, (struct sockaddr *)from);
+	struct mc_member *m = find_member(r, f.id, sa);
 	if (!m) {
-		r->n.unknown++;
+		drop(r, &r->n.unknown, NULL, now, sa, "no such member at that address");
 		return true;
 	}
 	if (!(m->perms & MCAST_KEYF_SEND)) {
-		r->n.not_sender++;
-		m->dropped++;
+		drop(r, &r->n.not_sender, m, now, sa, "member may not send");
 		return true;
 	}
 	if (!mc_replay_check(&m->win, f.seq)) {
-		r->n.replay++;
-		m->dropped++;
+		drop(r, &r->n.replay, m, now, sa, "replayed or too old");
 		return true;
 	}
 	long len = mc_frame_open(mc_hub_aead(), r->set.suite, m->send_key, &f, p, n, pt, cap);
 	if (len < 0) {
-		r->n.auth_fail++;
-		m->dropped++;
+		drop(r, &r->n.auth_fail, m, now, sa, "does not authenticate");
 		return true;
 	}
 	mc_replay_update(&m->win, f.seq);
@@ -452,13 +518,14 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 	}
 	r->n.out++;
 	m->sent++;
+	m->sent_bytes += (uint64_t)len;
 	/* Inside peers see each other's packets, as on a real group; the
 	 * sealed copy goes where the member's frame was (no longer needed). */
-	to_intranet(r, m->id, (struct sockaddr *)from, pt, (size_t)len, p, bcap);
+	to_intranet(r, m->id, sa, pt, (size_t)len, p, bcap);
 	return true;
 }
 
-/* Relays up to RELAY_BATCH member datagrams waiting on the unicast
+/* Relays up to RELAY_BATCH member datagrams waiting on the member
  * socket. Lock held. */
 static void read_members(struct mc_relay *r, ev_tstamp now, bool may_end)
 {
@@ -468,7 +535,7 @@ static void read_members(struct mc_relay *r, ev_tstamp now, bool may_end)
 	for (int i = 0; i < RELAY_BATCH; i++) {
 		struct sockaddr_storage from;
 		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(r->uni_fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&from,
+		ssize_t n = recvfrom(r->mem_fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&from,
 				     &flen);
 		if (n < 0)
 			break;
@@ -497,6 +564,7 @@ static void on_tick(EV_P_ ev_timer *w, int revents)
 	struct mc_relay *r = w->data;
 
 	mc_hub_lock();
+	drops_tick(r, ev_now(EV_A));
 	if (r->set.idle && ev_now(EV_A) - r->last_packet >= r->set.idle) {
 		log_info("multicast relay %s: no packet for %u s", r->name, r->set.idle);
 		mc_hub_relay_ended(r, MCAST_NOTE_IDLE, "idle timeout");
@@ -513,9 +581,9 @@ void mc_relay_start(struct mc_relay *r, struct ev_loop *loop)
 	ev_io_init(&r->ext_io, on_outside, r->ext_fd, EV_READ);
 	r->ext_io.data = r;
 	ev_io_start(loop, &r->ext_io);
-	ev_io_init(&r->uni_io, on_member, r->uni_fd, EV_READ);
-	r->uni_io.data = r;
-	ev_io_start(loop, &r->uni_io);
+	ev_io_init(&r->mem_io, on_member, r->mem_fd, EV_READ);
+	r->mem_io.data = r;
+	ev_io_start(loop, &r->mem_io);
 	ev_timer_init(&r->tick, on_tick, RELAY_TICK, RELAY_TICK);
 	r->tick.data = r;
 	ev_timer_start(loop, &r->tick);
@@ -527,7 +595,7 @@ void mc_relay_start(struct mc_relay *r, struct ev_loop *loop)
 void mc_relay_free(struct mc_relay *r, struct ev_loop *loop, const char *why)
 {
 	ev_io_stop(loop, &r->ext_io);
-	ev_io_stop(loop, &r->uni_io);
+	ev_io_stop(loop, &r->mem_io);
 	ev_timer_stop(loop, &r->tick);
 	close_fds(r);
 	log_info("multicast relay %s: ended (%s): in=%llu out=%llu dropped auth=%llu replay=%llu "

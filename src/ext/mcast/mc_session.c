@@ -7,8 +7,9 @@
  * group it joined. The server ends it after a refusal when it holds no
  * group, and after a notice (bandwidth, time limit, idle relay).
  *
- * The session's handshake buffer stays in use: s->hs->in collects the
- * requests, session_send() writes the replies.
+ * The session core watches the control connection (session_watch_control):
+ * session_input() collects the requests in plaintext, whatever carries them,
+ * session_send() writes the replies.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,7 +22,7 @@
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
 #include "ext/mcast/mc_crypt.h"
-#include "server/server.h"
+#include "server/flow.h"
 #include "server/session.h"
 
 #define MC_CONN_GROUPS 16 /* groups one control connection may hold */
@@ -33,11 +34,11 @@ struct mc_membership {
 	struct socks_addr group;   /* M.ADDR M.PORT as asked, for LEAVE and notices */
 	ev_timer limit;            /* max time in the group */
 	struct mc_conn *conn;
+	struct flow *flow;         /* this membership's request (server/flow.h) */
 };
 
 struct mc_conn {
 	struct session *s;
-	ev_io ctl;
 	ev_async notify;           /* a relay kicked one of our members */
 	bool first_filter;         /* the first request's filter block is still due */
 	struct mc_membership *g[MC_CONN_GROUPS];
@@ -67,14 +68,12 @@ static int send_reply(struct mc_conn *c, uint8_t cmd, uint8_t rep, const struct 
 	size_t n = mcast_reply_write(buf, sizeof(buf), cmd, rep,
 				     addr && addr->atyp != SOCKS_ATYP_DOMAIN ? addr : &none, key);
 
-	s->rep = rep;
-	s->rep_sent = true;
+	session_note_reply(s, rep);
 	if (close) {
 		/* Nothing more is read: a client that keeps sending while we
 		 * flush must not wake us up in a loop. */
-		ev_io_stop(s->w->loop, &c->ctl);
-		s->closing_after_flush = true;
-		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+		session_watch_control(s, NULL);
+		session_close_after_output(s, reason);
 	}
 	return session_send(s, buf, n);
 }
@@ -90,8 +89,9 @@ static int refuse(struct mc_conn *c, uint8_t cmd, uint8_t rep, const struct sock
 	return send_reply(c, cmd, rep, group, NULL, c->n == 0, why);
 }
 
-/* Leaves the group, logs the member's counters and frees membership i. */
-static void membership_free(struct mc_conn *c, unsigned i)
+/* Leaves the group, logs the member's counters, ends its flow with
+ * `result` and frees membership i. */
+static void membership_free(struct mc_conn *c, unsigned i, const char *result)
 {
 	struct mc_membership *ms = c->g[i];
 	char tag[SA_STR_MAX + 300], g[SA_STR_MAX];
@@ -102,7 +102,9 @@ static void membership_free(struct mc_conn *c, unsigned i)
 	log_info("%s: multicast left %s: sent=%llu dropped=%llu",
 		 session_tag(c->s, tag, sizeof(tag)), socks_addr_str(&ms->group, g, sizeof(g)),
 		 (unsigned long long)ms->m.sent, (unsigned long long)ms->m.dropped);
-	ev_timer_stop(c->s->w->loop, &ms->limit);
+	ev_timer_stop(session_loop(c->s), &ms->limit);
+	flow_count(ms->flow, ms->m.sent_bytes, 0);
+	flow_close(ms->flow, result);
 	explicit_bzero(ms->m.send_key, sizeof(ms->m.send_key));
 	free(ms);
 	c->g[i] = c->g[--c->n];
@@ -111,14 +113,12 @@ static void membership_free(struct mc_conn *c, unsigned i)
 
 static void mc_destroy(struct session *s)
 {
-	struct mc_conn *c = s->cmd_data;
+	struct mc_conn *c = session_handler_data(s);
 
 	while (c->n > 0)
-		membership_free(c, c->n - 1);
-	ev_io_stop(s->w->loop, &c->ctl);
-	ev_async_stop(s->w->loop, &c->notify);
+		membership_free(c, c->n - 1, session_close_reason(s));
+	ev_async_stop(session_loop(s), &c->notify);
 	free(c);
-	s->cmd_data = NULL;
 }
 
 static const struct session_cmd_ops mc_ops = { "mcast", mc_destroy };
@@ -128,7 +128,7 @@ static const struct session_cmd_ops mc_ops = { "mcast", mc_destroy };
 static void notice_and_close(struct mc_conn *c, const struct socks_addr *group, uint8_t note)
 {
 	char tag[SA_STR_MAX + 300], g[SA_STR_MAX];
-	if (c->s->closing_after_flush)
+	if (session_ending(c->s))
 		return; /* one final message is enough */
 	log_warnx("%s: multicast %s: %s, closing the control connection",
 		  session_tag(c->s, tag, sizeof(tag)), socks_addr_str(group, g, sizeof(g)),
@@ -210,9 +210,9 @@ static struct mc_membership *membership_new(struct mc_conn *c, uint8_t perms,
 		return NULL;
 	ms->conn = c;
 	ms->m.perms = perms;
-	ms->m.client = c->s->client;
+	ms->m.client = *session_client(c->s);
 	sa_set_port((struct sockaddr *)&ms->m.client, 0);
-	ms->m.loop = c->s->w->loop;
+	ms->m.loop = session_loop(c->s);
 	ms->m.notify = &c->notify;
 	if ((perms & MCAST_KEYF_SEND) && set->suite != MCAST_SUITE_NONE &&
 	    mc_random(ms->m.send_key, sizeof(ms->m.send_key)) < 0) {
@@ -250,24 +250,33 @@ static int do_join(struct mc_conn *c, const struct mcast_request *req)
 	if ((why = join_checks(c, req, &key, &rep)) != NULL)
 		return refuse(c, req->cmd, rep, &req->group, why);
 	sa_from_socks(&gsa, &glen, &req->group);
-	uint8_t perms = mc_policy_perms(s, (struct sockaddr *)&gsa, req->group.port);
-	if (perms == 0)
+	uint8_t perms = 0;
+	struct flow *f = mc_policy_open(s, req, &perms);
+	if (!f)
 		return refuse(c, req->cmd, SOCKS5_REP_MCAST_NEITHER, &req->group,
 			      "rules allow neither sending nor receiving");
-	mc_settings_get(s->conf, &set);
+	mc_settings_get(session_conf(s), &set);
 	struct mc_membership *ms = membership_new(c, perms, &set);
-	if (!ms)
-		return refuse(c, req->cmd, SOCKS5_REP_GENERAL_FAILURE, &req->group, "out of memory");
-	ms->group = req->group;
-	if (mc_hub_join(&ms->m, &key, &set, &g, &rep, &why) < 0) {
+	if (!ms) {
+		why = "out of memory";
+		rep = SOCKS5_REP_GENERAL_FAILURE;
+	} else if (mc_hub_join(&ms->m, &key, &set, &g, &rep, &why) < 0) {
 		free(ms);
+		ms = NULL;
+	}
+	if (!ms) {
+		flow_reply(f, rep);
+		flow_close(f, why);
 		return refuse(c, req->cmd, rep, &req->group, why);
 	}
+	ms->group = req->group;
+	ms->flow = f;
+	flow_reply(f, grant_rep(perms));
 	c->g[c->n++] = ms;
 	ev_timer_init(&ms->limit, on_limit, (ev_tstamp)set.max_time, 0.);
 	ms->limit.data = ms;
 	if (set.max_time)
-		ev_timer_start(s->w->loop, &ms->limit);
+		ev_timer_start(session_loop(s), &ms->limit);
 	log_join(c, ms, &g);
 
 	struct socks_addr where;
@@ -293,7 +302,7 @@ static int do_leave(struct mc_conn *c, const struct mcast_request *req)
 	if (!ms)
 		return refuse(c, req->cmd, SOCKS5_REP_GENERAL_FAILURE, &req->group,
 			      "not a member of that group on this connection");
-	membership_free(c, idx);
+	membership_free(c, idx, "left");
 	return send_reply(c, req->cmd, SOCKS5_REP_SUCCEEDED, &req->group, NULL, false, NULL);
 }
 
@@ -321,26 +330,28 @@ static void bad(struct mc_conn *c, const struct socks_err *err)
 	send_reply(c, 0, err->rep, NULL, NULL, true, "bad multicast request");
 }
 
-/* Handles every complete request in s->hs->in. */
+/* Handles every complete request in the session's input. */
 static void process(struct mc_conn *c)
 {
 	struct session *s = c->s;
+	const uint8_t *in;
+	size_t inlen, cap;
 
-	while (s->state != SS_CLOSED && !s->closing_after_flush && s->hs->inlen > 0) {
+	while (!session_ending(s) && (in = session_input(s, &inlen, &cap), inlen > 0)) {
 		struct mcast_request req;
 		struct socks_err err = { 0 };
 		size_t used = 0;
 		enum socks_res r;
 		if (c->first_filter) {
 			/* The request itself was parsed by the session. */
-			req.cmd = s->cmd;
-			req.group = s->target;
-			r = mcast_filter_parse(&req.filter, s->hs->in, s->hs->inlen, &used, &err);
+			req.cmd = session_cmd(s);
+			req.group = *session_target(s);
+			r = mcast_filter_parse(&req.filter, in, inlen, &used, &err);
 		} else {
-			r = mcast_request_parse(&req, s->hs->in, s->hs->inlen, &used, &err);
+			r = mcast_request_parse(&req, in, inlen, &used, &err);
 		}
 		if (r == SOCKS_MORE) {
-			if (s->hs->inlen == sizeof(s->hs->in))
+			if (inlen == cap)
 				session_close(s, "multicast request too long");
 			return;
 		}
@@ -355,24 +366,9 @@ static void process(struct mc_conn *c)
 	}
 }
 
-static void on_ctl(EV_P_ ev_io *w, int revents)
+static void on_ctl(struct session *s)
 {
-	struct mc_conn *c = w->data;
-	struct session *s = c->s;
-	struct handshake *hs = s->hs;
-
-	ssize_t n = recv(s->fd, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen, MSG_DONTWAIT);
-	if (n == 0) {
-		session_close(s, "control connection closed");
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			session_close(s, "control connection error");
-		return;
-	}
-	hs->inlen += (size_t)n;
-	process(c);
+	process(session_handler_data(s));
 }
 
 static void start(struct session *s)
@@ -383,21 +379,18 @@ static void start(struct session *s)
 		return;
 	}
 	c->s = s;
-	s->cmd_data = c;
-	s->cmd_ops = &mc_ops;
-	ev_io_init(&c->ctl, on_ctl, s->fd, EV_READ);
-	c->ctl.data = c;
-	ev_io_start(s->w->loop, &c->ctl);
+	session_set_handler(s, &mc_ops, c);
+	session_watch_control(s, on_ctl);
 	ev_async_init(&c->notify, on_notify);
 	c->notify.data = c;
-	ev_async_start(s->w->loop, &c->notify);
+	ev_async_start(session_loop(s), &c->notify);
 
-	if (s->cmd == MCAST_CMD_JOIN_FILTER) {
+	if (session_cmd(s) == MCAST_CMD_JOIN_FILTER) {
 		c->first_filter = true;
 		process(c);
 		return;
 	}
-	struct mcast_request req = { .cmd = s->cmd, .group = s->target };
+	struct mcast_request req = { .cmd = session_cmd(s), .group = *session_target(s) };
 	if (handle(c, &req) == 0)
 		process(c);
 }

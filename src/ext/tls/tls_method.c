@@ -23,19 +23,18 @@
 #include "ext/tls/tls_int.h"
 #include "proto/tlsframe.h"
 #include "server/ext.h"
-#include "server/server.h"
 #include "server/session.h"
 
 enum x86_step { STEP_OPTIONS, STEP_SUBMETHODS, STEP_SUB };
 
 static void settings_of(const struct session *s, struct tls_settings *t)
 {
-	tls_settings_get(s->conf, s->listener, s->client_rule, t);
+	tls_settings_get(session_conf(s), session_listener(s), session_client_rule(s), t);
 }
 
 static struct tls_filter *tf_of(struct session *s)
 {
-	return (struct tls_filter *)s->filter;
+	return (struct tls_filter *)session_filter(s);
 }
 
 static void warn(struct session *s, const char *what)
@@ -47,8 +46,7 @@ static void warn(struct session *s, const char *what)
 /* Ends the session once what is queued is written (then close_notify). */
 static void close_after(struct session *s, const char *reason)
 {
-	s->closing_after_flush = true;
-	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	session_close_after_output(s, reason);
 }
 
 /* Handshake complete: the user from the client certificate, one log line. */
@@ -59,11 +57,13 @@ static void on_ready(void *arg, struct tls_conn *c)
 	char desc[400], tag[SA_STR_MAX + 300];
 
 	settings_of(s, &t);
-	if (t.cert_user && !s->user[0] && tls_conn_peer_user(c, s->user, sizeof(s->user)))
-		s->n_groups = 0;
+	char user[256];
+	if (t.cert_user && !session_user(s)[0] && tls_conn_peer_user(c, user, sizeof(user)))
+		session_set_user(s, user);
 	tls_conn_describe(c, desc, sizeof(desc));
 	log_info("%s: TLS %s %s", session_tag(s, tag, sizeof(tag)),
-		 s->filter && s->filter->ops->name[0] == 'x' ? "X'86'" : "listener", desc);
+		 session_filter(s) && session_filter(s)->ops->name[0] == 'x' ? "X'86'" : "listener",
+		 desc);
 }
 
 static SSL_CTX *ctx_for(struct session *s, const struct tls_settings *t)
@@ -83,7 +83,7 @@ static int tls_session_open(struct session *s)
 	char why[200];
 
 	settings_of(s, &t);
-	s->require_tls = t.require_tls;
+	session_require_tls(s, t.require_tls);
 	if (!t.listener_tls)
 		return 0;
 	SSL_CTX *ctx = ctx_for(s, &t);
@@ -137,17 +137,20 @@ static void ssl_start(struct session *s)
 /* Option negotiation is over: the SOCKS request follows in X'03'. */
 static void finish(struct session *s)
 {
-	if (s->hs->inlen > 0) {
+	size_t inlen;
+	session_input(s, &inlen, NULL);
+	if (inlen > 0) {
 		/* Only X'02' frames were processed so far: these bytes sit in
 		 * option negotiation where nothing more belongs. */
 		warn(s, "X'86': unexpected bytes after option negotiation in STATE X'02'");
 		session_close(s, "X'86': bytes after option negotiation");
 		return;
 	}
-	s->no_udp = !tf_of(s)->udp_naked;
-	if (tls_x86_set_phase(s->filter, X86_DATA) < 0) {
-		warn(s, s->filter->why);
-		session_close(s, s->filter->why);
+	session_refuse_udp(s, !tf_of(s)->udp_naked);
+	struct stream_filter *f = session_filter(s);
+	if (tls_x86_set_phase(f, X86_DATA) < 0) {
+		warn(s, f->why);
+		session_close(s, f->why);
 		return;
 	}
 	session_method_done(s, true);
@@ -178,12 +181,14 @@ static void on_options(struct session *s)
 	size_t n = 0;
 	char offered[800], agreed[16], tag[SA_STR_MAX + 300];
 
-	if (tlsopt_parse(&l, s->hs->in, s->hs->inlen, &used, NULL) != SOCKS_DONE)
+	size_t inlen;
+	const uint8_t *in = session_input(s, &inlen, NULL);
+	if (tlsopt_parse(&l, in, inlen, &used, NULL) != SOCKS_DONE)
 		return;
 	session_consume(s, used);
 	settings_of(s, &t);
 	/* A user named by a verified client certificate needs nothing more. */
-	bool have_user = s->user[0] != '\0';
+	bool have_user = session_user(s)[0] != '\0';
 	bool sub_needed = t.subauth && !(t.subauth & AUTH_BIT_NONE) && !have_user;
 	bool sub = t.subauth && !have_user && tlsopt_has(&l, TLSOPT_SUBAUTH);
 	bool udp = t.udp_naked && tlsopt_has(&l, TLSOPT_UDP_NAKED);
@@ -201,7 +206,7 @@ static void on_options(struct session *s)
 		close_after(s, "X'86' subauthentication required");
 	}
 	size_t len = tlsopt_write(buf, sizeof(buf), ans, n);
-	if (session_send(s, buf, len) < 0 || s->closing_after_flush)
+	if (session_send(s, buf, len) < 0 || session_ending(s))
 		return;
 	if (sub) {
 		tf_of(s)->step = STEP_SUBMETHODS;
@@ -231,7 +236,9 @@ static void on_submethods(struct session *s)
 	uint8_t choice[2];
 	char tag[SA_STR_MAX + 300];
 
-	enum socks_res r = socks5_greeting_parse(&g, s->hs->in, s->hs->inlen, &used, &err);
+	size_t inlen;
+	const uint8_t *in = session_input(s, &inlen, NULL);
+	enum socks_res r = socks5_greeting_parse(&g, in, inlen, &used, &err);
 	if (r == SOCKS_MORE)
 		return;
 	if (r == SOCKS_BAD) {
@@ -254,13 +261,13 @@ static void on_submethods(struct session *s)
 	if (session_send(s, choice, n) < 0 || !m)
 		return;
 	tf_of(s)->step = STEP_SUB;
-	s->hs->method = m->code;
+	session_set_method_code(s, m->code);
 	session_run_method(s, m, sub_done);
 }
 
 static void ssl_input(struct session *s)
 {
-	if (!s->filter)
+	if (!session_filter(s))
 		return;
 	switch (tf_of(s)->step) {
 	case STEP_OPTIONS: on_options(s); break;
@@ -275,7 +282,7 @@ static int tls_worker_init(struct worker *w)
 {
 	/* Fail at start, not at the first client, when TLS is configured
 	 * but its files do not load. */
-	const struct stp_conf *c = w->snap->conf;
+	const struct stp_conf *c = worker_conf(w);
 	struct tls_settings t;
 	bool any = false;
 	tls_settings_get(c, NULL, NULL, &t);
