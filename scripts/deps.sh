@@ -14,7 +14,7 @@ TEST_PKGS=(
 	curl python3 python3-pytest python3-socks python3-python-socks python3-async-timeout
 	proxychains4 dante-client dante-server dnsmasq-base haproxy microsocks chromium
 	iproute2 netcat-openbsd procps util-linux
-	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox socat
+	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox socat nftables
 	nodejs wget mount
 )
 

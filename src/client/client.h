@@ -41,7 +41,15 @@ bool client_write_all(int fd, const uint8_t *p, size_t n);
 enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
+/* Connects to the proxy: every address of its name, Happy Eyeballs. The
+ * fd (non-blocking), or -1 with *err and errno set. */
 int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err);
+/* eyeballs.c: connects to the first of a[0..n) to answer (RFC 8305
+ * section 5, attempts HE_ATTEMPT_DELAY_MS apart, in the order given). The
+ * non-blocking fd, or -1 with errno: ETIMEDOUT at the deadline, else the
+ * failure that says most about the proxy. Each result is a debug line
+ * "connect to proxy ADDR: RESULT". */
+int client_he_connect(const struct sockaddr_storage *a, size_t n, int64_t deadline);
 int client_set_blocking(int fd, bool blocking);
 
 /* ---- logging (errors.c) ---- */

@@ -1,6 +1,6 @@
 /*
  * net.c - deadlines, waiting on one socket, and the TCP connection to the
- * proxy (every address of its name in turn, each within the deadline).
+ * proxy (every address of its name, Happy Eyeballs: eyeballs.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "common/addrorder.h"
 #include "common/log.h"
 #include "common/sockaddr.h"
 
@@ -99,44 +100,13 @@ int client_set_blocking(int fd, bool blocking)
 	return fcntl(fd, F_SETFL, fl);
 }
 
-/* One address: a non-blocking connect, waited for until the deadline.
- * The fd, or -1 with errno. */
-static int net_connect_one(const struct addrinfo *ai, int64_t deadline)
-{
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int soerr = 0;
-	socklen_t len = sizeof(soerr);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	if (errno != EINPROGRESS)
-		goto fail;
-	int w = client_wait(fd, POLLOUT, deadline);
-	if (w <= 0) {
-		if (w == 0)
-			errno = ETIMEDOUT;
-		goto fail;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-		goto fail;
-	if (soerr == 0)
-		return fd;
-	errno = soerr;
-fail:;
-	int e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
 int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
-	char port[8], where[SA_STR_MAX];
-	int fd = -1, last = ECONNREFUSED;
+	struct sockaddr_storage addrs[ADDR_ORDER_MAX];
+	size_t n = 0;
+	char port[8];
 
 	client_debug_on();
 	snprintf(port, sizeof(port), "%u", proxy->port);
@@ -144,20 +114,19 @@ int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, 
 		*err = STP_ERR_PROXY_RESOLVE;
 		return -1;
 	}
-	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-		fd = net_connect_one(ai, deadline);
-		if (fd < 0)
-			last = errno;
-		log_debug("connect to proxy %s: %s", sa_str(ai->ai_addr, where, sizeof(where)),
-			  fd < 0 ? strerror(last) : "connected");
-		if (fd < 0 && last == ETIMEDOUT)
-			break;
+	for (struct addrinfo *ai = res; ai != NULL && n < ADDR_ORDER_MAX; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(addrs[0]))
+			continue;
+		memset(&addrs[n], 0, sizeof(addrs[n]));
+		memcpy(&addrs[n++], ai->ai_addr, ai->ai_addrlen);
 	}
 	freeaddrinfo(res);
-	if (fd < 0) {
-		*err = last == ETIMEDOUT ? STP_ERR_TIMEOUT : STP_ERR_PROXY_UNREACHABLE;
-		errno = last;
-	}
+	/* getaddrinfo sorted them (RFC 6724): its first family leads. */
+	if (n > 0)
+		addr_interleave(addrs, n, addrs[0].ss_family);
+	int fd = client_he_connect(addrs, n, deadline);
+	if (fd < 0)
+		*err = errno == ETIMEDOUT ? STP_ERR_TIMEOUT : STP_ERR_PROXY_UNREACHABLE;
 	return fd;
 }
 

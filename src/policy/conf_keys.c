@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/addrorder.h"
 #include "common/sockaddr.h"
 #include "policy/conf_internal.h"
 #include "policy/conf_parse.h"
@@ -128,6 +129,13 @@ static void *k_timeout(struct conf_parser *p, const struct conf_stmt *s, void *c
 			  s->kw == KW_BIND_ACCEPT ? &t->bind_accept :
 			  s->kw == KW_UDP_IDLE ? &t->udp_idle : &t->dns;
 	conf_set_uint(p, s, 0, CONF_TIMEOUT_MAX, field);
+	return ctx;
+}
+
+static void *k_attempt_delay(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	conf_set_uint(p, s, HE_ATTEMPT_DELAY_MIN, HE_ATTEMPT_DELAY_MAX,
+		      &p->conf->timeouts.connect_attempt_delay);
 	return ctx;
 }
 
@@ -283,7 +291,8 @@ static const struct conf_key log_keys[] = {
 static const struct conf_section sec_log = { SEC_LOG, "a log block", log_keys, N(log_keys) };
 
 static const struct conf_key timeout_keys[] = {
-	KEY1(KW_BIND_ACCEPT, k_timeout), KEY1(KW_CONNECT, k_timeout), KEY1(KW_DNS, k_timeout),
+	KEY1(KW_BIND_ACCEPT, k_timeout), KEY1(KW_CONNECT, k_timeout),
+	KEY1(KW_CONNECT_ATTEMPT_DELAY, k_attempt_delay), KEY1(KW_DNS, k_timeout),
 	KEY1(KW_HANDSHAKE, k_timeout), KEY1(KW_IDLE, k_timeout), KEY1(KW_UDP_IDLE, k_timeout),
 };
 static const struct conf_section sec_timeouts = { SEC_TIMEOUTS, "a timeouts block",

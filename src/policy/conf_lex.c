@@ -20,6 +20,7 @@ static const struct kw_entry kw_table[] = {
 	{ "client", KW_CLIENT },
 	{ "command", KW_COMMAND },
 	{ "connect", KW_CONNECT },
+	{ "connect-attempt-delay", KW_CONNECT_ATTEMPT_DELAY },
 	{ "days", KW_DAYS },
 	{ "dns", KW_DNS },
 	{ "dns-pending", KW_DNS_PENDING },

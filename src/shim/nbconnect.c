@@ -1,6 +1,8 @@
 /*
  * nbconnect.c - connect() through the proxy on the application's own fd,
- * for blocking and non-blocking sockets alike.
+ * for blocking and non-blocking sockets alike (or, for a proxy address
+ * out of the fd's reach, on a dual-stack replacement that takes over the
+ * fd's number once the handshake is done: sockswap.c).
  *
  * The fd is connected to the proxy and the whole SOCKS handshake runs
  * inside the connect() call, with a deadline (timeout, default 30 s),
@@ -109,17 +111,14 @@ int shim_sa_to_family(const struct sockaddr *sa, int family, struct sockaddr_sto
 	return -1;
 }
 
-int shim_connect_proxy(int fd, int64_t deadline)
+/* One proxy address on fd. 0, or -1 with errno (ETIMEDOUT at the deadline). */
+static int nb_connect_one(int fd, const struct sockaddr_storage *px, socklen_t pxlen,
+			  int64_t deadline)
 {
-	struct sockaddr_storage px;
-	socklen_t pxlen, elen = sizeof(int);
-	int family = AF_INET, soerr = 0;
+	socklen_t elen = sizeof(int);
+	int soerr = 0;
 
-	if (shim_sock_type(fd, &family) < 0)
-		return -1;
-	if (shim_policy_proxy_addr(family, sockswap_v6only(fd), &px, &pxlen) < 0)
-		return -1;
-	if (shim_real.connect(fd, (struct sockaddr *)&px, pxlen) == 0)
+	if (shim_real.connect(fd, (const struct sockaddr *)px, pxlen) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -1;
@@ -136,6 +135,71 @@ int shim_connect_proxy(int fd, int64_t deadline)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The proxy's addresses in turn (shim_policy_proxy_addr_at's order: fd's
+ * family first), until one accepts or the deadline passes. An address fd
+ * reaches is tried on fd; one it cannot (an IPv6 proxy from an AF_INET
+ * socket, an IPv4 one from an IPV6_V6ONLY socket) on a dual-stack
+ * replacement (sockswap.c) when swap is set, else skipped. One socket
+ * allows one attempt at a time, so this is not Happy Eyeballs: an address
+ * that drops SYNs spends the deadline (libstp's own connections,
+ * eyeballs.c, race them). A refused or unreachable address moves on at
+ * once; connect(AF_UNSPEC) returns a socket to its unconnected state
+ * before its next attempt, as Linux needs before a second connect() on a
+ * TCP socket whose first one failed. The connected socket (fd or the
+ * replacement, for the caller to install), or -1 with errno and no
+ * replacement left open.
+ */
+static int nb_connect_proxy(int fd, bool swap, int64_t deadline)
+{
+	struct sockaddr_storage px;
+	socklen_t pxlen;
+	int family = AF_INET, err = 0, nfd = -1, r;
+	bool tried_fd = false, tried_nfd = false;
+	char where[SA_STR_MAX];
+
+	if (shim_sock_type(fd, &family) < 0)
+		return -1;
+	bool v6only = sockswap_v6only(fd);
+	for (int i = 0; (r = shim_policy_proxy_addr_at(family, v6only, i, &px, &pxlen)) >= 0; i++) {
+		if (r == 1 && !swap)
+			continue; /* out of fd's reach */
+		if (r == 1 && nfd < 0 && (nfd = sockswap_open(fd, SOCK_STREAM)) < 0) {
+			err = errno;
+			shim_log(SHIM_LOG_DEBUG, "no socket to reach the proxy: %s", strerror(err));
+			swap = false; /* fd's own addresses may still answer */
+			continue;
+		}
+		int s = r == 0 ? fd : nfd;
+		bool *tried = s == fd ? &tried_fd : &tried_nfd;
+		if (*tried) {
+			struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+			shim_real.connect(s, &unspec, sizeof(unspec));
+		}
+		*tried = true;
+		if (nb_connect_one(s, &px, pxlen, deadline) == 0) {
+			if (s == fd && nfd >= 0)
+				shim_real.close(nfd);
+			return s;
+		}
+		err = errno;
+		shim_log(SHIM_LOG_DEBUG, "proxy %s%s: %s",
+			 sa_str((struct sockaddr *)&px, where, sizeof(where)),
+			 s == fd ? "" : " (replacement socket)", strerror(err));
+		if (err == ETIMEDOUT || shim_remaining(deadline) == 0)
+			break;
+	}
+	if (nfd >= 0)
+		shim_real.close(nfd);
+	errno = err != 0 ? err : EAFNOSUPPORT; /* EAFNOSUPPORT: no address tried */
+	return -1;
+}
+
+int shim_connect_proxy(int fd, int64_t deadline)
+{
+	return nb_connect_proxy(fd, false, deadline) < 0 ? -1 : 0;
 }
 
 enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline)
@@ -157,24 +221,18 @@ enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline)
 	}
 }
 
-/* Connect + handshake. 0, or -1 with errno set to what connect() should
- * report. */
-static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const char *what)
+/* The CONNECT handshake on s, connected to the proxy. 0, or -1 with errno
+ * set to what connect() should report. */
+static int nb_handshake(int s, const struct sockaddr *sa, const char *name, const char *what,
+			int64_t deadline)
 {
-	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
 	struct stp_proxy proxy = shim_conf.proxy;
 	struct stp_handshake h;
 	enum stp_err err;
 
-	if (shim_connect_proxy(fd, deadline) < 0) {
-		int e = errno;
-		shim_log(SHIM_LOG_ERROR, "connect %s: proxy unreachable: %s", what, strerror(e));
-		errno = e;
-		return -1;
-	}
 	if (name != NULL)
 		shim_policy_proxy_for_name(&proxy);
-	if (stp_handshake_init(&h, &proxy, fd, STP_CMD_CONNECT, name,
+	if (stp_handshake_init(&h, &proxy, s, STP_CMD_CONNECT, name,
 			       (uint16_t)sa_port(sa), name ? NULL : sa, &err) < 0) {
 		shim_log(SHIM_LOG_ERROR, "connect %s: %s", what, stp_strerror(err));
 		errno = stp_err_errno(err);
@@ -190,54 +248,45 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 			errno = stp_err_errno(h.err);
 		return -1;
 	}
-	shim_log(SHIM_LOG_INFO, "connect %s: through the proxy", what);
 	return 0;
 }
 
-/* True when fd cannot reach any of the proxy's addresses: an AF_INET
- * socket and an IPv6-only proxy, or an IPV6_V6ONLY socket and an IPv4 one. */
-static bool nb_needs_swap(int fd)
-{
-	struct sockaddr_storage px;
-	socklen_t pxlen;
-	int family;
-
-	if (shim_sock_type(fd, &family) < 0)
-		return false;
-	return shim_policy_proxy_addr(family, sockswap_v6only(fd), &px, &pxlen) < 0;
-}
-
 /*
- * The tunnel on fd itself, or, when fd cannot reach the proxy, on a
- * dual-stack replacement (sockswap.c) that takes fd's place once the
- * handshake is done. On failure fd is left as it was. 0, or -1 with errno.
+ * Connect + handshake, on fd itself or, when the proxy address that
+ * answered is out of fd's reach, on a dual-stack replacement (sockswap.c)
+ * that takes fd's place once the handshake is done. On failure fd is the
+ * program's socket still. 0, or -1 with errno set to what connect()
+ * should report.
  */
-static int nb_tunnel_fd(int fd, const struct sockaddr *sa, const char *name, const char *what,
-			struct shim_fd *st)
+static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const char *what,
+		     struct shim_fd *st)
 {
+	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
 	int family = AF_INET, e;
 
-	if (!nb_needs_swap(fd))
-		return nb_tunnel(fd, sa, name, what);
 	shim_sock_type(fd, &family);
 	bool v6only = sockswap_v6only(fd);
-	int nfd = sockswap_open(fd, SOCK_STREAM);
-	if (nfd < 0) {
+	int s = nb_connect_proxy(fd, true, deadline);
+	if (s < 0) {
 		e = errno;
-		shim_log(SHIM_LOG_ERROR, "connect %s: no socket to reach the proxy: %s", what,
-			 strerror(e));
+		shim_log(SHIM_LOG_ERROR, "connect %s: proxy unreachable: %s", what, strerror(e));
 		errno = e;
 		return -1;
 	}
-	if (nb_tunnel(nfd, sa, name, what) < 0 || sockswap_install(nfd, fd) < 0) {
+	if (nb_handshake(s, sa, name, what, deadline) < 0 ||
+	    (s != fd && sockswap_install(s, fd) < 0)) {
 		e = errno;
-		shim_real.close(nfd);
+		if (s != fd)
+			shim_real.close(s);
 		errno = e;
 		return -1;
 	}
-	st->app_family = family;
-	st->app_v6only = v6only;
-	shim_log(SHIM_LOG_DEBUG, "connect %s: fd %d replaced by an IPv6 socket", what, fd);
+	if (s != fd) {
+		st->app_family = family;
+		st->app_v6only = v6only;
+		shim_log(SHIM_LOG_DEBUG, "connect %s: fd %d replaced by an IPv6 socket", what, fd);
+	}
+	shim_log(SHIM_LOG_INFO, "connect %s: through the proxy", what);
 	return 0;
 }
 
@@ -264,7 +313,7 @@ int tcp_connect_via_proxy(int fd, const struct sockaddr *sa, socklen_t salen)
 	memcpy(&st.peer, sa, salen < sizeof(st.peer) ? salen : sizeof(st.peer));
 	st.peerlen = salen;
 	shim_enter();
-	int rc = nb_tunnel_fd(fd, sa, target, what, &st);
+	int rc = nb_tunnel(fd, sa, target, what, &st);
 	int e = errno;
 	shim_leave();
 	if (rc < 0 && !nonblock) {

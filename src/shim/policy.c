@@ -309,24 +309,46 @@ bool shim_policy_bypass_name(const char *name)
 	return shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name);
 }
 
+/* sa as a socket of family (v6only: with IPV6_V6ONLY) connects to it: 0
+ * when that socket reaches it, 1 when only a dual-stack IPv6 socket does
+ * (*out then in AF_INET6 form, IPv4 mapped). */
+static int policy_addr_for(const struct sockaddr *sa, int family, bool v6only,
+			   struct sockaddr_storage *out, socklen_t *len)
+{
+	if (shim_sa_to_family(sa, family, out, len) == 0) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)out;
+		if (!(v6only && family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)))
+			return 0;
+	}
+	shim_sa_to_family(sa, AF_INET6, out, len); /* never fails: INET only */
+	return 1;
+}
+
+int shim_policy_proxy_addr_at(int family, bool v6only, int nth, struct sockaddr_storage *out,
+			      socklen_t *len)
+{
+	int k = 0;
+
+	/* Same family first, in the resolver's order; then the others. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < shim_conf.proxy_naddr; i++) {
+			const struct sockaddr *sa = (const struct sockaddr *)&shim_conf.proxy_sa[i];
+			if ((sa->sa_family == family) == (pass == 0) && k++ == nth)
+				return policy_addr_for(sa, family, v6only, out, len);
+		}
+	errno = EAFNOSUPPORT;
+	return -1;
+}
+
 int shim_policy_proxy_addr(int family, bool v6only, struct sockaddr_storage *out,
 			   socklen_t *len)
 {
-	/* Same family first; an IPv6 socket can reach an IPv4 proxy mapped,
-	 * unless it is IPv6-only. */
-	for (int i = 0; i < shim_conf.proxy_naddr; i++) {
-		if (shim_conf.proxy_sa[i].ss_family == family) {
-			*out = shim_conf.proxy_sa[i];
-			*len = shim_conf.proxy_salen[i];
+	int r;
+
+	for (int i = 0; (r = shim_policy_proxy_addr_at(family, v6only, i, out, len)) >= 0; i++)
+		if (r == 0)
 			return 0;
-		}
-	}
-	for (int i = 0; i < shim_conf.proxy_naddr && !v6only; i++)
-		if (shim_sa_to_family((struct sockaddr *)&shim_conf.proxy_sa[i], family, out,
-				      len) == 0)
-			return 0;
-	errno = EAFNOSUPPORT;
-	return -1;
+	return -1; /* EAFNOSUPPORT */
 }
 
 void shim_policy_proxy_for_name(struct stp_proxy *out)

@@ -106,6 +106,14 @@ bool shim_policy_bypass_name(const char *name);
  * EAFNOSUPPORT when no address of the proxy is reachable from it. */
 int shim_policy_proxy_addr(int family, bool v6only, struct sockaddr_storage *out,
 			   socklen_t *len);
+/* The nth (from 0) of all the proxy's addresses, in the order
+ * shim_connect_proxy tries them from a socket of family (v6only: with
+ * IPV6_V6ONLY): those of its family first, in the resolver's order, then
+ * the others. 0 when that socket reaches it (*out in its family, IPv4
+ * mapped for a dual-stack IPv6 socket), 1 when only a dual-stack IPv6
+ * socket does (*out in AF_INET6 form), -1 (EAFNOSUPPORT) past the last. */
+int shim_policy_proxy_addr_at(int family, bool v6only, int nth, struct sockaddr_storage *out,
+			      socklen_t *len);
 /* The proxy as the handshake should see it: names always go to the proxy. */
 void shim_policy_proxy_for_name(struct stp_proxy *out);
 
@@ -222,8 +230,9 @@ void mmsg_install(void);
 
 /* ---- helpers (nbconnect.c) ---- */
 
-/* Connects fd (blocking or not; its flags are left alone) to the proxy
- * and waits until the deadline. 0, or -1 with errno. */
+/* Connects fd (blocking or not; its flags are left alone) to the first of
+ * the proxy's addresses it reaches that accepts (shim_policy_proxy_addr_at's
+ * order), waiting until the deadline. 0, or -1 with errno. */
 int shim_connect_proxy(int fd, int64_t deadline);
 /* Runs a handshake to the end with the real poll. */
 enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline);

@@ -130,30 +130,51 @@ static int udp_swap(int fd, struct shim_fd *st, bool may_move)
 	return 0;
 }
 
-/* A control connection to the proxy: to an address of fd's family if the
- * proxy has one, else to its other one (never an IPv4-mapped address: the
- * proxy must see the address the datagrams will come from). */
-static int udp_ctl_open(int fd, int64_t deadline)
+/* A control connection to the proxy's addresses of one family, in turn
+ * (IPV6_V6ONLY: never an IPv4-mapped address, the proxy must see the
+ * address the datagrams will come from). The fd, or -1 with errno
+ * (EAFNOSUPPORT: the proxy has no address of that family). */
+static int udp_ctl_family(int family, int64_t deadline)
 {
 	struct sockaddr_storage px;
 	socklen_t plen = sizeof(px);
-	int family = AF_INET, e;
+	int on = 1, e;
 
-	shim_sock_type(fd, &family);
-	if (shim_policy_proxy_addr(family, true, &px, &plen) < 0 &&
-	    shim_policy_proxy_addr(family == AF_INET ? AF_INET6 : AF_INET, true, &px,
-				   &plen) < 0)
+	if (shim_policy_proxy_addr(family, true, &px, &plen) < 0)
 		return -1;
-	int ctl = shim_real.socket(px.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ctl = shim_real.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl < 0)
 		return -1;
 	fdtab_set_internal(ctl, true);
-	if (shim_connect_proxy(ctl, deadline) == 0)
+	if ((family != AF_INET6 ||
+	     setsockopt(ctl, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == 0) &&
+	    shim_connect_proxy(ctl, deadline) == 0)
 		return ctl;
 	e = errno;
 	fdtab_set_internal(ctl, false);
 	shim_real.close(ctl);
 	errno = e;
+	return -1;
+}
+
+/* A control connection to the proxy: to its addresses of fd's family,
+ * then, when it has none or none accepts, to its other ones. */
+static int udp_ctl_open(int fd, int64_t deadline)
+{
+	int family = AF_INET, err = EAFNOSUPPORT;
+
+	shim_sock_type(fd, &family);
+	int order[2] = { family, family == AF_INET ? AF_INET6 : AF_INET };
+	for (int i = 0; i < 2; i++) {
+		int ctl = udp_ctl_family(order[i], deadline);
+		if (ctl >= 0)
+			return ctl;
+		if (errno != EAFNOSUPPORT)
+			err = errno; /* what an address answered beats "none of this family" */
+		if (err == ETIMEDOUT || shim_remaining(deadline) == 0)
+			break;
+	}
+	errno = err;
 	return -1;
 }
 

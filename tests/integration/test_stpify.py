@@ -340,6 +340,27 @@ def test_proxy_down_is_econnrefused(tmp_path):
     assert b"stpify: connect 127.0.0.1:80: proxy unreachable" in r.stderr
 
 
+def test_proxy_name_next_address_after_refusal(proxy_factory, tmp_path, echo):
+    """STP_PROXY=socks5h://localhost:PORT with stpd on 127.0.0.1 only, and
+    an IPv6 socket: the test /etc/hosts gives localhost 127.0.0.1 and ::1,
+    so the socket's own family comes first, [::1] refuses, and stpify
+    moves on to ::ffff:127.0.0.1 on the same socket."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "v6.py", """
+        import socket, sys
+        ai = socket.getaddrinfo("web.stp.test", int(sys.argv[1]), socket.AF_INET6,
+                                socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6)
+        s.connect(ai[0][4]); s.sendall(b"he-v6\\n"); print(s.recv(10))
+    """)
+    r = t.run(argv + [str(echo.port)], STP_PROXY="socks5h://localhost:%d" % p.port,
+              STP_LOG="debug")
+    assert r.stdout.strip() == b"b'he-v6\\n'", r.stderr
+    assert b"proxy [::1]:%d: Connection refused" % p.port in r.stderr, r.stderr
+    p.wait_log(r"cmd=connect target=web\.stp\.test:%d" % echo.port)
+
+
 # ---------------------------------------------------------------------------
 # policy: loopback, localhost, NO_PROXY
 
@@ -780,3 +801,86 @@ def test_replaced_udp_socket_drops_foreign_family(proxy_factory, tmp_path, udp_e
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# a proxy name with addresses of both families (the test /etc/hosts gives
+# localhost 127.0.0.1 and ::1) and the proxy on one of them: the socket's
+# own family is tried first, then the other over a replacement socket
+
+
+def test_proxy_name_v4_refused_then_v6_replacement(proxy_factory, tmp_path, echo):
+    """An AF_INET socket, stpd on [::1] only: 127.0.0.1 refuses on the
+    program's socket, then ::1 answers over the dual-stack replacement,
+    which keeps the program's flags and options."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
+    r = t.run(argv + ["web.stp.test", str(echo.port), "nonblock", "4"],
+              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug")
+    assert r.stdout.decode().splitlines() == _tcp_swap_expect("nonblock"), r.stderr
+    err = r.stderr.decode()
+    assert "proxy 127.0.0.1:%d: Connection refused" % p.port in err, err
+    assert "replaced by an IPv6 socket" in err, err
+    p.wait_log(r"client=\[::1\]:\d+ .*cmd=connect target=web\.stp\.test:%d" % echo.port)
+
+
+def test_proxy_name_v6only_refused_then_v4_replacement(proxy_factory, tmp_path, echo):
+    """An IPV6_V6ONLY socket, stpd on 127.0.0.1 only: [::1] refuses on the
+    program's socket, ::ffff:127.0.0.1 is out of its reach, so it is tried
+    over the replacement."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
+    r = t.run(argv + ["::1", str(echo.port), "block", "6"],
+              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug")
+    assert r.stdout.decode().splitlines() == _tcp_swap_expect("block"), r.stderr
+    err = r.stderr.decode()
+    assert "proxy [::1]:%d: Connection refused" % p.port in err, err
+    assert "replaced by an IPv6 socket" in err, err
+    p.wait_log(r"cmd=connect target=\[?::1\]?:%d" % echo.port)
+
+
+def test_proxy_name_all_refused_keeps_socket(tmp_path):
+    """Nobody listens on either address: both are tried (the second over
+    the replacement), connect() says ECONNREFUSED and the fd is still the
+    program's socket."""
+    class Down:
+        port = services.free_port()  # free in both families
+    port = Down.port
+    prog = pyprog(tmp_path, "refused.py", """
+        import errno, select, socket
+        s = socket.socket(socket.AF_INET)
+        rc = s.connect_ex(("web.stp.test", 80))
+        print(errno.errorcode.get(rc, rc),
+              s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET)
+        s = socket.socket(socket.AF_INET); s.setblocking(False)
+        rc = s.connect_ex(("web.stp.test", 80))
+        select.select([], [s], [], 15)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        print(errno.errorcode.get(rc, rc), errno.errorcode.get(err, err))
+    """)
+    t = Tool("stpify", str(tmp_path), Down)
+    r = t.run(prog, STP_PROXY="socks5h://localhost:%d" % port, STP_LOG="debug")
+    assert r.stdout.split() == [b"ECONNREFUSED", b"True", b"EINPROGRESS", b"ECONNREFUSED"], \
+        r.stderr
+    err = r.stderr.decode()
+    assert "proxy 127.0.0.1:%d: Connection refused" % port in err, err
+    assert "proxy [::1]:%d (replacement socket): Connection refused" % port in err, err
+
+
+def test_proxy_name_udp_v4_refused_then_v6(proxy_factory, tmp_path, udp_echo):
+    """UDP from an AF_INET socket, stpd on [::1] only: the association's
+    control connection is refused on 127.0.0.1, goes to [::1], and the
+    socket is replaced to reach the IPv6 relay."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    r = t.run(argv + ["4", str(udp_echo.port), "127.0.0.1", "web.stp.test"],
+              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug")
+    assert r.stdout.decode().splitlines() == [
+        "dgram 0 True True True", "dgram 1 True True True"] + \
+        udp_swap_state("0.0.0.0"), r.stderr
+    assert b"proxy 127.0.0.1:%d: Connection refused" % p.port in r.stderr, r.stderr
+    m = p.wait_log(r"client=\[::1\]:\d+ .*: udp datagrams up=(\d+) down=(\d+)", timeout=10)
+    assert (m.group(1), m.group(2)) == ("2", "2"), m.group(0)

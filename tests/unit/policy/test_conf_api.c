@@ -35,6 +35,7 @@ static void test_default(void **state)
 	assert_string_equal(c->run_as_user, "");
 	assert_int_equal(c->timeouts.handshake, 10);
 	assert_int_equal(c->timeouts.connect, 30);
+	assert_int_equal(c->timeouts.connect_attempt_delay, 250);
 	assert_int_equal(c->timeouts.idle, 3600);
 	assert_int_equal(c->timeouts.bind_accept, 120);
 	assert_int_equal(c->timeouts.udp_idle, 300);

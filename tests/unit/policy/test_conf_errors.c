@@ -80,6 +80,8 @@ static const struct err_case cases[] = {
 	{ "log { level loud }\n", "t.conf:1: 'level' is error, warning, notice, info or debug, not 'loud'\n" },
 	{ "timeouts { handshake x }\n", "t.conf:1: 'handshake' wants a number from 0 to 604800, not 'x'\n" },
 	{ "timeouts { connect 604801 }\n", "t.conf:1: 'connect' wants a number from 0 to 604800" },
+	{ "timeouts { connect-attempt-delay 9 }\n", "t.conf:1: 'connect-attempt-delay' wants a number from 10 to 2000, not '9'\n" },
+	{ "timeouts { connect-attempt-delay 2001 }\n", "t.conf:1: 'connect-attempt-delay' wants a number from 10 to 2000" },
 	{ "timeouts { idle 1.5 }\n", "t.conf:1: 'idle' wants a number" },
 	{ "timeouts { bind-accept +1 }\n", "t.conf:1: 'bind-accept' wants a number" },
 	{ "timeouts { udp-idle 0x10 }\n", "t.conf:1: 'udp-idle' wants a number" },

@@ -66,7 +66,7 @@ static const char full_conf[] =
 	"resolver 127.0.0.1:5353\n"
 	"user nobody                      # drop privileges after binding\n"
 	"log { target syslog; format json; level debug }\n"
-	"timeouts { handshake 11; connect 31; idle 3601; bind-accept 121; udp-idle 301; dns 0 }\n"
+	"timeouts { handshake 11; connect 31; connect-attempt-delay 300; idle 3601; bind-accept 121; udp-idle 301; dns 0 }\n"
 	"limits { sessions 10001; sessions-per-client 1001; dns-pending 1025; relay-buffer 65537 }\n"
 	"auth { methods none userpass; backend file; users-file /etc/stpd/users; pam-service stpd2 }\n"
 	"listen 127.0.0.1:1080\n"
@@ -94,6 +94,7 @@ static void test_full_config(void **state)
 	assert_int_equal(c->log_level, LOG_DEBUG);
 	assert_int_equal(c->timeouts.handshake, 11);
 	assert_int_equal(c->timeouts.connect, 31);
+	assert_int_equal(c->timeouts.connect_attempt_delay, 300);
 	assert_int_equal(c->timeouts.idle, 3601);
 	assert_int_equal(c->timeouts.bind_accept, 121);
 	assert_int_equal(c->timeouts.udp_idle, 301);
