@@ -71,7 +71,12 @@ int ext_session_open(struct session *s);
 const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8_t *offered,
 					   size_t n_offered);
 
-/* Built-in modules. */
+/* -1 with a message in err when c uses an extension this stpd was built
+ * without (ext_absent.c); snapshot_new() asks. */
+int ext_conf_check(const struct stp_conf *c, char *err, size_t errlen);
+
+/* Built-in modules (each listed in the registry only when its build option,
+ * ext_tls or ext_mcast, is on: server/ext_config.h). */
 extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "auth/auth.h"
+#include "server/ext.h"
 #include "server/server.h"
 
 struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -21,6 +22,8 @@ static void prefix_where(const struct stp_conf *conf, char *err, size_t errlen)
 
 struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 {
+	if (ext_conf_check(conf, err, errlen) < 0)
+		return NULL;
 	struct snapshot *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
