@@ -245,6 +245,19 @@ static void test_eof_in_request(void **state)
 	fx_free(f);
 }
 
+static void test_handshake_timeout(void **state)
+{
+	struct fx *f = fx_new("timeouts { handshake 1 }\n" CONF_NONE);
+	uint8_t buf[16];
+	fx_start(f);
+	h_write(f->sv[1], greet_none, sizeof(greet_none));
+	assert_int_equal(h_read(&f->w, f->sv[1], buf, 2), 2);
+	assert_int_equal(fx_session(f)->state, SS_REQUEST);
+	/* No request: the phase timer closes the session, without a reply. */
+	assert_int_equal(transcript(f, buf, sizeof(buf)), 0);
+	fx_free(f);
+}
+
 /* ---- one write, every split, byte by byte: the same transcript ---- */
 
 static size_t run_cut(struct fx *f, const uint8_t *p, size_t n, const size_t *cuts,
@@ -404,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_bad_version_no_reply),
 		cmocka_unit_test(test_eof_in_greeting),
 		cmocka_unit_test(test_eof_in_request),
+		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_split_none),
 		cmocka_unit_test(test_split_userpass),
 		cmocka_unit_test(test_userpass_wrong),
