@@ -12,9 +12,8 @@
 #include "server/ext.h"
 #include "server/ext_config.h"
 
-#if !STP_EXT_TLS
 /* What of TLS the file uses, or NULL: the method, a listener or client rule
- * asking for it, or any tls { } setting off its default. */
+ * asking for it, or any tls { } setting off its default (d). */
 static const char *tls_used(const struct stp_conf *c, const struct stp_conf *d)
 {
 	const struct conf_tls *t = &c->tls, *dt = &d->tls;
@@ -32,9 +31,7 @@ static const char *tls_used(const struct stp_conf *c, const struct stp_conf *d)
 		return "a tls block";
 	return NULL;
 }
-#endif
 
-#if !STP_EXT_MCAST
 static bool cidr_eq(const struct rule_cidr *a, const struct rule_cidr *b)
 {
 	return a->family == b->family && a->prefix == b->prefix &&
@@ -42,7 +39,7 @@ static bool cidr_eq(const struct rule_cidr *a, const struct rule_cidr *b)
 }
 
 /* What of multicast the file uses, or NULL: rules naming its commands or
- * permissions, or any mcast { } setting off its default. */
+ * permissions, or any mcast { } setting off its default (d). */
 static const char *mcast_used(const struct stp_conf *c, const struct stp_conf *d)
 {
 	const struct conf_mcast *m = &c->mcast, *dm = &d->mcast;
@@ -59,41 +56,39 @@ static const char *mcast_used(const struct stp_conf *c, const struct stp_conf *d
 		return "an mcast block";
 	return NULL;
 }
-#endif
+
+static const struct optional_ext {
+	bool built;       /* from ext_config.h */
+	const char *what; /* for the message */
+	const char *option;
+	const char *(*used)(const struct stp_conf *c, const struct stp_conf *d);
+} optional[] = {
+	{ STP_EXT_TLS, "TLS", "ext_tls", tls_used },
+	{ STP_EXT_MCAST, "multicast", "ext_mcast", mcast_used },
+};
 
 int ext_conf_check(const struct stp_conf *c, char *err, size_t errlen)
 {
-#if STP_EXT_TLS && STP_EXT_MCAST
-	(void)c;
-	(void)err;
-	(void)errlen;
-	return 0;
-#else
-	struct stp_conf *d = conf_default();
-	const char *why = NULL, *ext = NULL, *option = NULL;
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
+	struct stp_conf *d = NULL; /* the defaults, made only when a module is missing */
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]) && rc == 0; i++) {
+		const struct optional_ext *e = &optional[i];
+		const char *why;
+		if (e->built)
+			continue;
+		if (!d && !(d = conf_default())) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if ((why = e->used(c, d))) {
+			snprintf(err, errlen,
+				 "%s: %s needs the %s extension, and this stpd was built without it "
+				 "(meson option %s=false)",
+				 c->path[0] ? c->path : "(embedded)", why, e->what, e->option);
+			rc = -1;
+		}
 	}
-#if !STP_EXT_TLS
-	if ((why = tls_used(c, d))) {
-		ext = "TLS";
-		option = "ext_tls";
-	}
-#endif
-#if !STP_EXT_MCAST
-	if (!why && (why = mcast_used(c, d))) {
-		ext = "multicast";
-		option = "ext_mcast";
-	}
-#endif
-	conf_unref(d);
-	if (!why)
-		return 0;
-	snprintf(err, errlen,
-		 "%s: %s needs the %s extension, and this stpd was built without it "
-		 "(meson option %s=false)",
-		 c->path[0] ? c->path : "(embedded)", why, ext, option);
-	return -1;
-#endif
+	if (d)
+		conf_unref(d);
+	return rc;
 }
