@@ -4,7 +4,9 @@
 #   2. build/        gcc, -Dfuzz=false: unit + fuzz-replay tests, then the
 #                    end-to-end tests (tests/integration) against its stpd
 #   3. build-asan/   ASan + UBSan: unit tests and end-to-end tests again
-#   4. build-fuzz/   clang libFuzzer targets: must compile
+#   4. build-noext/  -Dext_tls=false -Dext_mcast=false: unit tests, the
+#                    protocol and build-option end-to-end tests
+#   5. build-fuzz/   clang libFuzzer targets: must compile
 # Every stage runs even when an earlier one failed (unless it needs that
 # one's binary). The last line is exactly "N passed, M failed, K skipped",
 # below the list of skipped tests with their reasons; the exit status is
@@ -122,6 +124,18 @@ if step "build ($B-asan)" bash -c "$(declare -f setup_or_reconfigure); \
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS STPIFY
 
+# ---- 4. without the extensions (meson options ext_tls, ext_mcast): the core
+# builds and serves alone, and refuses configs that need what is left out.
+if step "build ($B-noext)" bash -c "$(declare -f setup_or_reconfigure); \
+		setup_or_reconfigure '$B-noext' -Dfuzz=false -Dext_tls=false -Dext_mcast=false \
+		&& ninja -C '$B-noext'"; then
+	meson_tests "unit ($B-noext)" "$B-noext" --suite unit
+	pytest_stage "protocol ($B-noext)" "$ROOT/$B-noext/src/server/stpd" \
+		tests/integration/test_protocol.py
+	pytest_stage "modules ($B-noext)" "$ROOT/$B-noext/src/server/stpd" \
+		tests/integration/test_modules.py
+fi
+
 # ---- every bench mode once against the plain stpd: completes, no errors (no
 # timing). Last of the runtime stages: its connection bursts leave many
 # TIME_WAIT sockets behind that earlier stages would trip over.
@@ -129,7 +143,7 @@ if [ -x "$B/src/server/stpd" ]; then
 	meson_tests "bench smoke ($B)" "$B" --suite bench
 fi
 
-# ---- 4. libFuzzer targets
+# ---- 5. libFuzzer targets
 if [ -f "$B-fuzz/build.ninja" ]; then
 	step "build ($B-fuzz, clang)" ninja -C "$B-fuzz"
 else

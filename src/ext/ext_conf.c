@@ -1,23 +1,58 @@
 /*
  * ext_conf.c - see ext_conf.h. Order matters where the core lists what
  * extensions add: the checks run, and command names are listed in
- * messages, in this order.
+ * messages, in this order. An extension this build left out (options
+ * ext_tls, ext_mcast) is registered as absent: its keywords stay known and
+ * using one says which option is off.
  */
 #include "ext/ext_conf.h"
 
+#include <stdio.h>
+
+#include "ext/ext_config.h"
 #include "ext/mcast/mc_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "policy/conf_ext.h"
 
-static const struct conf_ext *const ext_confs[] = {
-	&tls_conf_ext,
-	&mc_conf_ext,
+static const struct ext_conf_entry {
+	const struct conf_ext *conf;
+	bool built;
+	const char *what, *option;
+} ext_confs[] = {
+	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
+	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 };
+
+static int register_list(bool all, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(ext_confs) / sizeof(ext_confs[0]); i++) {
+		const struct ext_conf_entry *e = &ext_confs[i];
+		int rc = e->built || all
+				 ? conf_ext_register(e->conf, err, errlen)
+				 : conf_ext_register_absent(e->conf, e->what, e->option, err, errlen);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
 
 int ext_conf_register(char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(ext_confs) / sizeof(ext_confs[0]); i++)
-		if (conf_ext_register(ext_confs[i], err, errlen) < 0)
-			return -1;
+	return register_list(false, err, errlen);
+}
+
+int ext_conf_register_all(char *err, size_t errlen)
+{
+	return register_list(true, err, errlen);
+}
+
+int ext_conf_check(const struct stp_conf *c, char *err, size_t errlen)
+{
+	if (!STP_EXT_TLS && (c->auth_methods & AUTH_BIT_SSL)) {
+		snprintf(err, errlen, "%s: auth method ssl needs the TLS extension, and this stpd "
+			 "was built without it (meson option ext_tls=false)",
+			 c->path[0] ? c->path : "(embedded)");
+		return -1;
+	}
 	return 0;
 }

@@ -287,6 +287,56 @@ int conf_ext_register(const struct conf_ext *e, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- extensions left out of this build ---- */
+
+#define CONF_EXT_ABSENT_MAX 8
+
+static struct absent_ext {
+	const struct conf_ext *e;
+	const char *what, *option;
+} absent[CONF_EXT_ABSENT_MAX];
+static size_t n_absent;
+
+int conf_ext_register_absent(const struct conf_ext *e, const char *what, const char *option,
+			     char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n_absent; i++)
+		if (absent[i].e == e)
+			return 0; /* again: a no-op, as conf_ext_register */
+	if (n_absent == CONF_EXT_ABSENT_MAX)
+		return ext_fail(err, errlen, e, "too many absent extensions");
+	absent[n_absent++] = (struct absent_ext){ e, what, option };
+	return 0;
+}
+
+static bool absent_names(const struct conf_ext *e, const char *word)
+{
+	if (e->section && strcmp(e->section->name, word) == 0)
+		return true;
+	for (size_t i = 0; e->section && i < e->section->n_keys; i++)
+		if (strcmp(e->section->keys[i].name, word) == 0)
+			return true;
+	for (size_t i = 0; i < e->n_rule_keys; i++)
+		if (strcmp(e->rule_keys[i].key.name, word) == 0)
+			return true;
+	for (size_t i = 0; i < e->n_commands; i++)
+		if (strcmp(e->commands[i].name, word) == 0)
+			return true;
+	return false;
+}
+
+const char *conf_ext_absent_hint(const char *word, char *buf, size_t cap)
+{
+	for (size_t i = 0; i < n_absent; i++) {
+		if (!absent_names(absent[i].e, word))
+			continue;
+		snprintf(buf, cap, "'%.64s' needs %s, and this stpd was built without it (meson "
+			 "option %s=false)", word, absent[i].what, absent[i].option);
+		return buf;
+	}
+	return NULL;
+}
+
 /* ---- what the parser asks ---- */
 
 const struct conf_key *conf_ext_find_key(enum conf_section_id sec, enum conf_kw kw)

@@ -100,6 +100,16 @@ struct conf_ext {
  * core's or another extension's. Not thread-safe: call before threads. */
 int conf_ext_register(const struct conf_ext *e, char *err, size_t errlen);
 
+/* An extension this program was built without (a build option): its
+ * section, keys and command names stay known to the parser, and using one
+ * is an error saying so: "'tls' needs WHAT, and this stpd was built without
+ * it (meson option OPTION=false)". Not thread-safe: call before threads. */
+int conf_ext_register_absent(const struct conf_ext *e, const char *what, const char *option,
+			     char *err, size_t errlen);
+/* For the parser: that error text when `word` belongs to an absent
+ * extension, else NULL. */
+const char *conf_ext_absent_hint(const char *word, char *buf, size_t cap);
+
 /* e's settings in c; NULL when e was not registered when c was made. */
 const void *conf_ext_get(const struct stp_conf *c, const struct conf_ext *e);
 /* e's data for a listener or a rule; NULL when its block had no key of e. */

@@ -7,6 +7,7 @@
  * skipped up to its end, braces balanced, and parsing goes on so one run
  * reports every mistake as "file:line: message".
  */
+#include "policy/conf_ext.h"
 #include "policy/conf_parse.h"
 
 #include <errno.h>
@@ -194,7 +195,7 @@ static bool conf_read_args(struct conf_parser *p, const struct conf_key *k)
  * statement when it is not one of sec's keys. */
 static const struct conf_key *conf_stmt_key(struct conf_parser *p, const struct conf_section *sec)
 {
-	char buf[80];
+	char buf[80], hint[200];
 	const struct conf_tok *t = &p->tok;
 	const struct conf_key *k = NULL;
 	if (t->type == TOK_WORD)
@@ -205,6 +206,8 @@ static const struct conf_key *conf_stmt_key(struct conf_parser *p, const struct 
 		conf_error(p, t->line, "%s", t->text);
 	else if (t->type == TOK_WORD && t->kw != KW_NONE)
 		conf_error(p, t->line, "'%s' is not valid in %s", t->text, sec->what);
+	else if (t->type == TOK_WORD && conf_ext_absent_hint(t->text, hint, sizeof(hint)))
+		conf_error(p, t->line, "%s", hint);
 	else if (t->type == TOK_WORD)
 		conf_error(p, t->line, "unknown keyword '%.64s' in %s", t->text, sec->what);
 	else

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "policy/conf_ext.h"
 #include "policy/conf_internal.h"
 #include "policy/conf_parse.h"
 
@@ -128,10 +129,13 @@ static void *r_names(struct conf_parser *p, const struct conf_stmt *s, void *ctx
 static void *r_command(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	struct rule *r = ctx;
-	char names[512];
+	char names[512], hint[200];
 	for (size_t i = 0; r && i < s->nargs; i++) {
 		uint32_t bit;
-		if (cv_command(s->args[i].text, &bit) < 0) {
+		if (cv_command(s->args[i].text, &bit) < 0 &&
+		    conf_ext_absent_hint(s->args[i].text, hint, sizeof(hint))) {
+			conf_error(p, s->line, "%s", hint);
+		} else if (cv_command(s->args[i].text, &bit) < 0) {
 			cv_command_list(names, sizeof(names));
 			conf_error(p, s->line, "unknown command '%.64s' (%s)", s->args[i].text, names);
 		} else {

@@ -71,7 +71,8 @@ int ext_session_open(struct session *s);
 const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8_t *offered,
 					   size_t n_offered);
 
-/* Built-in modules. */
+/* Built-in modules (each listed in the registry only when its build option,
+ * ext_tls or ext_mcast, is on: ext/ext_config.h). */
 extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */

@@ -1,16 +1,23 @@
 /*
  * ext_registry.c - the static list of modules compiled into stpd.
  * Order matters for methods: earlier modules' methods are preferred.
+ * ext_config.h (generated from the build options ext_tls, ext_mcast) says
+ * which modules are built: a disabled one is not named here, so its library
+ * need not be linked.
  */
 #include <string.h>
 
 #include "server/ext.h"
-
+#include "ext/ext_config.h"
 
 static const struct stp_ext *const registry[] = {
+#if STP_EXT_TLS
 	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */
+#endif
 	&ext_core,
+#if STP_EXT_MCAST
 	&ext_mcast,
+#endif
 };
 
 const struct stp_ext *const *ext_all(size_t *n)

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/ext_conf.h"
+#include "server/ext.h"
 #include "server/server.h"
 
 #define STPD_VERSION "0.1.0"
@@ -63,7 +64,19 @@ static void usage(FILE *out)
 		"  --resolver ADDR[:PORT]  DNS server instead of /etc/resolv.conf\n"
 		"  --log-json            log JSON lines\n"
 		"  --log-level LEVEL     error, warning, notice, info or debug\n"
-		"  -V, --version         print the version\n");
+		"  -V, --version         print the version and the modules built in\n");
+}
+
+/* The version and the modules this build has (options ext_tls, ext_mcast):
+ * "modules: tls core mcast", for users and for tests that need one. */
+static void print_version(void)
+{
+	size_t n;
+	const struct stp_ext *const *exts = ext_all(&n);
+	printf("stpd %s\nmodules:", STPD_VERSION);
+	for (size_t i = 0; i < n; i++)
+		printf(" %s", exts[i]->name);
+	printf("\n");
 }
 
 static int parse_level(const char *s)
@@ -106,7 +119,7 @@ static void parse_args(struct options *o, int argc, char **argv)
 		case 't': o->check_only = true; break;
 		case 'd': o->debug = true; break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("stpd %s\n", STPD_VERSION); exit(0);
+		case 'V': print_version(); exit(0);
 		case OPT_LISTEN:
 			if (o->n_listen == MAX_CLI_LIST)
 				fatalx("too many --listen");

@@ -83,6 +83,13 @@ void server_set_snapshot(struct snapshot *s);
 
 /* worker.c */
 int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err, size_t errlen);
+/* worker_init without listeners: the loop and what sessions use (resolver,
+ * pipe cache, datagram slots, reaper). Unit tests build workers with it
+ * and hand sessions socketpairs (session_start); worker_fini undoes either
+ * init, on the worker's own thread, once its sessions are closed. */
+int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char *err,
+		     size_t errlen);
+void worker_fini(struct worker *w);
 int worker_spawn(struct worker *w);
 void worker_request(struct worker *w, bool reload, bool stop);
 void worker_join(struct worker *w);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "auth/auth.h"
+#include "ext/ext_conf.h"
 #include "policy/conf_ext.h"
 #include "server/server.h"
 
@@ -22,6 +23,8 @@ static void prefix_where(const struct stp_conf *conf, char *err, size_t errlen)
 
 struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 {
+	if (ext_conf_check(conf, err, errlen) < 0)
+		return NULL;
 	struct snapshot *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");

@@ -77,7 +77,8 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 		start_drain(w);
 }
 
-int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err, size_t errlen)
+int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char *err,
+		     size_t errlen)
 {
 	const struct stp_conf *c = snap->conf;
 
@@ -98,6 +99,21 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 			snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	ev_prepare_init(&w->reaper, on_reap);
+	w->reaper.data = w;
+	ev_prepare_start(w->loop, &w->reaper);
+	ev_async_init(&w->wake, on_wake);
+	w->wake.data = w;
+	ev_async_start(w->loop, &w->wake);
+	return 0;
+}
+
+int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err, size_t errlen)
+{
+	const struct stp_conf *c = snap->conf;
+
+	if (worker_init_loop(w, id, snap, err, errlen) < 0)
+		return -1;
 	w->listeners = calloc(c->n_listeners, sizeof(*w->listeners));
 	if (!w->listeners) {
 		snprintf(err, errlen, "out of memory");
@@ -111,13 +127,23 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 		if (w->listeners[i].fd < 0)
 			return -1;
 	}
-	ev_prepare_init(&w->reaper, on_reap);
-	w->reaper.data = w;
-	ev_prepare_start(w->loop, &w->reaper);
-	ev_async_init(&w->wake, on_wake);
-	w->wake.data = w;
-	ev_async_start(w->loop, &w->wake);
 	return 0;
+}
+
+void worker_fini(struct worker *w)
+{
+	listener_close_all(w);
+	ev_timer_stop(w->loop, &w->drain);
+	ev_async_stop(w->loop, &w->wake);
+	ev_prepare_stop(w->loop, &w->reaper);
+	resolver_free(w->resolver);
+	authpool_detach(w->auth);
+	pipepool_free(w->pipes);
+	udp_batch_free(w->udp);
+	free(w->listeners);
+	snapshot_unref(w->snap);
+	reap(w);
+	ev_loop_destroy(w->loop);
 }
 
 static void *worker_main(void *arg)
@@ -138,18 +164,7 @@ static void *worker_main(void *arg)
 	for (size_t i = 0; i < n_ext; i++)
 		if (exts[i]->worker_fini)
 			exts[i]->worker_fini(w);
-	listener_close_all(w);
-	ev_timer_stop(w->loop, &w->drain);
-	ev_async_stop(w->loop, &w->wake);
-	ev_prepare_stop(w->loop, &w->reaper);
-	resolver_free(w->resolver);
-	authpool_detach(w->auth);
-	pipepool_free(w->pipes);
-	udp_batch_free(w->udp);
-	free(w->listeners);
-	snapshot_unref(w->snap);
-	reap(w);
-	ev_loop_destroy(w->loop);
+	worker_fini(w);
 	return NULL;
 }
 

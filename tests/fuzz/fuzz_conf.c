@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool registered;
 	/* The extensions' sections and keys, as stpd registers them. */
 	if (!registered) {
-		FUZZ_CHECK(ext_conf_register(err, sizeof(err)) == 0);
+		FUZZ_CHECK(ext_conf_register_all(err, sizeof(err)) == 0);
 		registered = true;
 	}
 	/* An exact-size heap copy: ASan catches any read past size. */

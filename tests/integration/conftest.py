@@ -23,6 +23,14 @@ def pytest_configure(config):
     services.raise_nofile(16384)
 
 
+def pytest_runtest_setup(item):
+    # @pytest.mark.stpd_module("tls"): skipped against an stpd built
+    # without that extension (meson options ext_tls, ext_mcast).
+    for m in item.iter_markers("stpd_module"):
+        if servers.server_kind() == "stpd":
+            servers.skip_without_module(servers.stpd_binary(), m.args[0])
+
+
 def pytest_report_header(config):
     kind = servers.server_kind()
     extra = " (%s)" % servers.stpd_binary() if kind == "stpd" else ""

@@ -31,6 +31,27 @@ def stpd_binary():
     return os.environ.get("STPD") or os.path.join(REPO, "build", "src", "server", "stpd")
 
 
+_MODULES = {}
+
+
+def stpd_modules(binary):
+    """The modules an stpd binary was built with, from its `-V` line
+    "modules: tls core mcast" (meson options ext_tls, ext_mcast)."""
+    if binary not in _MODULES:
+        out = subprocess.run([binary, "-V"], capture_output=True, text=True,
+                             timeout=30).stdout
+        line = [l for l in out.splitlines() if l.startswith("modules:")]
+        _MODULES[binary] = set(line[0].split()[1:]) if line else set()
+    return _MODULES[binary]
+
+
+def skip_without_module(binary, name):
+    """Skips the test when stpd was built without extension `name`; its
+    tests are meaningless there (and stpd refuses their configs)."""
+    if os.path.exists(binary) and name not in stpd_modules(binary):
+        pytest.skip("stpd built without the %s extension (meson -Dext_%s=false)" % (name, name))
+
+
 def server_kind():
     return os.environ.get("STP_TEST_SERVER", "stpd")
 

@@ -23,6 +23,8 @@ import stpdconf
 import x86_client as X
 from tls_fixtures import need, pki  # noqa: F401  (pki is a fixture)
 
+pytestmark = [pytest.mark.stpd_module("tls")]
+
 USER, PASSWORD = "alice", "tls-Secret-42"
 REP_CMD_NOT_SUPPORTED = 0x07
 

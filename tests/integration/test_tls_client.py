@@ -24,6 +24,8 @@ import socksraw
 from test_client_lib import clean_env, example_bin, stp, stp_bin
 from tls_fixtures import pki  # noqa: F401  (a fixture)
 
+pytestmark = [pytest.mark.stpd_module("tls")]
+
 USER, PASSWORD = "alice", "tls-Secret-42"
 EXIT_USAGE, EXIT_BAD_URL, EXIT_AUTH, EXIT_LOCAL, EXIT_TLS = 1, 2, 4, 7, 21
 

@@ -30,6 +30,15 @@ def stpd_binary():
     pytest.skip("no stpd binary (set STPD=)")
 
 
+def pytest_runtest_setup(item):
+    # @pytest.mark.stpd_module("mcast"): skipped against an stpd built
+    # without that extension (meson options ext_tls, ext_mcast).
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+    import servers  # noqa: E402  (the -V parser, shared)
+    for m in item.iter_markers("stpd_module"):
+        servers.skip_without_module(stpd_binary(), m.args[0])
+
+
 @pytest.fixture
 def topo():
     if os.geteuid() != 0:

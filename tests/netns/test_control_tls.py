@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import x86_client as X  # noqa: E402
 from tls_fixtures import pki  # noqa: E402,F401  (pki is a fixture)
 
+pytestmark = [pytest.mark.stpd_module("tls"), pytest.mark.stpd_module("mcast")]
+
 TLS_PORT = 1443
 
 

@@ -16,6 +16,8 @@ import pytest
 
 import mcast_client as mc
 
+pytestmark = [pytest.mark.stpd_module("mcast")]
+
 GROUP4, PORT = "239.1.2.3", 5000
 GROUP6 = "ff1e::1:5"
 

@@ -32,6 +32,8 @@ from test_mcast import (GROUP4, GROUP6, PORT, conf, control, inside_ifindex, joi
                         outside_receiver, outside_sender, payloads, send_all, wait_until,
                         igmp_lists)
 
+pytestmark = [pytest.mark.stpd_module("mcast")]
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 

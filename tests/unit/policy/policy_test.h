@@ -24,7 +24,7 @@ static inline int pt_setup(void **state)
 {
 	char err[256];
 	(void)state;
-	if (ext_conf_register(err, sizeof(err)) < 0) {
+	if (ext_conf_register_all(err, sizeof(err)) < 0) {
 		print_error("%s\n", err);
 		return -1;
 	}

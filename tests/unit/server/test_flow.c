@@ -67,6 +67,7 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 	flow_close_all(&fx->s, "test over");
 	pipepool_free(fx->w.pipes);
+	conf_unref(fx->s.conf);
 	ev_loop_destroy(fx->w.loop);
 	fclose(fx->log);
 	free(fx);

@@ -18,7 +18,7 @@
 static int setup(void **state)
 {
 	char err[256];
-	return ext_conf_register(err, sizeof(err));
+	return ext_conf_register_all(err, sizeof(err));
 }
 
 static struct stp_conf *parse(const char *text, char *err, size_t errlen)

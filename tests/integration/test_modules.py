@@ -1,0 +1,73 @@
+"""The extensions built into stpd (meson options ext_tls, ext_mcast;
+docs/architecture.md "Libraries and build options"): `stpd -V` names them,
+and a configuration that relies on one stpd was built without is refused
+by `stpd -t` with the option to turn on, instead of a "tls on" listener
+quietly serving plaintext or multicast rules matching nothing. Runs
+against any build: with a module, the same files check OK. stpd only."""
+
+import subprocess
+
+import pytest
+
+import servers
+
+# Config files that rely on one module each, with the word and line the
+# refusal names.
+USES = {
+    "tls": [
+        ("listen 127.0.0.1:1080 { tls on }\ntls { cert c.pem; key k.pem }\n", "tls", 1),
+        ("auth { methods ssl }\ntls { cert c.pem; key k.pem }\n", "tls", 2),
+        ("tls { min-version 1.3 }\n", "tls", 1),
+        ("client pass { from 127.0.0.0/8; require-tls on }\n", "require-tls", 1),
+    ],
+    "mcast": [
+        ("mcast { ttl 4 }\n", "mcast", 1),
+        ("request pass { command mcast-join }\n", "mcast-join", 1),
+    ],
+}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast"}
+
+
+@pytest.fixture(autouse=True)
+def _stpd_only():
+    if servers.server_kind() != "stpd":
+        pytest.skip("stpd's build options (running against %s)" % servers.server_kind())
+
+
+def check(tmp_path, text):
+    path = tmp_path / "stpd.conf"
+    path.write_text(text)
+    r = subprocess.run([servers.stpd_binary(), "-t", "-c", str(path)], capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr, str(path)
+
+
+def test_version_lists_modules():
+    mods = servers.stpd_modules(servers.stpd_binary())
+    assert "core" in mods
+    assert mods <= {"tls", "core", "mcast"}
+
+
+@pytest.mark.parametrize("module,text,word,line",
+                         [(m, t, w, n) for m, cases in USES.items() for t, w, n in cases])
+def test_config_needs_module(tmp_path, module, text, word, line):
+    rc, out, path = check(tmp_path, text)
+    if module in servers.stpd_modules(servers.stpd_binary()):
+        assert rc == 0, out
+        assert "configuration OK" in out
+    else:
+        assert rc == 1
+        assert ("%s:%d: '%s' needs the %s extension, and this stpd was built without it "
+                "(meson option ext_%s=false)" % (path, line, word, EXT_NAME[module], module)
+                in out), out
+
+
+def test_method_ssl_needs_tls(tmp_path):
+    """The one use the parser cannot see: a core method name."""
+    rc, out, path = check(tmp_path, "auth { methods ssl }\n")
+    assert rc == 1
+    if "tls" in servers.stpd_modules(servers.stpd_binary()):
+        assert "need 'cert' and 'key'" in out, out
+    else:
+        assert out.strip() == ("%s: auth method ssl needs the TLS extension, and this stpd "
+                               "was built without it (meson option ext_tls=false)" % path)
