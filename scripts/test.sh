@@ -3,7 +3,7 @@
 #   1. packages (scripts/deps.sh)
 #   2. build/        gcc, -Dfuzz=false: unit + fuzz-replay tests, then the
 #                    end-to-end tests (tests/integration) against its stpd
-#   3. build-asan/   ASan + UBSan: unit tests and end-to-end tests again
+#   3. build-asan/   ASan + UBSan: unit + fuzz-replay tests and end-to-end tests again
 #   4. build-noext/  -Dext_tls=false -Dext_mcast=false: unit tests, the
 #                    protocol and build-option end-to-end tests
 #   5. build-fuzz/   clang libFuzzer targets: must compile
@@ -119,7 +119,9 @@ export STPIFY="$ROOT/$B/src/shim/stpify"
 if step "build ($B-asan)" bash -c "$(declare -f setup_or_reconfigure); \
 		setup_or_reconfigure '$B-asan' -Dfuzz=false -Db_sanitize=address,undefined \
 		-Db_lundef=false && ninja -C '$B-asan'"; then
-	meson_tests "unit ($B-asan)" "$B-asan" --suite unit
+	# fuzz-replay too: crashers of memory bugs (NO_PROXY "a b") only
+	# fail where ASan watches.
+	meson_tests "unit+fuzz-replay ($B-asan)" "$B-asan" --suite unit --suite fuzz-replay
 	pytest_stage "integration ($B-asan)" "$ROOT/$B-asan/src/server/stpd"
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS STPIFY

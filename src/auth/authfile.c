@@ -5,6 +5,7 @@
  */
 #include "auth/auth.h"
 #include "auth/authint.h"
+#include "auth/authline.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -13,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-
-#define AUTHFILE_LINE_MAX 4096
 
 struct authfile_entry {
 	char *line; /* owns the bytes user, hash and groups point into */
@@ -58,63 +57,22 @@ authfile_error(struct authfile_err *e, unsigned lineno, const char *fmt, ...)
 		snprintf(e->buf, e->len, "%s: %s", e->path, msg);
 }
 
-static bool
-authfile_blank(const char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	return *s == '\0' || *s == '#';
-}
-
-/* Splits "g1,g2" in place into e->groups. The list was validated. */
+/* Takes one parsed line into e, with the groups copied out of the parse
+ * (the strings stay in line, which e then owns). -1 when out of memory. */
 static int
-authfile_split_groups(struct authfile_entry *e, char *list)
+authfile_entry_take(struct authfile_entry *e, char *line, const struct authline *l)
 {
-	if (*list == '\0')
-		return 0;
-	e->groups = calloc(AUTH_GROUPS_MAX, sizeof(*e->groups));
-	if (e->groups == NULL)
-		return -1;
-	for (char *p = list; p != NULL;) {
-		char *comma = strchr(p, ',');
-		if (comma != NULL)
-			*comma++ = '\0';
-		e->groups[e->n_groups++] = p;
-		p = comma;
+	if (l->n_groups > 0) {
+		e->groups = calloc(l->n_groups, sizeof(*e->groups));
+		if (e->groups == NULL)
+			return -1;
+		memcpy(e->groups, l->groups, l->n_groups * sizeof(*e->groups));
+		e->n_groups = l->n_groups;
 	}
-	return 0;
-}
-
-/* Parses one non-blank line (owned by e on success). NULL or the reason. */
-static const char *
-authfile_parse_line(struct authfile_entry *e, char *line)
-{
-	char *colon = strchr(line, ':');
-	if (colon == NULL)
-		return "bad line: expected user:hash[:group,...]";
-	*colon = '\0';
-	const char *why = authfile_user_invalid(line);
-	if (why != NULL)
-		return why;
-	char *hash = colon + 1;
-	char *groups = strchr(hash, ':');
-	if (groups != NULL) {
-		*groups++ = '\0';
-		if (strchr(groups, ':') != NULL)
-			return "bad line: too many ':' fields";
-		if ((why = authfile_groups_invalid(groups)) != NULL)
-			return why;
-	}
-	if (*hash == '\0')
-		return "empty password hash";
-	if (!authcrypt_known(hash))
-		return "not a supported crypt(3) hash (want $y$, $2b$, $2y$, $6$ or $5$)";
 	e->line = line;
-	e->user = line;
-	e->hash = hash;
-	if (groups != NULL && authfile_split_groups(e, groups) < 0)
-		return "out of memory";
-	return NULL;
+	e->user = l->user;
+	e->hash = l->hash;
+	return 0;
 }
 
 static int
@@ -132,6 +90,34 @@ authfile_push(struct authfile *f, const struct authfile_entry *e)
 	return 0;
 }
 
+/* One line of the file (len bytes, NUL-terminated), kept when it names a
+ * user, else reported unless blank. */
+static void
+authfile_line(struct authfile *f, const char *buf, size_t len, unsigned lineno,
+	      struct authfile_err *err)
+{
+	struct authfile_entry e = { .lineno = lineno };
+	struct authline l;
+	const char *why = NULL;
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL) {
+		authfile_error(err, lineno, "out of memory");
+		return;
+	}
+	memcpy(copy, buf, len + 1);
+	enum authline_res res = authline_parse(&l, copy, len, &why);
+	if (res == AUTHLINE_ENTRY &&
+	    (authfile_entry_take(&e, copy, &l) < 0 || authfile_push(f, &e) < 0))
+		why = "out of memory";
+	if (res == AUTHLINE_ENTRY && why == NULL)
+		return;
+	if (why != NULL)
+		authfile_error(err, lineno, "%s", why);
+	free(e.groups);
+	free(copy);
+}
+
 static void
 authfile_read_lines(struct authfile *f, FILE *fp, struct authfile_err *err)
 {
@@ -144,30 +130,7 @@ authfile_read_lines(struct authfile *f, FILE *fp, struct authfile_err *err)
 		lineno++;
 		if (len > 0 && buf[len - 1] == '\n')
 			buf[--len] = '\0';
-		if ((size_t)len != strlen(buf)) {
-			authfile_error(err, lineno, "NUL byte in line");
-			continue;
-		}
-		if (len > AUTHFILE_LINE_MAX) {
-			authfile_error(err, lineno, "line too long");
-			continue;
-		}
-		if (authfile_blank(buf))
-			continue;
-		if (strchr(buf, '\r') != NULL) {
-			authfile_error(err, lineno, "carriage return in line (DOS line ends?)");
-			continue;
-		}
-		struct authfile_entry e = { .lineno = lineno };
-		char *copy = strdup(buf);
-		const char *why = copy != NULL ? authfile_parse_line(&e, copy) : "out of memory";
-		if (why == NULL && authfile_push(f, &e) < 0)
-			why = "out of memory";
-		if (why != NULL) {
-			authfile_error(err, lineno, "%s", why);
-			free(e.groups);
-			free(copy);
-		}
+		authfile_line(f, buf, (size_t)len, lineno, err);
 	}
 	if (ferror(fp))
 		authfile_error(err, 0, "read error: %s", strerror(errno));

@@ -101,22 +101,38 @@ static bool np_entry_parse(struct np_entry *e, const char *s, size_t n)
 	return np_name(e->name, s, n);
 }
 
+/* Entries are separated by any run of these. */
+#define NP_SEP ", \t"
+
+/* The number of entries in p: the array is sized with the same separators
+ * the split below uses, so no entry can land past its end. */
+static size_t np_count(const char *p)
+{
+	size_t count = 0;
+
+	while (*p) {
+		p += strspn(p, NP_SEP);
+		size_t n = strcspn(p, NP_SEP);
+		count += n > 0;
+		p += n;
+	}
+	return count;
+}
+
 struct stp_noproxy *stp_noproxy_new(const char *list)
 {
-	size_t max = 1;
 	struct stp_noproxy *np;
 	const char *p = list ? list : "";
+	size_t max = np_count(p);
 
-	for (const char *c = p; *c; c++)
-		max += *c == ',';
 	np = calloc(1, sizeof(*np) + max * sizeof(np->e[0]));
 	if (np == NULL)
 		return NULL;
 	while (*p) {
 		size_t n;
-		p += strspn(p, ", \t");
-		n = strcspn(p, ", \t");
-		if (n > 0 && np_entry_parse(&np->e[np->n], p, n))
+		p += strspn(p, NP_SEP);
+		n = strcspn(p, NP_SEP);
+		if (n > 0 && np->n < max && np_entry_parse(&np->e[np->n], p, n))
 			np->n++;
 		p += n;
 	}

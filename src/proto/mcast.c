@@ -235,6 +235,10 @@ enum socks_res mcast_reply_parse(struct mcast_reply *out, uint8_t req_cmd, const
 	if (n < rlen + 1)
 		return SOCKS_MORE;
 	size_t klen = p[rlen];
+	/* Decided at LEN: waiting for a longer block would ask for more than
+	 * MCAST_REPLY_MAX bytes (a long domain address plus LEN 255). */
+	if (klen > MCAST_KEYBLOCK_MAX)
+		return wire_bad(err, SOCKS5_REP_GENERAL_FAILURE, "KEY block longer than 70 bytes");
 	if (n < rlen + 1 + klen)
 		return SOCKS_MORE;
 	if (klen > 0) {

@@ -45,6 +45,60 @@ EXTRA = {
 }
 
 
+def dns_response(an, tc=False):
+    """A response to id 0x1234 for "example.com" AAAA with the given
+    answer records (compressed names pointing at the question)."""
+    hdr = b"\x12\x34" + bytes([0x81 | (0x02 if tc else 0), 0x80]) + \
+        b"\x00\x01" + len(an).to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    q = b"\x07example\x03com\x00\x00\x1c\x00\x01"
+    rr = b""
+    for rtype, rdata in an:
+        rr += b"\xc0\x0c" + rtype.to_bytes(2, "big") + b"\x00\x01\x00\x00\x0e\x10" + \
+            len(rdata).to_bytes(2, "big") + rdata
+    return hdr + q + rr
+
+
+# Parsers above the codec (fuzz_noproxy, fuzz_url, fuzz_tlsframe, fuzz_dns,
+# fuzz_authline): hand-written seeds, valid and edge cases.
+HASH_Y = b"$y$j9T$k2XAnEHBqQ1Ct2aMXFKNa/$5Dhj9CFJAan/x9XCJ10MyOmpce2LDHg//3FMyevTOu3"
+HASH_2B = b"$2b$04$KBCwKxOzLha2MUDgW0PjXeHeA6RFjwuQook1qJZxSCCFGf7mJ9Nk."
+HASH_6 = (b"$6$rounds=1000$k2XAnEHBqQ1Ct2aM$Huy.Q4gpscj70skMMpP6en2E66FvqNaa8v.kzRPyp"
+          b"Oo8iAYR8FG8LLmewRlZkdb3VMFDEWLmyGmCy0j5E0/eC0")
+HASH_5 = b"$5$rounds=1000$k2XAnEHBqQ1Ct2aM$Kls6H7lUtpyaEQ3Fmz0/tFC4VrB9BYi3c/5BV/SxLR8"
+PARSERS = {
+    "noproxy": [b"localhost,127.0.0.1,::1\nlocalhost",
+                b".example.com, 10.0.0.0/8\tfe80::/10\nwww.example.com",
+                b"*\nanything.test",
+                b"[2001:db8::]/32 192.168.1.0/25\n2001:db8::1",
+                b"10.0.0.0/33,a:b,good.test\ngood.test",
+                b"Example.COM\nWWW.example.com.",
+                b"127.0.0.0/8\n::ffff:127.0.0.1",
+                b"a.test b.test\tc.test,, d.test"],
+    "url": [b"socks5://127.0.0.1:1080", b"socks5h://user:p%40ss@proxy.example:1081/",
+            b"socks4a://[::1]:9050", b"socks4://u@h:65535",
+            b"socks5s://proxy.example?ca=/etc/ca.pem&sni=proxy.example&udp-naked=1",
+            b"socks5+tls://u:p@h:443?cert=/c.pem&key=/k.pem&insecure=true",
+            b"socks5hs://[2001:db8::1]/?insecure=0", b"socks5://h:0",
+            b"socks5://a:b:c", b"http://x", b"socks5://u%00@h"],
+    "tlsframe": [b"\x00\x01\x01\x00\x10", b"\x00\x01\x03\xff\xff",
+                 b"\x00\x01\x04\x00\x00", b"\x00\x02\x01\x00\x00",
+                 b"\x00\x01\x05\x00\x00", b"\x01\x00", b"\x01\x02\x01\x10",
+                 b"\x01\xff" + bytes(range(255))],
+    "dns": [b"\x00" + dns_response([(1, b"\xc0\x00\x02\x01"),
+                                     (28, b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01")]),
+            b"\x00" + dns_response([(5, b"\x03www\xc0\x0c"), (1, b"\x0a\x00\x00\x01")]),
+            b"\x00" + dns_response([], tc=True),
+            b"\x00" + dns_response([(1, b"\x01\x02\x03")]),
+            b"\x01example.com", b"\x01a..b", b"\x01" + b"a" * 64 + b".com"],
+    "authline": [b"alice:" + HASH_Y + b":staff,ops\n# comment\n\n  \t",
+                 b"bob:" + HASH_2B + b"\ncarol:" + HASH_6 + b":\ndave:" + HASH_5,
+                 b"eve:$2y$04$KBCwKxOzLha2MUDgW0PjXeHeA6RFjwuQook1qJZxSCCFGf7mJ9Nk.:g",
+                 b"nohash\nx::g\ny:$1$abc$def\nz:" + HASH_Y + b":a,,b\r",
+                 b"u:" + HASH_Y + b":" + b",".join(b"g%d" % i for i in range(17))],
+}
+EXTRA.update(PARSERS)
+
+
 def c_unescape(body):
     """Bytes of one C string literal body (the escapes wire_cases.h uses)."""
     out = bytearray()
@@ -110,7 +164,7 @@ def slug(name):
 
 def main():
     counts = {}
-    for target in set(KIND_TARGET.values()):
+    for target in set(KIND_TARGET.values()) | set(EXTRA):
         d = os.path.join(CORPUS, target)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir(d):

@@ -88,6 +88,40 @@ static void test_noproxy_cases(void **state)
 	}
 }
 
+/* Entries split on spaces and tabs as well as commas: every one of them is
+ * kept (the array was once sized by commas only, and "a b" wrote past it:
+ * run under ASan, this overflowed the heap). */
+static void test_noproxy_blank_separated(void **state)
+{
+	static const char *const lists[] = {
+		"a b",
+		"a.test b.test\tc.test  d.test\t\te.test",
+		" a.test\tb.test ,c.test, d.test e.test ",
+		"10.0.0.0/8 192.0.2.1\t::1 * ",
+	};
+	static const char *const hosts[] = { "a.test", "b.test", "c.test", "d.test", "e.test" };
+
+	struct stp_noproxy *np = stp_noproxy_new(lists[0]);
+	assert_non_null(np);
+	assert_true(stp_noproxy_match(np, "a"));
+	assert_true(stp_noproxy_match(np, "b"));
+	assert_false(stp_noproxy_match(np, "c"));
+	stp_noproxy_free(np);
+	for (size_t l = 1; l <= 2; l++) {
+		np = stp_noproxy_new(lists[l]);
+		assert_non_null(np);
+		for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+			if (!stp_noproxy_match(np, hosts[i]))
+				fail_msg("NO_PROXY '%s': '%s' lost", lists[l], hosts[i]);
+		assert_false(stp_noproxy_match(np, "f.test"));
+		stp_noproxy_free(np);
+	}
+	np = stp_noproxy_new(lists[3]);
+	assert_non_null(np);
+	assert_true(stp_noproxy_match(np, "name.example")); /* the '*' last */
+	stp_noproxy_free(np);
+}
+
 static void test_noproxy_sockaddr(void **state)
 {
 	struct stp_noproxy *np = stp_noproxy_new("127.0.0.0/8, ::1");
@@ -137,6 +171,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_noproxy_cases),
+		cmocka_unit_test(test_noproxy_blank_separated),
 		cmocka_unit_test(test_noproxy_sockaddr),
 		cmocka_unit_test(test_noproxy_env),
 	};

@@ -180,6 +180,39 @@ static void test_reply_plain_forms(void **state)
 	pc_check_stream(parse_rep, buf, 10);
 }
 
+/* LEN above the longest KEY block is refused as soon as LEN arrives: with
+ * a 255-byte domain address, waiting for the block would need more than
+ * MCAST_REPLY_MAX bytes, more than a client's input buffer holds. */
+static void test_reply_len_too_big(void **state)
+{
+	uint8_t buf[MCAST_REPLY_MAX + 255];
+	struct socks_err err = { 0, NULL };
+	size_t used = 0, n = 0;
+
+	buf[n++] = 5;
+	buf[n++] = 0x00;
+	buf[n++] = 0;
+	buf[n++] = SOCKS_ATYP_DOMAIN;
+	buf[n++] = 255;
+	memset(buf + n, 'a', 255);
+	n += 255;
+	buf[n++] = 0x13;
+	buf[n++] = 0x88;
+	buf[n++] = 255; /* LEN */
+	assert_true(n <= MCAST_REPLY_MAX);
+	memset(buf + n, 0, 255);
+	rep_cmd = SOCKS_CMD_JOIN_MCAST;
+	assert_int_equal(mcast_reply_parse(&rep, rep_cmd, buf, n, &used, &err), SOCKS_BAD);
+	assert_string_equal(err.why, "KEY block longer than 70 bytes");
+	assert_int_equal(err.rep, SOCKS5_REP_GENERAL_FAILURE);
+	assert_int_equal(mcast_reply_parse(&rep, rep_cmd, buf, n + 255, &used, &err), SOCKS_BAD);
+	/* The largest legal LEN still waits for its block. */
+	buf[n - 1] = MCAST_KEYBLOCK_MAX;
+	assert_int_equal(mcast_reply_parse(&rep, rep_cmd, buf, n, &used, &err), SOCKS_MORE);
+	buf[n - 1] = MCAST_KEYBLOCK_MAX + 1;
+	assert_int_equal(mcast_reply_parse(&rep, rep_cmd, buf, n, &used, &err), SOCKS_BAD);
+}
+
 static void test_keyblock_bad(void **state)
 {
 	uint8_t buf[MCAST_KEYBLOCK_MAX];
@@ -251,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_is_group),
 		cmocka_unit_test(test_reply_with_key),
 		cmocka_unit_test(test_reply_plain_forms),
+		cmocka_unit_test(test_reply_len_too_big),
 		cmocka_unit_test(test_keyblock_bad),
 		cmocka_unit_test(test_frames),
 	};
