@@ -555,3 +555,23 @@ def test_udp_request_rule_per_datagram(stpd_factory, udp_echo):
         assert a.recv()[4] == b"allowed"
     finally:
         a.close()
+
+
+def test_udp_idle_timeout_ends_association(stpd_factory, udp_echo):
+    """timeouts { udp-idle }: an association with no datagram for that long
+    ends: the control connection is closed, the session line says why and
+    carries the payload bytes both ways, the counters line the datagrams."""
+    p = stpd_factory(conf=stpdconf.conf(extra="timeouts { udp-idle 1 }\n"))
+    a = Assoc(p)
+    try:
+        a.send("127.0.0.1", udp_echo.port, b"12345")
+        assert a.recv()[4] == b"12345"
+        assert S.closed_by_peer(a.s, 10)
+        m = p.wait_log(r'cmd=udpassociate .* up=(\d+) down=(\d+) duration=([\d.]+) '
+                       r'rep="succeeded" result="udp idle timeout"', timeout=10)
+        assert (m.group(1), m.group(2)) == ("5", "5")
+        assert float(m.group(3)) >= 1.0
+        p.wait_log(r"udp datagrams up=1 down=1 dropped frag=0 foreign=0 bad=0 denied=0 "
+                   r"unresolved=0 before-client=0 send-errors=0")
+    finally:
+        a.close()
