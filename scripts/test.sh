@@ -6,8 +6,12 @@
 #   3. build-asan/   ASan + UBSan: unit tests and end-to-end tests again
 #   4. build-fuzz/   clang libFuzzer targets: must compile
 # Every stage runs even when an earlier one failed (unless it needs that
-# one's binary). The last line is exactly "N passed, M failed"; the exit
-# status is non-zero when anything failed. A build counts as one check.
+# one's binary). The last line is exactly "N passed, M failed, K skipped",
+# below the list of skipped tests with their reasons; the exit status is
+# non-zero when anything failed. A build counts as one check. A skip counts
+# as skipped only when no package or set-up could avoid it (the list in
+# scripts/testcount.py); any other skip (a missing package, not root, ...)
+# counts as failed.
 #
 # BUILD_PREFIX=dir changes the build directory names (default "build").
 set -uo pipefail
@@ -17,13 +21,18 @@ PY=/usr/bin/python3
 B=${BUILD_PREFIX:-build}
 PASSED=0
 FAILED=0
+SKIPPED=0
 SUMMARY=()
+SKIPS=$(mktemp)
+trap 'rm -f "$SKIPS"' EXIT
 
 note() { printf '\n==== %s\n' "$*"; }
-count() { # count LABEL PASSED FAILED
+count() { # count LABEL PASSED FAILED [SKIPPED]
+	local skipped=${4:-0}
 	PASSED=$((PASSED + $2))
 	FAILED=$((FAILED + $3))
-	SUMMARY+=("$(printf '%-34s %4d passed, %d failed' "$1" "$2" "$3")")
+	SKIPPED=$((SKIPPED + skipped))
+	SUMMARY+=("$(printf '%-34s %4d passed, %d failed, %d skipped' "$1" "$2" "$3" "$skipped")")
 }
 
 # step LABEL CMD...: one check that passes when CMD exits 0.
@@ -40,7 +49,7 @@ step() {
 }
 
 # meson_tests LABEL BUILDDIR [meson test args...]: counts every test from
-# meson's JSON test log (OK and EXPECTEDFAIL pass; the rest but SKIP fail).
+# meson's JSON test log (scripts/testcount.py: OK and EXPECTEDFAIL pass).
 meson_tests() {
 	local label=$1 dir=$2
 	shift 2
@@ -48,32 +57,13 @@ meson_tests() {
 	rm -f "$dir/meson-logs/testlog.json"
 	meson test -C "$dir" --print-errorlogs "$@"
 	local rc=$?
-	local counts
-	counts=$("$PY" - "$dir/meson-logs/testlog.json" <<'EOF'
-import json, sys
-ok = bad = 0
-try:
-    with open(sys.argv[1]) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            r = json.loads(line).get("result")
-            if r in ("OK", "EXPECTEDFAIL"):
-                ok += 1
-            elif r != "SKIP":
-                bad += 1
-except OSError:
-    pass
-print(ok, bad)
-EOF
-)
-	local ok bad
-	read -r ok bad <<<"$counts"
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	local ok bad skipped
+	read -r ok bad skipped < <("$PY" scripts/testcount.py meson "$label" \
+		"$dir/meson-logs/testlog.json" "$SKIPS")
+	if [ "$rc" -ne 0 ] && [ "${bad:-0}" -eq 0 ]; then
 		bad=1 # meson itself failed (no test ran, bad suite, ...)
 	fi
-	count "$label" "$ok" "$bad"
+	count "$label" "${ok:-0}" "${bad:-1}" "${skipped:-0}"
 }
 
 # pytest_stage LABEL STPD_BINARY [TESTDIR]: end-to-end tests against that
@@ -86,37 +76,12 @@ pytest_stage() {
 	STPD="$stpd" STP_TEST_SERVER=stpd timeout 1500 \
 		"$PY" -m pytest -q -rfEs --junitxml="$xml" "$tests"
 	local rc=$?
-	local counts
-	counts=$("$PY" - "$xml" <<'EOF'
-import sys
-import xml.etree.ElementTree as ET
-try:
-    root = ET.parse(sys.argv[1]).getroot()
-except (OSError, ET.ParseError):
-    print("0 0 0")
-    sys.exit()
-# One verdict per test: a test that failed and also errored in teardown
-# counts once.
-verdict = {}
-for tc in root.iter("testcase"):
-    key = (tc.get("classname"), tc.get("name"))
-    if tc.find("failure") is not None or tc.find("error") is not None:
-        verdict[key] = "fail"
-    elif tc.find("skipped") is not None:
-        verdict.setdefault(key, "skip")
-    else:
-        verdict.setdefault(key, "pass")
-v = list(verdict.values())
-print(v.count("pass"), v.count("fail"), v.count("skip"))
-EOF
-)
 	local ok bad skipped
-	read -r ok bad skipped <<<"$counts"
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	read -r ok bad skipped < <("$PY" scripts/testcount.py pytest "$label" "$xml" "$SKIPS")
+	if [ "$rc" -ne 0 ] && [ "${bad:-0}" -eq 0 ]; then
 		bad=1 # pytest crashed, timed out or collected nothing
 	fi
-	[ "$skipped" -eq 0 ] || echo "($label: $skipped skipped)"
-	count "$label" "$ok" "$bad"
+	count "$label" "${ok:-0}" "${bad:-1}" "${skipped:-0}"
 }
 
 setup_or_reconfigure() { # DIR ARGS...
@@ -174,5 +139,6 @@ fi
 
 note "summary ($(($(date +%s) - START)) s)"
 printf '%s\n' "${SUMMARY[@]}"
-echo "$PASSED passed, $FAILED failed"
+"$PY" scripts/testcount.py report "$SKIPS"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" -eq 0 ]

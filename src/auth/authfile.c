@@ -256,7 +256,13 @@ authfile_load(const char *path, char *errbuf, size_t errlen)
 	}
 	FILE *fp = fopen(path, "re");
 	if (fp == NULL) {
-		authfile_error(&err, 0, "%s", strerror(errno));
+		int e = errno;
+		/* A fresh machine has no users file yet: say how to make one. */
+		if (e == ENOENT)
+			authfile_error(&err, 0, "%s (create it with: stpd passwd %s USER)",
+				       strerror(e), path);
+		else
+			authfile_error(&err, 0, "%s", strerror(e));
 		free(f);
 		return NULL;
 	}

@@ -251,3 +251,22 @@ void rules_describe(const struct rule *r, char *out, size_t outlen)
 	else
 		snprintf(out, outlen, "rule from %s", r->file);
 }
+
+/* The `active` counter is the one field of a rule that changes: atomics,
+ * since workers share the snapshot. */
+bool rule_slot_take(const struct rule *r)
+{
+	atomic_uint *active = &((struct rule *)r)->active;
+	if (!r->max_sessions)
+		return true;
+	if (atomic_fetch_add(active, 1) < r->max_sessions)
+		return true;
+	atomic_fetch_sub(active, 1);
+	return false;
+}
+
+void rule_slot_give(const struct rule *r)
+{
+	if (r->max_sessions)
+		atomic_fetch_sub(&((struct rule *)r)->active, 1);
+}

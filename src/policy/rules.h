@@ -101,4 +101,9 @@ bool rule_cidr_match(const struct rule_cidr *c, const struct sockaddr *sa);
 /* Parses "10.0.0.0/8", "::1", "fe80::/10". 0 or -1. */
 int rule_cidr_parse(struct rule_cidr *out, const char *text);
 
+/* A slot of the rule's `sessions` limit: take (true when the rule has no
+ * limit, false when it is full) and give back (nothing without a limit). */
+bool rule_slot_take(const struct rule *r);
+void rule_slot_give(const struct rule *r);
+
 #endif

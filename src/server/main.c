@@ -48,7 +48,7 @@ static void usage(FILE *out)
 		"usage: stpd [-t] [-d] [-c FILE] [--listen ADDR:PORT]... [--allow CIDR]...\n"
 		"            [--users FILE] [--workers N] [--resolver ADDR[:PORT]]\n"
 		"            [--log-json] [--log-level LEVEL]\n"
-		"       stpd passwd FILE USER [--group G1,G2]\n"
+		"       stpd passwd [--group G1,G2] FILE USER\n"
 		"\n"
 		"  -c FILE               configuration file (default: embedded: 127.0.0.1:1080,\n"
 		"                        no authentication, loopback clients only)\n"

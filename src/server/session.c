@@ -185,23 +185,6 @@ static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
 
 /* ---- rules ---- */
 
-/* Takes one of the rule's `sessions` slots (true when it has no limit). */
-static bool rule_slot_take(const struct rule *r)
-{
-	atomic_uint *active = &((struct rule *)r)->active;
-	if (!r->max_sessions)
-		return true;
-	if (atomic_fetch_add(active, 1) < r->max_sessions)
-		return true;
-	atomic_fetch_sub(active, 1);
-	return false;
-}
-
-static void rule_slot_give(const struct rule *r)
-{
-	atomic_fetch_sub(&((struct rule *)r)->active, 1);
-}
-
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
 				      uint16_t dst_port)
@@ -785,10 +768,13 @@ void session_close(struct session *s, const char *reason)
 		s->down = s->relay.half[1].bytes;
 	}
 	session_set_state(s, SS_CLOSED);
+	if (reason != s->close_reason)
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
 	ev_io_stop(w->loop, &s->io);
 	ev_timer_stop(w->loop, &s->timer);
 	if (s->cmd_ops && s->cmd_ops->destroy)
 		s->cmd_ops->destroy(s);
+	flow_close_all(s, reason);
 	sessionlog_session(s, reason);
 
 	relay_stop(&s->relay);

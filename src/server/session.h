@@ -50,6 +50,9 @@ const char *session_user(const struct session *s);
 void session_set_user(struct session *s, const char *user);
 /* The stream filter on the client connection (the TLS module's), or NULL. */
 struct stream_filter *session_filter(const struct session *s);
+/* Why the session is closing (inside a handler's destroy: the session's
+ * result), or "" while it is not. */
+const char *session_close_reason(const struct session *s);
 /* Closed, or closing once what is queued is written: take no more input. */
 bool session_ending(const struct session *s);
 

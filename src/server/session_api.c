@@ -65,6 +65,11 @@ struct stream_filter *session_filter(const struct session *s)
 	return s->conn.filter;
 }
 
+const char *session_close_reason(const struct session *s)
+{
+	return s->state == SS_CLOSED || s->closing_after_flush ? s->close_reason : "";
+}
+
 bool session_ending(const struct session *s)
 {
 	return s->state == SS_CLOSED || s->closing_after_flush;

@@ -16,6 +16,28 @@
 struct worker;
 struct listener;
 
+/* A request of a control session (flow.h); the core's view. */
+struct flow {
+	struct session *s;
+	unsigned n;                          /* 1, 2, ... within the session */
+	uint8_t cmd;                         /* SOCKS command, for the log */
+	struct socks_addr target;            /* as asked */
+	const struct rule *rule;             /* passed it; its slot is held */
+	uint8_t rep;
+	bool rep_set;
+	uint64_t up, down;
+	ev_tstamp started;
+	struct flow *prev, *next;
+	/* flow_relay_stream(): the flow's own byte relay. */
+	bool relaying;
+	struct conn client;
+	struct relay relay;
+	void (*relay_done)(struct flow *f, const char *reason);
+};
+
+/* Ends every flow still open (the session is closing) with this result. */
+void flow_close_all(struct session *s, const char *result);
+
 enum session_state {
 	SS_PROXYHDR,  /* reading a PROXY protocol header */
 	SS_GREETING,  /* reading VER NMETHODS METHODS (or a SOCKS4 request) */
@@ -78,6 +100,8 @@ struct session {
 	const struct session_cmd_ops *cmd_ops;
 	void *cmd_data;
 	void (*on_control)(struct session *s); /* session_watch_control() */
+	struct flow *flows;                  /* open requests of a control session */
+	unsigned flows_opened;               /* numbers them: id=SESSION.N */
 
 	bool require_tls;                    /* listener/client rule: only TLS methods */
 	bool no_udp;                         /* X'86' without UDP-Naked: refuse UDP ASSOCIATE */

@@ -130,6 +130,42 @@ void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct so
 	log_record(level, line, NULL);
 }
 
+void sessionlog_flow(const struct session *s, const struct flow *f, const char *result)
+{
+	char client[SA_STR_MAX], target[SA_STR_MAX], line[4096];
+	const char *user = s->user[0] ? s->user : "-";
+	const char *rep = f->rep_set ? socks5_rep_name(f->rep) : "-";
+	double dur = ev_now(s->w->loop) - f->started;
+	int level = f->rule && f->rule->log_level >= 0 ? f->rule->log_level : LOG_INFO;
+
+	if (level > log_getlevel())
+		return;
+	sa_str((const struct sockaddr *)&s->client, client, sizeof(client));
+	socks_addr_str(&f->target, target, sizeof(target));
+	if (log_json()) {
+		char e1[600], e2[600], e3[300], e4[300];
+		snprintf(line, sizeof(line),
+			 "\"event\":\"flow\",\"id\":\"%llu.%u\",\"client\":\"%s\","
+			 "\"listener\":\"%s\",\"user\":\"%s\",\"cmd\":\"%s\",\"target\":\"%s\","
+			 "\"up\":%llu,\"down\":%llu,\"duration\":%.3f,\"rep\":\"%s\","
+			 "\"result\":\"%s\"",
+			 (unsigned long long)s->id, f->n, client,
+			 j(e1, sizeof(e1), s->listener->name), j(e2, sizeof(e2), user),
+			 socks5_cmd_name(f->cmd), j(e3, sizeof(e3), target),
+			 (unsigned long long)f->up, (unsigned long long)f->down, dur, rep,
+			 j(e4, sizeof(e4), result));
+		log_record(level, "", line);
+		return;
+	}
+	snprintf(line, sizeof(line),
+		 "flow id=%llu.%u client=%s listener=%s user=%s cmd=%s target=%s up=%llu down=%llu "
+		 "duration=%.3f rep=\"%s\" result=\"%s\"",
+		 (unsigned long long)s->id, f->n, client, s->listener->name, user,
+		 socks5_cmd_name(f->cmd), target, (unsigned long long)f->up,
+		 (unsigned long long)f->down, dur, rep, result);
+	log_record(level, line, NULL);
+}
+
 void sessionlog_auth_failed(const struct session *s, const char *user, const char *why)
 {
 	char client[SA_STR_MAX], line[1024], safe[256];

@@ -112,6 +112,8 @@ def test_check_missing_users_file_names_its_line(tmp_path):
     out = output(r)
     assert r.returncode == 1, out
     assert re.search(r"^%s:5: .*no-such-users" % re.escape(str(conf)), out, re.M), out
+    # and how to make one
+    assert "(create it with: stpd passwd %s USER)" % missing in out, out
     # from the command line there is no line to name: just the file
     r = stpd("-t", "--users", str(missing))
     out = output(r)

@@ -131,3 +131,58 @@ def test_join_leave_on_one_control_connection(topo, stpd, pki, carrier):
     assert wait_until(lambda: not igmp_lists(topo, GROUP4)), "left joined after close"
     text = p.wait_log("control connection closed")
     assert "bad multicast request" not in text, text
+
+
+# ---------------------------------------------------------------------------
+# Flows: each request on a control connection is a flow with its own rule
+# slot and log line.
+
+def flow_conf(topo, rules=""):
+    return ("listen %s:1080\n" % topo.GW_IN +
+            "client pass { from 10.77.2.0/24 }\n" + rules +
+            "request pass { }\n"
+            "mcast {\n"
+            "  external-interface gwo\n"
+            "  internal-interface gwi\n"
+            "  pool 239.255.0.0/16 ff15::/16\n"
+            "}\n")
+
+
+def test_each_membership_is_a_flow_with_its_log_line(topo, stpd):
+    p = stpd(flow_conf(topo))
+    ctl = plain_control(topo, None)
+    m = topo.inside.run(lambda: ctl.join(GROUP4, PORT))
+    assert m.rep == mc.REP_OK
+    topo.inside.run(lambda: m.send(b"x" * 100))
+    topo.inside.run(lambda: m.send(b"y" * 50))
+    assert topo.inside.run(lambda: ctl.join("239.1.2.4", PORT)).rep == mc.REP_OK
+    assert topo.inside.run(ctl.leave, GROUP4, PORT).rep == mc.REP_OK
+    text = p.wait_log('target=239.1.2.3:5000 up=150 down=0')
+    line = [l for l in text.splitlines() if "flow id=" in l and "239.1.2.3" in l][0]
+    assert " cmd=mcast-join " in line and 'rep="succeeded" result="left"' in line, line
+    sid = line.split("flow id=")[1].split(".")[0]
+    assert "flow id=%s.1 " % sid in line
+    # The second membership ends with the session, under its reason, then
+    # the session's own line.
+    topo.clients.remove(ctl)
+    topo.inside.run(ctl.close)
+    text = p.wait_log("flow id=%s.2 " % sid)
+    line2 = [l for l in text.splitlines() if "flow id=%s.2 " % sid in l][0]
+    assert "target=239.1.2.4:5000" in line2 and 'result="control connection closed"' in line2
+    lines = text.splitlines()
+    idx = [i for i, l in enumerate(lines) if "session id=%s " % sid in l]
+    assert idx and idx[0] > lines.index(line2), "the session's line comes last"
+
+
+def test_rule_sessions_limit_counts_memberships(topo, stpd):
+    """A rule's `sessions` limit is held by each membership (flow), not
+    once per control connection: with `sessions 1`, a second group on the
+    same connection is refused until the first is left."""
+    p = stpd(flow_conf(topo, "request pass { command mcast-join; sessions 1 }\n"))
+    ctl = plain_control(topo, None)
+    assert topo.inside.run(lambda: ctl.join(GROUP4, PORT)).rep == mc.REP_OK
+    r = topo.inside.run(lambda: ctl.join("239.1.2.4", PORT))
+    assert r.rep == mc.REP_NEITHER, r
+    p.wait_log("session limit of rule reached")
+    assert topo.inside.run(ctl.leave, GROUP4, PORT).rep == mc.REP_OK
+    assert topo.inside.run(lambda: ctl.join("239.1.2.4", PORT)).rep == mc.REP_OK

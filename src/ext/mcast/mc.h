@@ -74,6 +74,7 @@ struct mc_member {
 	struct mc_replay win;                 /* (lock) hub thread only */
 	uint8_t kicked;                       /* (lock) notice code, 0 = none */
 	uint64_t sent, dropped;               /* (lock) packets from this member */
+	uint64_t sent_bytes;                  /* (lock) payload bytes of `sent` */
 };
 
 /* What a JOIN hands back to the session. */
@@ -135,9 +136,11 @@ void mc_hub_lock(void);
 void mc_hub_unlock(void);
 
 /* ---- policy (mc_policy.c) ---- */
-/* MCAST_KEYF_* bits the rules grant this session for group:port (0 =
- * neither; the denial is logged). */
-uint8_t mc_policy_perms(struct session *s, const struct sockaddr *group, uint16_t port);
+/* Opens the membership's flow when the rules pass the JOIN, with the
+ * MCAST_KEYF_* bits they grant in *perms; NULL when blocked (logged). */
+struct flow;
+struct mcast_request;
+struct flow *mc_policy_open(struct session *s, const struct mcast_request *req, uint8_t *perms);
 
 /* ---- commands (mc_session.c) ---- */
 void mc_cmd_join(struct session *s);

@@ -518,6 +518,7 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 	}
 	r->n.out++;
 	m->sent++;
+	m->sent_bytes += (uint64_t)len;
 	/* Inside peers see each other's packets, as on a real group; the
 	 * sealed copy goes where the member's frame was (no longer needed). */
 	to_intranet(r, m->id, sa, pt, (size_t)len, p, bcap);

@@ -22,6 +22,7 @@
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
 #include "ext/mcast/mc_crypt.h"
+#include "server/flow.h"
 #include "server/session.h"
 
 #define MC_CONN_GROUPS 16 /* groups one control connection may hold */
@@ -33,6 +34,7 @@ struct mc_membership {
 	struct socks_addr group;   /* M.ADDR M.PORT as asked, for LEAVE and notices */
 	ev_timer limit;            /* max time in the group */
 	struct mc_conn *conn;
+	struct flow *flow;         /* this membership's request (server/flow.h) */
 };
 
 struct mc_conn {
@@ -87,8 +89,9 @@ static int refuse(struct mc_conn *c, uint8_t cmd, uint8_t rep, const struct sock
 	return send_reply(c, cmd, rep, group, NULL, c->n == 0, why);
 }
 
-/* Leaves the group, logs the member's counters and frees membership i. */
-static void membership_free(struct mc_conn *c, unsigned i)
+/* Leaves the group, logs the member's counters, ends its flow with
+ * `result` and frees membership i. */
+static void membership_free(struct mc_conn *c, unsigned i, const char *result)
 {
 	struct mc_membership *ms = c->g[i];
 	char tag[SA_STR_MAX + 300], g[SA_STR_MAX];
@@ -100,6 +103,8 @@ static void membership_free(struct mc_conn *c, unsigned i)
 		 session_tag(c->s, tag, sizeof(tag)), socks_addr_str(&ms->group, g, sizeof(g)),
 		 (unsigned long long)ms->m.sent, (unsigned long long)ms->m.dropped);
 	ev_timer_stop(session_loop(c->s), &ms->limit);
+	flow_count(ms->flow, ms->m.sent_bytes, 0);
+	flow_close(ms->flow, result);
 	explicit_bzero(ms->m.send_key, sizeof(ms->m.send_key));
 	free(ms);
 	c->g[i] = c->g[--c->n];
@@ -111,7 +116,7 @@ static void mc_destroy(struct session *s)
 	struct mc_conn *c = session_handler_data(s);
 
 	while (c->n > 0)
-		membership_free(c, c->n - 1);
+		membership_free(c, c->n - 1, session_close_reason(s));
 	ev_async_stop(session_loop(s), &c->notify);
 	free(c);
 }
@@ -245,19 +250,28 @@ static int do_join(struct mc_conn *c, const struct mcast_request *req)
 	if ((why = join_checks(c, req, &key, &rep)) != NULL)
 		return refuse(c, req->cmd, rep, &req->group, why);
 	sa_from_socks(&gsa, &glen, &req->group);
-	uint8_t perms = mc_policy_perms(s, (struct sockaddr *)&gsa, req->group.port);
-	if (perms == 0)
+	uint8_t perms = 0;
+	struct flow *f = mc_policy_open(s, req, &perms);
+	if (!f)
 		return refuse(c, req->cmd, SOCKS5_REP_MCAST_NEITHER, &req->group,
 			      "rules allow neither sending nor receiving");
 	mc_settings_get(session_conf(s), &set);
 	struct mc_membership *ms = membership_new(c, perms, &set);
-	if (!ms)
-		return refuse(c, req->cmd, SOCKS5_REP_GENERAL_FAILURE, &req->group, "out of memory");
-	ms->group = req->group;
-	if (mc_hub_join(&ms->m, &key, &set, &g, &rep, &why) < 0) {
+	if (!ms) {
+		why = "out of memory";
+		rep = SOCKS5_REP_GENERAL_FAILURE;
+	} else if (mc_hub_join(&ms->m, &key, &set, &g, &rep, &why) < 0) {
 		free(ms);
+		ms = NULL;
+	}
+	if (!ms) {
+		flow_reply(f, rep);
+		flow_close(f, why);
 		return refuse(c, req->cmd, rep, &req->group, why);
 	}
+	ms->group = req->group;
+	ms->flow = f;
+	flow_reply(f, grant_rep(perms));
 	c->g[c->n++] = ms;
 	ev_timer_init(&ms->limit, on_limit, (ev_tstamp)set.max_time, 0.);
 	ms->limit.data = ms;
@@ -288,7 +302,7 @@ static int do_leave(struct mc_conn *c, const struct mcast_request *req)
 	if (!ms)
 		return refuse(c, req->cmd, SOCKS5_REP_GENERAL_FAILURE, &req->group,
 			      "not a member of that group on this connection");
-	membership_free(c, idx);
+	membership_free(c, idx, "left");
 	return send_reply(c, req->cmd, SOCKS5_REP_SUCCEEDED, &req->group, NULL, false, NULL);
 }
 

@@ -245,7 +245,8 @@ test_missing_and_empty(void **state)
 
 	const char *path = authtest_path("nope");
 	assert_null(authfile_load(path, err, sizeof(err)));
-	snprintf(want, sizeof(want), "%s: No such file or directory", path);
+	snprintf(want, sizeof(want),
+		 "%s: No such file or directory (create it with: stpd passwd %s USER)", path, path);
 	assert_string_equal(err, want);
 
 	struct authfile *f = load_text("# nobody yet\n", err, sizeof(err));
