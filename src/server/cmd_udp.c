@@ -22,7 +22,6 @@
 #include "common/sockaddr.h"
 #include "server/cmd.h"
 #include "server/dgram.h"
-#include "server/server.h"
 #include "server/session_int.h"
 
 struct udp_state {
@@ -159,25 +158,13 @@ static void set_pin(struct session *s, struct dgram_params *p)
  * connection; *bound is what the reply advertises. */
 static struct dgram_relay *open_relay(struct session *s, struct sockaddr_storage *bound)
 {
-	const struct conf_listener *l = s->listener;
-	struct dgram_params p = {
-		.loop = s->w->loop,
-		.batch = s->w->udp,
-		.resolver = s->w->resolver,
-		.ops = &udp_dgram_ops,
-		.ctx = s,
-		.local = s->local,
-		.source = l->has_external ? &l->external : NULL,
-		.idle_secs = s->conf->timeouts.udp_idle,
-	};
-	sa_set_port((struct sockaddr *)&p.local, 0);
+	struct dgram_params p = { .ops = &udp_dgram_ops, .ctx = s };
+
+	dgram_params_from_session(&p, s);
 	set_pin(s, &p);
 	struct dgram_relay *r = dgram_relay_new(&p, bound);
-	if (r && l->has_udp_advertise) {
-		unsigned port = sa_port((struct sockaddr *)bound);
-		*bound = l->udp_advertise;
-		sa_set_port((struct sockaddr *)bound, port);
-	}
+	if (r)
+		dgram_advertised(s, bound);
 	return r;
 }
 

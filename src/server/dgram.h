@@ -103,4 +103,15 @@ void dgram_relay_start(struct dgram_relay *r);
 void dgram_relay_free(struct dgram_relay *r);
 const struct dgram_counts *dgram_relay_counts(const struct dgram_relay *r);
 
+/* ---- for commands (dgram_session.c) ---- */
+struct session;
+/* Fills in what comes from the session: loop, the worker's slots and
+ * resolver, local (our end of the control connection, any port), source
+ * (the listener's external address), idle_secs (timeouts { udp-idle }).
+ * ops, ctx and the pin are the command's. */
+void dgram_params_from_session(struct dgram_params *p, const struct session *s);
+/* What a reply advertises for the bound address: the listener's
+ * udp-advertise address (behind NAT), the port kept. */
+void dgram_advertised(const struct session *s, struct sockaddr_storage *bound);
+
 #endif
