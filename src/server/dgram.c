@@ -89,8 +89,6 @@ static void on_target(EV_P_ ev_io *w, int revents)
 	unsigned n = udp_batch_recv(b, w->fd);
 	const struct sockaddr *to = r->connected ? NULL : (const struct sockaddr *)&r->pin;
 
-	(void)loop;
-	(void)revents;
 	for (unsigned i = 0; i < n; i++) {
 		struct sockaddr *from = (struct sockaddr *)&b->from[i];
 		uint8_t *data = udp_batch_data(b, i);
@@ -252,8 +250,6 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	unsigned n = udp_batch_recv(b, r->cfd);
 	int qfd = -1; /* the socket the queued datagrams go out on */
 
-	(void)loop;
-	(void)revents;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *buf = udp_batch_data(b, i);
 		struct dgram_dst d;
@@ -287,7 +283,6 @@ static void on_idle(EV_P_ ev_timer *w, int revents)
 	struct dgram_relay *r = w->data;
 	ev_tstamp left = r->last + r->idle_secs - ev_now(EV_A);
 
-	(void)revents;
 	if (left > 0) {
 		w->repeat = left;
 		ev_timer_again(EV_A_ w);
