@@ -555,3 +555,46 @@ def test_udp_request_rule_per_datagram(stpd_factory, udp_echo):
         assert a.recv()[4] == b"allowed"
     finally:
         a.close()
+
+
+def test_udp_idle_timeout_ends_association(stpd_factory, udp_echo):
+    """timeouts { udp-idle }: an association with no datagram for that long
+    ends: the control connection is closed, the session line says why and
+    carries the payload bytes both ways, the counters line the datagrams."""
+    p = stpd_factory(conf=stpdconf.conf(extra="timeouts { udp-idle 1 }\n"))
+    a = Assoc(p)
+    try:
+        a.send("127.0.0.1", udp_echo.port, b"12345")
+        assert a.recv()[4] == b"12345"
+        assert S.closed_by_peer(a.s, 10)
+        m = p.wait_log(r'cmd=udpassociate .* up=(\d+) down=(\d+) duration=([\d.]+) '
+                       r'rep="succeeded" result="udp idle timeout"', timeout=10)
+        assert (m.group(1), m.group(2)) == ("5", "5")
+        assert float(m.group(3)) >= 1.0
+        p.wait_log(r"udp datagrams up=1 down=1 dropped frag=0 foreign=0 bad=0 denied=0 "
+                   r"unresolved=0 before-client=0 send-errors=0")
+    finally:
+        a.close()
+
+
+def test_udp_listener_advertise_and_external(stpd_factory, udp_echo):
+    """udp-advertise names BND.ADDR (the relay's own port kept); external is
+    the source of the datagrams the relay sends to targets."""
+    p = stpd_factory(conf=stpdconf.conf(
+        listen="listen 127.0.0.1:$port { udp-advertise 127.0.0.9; external 127.0.0.3 }\n"))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    s = S.dial(p.port)
+    with s, u:
+        assert S.negotiate(s) == S.M_NONE
+        rep = S.request(s, S.CMD_UDP, "127.0.0.1", u.getsockname()[1])
+        assert rep.rep == 0 and rep.host == "127.0.0.9" and rep.port != 0, rep
+        tag = b"from external " + os.urandom(8).hex().encode()
+        u.sendto(S.udp_packet("127.0.0.1", udp_echo.port, tag), ("127.0.0.1", rep.port))
+        pkt, src = u.recvfrom(65535)
+        assert src == ("127.0.0.1", rep.port)
+        assert S.udp_parse(pkt)[2:] == ("127.0.0.1", udp_echo.port, tag)
+        with udp_echo.lock:
+            peers = [peer for d, peer in udp_echo.received if d == tag]
+        assert [peer[0] for peer in peers] == ["127.0.0.3"]
