@@ -12,6 +12,7 @@
 
 #include "common/sockaddr.h"
 #include "policy/rules.h"
+#include "server/dgram.h"
 #include "server/server.h"
 #include "server/session_int.h"
 #include "server/sessionlog.h"
@@ -109,9 +110,21 @@ int flow_relay_stream(struct flow *f, struct conn *client, int target,
 	return 0;
 }
 
+void flow_own_dgram(struct flow *f, struct dgram_relay *r)
+{
+	f->dgram = r;
+}
+
 void flow_close(struct flow *f, const char *result)
 {
 	struct session *s = f->s;
+	if (f->dgram) {
+		const struct dgram_counts *n = dgram_relay_counts(f->dgram);
+		f->up += n->up_bytes;
+		f->down += n->down_bytes;
+		dgram_relay_free(f->dgram);
+		f->dgram = NULL;
+	}
 	if (f->relaying) {
 		relay_stop(&f->relay);
 		f->up += f->relay.half[0].bytes;

@@ -43,6 +43,12 @@ struct conn;
 int flow_relay_stream(struct flow *f, struct conn *client, int target,
 		      void (*done)(struct flow *f, const char *reason));
 
+/* The flow takes over a datagram relay its request set up (dgram.h; the
+ * caller starts it and handles its idle op): the payload bytes it moved go
+ * into the flow's line, and flow_close frees it. */
+struct dgram_relay;
+void flow_own_dgram(struct flow *f, struct dgram_relay *r);
+
 /* Writes the flow's log line and frees it; its rule slot is given back, a
  * relay it runs is stopped and its sockets closed. */
 void flow_close(struct flow *f, const char *result);

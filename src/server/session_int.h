@@ -28,6 +28,7 @@ struct flow {
 	uint64_t up, down;
 	ev_tstamp started;
 	struct flow *prev, *next;
+	struct dgram_relay *dgram;           /* flow_own_dgram(), or NULL */
 	/* flow_relay_stream(): the flow's own byte relay. */
 	bool relaying;
 	struct conn client;

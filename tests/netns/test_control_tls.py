@@ -168,7 +168,8 @@ def test_each_membership_is_a_flow_with_its_log_line(topo, stpd):
     # the session's own line.
     topo.clients.remove(ctl)
     topo.inside.run(ctl.close)
-    text = p.wait_log("flow id=%s.2 " % sid)
+    p.wait_log("flow id=%s.2 " % sid)
+    text = p.wait_log("session id=%s " % sid)
     line2 = [l for l in text.splitlines() if "flow id=%s.2 " % sid in l][0]
     assert "target=239.1.2.4:5000" in line2 and 'result="control connection closed"' in line2
     lines = text.splitlines()

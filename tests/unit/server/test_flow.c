@@ -6,7 +6,9 @@
  * one that returns the rule the test sets.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "server/dgram.h"
 #include "server/flow.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -245,12 +248,90 @@ static void test_closing_a_relaying_flow(void **state)
 	close(tg[1]);
 }
 
+/* ---- a datagram relay owned by a flow ---- */
+
+static struct sockaddr_in dg_target;
+
+static int dg_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *dst,
+		    size_t *hdrlen)
+{
+	*hdrlen = 0;
+	memcpy(&dst->addr, &dg_target, sizeof(dg_target));
+	return 0;
+}
+
+static size_t dg_encap(void *ctx, const struct sockaddr *from, uint8_t *payload, size_t len)
+{
+	return 0;
+}
+
+static const struct dgram_ops dg_ops = { .decap = dg_decap, .encap = dg_encap };
+
+static int udp_on_loopback(struct sockaddr_in *a)
+{
+	socklen_t len = sizeof(*a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)a, sizeof(*a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)a, &len), 0);
+	return fd;
+}
+
+static void test_flow_owns_a_datagram_relay(void **state)
+{
+	struct fixture *fx = *state;
+	struct rule r = { .action = RULE_PASS, .log_level = -1 };
+	struct socks_addr t = target(9002);
+	const char *why;
+	struct sockaddr_in client_sa, bound;
+	char buf[64];
+	g_rule = &r;
+	int tfd = udp_on_loopback(&dg_target);
+	int cfd = udp_on_loopback(&client_sa);
+	struct udp_batch *batch = udp_batch_new();
+	struct dgram_params p = { .loop = fx->w.loop, .batch = batch, .ops = &dg_ops };
+	struct sockaddr_in *local = (struct sockaddr_in *)&p.local;
+	local->sin_family = AF_INET;
+	local->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memcpy(&p.pin, &client_sa, sizeof(client_sa));
+	p.pin_port = true;
+	struct dgram_relay *dr = dgram_relay_new(&p, (struct sockaddr_storage *)&bound);
+	assert_non_null(dr);
+
+	struct flow *f = flow_open(&fx->s, RULE_CMD_CONNECT, 0x01, &t, &why);
+	assert_non_null(f);
+	flow_own_dgram(f, dr);
+	dgram_relay_start(dr);
+	assert_int_equal(sendto(cfd, "ping!", 5, 0, (struct sockaddr *)&bound, sizeof(bound)), 5);
+	ssize_t n = -1;
+	for (int i = 0; i < 200 && n < 0; i++) {
+		ev_run(fx->w.loop, EVRUN_NOWAIT);
+		n = recv(tfd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0)
+			usleep(5000);
+	}
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "ping!", 5);
+	/* Closing the flow frees the relay (its socket with it) and counts
+	 * its payload bytes. */
+	flow_close(f, "done");
+	assert_non_null(strstr(logged(fx), "target=239.0.0.7:9002 up=5 down=0 "));
+	assert_true(sendto(cfd, "x", 1, 0, (struct sockaddr *)&bound, sizeof(bound)) < 0 ||
+		    recv(tfd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+	udp_batch_free(batch);
+	close(tfd);
+	close(cfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_slots_are_held_per_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_relay_of_a_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closing_a_relaying_flow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_owns_a_datagram_relay, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
