@@ -85,6 +85,9 @@ def test_test_sh_last_lines(tmp_path):
     skipped test and its reason above the last line."""
     tests = tmp_path / "tests"
     tests.mkdir()
+    # Its own rootdir, so the names in the junit file do not depend on where
+    # the repository is (a clone under /tmp gives other names).
+    (tests / "pytest.ini").write_text("[pytest]\n")
     (tests / "test_tiny.py").write_text(textwrap.dedent("""
         import pytest
         def test_pass():
