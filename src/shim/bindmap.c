@@ -71,8 +71,8 @@ static int bind_start(int fd, struct shim_fd *st)
 	enum stp_err err;
 	int ctl;
 
-	if (shim_policy_proxy_addr(AF_INET, &px, &plen) < 0 &&
-	    shim_policy_proxy_addr(AF_INET6, &px, &plen) < 0)
+	if (shim_policy_proxy_addr(AF_INET, false, &px, &plen) < 0 &&
+	    shim_policy_proxy_addr(AF_INET6, false, &px, &plen) < 0)
 		return -1;
 	ctl = shim_real.socket(px.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl < 0)

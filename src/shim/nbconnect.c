@@ -117,7 +117,7 @@ int shim_connect_proxy(int fd, int64_t deadline)
 
 	if (shim_sock_type(fd, &family) < 0)
 		return -1;
-	if (shim_policy_proxy_addr(family, &px, &pxlen) < 0)
+	if (shim_policy_proxy_addr(family, sockswap_v6only(fd), &px, &pxlen) < 0)
 		return -1;
 	if (shim_real.connect(fd, (struct sockaddr *)&px, pxlen) == 0)
 		return 0;
@@ -194,6 +194,53 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 	return 0;
 }
 
+/* True when fd cannot reach any of the proxy's addresses: an AF_INET
+ * socket and an IPv6-only proxy, or an IPV6_V6ONLY socket and an IPv4 one. */
+static bool nb_needs_swap(int fd)
+{
+	struct sockaddr_storage px;
+	socklen_t pxlen;
+	int family;
+
+	if (shim_sock_type(fd, &family) < 0)
+		return false;
+	return shim_policy_proxy_addr(family, sockswap_v6only(fd), &px, &pxlen) < 0;
+}
+
+/*
+ * The tunnel on fd itself, or, when fd cannot reach the proxy, on a
+ * dual-stack replacement (sockswap.c) that takes fd's place once the
+ * handshake is done. On failure fd is left as it was. 0, or -1 with errno.
+ */
+static int nb_tunnel_fd(int fd, const struct sockaddr *sa, const char *name, const char *what,
+			struct shim_fd *st)
+{
+	int family = AF_INET, e;
+
+	if (!nb_needs_swap(fd))
+		return nb_tunnel(fd, sa, name, what);
+	shim_sock_type(fd, &family);
+	bool v6only = sockswap_v6only(fd);
+	int nfd = sockswap_open(fd, SOCK_STREAM);
+	if (nfd < 0) {
+		e = errno;
+		shim_log(SHIM_LOG_ERROR, "connect %s: no socket to reach the proxy: %s", what,
+			 strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (nb_tunnel(nfd, sa, name, what) < 0 || sockswap_install(nfd, fd) < 0) {
+		e = errno;
+		shim_real.close(nfd);
+		errno = e;
+		return -1;
+	}
+	st->app_family = family;
+	st->app_v6only = v6only;
+	shim_log(SHIM_LOG_DEBUG, "connect %s: fd %d replaced by an IPv6 socket", what, fd);
+	return 0;
+}
+
 int tcp_connect_via_proxy(int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	char name[STP_NAME_MAX + 1], what[SA_STR_MAX + STP_NAME_MAX + 8];
@@ -217,7 +264,7 @@ int tcp_connect_via_proxy(int fd, const struct sockaddr *sa, socklen_t salen)
 	memcpy(&st.peer, sa, salen < sizeof(st.peer) ? salen : sizeof(st.peer));
 	st.peerlen = salen;
 	shim_enter();
-	int rc = nb_tunnel(fd, sa, target, what);
+	int rc = nb_tunnel_fd(fd, sa, target, what, &st);
 	int e = errno;
 	shim_leave();
 	if (rc < 0 && !nonblock) {

@@ -309,9 +309,11 @@ bool shim_policy_bypass_name(const char *name)
 	return shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name);
 }
 
-int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len)
+int shim_policy_proxy_addr(int family, bool v6only, struct sockaddr_storage *out,
+			   socklen_t *len)
 {
-	/* Same family first; an IPv6 socket can reach an IPv4 proxy mapped. */
+	/* Same family first; an IPv6 socket can reach an IPv4 proxy mapped,
+	 * unless it is IPv6-only. */
 	for (int i = 0; i < shim_conf.proxy_naddr; i++) {
 		if (shim_conf.proxy_sa[i].ss_family == family) {
 			*out = shim_conf.proxy_sa[i];
@@ -319,7 +321,7 @@ int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *
 			return 0;
 		}
 	}
-	for (int i = 0; i < shim_conf.proxy_naddr; i++)
+	for (int i = 0; i < shim_conf.proxy_naddr && !v6only; i++)
 		if (shim_sa_to_family((struct sockaddr *)&shim_conf.proxy_sa[i], family, out,
 				      len) == 0)
 			return 0;

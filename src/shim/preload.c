@@ -175,23 +175,54 @@ static int hook_copy_sa(const struct sockaddr_storage *ss, socklen_t n, struct s
 
 EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
+	struct sockaddr_storage real, view;
+	socklen_t rlen = sizeof(real), vlen;
 	struct shim_fd st;
 
-	if (hook_active() && fdtab_get(fd, &st) && st.peerlen > 0 && len != NULL &&
+	if (!hook_active() || len == NULL || !fdtab_get(fd, &st))
+		return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	if (st.peerlen > 0 &&
 	    (st.kind == SHIM_FD_TCP || (st.kind == SHIM_FD_UDP && st.udp_connected)))
 		return hook_copy_sa(&st.peer, st.peerlen, addr.__sockaddr__, len);
-	return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	/* a replaced UDP socket connect()ed to a direct peer by the kernel */
+	if (st.app_family == 0 || shim_real.getpeername(fd, (struct sockaddr *)&real, &rlen) < 0 ||
+	    sockswap_view((struct sockaddr *)&real, st.app_family, &view, &vlen) < 0)
+		return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	return hook_copy_sa(&view, vlen, addr.__sockaddr__, len);
+}
+
+/* A replaced socket (sockswap.c) answers in the family the application
+ * created it with: the address it bound (UDP), or the replacement's own
+ * address seen from that family. */
+static int hook_sockname_swapped(int fd, const struct shim_fd *st, struct sockaddr *out,
+				 socklen_t *len)
+{
+	struct sockaddr_storage real, view;
+	socklen_t rlen = sizeof(real), vlen;
+
+	if (st->kind == SHIM_FD_UDP && sa_port((struct sockaddr *)&st->app_local) != 0)
+		return hook_copy_sa(&st->app_local, sa_len((struct sockaddr *)&st->app_local),
+				    out, len);
+	if (shim_real.getsockname(fd, (struct sockaddr *)&real, &rlen) < 0)
+		return -1;
+	if (sockswap_view((struct sockaddr *)&real, st->app_family, &view, &vlen) < 0)
+		return shim_real.getsockname(fd, out, len);
+	return hook_copy_sa(&view, vlen, out, len);
 }
 
 EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	struct shim_fd st;
 
-	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND && !st.bind_done &&
-	    len != NULL)
+	if (!hook_active() || len == NULL)
+		return shim_real.getsockname(fd, addr.__sockaddr__, len);
+	bool tracked = fdtab_get(fd, &st);
+	if (tracked && st.kind == SHIM_FD_BIND && !st.bind_done)
 		return hook_copy_sa(&st.bound.sa, st.bound.salen, addr.__sockaddr__, len);
-	if (hook_active() && mcastmap_sockname(fd, addr.__sockaddr__, len))
+	if (mcastmap_sockname(fd, addr.__sockaddr__, len))
 		return 0;
+	if (tracked && st.app_family != 0)
+		return hook_sockname_swapped(fd, &st, addr.__sockaddr__, len);
 	return shim_real.getsockname(fd, addr.__sockaddr__, len);
 }
 
@@ -219,10 +250,38 @@ static void hook_take_err(struct shim_fd *st, void *arg)
 	st->pending_err = 0;
 }
 
+/* SO_DOMAIN and IPV6_V6ONLY of a replaced socket: what the application
+ * created. True when *v is the answer. */
+static bool hook_sockopt_swapped(int fd, int level, int name, int *v)
+{
+	struct shim_fd st;
+	bool domain = level == SOL_SOCKET && name == SO_DOMAIN;
+
+	if (!domain && !(level == IPPROTO_IPV6 && name == IPV6_V6ONLY))
+		return false;
+	if (!fdtab_get(fd, &st) || st.app_family == 0)
+		return false;
+	if (domain)
+		*v = st.app_family;
+	else if (st.app_family == AF_INET6)
+		*v = st.app_v6only;
+	else
+		return false;
+	return true;
+}
+
 EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 		      socklen_t *__restrict len)
 {
+	int v;
+
 	shim_init();
+	if (!shim_busy() && fdtab_tracked(fd) && val != NULL && len != NULL &&
+	    *len >= sizeof(int) && hook_sockopt_swapped(fd, level, name, &v)) {
+		memcpy(val, &v, sizeof(v));
+		*len = sizeof(int);
+		return 0;
+	}
 	if (!shim_busy() && level == SOL_SOCKET && name == SO_ERROR && fdtab_tracked(fd) &&
 	    val != NULL && len != NULL && *len >= sizeof(int)) {
 		int e = 0;

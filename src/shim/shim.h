@@ -104,8 +104,11 @@ void shim_conf_load(void);
 bool shim_policy_bypass_sa(const struct sockaddr *sa);
 /* True when a name must be resolved locally (NO_PROXY, localhost, ...). */
 bool shim_policy_bypass_name(const char *name);
-/* The proxy address to use from a socket of this family. 0 or -1. */
-int shim_policy_proxy_addr(int family, struct sockaddr_storage *out, socklen_t *len);
+/* The proxy address to use from a socket of this family (an IPv6 socket
+ * without IPV6_V6ONLY also reaches an IPv4 proxy, mapped). 0, or -1 with
+ * EAFNOSUPPORT when no address of the proxy is reachable from it. */
+int shim_policy_proxy_addr(int family, bool v6only, struct sockaddr_storage *out,
+			   socklen_t *len);
 /* The proxy as the handshake should see it: names always go to the proxy. */
 void shim_policy_proxy_for_name(struct stp_proxy *out);
 
@@ -144,6 +147,12 @@ struct shim_fd {
 	struct stp_handshake *hs;
 	struct stp_addr bound;
 	bool bind_done;
+	/* The socket was replaced by a dual-stack IPv6 one (sockswap.c):
+	 * the family and IPV6_V6ONLY the application created it with, and
+	 * (UDP) the address it had bound, port 0 when none. */
+	int app_family;   /* 0: not replaced */
+	bool app_v6only;
+	struct sockaddr_storage app_local;
 };
 
 #define SHIM_FD_MAX 65536
@@ -188,6 +197,26 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags);
 bool bindmap_wants(int fd);
 int bindmap_listen(int fd);
 int bindmap_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* ---- replacing a socket that cannot reach the proxy (sockswap.c) ---- */
+
+/* A new dual-stack AF_INET6 socket of fd's type and protocol, with fd's
+ * socket options (those listed in sockswap.c), non-blocking and
+ * close-on-exec until installed. The new fd, or -1 with errno. */
+int sockswap_open(int fd, int type);
+/* Binds nfd to [::]:port while fd still holds port (0: any port). */
+int sockswap_bind_port(int fd, int nfd, unsigned port);
+/* dup3()s nfd over fd with fd's file status flags and close-on-exec,
+ * then closes nfd. 0, or -1 with errno (fd is left as it was). */
+int sockswap_install(int nfd, int fd);
+/* True when fd (as it is now) can exchange packets with sa. */
+bool sockswap_reaches(int fd, const struct sockaddr *sa);
+/* IPV6_V6ONLY of fd; false for an AF_INET socket. */
+bool sockswap_v6only(int fd);
+/* real (an address of the replacement) as the application's family
+ * sees it. 0 or -1. */
+int sockswap_view(const struct sockaddr *real, int family, struct sockaddr_storage *out,
+		  socklen_t *len);
 
 /* ---- sendmmsg/recvmmsg (mmsg.c) ---- */
 

@@ -84,9 +84,83 @@ static bool udp_unspecified(const struct sockaddr *sa)
 	return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, zero, 16) == 0;
 }
 
+/*
+ * fd cannot exchange datagrams with the proxy's side (an AF_INET socket
+ * and an IPv6 relay, an IPV6_V6ONLY socket and an IPv4 one): a dual-stack
+ * socket takes its place (sockswap.c), on the port fd had bound, and st
+ * records what the application sees. When another socket holds that port
+ * in the other family, may_move (nothing declared yet) takes a new port:
+ * the proxied traffic works, direct peers sending to the old port are
+ * not heard.
+ */
+static int udp_swap(int fd, struct shim_fd *st, bool may_move)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	int family;
+
+	if (shim_sock_type(fd, &family) != SOCK_DGRAM ||
+	    shim_real.getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+		return -1;
+	bool v6only = sockswap_v6only(fd);
+	int nfd = sockswap_open(fd, SOCK_DGRAM);
+	if (nfd < 0)
+		return -1;
+	unsigned port = sa_port((struct sockaddr *)&local);
+	int rc = port != 0 ? sockswap_bind_port(fd, nfd, port) : 0;
+	if (rc < 0 && errno == EADDRINUSE && may_move) {
+		shim_log(SHIM_LOG_INFO, "UDP fd %d: port %u is taken for IPv%s, moving", fd, port,
+			 family == AF_INET ? "6" : "4");
+		rc = sockswap_bind_port(fd, nfd, 0);
+	}
+	if (rc < 0 || sockswap_install(nfd, fd) < 0) {
+		int e = errno;
+		shim_log(SHIM_LOG_ERROR, "UDP fd %d: cannot replace it by an IPv6 socket: %s", fd,
+			 strerror(e));
+		shim_real.close(nfd);
+		errno = e;
+		return -1;
+	}
+	if (st->app_family == 0) {
+		st->app_family = family;
+		st->app_v6only = v6only;
+		st->app_local = local;
+	}
+	shim_log(SHIM_LOG_DEBUG, "UDP fd %d: replaced by an IPv6 socket to reach the proxy", fd);
+	return 0;
+}
+
+/* A control connection to the proxy: to an address of fd's family if the
+ * proxy has one, else to its other one (never an IPv4-mapped address: the
+ * proxy must see the address the datagrams will come from). */
+static int udp_ctl_open(int fd, int64_t deadline)
+{
+	struct sockaddr_storage px;
+	socklen_t plen = sizeof(px);
+	int family = AF_INET, e;
+
+	shim_sock_type(fd, &family);
+	if (shim_policy_proxy_addr(family, true, &px, &plen) < 0 &&
+	    shim_policy_proxy_addr(family == AF_INET ? AF_INET6 : AF_INET, true, &px,
+				   &plen) < 0)
+		return -1;
+	int ctl = shim_real.socket(px.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl < 0)
+		return -1;
+	fdtab_set_internal(ctl, true);
+	if (shim_connect_proxy(ctl, deadline) == 0)
+		return ctl;
+	e = errno;
+	fdtab_set_internal(ctl, false);
+	shim_real.close(ctl);
+	errno = e;
+	return -1;
+}
+
 /* The UDP ASSOCIATE handshake on a fresh control connection. The control
- * fd, or -1 with errno; *relay is where datagrams go, in fd's family. */
-static int udp_associate(int fd, int family, struct sockaddr_storage *relay, socklen_t *rlen)
+ * fd, or -1 with errno; st->relay is where datagrams go, in the family of
+ * fd (which may have been replaced to reach it). */
+static int udp_associate(int fd, struct shim_fd *st)
 {
 	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
 	struct sockaddr_storage local, decl, px;
@@ -95,16 +169,15 @@ static int udp_associate(int fd, int family, struct sockaddr_storage *relay, soc
 	enum stp_err err;
 	int ctl, e;
 
-	if (udp_ensure_bound(fd, &local, &llen) < 0)
-		return -1;
-	if (shim_policy_proxy_addr(AF_INET, &px, &plen) < 0 &&
-	    shim_policy_proxy_addr(AF_INET6, &px, &plen) < 0)
-		return -1;
-	ctl = shim_real.socket(px.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ctl = udp_ctl_open(fd, deadline);
 	if (ctl < 0)
 		return -1;
-	fdtab_set_internal(ctl, true);
-	if (shim_connect_proxy(ctl, deadline) < 0)
+	/* Replaced before its port is declared when it cannot reach the
+	 * proxy's family; the relay is nearly always of that family. */
+	if (shim_real.getpeername(ctl, (struct sockaddr *)&px, &plen) < 0 ||
+	    (!sockswap_reaches(fd, (struct sockaddr *)&px) && udp_swap(fd, st, true) < 0))
+		goto fail;
+	if (udp_ensure_bound(fd, &local, &llen) < 0)
 		goto fail;
 	/* Declare where datagrams will come from: the control connection's
 	 * address (what the proxy sees) with the socket's port. */
@@ -132,13 +205,17 @@ static int udp_associate(int fd, int family, struct sockaddr_storage *relay, soc
 		shim_real.getpeername(ctl, (struct sockaddr *)&r, &l);
 		sa_set_port((struct sockaddr *)&r, h.bound.port);
 	}
-	if (shim_sa_to_family((struct sockaddr *)&r, family, relay, rlen) < 0) {
+	if (!sockswap_reaches(fd, (struct sockaddr *)&r) && udp_swap(fd, st, false) < 0)
+		goto fail;
+	int family = AF_INET;
+	shim_sock_type(fd, &family);
+	if (shim_sa_to_family((struct sockaddr *)&r, family, &st->relay, &st->relaylen) < 0) {
 		errno = EAFNOSUPPORT;
 		goto fail;
 	}
 	char where[SA_STR_MAX];
 	shim_log(SHIM_LOG_INFO, "UDP association for fd %d, relay %s", fd,
-		 sa_str((struct sockaddr *)relay, where, sizeof(where)));
+		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)));
 	return ctl;
 fail:
 	e = errno;
@@ -168,17 +245,17 @@ static int udp_ensure(int fd, struct shim_fd *st)
 	}
 	struct shim_fd n = { .kind = SHIM_FD_UDP, .ctl = -1 };
 	if (fdtab_get(fd, st) && st->kind == SHIM_FD_UDP) {
-		n = *st; /* keeps the recorded peer */
+		n = *st; /* keeps the recorded peer and what was replaced */
 		if (st->ctl >= 0) {
 			fdtab_set_internal(st->ctl, false);
 			shim_real.close(st->ctl);
 		}
 	}
-	ctl = udp_associate(fd, family, &n.relay, &n.relaylen);
+	ctl = udp_associate(fd, &n);
 	int e = errno;
 	n.ctl = ctl;
-	if (ctl >= 0)
-		fdtab_put(fd, &n);
+	if (ctl >= 0 || n.app_family != 0)
+		fdtab_put(fd, &n); /* a replaced socket stays tracked */
 	pthread_mutex_unlock(&udp_create_lock);
 	if (ctl < 0) {
 		errno = e;
@@ -328,12 +405,34 @@ static int udp_source(const struct shim_fd *st, const struct stp_addr *src, int 
 	return shim_sa_to_family((const struct sockaddr *)&src->sa, family, out, len);
 }
 
+/* The source of a direct datagram as the application sees it. On a
+ * replaced (dual-stack) socket, a datagram the application's own socket
+ * could not have received is dropped: an IPv6 source on an AF_INET socket,
+ * an IPv4 one on an IPV6_V6ONLY socket. */
+static bool udp_direct_source(const struct shim_fd *st, const struct sockaddr_storage *from,
+			      socklen_t fromlen, struct sockaddr_storage *src, socklen_t *srclen)
+{
+	const struct sockaddr_in6 *f6 = (const struct sockaddr_in6 *)from;
+
+	if (st->app_family == 0) {
+		*src = *from;
+		*srclen = fromlen;
+		return true;
+	}
+	if (st->app_v6only && from->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&f6->sin6_addr))
+		return false;
+	return shim_sa_to_family((const struct sockaddr *)from, st->app_family, src, srclen) == 0;
+}
+
 ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct shim_fd st;
 
 	if (!fdtab_get(fd, &st) || st.kind != SHIM_FD_UDP)
 		return shim_real.recvmsg(fd, msg, flags);
+	/* a replaced socket reports sources in the family it was made with */
+	int app_family = st.app_family ? st.app_family : st.relay.ss_family;
 	if (udp_pkt == NULL && (udp_pkt = malloc(UDP_PKT_MAX)) == NULL) {
 		errno = ENOMEM;
 		return -1;
@@ -356,17 +455,14 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 		ssize_t off = -1;
 		if (sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay))
 			off = stp_udp_unwrap(udp_pkt, (size_t)n, &sa);
-		bool keep = off >= 0 &&
-			    udp_source(&st, &sa, st.relay.ss_family, &src, &srclen) == 0 &&
+		bool keep = off >= 0 && udp_source(&st, &sa, app_family, &src, &srclen) == 0 &&
 			    (!st.udp_connected || sa_equal((struct sockaddr *)&src,
 							   (struct sockaddr *)&st.peer));
 		if (off < 0 && !sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay) &&
 		    !st.udp_connected) {
 			/* A direct datagram from a bypassed peer: as it is. */
 			off = 0;
-			src = from;
-			srclen = m.msg_namelen;
-			keep = true;
+			keep = udp_direct_source(&st, &from, m.msg_namelen, &src, &srclen);
 		}
 		if (!keep) {
 			shim_log(SHIM_LOG_DEBUG, "UDP fd %d: dropped a datagram (%s)", fd,

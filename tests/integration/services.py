@@ -421,19 +421,21 @@ def hosts_file_text():
 
 
 class Dnsmasq:
-    def __init__(self, workdir):
+    def __init__(self, workdir, listen="127.0.0.1"):
         self.workdir = workdir
-        self.hosts = os.path.join(workdir, "dns-hosts")
+        self.listen = listen
+        tag = "" if listen == "127.0.0.1" else "-" + listen.replace(":", "_")
+        self.hosts = os.path.join(workdir, "dns-hosts" + tag)
         with open(self.hosts, "w") as f:
             f.write(hosts_file_text())
-        self.log_path = os.path.join(workdir, "dnsmasq.log")
+        self.log_path = os.path.join(workdir, "dnsmasq%s.log" % tag)
         last = None
         for _ in range(5):
             self.port = free_port()
             self.log = open(self.log_path, "wb")
             self.proc = subprocess.Popen(
                 ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
-                 "--listen-address=127.0.0.1", "--bind-interfaces",
+                 "--listen-address=" + listen, "--bind-interfaces",
                  "--no-resolv", "--no-hosts", "--no-poll", "--addn-hosts=" + self.hosts,
                  "--local=/#/",          # every name is local: NXDOMAIN, never forwarded
                  "--pid-file=", "--user=root", "--group=root",
@@ -453,7 +455,9 @@ class Dnsmasq:
 
     @property
     def addr(self):
-        return "127.0.0.1:%d" % self.port
+        if ":" in self.listen:
+            return "[%s]:%d" % (self.listen, self.port)
+        return "%s:%d" % (self.listen, self.port)
 
     def close(self):
         if self.proc.poll() is None:

@@ -15,6 +15,7 @@ launcher (default: next to $STPD's build tree, src/shim/stpify).
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -477,3 +478,305 @@ def test_compat_matrix(server, tmp_path, http, echo, dns):
         with open(MATRIX_OUT, "a") as f:
             f.write(text)
     assert not worse, "stpify fails where another tool works: %s\n%s" % (worse, text)
+
+
+# ---------------------------------------------------------------------------
+# a proxy of the other family: the program's socket is replaced by a
+# dual-stack one (src/shim/sockswap.c) with its flags and options
+
+
+def stpd_on_v6(proxy_factory):
+    """stpd listening on [::1] only."""
+    port = services.free_port()
+    return proxy_factory(kind="stpd", listen=False, port=port,
+                         args=["--listen", "[::1]:%d" % port])
+
+
+def v6_env(p):
+    return {"STP_PROXY": "socks5h://[::1]:%d" % p.port}
+
+
+TCP_SWAP_PROG = """
+    import fcntl, os, select, socket, struct, sys
+    host, port, mode, fam = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    family = socket.AF_INET6 if fam == "6" else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    if fam == "6":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 77)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 5))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 7, 0))
+    tos = (socket.IPPROTO_IPV6, socket.IPV6_TCLASS) if fam == "6" else \
+        (socket.IPPROTO_IP, socket.IP_TOS)
+    s.setsockopt(*tos, 0x20)
+    s.set_inheritable(True)  # no FD_CLOEXEC: the replacement must not add it
+    if mode == "nonblock":
+        s.setblocking(False)
+        rc = s.connect_ex((host, port))
+        _, w, _ = select.select([], [s], [], 15)
+        print("connect", rc == 115, bool(w), s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    else:
+        s.connect((host, port))
+        print("connect", True, True, 0)
+    fl = fcntl.fcntl(s.fileno(), fcntl.F_GETFL)
+    print("nonblock", bool(fl & os.O_NONBLOCK),
+          "cloexec", bool(fcntl.fcntl(s.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC))
+    print("opts", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+          s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+          s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+          s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+          struct.unpack("ii", s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)),
+          struct.unpack("ll", s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))[0],
+          s.getsockopt(*tos))
+    me, peer = s.getsockname(), s.getpeername()
+    print("family", s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == family,
+          "v6only", fam != "6" or s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1,
+          "sockname", len(me) == (4 if fam == "6" else 2) and me[1] > 0,
+          "peer", peer[1] == port)
+    s.setblocking(True)
+    s.sendall(b"swap ok\\n")
+    print("echo", s.recv(100).decode().strip())
+"""
+
+
+def _tcp_swap_expect(mode):
+    return ["connect True True 0",
+            "nonblock %s cloexec False" % (mode == "nonblock"),
+            "opts 1 1 77 131072 (1, 5) 7 32",
+            "family True v6only True sockname True peer True",
+            "echo swap ok"]
+
+
+@pytest.mark.parametrize("mode", ["block", "nonblock"])
+@pytest.mark.parametrize("target", ["127.0.0.1", "web.stp.test"])
+def test_ipv6_proxy_tcp_from_ipv4_socket(proxy_factory, tmp_path, echo, target, mode):
+    """Proxy on [::1] only; an AF_INET socket to an IPv4 literal or a name
+    (a fake IPv4 address): the tunnel runs on a replacement socket that
+    keeps the program's flags and options and answers in AF_INET."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
+    r = t.run(argv + [target, str(echo.port), mode, "4"], **v6_env(p))
+    assert r.stdout.decode().splitlines() == _tcp_swap_expect(mode), r.stderr
+    p.wait_log(r"client=\[::1\]:\d+ .*cmd=connect target=%s:%d" % (re.escape(target), echo.port))
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "web.stp.test"])
+def test_ipv6_proxy_curl(proxy_factory, tmp_path, http, target):
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    r = t.run(["curl", "-4", "-sS", "--max-time", "15", "http://%s:%d/" % (target, http.port)],
+              **v6_env(p))
+    assert services.PAGE_MARKER.encode() in r.stdout, r.stderr
+
+
+def test_ipv6_proxy_connect_failure_keeps_socket(proxy_factory, tmp_path):
+    """A refused target through the IPv6 proxy: the mapped errno, blocking
+    and not, as with a proxy of the socket's own family."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "err.py", ERRPROG)
+    closed = services.free_port()
+    r = t.run(argv + ["127.0.0.1", str(closed), "block"], **v6_env(p))
+    assert r.stdout.split() == [b"ECONNREFUSED"], r.stderr
+    r = t.run(argv + ["127.0.0.1", str(closed), "nonblock"], **v6_env(p))
+    assert r.stdout.split() == [b"EINPROGRESS", b"ECONNREFUSED", b"nonblocking"], r.stderr
+
+
+def test_ipv4_proxy_tcp_from_v6only_socket(proxy_factory, tmp_path, echo):
+    """The other way round: an IPV6_V6ONLY socket to [::1] through stpd on
+    127.0.0.1 (an IPv4-mapped proxy address is unreachable from it)."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
+    r = t.run(argv + ["::1", str(echo.port), "nonblock", "6"])
+    assert r.stdout.decode().splitlines() == _tcp_swap_expect("nonblock"), r.stderr
+
+
+UDP_SWAP_PROG = """
+    import fcntl, os, socket, sys
+    fam, port, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    family = socket.AF_INET6 if fam == "6" else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(10)  # O_NONBLOCK
+    s.set_inheritable(True)
+    if fam == "6":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    for t in [t for t in targets if t.startswith("bind")]:  # bind or bind=PORT
+        s.bind(("::" if fam == "6" else "0.0.0.0", int(t[5:] or 0)))
+        targets.remove(t)
+    bound = s.getsockname()
+    peer = [t[5:] for t in targets if t.startswith("peer=")]
+    targets = [t for t in targets if not t.startswith("peer=")]
+    for i, host in enumerate(targets):
+        msg = b"dgram %d" % i
+        s.sendto(msg, (host, port))
+        d, src = s.recvfrom(100)
+        print(d.decode(), src[1] == port, len(src) == (4 if fam == "6" else 2),
+              src[0] == host or src[0].startswith("240.") or src[0].startswith("fd73:"))
+    me = s.getsockname()
+    print("nonblock", bool(fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK),
+          "cloexec", bool(fcntl.fcntl(s.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC))
+    print("family", s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == family,
+          "v6only", fam != "6" or s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1,
+          "rcvbuf", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+          "sockname", me[0], me[1] > 0 and (bound[1] == 0 or me[1] == bound[1]))
+    if peer:  # connect() to a direct peer: the kernel's, read in our family
+        s.connect((peer[0], port))
+        s.send(b"connected")
+        print("peer", s.getpeername() == (peer[0], port), s.recv(100).decode())
+"""
+
+
+def udp_swap_state(wildcard):
+    """What UDP_SWAP_PROG prints about its socket at the end."""
+    return ["nonblock True cloexec False",
+            "family True v6only True rcvbuf 131072 sockname %s True" % wildcard]
+
+
+def test_ipv6_proxy_udp_from_ipv4_socket(proxy_factory, tmp_path, udp_echo):
+    """Proxy on [::1] only; an AF_INET UDP socket (unbound, or bound by the
+    program) to an IPv4 literal and to a name: the replies come back,
+    reported in AF_INET, and the socket still reads as AF_INET."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    for extra in ([], ["bind"]):
+        mark = p.log_mark()
+        r = t.run(argv + ["4", str(udp_echo.port), "127.0.0.1", "web.stp.test"] + extra,
+                  **v6_env(p))
+        assert r.stdout.decode().splitlines() == [
+            "dgram 0 True True True", "dgram 1 True True True"] + \
+            udp_swap_state("0.0.0.0"), r.stderr
+        m = p.wait_log(r"client=\[::1\]:\d+ .*: udp datagrams up=(\d+) down=(\d+)",
+                       timeout=10, since=mark)
+        assert (m.group(1), m.group(2)) == ("2", "2"), m.group(0)
+
+
+def test_ipv6_proxy_udp_port_taken_in_other_family(proxy_factory, tmp_path, udp_echo):
+    """The program bound 0.0.0.0:P and another socket holds [::1]:P: the
+    dual-stack replacement cannot have P, takes another port, and the
+    proxied traffic still flows (getsockname still says P)."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
+        port = services.free_port()  # free in both families: the program can bind it
+        holder.bind(("::1", port))
+        r = t.run(argv + ["4", str(udp_echo.port), "127.0.0.1", "web.stp.test",
+                          "bind=%d" % port], STP_LOG="info", **v6_env(p))
+    assert r.stdout.decode().splitlines() == [
+        "dgram 0 True True True", "dgram 1 True True True"] + \
+        udp_swap_state("0.0.0.0"), r.stderr
+    assert b"port %d is taken for IPv6, moving" % port in r.stderr
+
+
+def test_ipv6_proxy_udp_direct_from_replaced_socket(proxy_factory, tmp_path, udp_echo):
+    """After the replacement, a NO_PROXY destination of the program's family
+    is still reached directly from the same socket, with sendto() and after
+    connect() (getpeername() in AF_INET)."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    r = t.run(argv + ["4", str(udp_echo.port), "web.stp.test", "127.0.0.1", "peer=127.0.0.1"],
+              NO_PROXY="127.0.0.1", **v6_env(p))
+    assert r.stdout.decode().splitlines() == [
+        "dgram 0 True True True", "dgram 1 True True True"] + \
+        udp_swap_state("0.0.0.0") + ["peer True connected"], r.stderr
+    m = p.wait_log(r"udp datagrams up=(\d+) down=(\d+)", timeout=10)
+    assert (m.group(1), m.group(2)) == ("1", "1"), m.group(0)
+
+
+@pytest.mark.parametrize("server_addr", ["127.0.0.1", "web.stp.test"])
+def test_ipv6_proxy_dig(proxy_factory, tmp_path, dns, server_addr):
+    """dig over UDP (AF_INET socket, connected) through a proxy on [::1]."""
+    p = stpd_on_v6(proxy_factory)
+    t = tool("stpify", p, tmp_path)
+    r = t.run(["dig", "+short", "+tries=2", "+time=3", "@" + server_addr, "-p", str(dns.port),
+               "web6.stp.test", "AAAA"], **v6_env(p))
+    assert r.stdout.strip() == b"::1", r.stderr
+    p.wait_log(r"client=\[::1\]:\d+ .*cmd=udpassociate .* up=[1-9]", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dns6(tmp_path_factory):
+    """A dnsmasq on [::1] only, with the test names."""
+    d = services.Dnsmasq(str(tmp_path_factory.mktemp("dns6")), listen="::1")
+    yield d
+    d.close()
+
+
+def test_v6only_dig_through_ipv4_proxy(proxy_factory, tmp_path, dns6):
+    """dig @::1 makes an IPV6_V6ONLY socket; stpd listens on 127.0.0.1, so
+    its relay (::ffff:127.0.0.1 seen from IPv6) is out of that socket's
+    reach: the socket is replaced by a dual-stack one."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    r = t.run(["dig", "+short", "+tries=2", "+time=3", "@::1", "-p", str(dns6.port),
+               "web.stp.test", "A"])
+    assert r.stdout.strip() == b"127.0.0.1", r.stderr
+    m = p.wait_log(r"cmd=udpassociate .* up=(\d+) down=(\d+)", timeout=10)
+    assert m.group(1) != "0" and m.group(2) != "0", m.group(0)
+
+
+def test_v6only_udp_through_ipv4_proxy(proxy_factory, tmp_path, udp_echo):
+    """A program that sets IPV6_V6ONLY, then sends to [::1] and to a name
+    (a fake IPv6 address) through stpd on 127.0.0.1: the replies arrive and
+    the socket still reads as IPv6-only, AF_INET6."""
+    p = proxy_factory(kind="stpd")
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "udpswap.py", UDP_SWAP_PROG)
+    for extra in ([], ["bind"]):
+        r = t.run(argv + ["6", str(udp_echo.port), "::1", "web6.stp.test"] + extra)
+        assert r.stdout.decode().splitlines() == [
+            "dgram 0 True True True", "dgram 1 True True True"] + \
+            udp_swap_state("::"), r.stderr
+
+
+DIRECT_DROP_PROG = """
+    import socket, sys
+    fam, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    family = socket.AF_INET6 if fam == "6" else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(10)
+    if fam == "6":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.sendto(b"assoc", (name, port)); s.recvfrom(100)  # through the proxy
+    print(s.getsockname()[1], flush=True)
+    sys.stdin.readline()
+    d, src = s.recvfrom(100)
+    print(d.decode(), src[0], flush=True)
+"""
+
+
+@pytest.mark.parametrize("fam", ["4", "6"])
+def test_replaced_udp_socket_drops_foreign_family(proxy_factory, tmp_path, udp_echo, fam):
+    """The dual-stack replacement hears both families on its port; the
+    program hears only what its own socket could have: an AF_INET socket no
+    IPv6 source, an IPV6_V6ONLY socket no IPv4 source."""
+    if fam == "4":
+        p, name = stpd_on_v6(proxy_factory), "web.stp.test"
+        env = v6_env(p)
+        foreign, own = ("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)
+    else:
+        p, name, env = proxy_factory(kind="stpd"), "web6.stp.test", {}
+        foreign, own = ("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)
+    t = tool("stpify", p, tmp_path)
+    argv = pyprog(tmp_path, "drop.py", DIRECT_DROP_PROG)
+    full = servers._isolated(t.workdir, t.argv(argv + [fam, name, str(udp_echo.port)]),
+                             test_names=False)
+    proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=t.env(**env))
+    try:
+        port = int(proc.stdout.readline())
+        for (host, family), msg in ((foreign, b"foreign"), (own, b"own")):
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.sendto(msg, (host, port))
+        out, err = proc.communicate(b"go\n", timeout=20)
+        assert out.decode().split() == ["own", own[0]], err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
