@@ -15,7 +15,7 @@ TEST_PKGS=(
 	proxychains4 dante-client dante-server dnsmasq-base haproxy microsocks chromium
 	iproute2 netcat-openbsd procps util-linux
 	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox socat nftables
-	nodejs wget mount
+	nodejs wget mount universal-ctags
 )
 
 mode=all

@@ -11,7 +11,7 @@ bash scripts/deps.sh --build-only >&2
 if [ ! -f build/build.ninja ]; then
 	meson setup build >&2
 fi
-# README's Usage runs build/src/client/stp and build/src/shim/stpify (which
+# README's Usage runs build/src/cli/stp and build/src/shim/stpify (which
 # loads libstpify.so from next to it).
-ninja -C build src/server/stpd src/client/stp src/shim/stpify src/shim/libstpify.so >&2
+ninja -C build src/server/stpd src/cli/stp src/shim/stpify src/shim/libstpify.so >&2
 exec build/src/server/stpd "$@"

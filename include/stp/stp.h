@@ -215,6 +215,19 @@ enum stp_step {
 	STP_ERROR,      /* h->err says why; h->sys_errno for STP_ERR_IO etc. */
 };
 
+/*
+ * The I/O a handshake runs on: send(2) and recv(2) by default. Each call
+ * gets ctx back, so a hook finds its own state (a TLS connection, a
+ * table of real libc functions) without a global or a thread-local.
+ * The engine always passes MSG_DONTWAIT (and MSG_NOSIGNAL to send); a hook
+ * returns what send/recv would, errno included (EAGAIN: try again later).
+ */
+struct stp_io {
+	ssize_t (*send_fn)(void *ctx, int fd, const void *buf, size_t len, int flags);
+	ssize_t (*recv_fn)(void *ctx, int fd, void *buf, size_t len, int flags);
+	void *ctx;
+};
+
 #define STP_HS_BUF 640 /* the largest message: a SOCKS4a request, 8 + 256 + 256 */
 
 /*
@@ -229,8 +242,7 @@ struct stp_handshake {
 	struct stp_addr peer;  /* out: BIND only, from the second reply */
 
 	/* private */
-	ssize_t (*io_send)(int fd, const void *buf, size_t len, int flags);
-	ssize_t (*io_recv)(int fd, void *buf, size_t len, int flags);
+	struct stp_io io;      /* send/recv under the engine (stp_handshake_set_io) */
 	int fd;
 	int state;
 	int cmd;
@@ -257,13 +269,12 @@ struct stp_handshake {
 int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, int fd,
 		       enum stp_cmd cmd, const char *host, uint16_t port,
 		       const struct sockaddr *sa, enum stp_err *err);
-/* Replaces send(2) and recv(2) for this handshake (call after init). For
- * an LD_PRELOAD library whose own send/recv are hooks: pass the real ones.
- * The engine always passes MSG_DONTWAIT (and MSG_NOSIGNAL to send). NULL
- * restores the libc function. */
-void stp_handshake_set_io(struct stp_handshake *h,
-			  ssize_t (*send_fn)(int fd, const void *buf, size_t len, int flags),
-			  ssize_t (*recv_fn)(int fd, void *buf, size_t len, int flags));
+/* Replaces send(2) and recv(2) for this handshake (call after init): a
+ * TLS layer, or an LD_PRELOAD library whose own send/recv are hooks and
+ * which passes the real ones. *io is copied. NULL, or a NULL function in
+ * it, restores the libc function. (Before soname libstp.so.1 the hooks
+ * took no ctx.) */
+void stp_handshake_set_io(struct stp_handshake *h, const struct stp_io *io);
 /* Does as much as the socket allows without blocking. */
 enum stp_step stp_handshake_step(struct stp_handshake *h);
 /* The poll(2) events the last step asked for (POLLIN or POLLOUT), 0 when

@@ -4,8 +4,7 @@
  *
  * The SOCKS messages are still made and parsed by the handshake engine
  * (handshake.c); its send/recv hooks come here, so for TLS they go through
- * SSL instead of the socket. The hooks only get an fd, so the connection
- * they serve is the one this thread is running (conn_running).
+ * SSL instead of the socket. The hooks get the connection as their ctx.
  */
 #include <errno.h>
 #include <poll.h>
@@ -174,12 +173,10 @@ fail:;
 	return NULL;
 }
 
-/* The engine's hooks: the running connection's plaintext. */
-static _Thread_local struct stp_conn *conn_running;
-
-static ssize_t conn_hook_send(int fd, const void *buf, size_t len, int flags)
+/* The engine's hooks: the connection's plaintext (ctx is the conn). */
+static ssize_t conn_hook_send(void *ctx, int fd, const void *buf, size_t len, int flags)
 {
-	struct stp_conn *c = conn_running;
+	struct stp_conn *c = ctx;
 	enum stp_err e;
 
 	(void)flags;
@@ -194,9 +191,9 @@ static ssize_t conn_hook_send(int fd, const void *buf, size_t len, int flags)
 	return (ssize_t)len;
 }
 
-static ssize_t conn_hook_recv(int fd, void *buf, size_t len, int flags)
+static ssize_t conn_hook_recv(void *ctx, int fd, void *buf, size_t len, int flags)
 {
-	struct stp_conn *c = conn_running;
+	struct stp_conn *c = ctx;
 	enum stp_err e;
 
 	(void)flags;
@@ -226,7 +223,7 @@ int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
 		return -1;
 	if (c == NULL || c->mode == STP_TLS_NONE)
 		return 0;
-	stp_handshake_set_io(h, conn_hook_send, conn_hook_recv);
+	stp_handshake_set_io(h, &(struct stp_io){ conn_hook_send, conn_hook_recv, c });
 	/* Inside X'86' the SOCKS request is the first plaintext of X'03'. */
 	if (c->mode == STP_TLS_X86)
 		client_handshake_skip_greeting(h);
@@ -238,9 +235,7 @@ enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, in
 	if (c->mode == STP_TLS_NONE)
 		return client_handshake_run(h, deadline);
 	for (;;) {
-		conn_running = c;
 		enum stp_step r = stp_handshake_step(h);
-		conn_running = NULL;
 		if (r != STP_WANT_READ && r != STP_WANT_WRITE)
 			return r;
 		/* The hooks leave ciphertext queued when the socket is full. */

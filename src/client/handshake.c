@@ -111,7 +111,7 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 
 	client_debug_on();
 	memset(h, 0, sizeof(*h));
-	stp_handshake_set_io(h, NULL, NULL);
+	stp_handshake_set_io(h, NULL);
 	h->fd = fd;
 	h->cmd = (int)cmd;
 	h->proxy = *proxy;
@@ -157,20 +157,32 @@ void client_handshake_skip_greeting(struct stp_handshake *h)
 		hs_state(h, HS_REQUEST);
 }
 
-void stp_handshake_set_io(struct stp_handshake *h,
-			  ssize_t (*send_fn)(int fd, const void *buf, size_t len, int flags),
-			  ssize_t (*recv_fn)(int fd, void *buf, size_t len, int flags))
+/* The default I/O: libc's, ctx unused. */
+static ssize_t hs_libc_send(void *ctx, int fd, const void *buf, size_t len, int flags)
 {
-	h->io_send = send_fn ? send_fn : send;
-	h->io_recv = recv_fn ? recv_fn : recv;
+	(void)ctx;
+	return send(fd, buf, len, flags);
+}
+
+static ssize_t hs_libc_recv(void *ctx, int fd, void *buf, size_t len, int flags)
+{
+	(void)ctx;
+	return recv(fd, buf, len, flags);
+}
+
+void stp_handshake_set_io(struct stp_handshake *h, const struct stp_io *io)
+{
+	h->io.send_fn = io && io->send_fn ? io->send_fn : hs_libc_send;
+	h->io.recv_fn = io && io->recv_fn ? io->recv_fn : hs_libc_recv;
+	h->io.ctx = io ? io->ctx : NULL;
 }
 
 /* Sends what is left of h->out. STP_DONE when all of it is out. */
 static enum stp_step hs_send(struct stp_handshake *h)
 {
 	while (h->out_off < h->out_len) {
-		ssize_t n = h->io_send(h->fd, h->out + h->out_off, h->out_len - h->out_off,
-				       MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = h->io.send_fn(h->io.ctx, h->fd, h->out + h->out_off,
+					  h->out_len - h->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -308,7 +320,8 @@ static int hs_recv(struct stp_handshake *h)
 	while (h->in_len < (need = hs_need(h))) {
 		if (need > sizeof(h->in))
 			return hs_fail(h, STP_ERR_PROTOCOL, 0); /* cannot happen: 4+1+255+2 */
-		ssize_t n = h->io_recv(h->fd, h->in + h->in_len, need - h->in_len, MSG_DONTWAIT);
+		ssize_t n = h->io.recv_fn(h->io.ctx, h->fd, h->in + h->in_len, need - h->in_len,
+					  MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

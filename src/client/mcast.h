@@ -1,8 +1,8 @@
 /*
  * mcast.h - libstp's multicast internals (docs/mcast.md): the membership
  * object, shared by mcast.c (control connection and sockets) and
- * mcast_frame.c (sealing and opening frames), and reachable from unit
- * tests. The public API is the stp_mcast_* section of include/stp/stp.h.
+ * mcast_frame.c (sealing and opening frames, on src/mcrypto), and
+ * reachable from unit tests. The public API is the stp_mcast_* section of include/stp/stp.h.
  */
 #ifndef STP_CLIENT_MCAST_H
 #define STP_CLIENT_MCAST_H
@@ -11,16 +11,11 @@
 #include <stdint.h>
 
 #include "client/client.h"
+#include "mcrypto/mc_crypt.h"
+#include "mcrypto/mc_replay.h"
 #include "proto/mcast.h"
 
 #define MCAST_DGRAM_MAX 65535
-
-/* The 64-frame anti-replay window of RFC 4303 section 3.4.3 (the relay
- * keeps the same one per member, docs/mcast.md 4.3). */
-struct mcast_window {
-	uint64_t top;  /* highest sequence number accepted, 0 = none yet */
-	uint64_t bits; /* bit i: top - i was accepted */
-};
 
 struct stp_mcast {
 	int ctl;                  /* TCP control connection */
@@ -35,17 +30,14 @@ struct stp_mcast {
 	bool encrypted;           /* LEN > 0 */
 	struct mcast_keyblock key;
 	uint64_t seq;             /* last member frame sequence number sent */
-	struct mcast_window win;  /* relay frames seen */
-	void *aead;               /* EVP_CIPHER_CTX, made at join */
+	struct mc_replay win;     /* relay frames seen (the relay keeps one per member) */
+	struct mc_aead *aead;     /* made at join */
 	uint8_t in[MCAST_REPLY_MAX]; /* control connection input (notices, LEAVE reply) */
 	size_t in_len;
 	uint8_t pkt[MCAST_DGRAM_MAX]; /* one datagram, sent or received */
 };
 
 /* ---- frames (mcast_frame.c) ---- */
-
-bool mcast_window_check(const struct mcast_window *w, uint64_t seq);
-void mcast_window_update(struct mcast_window *w, uint64_t seq);
 
 /* A cipher context for m->aead. 0, or -1 when out of memory. */
 int mcast_crypto_init(struct stp_mcast *m);

@@ -85,7 +85,7 @@ static int bind_start(int fd, struct shim_fd *st)
 		errno = stp_err_errno(err);
 		goto fail;
 	}
-	stp_handshake_set_io(st->hs, shim_real.send, shim_real.recv);
+	stp_handshake_set_io(st->hs, &shim_real_io);
 	if (shim_handshake_run(st->hs, deadline) != STP_BOUND) {
 		shim_log(SHIM_LOG_ERROR, "BIND: %s", stp_strerror(st->hs->err));
 		errno = stp_err_errno(st->hs->err);

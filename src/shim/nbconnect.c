@@ -238,7 +238,7 @@ static int nb_handshake(int s, const struct sockaddr *sa, const char *name, cons
 		errno = stp_err_errno(err);
 		return -1;
 	}
-	stp_handshake_set_io(&h, shim_real.send, shim_real.recv);
+	stp_handshake_set_io(&h, &shim_real_io);
 	if (shim_handshake_run(&h, deadline) != STP_DONE) {
 		shim_log(SHIM_LOG_ERROR, "connect %s: %s%s%s", what, stp_strerror(h.err),
 			 h.sys_errno ? ": " : "", h.sys_errno ? strerror(h.sys_errno) : "");

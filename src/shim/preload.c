@@ -16,7 +16,20 @@
 #include "shim/mcastmap.h"
 #include "shim/shim.h"
 
-#define EXPORT __attribute__((visibility("default")))
+/*
+ * SHIM_HOOK(name): the hook for libc's name is defined as stpify_name and
+ * exported as name by alias (after proxychains-ng's HOOKFUNC, which names
+ * its hooks pxcng_name where it must). The source then holds no function
+ * called connect, recv, close or write: a reader, ctags or cscope never
+ * takes stpd's or libstp's own calls to them for calls into the shim, and
+ * a hook is found by its stpify_ name. The alias is the one exported
+ * symbol (stpify.map); stpify_name stays hidden (-fvisibility=hidden). The
+ * declaration of stpify_name takes libc's own prototype, so a hook whose
+ * definition drifts from it does not compile.
+ */
+#define SHIM_HOOK(name)                                                                   \
+	extern __typeof__(name) stpify_##name;                                            \
+	extern __typeof__(name) name __attribute__((alias("stpify_" #name), visibility("default")))
 
 /* Called by every hook first: true when the call is ours to look at. */
 static bool hook_active(void)
@@ -53,7 +66,8 @@ static int hook_connect_tracked(int fd, const struct shim_fd *st)
 	return -1;
 }
 
-EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+SHIM_HOOK(connect);
+int stpify_connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	const struct sockaddr *sa = addr.__sockaddr__;
 	struct shim_fd st;
@@ -77,7 +91,8 @@ EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	return tcp_connect_via_proxy(fd, sa, len);
 }
 
-EXPORT int listen(int fd, int backlog)
+SHIM_HOOK(listen);
+int stpify_listen(int fd, int backlog)
 {
 	if (!hook_active() || !bindmap_wants(fd))
 		return shim_real.listen(fd, backlog);
@@ -93,12 +108,14 @@ static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return shim_real.accept4(fd, addr, len, flags);
 }
 
-EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+SHIM_HOOK(accept);
+int stpify_accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	return hook_accept(fd, addr.__sockaddr__, len, 0);
 }
 
-EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
+SHIM_HOOK(accept4);
+int stpify_accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
 {
 	return hook_accept(fd, addr.__sockaddr__, len, flags);
 }
@@ -106,7 +123,8 @@ EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
 /* ------------------------------------------------------------------ */
 /* fds: close and dup keep the table right and protect internal fds    */
 
-EXPORT int close(int fd)
+SHIM_HOOK(close);
+int stpify_close(int fd)
 {
 	shim_init();
 	NEED_REAL(close);
@@ -130,7 +148,8 @@ EXPORT int close(int fd)
 	return shim_real.close(fd);
 }
 
-EXPORT int dup(int fd)
+SHIM_HOOK(dup);
+int stpify_dup(int fd)
 {
 	shim_init();
 	NEED_REAL(dup);
@@ -159,8 +178,10 @@ static int hook_dup23(int oldfd, int newfd, int flags, bool three)
 	return n;
 }
 
-EXPORT int dup2(int oldfd, int newfd) { return hook_dup23(oldfd, newfd, 0, false); }
-EXPORT int dup3(int oldfd, int newfd, int flags) { return hook_dup23(oldfd, newfd, flags, true); }
+SHIM_HOOK(dup2);
+int stpify_dup2(int oldfd, int newfd) { return hook_dup23(oldfd, newfd, 0, false); }
+SHIM_HOOK(dup3);
+int stpify_dup3(int oldfd, int newfd, int flags) { return hook_dup23(oldfd, newfd, flags, true); }
 
 /* ------------------------------------------------------------------ */
 /* addresses and SO_ERROR as the application expects them             */
@@ -173,7 +194,8 @@ static int hook_copy_sa(const struct sockaddr_storage *ss, socklen_t n, struct s
 	return 0;
 }
 
-EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+SHIM_HOOK(getpeername);
+int stpify_getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	struct sockaddr_storage real, view;
 	socklen_t rlen = sizeof(real), vlen;
@@ -210,7 +232,8 @@ static int hook_sockname_swapped(int fd, const struct shim_fd *st, struct sockad
 	return hook_copy_sa(&view, vlen, out, len);
 }
 
-EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+SHIM_HOOK(getsockname);
+int stpify_getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	struct shim_fd st;
 
@@ -229,13 +252,15 @@ EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 /* ------------------------------------------------------------------ */
 /* multicast: group memberships become JOINs through the proxy (mcastmap.c) */
 
-EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+SHIM_HOOK(setsockopt);
+int stpify_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	return mcastmap_setsockopt(fd, level, name, val, len);
 }
 
 /* A socket that joined a group before bind() joins through the proxy now. */
-EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+SHIM_HOOK(bind);
+int stpify_bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	shim_init();
 	NEED_REAL(bind);
@@ -270,7 +295,8 @@ static bool hook_sockopt_swapped(int fd, int level, int name, int *v)
 	return true;
 }
 
-EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
+SHIM_HOOK(getsockopt);
+int stpify_getsockopt(int fd, int level, int name, void *__restrict val,
 		      socklen_t *__restrict len)
 {
 	int v;
@@ -341,7 +367,8 @@ static ssize_t hook_recv1(int fd, void *buf, size_t n, int flags, struct sockadd
 	return r;
 }
 
-EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
+SHIM_HOOK(sendto);
+ssize_t stpify_sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
 		      socklen_t alen)
 {
 	const struct sockaddr *dst = addr.__sockaddr__;
@@ -353,7 +380,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCK
 	return shim_real.sendto(fd, buf, n, flags, dst, alen);
 }
 
-EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+SHIM_HOOK(send);
+ssize_t stpify_send(int fd, const void *buf, size_t n, int flags)
 {
 	if (fdtab_tracked(fd) && hook_udp_send(fd, NULL))
 		return hook_send1(fd, buf, n, flags, NULL, 0);
@@ -361,7 +389,8 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	return shim_real.send(fd, buf, n, flags);
 }
 
-EXPORT ssize_t write(int fd, const void *buf, size_t n)
+SHIM_HOOK(write);
+ssize_t stpify_write(int fd, const void *buf, size_t n)
 {
 	if (fdtab_tracked(fd) && hook_udp_send(fd, NULL))
 		return hook_send1(fd, buf, n, 0, NULL, 0);
@@ -369,7 +398,8 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	return shim_real.write(fd, buf, n);
 }
 
-EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+SHIM_HOOK(sendmsg);
+ssize_t stpify_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	shim_init();
 	if (msg != NULL && mcastmap_tracked(fd) && !shim_busy() &&
@@ -381,7 +411,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 
 /* One sendmsg per message (the syscall may be off, see mmsg.c). */
-EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+SHIM_HOOK(sendmmsg);
+int stpify_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	unsigned int i;
 
@@ -399,7 +430,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	return (int)i;
 }
 
-EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG addr,
+SHIM_HOOK(recvfrom);
+ssize_t stpify_recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG addr,
 			socklen_t *alen)
 {
 	if (mcastmap_tracked(fd) && hook_active())
@@ -409,7 +441,8 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG a
 	return shim_real.recvfrom(fd, buf, n, flags, addr.__sockaddr__, alen);
 }
 
-EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+SHIM_HOOK(recv);
+ssize_t stpify_recv(int fd, void *buf, size_t n, int flags)
 {
 	if (mcastmap_tracked(fd) && hook_active())
 		return mcastmap_recv1(fd, buf, n, flags, NULL, NULL);
@@ -419,7 +452,8 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	return shim_real.recv(fd, buf, n, flags);
 }
 
-EXPORT ssize_t read(int fd, void *buf, size_t n)
+SHIM_HOOK(read);
+ssize_t stpify_read(int fd, void *buf, size_t n)
 {
 	if (mcastmap_tracked(fd) && hook_active())
 		return mcastmap_recv1(fd, buf, n, 0, NULL, NULL);
@@ -429,7 +463,8 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 	return shim_real.read(fd, buf, n);
 }
 
-EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+SHIM_HOOK(recvmsg);
+ssize_t stpify_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	shim_init();
 	if (msg != NULL && mcastmap_tracked(fd) && !shim_busy())
@@ -440,7 +475,8 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 }
 
 /* One recvmsg per message; the timeout is not applied (mmsg.c). */
-EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+SHIM_HOOK(recvmmsg);
+int stpify_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		    struct timespec *tmo)
 {
 	unsigned int i;
@@ -490,7 +526,8 @@ static bool hook_fake_name(const char *name)
 	       !shim_policy_bypass_name(name);
 }
 
-EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+SHIM_HOOK(getaddrinfo);
+int stpify_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		       struct addrinfo **res)
 {
 	struct addrinfo h = { 0 };
@@ -568,7 +605,8 @@ static int hook_hostent(const char *name, int family, struct hostent *he, char *
 	return 0;
 }
 
-EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
+SHIM_HOOK(gethostbyname2_r);
+int stpify_gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
 			    size_t buflen, struct hostent **result, int *h_errnop)
 {
 	if (!hook_active() || !hook_fake_name(name) || (af != AF_INET && af != AF_INET6))
@@ -580,7 +618,8 @@ EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char 
 	return rc;
 }
 
-EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+SHIM_HOOK(gethostbyname_r);
+int stpify_gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
 			   struct hostent **result, int *h_errnop)
 {
 	if (!hook_active() || !hook_fake_name(name))
@@ -591,7 +630,8 @@ EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, siz
 static __thread struct hostent hook_he;
 static __thread char hook_hebuf[STP_NAME_MAX + 128];
 
-EXPORT struct hostent *gethostbyname2(const char *name, int af)
+SHIM_HOOK(gethostbyname2);
+struct hostent *stpify_gethostbyname2(const char *name, int af)
 {
 	if (!hook_active() || !hook_fake_name(name) || (af != AF_INET && af != AF_INET6))
 		return shim_real.gethostbyname2(name, af);
@@ -602,7 +642,8 @@ EXPORT struct hostent *gethostbyname2(const char *name, int af)
 	return &hook_he;
 }
 
-EXPORT struct hostent *gethostbyname(const char *name)
+SHIM_HOOK(gethostbyname);
+struct hostent *stpify_gethostbyname(const char *name)
 {
 	if (!hook_active() || !hook_fake_name(name))
 		return shim_real.gethostbyname(name);
@@ -610,7 +651,8 @@ EXPORT struct hostent *gethostbyname(const char *name)
 }
 
 /* A fake address reads back as its name. */
-EXPORT int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen,
+SHIM_HOOK(getnameinfo);
+int stpify_getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen,
 		       char *__restrict host, socklen_t hostlen, char *__restrict serv,
 		       socklen_t servlen, int flags)
 {

@@ -18,6 +18,20 @@
 
 struct shim_real shim_real;
 
+static ssize_t realsym_hs_send(void *ctx, int fd, const void *buf, size_t len, int flags)
+{
+	(void)ctx;
+	return shim_real.send(fd, buf, len, flags);
+}
+
+static ssize_t realsym_hs_recv(void *ctx, int fd, void *buf, size_t len, int flags)
+{
+	(void)ctx;
+	return shim_real.recv(fd, buf, len, flags);
+}
+
+const struct stp_io shim_real_io = { realsym_hs_send, realsym_hs_recv, NULL };
+
 static pthread_once_t realsym_once = PTHREAD_ONCE_INIT;
 static __thread int realsym_depth;
 

@@ -62,6 +62,9 @@ struct shim_real {
 };
 
 extern struct shim_real shim_real;
+/* The handshake engine's I/O (stp_handshake_set_io) on the real send and
+ * recv, so libstp's handshake never re-enters our hooks. */
+extern const struct stp_io shim_real_io;
 /* Resolves every symbol once (pthread_once). */
 void shim_init(void);
 

@@ -210,7 +210,7 @@ static int udp_associate(int fd, struct shim_fd *st)
 		errno = stp_err_errno(err);
 		goto fail;
 	}
-	stp_handshake_set_io(&h, shim_real.send, shim_real.recv);
+	stp_handshake_set_io(&h, &shim_real_io);
 	if (shim_handshake_run(&h, deadline) != STP_DONE) {
 		shim_log(SHIM_LOG_ERROR, "UDP ASSOCIATE: %s", stp_strerror(h.err));
 		errno = stp_err_errno(h.err);

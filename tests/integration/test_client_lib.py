@@ -5,7 +5,7 @@ its documented exit code.
 
 Environment:
   STP_BIN=path    the stp command (default: next to $STPD's build tree,
-                  else <repo>/build/src/client/stp)
+                  else <repo>/build/src/cli/stp)
   STPD=path       stpd, as for the rest of tests/integration
 
 Only loopback is used; names (*.stp.test) are resolved by the proxy or by
@@ -40,11 +40,11 @@ def _build_dir():
 
 
 def stp_bin():
-    return os.environ.get("STP_BIN") or os.path.join(_build_dir(), "src", "client", "stp")
+    return os.environ.get("STP_BIN") or os.path.join(_build_dir(), "src", "cli", "stp")
 
 
 def example_bin():
-    return os.path.join(os.path.dirname(stp_bin()), "stp-example-connect")
+    return os.path.join(_build_dir(), "examples", "stp-example-connect")
 
 
 @pytest.fixture(scope="module", autouse=True)

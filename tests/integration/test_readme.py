@@ -54,7 +54,7 @@ def programs():
     b = build_dir()
     return {
         "build/src/server/stpd": servers.stpd_binary(),
-        "build/src/client/stp": os.environ.get("STP_BIN") or os.path.join(b, "src/client/stp"),
+        "build/src/cli/stp": os.environ.get("STP_BIN") or os.path.join(b, "src/cli/stp"),
         # ASan stage: an ASan stpify cannot preload into a plain curl
         "build/src/shim/stpify": os.environ.get("STPIFY") or os.path.join(b, "src/shim/stpify"),
     }

@@ -884,3 +884,56 @@ def test_proxy_name_udp_v4_refused_then_v6(proxy_factory, tmp_path, udp_echo):
     assert b"proxy 127.0.0.1:%d: Connection refused" % p.port in r.stderr, r.stderr
     m = p.wait_log(r"client=\[::1\]:\d+ .*: udp datagrams up=(\d+) down=(\d+)", timeout=10)
     assert (m.group(1), m.group(2)) == ("2", "2"), m.group(0)
+
+
+# The hooks' names (docs/stpify.md, "How the hooks are defined")
+
+
+def _hook_names():
+    """The libc names libstpify.so exports: the global list of stpify.map."""
+    with open(os.path.join(servers.REPO, "src", "shim", "stpify.map")) as f:
+        text = f.read()
+    body = text.split("global:", 1)[1].split("local:", 1)[0]
+    return sorted(n.strip() for n in body.replace("\n", " ").split(";") if n.strip())
+
+
+def test_stpify_hooks_are_prefixed_aliases():
+    """Each hook is defined as stpify_NAME and exported as NAME by alias:
+    both symbols sit at one address, NAME is global, stpify_NAME is not."""
+    lib = os.path.join(os.path.dirname(stpify_bin()), "libstpify.so")
+    out = subprocess.run(["nm", "--defined-only", lib], stdout=subprocess.PIPE, check=True,
+                         universal_newlines=True, timeout=60).stdout
+    syms = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            syms[parts[2]] = (parts[0], parts[1])
+    names = _hook_names()
+    assert len(names) >= 20
+    for name in names:
+        assert name in syms and syms[name][1] in "TW", name
+        assert "stpify_" + name in syms, "no stpify_%s in %s" % (name, lib)
+        addr, kind = syms["stpify_" + name]
+        assert addr == syms[name][0], name
+        assert kind == "t", "stpify_%s is exported (%s)" % (name, kind)
+
+
+@pytest.mark.skipif(shutil.which("ctags-universal") is None, reason="universal-ctags missing")
+def test_stpify_no_source_defines_a_libc_name():
+    """An indexer run over src/ finds no function called connect, recv, close,
+    write...: a jump to the definition of stpd's or libstp's own close() can
+    only land in libc, and the shim's hooks are found as stpify_*."""
+    src = os.path.join(servers.REPO, "src")
+    out = subprocess.run(["ctags-universal", "-R", "-f", "-", "--languages=C", "--kinds-C=f",
+                          src], stdout=subprocess.PIPE, check=True, universal_newlines=True,
+                         timeout=120).stdout
+    defined = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and not line.startswith("!_"):
+            defined.setdefault(parts[0], []).append(parts[1])
+    names = _hook_names()
+    clash = {n: defined[n] for n in names if n in defined}
+    assert clash == {}
+    for name in names:
+        assert any(p.endswith("src/shim/preload.c") for p in defined.get("stpify_" + name, [])), name

@@ -12,7 +12,7 @@ For libstp, stp runs in the inside namespace with a hosts file of its own
 gives the proxy's name two addresses of the gateway.
 
 Needs root. Environment: STPD (default: build-mcast/, then build/); STP_BIN
-(default: src/client/stp next to stpd's build).
+(default: src/cli/stp next to stpd's build).
 """
 
 import os
@@ -162,7 +162,7 @@ def stp_bin():
         return os.environ["STP_BIN"]
     from conftest import stpd_binary
     build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd_binary()))))
-    p = os.path.join(build, "src", "client", "stp")
+    p = os.path.join(build, "src", "cli", "stp")
     if not os.path.exists(p):
         pytest.skip("no stp binary (set STP_BIN=)")
     return p

@@ -48,7 +48,7 @@ def _binary(env, rel):
 
 
 def stp_bin():
-    return _binary("STP", "src/client/stp")
+    return _binary("STP", "src/cli/stp")
 
 
 def stpify_bin():

@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "ext/mcast/mc_replay.h"
+#include "mcrypto/mc_replay.h"
 #include "policy/conf.h"
 #include "proto/mcast.h"
 

@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
-#include "ext/mcast/mc_crypt.h"
+#include "mcrypto/mc_crypt.h"
 
 #define HUB_BUF_SIZE (65536 + 256)
 

@@ -27,7 +27,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
-#include "ext/mcast/mc_crypt.h"
+#include "mcrypto/mc_crypt.h"
 
 #define RELAY_BATCH 64 /* datagrams per wake-up and socket */
 #define RELAY_TICK 1.0 /* seconds between idle checks */

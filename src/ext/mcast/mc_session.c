@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
-#include "ext/mcast/mc_crypt.h"
+#include "mcrypto/mc_crypt.h"
 #include "server/flow.h"
 #include "server/session.h"
 

@@ -335,12 +335,21 @@ static void test_udp_associate(void **state)
 
 /* ---- partial writes ---- */
 
-static unsigned io_calls;
+/* The hooks' own state, reached through ctx: no global, so two
+ * handshakes on one thread keep their counts apart. */
+struct dribble {
+	unsigned calls;  /* send calls, EAGAIN on every other one */
+	unsigned recvs;
+	int fd;          /* the fd the engine must pass with this ctx */
+};
 
 /* One byte per call, and EAGAIN on every other call. */
-static ssize_t send_dribble(int fd, const void *buf, size_t len, int flags)
+static ssize_t send_dribble(void *ctx, int fd, const void *buf, size_t len, int flags)
 {
-	if (io_calls++ % 2 == 0) {
+	struct dribble *d = ctx;
+
+	assert_int_equal(fd, d->fd);
+	if (d->calls++ % 2 == 0) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -348,8 +357,12 @@ static ssize_t send_dribble(int fd, const void *buf, size_t len, int flags)
 	return send(fd, buf, len > 0 ? 1 : 0, flags);
 }
 
-static ssize_t recv_checked(int fd, void *buf, size_t len, int flags)
+static ssize_t recv_checked(void *ctx, int fd, void *buf, size_t len, int flags)
 {
+	struct dribble *d = ctx;
+
+	assert_int_equal(fd, d->fd);
+	d->recvs++;
 	assert_true(flags & MSG_DONTWAIT);
 	return recv(fd, buf, len, flags);
 }
@@ -357,15 +370,62 @@ static ssize_t recv_checked(int fd, void *buf, size_t len, int flags)
 static void test_partial_writes(void **state)
 {
 	struct fake f;
+	struct dribble d = { 0 };
 	const struct xchg x[] = { XC(GREET_AUTH, CHOOSE_AUTH), XC(AUTH_ALICE, AUTH_OK),
 				  XC(REQ_NAME, REP_NAME) };
 
 	start(&f, "socks5h://alice:s3cret@proxy", STP_CMD_CONNECT, "web.test", 443, false);
-	stp_handshake_set_io(&f.h, send_dribble, recv_checked);
-	io_calls = 0;
+	d.fd = f.cli;
+	stp_handshake_set_io(&f.h, &(struct stp_io){ send_dribble, recv_checked, &d });
 	assert_int_equal(fake_run(&f, x, 3, true), STP_DONE);
 	/* one WANT_WRITE per byte of GREET_AUTH + AUTH_ALICE + REQ_NAME */
-	assert_int_equal(f.want_write, sizeof(GREET_AUTH) + sizeof(AUTH_ALICE) + sizeof(REQ_NAME));
+	size_t sent = sizeof(GREET_AUTH) + sizeof(AUTH_ALICE) + sizeof(REQ_NAME);
+	assert_int_equal(f.want_write, sent);
+	assert_int_equal(d.calls, 2 * sent);
+	assert_true(d.recvs > 0);
+	fake_close(&f);
+}
+
+/* Two handshakes stepped in turn on one thread, each with its own ctx:
+ * every call lands in its own handshake's state (a hook without ctx
+ * needs a global for that, and the two would share it). */
+static void test_io_ctx_per_handshake(void **state)
+{
+	struct fake a, b;
+	struct dribble da = { 0 }, db = { 0 };
+	const struct xchg x[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_V4, REP_V4) };
+
+	start(&a, "socks5://127.0.0.1", STP_CMD_CONNECT, "192.0.2.7", 80, false);
+	start(&b, "socks5://127.0.0.1", STP_CMD_CONNECT, "192.0.2.7", 80, false);
+	da.fd = a.cli;
+	db.fd = b.cli;
+	stp_handshake_set_io(&a.h, &(struct stp_io){ send_dribble, recv_checked, &da });
+	stp_handshake_set_io(&b.h, &(struct stp_io){ send_dribble, recv_checked, &db });
+	/* b's first send: EAGAIN, counted on db only. */
+	assert_int_equal(stp_handshake_step(&b.h), STP_WANT_WRITE);
+	assert_int_equal(db.calls, 1);
+	assert_int_equal(da.calls, 0);
+	assert_int_equal(fake_run(&a, x, 2, false), STP_DONE);
+	assert_int_equal(db.calls, 1);
+	assert_int_equal(fake_run(&b, x, 2, false), STP_DONE);
+	assert_int_equal(da.calls, 2 * (sizeof(GREET_NONE) + sizeof(REQ_V4)));
+	fake_close(&a);
+	fake_close(&b);
+}
+
+/* NULL (or NULL functions) brings libc's send and recv back. */
+static void test_io_reset(void **state)
+{
+	struct fake f;
+	struct dribble d = { 0 };
+	const struct xchg x[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_V4, REP_V4) };
+
+	start(&f, "socks5://127.0.0.1", STP_CMD_CONNECT, "192.0.2.7", 80, false);
+	stp_handshake_set_io(&f.h, &(struct stp_io){ send_dribble, recv_checked, &d });
+	stp_handshake_set_io(&f.h, NULL);
+	assert_int_equal(fake_run(&f, x, 2, false), STP_DONE);
+	assert_int_equal(d.calls + d.recvs, 0);
+	assert_int_equal(f.want_write, 0);
 	fake_close(&f);
 }
 
@@ -528,6 +588,8 @@ int main(void)
 		cmocka_unit_test(test_bind_second_reply_refused),
 		cmocka_unit_test(test_udp_associate),
 		cmocka_unit_test(test_partial_writes),
+		cmocka_unit_test(test_io_ctx_per_handshake),
+		cmocka_unit_test(test_io_reset),
 		cmocka_unit_test(test_socks4_connect),
 		cmocka_unit_test(test_socks4a_name_bytewise),
 		cmocka_unit_test(test_socks4_rejections),

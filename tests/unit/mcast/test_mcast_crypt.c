@@ -1,6 +1,7 @@
 /*
  * test_mcast_crypt.c - the AEAD framing of multicast datagrams
- * (src/ext/mcast/mc_crypt.c) and the replay window (mc_replay.c).
+ * (src/mcrypto/mc_crypt.c) and the replay window (mc_replay.c), the one
+ * copy that stpd's relay and libstp's memberships both link.
  * The known-answer frames were computed with python3-cryptography from
  * docs/mcast.md, so stpd and an independent client agree byte for byte.
  */
@@ -10,10 +11,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdint.h>
 #include <string.h>
 
-#include "ext/mcast/mc_crypt.h"
-#include "ext/mcast/mc_replay.h"
+#include "mcrypto/mc_crypt.h"
+#include "mcrypto/mc_replay.h"
 
 static const uint8_t payload[] = "hello multicast"; /* 15 bytes + NUL, NUL not sent */
 
@@ -148,6 +150,95 @@ static void test_replay_window(void **state)
 	assert_false(mc_replay_check(&w, 100));
 }
 
+/* libstp opens in place (out = the ciphertext's own bytes), stpd into
+ * another buffer: both give the same payload, for each suite. */
+static void test_open_in_place(void **state)
+{
+	const uint8_t suites[] = { MCAST_SUITE_AES256GCM, MCAST_SUITE_CHACHA20, MCAST_SUITE_NONE };
+	struct mc_aead *a = mc_aead_new();
+	uint8_t key[MCAST_KEY_LEN], frame[128];
+	struct mcast_frame f = { .kind = MCAST_KIND_RELAY, .id = 9, .seq = 7 }, g;
+	struct socks_err err;
+
+	key_0_31(key);
+	f.src.atyp = SOCKS_ATYP_IPV4;
+	f.src.port = 53;
+	for (size_t i = 0; i < sizeof(suites); i++) {
+		size_t n = mc_frame_seal(a, suites[i], key, &f, payload, 15, frame, sizeof(frame));
+		assert_int_equal(n, mc_frame_len(suites[i], &f, 15));
+		assert_int_equal(mcast_frame_parse(&g, frame, n, &err), SOCKS_DONE);
+		assert_int_equal(mc_frame_open(a, suites[i], key, &g, frame, n, frame + g.hdrlen,
+					       n - g.hdrlen), 15);
+		assert_memory_equal(frame + g.hdrlen, payload, 15);
+	}
+	mc_aead_free(a);
+}
+
+/* A frame opens only under its own key and suite; a suite the codec does
+ * not know seals nothing and opens nothing. */
+static void test_wrong_key_or_suite(void **state)
+{
+	struct mc_aead *a = mc_aead_new();
+	uint8_t key[MCAST_KEY_LEN], other[MCAST_KEY_LEN], out[128], pt[128];
+	struct mcast_frame f = { .kind = MCAST_KIND_MEMBER, .id = 3, .seq = 1 }, g;
+	struct socks_err err;
+
+	key_0_31(key);
+	memcpy(other, key, sizeof(other));
+	other[MCAST_KEY_LEN - 1] ^= 0x80; /* the last bit of the key counts too */
+	size_t n = mc_frame_seal(a, MCAST_SUITE_AES256GCM, key, &f, payload, 15, out, sizeof(out));
+	assert_true(n > 0);
+	assert_int_equal(mcast_frame_parse(&g, out, n, &err), SOCKS_DONE);
+	assert_int_equal(mc_frame_open(a, MCAST_SUITE_AES256GCM, other, &g, out, n, pt,
+				       sizeof(pt)), -1);
+	assert_int_equal(mc_frame_open(a, MCAST_SUITE_CHACHA20, key, &g, out, n, pt, sizeof(pt)),
+			 -1);
+	/* A failed open leaves the context fit for the next frame. */
+	assert_int_equal(mc_frame_open(a, MCAST_SUITE_AES256GCM, key, &g, out, n, pt, sizeof(pt)),
+			 15);
+	assert_int_equal(mc_frame_seal(a, 0x03, key, &f, payload, 15, out, sizeof(out)), 0);
+	assert_int_equal(mc_frame_open(a, 0x03, key, &g, out, n, pt, sizeof(pt)), -1);
+	mc_aead_free(a);
+}
+
+/* The window's edges: 0, the oldest number still inside, jumps of 63 and
+ * 64, the top of the sequence space, and check never records. */
+static void test_replay_edges(void **state)
+{
+	struct mc_replay w = { 0 };
+
+	assert_false(mc_replay_check(&w, 0));
+	assert_true(mc_replay_check(&w, 1));
+	assert_true(mc_replay_check(&w, 1)); /* checking does not record */
+	mc_replay_update(&w, 1);
+	assert_false(mc_replay_check(&w, 0));
+
+	/* A jump of 63 keeps 1 at the window's last bit: still a replay. */
+	mc_replay_update(&w, 64);
+	assert_int_equal(w.bits, (1ull << 63) | 1);
+	assert_false(mc_replay_check(&w, 1));
+	assert_true(mc_replay_check(&w, 2));
+	/* A jump of exactly 64 clears the map; 64 behind is too old. */
+	mc_replay_update(&w, 128);
+	assert_int_equal(w.bits, 1);
+	assert_false(mc_replay_check(&w, 64));
+	assert_true(mc_replay_check(&w, 65));
+	/* Filling the window from the bottom up leaves every bit set. */
+	for (uint64_t s = 65; s < 128; s++)
+		mc_replay_update(&w, s);
+	assert_int_equal(w.bits, UINT64_MAX);
+	for (uint64_t s = 60; s <= 130; s++)
+		assert_int_equal(mc_replay_check(&w, s), s > 128);
+
+	/* The last sequence number of all: nothing after it is new. */
+	struct mc_replay t = { 0 };
+	mc_replay_update(&t, UINT64_MAX);
+	assert_false(mc_replay_check(&t, UINT64_MAX));
+	assert_true(mc_replay_check(&t, UINT64_MAX - 63));
+	assert_false(mc_replay_check(&t, UINT64_MAX - 64));
+	assert_false(mc_replay_check(&t, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +247,9 @@ int main(void)
 		cmocka_unit_test(test_relay_frame_roundtrip),
 		cmocka_unit_test(test_suite_none),
 		cmocka_unit_test(test_replay_window),
+		cmocka_unit_test(test_open_in_place),
+		cmocka_unit_test(test_wrong_key_or_suite),
+		cmocka_unit_test(test_replay_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,9 +5,14 @@
  * nonce = 4 zero bytes || SEQ. Suite none copies the payload unsealed.
  *
  * A context is one EVP_CIPHER_CTX, used by one thread at a time.
+ *
+ * One copy for both ends of the wire: stpd's multicast relay
+ * (src/ext/mcast) and libstp's memberships (src/client/mcast_frame.c)
+ * link this library (src/mcrypto), so they cannot drift apart. out may
+ * equal the payload's place in the frame (libstp opens in place).
  */
-#ifndef STP_EXT_MCAST_CRYPT_H
-#define STP_EXT_MCAST_CRYPT_H
+#ifndef STP_MCRYPTO_MC_CRYPT_H
+#define STP_MCRYPTO_MC_CRYPT_H
 
 #include <stddef.h>
 #include <stdint.h>

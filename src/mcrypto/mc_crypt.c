@@ -1,7 +1,7 @@
 /*
  * mc_crypt.c - AEAD seal/open of multicast frames with OpenSSL's EVP API.
  */
-#include "ext/mcast/mc_crypt.h"
+#include "mcrypto/mc_crypt.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>

@@ -2,9 +2,10 @@
  * mc_replay.h - the anti-replay window for sequence numbers, after
  * RFC 4303 section 3.4.3: the highest sequence number seen and a bitmap of
  * the MC_REPLAY_WINDOW numbers below it. Sequence number 0 is never valid.
+ * stpd keeps one per member, libstp one per membership (relay frames).
  */
-#ifndef STP_EXT_MCAST_REPLAY_H
-#define STP_EXT_MCAST_REPLAY_H
+#ifndef STP_MCRYPTO_MC_REPLAY_H
+#define STP_MCRYPTO_MC_REPLAY_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * mc_replay.c - sliding anti-replay window (RFC 4303 section 3.4.3).
  */
-#include "ext/mcast/mc_replay.h"
+#include "mcrypto/mc_replay.h"
 
 bool mc_replay_check(const struct mc_replay *w, uint64_t seq)
 {
