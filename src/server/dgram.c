@@ -18,6 +18,7 @@
 #include "common/sockaddr.h"
 #include "proto/socks.h"
 #include "server/dgram.h"
+#include "server/idle.h"
 #include "server/resolve.h"
 
 #define DGRAM_NAME_CACHE 4 /* resolved names kept per relay */
@@ -281,14 +282,8 @@ static void on_client(EV_P_ ev_io *w, int revents)
 static void on_idle(EV_P_ ev_timer *w, int revents)
 {
 	struct dgram_relay *r = w->data;
-	ev_tstamp left = r->last + r->idle_secs - ev_now(EV_A);
-
-	if (left > 0) {
-		w->repeat = left;
-		ev_timer_again(EV_A_ w);
-		return;
-	}
-	r->ops->idle(r->ctx);
+	if (!idle_rearm(EV_A, w, r->last, r->idle_secs))
+		r->ops->idle(r->ctx);
 }
 
 struct dgram_relay *dgram_relay_new(const struct dgram_params *p, struct sockaddr_storage *bound)

@@ -17,6 +17,7 @@
 #include "server/relay.h"
 
 #include "server/conn.h"
+#include "server/idle.h"
 
 #define RELAY_ROUNDS_PER_EVENT 8 /* bound the work one busy peer gets per wake-up */
 
@@ -245,14 +246,8 @@ static void on_write(EV_P_ ev_io *w, int revents)
 static void on_idle(EV_P_ ev_timer *w, int revents)
 {
 	struct relay *r = w->data;
-	ev_tstamp left = r->last + r->idle_secs - ev_now(EV_A);
-	if (left > 0) {
-		/* Activity since the timer was set: sleep for the rest. */
-		w->repeat = left;
-		ev_timer_again(EV_A_ w);
-		return;
-	}
-	relay_end(r, "idle timeout");
+	if (!idle_rearm(EV_A, w, r->last, r->idle_secs))
+		relay_end(r, "idle timeout");
 }
 
 int relay_start(struct relay *r, struct ev_loop *loop, struct pipepool *pool,
