@@ -129,6 +129,7 @@ int session_finish(struct session *s, uint8_t rep, const char *reason)
 	return -1;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog_tagged(const struct session *s, int level, const char *fmt, va_list ap)
 {
 	char tag[SA_STR_MAX + 300], msg[1024];
