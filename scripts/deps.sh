@@ -15,7 +15,7 @@ TEST_PKGS=(
 	proxychains4 dante-client dante-server dnsmasq-base haproxy microsocks chromium
 	iproute2 netcat-openbsd procps util-linux
 	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox socat nftables
-	nodejs wget mount universal-ctags
+	nodejs wget mount universal-ctags tor
 )
 
 mode=all
@@ -56,7 +56,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
 
-# dante-server's and haproxy's maintainer scripts would start their daemons
+# dante-server's, haproxy's and tor's maintainer scripts would start their daemons
 # (danted on port 1080, where stpd's default listens). Deny service starts
 # while installing, through the standard policy-rc.d hook, unless the
 # machine already has its own policy.

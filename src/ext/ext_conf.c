@@ -11,6 +11,7 @@
 
 #include "ext/ext_config.h"
 #include "ext/mcast/mc_conf.h"
+#include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "policy/conf_ext.h"
 
@@ -21,6 +22,7 @@ static const struct ext_conf_entry {
 } ext_confs[] = {
 	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
+	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

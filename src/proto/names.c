@@ -59,6 +59,10 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "mcast-leave";
 	case SOCKS_CMD_JOIN_MCAST_FILTER:
 		return "mcast-join-filter";
+	case SOCKS_CMD_RESOLVE:
+		return "resolve";
+	case SOCKS_CMD_RESOLVE_PTR:
+		return "resolve-ptr";
 	default:
 		return "unknown";
 	}

@@ -40,6 +40,8 @@ enum {
 	SOCKS_CMD_JOIN_MCAST = 0x05,  /* seed 000 */
 	SOCKS_CMD_LEAVE_MCAST = 0x06, /* stp's choice, seed 000 gives none */
 	SOCKS_CMD_JOIN_MCAST_FILTER = 0x85, /* stp: JOIN with RFC 3678 source filter */
+	SOCKS_CMD_RESOLVE = 0xF0,     /* Tor (socks-extensions.txt) */
+	SOCKS_CMD_RESOLVE_PTR = 0xF1, /* Tor */
 };
 
 enum {

@@ -72,9 +72,10 @@ const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8
 					   size_t n_offered);
 
 /* Built-in modules (each listed in the registry only when its build option,
- * ext_tls or ext_mcast, is on: ext/ext_config.h). */
+ * ext_tls, ext_mcast or ext_resolve, is on: ext/ext_config.h). */
 extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */
+extern const struct stp_ext ext_resolve; /* src/ext/resolve */
 
 #endif

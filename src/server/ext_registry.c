@@ -1,7 +1,8 @@
 /*
  * ext_registry.c - the static list of modules compiled into stpd.
  * Order matters for methods: earlier modules' methods are preferred.
- * ext_config.h (generated from the build options ext_tls, ext_mcast) says
+ * ext_config.h (generated from the build options ext_tls, ext_mcast,
+ * ext_resolve) says
  * which modules are built: a disabled one is not named here, so its library
  * need not be linked.
  */
@@ -17,6 +18,9 @@ static const struct stp_ext *const registry[] = {
 	&ext_core,
 #if STP_EXT_MCAST
 	&ext_mcast,
+#endif
+#if STP_EXT_RESOLVE
+	&ext_resolve,
 #endif
 };
 

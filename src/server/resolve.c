@@ -9,6 +9,7 @@
 #include "server/resolve.h"
 
 #include <ares.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct resolver {
 struct lookup {
 	struct resolver *r;
 	lookup_cb cb;
+	lookup_name_cb name_cb; /* a reverse look-up */
 	void *ctx; /* NULL once cancelled */
 	struct lookup **slot; /* the owner's handle, cleared when done */
 	uint16_t port;
@@ -211,6 +213,59 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	r->pending++;
 	/* May call on_result before returning (e.g. a name in /etc/hosts). */
 	ares_getaddrinfo(r->channel, name, NULL, &hints, on_result, l);
+	arm_timer(r);
+	return 0;
+}
+
+static void on_host(void *arg, int status, int timeouts, struct hostent *h)
+{
+	struct lookup *l = arg;
+	const char *name = NULL;
+
+	(void)timeouts;
+	l->r->pending--;
+	if (status == ARES_SUCCESS) {
+		if (h && h->h_name && h->h_name[0])
+			name = h->h_name;
+		else
+			status = ARES_ENODATA;
+	}
+	if (l->slot)
+		*l->slot = NULL;
+	if (l->ctx)
+		l->name_cb(l->ctx, status, name);
+	free(l);
+}
+
+int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_cb cb, void *ctx,
+		     struct lookup **slot)
+{
+	struct lookup *l;
+	const void *addr;
+	int addrlen;
+
+	*slot = NULL;
+	if (sa->sa_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		addrlen = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		addrlen = 16;
+	} else {
+		return -1;
+	}
+	if (r->pending >= r->max_pending)
+		return -1;
+	if (!(l = calloc(1, sizeof(*l))))
+		return -1;
+	l->r = r;
+	l->name_cb = cb;
+	l->ctx = ctx;
+	l->slot = slot;
+	*slot = l;
+	r->pending++;
+	/* May call on_host before returning (an address in /etc/hosts). */
+	ares_gethostbyaddr(r->channel, addr, addrlen, sa->sa_family, on_host, l);
 	arm_timer(r);
 	return 0;
 }

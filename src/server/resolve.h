@@ -28,6 +28,12 @@ void resolver_free(struct resolver *r);
  * look-ups are already running (or out of memory). */
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
 		    struct lookup **slot);
+/* A reverse (PTR) look-up of sa's address: status 0 and the first name,
+ * else a c-ares status code (name NULL). The same slot and cancel rules as
+ * resolver_lookup(). */
+typedef void (*lookup_name_cb)(void *ctx, int status, const char *name);
+int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_cb cb, void *ctx,
+		     struct lookup **slot);
 void resolver_cancel(struct lookup *l);
 const char *resolver_strerror(int status);
 /* SOCKS5 reply for a failed look-up. */

@@ -24,6 +24,7 @@
 struct session;
 struct stp_method;
 struct stream_filter;
+struct resolver;
 
 /* A command handler's per-session state lives behind this, freed by its own
  * destroy callback when the session closes. */
@@ -53,6 +54,8 @@ struct stream_filter *session_filter(const struct session *s);
 /* Why the session is closing (inside a handler's destroy: the session's
  * result), or "" while it is not. */
 const char *session_close_reason(const struct session *s);
+/* The worker's asynchronous resolver (resolve.h), shared by its sessions. */
+struct resolver *session_resolver(const struct session *s);
 /* Closed, or closing once what is queued is written: take no more input. */
 bool session_ending(const struct session *s);
 

@@ -47,6 +47,11 @@ const struct socks_addr *session_target(const struct session *s)
 	return &s->target;
 }
 
+struct resolver *session_resolver(const struct session *s)
+{
+	return s->w->resolver;
+}
+
 const char *session_user(const struct session *s)
 {
 	return s->user;

@@ -408,6 +408,8 @@ DNS_NAMES = {
     "web.stp.test": ["127.0.0.1"],
     "web6.stp.test": ["::1"],
     "both.stp.test": ["127.0.0.1", "::1"],
+    # an address no /etc/hosts names: its PTR comes from dnsmasq only
+    "ptr.stp.test": ["127.0.0.77"],
 }
 NXDOMAIN_NAME = "nonexistent.stp.test"
 
