@@ -1,4 +1,5 @@
-"""The extensions built into stpd (meson options ext_tls, ext_mcast;
+"""The extensions built into stpd (meson options ext_tls, ext_mcast,
+ext_resolve;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -24,8 +25,13 @@ USES = {
         ("mcast { ttl 4 }\n", "mcast", 1),
         ("request pass { command mcast-join }\n", "mcast-join", 1),
     ],
+    "resolve": [
+        ("request block { command resolve; to .blocked.test }\n", "resolve", 1),
+        ("request pass { from 127.0.0.0/8 }\nrequest block { command resolve-ptr }\n",
+         "resolve-ptr", 2),
+    ],
 }
-EXT_NAME = {"tls": "TLS", "mcast": "multicast"}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE"}
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +51,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast"}
+    assert mods <= {"tls", "core", "mcast", "resolve"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
