@@ -38,8 +38,8 @@ struct lookup {
 	struct resolver *r;
 	lookup_cb cb;
 	lookup_name_cb name_cb; /* a reverse look-up */
-	void *ctx; /* NULL once cancelled */
-	struct lookup **slot; /* the owner's handle, cleared when done */
+	void *ctx;              /* NULL once cancelled */
+	struct lookup **slot;   /* the owner's handle, cleared when done */
 	uint16_t port;
 };
 

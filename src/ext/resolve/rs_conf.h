@@ -10,7 +10,7 @@
 #include "policy/conf_ext.h"
 
 /* The rule_cmd_bits values of its commands (above the core's and mcast's). */
-#define RULE_CMD_RESOLVE (1u << 8)
+#define RULE_CMD_RESOLVE     (1u << 8)
 #define RULE_CMD_RESOLVE_PTR (1u << 9)
 
 extern const struct conf_ext rs_conf_ext;

@@ -51,8 +51,9 @@ static void rs_answer(struct session *s, const struct sockaddr_storage *addr)
 
 	sa_unmap(&a);
 	sa_set_port((struct sockaddr *)&a, 0);
-	inet_ntop(a.ss_family, a.ss_family == AF_INET ? (const void *)&a4->sin_addr
-						       : (const void *)&a6->sin6_addr,
+	inet_ntop(a.ss_family,
+		  a.ss_family == AF_INET ? (const void *)&a4->sin_addr :
+					   (const void *)&a6->sin6_addr,
 		  what, sizeof(what));
 	session_info(s, "resolve %s: %s", socks_addr_str(session_target(s), target, sizeof(target)),
 		     what);
@@ -151,8 +152,8 @@ static void rs_resolve_ptr(struct session *s)
 		return;
 	}
 	session_set_handler(s, &rs_ops, st);
-	if (resolver_reverse(session_resolver(s), (struct sockaddr *)&a, on_name, s,
-			     &st->lookup) < 0)
+	if (resolver_reverse(session_resolver(s), (struct sockaddr *)&a, on_name, s, &st->lookup) <
+	    0)
 		rs_busy(s);
 }
 
