@@ -196,3 +196,46 @@ def test_truncated_request_timeout(stpd_factory):
         with s:
             assert S.closed_by_peer(s, 15)
     assert p.alive()
+
+
+# ---------------------------------------------------------------------------
+# a resolver that never answers: the look-up times out, or the client leaves
+# while it is pending
+
+
+@pytest.fixture
+def silent_dns():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    yield u.getsockname()[1]
+    u.close()
+
+
+def test_resolver_timeout_is_04(stpd_factory, silent_dns):
+    p = stpd_factory(conf=stpdconf.conf(resolver="resolver 127.0.0.1:%d\n" % silent_dns,
+                                        extra=stpdconf.timeouts(dns=1)))
+    got, closed = raw_request(p, CMD_RESOLVE, "web.stp.test")
+    assert got == bytes([5, 4, 0, 1, 0, 0, 0, 0, 0, 0])
+    assert closed
+    p.wait_log(r"resolve web\.stp\.test:0 failed: .*[Tt]imeout")
+
+
+@pytest.mark.parametrize("cmd,host", [(CMD_RESOLVE, "web.stp.test"),
+                                      (CMD_RESOLVE_PTR, "127.0.0.77")])
+def test_client_leaves_during_lookup(stpd_factory, silent_dns, cmd, host):
+    p = stpd_factory(conf=stpdconf.conf(resolver="resolver 127.0.0.1:%d\n" % silent_dns,
+                                        extra=stpdconf.timeouts(dns=2)))
+    s = S.dial(p.port)
+    with s:
+        assert S.negotiate(s) == S.M_NONE
+        s.sendall(S.request_msg(cmd, host, 0))
+    # the session ends at the client's end of stream, not at the look-up's
+    # timeout (several seconds with c-ares' retries)
+    m = p.wait_log(r"session .* cmd=%s .*duration=(\d+\.\d+) rep=\"-\" "
+                   r"result=\"control connection closed\"" %
+                   ("resolve" if cmd == CMD_RESOLVE else "resolve-ptr"))
+    assert float(m.group(1)) < 1.5, m.string
+    # the cancelled look-up ends later without touching the closed session
+    got, _ = raw_request(p, cmd, host)
+    assert got[:2] == bytes([5, 4])
+    assert p.alive()

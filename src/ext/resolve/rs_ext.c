@@ -35,6 +35,29 @@ static void rs_destroy(struct session *s)
 
 static const struct session_cmd_ops rs_ops = { "resolve", rs_destroy };
 
+/* Bytes after the request mean nothing here (the connection closes after
+ * the reply); the watch is for the client's end of stream, which closes
+ * the session and cancels the look-up at once. */
+static void rs_on_input(struct session *s)
+{
+	size_t len, cap;
+	session_input(s, &len, &cap);
+	session_consume(s, len);
+}
+
+/* The look-up is running: its state is the session's from here. */
+static struct rs_state *rs_begin(struct session *s)
+{
+	struct rs_state *st = calloc(1, sizeof(*st));
+	if (!st) {
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+		return NULL;
+	}
+	session_set_handler(s, &rs_ops, st);
+	session_watch_control(s, rs_on_input);
+	return st;
+}
+
 static void rs_busy(struct session *s)
 {
 	session_warnx(s, "too many DNS look-ups pending");
@@ -100,11 +123,8 @@ static void rs_resolve(struct session *s)
 		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "blocked");
 		return;
 	}
-	if (!(st = calloc(1, sizeof(*st)))) {
-		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+	if (!(st = rs_begin(s)))
 		return;
-	}
-	session_set_handler(s, &rs_ops, st);
 	if (resolver_lookup(session_resolver(s), t->u.name, 0, on_addrs, s, &st->lookup) < 0)
 		rs_busy(s);
 }
@@ -147,11 +167,8 @@ static void rs_resolve_ptr(struct session *s)
 		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "blocked");
 		return;
 	}
-	if (!(st = calloc(1, sizeof(*st)))) {
-		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+	if (!(st = rs_begin(s)))
 		return;
-	}
-	session_set_handler(s, &rs_ops, st);
 	if (resolver_reverse(session_resolver(s), (struct sockaddr *)&a, on_name, s, &st->lookup) <
 	    0)
 		rs_busy(s);
