@@ -148,20 +148,26 @@ int session_send(struct session *s, const uint8_t *p, size_t n)
 
 int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bool close)
 {
-	uint8_t buf[SOCKS5_REPLY_MAX];
 	struct socks_addr a;
-	size_t n;
-
 	if (bnd && sa_to_socks(&a, bnd) < 0)
 		bnd = NULL;
+	return session_reply_addr(s, rep, bnd ? &a : NULL, close);
+}
+
+int session_reply_addr(struct session *s, uint8_t rep, const struct socks_addr *bnd, bool close)
+{
+	uint8_t buf[SOCKS5_REPLY_MAX];
+	size_t n;
+
 	if (s->version == SOCKS4_VER) {
 		static const uint8_t zero[4];
 		uint8_t r4 = rep == SOCKS5_REP_SUCCEEDED ? SOCKS4_REP_GRANTED
 							 : SOCKS4_REP_REJECTED;
-		bool v4 = bnd && a.atyp == SOCKS_ATYP_IPV4;
-		n = socks4_reply_write(buf, sizeof(buf), r4, v4 ? a.port : 0, v4 ? a.u.v4 : zero);
+		bool v4 = bnd && bnd->atyp == SOCKS_ATYP_IPV4;
+		n = socks4_reply_write(buf, sizeof(buf), r4, v4 ? bnd->port : 0,
+				       v4 ? bnd->u.v4 : zero);
 	} else {
-		n = socks5_reply_write(buf, sizeof(buf), rep, bnd ? &a : NULL);
+		n = socks5_reply_write(buf, sizeof(buf), rep, bnd);
 	}
 	session_note_reply(s, rep);
 	if (close)

@@ -106,6 +106,8 @@ void session_close(struct session *s, const char *reason);
 /* Queues a SOCKS reply (v4 or v5 form chosen by s->version). When close is
  * true the session ends once it is written. Returns 0, or -1 after closing. */
 int session_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd, bool close);
+/* The same with BND as a SOCKS address, which may be a name (ATYP X'03'). */
+int session_reply_addr(struct session *s, uint8_t rep, const struct socks_addr *bnd, bool close);
 
 /* Called by an authentication method when it has finished: ok moves on to
  * the request; !ok means the method already closed the session. */

@@ -133,7 +133,6 @@ static void on_name(void *ctx, int status, const char *name)
 {
 	struct session *s = ctx;
 	struct socks_addr bnd = { .atyp = SOCKS_ATYP_DOMAIN };
-	uint8_t buf[8 + SOCKS_DOMAIN_MAX];
 	char target[SA_STR_MAX];
 	size_t len = name ? strlen(name) : 0;
 
@@ -145,10 +144,7 @@ static void on_name(void *ctx, int status, const char *name)
 	memcpy(bnd.u.name, name, len + 1);
 	session_info(s, "resolve-ptr %s: %s",
 		     socks_addr_str(session_target(s), target, sizeof(target)), name);
-	size_t n = socks5_reply_write(buf, sizeof(buf), SOCKS5_REP_SUCCEEDED, &bnd);
-	session_note_reply(s, SOCKS5_REP_SUCCEEDED);
-	session_close_after_output(s, socks5_rep_name(SOCKS5_REP_SUCCEEDED));
-	session_send(s, buf, n);
+	session_reply_addr(s, SOCKS5_REP_SUCCEEDED, &bnd, true);
 }
 
 static void rs_resolve_ptr(struct session *s)
