@@ -9,6 +9,8 @@ set -euo pipefail
 BUILD_PKGS=(
 	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 	libev-dev libc-ares-dev libssl-dev libcrypt-dev libpam0g-dev libcmocka-dev
+	libmicrohttpd-dev libnftables-dev libnetfilter-conntrack-dev libmnl-dev
+	libkrb5-dev libldap-dev libradcli-dev
 )
 TEST_PKGS=(
 	curl python3 python3-pytest python3-socks python3-python-socks python3-async-timeout
@@ -16,6 +18,8 @@ TEST_PKGS=(
 	iproute2 netcat-openbsd procps util-linux
 	openssl stunnel4 tshark dnsutils python3-cryptography gnuplot-nox socat nftables
 	nodejs wget mount universal-ctags tor
+	conntrack iperf3 krb5-kdc krb5-admin-server krb5-user python3-gssapi
+	freeradius freeradius-utils slapd ldap-utils
 )
 
 mode=all
