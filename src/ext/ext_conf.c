@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "ext/ext_config.h"
+#include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
@@ -23,6 +24,7 @@ static const struct ext_conf_entry {
 	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
+	{ &gss_conf_ext, STP_EXT_GSSAPI, "the GSS-API extension", "ext_gssapi" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)
@@ -53,6 +55,12 @@ int ext_conf_check(const struct stp_conf *c, char *err, size_t errlen)
 	if (!STP_EXT_TLS && (c->auth_methods & AUTH_BIT_SSL)) {
 		snprintf(err, errlen, "%s: auth method ssl needs the TLS extension, and this stpd "
 			 "was built without it (meson option ext_tls=false)",
+			 c->path[0] ? c->path : "(embedded)");
+		return -1;
+	}
+	if (!STP_EXT_GSSAPI && (c->auth_methods & AUTH_BIT_GSSAPI)) {
+		snprintf(err, errlen, "%s: auth method gssapi needs the GSS-API extension, and this "
+			 "stpd was built without it (meson option ext_gssapi=false)",
 			 c->path[0] ? c->path : "(embedded)");
 		return -1;
 	}

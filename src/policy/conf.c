@@ -306,6 +306,8 @@ static void conf_describe_auth(const struct stp_conf *c, char *out, size_t outle
 		else
 			conf_cat(out, outlen, pos, " userpass (file %s)", c->users_file);
 	}
+	if (c->auth_methods & AUTH_BIT_GSSAPI)
+		conf_cat(out, outlen, pos, " gssapi");
 	conf_cat(out, outlen, pos, "\n");
 }
 

@@ -38,6 +38,7 @@ enum conf_auth_bits {
 	AUTH_BIT_NONE = 1u << 0,     /* method X'00' */
 	AUTH_BIT_USERPASS = 1u << 1, /* method X'02', RFC 1929 */
 	AUTH_BIT_SSL = 1u << 2,      /* method X'86' and its IANA code X'06' (an extension's) */
+	AUTH_BIT_GSSAPI = 1u << 3,   /* method X'01', RFC 1961 (an extension's) */
 };
 enum conf_userpass_backend { USERPASS_FILE = 0, USERPASS_PAM = 1 };
 

@@ -172,8 +172,11 @@ static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, vo
 			bits |= AUTH_BIT_USERPASS;
 		else if (strcmp(arg(s, i), "ssl") == 0)
 			bits |= AUTH_BIT_SSL;
+		else if (strcmp(arg(s, i), "gssapi") == 0)
+			bits |= AUTH_BIT_GSSAPI;
 		else
-			conf_error(p, s->line, "unknown auth method '%.64s' (none, userpass or ssl)",
+			conf_error(p, s->line,
+				   "unknown auth method '%.64s' (none, userpass, ssl or gssapi)",
 				   arg(s, i));
 	}
 	if (bits)

@@ -22,6 +22,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_RESOLVE
 	&ext_resolve,
 #endif
+#if STP_EXT_GSSAPI
+	&ext_gssapi, /* method X'01' */
+#endif
 };
 
 const struct stp_ext *const *ext_all(size_t *n)

@@ -1,0 +1,77 @@
+/*
+ * gss_int.h - internals of the GSS-API module (src/ext/gssapi, method X'01',
+ * RFC 1961): the stream filter that carries the session from the method
+ * choice on, and the state of context establishment, which lives in the
+ * filter so it goes with the session. Nothing outside src/ext/gssapi
+ * includes it.
+ *
+ * The filter has three phases:
+ * - HANDSHAKE: bytes pass through unchanged, but read() never hands out
+ *   bytes of two frames in one call, so the method (gss_method.c) can move
+ *   the filter to the next phase right after the protection-level frame
+ *   and the frames behind it (the request, already protected) are read in
+ *   the new phase. The method collects the frames into `acc`: a token may
+ *   be far larger than the session's 1 KiB handshake buffer.
+ * - CLEAR: protection level 0 (curl's "no protection"): bytes pass through.
+ * - WRAP: every byte in either direction is gss_wrap()ped into MTYP X'03'
+ *   frames (RFC 1961 section 5), with confidentiality at level 2.
+ */
+#ifndef STP_EXT_GSSAPI_GSS_INT_H
+#define STP_EXT_GSSAPI_GSS_INT_H
+
+#include <gssapi/gssapi.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/filter.h"
+
+/* A peer that never reads cannot make an output buffer grow past this
+ * (TLS_OBUF_MAX's size: a relay read plus framing). */
+#define GSS_BUF_MAX (4u << 20)
+/* Input: a partial frame plus one socket read (conn.c reads 16.5 KiB). */
+#define GSS_IN_MAX (128u * 1024)
+
+struct gss_buf {
+	uint8_t *p;
+	size_t off, len, cap; /* valid bytes [off, len) */
+};
+
+enum gss_phase { GSS_PH_HANDSHAKE, GSS_PH_CLEAR, GSS_PH_WRAP };
+enum gss_step { GSS_STEP_CONTEXT, GSS_STEP_LEVEL, GSS_STEP_DONE };
+
+struct gss_filter {
+	struct stream_filter base; /* first */
+	enum gss_phase phase;
+	struct gss_buf in, plain, out;
+	size_t frame_left;     /* HANDSHAKE: bytes of the current frame not handed out */
+	bool conf;             /* WRAP: confidentiality (level 2) */
+	OM_uint32 max_plain;   /* WRAP: plaintext bytes per token */
+
+	/* context establishment (gss_method.c) */
+	enum gss_step step;
+	struct gss_buf acc;    /* the frame being collected */
+	gss_cred_id_t cred;
+	gss_ctx_id_t ctx;
+	OM_uint32 flags;       /* ret_flags of the established context */
+	char principal[256];   /* the client's, once established */
+	char mech[24];         /* "krb5", "spnego/krb5", "other"... */
+	bool spnego;           /* the first token was SPNEGO's */
+	bool nec;              /* the level came unwrapped (curl --socks5-gssapi-nec) */
+};
+
+/* A filter in phase HANDSHAKE, owning cred (released by free). NULL when
+ * out of memory. */
+struct gss_filter *gss_filter_new(gss_cred_id_t cred);
+/* Moves to CLEAR (level 0) or WRAP (levels 1, 2). 0, or -1 with why set. */
+int gss_filter_protect(struct gss_filter *g, uint8_t level);
+
+/* Buffers (gss_filter.c). */
+int gss_buf_append(struct gss_buf *b, const uint8_t *p, size_t n, size_t max);
+void gss_buf_consume(struct gss_buf *b, size_t n);
+void gss_buf_free(struct gss_buf *b);
+
+/* "major: minor" text of a GSS-API status into out. */
+void gss_status_str(OM_uint32 major, OM_uint32 minor, char *out, size_t cap);
+
+#endif
