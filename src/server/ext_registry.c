@@ -15,15 +15,15 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_TLS
 	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */
 #endif
+#if STP_EXT_GSSAPI
+	&ext_gssapi, /* X'01' before the core's userpass and none: a Kerberos context is stronger */
+#endif
 	&ext_core,
 #if STP_EXT_MCAST
 	&ext_mcast,
 #endif
 #if STP_EXT_RESOLVE
 	&ext_resolve,
-#endif
-#if STP_EXT_GSSAPI
-	&ext_gssapi, /* method X'01' */
 #endif
 };
 

@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve;
+ext_resolve, ext_gssapi;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -30,8 +30,11 @@ USES = {
         ("request pass { from 127.0.0.0/8 }\nrequest block { command resolve-ptr }\n",
          "resolve-ptr", 2),
     ],
+    "gssapi": [
+        ("auth { methods gssapi }\ngssapi { protection integrity }\n", "gssapi", 2),
+    ],
 }
-EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE"}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API"}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +54,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
@@ -77,3 +80,15 @@ def test_method_ssl_needs_tls(tmp_path):
     else:
         assert out.strip() == ("%s: auth method ssl needs the TLS extension, and this stpd "
                                "was built without it (meson option ext_tls=false)" % path)
+
+
+def test_method_gssapi_needs_gssapi(tmp_path):
+    """auth { methods gssapi } alone: a core method name the parser knows."""
+    rc, out, path = check(tmp_path, "auth { methods gssapi }\n")
+    if "gssapi" in servers.stpd_modules(servers.stpd_binary()):
+        assert rc == 0 and "configuration OK" in out, out
+    else:
+        assert rc == 1
+        assert out.strip() == ("%s: auth method gssapi needs the GSS-API extension, and this "
+                               "stpd was built without it (meson option ext_gssapi=false)"
+                               % path)

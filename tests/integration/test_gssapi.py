@@ -1,0 +1,284 @@
+"""Method X'01', GSS-API (RFC 1961; docs/protocol.md "Method X'01'"),
+against a real MIT KDC the tests start on loopback (kdc.py: one per module).
+
+The client here is independent of stp: gss_client.py speaks RFC 1961 in raw
+bytes with python3-gssapi. Every protection level (0 as curl sends it, 1
+integrity, 2 confidentiality, 3 selective) carries a CONNECT and data
+through the protection, with Kerberos and with SPNEGO; tickets for the
+wrong service, tampered, expired and garbage tokens get the refusal
+X'01' X'FF' and a log line; principals the rules do not allow get REP
+X'02'; principals map to rule users."""
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+import kdc as K
+import socksraw as S
+import stpdconf
+
+gssapi = pytest.importorskip("gssapi")
+import gss_client as G  # noqa: E402
+
+pytestmark = pytest.mark.stpd_module("gssapi")
+
+USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
+
+
+@pytest.fixture(scope="module")
+def realm(tmp_path_factory):
+    k = K.Kdc(str(tmp_path_factory.mktemp("gss")))
+    # python-gssapi in this process reads the test realm's krb5.conf
+    old = os.environ.get("KRB5_CONFIG")
+    os.environ["KRB5_CONFIG"] = k.krb5_conf
+    try:
+        for u, p in USERS.items():
+            k.add_user(u, p)
+            k.kinit(u, p)
+        k.service_keytab(K.OTHER_SERVICE, os.path.join(k.dir, "other.keytab"))
+        yield k
+    finally:
+        if old is None:
+            os.environ.pop("KRB5_CONFIG", None)
+        else:
+            os.environ["KRB5_CONFIG"] = old
+        k.close()
+
+
+def gss_conf(realm, protection="none", methods="gssapi", extra_gss=""):
+    return stpdconf.conf(
+        auth="auth { methods %s; }\n" % methods,
+        extra=("gssapi { keytab %s; principal %s; map bob@%s robert; map *@%s %%u; "
+               "protection %s; %s}\n" % (realm.keytab, K.SERVICE, K.REALM, K.REALM, protection,
+                                         extra_gss)),
+        request_rules="request block { user carol }\nrequest pass { }\n")
+
+
+@pytest.fixture
+def gssd(stpd_factory, realm):
+    def make(**kw):
+        return stpd_factory(conf=gss_conf(realm, **kw), env=realm.env)
+    return make
+
+
+def client(proxy, realm, user="alice", **kw):
+    return G.GssSocks(S.dial(proxy.port), realm.ccache(user), **kw)
+
+
+def roundtrip(g, echo, size=100000):
+    assert g.connect("127.0.0.1", echo.port) == 0
+    data = os.urandom(size)
+    g.send(data)
+    assert g.recv_exact(len(data)) == data
+
+
+def refused(s):
+    """The RFC 1961 refusal X'01' X'FF', then the server closes."""
+    assert S.recv_exact(s, 2) == b"\x01\xff"
+    assert S.closed_by_peer(s, 10)
+
+
+@pytest.mark.parametrize("mech", ["krb5", "spnego"])
+@pytest.mark.parametrize("level,chosen,name", [(0, 0, "none"), (1, 1, "integrity"),
+                                               (2, 2, "confidentiality"),
+                                               (3, 2, "confidentiality")])
+def test_levels_relay_data(gssd, realm, echo, mech, level, chosen, name):
+    p = gssd()
+    g = client(p, realm, mech=G.SPNEGO if mech == "spnego" else G.KRB5)
+    assert g.handshake(level) == chosen
+    roundtrip(g, echo)
+    g.s.close()
+    p.wait_log(r"user=alice: GSS-API principal=alice@STP.TEST mech=%s protection=%s" %
+               ("spnego/krb5" if mech == "spnego" else "krb5", name))
+    p.wait_log(r"session .* user=alice cmd=connect .* up=100000 down=100000")
+
+
+def test_level_zero_is_clear_on_the_wire(gssd, realm, echo):
+    """curl's level 0: after the level answer, plain SOCKS bytes."""
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(0) == 0
+    g.s.sendall(S.request_msg(S.CMD_CONNECT, "127.0.0.1", echo.port))
+    r = S.read_reply(g.s)
+    assert r.rep == 0
+    assert S.echo_roundtrip(g.s, b"clear bytes") == b"clear bytes"
+
+
+def test_protected_reply_is_framed(gssd, realm, echo):
+    """At level 2 the reply comes as MTYP X'03' frames whose plaintext
+    is nowhere in the bytes on the wire."""
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(2) == 2
+    assert g.connect("127.0.0.1", echo.port) == 0
+    secret = b"the-secret-payload-" * 20
+    g.send(secret)
+    raw = b""
+    while len(g.inbuf) < len(secret):
+        head = S.recv_exact(g.s, 4)
+        assert head[:2] == b"\x01\x03"
+        tok = S.recv_exact(g.s, struct.unpack(">H", head[2:])[0])
+        raw += tok
+        u = g.ctx.unwrap(tok)
+        assert u.encrypted
+        g.inbuf += u.message
+    assert g.inbuf == secret
+    assert b"the-secret" not in raw
+
+
+def test_unwrapped_level_nec(gssd, realm, echo):
+    """A one-octet level token is the unwrapped (NEC) form; answered alike."""
+    p = gssd()
+    g = client(p, realm)
+    g.greet()
+    g.context()
+    assert g.negotiate(1, unwrapped=True) == 1
+    roundtrip(g, echo, 5000)
+    p.wait_log(r"protection=integrity \(asked integrity\) unwrapped")
+
+
+@pytest.mark.parametrize("asked,chosen", [(0, 2), (1, 2), (2, 2)])
+def test_minimum_protection(gssd, realm, echo, asked, chosen):
+    p = gssd(protection="confidentiality")
+    g = client(p, realm)
+    assert g.handshake(asked) == chosen
+    roundtrip(g, echo, 3000)
+
+
+def test_principal_mapping_and_rules(gssd, realm, echo):
+    p = gssd()
+    g = client(p, realm, user="bob")
+    assert g.handshake(1) == 1
+    roundtrip(g, echo, 1000)
+    p.wait_log(r"user=robert: GSS-API principal=bob@STP.TEST")
+    # carol authenticates, but a rule blocks her: REP X'02', protected
+    g = client(p, realm, user="carol")
+    assert g.handshake(2) == 2
+    assert g.connect("127.0.0.1", echo.port) == 0x02
+    p.wait_log(r"user=carol.*(block|denied)")
+    g = client(p, realm, user="carol")
+    assert g.handshake(0) == 0
+    assert g.connect("127.0.0.1", echo.port) == 0x02
+
+
+def test_ticket_for_another_service(gssd, realm):
+    p = gssd()
+    g = client(p, realm, service="other@localhost")
+    g.greet()
+    g.s.sendall(G.frame(1, g.ctx.step()))
+    refused(g.s)
+    p.wait_log(r"GSS-API refused: .*")
+
+
+def test_tampered_ticket(gssd, realm):
+    p = gssd()
+    g = client(p, realm)
+    g.greet()
+    tok = bytearray(g.ctx.step())
+    tok[len(tok) // 2] ^= 0x55
+    g.s.sendall(G.frame(1, bytes(tok)))
+    refused(g.s)
+    p.wait_log(r"GSS-API refused: ")
+
+
+def test_garbage_token(gssd, realm):
+    p = gssd()
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(G.frame(1, b"not a GSS-API token"))
+    refused(s)
+    p.wait_log(r"GSS-API refused: ")
+
+
+def test_expired_ticket(gssd, realm):
+    """A ticket that expires between the client's token and its arrival
+    (krb5.conf clockskew 2 s): refused, with Kerberos's reason logged."""
+    realm.kinit("dave", USERS["dave"], lifetime="3s")
+    p = gssd()
+    g = client(p, realm, user="dave")
+    tok = g.ctx.step()
+    time.sleep(6.5)
+    g.greet()
+    g.s.sendall(G.frame(1, tok))
+    refused(g.s)
+    p.wait_log(r"GSS-API refused: .*(expired|skew)", timeout=10)
+
+
+def test_unknown_principal_has_no_ticket(realm):
+    """A principal the KDC does not know never gets a ticket to offer."""
+    with pytest.raises(gssapi.exceptions.GSSError):
+        G.GssSocks(socket.socket(), realm.ccache("nobody")).ctx.step()
+
+
+@pytest.mark.parametrize("first", [G.frame(3, b"x" * 8), G.frame(2, b"\x01"), b"\x02\x01\x00\x00",
+                                   b"\x01\x04\x00\x00"])
+def test_bad_first_frame(gssd, realm, first):
+    p = gssd()
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(first)
+    refused(s)
+
+
+@pytest.mark.parametrize("level", [4, 0xFF])
+def test_undefined_level(gssd, realm, level):
+    p = gssd()
+    g = client(p, realm)
+    g.greet()
+    g.context()
+    g.s.sendall(G.frame(2, g.ctx.wrap(bytes([level]), False).message))
+    refused(g.s)
+    p.wait_log(r"protection level X'%02x' is not defined" % level)
+
+
+def test_client_abort(gssd, realm):
+    p = gssd()
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(b"\x01\xff")
+    assert S.closed_by_peer(s, 10)
+    p.wait_log(r"GSS-API: client aborted")
+
+
+def test_truncated_context_token(gssd, realm):
+    """The first frame cut at several points, then the client leaves: the
+    session ends (no reply, nothing leaks: the fixture checks the log for
+    sanitizer reports)."""
+    p = gssd()
+    g = client(p, realm)
+    whole = G.frame(1, g.ctx.step())
+    for cut in list(range(0, 6)) + [len(whole) // 2, len(whole) - 1]:
+        s = S.dial(p.port)
+        assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+        s.sendall(whole[:cut])
+        s.shutdown(socket.SHUT_WR)
+        assert S.recv_all(s) == b""
+        s.close()
+    p.wait_log(r"client closed during handshake")
+
+
+@pytest.mark.parametrize("level,rep", [(0, 0x00), (1, 0x07), (2, 0x07)])
+def test_udp_associate(gssd, realm, level, rep):
+    """RFC 1961 section 6 (protected datagrams) is not implemented: under
+    protection UDP ASSOCIATE is refused with X'07' rather than relaying
+    datagrams in the clear."""
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(level) == level
+    g.send(S.request_msg(S.CMD_UDP, "0.0.0.0", 0))
+    head = g.recv_exact(4)
+    assert head[1] == rep
+
+
+def test_gssapi_and_userpass_offered(stpd_factory, realm, echo):
+    """With both methods on, a client offering both gets X'01'."""
+    p = stpd_factory(conf=gss_conf(realm, methods="gssapi userpass") .replace(
+        "auth { methods gssapi userpass; }", "auth { methods gssapi userpass; users-file $users; }"),
+        env=realm.env, users={"u": "p"})
+    with S.dial(p.port) as s:
+        assert S.negotiate(s, (S.M_USERPASS, S.M_GSSAPI, S.M_NONE)) == S.M_GSSAPI
+    with S.dial(p.port) as s:
+        assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
