@@ -95,6 +95,11 @@ enum stp_err {
 	STP_ERR_MCAST_BANDWIDTH, /* notice X'B3': the group went over its bandwidth */
 	STP_ERR_MCAST_TIME,      /* notice X'B4': the membership's time limit */
 	STP_ERR_MCAST_IDLE,      /* notice X'B5': the relay saw no packet for too long */
+	/* GSS-API proxies (socks5+gssapi://; method X'01', RFC 1961).
+	 * stp_err_detail() adds the GSS-API status text. */
+	STP_ERR_GSS_CREDENTIALS, /* no usable ticket here (kinit), or the KDC refused */
+	STP_ERR_GSS_REFUSED,     /* the proxy refused the context (X'01' X'FF') */
+	STP_ERR_GSS_PROTECTION,  /* the proxy chose less protection than asked, or wrap failed */
 	STP_ERR_COUNT
 };
 
@@ -144,6 +149,23 @@ struct stp_tls_opts {
 	char key[STP_PATH_MAX];
 };
 
+/* GSS-API to the proxy (method X'01', RFC 1961; docs/client.md), with the
+ * user's Kerberos credential cache (KRB5CCNAME, kinit):
+ *   socks5+gssapi://  socks5h+gssapi://
+ *   ?gss-service=NAME       host-based service (default "rcmd@HOST", as curl
+ *                           and Dante) or a Kerberos principal with a '/'
+ *   gss-protection=LEVEL    none, integrity or confidentiality (the default):
+ *                           the least the proxy may choose
+ *   gss-mech=krb5|spnego    the mechanism (default krb5) */
+enum stp_gss_level { STP_GSS_NONE = 0, STP_GSS_INTEGRITY = 1, STP_GSS_CONF = 2 };
+
+struct stp_gss_opts {
+	bool on;
+	enum stp_gss_level level;
+	bool spnego;
+	char service[STP_NAME_MAX + 1]; /* "" : rcmd@HOST */
+};
+
 struct stp_proxy {
 	enum stp_proxy_kind kind;
 	char host[STP_NAME_MAX + 1]; /* name or address, IPv6 without brackets */
@@ -152,6 +174,7 @@ struct stp_proxy {
 	char user[STP_NAME_MAX + 1]; /* percent-decoded; SOCKS4 sends it as USERID */
 	char pass[STP_NAME_MAX + 1];
 	struct stp_tls_opts tls;     /* TLS to the proxy (mode STP_TLS_NONE: plain) */
+	struct stp_gss_opts gss;     /* GSS-API to the proxy (on: method X'01') */
 };
 
 /* scheme://[user[:pass]@]host[:port][/]  ->  *out. 0, or -1 with *err. */

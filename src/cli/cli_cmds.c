@@ -32,7 +32,7 @@ int cli_cmd_connect(const struct cli_opts *o)
 {
 	enum stp_err err;
 	uint16_t port = cli_port(o->args[1], false);
-	if (o->proxy.tls.mode != STP_TLS_NONE)
+	if (o->proxy.tls.mode != STP_TLS_NONE || o->proxy.gss.on)
 		return cli_connect_tls(o, port);
 	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);
 

@@ -73,7 +73,7 @@ int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port, 
 
 	if (proxy == NULL || host == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
-	if (proxy->tls.mode != STP_TLS_NONE)
+	if (client_proxy_needs_conn(proxy))
 		return blk_tls_fd(stp_conn_open(proxy, host, port, timeout_ms, err), err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, host, port, NULL,
 			   client_deadline(timeout_ms), err);
@@ -88,7 +88,7 @@ int stp_connect_sa(const struct stp_proxy *proxy, const struct sockaddr *sa, int
 
 	if (proxy == NULL || sa == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
-	if (proxy->tls.mode != STP_TLS_NONE)
+	if (client_proxy_needs_conn(proxy))
 		return blk_tls_fd(stp_conn_open_sa(proxy, sa, timeout_ms, err), err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, NULL, 0, sa, client_deadline(timeout_ms),
 			   err);
@@ -156,7 +156,7 @@ int stp_bind(struct stp_bind *b, const struct stp_proxy *proxy, const char *host
 	b->fd = -1;
 	if (proxy == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
-	if (proxy->tls.mode != STP_TLS_NONE)
+	if (client_proxy_needs_conn(proxy))
 		return blk_tls_bind(b, proxy, host, port, client_deadline(timeout_ms), err);
 	int fd = blk_handshake(&b->hs, proxy, STP_CMD_BIND, host, port, NULL,
 			       client_deadline(timeout_ms), err);

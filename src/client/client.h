@@ -63,6 +63,10 @@ void client_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 int client_url_decode(char *out, size_t cap, const char *s, size_t n);
 /* The ?options of a TLS proxy URL (q: after the '?'). 0, or -1 with *err. */
 int client_url_tls_query(struct stp_tls_opts *o, const char *q, enum stp_err *err);
+/* The ?options of a GSS-API proxy URL (url_gss.c). 0, or -1 with *err. */
+int client_url_gss_query(struct stp_gss_opts *o, const char *q, enum stp_err *err);
+/* The proxy needs the connection object (conn.c): TLS or GSS-API. */
+bool client_proxy_needs_conn(const struct stp_proxy *p);
 
 /* ---- connections (conn.c, conn_tls.c, conn_x86.c, conn_relay.c) ---- */
 /* TCP to the proxy, then TLS (and for X'86' the method, the options and

@@ -1,6 +1,7 @@
 /*
  * conn.c - struct stp_conn: CONNECT through any proxy, with the data
- * through TLS when the proxy URL asks for it (socks5+tls://, socks5s://).
+ * through TLS when the proxy URL asks for it (socks5+tls://, socks5s://),
+ * or GSS-API's per-message protection (socks5+gssapi://, conn_gss.c).
  *
  * The SOCKS messages are still made and parsed by the handshake engine
  * (handshake.c); its send/recv hooks come here, so for TLS they go through
@@ -77,16 +78,22 @@ int conn_wait(struct stp_conn *c, short events, int64_t deadline, enum stp_err *
 	return 1;
 }
 
+int conn_put(struct stp_conn *c, const void *buf, size_t n, enum stp_err *err)
+{
+	if (c->mode != STP_TLS_NONE)
+		return conn_tls_write(c, buf, n, err);
+	if (c->gss.wrap)
+		return conn_gss_write(c, buf, n, err);
+	return conn_queue(c, buf, n) < 0 ? conn_fail(err, STP_ERR_NOMEM) : 0;
+}
+
 int conn_write_all(struct stp_conn *c, const uint8_t *buf, size_t n, int64_t deadline,
 		   enum stp_err *err)
 {
 	int r;
 
-	if (n > 0) {
-		if (c->mode != STP_TLS_NONE ? conn_tls_write(c, buf, n, err) < 0
-					    : conn_queue(c, buf, n) < 0 && conn_fail(err, STP_ERR_NOMEM))
-			return -1;
-	}
+	if (n > 0 && conn_put(c, buf, n, err) < 0)
+		return -1;
 	while ((r = conn_send_some(c, err)) == 0)
 		if (conn_wait(c, POLLOUT, deadline, err) < 0)
 			return -1;
@@ -98,6 +105,8 @@ ssize_t conn_read_some(struct stp_conn *c, void *buf, size_t cap, enum stp_err *
 {
 	if (c->mode != STP_TLS_NONE)
 		return conn_tls_read(c, buf, cap, err);
+	if (c->gss.wrap)
+		return conn_gss_read(c, buf, cap, err);
 	for (;;) {
 		ssize_t n = recv(c->fd, buf, cap, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -135,6 +144,7 @@ static void conn_free(struct stp_conn *c)
 {
 	if (c->mode != STP_TLS_NONE)
 		conn_tls_free(c);
+	conn_gss_free(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->out);
@@ -164,6 +174,8 @@ struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t dead
 		goto fail;
 	if (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0)
 		goto fail;
+	if (proxy->gss.on && conn_gss_negotiate(c, proxy, deadline, &e) < 0)
+		goto fail;
 	return c;
 fail:;
 	int saved = errno;
@@ -184,7 +196,7 @@ static ssize_t conn_hook_send(void *ctx, int fd, const void *buf, size_t len, in
 		errno = EBADF;
 		return -1;
 	}
-	if (conn_tls_write(c, buf, len, &e) < 0 || conn_send_some(c, &e) < 0) {
+	if (conn_put(c, buf, len, &e) < 0 || conn_send_some(c, &e) < 0) {
 		errno = EIO;
 		return -1;
 	}
@@ -205,7 +217,7 @@ static ssize_t conn_hook_recv(void *ctx, int fd, void *buf, size_t len, int flag
 		errno = EIO;
 		return -1;
 	}
-	ssize_t n = conn_tls_read(c, buf, len, &e);
+	ssize_t n = conn_read_some(c, buf, len, &e);
 	if (n < 0 && errno != EAGAIN)
 		errno = EIO;
 	return n;
@@ -219,20 +231,22 @@ int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
 	struct stp_proxy plain = *proxy;
 
 	plain.tls.mode = STP_TLS_NONE;
+	plain.gss.on = false;
 	if (stp_handshake_init(h, &plain, c ? c->fd : 0, cmd, host, port, sa, err) < 0)
 		return -1;
-	if (c == NULL || c->mode == STP_TLS_NONE)
+	if (c == NULL || (c->mode == STP_TLS_NONE && !c->gss.on))
 		return 0;
 	stp_handshake_set_io(h, &(struct stp_io){ conn_hook_send, conn_hook_recv, c });
-	/* Inside X'86' the SOCKS request is the first plaintext of X'03'. */
-	if (c->mode == STP_TLS_X86)
+	/* Inside X'86' the SOCKS request is the first plaintext of X'03';
+	 * after X'01' the method is chosen already. */
+	if (c->mode == STP_TLS_X86 || c->gss.on)
 		client_handshake_skip_greeting(h);
 	return 0;
 }
 
 enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, int64_t deadline)
 {
-	if (c->mode == STP_TLS_NONE)
+	if (c->mode == STP_TLS_NONE && !c->gss.on)
 		return client_handshake_run(h, deadline);
 	for (;;) {
 		enum stp_step r = stp_handshake_step(h);
@@ -341,8 +355,7 @@ ssize_t stp_conn_write(struct stp_conn *c, const void *buf, size_t len, enum stp
 				return conn_fail(err, STP_ERR_IO);
 			}
 		}
-		if (c->mode != STP_TLS_NONE ? conn_tls_write(c, buf, len, err) < 0
-					    : conn_queue(c, buf, len) < 0 && conn_fail(err, STP_ERR_NOMEM))
+		if (conn_put(c, buf, len, err) < 0)
 			return -1;
 		if (conn_send_some(c, err) < 0)
 			return -1;
@@ -388,6 +401,8 @@ short stp_conn_events(const struct stp_conn *c)
 
 bool stp_conn_pending(const struct stp_conn *c)
 {
+	if (c->gss.wrap)
+		return conn_gss_pending(c);
 	return c->mode != STP_TLS_NONE && SSL_has_pending(c->tls.ssl);
 }
 

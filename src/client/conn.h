@@ -12,6 +12,7 @@
 #ifndef STP_CLIENT_CONN_H
 #define STP_CLIENT_CONN_H
 
+#include <gssapi/gssapi.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 
@@ -32,11 +33,26 @@ struct conn_tls {
 	char version[16], cipher[64];
 };
 
+/* Method X'01' (conn_gss.c): the context and, at levels 1 and 2, the
+ * frames being read and the plaintext of the last one. */
+struct conn_gss {
+	bool on;              /* the method ran: the handshake engine skips its greeting */
+	bool wrap;            /* levels 1, 2: data in X'03' frames */
+	uint8_t level;        /* agreed */
+	gss_ctx_id_t ctx;
+	OM_uint32 flags, max_plain;
+	uint8_t *in;          /* bytes read, not yet a whole frame */
+	size_t in_len, in_cap;
+	uint8_t *plain;       /* the last frame's plaintext */
+	size_t plain_len, plain_off;
+};
+
 struct stp_conn {
 	int fd;
 	bool nonblock;
 	enum stp_tls_mode mode;  /* STP_TLS_NONE: plain TCP, no conn_tls */
 	struct conn_tls tls;
+	struct conn_gss gss;     /* gss.on: method X'01' (never with TLS) */
 	uint8_t *out;            /* bytes for the socket: ciphertext, or plaintext */
 	size_t out_len, out_off, out_cap;
 	bool eof;                /* the socket reached its end */
@@ -85,5 +101,21 @@ int conn_tls_shutdown(struct stp_conn *c, enum stp_err *err);
  * sub-authentication. */
 int conn_x86_negotiate(struct stp_conn *c, const struct stp_proxy *p, int64_t deadline,
 		       enum stp_err *err);
+
+/* ---- conn_gss.c ---- */
+/* Method X'01' up to the SOCKS request: greeting, context, level. */
+int conn_gss_negotiate(struct stp_conn *c, const struct stp_proxy *p, int64_t deadline,
+		       enum stp_err *err);
+/* Levels 1, 2: wraps n plaintext bytes into X'03' frames queued in c->out. */
+int conn_gss_write(struct stp_conn *c, const void *buf, size_t n, enum stp_err *err);
+/* Levels 1, 2: plaintext, as conn_tls_read. */
+ssize_t conn_gss_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *err);
+/* Plaintext (or a whole frame) is waiting without reading the socket. */
+bool conn_gss_pending(const struct stp_conn *c);
+void conn_gss_free(struct stp_conn *c);
+
+/* ---- conn.c ---- */
+/* Plaintext bytes into c->out, through TLS or GSS-API when there is one. */
+int conn_put(struct stp_conn *c, const void *buf, size_t n, enum stp_err *err);
 
 #endif

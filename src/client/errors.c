@@ -21,7 +21,8 @@ struct err_row {
 static const struct err_row err_table[STP_ERR_COUNT] = {
 	[STP_OK] = { "success", 0, 0 },
 	[STP_ERR_URL_SCHEME] = { "bad proxy URL: scheme must be socks5, socks5h, socks4 or socks4a "
-				 "(TLS: +tls, or socks5s, socks5hs)",
+				 "(TLS: +tls, or socks5s, socks5hs; GSS-API: socks5+gssapi, "
+				 "socks5h+gssapi)",
 				 EINVAL, 0 },
 	[STP_ERR_URL_USERINFO] = { "bad proxy URL: bad user:password", EINVAL, 0 },
 	[STP_ERR_URL_HOST] = { "bad proxy URL: bad host", EINVAL, 0 },
@@ -78,7 +79,7 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 	[STP_ERR_TLS_HANDSHAKE] = { "TLS handshake failed", ECONNABORTED, 0 },
 	[STP_ERR_TLS_UNTRUSTED] = { "proxy certificate not trusted", ECONNABORTED, 0 },
 	[STP_ERR_TLS_NAME] = { "proxy certificate name mismatch", ECONNABORTED, 0 },
-	[STP_ERR_TLS_NEEDS_CONN] = { "TLS proxies need stp_conn_open or stp_connect (the "
+	[STP_ERR_TLS_NEEDS_CONN] = { "TLS and GSS-API proxies need stp_conn_open or stp_connect (the "
 				     "handshake engine works on plain sockets only)",
 				     EPROTONOSUPPORT, 0 },
 	[STP_ERR_TLS_UDP_NAKED] = { "UDP through a TLS proxy needs udp-naked=1 in the proxy URL "
@@ -97,6 +98,12 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 				 ETIMEDOUT, 0 },
 	[STP_ERR_MCAST_IDLE] = { "multicast: the proxy ended the group: idle (X'B5')", ENETDOWN,
 				 0 },
+	[STP_ERR_GSS_CREDENTIALS] = { "GSS-API: no usable credentials for the proxy's service "
+				      "(kinit?)", EACCES, 0 },
+	[STP_ERR_GSS_REFUSED] = { "GSS-API: the proxy refused the security context (X'01' X'FF')",
+				  EACCES, 0 },
+	[STP_ERR_GSS_PROTECTION] = { "GSS-API: the proxy chose less protection than asked",
+				     ECONNABORTED, 0 },
 };
 
 _Static_assert(STP_ERR_REP_PTCL_NOT_SUPPORTED - STP_ERR_REP_GENERAL_FAILURE == 8,

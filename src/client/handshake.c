@@ -120,7 +120,7 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 		goto fail;
 	}
 	/* TLS needs a connection object (conn.c), never a bare fd. */
-	if (proxy->tls.mode != STP_TLS_NONE) {
+	if (client_proxy_needs_conn(proxy)) {
 		e = STP_ERR_TLS_NEEDS_CONN;
 		goto fail;
 	}

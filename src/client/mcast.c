@@ -326,7 +326,7 @@ struct stp_mcast *stp_mcast_join(const struct stp_proxy *proxy, const char *grou
 	if (proxy == NULL)
 		return mc_fail(err, STP_ERR_INVALID);
 	if ((proxy->kind != STP_SOCKS5 && proxy->kind != STP_SOCKS5H) ||
-	    proxy->tls.mode != STP_TLS_NONE)
+	    proxy->tls.mode != STP_TLS_NONE || proxy->gss.on)
 		return mc_fail(err, STP_ERR_UNSUPPORTED);
 	if (mc_request(&req, group, port, sa, filter, err) < 0)
 		return NULL;

@@ -91,8 +91,12 @@ static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy
 	 * clear datagrams are fine (docs/client.md). */
 	if (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked)
 		return udp_fail(err, STP_ERR_TLS_UDP_NAKED);
+	/* RFC 1961 section 6 (protected datagrams) is not implemented, on
+	 * either side: only level none carries UDP (in the clear). */
+	if (proxy->gss.on && proxy->gss.level != STP_GSS_NONE)
+		return udp_fail(err, STP_ERR_UNSUPPORTED);
 	u->proxy = *proxy;
-	if (proxy->tls.mode != STP_TLS_NONE) {
+	if (client_proxy_needs_conn(proxy)) {
 		u->conn = client_conn_connect(proxy, deadline, &e);
 		u->ctl = u->conn ? stp_conn_fd(u->conn) : -1;
 	} else {

@@ -1,14 +1,15 @@
 /*
  * url.c - proxy URLs (socks5://, socks5h://, socks4://, socks4a://, their
- * TLS forms socks5+tls:// ... and socks5s:// socks5hs://) and the
+ * TLS forms socks5+tls:// ... and socks5s:// socks5hs://, the GSS-API
+ * forms socks5+gssapi:// socks5h+gssapi://) and the
  * environment variables that carry them.
  *
  *   scheme "://" [ user [ ":" pass ] "@" ] host [ ":" port ] [ "/" ]
- *                [ "?" option *( "&" option ) ]        (TLS schemes only)
+ *                [ "?" option *( "&" option ) ]        (TLS and GSS-API schemes)
  *
  * user and pass are percent-decoded; host is a name, an IPv4 address or an
  * IPv6 address in brackets; port defaults to 1080. The options are read by
- * url_tls.c.
+ * url_tls.c and url_gss.c.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -23,17 +24,20 @@ static const struct {
 	const char *name;
 	enum stp_proxy_kind kind;
 	enum stp_tls_mode tls;
+	bool gss;
 } url_schemes[] = {
-	{ "socks5", STP_SOCKS5, STP_TLS_NONE },
-	{ "socks5h", STP_SOCKS5H, STP_TLS_NONE },
-	{ "socks4", STP_SOCKS4, STP_TLS_NONE },
-	{ "socks4a", STP_SOCKS4A, STP_TLS_NONE },
-	{ "socks5+tls", STP_SOCKS5, STP_TLS_WRAP },
-	{ "socks5h+tls", STP_SOCKS5H, STP_TLS_WRAP },
-	{ "socks4+tls", STP_SOCKS4, STP_TLS_WRAP },
-	{ "socks4a+tls", STP_SOCKS4A, STP_TLS_WRAP },
-	{ "socks5s", STP_SOCKS5, STP_TLS_X86 },
-	{ "socks5hs", STP_SOCKS5H, STP_TLS_X86 },
+	{ "socks5", STP_SOCKS5, STP_TLS_NONE, false },
+	{ "socks5h", STP_SOCKS5H, STP_TLS_NONE, false },
+	{ "socks4", STP_SOCKS4, STP_TLS_NONE, false },
+	{ "socks4a", STP_SOCKS4A, STP_TLS_NONE, false },
+	{ "socks5+tls", STP_SOCKS5, STP_TLS_WRAP, false },
+	{ "socks5h+tls", STP_SOCKS5H, STP_TLS_WRAP, false },
+	{ "socks4+tls", STP_SOCKS4, STP_TLS_WRAP, false },
+	{ "socks4a+tls", STP_SOCKS4A, STP_TLS_WRAP, false },
+	{ "socks5s", STP_SOCKS5, STP_TLS_X86, false },
+	{ "socks5hs", STP_SOCKS5H, STP_TLS_X86, false },
+	{ "socks5+gssapi", STP_SOCKS5, STP_TLS_NONE, true },
+	{ "socks5h+gssapi", STP_SOCKS5H, STP_TLS_NONE, true },
 };
 
 static int url_fail(enum stp_err *err, enum stp_err e)
@@ -93,6 +97,7 @@ static int url_scheme(struct stp_proxy *out, const char *url, const char **rest)
 		if ((size_t)(sep - url) == n && strncasecmp(url, url_schemes[i].name, n) == 0) {
 			out->kind = url_schemes[i].kind;
 			out->tls.mode = url_schemes[i].tls;
+			out->gss.on = url_schemes[i].gss;
 			*rest = sep + 3;
 			return 0;
 		}
@@ -192,8 +197,13 @@ int stp_proxy_parse(struct stp_proxy *out, const char *url, enum stp_err *err)
 	/* Only a bare trailing slash may follow: a proxy URL has no path.
 	 * TLS schemes also take ?options. */
 	const char *query = *end == '/' ? end + 1 : end;
+	if (out->gss.on)
+		out->gss.level = STP_GSS_CONF;
 	if (out->tls.mode != STP_TLS_NONE && *query == '?') {
 		if (client_url_tls_query(&out->tls, query + 1, err) < 0)
+			return -1;
+	} else if (out->gss.on && *query == '?') {
+		if (client_url_gss_query(&out->gss, query + 1, err) < 0)
 			return -1;
 	} else if (*end != '\0' && strcmp(end, "/") != 0) {
 		return url_fail(err, STP_ERR_URL_SYNTAX);
@@ -236,7 +246,8 @@ const char *stp_proxy_str(const struct stp_proxy *p, char *out, size_t cap)
 	bool v6 = strchr(p->host, ':') != NULL;
 
 	for (size_t i = 0; i < sizeof(url_schemes) / sizeof(url_schemes[0]); i++)
-		if (url_schemes[i].kind == p->kind && url_schemes[i].tls == p->tls.mode)
+		if (url_schemes[i].kind == p->kind && url_schemes[i].tls == p->tls.mode &&
+		    url_schemes[i].gss == p->gss.on)
 			scheme = url_schemes[i].name;
 	/* The user name is shown raw: this is for humans, not for re-parsing. */
 	snprintf(out, cap, "%s://%s%s%s%s%s:%u", scheme, p->has_auth ? p->user : "",

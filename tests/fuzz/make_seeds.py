@@ -79,6 +79,8 @@ PARSERS = {
             b"socks5s://proxy.example?ca=/etc/ca.pem&sni=proxy.example&udp-naked=1",
             b"socks5+tls://u:p@h:443?cert=/c.pem&key=/k.pem&insecure=true",
             b"socks5hs://[2001:db8::1]/?insecure=0", b"socks5://h:0",
+            b"socks5+gssapi://h?gss-service=socks%40h&gss-protection=integrity&gss-mech=spnego",
+            b"socks5h+gssapi://u@h:1080/?gss-protection=none&gss-service=rcmd/h@R",
             b"socks5://a:b:c", b"http://x", b"socks5://u%00@h"],
     "tlsframe": [b"\x00\x01\x01\x00\x10", b"\x00\x01\x03\xff\xff",
                  b"\x00\x01\x04\x00\x00", b"\x00\x02\x01\x00\x00",
