@@ -12,6 +12,7 @@ X'02'; principals map to rule users."""
 import os
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -282,3 +283,107 @@ def test_gssapi_and_userpass_offered(stpd_factory, realm, echo):
         assert S.negotiate(s, (S.M_USERPASS, S.M_GSSAPI, S.M_NONE)) == S.M_GSSAPI
     with S.dial(p.port) as s:
         assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+
+
+# ---- stp's own client: libstp, `stp`, stpify ---------------------------------
+
+def _build_dir():
+    stpd = os.environ.get("STPD")
+    if stpd:
+        return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd))))
+    return os.path.join(os.path.dirname(__file__), "..", "..", "build")
+
+
+def stp_bin():
+    return os.environ.get("STP_BIN") or os.path.join(_build_dir(), "src", "cli", "stp")
+
+
+def gss_url(p, level=None, mech=None, service="socks@localhost", scheme="socks5+gssapi"):
+    q = ["gss-service=" + service]
+    if level:
+        q.append("gss-protection=" + level)
+    if mech:
+        q.append("gss-mech=" + mech)
+    return "%s://127.0.0.1:%d?%s" % (scheme, p.port, "&".join(q))
+
+
+def user_env(realm, user):
+    env = {k: v for k, v in realm.user_env(user).items()
+           if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "STP_DEBUG")}
+    return env
+
+
+def run_stp(realm, user, *args, proxy, data=b"", timeout=30):
+    return subprocess.run([stp_bin(), "--proxy", proxy] + [str(a) for a in args], input=data,
+                          capture_output=True, timeout=timeout, env=user_env(realm, user))
+
+
+@pytest.mark.parametrize("level,mech", [("none", None), ("integrity", None),
+                                        ("confidentiality", None), (None, "spnego"),
+                                        ("integrity", "spnego")])
+def test_stp_cli_levels(gssd, realm, echo, level, mech):
+    p = gssd()
+    data = os.urandom(300000)
+    r = run_stp(realm, "alice", "connect", "127.0.0.1", echo.port,
+                proxy=gss_url(p, level, mech), data=data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data
+    p.wait_log(r"user=alice: GSS-API principal=alice@STP.TEST mech=%s protection=%s" % (
+        "spnego/krb5" if mech else "krb5", level or "confidentiality"))
+
+
+def test_stp_cli_raised_by_minimum(gssd, realm, echo):
+    """Asking for none where the server wants confidentiality: the server
+    raises it, the client accepts more than it asked for."""
+    p = gssd(protection="confidentiality")
+    r = run_stp(realm, "bob", "connect", "127.0.0.1", echo.port, proxy=gss_url(p, "none"),
+                data=b"hello")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello"
+    p.wait_log(r"user=robert: GSS-API .* protection=confidentiality \(asked none\)")
+
+
+def test_stp_cli_no_ticket(gssd, realm, echo):
+    """No credential cache: a local GSS-API failure, exit code 4 (auth)."""
+    p = gssd()
+    r = run_stp(realm, "nobody", "connect", "127.0.0.1", echo.port, proxy=gss_url(p))
+    assert r.returncode == 4, r
+    assert b"GSS-API: no usable credentials" in r.stderr
+
+
+def test_stp_cli_wrong_service_refused(gssd, realm, echo):
+    """A ticket for a service stpd has no key for: X'01' X'FF'."""
+    p = gssd()
+    r = run_stp(realm, "alice", "connect", "127.0.0.1", echo.port,
+                proxy=gss_url(p, service="other@localhost"))
+    assert r.returncode == 4, r
+    assert b"X'01' X'FF'" in r.stderr
+    p.wait_log(r"GSS-API refused: ")
+
+
+def test_stp_cli_rule_denies(gssd, realm, echo):
+    p = gssd()
+    r = run_stp(realm, "carol", "connect", "127.0.0.1", echo.port, proxy=gss_url(p))
+    assert r.returncode == 12, r  # CLI_EXIT_REP_BASE + X'02'
+    assert b"not allowed by ruleset" in r.stderr
+
+
+def test_libstp_stp_connect(gssd, realm, echo):
+    """stp_connect (blocking API, relay thread behind a socketpair):
+    the example program."""
+    p = gssd()
+    ex = os.path.join(_build_dir(), "examples", "stp-example-connect")
+    for level in ("none", "integrity", "confidentiality"):
+        r = subprocess.run([ex, "127.0.0.1", str(echo.port), "via-gss-" + level],
+                           capture_output=True, timeout=30,
+                           env=dict(user_env(realm, "alice"), STP_PROXY=gss_url(p, level)))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == ("via-gss-%s\n" % level).encode()
+
+
+def test_stpify_refuses_gss_urls(realm):
+    stpify = os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
+    r = subprocess.run([stpify, "--proxy", "socks5+gssapi://127.0.0.1:1", "true"],
+                       capture_output=True, timeout=30, env=user_env(realm, "alice"))
+    assert r.returncode != 0
+    assert b"GSS-API proxy URLs" in r.stderr
