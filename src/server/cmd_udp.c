@@ -46,6 +46,9 @@ static void udp_destroy(struct session *s)
 		 (unsigned long long)n->foreign, (unsigned long long)st->bad,
 		 (unsigned long long)n->denied, (unsigned long long)n->unresolved,
 		 (unsigned long long)n->early, (unsigned long long)n->send_err);
+	if (n->unsealed_bad)
+		log_info("%s: udp datagrams failing the method's protection: %llu",
+			 session_tag(s, tag, sizeof(tag)), (unsigned long long)n->unsealed_bad);
 	dgram_relay_free(st->relay);
 	free(st);
 	s->cmd_data = NULL;
@@ -120,6 +123,28 @@ static const struct dgram_ops udp_dgram_ops = {
 	.idle = udp_idle,
 };
 
+/* The method's datagram protection (session_dgram_guard), when it has one. */
+static int udp_unseal(void *ctx, uint8_t *p, size_t len)
+{
+	const struct session_dgram_guard *g = session_dgram_guard(ctx);
+	return g->unseal(g->ctx, p, len);
+}
+
+static uint8_t *udp_seal(void *ctx, uint8_t *p, size_t *len, size_t room)
+{
+	const struct session_dgram_guard *g = session_dgram_guard(ctx);
+	return g->seal(g->ctx, p, len, room);
+}
+
+static const struct dgram_ops udp_guarded_ops = {
+	.decap = udp_decap,
+	.encap = udp_encap,
+	.allow = udp_allow,
+	.idle = udp_idle,
+	.unseal = udp_unseal,
+	.seal = udp_seal,
+};
+
 /* ---- lifetime ---- */
 
 static void on_control(struct session *s)
@@ -158,7 +183,8 @@ static void set_pin(struct session *s, struct dgram_params *p)
  * connection; *bound is what the reply advertises. */
 static struct dgram_relay *open_relay(struct session *s, struct sockaddr_storage *bound)
 {
-	struct dgram_params p = { .ops = &udp_dgram_ops, .ctx = s };
+	struct dgram_params p = { .ops = session_dgram_guard(s) ? &udp_guarded_ops : &udp_dgram_ops,
+				  .ctx = s };
 
 	dgram_params_from_session(&p, s);
 	set_pin(s, &p);

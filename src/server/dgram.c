@@ -101,7 +101,16 @@ static void on_target(EV_P_ ev_io *w, int revents)
 		if (!allowed(r, DGRAM_DOWN, from, NULL))
 			continue;
 		size_t hl = r->ops->encap ? r->ops->encap(r->ctx, from, data, len) : 0;
-		udp_batch_queue(b, data - hl, hl + len, hl, to);
+		uint8_t *start = data - hl;
+		size_t total = hl + len;
+		if (r->ops->seal) {
+			start = r->ops->seal(r->ctx, start, &total, DGRAM_HEADROOM - hl);
+			if (!start) {
+				r->n.unsealed_bad++;
+				continue;
+			}
+		}
+		udp_batch_queue(b, start, total, total - len, to);
 	}
 	flush_batch(r, r->cfd, &r->n.down, &r->n.down_bytes);
 }
@@ -252,18 +261,27 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	int qfd = -1; /* the socket the queued datagrams go out on */
 
 	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *buf = udp_batch_data(b, i);
+		uint8_t *buf = udp_batch_data(b, i);
+		size_t dlen = b->in[i].msg_len;
 		struct dgram_dst d;
 		size_t hl;
 		if (!from_client(r, &b->from[i])) {
 			r->n.foreign++;
 			continue;
 		}
+		if (r->ops->unseal) {
+			int u = r->ops->unseal(r->ctx, buf, dlen);
+			if (u < 0) {
+				r->n.unsealed_bad++;
+				continue;
+			}
+			dlen = (size_t)u;
+		}
 		d.name = NULL;
-		if (r->ops->decap(r->ctx, buf, b->in[i].msg_len, &d, &hl) < 0)
+		if (r->ops->decap(r->ctx, buf, dlen, &d, &hl) < 0)
 			continue;
 		const uint8_t *data = buf + hl;
-		size_t len = b->in[i].msg_len - hl;
+		size_t len = dlen - hl;
 		if (d.name && !to_name(r, &d, data, len, &d.addr))
 			continue;
 		int fd = target_fd_for(r, &d.addr, d.name);

@@ -67,6 +67,16 @@ struct dgram_ops {
 	/* No datagram relayed for idle_secs. The user ends the relay (it may
 	 * free it in here). */
 	void (*idle)(void *ctx);
+	/* Optional: a per-message protection around whole client datagrams
+	 * (GSS-API, RFC 1961 section 5). unseal runs before decap on what the
+	 * client sent, p[0..len) in its slot, and rewrites it in place into
+	 * what decap reads: the new length (never more than len), or -1 to
+	 * drop it (counted as bad). seal runs after encap on the datagram for
+	 * the client, p[0..*len) with `room` writable bytes before p: it writes
+	 * the sealed datagram ending where p[0..*len) ended and returns its
+	 * start (at most room bytes before p), with *len updated; NULL drops. */
+	int (*unseal)(void *ctx, uint8_t *p, size_t len);
+	uint8_t *(*seal)(void *ctx, uint8_t *p, size_t *len, size_t room);
 };
 
 struct dgram_params {
@@ -91,6 +101,7 @@ struct dgram_counts {
 	uint64_t denied;               /* refused by ops->allow */
 	uint64_t unresolved;           /* to a name that did not resolve (or waited) */
 	uint64_t send_err;             /* refused by the kernel, or no target socket */
+	uint64_t unsealed_bad;         /* dropped by ops->unseal or ops->seal */
 };
 
 /* Opens the client-facing socket on p->local and writes where it is bound

@@ -62,6 +62,19 @@ bool session_ending(const struct session *s);
 /* Policy flags a method sets for the rest of the session. */
 void session_require_tls(struct session *s, bool on);  /* only TLS methods */
 void session_refuse_udp(struct session *s, bool on);   /* refuse UDP ASSOCIATE */
+
+/* A method whose protection covers datagrams too (GSS-API, RFC 1961
+ * section 5) sets this: UDP ASSOCIATE then runs every client datagram
+ * through unseal and every datagram to the client through seal (the
+ * dgram_ops of the same names, dgram.h), with ctx. The guard must live as
+ * long as the session's connection (e.g. in its stream filter). */
+struct session_dgram_guard {
+	int (*unseal)(void *ctx, uint8_t *p, size_t len);
+	uint8_t *(*seal)(void *ctx, uint8_t *p, size_t *len, size_t room);
+	void *ctx;
+};
+void session_set_dgram_guard(struct session *s, const struct session_dgram_guard *g);
+const struct session_dgram_guard *session_dgram_guard(const struct session *s);
 /* The method code the log line names (a sub-method inside X'86'). */
 void session_set_method_code(struct session *s, uint8_t code);
 

@@ -85,6 +85,16 @@ void session_require_tls(struct session *s, bool on)
 	s->require_tls = on;
 }
 
+void session_set_dgram_guard(struct session *s, const struct session_dgram_guard *g)
+{
+	s->dgram_guard = g;
+}
+
+const struct session_dgram_guard *session_dgram_guard(const struct session *s)
+{
+	return s->dgram_guard;
+}
+
 void session_refuse_udp(struct session *s, bool on)
 {
 	s->no_udp = on;

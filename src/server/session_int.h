@@ -109,6 +109,7 @@ struct session {
 
 	bool require_tls;                    /* listener/client rule: only TLS methods */
 	bool no_udp;                         /* X'86' without UDP-Naked: refuse UDP ASSOCIATE */
+	const struct session_dgram_guard *dgram_guard; /* a method's datagram protection, or NULL */
 	const struct stp_method *outer_method; /* while a sub-method runs (session_run_method) */
 	void (*sub_done)(struct session *s, bool ok);
 

@@ -261,17 +261,54 @@ def test_truncated_context_token(gssd, realm):
     p.wait_log(r"client closed during handshake")
 
 
-@pytest.mark.parametrize("level,rep", [(0, 0x00), (1, 0x07), (2, 0x07)])
-def test_udp_associate(gssd, realm, level, rep):
-    """RFC 1961 section 6 (protected datagrams) is not implemented: under
-    protection UDP ASSOCIATE is refused with X'07' rather than relaying
-    datagrams in the clear."""
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_udp_associate(gssd, realm, udp_echo, level):
+    """UDP ASSOCIATE under each level: at 1 and 2 every datagram both ways
+    is one X'03' frame wrapping the whole RFC 1928 UDP datagram (RFC 1961
+    section 5); at 0 datagrams are plain RFC 1928 ones. Tampered and
+    unwrapped datagrams are dropped and counted."""
     p = gssd()
     g = client(p, realm)
     assert g.handshake(level) == level
     g.send(S.request_msg(S.CMD_UDP, "0.0.0.0", 0))
     head = g.recv_exact(4)
-    assert head[1] == rep
+    assert head[1] == 0
+    relay = (socket.inet_ntoa(g.recv_exact(4)), struct.unpack(">H", g.recv_exact(2))[0])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(10)
+    u.bind(("127.0.0.1", 0))
+    for i in range(5):
+        payload = b"datagram-%d-" % i + os.urandom(200)
+        dgram = S.udp_packet("127.0.0.1", udp_echo.port, payload)
+        if level:
+            w = g.ctx.wrap(dgram, level == 2)
+            assert w.encrypted == (level == 2)
+            dgram = G.frame(3, w.message)
+        u.sendto(dgram, relay)
+        back, _ = u.recvfrom(70000)
+        if level:
+            assert back[:2] == b"\x01\x03"
+            assert struct.unpack(">H", back[2:4])[0] == len(back) - 4
+            assert payload not in back or level == 1
+            un = g.ctx.unwrap(back[4:])
+            assert un.encrypted == (level == 2)
+            back = un.message
+        frag, atyp, host, port, data = S.udp_parse(back)
+        assert (frag, host, port, data) == (0, "127.0.0.1", udp_echo.port, payload)
+    if level:
+        # not a frame, and a tampered token: dropped, nothing comes back
+        u.sendto(S.udp_packet("127.0.0.1", udp_echo.port, b"clear"), relay)
+        bad = bytearray(G.frame(3, g.ctx.wrap(S.udp_packet("127.0.0.1", udp_echo.port, b"x"),
+                                              level == 2).message))
+        bad[-3] ^= 1
+        u.sendto(bytes(bad), relay)
+        u.settimeout(1)
+        with pytest.raises(socket.timeout):
+            u.recvfrom(70000)
+    g.s.close()
+    p.wait_log(r"udp datagrams up=5 down=5")
+    if level:
+        p.wait_log(r"udp datagrams failing the method's protection: 2")
 
 
 def test_gssapi_and_userpass_offered(stpd_factory, realm, echo):

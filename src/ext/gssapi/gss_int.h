@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "server/filter.h"
+#include "server/session.h"
 
 /* A peer that never reads cannot make an output buffer grow past this
  * (TLS_OBUF_MAX's size: a relay read plus framing). */
@@ -58,6 +59,7 @@ struct gss_filter {
 	char mech[24];         /* "krb5", "spnego/krb5", "other"... */
 	bool spnego;           /* the first token was SPNEGO's */
 	bool nec;              /* the level came unwrapped (curl --socks5-gssapi-nec) */
+	struct session_dgram_guard guard; /* levels 1, 2: UDP ASSOCIATE's datagrams */
 };
 
 /* A filter in phase HANDSHAKE, owning cred (released by free). NULL when
@@ -65,6 +67,12 @@ struct gss_filter {
 struct gss_filter *gss_filter_new(gss_cred_id_t cred);
 /* Moves to CLEAR (level 0) or WRAP (levels 1, 2). 0, or -1 with why set. */
 int gss_filter_protect(struct gss_filter *g, uint8_t level);
+
+/* RFC 1961 section 5 for UDP: a whole SOCKS UDP datagram (header and data)
+ * is one X'03' frame, VER MTYP LEN gss_wrap(datagram). The session's
+ * datagram guard (session.h) with ctx = the filter (gss_dgram.c). */
+int gss_dgram_unseal(void *ctx, uint8_t *p, size_t len);
+uint8_t *gss_dgram_seal(void *ctx, uint8_t *p, size_t *len, size_t room);
 
 /* Buffers (gss_filter.c). */
 int gss_buf_append(struct gss_buf *b, const uint8_t *p, size_t n, size_t max);

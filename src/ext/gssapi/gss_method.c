@@ -280,9 +280,12 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 	g->step = GSS_STEP_DONE;
 	gss_conf_map_user(conf, g->principal, user, sizeof(user));
 	session_set_user(s, user);
-	/* RFC 1961 section 6 (datagrams under protection) is not implemented:
-	 * UDP ASSOCIATE is refused when the datagrams would go unprotected. */
-	session_refuse_udp(s, lv != GSS_LEVEL_NONE);
+	/* Under protection, UDP ASSOCIATE's datagrams are wrapped too (RFC
+	 * 1961 section 5, gss_dgram.c). */
+	if (lv != GSS_LEVEL_NONE) {
+		g->guard = (struct session_dgram_guard){ gss_dgram_unseal, gss_dgram_seal, g };
+		session_set_dgram_guard(s, &g->guard);
+	}
 	log_info("%s: GSS-API principal=%s mech=%s protection=%s (asked %s)%s",
 		 session_tag(s, tag, sizeof(tag)), g->principal, g->mech, gss_level_name((uint8_t)lv),
 		 gss_level_name(asked), g->nec ? " unwrapped" : "");
