@@ -110,6 +110,13 @@ int conn_gss_negotiate(struct stp_conn *c, const struct stp_proxy *p, int64_t de
 int conn_gss_write(struct stp_conn *c, const void *buf, size_t n, enum stp_err *err);
 /* Levels 1, 2: plaintext, as conn_tls_read. */
 ssize_t conn_gss_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *err);
+/* A whole RFC 1928 UDP datagram p[0..len) <-> one X'03' frame in out
+ * (cap): the length written, or -1 (does not fit, does not unwrap, a
+ * replay, no confidentiality at level 2). */
+ssize_t conn_gss_seal_dgram(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			    size_t cap);
+ssize_t conn_gss_unseal_dgram(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			      size_t cap);
 /* Plaintext (or a whole frame) is waiting without reading the socket. */
 bool conn_gss_pending(const struct stp_conn *c);
 void conn_gss_free(struct stp_conn *c);

@@ -370,3 +370,45 @@ void conn_gss_free(struct stp_conn *c)
 	free(c->gss.plain);
 	memset(&c->gss, 0, sizeof(c->gss));
 }
+
+/* ---- datagrams (RFC 1961 section 5): one X'03' frame per datagram ---- */
+
+ssize_t conn_gss_seal_dgram(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			    size_t cap)
+{
+	OM_uint32 major, minor;
+	gss_buffer_desc in = { len, (void *)p }, w = GSS_C_EMPTY_BUFFER;
+	major = gss_wrap(&minor, c->gss.ctx, c->gss.level == GSS_LEVEL_CONF, GSS_C_QOP_DEFAULT, &in,
+			 NULL, &w);
+	ssize_t n = -1;
+	if (!GSS_ERROR(major) && w.length <= GSSFRAME_TOKEN_MAX &&
+	    GSSFRAME_HDR_LEN + w.length <= cap) {
+		gssframe_hdr_write(out, cap, GSSFRAME_DATA, (uint16_t)w.length);
+		memcpy(out + GSSFRAME_HDR_LEN, w.value, w.length);
+		n = (ssize_t)(GSSFRAME_HDR_LEN + w.length);
+	}
+	gss_release_buffer(&minor, &w);
+	return n;
+}
+
+ssize_t conn_gss_unseal_dgram(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			      size_t cap)
+{
+	struct gssframe fr;
+	size_t used = 0;
+	if (gssframe_parse(&fr, p, len, &used, NULL) != SOCKS_DONE || used != len ||
+	    fr.mtyp != GSSFRAME_DATA)
+		return -1;
+	OM_uint32 major, minor;
+	int conf_state = 0;
+	gss_buffer_desc in = { fr.len, (void *)fr.token }, u = GSS_C_EMPTY_BUFFER;
+	major = gss_unwrap(&minor, c->gss.ctx, &in, &u, &conf_state, NULL);
+	ssize_t n = -1;
+	if (!GSS_ERROR(major) && !(major & GSS_S_DUPLICATE_TOKEN) && u.length <= cap &&
+	    (conf_state || c->gss.level != GSS_LEVEL_CONF)) {
+		memcpy(out, u.value, u.length);
+		n = (ssize_t)u.length;
+	}
+	gss_release_buffer(&minor, &u);
+	return n;
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/conn.h"
 #include "common/log.h"
 #include "common/sockaddr.h"
 
@@ -28,7 +29,14 @@ struct stp_udp {
 	struct stp_proxy proxy;
 	struct stp_addr relay;
 	uint8_t pkt[UDP_DGRAM_MAX]; /* one received datagram, header included */
+	uint8_t gss[UDP_DGRAM_MAX]; /* GSS-API levels 1, 2: the datagram as framed */
 };
+
+/* GSS-API at levels 1 and 2 wraps every datagram (RFC 1961 section 5). */
+static bool udp_sealed(const struct stp_udp *u)
+{
+	return u->conn != NULL && u->conn->gss.wrap;
+}
 
 static void *udp_fail(enum stp_err *err, enum stp_err e)
 {
@@ -91,10 +99,6 @@ static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy
 	 * clear datagrams are fine (docs/client.md). */
 	if (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked)
 		return udp_fail(err, STP_ERR_TLS_UDP_NAKED);
-	/* RFC 1961 section 6 (protected datagrams) is not implemented, on
-	 * either side: only level none carries UDP (in the clear). */
-	if (proxy->gss.on && proxy->gss.level != STP_GSS_NONE)
-		return udp_fail(err, STP_ERR_UNSUPPORTED);
 	u->proxy = *proxy;
 	if (client_proxy_needs_conn(proxy)) {
 		u->conn = client_conn_connect(proxy, deadline, &e);
@@ -218,6 +222,19 @@ static ssize_t udp_send(struct stp_udp *u, const struct socks_addr *a, const voi
 			*err = hlen == 0 ? STP_ERR_TARGET_NAME : STP_ERR_INVALID;
 		return -1;
 	}
+	if (udp_sealed(u)) {
+		/* The whole datagram, header and data, in one X'03' frame. */
+		memcpy(u->pkt, hdr, hlen);
+		memcpy(u->pkt + hlen, buf, len);
+		ssize_t n = conn_gss_seal_dgram(u->conn, u->pkt, hlen + len, u->gss, sizeof(u->gss));
+		if (n < 0) {
+			if (err)
+				*err = STP_ERR_GSS_PROTECTION;
+			return -1;
+		}
+		iov[0] = (struct iovec){ u->gss, (size_t)n };
+		msg.msg_iovlen = 1;
+	}
 	if (sendmsg(u->udp, &msg, MSG_NOSIGNAL) < 0) {
 		if (err)
 			*err = STP_ERR_IO;
@@ -284,7 +301,8 @@ static bool udp_control_gone(struct stp_udp *u)
 static ssize_t udp_take(struct stp_udp *u, void *buf, size_t cap, struct stp_addr *src,
 			bool *got, enum stp_err *err)
 {
-	ssize_t n = recv(u->udp, u->pkt, sizeof(u->pkt), MSG_DONTWAIT);
+	bool sealed = udp_sealed(u);
+	ssize_t n = recv(u->udp, sealed ? u->gss : u->pkt, sizeof(u->pkt), MSG_DONTWAIT);
 	ssize_t off;
 
 	*got = false;
@@ -293,6 +311,13 @@ static ssize_t udp_take(struct stp_udp *u, void *buf, size_t cap, struct stp_add
 			return 0;
 		*err = STP_ERR_IO;
 		return -1;
+	}
+	if (sealed) {
+		n = conn_gss_unseal_dgram(u->conn, u->gss, (size_t)n, u->pkt, sizeof(u->pkt));
+		if (n < 0) {
+			log_debug("UDP: dropped a datagram that fails GSS-API protection");
+			return 0;
+		}
 	}
 	off = stp_udp_unwrap(u->pkt, (size_t)n, src);
 	if (off < 0) {

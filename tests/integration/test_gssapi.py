@@ -424,3 +424,19 @@ def test_stpify_refuses_gss_urls(realm):
                        capture_output=True, timeout=30, env=user_env(realm, "alice"))
     assert r.returncode != 0
     assert b"GSS-API proxy URLs" in r.stderr
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stp_cli_udp(gssd, realm, udp_echo, level):
+    """`stp udp` through GSS-API: at integrity and confidentiality each
+    datagram travels as one X'03' frame (stpd counts them relayed both
+    ways, and none failing the protection)."""
+    p = gssd()
+    lines = b"".join(b"line %d\n" % i for i in range(5))
+    r = run_stp(realm, "alice", "udp", "127.0.0.1", udp_echo.port, proxy=gss_url(p, level),
+                data=lines)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == sorted(lines.splitlines())
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    p.wait_log(r"udp datagrams up=5 down=5")
+    assert "failing the method's protection" not in p.log()
