@@ -82,5 +82,14 @@ enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, in
 /* Hands c to a detached relay thread; returns the application's end of
  * a socketpair (blocking, close-on-exec), or -1 with *err (c is closed). */
 int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
+/* For stpify: method X'01' and CONNECT on fd, a socket already connected
+ * to the GSS-API proxy (blocking, poll to the deadline). Level none: fd
+ * then carries the target's bytes and *relay_fd is -1. Levels 1 and 2: the
+ * proxy connection moves to a new fd number served by a relay thread, and
+ * *relay_fd is the plaintext end of its socketpair, for the caller to put
+ * in fd's place. 0, or -1 with *err and errno (fd is left open). */
+int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
+			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
+			  int *relay_fd, enum stp_err *err);
 
 #endif

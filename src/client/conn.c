@@ -8,6 +8,7 @@
  * SSL instead of the socket. The hooks get the connection as their ctx.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,4 +432,52 @@ void stp_conn_close(struct stp_conn *c)
 	if (c->mode != STP_TLS_NONE && conn_tls_shutdown(c, &e) == 0)
 		conn_send_some(c, &e);
 	conn_free(c);
+}
+
+/* ---- a GSS-API proxy on a socket someone else connected (stpify) ---- */
+
+int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
+			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
+			  int *relay_fd, enum stp_err *err)
+{
+	struct stp_handshake h;
+	struct stp_conn *c = calloc(1, sizeof(*c));
+	enum stp_err e = STP_OK;
+
+	*relay_fd = -1;
+	if (c == NULL)
+		return conn_fail(err, STP_ERR_NOMEM);
+	c->fd = fd;
+	snprintf(c->host, sizeof(c->host), "%s", proxy->host);
+	if (conn_gss_negotiate(c, proxy, deadline, &e) < 0)
+		goto fail;
+	if (client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, host, port, sa, &e) < 0)
+		goto fail;
+	if (client_conn_hs_run(c, &h, deadline) != STP_DONE) {
+		e = h.err ? h.err : STP_ERR_PROTOCOL;
+		errno = h.sys_errno ? h.sys_errno : stp_err_errno(e);
+		goto fail;
+	}
+	if (!c->gss.wrap) {
+		/* Level none: fd carries the target's bytes from here. */
+		c->fd = -1;
+		conn_free(c);
+		return 0;
+	}
+	/* Levels 1, 2: the proxy connection moves to a new fd number, for a
+	 * relay thread; the caller puts the plaintext end in fd's place. */
+	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (c->fd < 0) {
+		e = STP_ERR_SYSTEM;
+		goto fail;
+	}
+	*relay_fd = client_conn_to_thread(c, &e);
+	return *relay_fd < 0 ? conn_fail(err, e) : 0;
+fail:;
+	int saved = errno;
+	if (c->fd == fd)
+		c->fd = -1; /* the caller's socket */
+	conn_free(c);
+	errno = saved;
+	return conn_fail(err, e);
 }

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/client.h"
 #include "common/sockaddr.h"
 #include "shim/shim.h"
 
@@ -221,17 +222,38 @@ enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline)
 	}
 }
 
+/* A GSS-API proxy (method X'01', RFC 1961): the method and CONNECT through
+ * libstp's connection object on s. With protection (levels 1, 2) every byte
+ * must be wrapped, so the connection goes to a relay thread and *relay is
+ * the socketpair end that takes the application's fd number. */
+static int nb_gss(int s, const struct stp_proxy *proxy, const struct sockaddr *sa,
+		  const char *name, const char *what, int64_t deadline, int *relay)
+{
+	enum stp_err err;
+	if (client_gss_connect_fd(s, proxy, name, (uint16_t)sa_port(sa), name ? NULL : sa, deadline,
+				  relay, &err) < 0) {
+		shim_log(SHIM_LOG_ERROR, "connect %s: %s%s%s", what, stp_strerror(err),
+			 stp_err_detail()[0] ? ": " : "", stp_err_detail());
+		errno = stp_err_errno(err);
+		return -1;
+	}
+	return 0;
+}
+
 /* The CONNECT handshake on s, connected to the proxy. 0, or -1 with errno
- * set to what connect() should report. */
+ * set to what connect() should report. *relay: see nb_gss (-1: none). */
 static int nb_handshake(int s, const struct sockaddr *sa, const char *name, const char *what,
-			int64_t deadline)
+			int64_t deadline, int *relay)
 {
 	struct stp_proxy proxy = shim_conf.proxy;
 	struct stp_handshake h;
 	enum stp_err err;
 
+	*relay = -1;
 	if (name != NULL)
 		shim_policy_proxy_for_name(&proxy);
+	if (proxy.gss.on)
+		return nb_gss(s, &proxy, sa, name, what, deadline, relay);
 	if (stp_handshake_init(&h, &proxy, s, STP_CMD_CONNECT, name,
 			       (uint16_t)sa_port(sa), name ? NULL : sa, &err) < 0) {
 		shim_log(SHIM_LOG_ERROR, "connect %s: %s", what, stp_strerror(err));
@@ -273,13 +295,30 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 		errno = e;
 		return -1;
 	}
-	if (nb_handshake(s, sa, name, what, deadline) < 0 ||
-	    (s != fd && sockswap_install(s, fd) < 0)) {
+	int relay = -1;
+	if (nb_handshake(s, sa, name, what, deadline, &relay) < 0 ||
+	    (relay < 0 && s != fd && sockswap_install(s, fd) < 0)) {
 		e = errno;
 		if (s != fd)
 			shim_real.close(s);
 		errno = e;
 		return -1;
+	}
+	if (relay >= 0) {
+		/* GSS-API protection: the relay thread holds the proxy
+		 * connection; the plaintext end takes fd's number (and its
+		 * O_NONBLOCK and close-on-exec). */
+		if (s != fd)
+			shim_real.close(s);
+		if (sockswap_install(relay, fd) < 0) {
+			e = errno;
+			shim_real.close(relay);
+			errno = e;
+			return -1;
+		}
+		shim_log(SHIM_LOG_DEBUG, "connect %s: GSS-API protection through a relay thread",
+			 what);
+		s = fd;
 	}
 	if (s != fd) {
 		st->app_family = family;

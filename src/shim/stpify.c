@@ -41,12 +41,6 @@ static void usage(FILE *f)
  * proxied connect fail with EPROTONOSUPPORT, never go direct. */
 static bool refuse_tls(const struct stp_proxy *p)
 {
-	if (p->gss.on) {
-		/* The same holds for GSS-API's per-message protection. */
-		fprintf(stderr, "stpify: GSS-API proxy URLs (socks5+gssapi://) are not supported; "
-				"use the stp command or libstp\n");
-		return true;
-	}
 	if (p->tls.mode == STP_TLS_NONE)
 		return false;
 	fprintf(stderr, "stpify: TLS proxy URLs (socks5+tls://, socks5s://, ...) are not "

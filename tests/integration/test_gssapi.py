@@ -9,6 +9,7 @@ wrong service, tampered, expired and garbage tokens get the refusal
 X'01' X'FF' and a log line; principals the rules do not allow get REP
 X'02'; principals map to rule users."""
 
+import hashlib
 import os
 import socket
 import struct
@@ -418,12 +419,63 @@ def test_libstp_stp_connect(gssd, realm, echo):
         assert r.stdout == ("via-gss-%s\n" % level).encode()
 
 
-def test_stpify_refuses_gss_urls(realm):
-    stpify = os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
-    r = subprocess.run([stpify, "--proxy", "socks5+gssapi://127.0.0.1:1", "true"],
-                       capture_output=True, timeout=30, env=user_env(realm, "alice"))
+def stpify_bin():
+    return os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
+
+
+def run_stpify(realm, user, proxy, *argv, timeout=60):
+    env = dict(user_env(realm, user), STP_PROXY_LOOPBACK="1", STP_LOG="info")
+    return subprocess.run([stpify_bin(), "--proxy", proxy, "--"] + [str(a) for a in argv],
+                          capture_output=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stpify_curl(gssd, realm, http, level):
+    """curl (a non-blocking connect) socksified through GSS-API: 3 MiB
+    through the protection, checked by sha256."""
+    import services
+    p = gssd()
+    size = 3 << 20
+    r = run_stpify(realm, "alice", gss_url(p, level), "curl", "-sS", "--max-time", "50",
+                   "http://127.0.0.1:%d/big/%d" % (http.port, size))
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).hexdigest() == services.BigContent.sha256(size)
+    p.wait_log(r"user=alice: GSS-API principal=alice@STP.TEST mech=krb5 protection=%s" % level)
+
+
+PY_ECHO = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+data = bytes(range(256)) * 400
+s.sendall(data)
+got = b""
+while len(got) < len(data):
+    got += s.recv(65536)
+assert got == data
+s.close()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stpify_python_blocking(gssd, realm, echo, level):
+    p = gssd()
+    r = run_stpify(realm, "bob", gss_url(p, level, mech="spnego"), "/usr/bin/python3", "-c",
+                   PY_ECHO, echo.port)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"ok\n"
+    p.wait_log(r"user=robert: GSS-API .* mech=spnego/krb5 protection=%s" % level)
+
+
+def test_stpify_refused_context(gssd, realm, echo):
+    """The proxy's X'01' X'FF' becomes connect()'s EACCES."""
+    p = gssd()
+    r = run_stpify(realm, "alice", gss_url(p, service="other@localhost"), "/usr/bin/python3",
+                   "-c", PY_ECHO, echo.port)
     assert r.returncode != 0
-    assert b"GSS-API proxy URLs" in r.stderr
+    assert b"PermissionError" in r.stderr
+    assert b"X'01' X'FF'" in r.stderr
+
 
 
 @pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
