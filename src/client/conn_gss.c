@@ -164,8 +164,9 @@ static int gss_context(struct stp_conn *c, const struct stp_proxy *p, int64_t de
 			gss_fail(err, STP_ERR_GSS_CREDENTIALS);
 			break;
 		}
-		int s = out.length ? send_frame(c, GSSFRAME_AUTH, out.value, out.length, deadline,
-						err) : 0;
+		int s = out.length ?
+				send_frame(c, GSSFRAME_AUTH, out.value, out.length, deadline, err) :
+				0;
 		gss_release_buffer(&minor, &out);
 		if (s < 0)
 			break;
@@ -220,8 +221,8 @@ static int gss_level(struct stp_conn *c, const struct stp_proxy *p, int64_t dead
 	if (chosen == GSS_LEVEL_NONE)
 		return 0;
 	OM_uint32 max = 0;
-	major = gss_wrap_size_limit(&minor, c->gss.ctx, chosen == GSS_LEVEL_CONF,
-				    GSS_C_QOP_DEFAULT, GSSFRAME_TOKEN_MAX, &max);
+	major = gss_wrap_size_limit(&minor, c->gss.ctx, chosen == GSS_LEVEL_CONF, GSS_C_QOP_DEFAULT,
+				    GSSFRAME_TOKEN_MAX, &max);
 	if (GSS_ERROR(major) || max == 0) {
 		gss_detail("gss_wrap_size_limit", major, minor);
 		return gss_fail(err, STP_ERR_GSS_PROTECTION);
@@ -258,7 +259,8 @@ int conn_gss_write(struct stp_conn *c, const void *buf, size_t n, enum stp_err *
 		}
 		uint8_t hdr[GSSFRAME_HDR_LEN];
 		gssframe_hdr_write(hdr, sizeof(hdr), GSSFRAME_DATA, (uint16_t)out.length);
-		int q = conn_queue(c, hdr, sizeof(hdr)) < 0 || conn_queue(c, out.value, out.length) < 0;
+		int q = conn_queue(c, hdr, sizeof(hdr)) < 0 ||
+			conn_queue(c, out.value, out.length) < 0;
 		gss_release_buffer(&minor, &out);
 		if (q)
 			return gss_fail(err, STP_ERR_NOMEM);

@@ -71,21 +71,31 @@ size_t gssframe_abort_write(uint8_t *dst, size_t cap)
 const char *gssframe_mtyp_name(uint8_t mtyp)
 {
 	switch (mtyp) {
-	case GSSFRAME_AUTH: return "authentication";
-	case GSSFRAME_PROT: return "protection-level";
-	case GSSFRAME_DATA: return "per-message";
-	case GSSFRAME_ABORT: return "abort";
-	default: return "unknown";
+	case GSSFRAME_AUTH:
+		return "authentication";
+	case GSSFRAME_PROT:
+		return "protection-level";
+	case GSSFRAME_DATA:
+		return "per-message";
+	case GSSFRAME_ABORT:
+		return "abort";
+	default:
+		return "unknown";
 	}
 }
 
 const char *gss_level_name(uint8_t level)
 {
 	switch (level) {
-	case GSS_LEVEL_NONE: return "none";
-	case GSS_LEVEL_INTEGRITY: return "integrity";
-	case GSS_LEVEL_CONF: return "confidentiality";
-	case GSS_LEVEL_SELECTIVE: return "selective";
-	default: return "unknown";
+	case GSS_LEVEL_NONE:
+		return "none";
+	case GSS_LEVEL_INTEGRITY:
+		return "integrity";
+	case GSS_LEVEL_CONF:
+		return "confidentiality";
+	case GSS_LEVEL_SELECTIVE:
+		return "selective";
+	default:
+		return "unknown";
 	}
 }

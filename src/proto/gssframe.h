@@ -24,11 +24,11 @@
 
 #include "proto/socks.h"
 
-#define GSSFRAME_VER 0x01
-#define GSSFRAME_HDR_LEN 4
+#define GSSFRAME_VER       0x01
+#define GSSFRAME_HDR_LEN   4
 #define GSSFRAME_ABORT_LEN 2
 #define GSSFRAME_TOKEN_MAX 65535
-#define GSSFRAME_MAX (GSSFRAME_HDR_LEN + GSSFRAME_TOKEN_MAX)
+#define GSSFRAME_MAX       (GSSFRAME_HDR_LEN + GSSFRAME_TOKEN_MAX)
 
 enum gssframe_mtyp {
 	GSSFRAME_AUTH = 0x01,

@@ -34,8 +34,10 @@ static void k_map(struct conf_parser *p, const struct conf_ext_stmt *s, void *da
 	}
 	if (strlen(s->args[0]) >= GSS_CONF_NAME_MAX || strlen(s->args[1]) >= GSS_CONF_NAME_MAX ||
 	    !s->args[0][0] || !s->args[1][0]) {
-		conf_error(p, s->line, "'map' takes a principal pattern and a user name of 1 to %d "
-			   "characters", GSS_CONF_NAME_MAX - 1);
+		conf_error(p, s->line,
+			   "'map' takes a principal pattern and a user name of 1 to %d "
+			   "characters",
+			   GSS_CONF_NAME_MAX - 1);
 		return;
 	}
 	struct gss_conf_map *m = &g->maps[g->n_maps++];
@@ -66,7 +68,10 @@ static void gss_conf_check(struct conf_parser *p, const struct stp_conf *c, cons
 	(void)g;
 }
 
-#define KEY1(name, fn) { name, 1, 1, true, fn }
+#define KEY1(name, fn)               \
+	{                            \
+		name, 1, 1, true, fn \
+	}
 
 static const struct conf_ext_key gss_keys[] = {
 	KEY1("keytab", k_keytab),

@@ -26,11 +26,11 @@ struct gss_conf_map {
 
 /* gssapi { keytab FILE; principal NAME; map PATTERN USER; protection LEVEL } */
 struct gss_conf {
-	char keytab[CONF_PATH_MAX];           /* "" = the Kerberos default (KRB5_KTNAME) */
-	char principal[GSS_CONF_NAME_MAX];    /* "" = any key in the keytab */
+	char keytab[CONF_PATH_MAX];        /* "" = the Kerberos default (KRB5_KTNAME) */
+	char principal[GSS_CONF_NAME_MAX]; /* "" = any key in the keytab */
 	struct gss_conf_map maps[GSS_CONF_MAPS_MAX];
 	size_t n_maps;
-	unsigned min_level;                   /* enum gss_level: 0 none, 1, 2 (default 0) */
+	unsigned min_level; /* enum gss_level: 0 none, 1, 2 (default 0) */
 };
 
 extern const struct conf_ext gss_conf_ext;

@@ -31,7 +31,7 @@
  * (TLS_OBUF_MAX's size: a relay read plus framing). */
 #define GSS_BUF_MAX (4u << 20)
 /* Input: a partial frame plus one socket read (conn.c reads 16.5 KiB). */
-#define GSS_IN_MAX (128u * 1024)
+#define GSS_IN_MAX  (128u * 1024)
 
 struct gss_buf {
 	uint8_t *p;
@@ -45,20 +45,20 @@ struct gss_filter {
 	struct stream_filter base; /* first */
 	enum gss_phase phase;
 	struct gss_buf in, plain, out;
-	size_t frame_left;     /* HANDSHAKE: bytes of the current frame not handed out */
-	bool conf;             /* WRAP: confidentiality (level 2) */
-	OM_uint32 max_plain;   /* WRAP: plaintext bytes per token */
+	size_t frame_left;   /* HANDSHAKE: bytes of the current frame not handed out */
+	bool conf;           /* WRAP: confidentiality (level 2) */
+	OM_uint32 max_plain; /* WRAP: plaintext bytes per token */
 
 	/* context establishment (gss_method.c) */
 	enum gss_step step;
-	struct gss_buf acc;    /* the frame being collected */
+	struct gss_buf acc; /* the frame being collected */
 	gss_cred_id_t cred;
 	gss_ctx_id_t ctx;
-	OM_uint32 flags;       /* ret_flags of the established context */
-	char principal[256];   /* the client's, once established */
-	char mech[24];         /* "krb5", "spnego/krb5", "other"... */
-	bool spnego;           /* the first token was SPNEGO's */
-	bool nec;              /* the level came unwrapped (curl --socks5-gssapi-nec) */
+	OM_uint32 flags;                  /* ret_flags of the established context */
+	char principal[256];              /* the client's, once established */
+	char mech[24];                    /* "krb5", "spnego/krb5", "other"... */
+	bool spnego;                      /* the first token was SPNEGO's */
+	bool nec;                         /* the level came unwrapped (curl --socks5-gssapi-nec) */
 	struct session_dgram_guard guard; /* levels 1, 2: UDP ASSOCIATE's datagrams */
 };
 

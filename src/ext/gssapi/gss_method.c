@@ -75,8 +75,8 @@ static gss_cred_id_t acquire(const struct gss_conf *g, char *why, size_t cap)
 		/* "socks/host@REALM" is a Kerberos principal; "socks@host" a
 		 * host-based service name. */
 		gss_buffer_desc b = { strlen(g->principal), (void *)g->principal };
-		gss_OID type = strchr(g->principal, '/') ? GSS_KRB5_NT_PRINCIPAL_NAME
-							  : GSS_C_NT_HOSTBASED_SERVICE;
+		gss_OID type = strchr(g->principal, '/') ? GSS_KRB5_NT_PRINCIPAL_NAME :
+							   GSS_C_NT_HOSTBASED_SERVICE;
 		major = gss_import_name(&minor, &b, type, &name);
 		if (GSS_ERROR(major)) {
 			char st[200];
@@ -134,8 +134,8 @@ static void name_of(gss_name_t n, char *out, size_t cap)
 {
 	OM_uint32 minor;
 	gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
-	if (GSS_ERROR(gss_display_name(&minor, n, &b, NULL)) || b.length == 0 ||
-	    b.length >= cap || memchr(b.value, '\0', b.length))
+	if (GSS_ERROR(gss_display_name(&minor, n, &b, NULL)) || b.length == 0 || b.length >= cap ||
+	    memchr(b.value, '\0', b.length))
 		snprintf(out, cap, "?");
 	else
 		snprintf(out, cap, "%.*s", (int)b.length, (char *)b.value);
@@ -287,8 +287,8 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 		session_set_dgram_guard(s, &g->guard);
 	}
 	log_info("%s: GSS-API principal=%s mech=%s protection=%s (asked %s)%s",
-		 session_tag(s, tag, sizeof(tag)), g->principal, g->mech, gss_level_name((uint8_t)lv),
-		 gss_level_name(asked), g->nec ? " unwrapped" : "");
+		 session_tag(s, tag, sizeof(tag)), g->principal, g->mech,
+		 gss_level_name((uint8_t)lv), gss_level_name(asked), g->nec ? " unwrapped" : "");
 	session_method_done(s, true);
 }
 
@@ -319,7 +319,8 @@ static void gss_input(struct session *s)
 	}
 	if (fr.mtyp == GSSFRAME_ABORT) {
 		char tag[SA_STR_MAX + 300];
-		log_info("%s: GSS-API: client aborted (X'01' X'FF')", session_tag(s, tag, sizeof(tag)));
+		log_info("%s: GSS-API: client aborted (X'01' X'FF')",
+			 session_tag(s, tag, sizeof(tag)));
 		session_close(s, "GSS-API aborted by the client");
 		return;
 	}

@@ -48,12 +48,17 @@ static void test_gss_options(void **state)
 
 	assert_int_equal(stp_proxy_parse(&p,
 					 "socks5h+gssapi://h/?gss-service=socks%40proxy.example"
-					 "&gss-protection=integrity&gss-mech=spnego", &err), 0);
+					 "&gss-protection=integrity&gss-mech=spnego",
+					 &err),
+			 0);
 	assert_string_equal(p.gss.service, "socks@proxy.example");
 	assert_int_equal(p.gss.level, STP_GSS_INTEGRITY);
 	assert_true(p.gss.spnego);
-	assert_int_equal(stp_proxy_parse(&p, "socks5+gssapi://h?gss-protection=none"
-					 "&gss-service=rcmd/h.example@REALM&gss-mech=krb5", &err), 0);
+	assert_int_equal(stp_proxy_parse(&p,
+					 "socks5+gssapi://h?gss-protection=none"
+					 "&gss-service=rcmd/h.example@REALM&gss-mech=krb5",
+					 &err),
+			 0);
 	assert_int_equal(p.gss.level, STP_GSS_NONE);
 	assert_string_equal(p.gss.service, "rcmd/h.example@REALM");
 	assert_false(p.gss.spnego);
@@ -66,7 +71,7 @@ static void test_gss_bad(void **state)
 		"socks5+gssapi://h?gss-mech=ntlm",
 		"socks5+gssapi://h?gss-service=",
 		"socks5+gssapi://h?gss-service=a%20b",
-		"socks5+gssapi://h?ca=/x.pem",   /* a TLS option */
+		"socks5+gssapi://h?ca=/x.pem", /* a TLS option */
 		"socks5+gssapi://h?gss-protection",
 		"socks5s://h?gss-protection=none", /* a GSS option on a TLS URL */
 		"socks5://h?gss-protection=none",
