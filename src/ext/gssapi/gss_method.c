@@ -278,6 +278,11 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 		return;
 	}
 	g->step = GSS_STEP_DONE;
+	/* What only the handshake needed goes now (the frame buffer may be
+	 * 64 KiB; fr pointed into it and is not used again). */
+	OM_uint32 minor;
+	gss_buf_free(&g->acc);
+	gss_release_cred(&minor, &g->cred);
 	gss_conf_map_user(conf, g->principal, user, sizeof(user));
 	session_set_user(s, user);
 	/* Under protection, UDP ASSOCIATE's datagrams are wrapped too (RFC
