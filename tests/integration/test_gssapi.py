@@ -515,3 +515,13 @@ def test_curl_socks5_gssapi(gssd, realm, http):
     else:
         assert r.returncode in (97, 7), r  # CURLE_PROXY, CURLE_COULDNT_CONNECT
         p.wait_log(r"session id=1 .* result=\"(client closed during handshake|GSS-API)")
+
+
+def test_bad_keytab_stops_start(stpd_factory, realm, tmp_path):
+    """A keytab that does not load stops stpd at start (worker_init), with
+    the GSS-API reason, rather than refusing every client later."""
+    missing = tmp_path / "no.keytab"
+    text = gss_conf(realm).replace(realm.keytab, str(missing))
+    with pytest.raises(RuntimeError) as e:
+        stpd_factory(conf=text, env=realm.env)
+    assert "gssapi: acceptor credentials (keytab %s)" % missing in str(e.value)
