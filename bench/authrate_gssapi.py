@@ -19,7 +19,10 @@ stpd's CPU time per authentication (utime+stime of the stpd process over
 the run / authentications): the server's own cost, which does not depend on
 how fast the Python clients are.
 
-    bench/authrate_gssapi.py [--stpd build/src/server/stpd] [--procs 4] [--secs 5]
+Then, with --bulk MB (default 200), the cost of the protection: MB/s of one
+`stp connect` upload (stdin -> proxy -> a discarding sink) at each level.
+
+    bench/authrate_gssapi.py [--stpd build/src/server/stpd] [--procs 4] [--secs 5] [--bulk 200]
 """
 
 import argparse
@@ -131,11 +134,51 @@ def run(method, port, pid, procs, secs, ccache, krb5_conf):
             "p99": lat[min(n - 1, int(n * 0.99))] * 1e3, "cpu_us": cpu / n * 1e6}
 
 
+def sink():
+    """A TCP server that reads and discards; returns its port."""
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def drain(c):
+        while c.recv(1 << 20):
+            pass
+        c.close()  # our FIN ends stp's connect
+
+    def serve():
+        while True:
+            c, _ = ls.accept()
+            threading.Thread(target=drain, args=(c,), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return ls.getsockname()[1]
+
+
+def bulk(stp, port, realm, mb):
+    target = sink()
+    rows = []
+    data = b"\0" * (1 << 20)
+    for level in ("none", "integrity", "confidentiality"):
+        url = "socks5+gssapi://127.0.0.1:%d?gss-service=socks@localhost&gss-protection=%s" % (
+            port, level)
+        t0 = time.monotonic()
+        p = subprocess.Popen([stp, "--proxy", url, "connect", "127.0.0.1", str(target)],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             env=realm.user_env("bench"))
+        for _ in range(mb):
+            p.stdin.write(data)
+        p.stdin.close()
+        p.wait(120)
+        rows.append((level, mb / (time.monotonic() - t0)))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stpd", default=os.path.join(HERE, "..", "build", "src", "server", "stpd"))
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--secs", type=float, default=5)
+    ap.add_argument("--bulk", type=int, default=200)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="authrate-")
     realm = K.Kdc(work)
@@ -168,6 +211,13 @@ def main():
             r = run(m, port, stpd.pid, a.procs, a.secs, realm.ccache("bench"), realm.krb5_conf)
             print("| %(method)s | %(auths)d | %(rate).0f | %(p50).2f | %(p99).2f | %(cpu_us).0f |"
                   % r)
+        if a.bulk:
+            stp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(a.stpd)))), "src", "cli", "stp")
+            print("\n| GSS-API level | upload MB/s (stp connect, %d MB) |" % a.bulk)
+            print("|---|---|")
+            for level, rate in bulk(stp, port, realm, a.bulk):
+                print("| %s | %.0f |" % (level, rate))
     finally:
         if stpd:
             stpd.terminate()
