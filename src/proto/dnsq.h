@@ -1,0 +1,40 @@
+/*
+ * dnsq.h - CMD X'F2' DNS QUERY (docs/protocol.md §5.4): after the RFC 1928
+ * request (DST = ATYP X'03' QNAME, DST.PORT = QTYPE) the client sends one
+ * DNS message as LEN(2, MSB first) MSG; after a X'00' reply the server
+ * sends the answer in the same form. This file only frames: the DNS
+ * message itself is built and read with c-ares, never here.
+ *
+ * Same contract as socks.h: pure, allocation-free, MORE/DONE/BAD, writers
+ * return the bytes written or 0 when cap is too small.
+ */
+#ifndef STP_PROTO_DNSQ_H
+#define STP_PROTO_DNSQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/socks.h"
+
+#define DNSQ_MSG_MIN 12      /* a DNS header alone (RFC 1035 4.1.1) */
+#define DNSQ_QUERY_MAX 1232  /* a query: fits the server's request buffer
+			      * behind the longest request (DNS Flag Day 2020
+			      * size) */
+#define DNSQ_ANSWER_MAX 65535 /* an answer: the largest DNS message over TCP */
+#define DNSQ_FRAME_HDR 2
+
+/* One framed message: msg points into the input, len in DNSQ_MSG_MIN..max. */
+struct dnsq_frame {
+	const uint8_t *msg;
+	size_t len;
+};
+
+/* LEN MSG with LEN in DNSQ_MSG_MIN..max (max: DNSQ_QUERY_MAX for a query,
+ * DNSQ_ANSWER_MAX for an answer). *used is the frame's size on DONE. BAD
+ * (rep X'01') when LEN is out of range; MORE until all LEN bytes are in. */
+enum socks_res dnsq_frame_parse(struct dnsq_frame *out, const uint8_t *p, size_t n, size_t max,
+				size_t *used, uint8_t *rep);
+/* LEN MSG: 0 when cap is too small or len is out of 1..DNSQ_ANSWER_MAX. */
+size_t dnsq_frame_write(uint8_t *dst, size_t cap, const uint8_t *msg, size_t len);
+
+#endif
