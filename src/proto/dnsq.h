@@ -23,17 +23,20 @@
 #define DNSQ_ANSWER_MAX 65535 /* an answer: the largest DNS message over TCP */
 #define DNSQ_FRAME_HDR 2
 
-/* One framed message: msg points into the input, len in DNSQ_MSG_MIN..max. */
+/* One framed message: p[off..off + len) of the parsed input. */
 struct dnsq_frame {
-	const uint8_t *msg;
-	size_t len;
+	size_t off, len;
 };
 
-/* LEN MSG with LEN in DNSQ_MSG_MIN..max (max: DNSQ_QUERY_MAX for a query,
- * DNSQ_ANSWER_MAX for an answer). *used is the frame's size on DONE. BAD
- * (rep X'01') when LEN is out of range; MORE until all LEN bytes are in. */
-enum socks_res dnsq_frame_parse(struct dnsq_frame *out, const uint8_t *p, size_t n, size_t max,
-				size_t *used, uint8_t *rep);
+/* LEN MSG, the client's query: LEN in DNSQ_MSG_MIN..DNSQ_QUERY_MAX, else
+ * BAD (rep X'01'); MORE until all LEN bytes are in; *used is the frame's
+ * size on DONE. */
+enum socks_res dnsq_query_parse(struct dnsq_frame *out, const uint8_t *p, size_t n, size_t *used,
+				struct socks_err *err);
+/* The same for the answer after the second reply: LEN in
+ * DNSQ_MSG_MIN..DNSQ_ANSWER_MAX. */
+enum socks_res dnsq_answer_parse(struct dnsq_frame *out, const uint8_t *p, size_t n,
+				 size_t *used, struct socks_err *err);
 /* LEN MSG: 0 when cap is too small or len is out of 1..DNSQ_ANSWER_MAX. */
 size_t dnsq_frame_write(uint8_t *dst, size_t cap, const uint8_t *msg, size_t len);
 

@@ -1,13 +1,12 @@
 /*
- * dq_ext.c - CMD X'F2' DNS QUERY (docs/protocol.md §5.4): the client sends
- * one whole DNS message after the request, stpd asks its own resolver
- * (c-ares, ares_send) or its cache and sends the whole answer back after a
- * X'00' reply, then closes. One query per request, so that rules, limits
- * and the session log line apply to each query as to any request.
- *
- * The request's DST is the QNAME (ATYP X'03') and DST.PORT the QTYPE:
- * request rules with `command dns` decide on them before the message is
- * read; the message must then ask exactly that question.
+ * dq_ext.c - CMD X'F2' DNS QUERY (docs/protocol.md §5.4). Two replies, as
+ * BIND has: the request's DST is the QNAME (ATYP X'03') and DST.PORT the
+ * QTYPE, which request rules with `command dns` accept (first reply X'00')
+ * or refuse (X'02'); then the client sends one whole DNS message asking
+ * exactly that question, stpd asks its own resolver (c-ares, ares_send) or
+ * its cache, and the second reply carries the whole answer; then stpd
+ * closes. One query per request, so that rules, limits and the session
+ * log line apply to each query as to any request.
  */
 #include <ares.h>
 #include <stdio.h>
@@ -78,8 +77,8 @@ static const char *dq_rcode_name(unsigned rcode)
 	return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode] : "RCODE?";
 }
 
-/* X'00', DST echoed as BND, then LEN ANSWER; the session ends once it is
- * written. */
+/* The second reply: X'00', DST echoed as BND, then LEN ANSWER; the
+ * session ends once it is written. */
 static void dq_answer(struct session *s, const uint8_t *a, size_t len, const char *how)
 {
 	struct dq_state *st = session_handler_data(s);
@@ -194,25 +193,25 @@ static void dq_on_input(struct session *s)
 {
 	struct dq_state *st = session_handler_data(s);
 	struct dnsq_frame f;
+	struct socks_err err = { 0 };
 	size_t len, cap, used = 0;
-	uint8_t rep;
 	const uint8_t *in = session_input(s, &len, &cap);
 
 	if (st->asked) {
 		session_consume(s, len);
 		return;
 	}
-	switch (dnsq_frame_parse(&f, in, len, DNSQ_QUERY_MAX, &used, &rep)) {
+	switch (dnsq_query_parse(&f, in, len, &used, &err)) {
 	case SOCKS_MORE:
 		return;
 	case SOCKS_BAD:
-		dq_failed(s, rep, "bad DNS message length");
+		dq_failed(s, err.rep, err.why);
 		return;
 	case SOCKS_DONE:
 		break;
 	}
 	/* The message stays in the input buffer while it is read. */
-	dq_ask(s, f.msg, f.len);
+	dq_ask(s, in + f.off, f.len);
 	if (!session_ending(s))
 		session_consume(s, len);
 }
@@ -250,6 +249,9 @@ void dq_start(struct session *s)
 	st->timer.data = st;
 	ev_timer_start(session_loop(s), &st->timer);
 	session_set_handler(s, &dq_ops, st);
+	/* The first reply: the name and type may be asked. */
+	if (session_reply_addr(s, SOCKS5_REP_SUCCEEDED, t, false) < 0)
+		return;
 	session_watch_control(s, dq_on_input);
 	/* The message may have come with the request. */
 	dq_on_input(s);
