@@ -309,25 +309,47 @@ static void dnsp_on_tcp(struct dnsp *d)
 	}
 }
 
-/* UDP and TCP on the same address and port (port 0: the UDP socket's). */
+/* UDP and TCP on ss; with port 0 the UDP socket picks it, and TCP takes
+ * the same one (another pick when TCP's is taken). 0, or errno. */
+static int dnsp_bind(struct dnsp *d, struct sockaddr_storage *ss, socklen_t len)
+{
+	bool any = sa_port((struct sockaddr *)ss) == 0;
+	int one = 1;
+
+	for (int tries = 0; tries < 32; tries++) {
+		if (d->udp >= 0)
+			close(d->udp);
+		if (d->tcp >= 0)
+			close(d->tcp);
+		if (any)
+			sa_set_port((struct sockaddr *)ss, 0);
+		d->udp = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		d->tcp = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (d->udp < 0 || d->tcp < 0 || bind(d->udp, (struct sockaddr *)ss, len) < 0 ||
+		    getsockname(d->udp, (struct sockaddr *)ss, &len) < 0 ||
+		    setsockopt(d->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+			return errno;
+		if (bind(d->tcp, (struct sockaddr *)ss, len) == 0)
+			return listen(d->tcp, 64) == 0 ? 0 : errno;
+		if (!any || errno != EADDRINUSE)
+			return errno;
+	}
+	return EADDRINUSE;
+}
+
 static int dnsp_listen(struct dnsp *d, const char *text)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int one = 1;
 	char shown[SA_STR_MAX];
+	int e;
 
 	if (sa_parse(&ss, &len, text, 53) < 0) {
 		fprintf(stderr, "stp: dns: bad --listen address '%s'\n", text);
 		return CLI_EXIT_USAGE;
 	}
-	d->udp = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	d->tcp = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (d->udp < 0 || d->tcp < 0 || bind(d->udp, (struct sockaddr *)&ss, len) < 0 ||
-	    getsockname(d->udp, (struct sockaddr *)&ss, &len) < 0 ||
-	    setsockopt(d->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(d->tcp, (struct sockaddr *)&ss, len) < 0 || listen(d->tcp, 64) < 0) {
-		fprintf(stderr, "stp: dns: cannot listen on %s: %s\n", text, strerror(errno));
+	if ((e = dnsp_bind(d, &ss, len)) != 0) {
+		fprintf(stderr, "stp: dns: cannot listen on %s: %s\n", text, strerror(e));
 		return CLI_EXIT_LOCAL;
 	}
 	fprintf(stderr, "stp: dns: listening on %s (udp, tcp)\n",
