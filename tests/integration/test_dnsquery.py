@@ -134,20 +134,20 @@ def test_cache_serves_and_ages(stpd_factory, zone):
 
 
 def test_negative_cache_and_limits(stpd_factory, zone):
-    conf = zconf(zone, extra="workers 1\ndns { cache-negative-ttl 1; }\n")
+    conf = zconf(zone, extra="workers 1\ndns-cache { negative-ttl 1; }\n")
     p = stpd_factory(conf=conf)
     n0 = zone.queries("gone.example.test")
     ask(p, "gone.example.test", "A")
     ask(p, "gone.example.test", "A")
     p.wait_log(r"dns gone\.example\.test type 1: NXDOMAIN, \d+ bytes \(cached\)")
     assert zone.queries("gone.example.test") == n0 + 1
-    time.sleep(1.5)  # cache-negative-ttl 1 caps the SOA's 300
+    time.sleep(1.5)  # negative-ttl 1 caps the SOA's 300
     ask(p, "gone.example.test", "A")
     services_wait(lambda: zone.queries("gone.example.test") == n0 + 2)
 
 
 def test_cache_off(stpd_factory, zone):
-    p = stpd_factory(conf=zconf(zone, extra="workers 1\ndns { cache-entries 0; }\n"))
+    p = stpd_factory(conf=zconf(zone, extra="workers 1\ndns-cache { entries 0; }\n"))
     n0 = zone.queries("_sip._tcp.example.test")
     ask(p, "_sip._tcp.example.test", "SRV")
     ask(p, "_sip._tcp.example.test", "SRV")

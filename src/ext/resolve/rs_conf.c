@@ -1,6 +1,6 @@
 /*
- * rs_conf.c - see rs_conf.h: the command names rules use, and the `dns`
- * section (the DNS QUERY cache).
+ * rs_conf.c - see rs_conf.h: the command names rules use, and the
+ * `dns-cache` section (the DNS QUERY cache).
  */
 #include "ext/resolve/rs_conf.h"
 
@@ -10,11 +10,11 @@
 static void k_number(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct rs_dns_conf *d = data;
-	if (strcmp(s->key, "cache-entries") == 0)
+	if (strcmp(s->key, "entries") == 0)
 		conf_ext_uint(p, s, 0, RS_CACHE_ENTRIES_MAX, &d->cache_entries);
-	else if (strcmp(s->key, "cache-max-ttl") == 0)
+	else if (strcmp(s->key, "max-ttl") == 0)
 		conf_ext_uint(p, s, 0, RS_CACHE_TTL_MAX, &d->cache_max_ttl);
-	else if (strcmp(s->key, "cache-negative-ttl") == 0)
+	else if (strcmp(s->key, "negative-ttl") == 0)
 		conf_ext_uint(p, s, 0, RS_CACHE_TTL_MAX, &d->cache_negative_ttl);
 }
 
@@ -26,14 +26,14 @@ static void rs_conf_defaults(void *data)
 }
 
 static const struct conf_ext_key rs_keys[] = {
-	{ "cache-entries", 1, 1, true, k_number },
-	{ "cache-max-ttl", 1, 1, true, k_number },
-	{ "cache-negative-ttl", 1, 1, true, k_number },
+	{ "entries", 1, 1, true, k_number },
+	{ "max-ttl", 1, 1, true, k_number },
+	{ "negative-ttl", 1, 1, true, k_number },
 };
 
 static const struct conf_ext_section rs_section = {
-	.name = "dns",
-	.what = "a dns block",
+	.name = "dns-cache",
+	.what = "a dns-cache block",
 	.keys = rs_keys,
 	.n_keys = sizeof(rs_keys) / sizeof(rs_keys[0]),
 	.settings_size = sizeof(struct rs_dns_conf),

@@ -1,7 +1,7 @@
 /*
  * rs_conf.h - the resolve extension's part of stpd.conf: the command names
  * `resolve`, `resolve-ptr` and `dns` that request rules may match, and the
- * `dns { ... }` section with the DNS QUERY cache settings
+ * `dns-cache { ... }` section with the DNS QUERY cache settings
  * (docs/config.md). Registered with the config registry
  * (policy/conf_ext.h) by ext_conf_register(); links with the policy
  * library alone.
@@ -19,7 +19,7 @@
 #define RS_CACHE_ENTRIES_MAX 1000000
 #define RS_CACHE_TTL_MAX     604800 /* a week, RFC 8767's cap on stale data */
 
-/* dns { cache-entries N; cache-max-ttl SECS; cache-negative-ttl SECS } */
+/* dns-cache { entries N; max-ttl SECS; negative-ttl SECS } */
 struct rs_dns_conf {
 	unsigned cache_entries;      /* per worker; 0: no cache */
 	unsigned cache_max_ttl;      /* a cached answer lives at most this long */
