@@ -100,6 +100,14 @@ def test_nxdomain_is_an_answer(stpd_factory, zone):
     p.wait_log(r"dns nope\.example\.test type 1: NXDOMAIN")
 
 
+def test_upstream_refused_is_04(stpd_factory, zone):
+    """dnsmasq REFUSES names outside its zone; c-ares keeps no such answer."""
+    p = stpd_factory(conf=zconf(zone))
+    rep, ans, closed = ask(p, "www.other.test", "A")
+    assert rep.rep == 4 and ans is None and closed
+    p.wait_log(r"dns www\.other\.test type 1 failed: ")
+
+
 def test_large_answer_over_tcp(stpd_factory, zone):
     """A TXT answer over 2000 bytes: dnsmasq truncates it over UDP, c-ares
     asks again over TCP, the client gets it whole."""
