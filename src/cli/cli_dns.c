@@ -14,7 +14,7 @@
 
 #include "cli/cli.h"
 
-#define DNS_HDR 12
+#define DNS_HDR      12
 #define DNS_CLASS_IN 1
 #define DNS_TYPE_OPT 41
 

@@ -25,12 +25,12 @@
 #include "cli/cli.h"
 #include "common/sockaddr.h"
 
-#define DNSP_THREADS_MAX 64
-#define DNSP_UDP_MAX 512       /* RFC 1035 4.2.1, without EDNS */
-#define DNSP_UDP_EDNS_MAX 1232 /* the most we send over UDP with EDNS */
-#define DNSP_TCP_IDLE_MS 10000 /* RFC 7766 6.2.3: close idle connections */
-#define DNSP_TTL_FALLBACK 60   /* RESOLVE gives no TTL */
-#define DNSP_ANSWER_MAX 65535
+#define DNSP_THREADS_MAX  64
+#define DNSP_UDP_MAX      512   /* RFC 1035 4.2.1, without EDNS */
+#define DNSP_UDP_EDNS_MAX 1232  /* the most we send over UDP with EDNS */
+#define DNSP_TCP_IDLE_MS  10000 /* RFC 7766 6.2.3: close idle connections */
+#define DNSP_TTL_FALLBACK 60    /* RESOLVE gives no TTL */
+#define DNSP_ANSWER_MAX   65535
 
 struct dnsp {
 	const struct cli_opts *o;
@@ -72,14 +72,15 @@ static int dnsp_ptr_addr(const char *name, struct sockaddr_storage *ss)
 		s4->sin_addr.s_addr = htonl(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
 		return 0;
 	}
-	if (strlen(name) != 32 * 2 + strlen("ip6.arpa") ||
-	    strcasecmp(name + 64, "ip6.arpa") != 0)
+	if (strlen(name) != 32 * 2 + strlen("ip6.arpa") || strcasecmp(name + 64, "ip6.arpa") != 0)
 		return -1;
 	s6->sin6_family = AF_INET6;
 	for (int i = 0; i < 32; i++) {
 		char c = name[i * 2];
-		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		int v = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 :
+					       -1;
 		if (v < 0 || name[i * 2 + 1] != '.')
 			return -1;
 		s6->sin6_addr.s6_addr[15 - i / 2] |= (uint8_t)(i % 2 ? v << 4 : v);
@@ -118,9 +119,9 @@ static size_t dnsp_fallback(struct dnsp *d, uint8_t *out, size_t cap, const uint
 		}
 	}
 	if (rc < 0)
-		a.rcode = err == STP_ERR_REP_HOST_UNREACHABLE ? DNS_RCODE_NXDOMAIN
-			  : err == STP_ERR_REP_NOT_ALLOWED    ? DNS_RCODE_REFUSED
-							      : DNS_RCODE_SERVFAIL;
+		a.rcode = err == STP_ERR_REP_HOST_UNREACHABLE ? DNS_RCODE_NXDOMAIN :
+			  err == STP_ERR_REP_NOT_ALLOWED      ? DNS_RCODE_REFUSED :
+								DNS_RCODE_SERVFAIL;
 	a.rdata = rdata;
 	return dns_answer_synth(out, cap, query, q, &a);
 }

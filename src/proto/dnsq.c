@@ -15,8 +15,8 @@ static enum socks_res dnsq_parse(struct dnsq_frame *out, const uint8_t *p, size_
 	len = (size_t)p[0] << 8 | p[1];
 	if (len < DNSQ_MSG_MIN || len > max) {
 		err->rep = SOCKS5_REP_GENERAL_FAILURE;
-		err->why = len < DNSQ_MSG_MIN ? "DNS message shorter than its header"
-					      : "DNS message too long";
+		err->why = len < DNSQ_MSG_MIN ? "DNS message shorter than its header" :
+						"DNS message too long";
 		return SOCKS_BAD;
 	}
 	if (n < DNSQ_FRAME_HDR + len)
@@ -33,8 +33,8 @@ enum socks_res dnsq_query_parse(struct dnsq_frame *out, const uint8_t *p, size_t
 	return dnsq_parse(out, p, n, DNSQ_QUERY_MAX, used, err);
 }
 
-enum socks_res dnsq_answer_parse(struct dnsq_frame *out, const uint8_t *p, size_t n,
-				 size_t *used, struct socks_err *err)
+enum socks_res dnsq_answer_parse(struct dnsq_frame *out, const uint8_t *p, size_t n, size_t *used,
+				 struct socks_err *err)
 {
 	return dnsq_parse(out, p, n, DNSQ_ANSWER_MAX, used, err);
 }

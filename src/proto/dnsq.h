@@ -16,12 +16,13 @@
 
 #include "proto/socks.h"
 
-#define DNSQ_MSG_MIN 12      /* a DNS header alone (RFC 1035 4.1.1) */
-#define DNSQ_QUERY_MAX 1232  /* a query: fits the server's request buffer
-			      * behind the longest request (DNS Flag Day 2020
-			      * size) */
-#define DNSQ_ANSWER_MAX 65535 /* an answer: the largest DNS message over TCP */
-#define DNSQ_FRAME_HDR 2
+/* A query fits the server's request buffer behind the longest request
+ * (1232: the DNS Flag Day 2020 size); an answer is at most the largest DNS
+ * message over TCP. */
+#define DNSQ_MSG_MIN    12 /* a DNS header alone (RFC 1035 4.1.1) */
+#define DNSQ_QUERY_MAX  1232
+#define DNSQ_ANSWER_MAX 65535
+#define DNSQ_FRAME_HDR  2
 
 /* One framed message: p[off..off + len) of the parsed input. */
 struct dnsq_frame {
@@ -35,8 +36,8 @@ enum socks_res dnsq_query_parse(struct dnsq_frame *out, const uint8_t *p, size_t
 				struct socks_err *err);
 /* The same for the answer after the second reply: LEN in
  * DNSQ_MSG_MIN..DNSQ_ANSWER_MAX. */
-enum socks_res dnsq_answer_parse(struct dnsq_frame *out, const uint8_t *p, size_t n,
-				 size_t *used, struct socks_err *err);
+enum socks_res dnsq_answer_parse(struct dnsq_frame *out, const uint8_t *p, size_t n, size_t *used,
+				 struct socks_err *err);
 /* LEN MSG: 0 when cap is too small or len is out of 1..DNSQ_ANSWER_MAX. */
 size_t dnsq_frame_write(uint8_t *dst, size_t cap, const uint8_t *msg, size_t len);
 

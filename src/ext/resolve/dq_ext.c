@@ -25,10 +25,10 @@
 
 struct dq_state {
 	struct lookup *lookup;
-	ev_timer timer;          /* waiting for the message */
+	ev_timer timer; /* waiting for the message */
 	struct session *s;
 	struct dq_question q;
-	bool asked;              /* the message is in: no more input */
+	bool asked; /* the message is in: no more input */
 };
 
 /* One cache per worker thread (each worker runs its own loop). */

@@ -14,7 +14,7 @@
 struct dq_rr {
 	unsigned section; /* 0 answer, 1 authority, 2 additional */
 	uint16_t type;
-	size_t ttl_off;   /* offset of the TTL field */
+	size_t ttl_off; /* offset of the TTL field */
 	size_t rdata_off;
 	uint16_t rdlen;
 };
@@ -117,8 +117,8 @@ int dq_question(struct dq_question *q, const uint8_t *m, size_t n)
 
 struct ttl_ctx {
 	uint32_t min;
-	bool any;      /* a record counted */
-	bool soa;      /* an SOA in the authority section */
+	bool any; /* a record counted */
+	bool soa; /* an SOA in the authority section */
 	uint32_t soa_ttl;
 };
 

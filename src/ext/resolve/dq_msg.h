@@ -12,17 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DQ_TYPE_SOA 6
-#define DQ_TYPE_OPT 41
-#define DQ_RCODE_NOERROR 0
+#define DQ_TYPE_SOA       6
+#define DQ_TYPE_OPT       41
+#define DQ_RCODE_NOERROR  0
 #define DQ_RCODE_SERVFAIL 2
 #define DQ_RCODE_NXDOMAIN 3
-#define DQ_RCODE_REFUSED 5
+#define DQ_RCODE_REFUSED  5
 
 struct dq_question {
-	char name[256];   /* as c-ares spells it: no trailing dot, "" for the root */
+	char name[256]; /* as c-ares spells it: no trailing dot, "" for the root */
 	uint16_t id, type, class;
-	uint16_t flags;   /* header octets 2-3: QR OPCODE AA TC RD RA Z AD CD RCODE */
+	uint16_t flags;     /* header octets 2-3: QR OPCODE AA TC RD RA Z AD CD RCODE */
 	bool edns, edns_do; /* an OPT record, and its DO bit (RFC 3225) */
 };
 

@@ -21,7 +21,9 @@ static void k_number(struct conf_parser *p, const struct conf_ext_stmt *s, void 
 static void rs_conf_defaults(void *data)
 {
 	*(struct rs_dns_conf *)data = (struct rs_dns_conf){
-		.cache_entries = 1024, .cache_max_ttl = 86400, .cache_negative_ttl = 3600,
+		.cache_entries = 1024,
+		.cache_max_ttl = 86400,
+		.cache_negative_ttl = 3600,
 	};
 }
 
