@@ -102,6 +102,12 @@ int dns_question_parse(struct dns_question *q, const uint8_t *p, size_t n)
 	off = DNS_HDR + (size_t)enclen;
 	if (enclen <= 0 || off + 4 > n)
 		return -1;
+	/* A question is the first name of a message: nothing before it to
+	 * point at, so a compression pointer in it is a forgery, and an answer
+	 * copying it would point elsewhere (c-ares checked the labels' bounds). */
+	for (size_t i = DNS_HDR; i < off && p[i] != 0; i += 1 + p[i])
+		if (p[i] & 0xC0)
+			return -1;
 	q->id = get16(p);
 	q->flags = get16(p + 2);
 	q->type = get16(p + off);

@@ -5,10 +5,10 @@
  * cache that keeps answers (dq_cache.c).
  *
  * Checks: nothing reads past the message (ASan, on an exact-size copy);
- * a question's name fits; aging changes only TTL fields (the message keeps
- * its length and question) and never raises a TTL, so the cache TTL of an
- * aged answer is never above the original's; an answer put in the cache
- * comes back, as long, with the asker's ID and the same header.
+ * a question's name fits; aging by 0 changes nothing and aging never
+ * touches the header (a forged message may point names into TTL fields,
+ * so nothing more can be said of it); an answer put in the cache comes
+ * back, as long, with the asker's ID and the same header.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dq_question q, q2;
 	uint8_t *m;
-	uint32_t ttl, aged;
+	uint32_t ttl;
 
 	if (size > 65535)
 		return 0;
@@ -29,13 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dq_question(&q, m, size) == 0)
 		FUZZ_CHECK(strlen(q.name) < sizeof(q.name));
 	ttl = dq_cache_ttl(m, size, 3600);
+	dq_age(m, size, 0);
+	FUZZ_CHECK(memcmp(m, data, size) == 0);
 	dq_age(m, size, 5);
-	if (size >= 12) {
-		FUZZ_CHECK(dq_question(&q2, m, size) == dq_question(&q, data, size));
-		aged = dq_cache_ttl(m, size, 3600);
-		FUZZ_CHECK(aged <= ttl);
+	if (size >= 12)
 		FUZZ_CHECK(memcmp(m, data, 12) == 0);
-	}
+	(void)dq_question(&q2, m, size);
+	(void)dq_cache_ttl(m, size, 3600);
 	if (ttl > 0 && dq_question(&q, data, size) == 0) {
 		struct dq_cache *c = dq_cache_new(2);
 		size_t len = 0;
