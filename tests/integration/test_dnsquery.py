@@ -103,9 +103,9 @@ def test_nxdomain_is_an_answer(stpd_factory, zone):
 def test_upstream_refused_is_04(stpd_factory, zone):
     """dnsmasq REFUSES names outside its zone; c-ares keeps no such answer."""
     p = stpd_factory(conf=zconf(zone))
-    rep, ans, closed = ask(p, "www.other.test", "A")
+    rep, ans, closed = ask(p, "www.elsewhere.test", "A")
     assert rep.rep == 4 and ans is None and closed
-    p.wait_log(r"dns www\.other\.test type 1 failed: ")
+    p.wait_log(r"dns www\.elsewhere\.test type 1 failed: ")
 
 
 def test_large_answer_over_tcp(stpd_factory, zone):

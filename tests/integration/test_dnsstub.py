@@ -224,3 +224,68 @@ def test_stp_resolve_refused_is_12(stpd_factory, zone):
                                                       "request pass { }\n"))
     r = stp("resolve", "web.example.test", proxy=proxy_url(p))
     assert r.returncode == 12, r.stderr  # 10 + X'02'
+
+
+# ---------------------------------------------------------------------------
+# the client reading a DNS QUERY exchange cut at every byte
+
+
+class CutProxy:
+    """Answers X'F2' properly, or cut after `cut` bytes of its whole
+    response (first reply, second reply, ALEN, answer), then closes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.cut = None
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                try:
+                    self._one(c)
+                except (OSError, ValueError):
+                    pass
+
+    def _one(self, c):
+        c.settimeout(10)
+        _, n = S.recv_exact(c, 2)
+        S.recv_exact(c, n)
+        c.sendall(b"\x05\x00")
+        _, cmd, _ = S.recv_exact(c, 3)
+        atyp, host, qtype = S.read_addr(c)
+        rep = b"\x05\x00\x00\x03" + bytes([len(host)]) + host.encode() + struct.pack(">H", qtype)
+        c.sendall(rep)
+        q = S.recv_exact(c, struct.unpack(">H", S.recv_exact(c, 2))[0])
+        ans = q[:2] + b"\x81\x80" + q[4:6] + (b"\x00\x01" if qtype == 1 else b"\x00\x00") + \
+            b"\x00\x00\x00\x00" + q[12:]
+        if qtype == 1:
+            ans += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01"
+        rest = rep + struct.pack(">H", len(ans)) + ans
+        c.sendall(rest if self.cut is None else rest[:self.cut])
+
+    def close(self):
+        self.sock.close()
+
+
+def test_client_answer_cut_at_every_byte():
+    p = CutProxy()
+    try:
+        url = "socks5h://127.0.0.1:%d" % p.port
+        r = stp("resolve", "web.example.test", proxy=url)
+        assert r.returncode == 0 and r.stdout.decode().split() == ["127.0.0.1"], r.stderr
+        name = len("web.example.test")
+        total = (7 + name) + 2 + 12 + (name + 2 + 4) + 16
+        for cut in range(total):
+            p.cut = cut
+            r = stp("resolve", "--timeout", "5", "web.example.test", proxy=url)
+            assert r.returncode == 5 and r.stdout == b"", (cut, r.returncode, r.stderr)
+    finally:
+        p.close()
