@@ -72,8 +72,10 @@ int cli_cmd_dns(const struct cli_opts *o); /* cli_dnsproxy.c */
 #define DNS_TYPE_PTR 12
 #define DNS_TYPE_AAAA 28
 #define DNS_MSG_MAX 512
+#define DNS_RCODE_FORMERR 1
 #define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP 4
 #define DNS_RCODE_REFUSED 5
 
 /* A query for name (no trailing dot needed) with RD set. 0 on a bad name. */

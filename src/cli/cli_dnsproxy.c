@@ -136,8 +136,10 @@ static size_t dnsp_answer(struct dnsp *d, const uint8_t *query, size_t len, uint
 
 	if (dns_question_parse(&q, query, len) < 0 || (q.flags & 0x8000))
 		return 0;
-	if (len > 1232 || (q.flags >> 11 & 0x0F) != 0)
-		return dnsp_fail(out, DNSP_ANSWER_MAX, query, &q, 4 /* NOTIMP */);
+	if (len > DNSP_UDP_EDNS_MAX) /* X'F2' carries queries up to 1232 bytes */
+		return dnsp_fail(out, DNSP_ANSWER_MAX, query, &q, DNS_RCODE_FORMERR);
+	if ((q.flags >> 11 & 0x0F) != 0)
+		return dnsp_fail(out, DNSP_ANSWER_MAX, query, &q, DNS_RCODE_NOTIMP);
 	n = stp_dns_query(&d->o->proxy, q.name, q.type, query, len, out, DNSP_ANSWER_MAX,
 			  d->o->timeout_ms, &err);
 	if (n > 0)
