@@ -1,6 +1,7 @@
 /*
  * cli.h - the `stp` command's private pieces: options, exit codes, the
- * stdin/stdout relay, and the tiny DNS codec behind `stp resolve`.
+ * stdin/stdout relay, and the DNS messages (on c-ares) of `stp resolve`
+ * and `stp dns`.
  */
 #ifndef STP_CLI_CLI_H
 #define STP_CLI_CLI_H
