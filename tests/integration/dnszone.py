@@ -14,6 +14,10 @@ import services
 
 ZONE = "example.test"
 SOA_MINIMUM = 300
+# CAA 0 issue "letsencrypt.org" (RFC 8659), and a DNSKEY (flags 257, protocol
+# 3, algorithm 13, a made-up key: only carried, never checked)
+CAA_RDATA = b"\x00\x05issue" + b"letsencrypt.org"
+DNSKEY_RDATA = b"\x01\x01\x03\x0d" + bytes(range(64))
 
 
 class Zone:
@@ -37,7 +41,9 @@ class Zone:
                  "--mx-host=%s,mail.%s,10" % (ZONE, ZONE),
                  "--txt-record=%s,v=spf1 -all,second string" % ZONE,
                  "--txt-record=big.%s,%s" % (ZONE, ",".join(["x" * 250] * 8)),
-                 "--srv-host=_sip._tcp.%s,sip.%s,5060,1,2" % (ZONE, ZONE)],
+                 "--srv-host=_sip._tcp.%s,sip.%s,5060,1,2" % (ZONE, ZONE),
+                 "--dns-rr=%s,257,%s" % (ZONE, CAA_RDATA.hex()),
+                 "--dns-rr=%s,48,%s" % (ZONE, DNSKEY_RDATA.hex())],
                 stdout=self.log, stderr=subprocess.STDOUT)
             try:
                 services.wait_until(lambda: services.udp_bound(self.port)
@@ -75,11 +81,12 @@ class Zone:
 # ---- a DNS message codec for the tests only (RFC 1035 4.1) ---------------
 
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
-         "AAAA": 28, "SRV": 33, "OPT": 41, "CAA": 257}
+         "AAAA": 28, "SRV": 33, "OPT": 41, "DNSKEY": 48, "CAA": 257}
 
 
-def query(name, qtype, qid=None, rd=True, edns=None):
-    """A query message; edns: None, or the UDP payload size of an OPT RR."""
+def query(name, qtype, qid=None, rd=True, edns=None, do=False):
+    """A query message; edns: None, or the UDP payload size of an OPT RR
+    (with the DO bit when do)."""
     qid = random.randrange(65536) if qid is None else qid
     hdr = struct.pack(">HHHHHH", qid, 0x0100 if rd else 0, 1, 0, 0, 1 if edns else 0)
     q = b""
@@ -89,7 +96,7 @@ def query(name, qtype, qid=None, rd=True, edns=None):
     q += b"\0" + struct.pack(">HH", TYPES.get(qtype, qtype) if isinstance(qtype, str)
                              else qtype, 1)
     if edns:
-        q += b"\0" + struct.pack(">HHIH", 41, edns, 0, 0)
+        q += b"\0" + struct.pack(">HHIH", 41, edns, 0x8000 if do else 0, 0)
     return hdr + q
 
 

@@ -91,6 +91,17 @@ def test_mx_txt_srv_ptr(stpd_factory, zone):
     assert ptr and b"\x03ptr\x07example\x04test\x00" == ptr[0][4]
 
 
+def test_caa_and_dnskey_with_edns_do(stpd_factory, zone):
+    """Record types c-ares has no parser for travel whole; EDNS with DO goes
+    to the resolver and its OPT comes back."""
+    p = stpd_factory(conf=zconf(zone))
+    _, ans, _ = ask(p, "example.test", "CAA", Z.query("example.test", "CAA", edns=1232, do=True))
+    assert [rr[4] for rr in records(ans, "CAA")] == [Z.CAA_RDATA]
+    assert records(ans, "OPT", section=2)
+    _, ans, _ = ask(p, "example.test", "DNSKEY")
+    assert [rr[4] for rr in records(ans, "DNSKEY")] == [Z.DNSKEY_RDATA]
+
+
 def test_nxdomain_is_an_answer(stpd_factory, zone):
     p = stpd_factory(conf=zconf(zone))
     rep, ans, _ = ask(p, "nope.example.test", "A")
