@@ -52,12 +52,10 @@ static struct stp_conn *rs_open(const struct stp_proxy *proxy, uint8_t cmd,
 		stp_conn_close(c);
 		return NULL;
 	}
-	/* The engine sends h.req as the request: make it ours. */
-	h.req_len = socks5_request_write(h.req, sizeof(h.req), cmd, dst);
-	if (h.req_len == 0 || client_conn_hs_run(c, &h, deadline) != STP_DONE) {
-		enum stp_err e = h.req_len == 0 ? STP_ERR_INVALID :
-				 h.err          ? h.err :
-						  STP_ERR_PROTOCOL;
+	/* The engine's request becomes ours. */
+	bool bad = client_handshake_set_request(&h, cmd, dst) < 0;
+	if (bad || client_conn_hs_run(c, &h, deadline) != STP_DONE) {
+		enum stp_err e = bad ? STP_ERR_INVALID : h.err ? h.err : STP_ERR_PROTOCOL;
 		int saved = h.sys_errno ? h.sys_errno : stp_err_errno(e);
 		stp_conn_close(c);
 		errno = saved;

@@ -18,6 +18,7 @@ import dnszone as Z
 import socksraw as S
 import stpdconf
 from test_client_lib import clean_env, stp, stp_bin
+from tls_fixtures import pki  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,21 @@ def test_client_answer_cut_at_every_byte():
             assert r.returncode == 5 and r.stdout == b"", (cut, r.returncode, r.stderr)
     finally:
         p.close()
+
+
+@pytest.mark.stpd_module("tls")
+def test_through_tls_proxies(stpd_factory, zone, pki, stub_for):  # noqa: F811
+    """X'F2' inside method X'86' (socks5s://): libstp's look-ups run on its
+    connection object, so TLS proxies work as plain ones."""
+    text = ("listen 127.0.0.1:$port\nresolver %s\n"
+            "auth { methods ssl; backend file; users-file $users; }\n"
+            "tls { cert %s; key %s; }\n"
+            "client pass { from 127.0.0.0/8 }\nrequest pass { }\n"
+            % (zone.addr, pki.path("server.pem"), pki.path("server.key")))
+    p = stpd_factory(conf=text, users={"alice": "pw-Secret-1"})
+    url = "socks5s://127.0.0.1:%d?ca=%s" % (p.port, pki.path("ca.pem"))
+    r = stp("resolve", "web.example.test", proxy=url)
+    assert r.returncode == 0 and r.stdout.decode().split() == ["127.0.0.1", "::1"], r.stderr
+    st = stub_for(url)
+    assert short(st, "MX", "example.test") == ["10 mail.example.test."]
+    p.wait_log(r"session .* cmd=dns target=example\.test:15 .*rep=\"succeeded\"")
