@@ -425,6 +425,31 @@ void stp_conn_close(struct stp_conn *c);
  * out_fd is not a socket. Returns 0, or -1 with *err. Does not close c. */
 int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err);
 
+/* ---------------------------------------------------------------------- */
+/* Look-ups through the proxy (docs/protocol.md 5.3, 5.4; SOCKS5 only:
+ * STP_ERR_UNSUPPORTED for a socks4 URL). A proxy without the command
+ * answers STP_ERR_REP_CMD_NOT_SUPPORTED; a name that does not resolve is
+ * STP_ERR_REP_HOST_UNREACHABLE; one the proxy's rules refuse,
+ * STP_ERR_REP_NOT_ALLOWED.                                                */
+
+/* Tor's RESOLVE X'F0': the first address the proxy finds for host, in
+ * out->sa (port 0). 0, or -1 with *err. */
+int stp_resolve(const struct stp_proxy *proxy, const char *host, struct stp_addr *out,
+		int timeout_ms, enum stp_err *err);
+/* Tor's RESOLVE_PTR X'F1': the name of sa's address (its PTR record) into
+ * name[cap]. 0, or -1 with *err (STP_ERR_INVALID: cap too small). */
+int stp_resolve_ptr(const struct stp_proxy *proxy, const struct sockaddr *sa, char *name,
+		    size_t cap, int timeout_ms, enum stp_err *err);
+/* stp's DNS QUERY X'F2': query (a whole DNS message, 12..1232 bytes,
+ * asking one question whose QNAME is qname, without a trailing dot or ""
+ * for the root, and whose QTYPE is qtype) is answered by the proxy's
+ * resolver; the whole answer (any RCODE) goes to answer[cap], with the
+ * query's ID. Its length, or -1 with *err (STP_ERR_INVALID and errno
+ * EMSGSIZE: cap is too small; 65535 always fits). */
+ssize_t stp_dns_query(const struct stp_proxy *proxy, const char *qname, uint16_t qtype,
+		      const void *query, size_t len, void *answer, size_t cap, int timeout_ms,
+		      enum stp_err *err);
+
 /* More about the last error of this thread (OpenSSL's verify reason, the
  * file that did not load...), or "" when there is nothing to add. */
 const char *stp_err_detail(void);

@@ -1,6 +1,7 @@
 /*
  * cli.h - the `stp` command's private pieces: options, exit codes, the
- * stdin/stdout relay, and the tiny DNS codec behind `stp resolve`.
+ * stdin/stdout relay, and the DNS messages (on c-ares) of `stp resolve`
+ * and `stp dns`.
  */
 #ifndef STP_CLI_CLI_H
 #define STP_CLI_CLI_H
@@ -38,6 +39,7 @@ struct cli_opts {
 	bool timeout_set;  /* --timeout given: also bounds waits for peers/replies */
 	bool verbose;
 	const char *dns;   /* stp resolve: ADDR[:PORT] */
+	const char *listen; /* stp dns: ADDR:PORT */
 	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
 	bool insecure;     /* --insecure: as ?insecure=1 */
 	char **args;       /* after the command name */
@@ -64,12 +66,18 @@ int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
+int cli_cmd_dns(const struct cli_opts *o); /* cli_dnsproxy.c */
 
-/* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
+/* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1
+#define DNS_TYPE_PTR 12
 #define DNS_TYPE_AAAA 28
 #define DNS_MSG_MAX 512
+#define DNS_RCODE_FORMERR 1
+#define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP 4
+#define DNS_RCODE_REFUSED 5
 
 /* A query for name (no trailing dot needed) with RD set. 0 on a bad name. */
 size_t dns_query_write(uint8_t *dst, size_t cap, uint16_t id, const char *name, uint16_t qtype);
@@ -85,5 +93,29 @@ struct dns_answer {
 /* Parses a response to query id; -1 when it is not one (wrong id, not a
  * response, truncated, malformed). Collects A and AAAA records. */
 int dns_response_parse(struct dns_answer *out, const uint8_t *p, size_t n, uint16_t id);
+
+/* The one question of a message (QDCOUNT must be 1). */
+struct dns_question {
+	char name[256];    /* c-ares' spelling: no trailing dot, "" for the root */
+	uint16_t id, flags, type, class;
+	size_t end;        /* offset just past the question */
+	uint16_t udp_size; /* a query's EDNS payload size, 0 without OPT */
+};
+int dns_question_parse(struct dns_question *q, const uint8_t *p, size_t n);
+/* name in wire form (labels), 0 when it is not a valid name or cap too small. */
+size_t dns_name_encode(uint8_t *dst, size_t cap, const char *name);
+
+/* An answer made for a query (q parsed from query): its header and question
+ * with QR and RA set, rcode, TC when tc, and one record of q's type and
+ * class with rdata when rdlen > 0. Its length, or 0 when cap is too small. */
+struct dns_synth {
+	unsigned rcode;
+	bool tc;
+	const uint8_t *rdata;
+	size_t rdlen;
+	uint32_t ttl;
+};
+size_t dns_answer_synth(uint8_t *dst, size_t cap, const uint8_t *query,
+			const struct dns_question *q, const struct dns_synth *a);
 
 #endif

@@ -17,7 +17,11 @@ void cli_usage(FILE *f)
 	      "                                         (HOST PORT: the one expected), print\n"
 	      "                                         \"peer ADDR:PORT\", then relay\n"
 	      "       stp [options] resolve NAME        look NAME up (A, AAAA) through the proxy\n"
-	      "                                         with DNS over UDP ASSOCIATE\n"
+	      "                                         (DNS QUERY X'F2', else RESOLVE X'F0'; with\n"
+	      "                                         --dns: DNS over UDP ASSOCIATE)\n"
+	      "       stp [options] dns [--listen ADDR:PORT] [PROXY-URL]\n"
+	      "                                         a local DNS stub resolver (UDP and TCP):\n"
+	      "                                         every query goes through the proxy\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -31,8 +35,10 @@ void cli_usage(FILE *f)
 	      "                     BIND peer and for UDP replies after stdin ends (default 2)\n"
 	      "  --ca FILE          TLS proxies: trust the CAs in FILE (as ?ca=FILE)\n"
 	      "  --insecure         TLS proxies: do not verify the certificate (as ?insecure=1)\n"
-	      "  --dns ADDR[:PORT]  resolve: the DNS server (default: first nameserver in\n"
-	      "                     /etc/resolv.conf), reached through the proxy\n"
+	      "  --dns ADDR[:PORT]  resolve: ask this DNS server through a UDP ASSOCIATE\n"
+	      "                     instead of the proxy's own resolver\n"
+	      "  --listen ADDR:PORT dns: where the stub listens (default 127.0.0.1:53;\n"
+	      "                     port 0: any, printed on stderr)\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -170,13 +176,14 @@ void cli_load_proxy(struct cli_opts *o)
 
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
-	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE };
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "dns", required_argument, NULL, OPT_DNS },
 		{ "ca", required_argument, NULL, OPT_CA },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -195,6 +202,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_DNS: o->dns = optarg; break;
 		case OPT_CA: o->ca = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_LISTEN: o->listen = optarg; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -1,8 +1,9 @@
 /*
- * cli_resolve.c - `stp resolve NAME`: SOCKS has no standard RESOLVE
- * command, so the lookup is plain DNS (A and AAAA queries) sent through a
- * UDP ASSOCIATE to the server given by --dns, so the name never leaves
- * through the local network.
+ * cli_resolve.c - `stp resolve NAME`: A and AAAA queries (c-ares builds
+ * and reads them, cli_dns.c) answered by the proxy's own resolver with DNS
+ * QUERY X'F2', or by Tor's RESOLVE X'F0' when the proxy lacks X'F2'; with
+ * --dns ADDR, sent as plain DNS through a UDP ASSOCIATE to that server.
+ * Either way the name never leaves through the local network.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,39 +25,12 @@ struct lookup {
 	struct dns_answer ans;
 };
 
-/* The first "nameserver" line of /etc/resolv.conf. */
-static int resolve_default_server(char *out, size_t cap)
-{
-	FILE *f = fopen("/etc/resolv.conf", "r");
-	char line[512];
-	int rc = -1;
-
-	if (f == NULL)
-		return -1;
-	while (rc < 0 && fgets(line, sizeof(line), f)) {
-		char addr[256];
-		if (sscanf(line, " nameserver %255s", addr) == 1) {
-			snprintf(out, cap, "%s", addr);
-			rc = 0;
-		}
-	}
-	fclose(f);
-	return rc;
-}
-
 static int resolve_server(const struct cli_opts *o, struct sockaddr_storage *ss)
 {
-	char found[256], text[260];
+	char text[260];
 	const char *addr = o->dns;
 	socklen_t len;
 
-	if (addr == NULL) {
-		if (resolve_default_server(found, sizeof(found)) < 0) {
-			fprintf(stderr, "stp: resolve: no nameserver in /etc/resolv.conf; use --dns\n");
-			return -1;
-		}
-		addr = found;
-	}
 	/* A bare IPv6 address has no port: bracket it for sa_parse. */
 	if (addr[0] != '[' && strchr(addr, ':') != strrchr(addr, ':'))
 		snprintf(text, sizeof(text), "[%.255s]", addr);
@@ -170,6 +144,65 @@ static int resolve_loop(const struct cli_opts *o, struct stp_udp *u, struct look
 	}
 }
 
+/* One query through X'F2' into q->ans; 0, 1 when the proxy lacks X'F2',
+ * or an exit code. */
+static int resolve_f2(const struct cli_opts *o, struct lookup *q)
+{
+	uint8_t msg[DNS_MSG_MAX], ans[65535];
+	size_t n = dns_query_write(msg, sizeof(msg), q->id, o->args[0], q->qtype);
+	enum stp_err err;
+	ssize_t got;
+
+	if (n == 0) {
+		fprintf(stderr, "stp: resolve: '%s' is not a valid DNS name\n", o->args[0]);
+		return CLI_EXIT_USAGE;
+	}
+	got = stp_dns_query(&o->proxy, o->args[0], q->qtype, msg, n, ans, sizeof(ans),
+			    o->timeout_ms, &err);
+	if (got < 0)
+		return err == STP_ERR_REP_CMD_NOT_SUPPORTED ? 1 : cli_fail(o, "resolve", err);
+	if (dns_response_parse(&q->ans, ans, (size_t)got, q->id) < 0) {
+		fprintf(stderr, "stp: resolve: %s: the proxy's answer is not DNS\n", o->args[0]);
+		return CLI_EXIT_PROTOCOL;
+	}
+	q->answered = true;
+	return 0;
+}
+
+/* Tor's RESOLVE: one address. */
+static int resolve_f0(const struct cli_opts *o)
+{
+	struct stp_addr a;
+	char text[STP_ADDR_STR_MAX];
+	enum stp_err err;
+
+	if (stp_resolve(&o->proxy, o->args[0], &a, o->timeout_ms, &err) < 0) {
+		if (err == STP_ERR_REP_HOST_UNREACHABLE) {
+			fprintf(stderr, "stp: resolve: %s: name not found\n", o->args[0]);
+			return CLI_EXIT_NXDOMAIN;
+		}
+		return cli_fail(o, "resolve", err);
+	}
+	a.sa.ss_family == AF_INET
+		? inet_ntop(AF_INET, &((struct sockaddr_in *)&a.sa)->sin_addr, text, sizeof(text))
+		: inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a.sa)->sin6_addr, text,
+			    sizeof(text));
+	printf("%s\n", text);
+	return CLI_EXIT_OK;
+}
+
+static int resolve_via_proxy(const struct cli_opts *o, struct lookup *q, size_t nq)
+{
+	for (size_t i = 0; i < nq; i++) {
+		int rc = resolve_f2(o, &q[i]);
+		if (rc == 1)
+			return resolve_f0(o);
+		if (rc != 0)
+			return rc;
+	}
+	return resolve_print(o, q, nq);
+}
+
 int cli_cmd_resolve(const struct cli_opts *o)
 {
 	struct sockaddr_storage server;
@@ -179,12 +212,14 @@ int cli_cmd_resolve(const struct cli_opts *o)
 	uint16_t base;
 	int rc;
 
-	if (resolve_server(o, &server) < 0)
-		return CLI_EXIT_USAGE;
 	/* The ids only have to tell our two questions apart from strays. */
 	base = (uint16_t)(getpid() ^ (resolve_now() & 0xFFFF));
 	q[0].id = base;
 	q[1].id = (uint16_t)(base + 1);
+	if (o->dns == NULL)
+		return resolve_via_proxy(o, q, 2);
+	if (resolve_server(o, &server) < 0)
+		return CLI_EXIT_USAGE;
 	u = stp_udp_open(&o->proxy, o->timeout_ms, &err);
 	if (u == NULL)
 		return cli_fail(o, "resolve", err);

@@ -39,6 +39,11 @@ int client_wait(int fd, short events, int64_t deadline);
 bool client_write_all(int fd, const uint8_t *p, size_t n);
 /* Runs the engine until it returns something other than WANT_*. */
 enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
+/* Replaces the request the engine will send (any SOCKS5 CMD with DST),
+ * before anything of it is sent; the engine reads an RFC 1928 reply to it
+ * as to CONNECT. -1 for a SOCKS4 proxy or a DST that does not encode. */
+int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
+				 const struct socks_addr *dst);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
 /* Connects to the proxy: every address of its name, Happy Eyeballs. The

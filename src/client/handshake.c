@@ -151,6 +151,21 @@ fail:
 	return -1;
 }
 
+int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
+				 const struct socks_addr *dst)
+{
+	size_t n = socks5_request_write(h->req, sizeof(h->req), cmd, dst);
+
+	if (n == 0 || hs_socks4(h))
+		return -1;
+	h->req_len = n;
+	h->cmd = cmd;
+	/* Already at the request (inside X'86'): what is loaded is the old one. */
+	if (h->state == HS_REQUEST && h->out_off == 0)
+		hs_load(h, HS_REQUEST);
+	return 0;
+}
+
 void client_handshake_skip_greeting(struct stp_handshake *h)
 {
 	if (h->state == HS_GREETING)

@@ -38,6 +38,7 @@ struct lookup {
 	struct resolver *r;
 	lookup_cb cb;
 	lookup_name_cb name_cb; /* a reverse look-up */
+	lookup_raw_cb raw_cb;   /* a raw query */
 	void *ctx;              /* NULL once cancelled */
 	struct lookup **slot;   /* the owner's handle, cleared when done */
 	uint16_t port;
@@ -266,6 +267,45 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	r->pending++;
 	/* May call on_host before returning (an address in /etc/hosts). */
 	ares_gethostbyaddr(r->channel, addr, addrlen, sa->sa_family, on_host, l);
+	arm_timer(r);
+	return 0;
+}
+
+static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct lookup *l = arg;
+
+	(void)timeouts;
+	l->r->pending--;
+	if (status == ARES_SUCCESS && (!abuf || alen <= 0))
+		status = ARES_EBADRESP;
+	if (l->slot)
+		*l->slot = NULL;
+	if (l->ctx)
+		l->raw_cb(l->ctx, status, status == ARES_SUCCESS ? abuf : NULL,
+			  status == ARES_SUCCESS ? (size_t)alen : 0);
+	free(l);
+}
+
+int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_cb cb, void *ctx,
+		  struct lookup **slot)
+{
+	struct lookup *l;
+
+	*slot = NULL;
+	if (r->pending >= r->max_pending || qlen > 65535)
+		return -1;
+	if (!(l = calloc(1, sizeof(*l))))
+		return -1;
+	l->r = r;
+	l->raw_cb = cb;
+	l->ctx = ctx;
+	l->slot = slot;
+	*slot = l;
+	r->pending++;
+	/* c-ares sets its own ID on the wire and gives the answer back with
+	 * the caller's; the hosts file is not consulted (a raw query). */
+	ares_send(r->channel, q, (int)qlen, on_raw, l);
 	arm_timer(r);
 	return 0;
 }

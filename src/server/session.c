@@ -92,7 +92,8 @@ void session_update_io(struct session *s)
 	int ev = 0;
 	if (!s->hs)
 		return;
-	if (s->hs->outlen > s->hs->outoff || conn_has_output(&s->conn))
+	if (s->hs->outlen > s->hs->outoff || s->hs->spilllen > s->hs->spilloff ||
+	    conn_has_output(&s->conn))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
 		 s->state == SS_REQUEST || s->state == SS_REFUSING ||
@@ -115,6 +116,16 @@ static int flush_out(struct session *s)
 		hs->outoff += (size_t)n;
 	}
 	hs->outlen = hs->outoff = 0;
+	while (hs->spilllen > hs->spilloff) {
+		ssize_t n = conn_write_clear(&s->conn, hs->spill + hs->spilloff,
+					     hs->spilllen - hs->spilloff);
+		if (n < 0)
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		hs->spilloff += (size_t)n;
+	}
+	free(hs->spill);
+	hs->spill = NULL;
+	hs->spilllen = hs->spilloff = 0;
 	return conn_flush(&s->conn);
 }
 
@@ -126,9 +137,18 @@ int session_send(struct session *s, const uint8_t *p, size_t n)
 			session_close(s, conn_why(&s->conn));
 			return -1;
 		}
-	} else if (!hs || hs->outlen + n > sizeof(hs->out)) {
+	} else if (!hs || hs->spilllen + n > SESSION_SPILL_MAX) {
 		session_close(s, "reply does not fit");
 		return -1;
+	} else if (hs->spilllen > 0 || hs->outlen + n > sizeof(hs->out)) {
+		uint8_t *p2 = realloc(hs->spill, hs->spilllen + n);
+		if (!p2) {
+			session_close(s, "out of memory");
+			return -1;
+		}
+		hs->spill = p2;
+		memcpy(hs->spill + hs->spilllen, p, n);
+		hs->spilllen += n;
 	} else {
 		memcpy(hs->out + hs->outlen, p, n);
 		hs->outlen += n;
@@ -759,7 +779,7 @@ void session_start_relay(struct session *s, int peer)
 							 : c->timeouts.idle;
 	struct handshake *hs = s->hs;
 
-	if (!s->conn.filter && hs->outlen > hs->outoff) {
+	if (!s->conn.filter && (hs->outlen > hs->outoff || hs->spilllen > hs->spilloff)) {
 		/* The reply is not all out yet (EAGAIN): relaying starts once it
 		 * is, so it cannot be overtaken or lost with hs. */
 		s->relay_peer = peer;
@@ -778,6 +798,7 @@ void session_start_relay(struct session *s, int peer)
 	}
 	/* The handshake state is no longer needed: keep idle sessions small. */
 	s->hs = NULL;
+	free(hs->spill);
 	free(hs);
 }
 
@@ -819,6 +840,7 @@ void session_close(struct session *s, const char *reason)
 			explicit_bzero(s->hs->auth, sizeof(*s->hs->auth));
 			free(s->hs->auth);
 		}
+		free(s->hs->spill);
 		explicit_bzero(s->hs, sizeof(*s->hs));
 		free(s->hs);
 		s->hs = NULL;

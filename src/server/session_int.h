@@ -53,11 +53,17 @@ enum session_state {
 
 /* State that exists only until relaying starts (freed then, to keep idle
  * sessions small). */
+#define SESSION_SPILL_MAX (64 * 1024 + 1024)
+
 struct handshake {
 	uint8_t in[SOCKS_HANDSHAKE_MAX];
 	size_t inlen;
 	uint8_t out[SOCKS5_REPLY_MAX + 8];
 	size_t outlen, outoff;
+	/* What does not fit in out[] (a command's long answer, e.g. a DNS
+	 * message): written after out[], heap, at most SESSION_SPILL_MAX. */
+	uint8_t *spill;
+	size_t spilllen, spilloff;
 	uint8_t method;
 	struct auth_job *auth;       /* only while RFC 1929 runs */
 };

@@ -1,8 +1,12 @@
 /*
- * fuzz_dns.c - the DNS codec behind `stp resolve` (src/cli/cli_dns.c): the
- * answer comes from whatever server the user names. The first input byte
- * picks the side:
- *   even  the rest is a response; its own ID is the one expected
+ * fuzz_dns.c - the DNS messages of `stp resolve` and `stp dns`
+ * (src/cli/cli_dns.c, on c-ares): answers come from whatever server the
+ * user names or the proxy, queries from any local program. The first input
+ * byte picks the side:
+ *   even  the rest is a response; its own ID is the one expected. It is
+ *         also read as a query (dns_question_parse): an answer made for it
+ *         (dns_answer_synth) with one A record must give exactly that
+ *         address back through c-ares
  *   odd   the rest is a name: the query written for it, turned into a
  *         response (QR set), must parse with no address
  *
@@ -48,6 +52,33 @@ static void fuzz_response(const uint8_t *p, size_t n)
 			FUZZ_CHECK(b.naddr <= a.naddr);
 }
 
+static void fuzz_synth(const uint8_t *p, size_t n)
+{
+	static const uint8_t addr[4] = { 192, 0, 2, 7 };
+	struct dns_question q;
+	struct dns_synth syn = { .rdata = addr, .rdlen = 4, .ttl = 60 };
+	struct dns_answer a;
+	uint8_t out[600];
+	uint8_t *d = fuzz_dup(p, n);
+	int rc = dns_question_parse(&q, n ? d : d + 1, n);
+
+	free(d);
+	if (rc < 0)
+		return;
+	FUZZ_CHECK(q.end >= 12 + 1 + 4 && q.end <= n);
+	FUZZ_CHECK(strlen(q.name) < sizeof(q.name));
+	if (q.end > sizeof(out) - 16)
+		return;
+	size_t len = dns_answer_synth(out, sizeof(out), p, &q, &syn);
+	FUZZ_CHECK(len == q.end + 16);
+	FUZZ_CHECK(dns_answer_synth(out, len - 1, p, &q, &syn) == 0);
+	if (q.type != DNS_TYPE_A || q.class != 1)
+		return;
+	FUZZ_CHECK(dns_parse_copy(&a, out, len, q.id) == 0);
+	FUZZ_CHECK(a.naddr == 1 && a.addr[0].family == AF_INET);
+	FUZZ_CHECK(memcmp(a.addr[0].addr, addr, 4) == 0);
+}
+
 static void fuzz_query(const uint8_t *p, size_t n)
 {
 	char *name = malloc(n + 1);
@@ -71,9 +102,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	if (data[0] & 1)
+	if (data[0] & 1) {
 		fuzz_query(data + 1, size - 1);
-	else
+	} else {
 		fuzz_response(data + 1, size - 1);
+		fuzz_synth(data + 1, size - 1);
+	}
 	return 0;
 }

@@ -58,6 +58,18 @@ def dns_response(an, tc=False):
     return hdr + q + rr
 
 
+# A query for example.com AAAA (id 0x1234, RD), the same with an EDNS OPT
+# (payload 1232, DO), and an NXDOMAIN answer with the zone's SOA (RFC 2308).
+DNS_QUERY = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + \
+    b"\x07example\x03com\x00\x00\x1c\x00\x01"
+DNS_QUERY_EDNS = DNS_QUERY[:11] + b"\x01" + DNS_QUERY[12:] + \
+    b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"
+DNS_NXDOMAIN_SOA = b"\x12\x34\x81\x83\x00\x01\x00\x00\x00\x01\x00\x00" + \
+    DNS_QUERY[12:] + b"\xc0\x14\x00\x06\x00\x01\x00\x00\x0e\x10\x00\x1a" + \
+    b"\x02ns\xc0\x14\x02hm\xc0\x14" + (1).to_bytes(4, "big") + (1200).to_bytes(4, "big") + \
+    (120).to_bytes(4, "big") + (604800).to_bytes(4, "big") + (300).to_bytes(4, "big")
+
+
 # Parsers above the codec (fuzz_noproxy, fuzz_url, fuzz_tlsframe, fuzz_dns,
 # fuzz_authline): hand-written seeds, valid and edge cases.
 HASH_Y = b"$y$j9T$k2XAnEHBqQ1Ct2aMXFKNa/$5Dhj9CFJAan/x9XCJ10MyOmpce2LDHg//3FMyevTOu3"
@@ -95,7 +107,15 @@ PARSERS = {
             b"\x00" + dns_response([(5, b"\x03www\xc0\x0c"), (1, b"\x0a\x00\x00\x01")]),
             b"\x00" + dns_response([], tc=True),
             b"\x00" + dns_response([(1, b"\x01\x02\x03")]),
-            b"\x01example.com", b"\x01a..b", b"\x01" + b"a" * 64 + b".com"],
+            b"\x01example.com", b"\x01a..b", b"\x01" + b"a" * 64 + b".com",
+            b"\x00" + DNS_QUERY[:-3] + b"\x01\x00\x01", b"\x00" + DNS_QUERY_EDNS],
+    "dnsq": [b"\x00\x00\x1d" + DNS_QUERY, b"\x00\x00\x0b" + bytes(11), b"\x00\x04\xd0" + bytes(1232),
+             b"\x00\x04\xd1", b"\x01\x00\x0c" + bytes(12), b"\x01\xff\xff" + bytes(64),
+             b"\x01\x00\x1d" + DNS_QUERY[:20]],
+    "dqmsg": [DNS_QUERY, DNS_QUERY_EDNS, dns_response([(28, bytes(15) + b"\x01")]),
+              dns_response([(5, b"\x03www\xc0\x0c"), (1, b"\x0a\x00\x00\x01")]),
+              DNS_NXDOMAIN_SOA, DNS_NXDOMAIN_SOA[:-3], dns_response([], tc=True),
+              dns_response([(16, b"\x02hi")])[:-1]],
     "authline": [b"alice:" + HASH_Y + b":staff,ops\n# comment\n\n  \t",
                  b"bob:" + HASH_2B + b"\ncarol:" + HASH_6 + b":\ndave:" + HASH_5,
                  b"eve:$2y$04$KBCwKxOzLha2MUDgW0PjXeHeA6RFjwuQook1qJZxSCCFGf7mJ9Nk.:g",

@@ -497,7 +497,7 @@ def test_stp_cli_udp(gssd, realm, udp_echo, level):
 def test_curl_socks5_gssapi(gssd, realm, http):
     """curl's --socks5-gssapi against stpd. Debian 12's curl 7.88.1 gives
     up on its own ("per-message authentication is not supported", exit 97,
-    or "Undocumented SOCKS5 mode"; docs/protocol.md §5.4); a fixed curl
+    or "Undocumented SOCKS5 mode"; docs/protocol.md §5.7); a fixed curl
     asks for level 0, which stpd accepts as no protection, and must then
     fetch the page. Either way stpd ends the session cleanly."""
     import shutil

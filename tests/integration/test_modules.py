@@ -29,6 +29,8 @@ USES = {
         ("request block { command resolve; to .blocked.test }\n", "resolve", 1),
         ("request pass { from 127.0.0.0/8 }\nrequest block { command resolve-ptr }\n",
          "resolve-ptr", 2),
+        ("request pass { command dns; to .example.test }\n", "dns", 1),
+        ("dns-cache { entries 0 }\n", "dns-cache", 1),
     ],
     "gssapi": [
         ("auth { methods gssapi }\ngssapi { protection integrity }\n", "gssapi", 2),

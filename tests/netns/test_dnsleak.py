@@ -4,6 +4,12 @@ on the client's configured nameserver (/etc/netns/NAME/resolv.conf) sees
 no query from it. A control run without stpify must be counted, so the
 counter is proven to work.
 
+And, watched by tshark on the client's interface: programs under stpify
+(getaddrinfo, curl) and dig asking `stp dns` (the stub resolver inside the
+client's namespace, forwarding through stpd's DNS QUERY X'F2') send no
+packet to or from port 53 out of the namespace; the same capture sees the
+packets of an unproxied control run.
+
     client ns  c0 10.78.0.2/24 --veth-- p0 10.78.0.1/24  proxy ns
       resolv.conf: nameserver 10.78.0.1      counting resolver 10.78.0.1:53
                                              stpd 10.78.0.1:1080
@@ -130,6 +136,7 @@ def world(tmp_path):
         time.sleep(0.05)
     w = type("World", (), {})()
     w.proxy, w.client, w.counter, w.stpify = proxy, client, counter, stpify
+    w.stp, w.tmp = _binary("STP_BIN", "src/cli/stp"), str(tmp_path)
     yield w
     for p in procs:
         p.terminate()
@@ -176,3 +183,84 @@ def test_counter_sees_a_client_without_stpify(world):
     while SECRET not in world.counter.names and time.time() < deadline:
         time.sleep(0.05)
     assert SECRET in world.counter.names
+
+
+# ---------------------------------------------------------------------------
+# tshark on the client's interface
+
+
+class Capture:
+    """tshark -i c0 -f 'port 53' in the client's namespace, into a pcap."""
+
+    def __init__(self, w, tag):
+        if not shutil.which("tshark"):
+            pytest.fail("tshark missing (scripts/deps.sh installs it)")
+        self.path = os.path.join(w.tmp, "dns-%s.pcap" % tag)
+        self.err = open(os.path.join(w.tmp, "tshark-%s.log" % tag), "w+b")
+        self.proc = w.client.popen(["tshark", "-n", "-i", "c0", "-f", "port 53", "-w",
+                                    self.path], stdout=subprocess.DEVNULL, stderr=self.err)
+        deadline = time.time() + 30
+        while b"Capturing on" not in self._log():
+            assert self.proc.poll() is None, self._log()
+            assert time.time() < deadline, "tshark did not start: %r" % self._log()
+            time.sleep(0.05)
+
+    def _log(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()
+
+    def packets(self):
+        """Stops the capture; the packets seen, one summary line each."""
+        time.sleep(0.5)  # let the last packets of the run reach the capture
+        self.proc.terminate()
+        self.proc.wait(15)
+        self.err.close()
+        r = subprocess.run(["tshark", "-n", "-r", self.path], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [ln for ln in r.stdout.splitlines() if ln.strip()]
+
+
+def _stub(w):
+    """stp dns on 127.0.0.1:53 inside the client's namespace."""
+    p = w.client.popen([w.stp, "dns", "--listen", "127.0.0.1:53",
+                        "socks5h://%s:1080" % PROXY_IP], stderr=subprocess.PIPE)
+    line = p.stderr.readline().decode()
+    assert "listening on 127.0.0.1:53" in line, line
+    return p
+
+
+def test_tshark_sees_no_dns_packet(world):
+    w = world
+    cap = Capture(w, "proxied")
+    stub = _stub(w)
+    try:
+        r = _client(w, ["/usr/bin/python3", "-c",
+                        "import socket;"
+                        "print(sorted({a[4][0] for a in socket.getaddrinfo('%s', 8080)}))"
+                        % SECRET])
+        assert r.returncode == 0 and "240." in r.stdout.decode(), r.stderr
+        r = _client(w, ["curl", "-sS", "--max-time", "10", "http://%s:8080/" % SECRET])
+        assert r.stdout == BODY, r.stderr
+        for transport in ("+notcp", "+tcp"):
+            r = _client(w, ["dig", "@127.0.0.1", "-p", "53", "+short", "+time=10", "+tries=1",
+                            transport, SECRET], proxied=False)
+            assert r.stdout.decode().split() == ["127.0.0.1"], r.stdout + r.stderr
+    finally:
+        stub.terminate()
+        stub.wait(10)
+        stub.stderr.close()
+    pkts = cap.packets()
+    assert pkts == [], "DNS packets left the client's namespace:\n" + "\n".join(pkts)
+    assert w.counter.names == []
+
+
+def test_tshark_sees_an_unproxied_client(world):
+    """The control: the capture does see a client that asks its resolver."""
+    cap = Capture(world, "control")
+    r = _client(world, ["dig", "@%s" % PROXY_IP, "+time=1", "+tries=1", SECRET],
+                proxied=False)
+    assert r.returncode != 0  # the counting resolver never answers
+    pkts = cap.packets()
+    assert pkts and all(".53 " in p or " 53 " in p or "DNS" in p for p in pkts), pkts

@@ -8,7 +8,7 @@
  *
  * one frame per datagram, the whole RFC 1928 UDP datagram wrapped. Plugged
  * into the datagram core through the session's guard (session.h), with the
- * context of the control connection. Decisions (docs/protocol.md §5.4):
+ * context of the control connection. Decisions (docs/protocol.md §5.7):
  * - A datagram that is not exactly one X'03' frame, does not unwrap, or
  *   lacks confidentiality at level 2 is dropped and counted (UDP has no
  *   error path; the TCP session goes on).

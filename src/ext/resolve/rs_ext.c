@@ -2,6 +2,8 @@
  * rs_ext.c - Tor's RESOLVE (CMD X'F0') and RESOLVE_PTR (CMD X'F1'), as
  * tor-resolve speaks them (Tor's socks-extensions.txt; docs/protocol.md).
  *
+ * CMD X'F2' DNS QUERY (a whole DNS message) is dq_ext.c's.
+ *
  * RESOLVE: DST is a name (or a literal, answered as is); the reply is an
  * RFC 1928 reply whose BND.ADDR is the first address the worker's resolver
  * finds. RESOLVE_PTR: DST is an IPv4 or IPv6 address; the reply carries
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "common/sockaddr.h"
+#include "ext/resolve/dq_ext.h"
 #include "ext/resolve/rs_conf.h"
 #include "proto/socks.h"
 #include "server/ext.h"
@@ -173,10 +176,12 @@ static void rs_resolve_ptr(struct session *s)
 static const struct stp_command rs_commands[] = {
 	{ SOCKS_CMD_RESOLVE, RULE_CMD_RESOLVE, false, rs_resolve },
 	{ SOCKS_CMD_RESOLVE_PTR, RULE_CMD_RESOLVE_PTR, false, rs_resolve_ptr },
+	{ SOCKS_CMD_DNS_QUERY, RULE_CMD_DNS, false, dq_start }, /* dq_ext.c */
 };
 
 const struct stp_ext ext_resolve = {
 	.name = "resolve",
 	.commands = rs_commands,
 	.n_commands = sizeof(rs_commands) / sizeof(rs_commands[0]),
+	.worker_fini = dq_worker_fini,
 };

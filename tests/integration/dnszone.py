@@ -1,0 +1,132 @@
+"""A dnsmasq with MX, TXT, SRV, PTR, A and AAAA records, authoritative for
+example.test (so that negative answers carry the SOA that RFC 2308
+negative caching needs), on 127.0.0.1 and an ephemeral port: the resolver
+stpd asks in the DNS QUERY X'F2' tests. It never forwards anywhere
+(--no-resolv, names outside the zone are REFUSED)."""
+
+import os
+import random
+import socket
+import struct
+import subprocess
+
+import services
+
+ZONE = "example.test"
+SOA_MINIMUM = 300
+# CAA 0 issue "letsencrypt.org" (RFC 8659), and a DNSKEY (flags 257, protocol
+# 3, algorithm 13, a made-up key: only carried, never checked)
+CAA_RDATA = b"\x00\x05issue" + b"letsencrypt.org"
+DNSKEY_RDATA = b"\x01\x01\x03\x0d" + bytes(range(64))
+
+
+class Zone:
+    def __init__(self, workdir):
+        self.log_path = os.path.join(workdir, "dnszone.log")
+        last = None
+        for _ in range(5):
+            self.port = services.free_port()
+            self.log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
+                 "--listen-address=127.0.0.1", "--bind-interfaces",
+                 "--no-resolv", "--no-hosts", "--no-poll", "--local=/#/",
+                 "--pid-file=", "--user=root", "--group=root", "--cache-size=0",
+                 "--log-queries", "--log-facility=-",
+                 "--auth-server=ns.%s,127.0.0.1" % ZONE,
+                 "--auth-zone=%s,127.0.0.0/24,::1/128" % ZONE, "--auth-ttl=%d" % SOA_MINIMUM,
+                 "--auth-soa=1,hostmaster.%s,1200,120,604800" % ZONE,
+                 "--host-record=web.%s,127.0.0.1,::1" % ZONE,
+                 "--host-record=ptr.%s,127.0.0.77" % ZONE,
+                 "--mx-host=%s,mail.%s,10" % (ZONE, ZONE),
+                 "--txt-record=%s,v=spf1 -all,second string" % ZONE,
+                 "--txt-record=big.%s,%s" % (ZONE, ",".join(["x" * 250] * 8)),
+                 "--srv-host=_sip._tcp.%s,sip.%s,5060,1,2" % (ZONE, ZONE),
+                 "--dns-rr=%s,257,%s" % (ZONE, CAA_RDATA.hex()),
+                 "--dns-rr=%s,48,%s" % (ZONE, DNSKEY_RDATA.hex())],
+                stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                services.wait_until(lambda: services.udp_bound(self.port)
+                                    or self.proc.poll() is not None, 5, what="dnsmasq")
+            except TimeoutError as e:
+                last = e
+                self.close()
+                continue
+            if self.proc.poll() is None:
+                return
+            last = RuntimeError("dnsmasq exited: " + open(self.log_path).read())
+        raise last
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def queries(self, name):
+        """How many queries for name dnsmasq logged so far."""
+        self.log.flush()
+        with open(self.log_path) as f:
+            return sum(1 for ln in f if ("query[" in ln or "auth[" in ln) and (" %s from" % name) in ln)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ---- a DNS message codec for the tests only (RFC 1035 4.1) ---------------
+
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
+         "AAAA": 28, "SRV": 33, "OPT": 41, "DNSKEY": 48, "CAA": 257}
+
+
+def query(name, qtype, qid=None, rd=True, edns=None, do=False):
+    """A query message; edns: None, or the UDP payload size of an OPT RR
+    (with the DO bit when do)."""
+    qid = random.randrange(65536) if qid is None else qid
+    hdr = struct.pack(">HHHHHH", qid, 0x0100 if rd else 0, 1, 0, 0, 1 if edns else 0)
+    q = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", TYPES.get(qtype, qtype) if isinstance(qtype, str)
+                             else qtype, 1)
+    if edns:
+        q += b"\0" + struct.pack(">HHIH", 41, edns, 0x8000 if do else 0, 0)
+    return hdr + q
+
+
+def _name(m, off):
+    labels, jumped, end = [], False, None
+    while True:
+        n = m[off]
+        if n & 0xC0 == 0xC0:
+            if not jumped:
+                end = off + 2
+            off, jumped = ((n & 0x3F) << 8) | m[off + 1], True
+            continue
+        if n == 0:
+            return ".".join(labels), (end if jumped else off + 1)
+        labels.append(m[off + 1:off + 1 + n].decode())
+        off += 1 + n
+
+
+def parse(m):
+    """(id, flags, rcode, [(section, name, type, ttl, rdata)])."""
+    qid, flags, qd, an, ns, ar = struct.unpack(">HHHHHH", m[:12])
+    off = 12
+    for _ in range(qd):
+        _, off = _name(m, off)
+        off += 4
+    rrs = []
+    for sec, count in ((0, an), (1, ns), (2, ar)):
+        for _ in range(count):
+            name, off = _name(m, off)
+            t, _c, ttl, rdlen = struct.unpack(">HHIH", m[off:off + 10])
+            rrs.append((sec, name, t, ttl, m[off + 10:off + 10 + rdlen]))
+            off += 10 + rdlen
+    return qid, flags, flags & 0xF, rrs
