@@ -63,6 +63,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "resolve";
 	case SOCKS_CMD_RESOLVE_PTR:
 		return "resolve-ptr";
+	case SOCKS_CMD_AUTOCONFIG:
+		return "autoconfig";
 	default:
 		return "unknown";
 	}

@@ -42,6 +42,7 @@ enum {
 	SOCKS_CMD_JOIN_MCAST_FILTER = 0x85, /* stp: JOIN with RFC 3678 source filter */
 	SOCKS_CMD_RESOLVE = 0xF0,     /* Tor (socks-extensions.txt) */
 	SOCKS_CMD_RESOLVE_PTR = 0xF1, /* Tor */
+	SOCKS_CMD_AUTOCONFIG = 0xF4,  /* stp: get client configuration (proto/autoconf.h) */
 };
 
 enum {
