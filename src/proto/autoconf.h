@@ -37,11 +37,11 @@ struct acdoc_line {
 	size_t key_len, value_len;
 };
 
-/* The frame at p[0..n): DONE with *doc/*doclen pointing into p and *used =
+/* The frame at p[0..n): DONE with *doc and *doclen pointing into p and *used =
  * ACDOC_HDR + LEN, once every line of DOC is well formed and the first is
  * the version line of ACDOC_VERSION. MORE: the frame is not all there.
  * BAD: LEN 0 or over ACDOC_MAX, a malformed line, another version
- * (err->rep X'01', err->why says which). */
+ * (err->rep X'01'; err->why says which). */
 enum socks_res acdoc_frame_parse(const uint8_t *p, size_t n, size_t *used, const uint8_t **doc,
 				 size_t *doclen, struct socks_err *err);
 

@@ -3,6 +3,7 @@
  * (src/proto/autoconf.c): every cut point, byte by byte, trailing bytes,
  * every byte corrupted; each malformed line; the writer.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "proto/autoconf.h"

@@ -1,0 +1,44 @@
+/*
+ * ac_cmd.c - CMD X'F4' "get configuration" (docs/protocol.md 5.5): after
+ * authentication, so the request rules see the user. The first request
+ * rule matching (command autoconfig) decides: block or no match is X'02';
+ * pass selects the profile (its `profile`, else the first). The reply is
+ * X'00' with BND 0.0.0.0:0, then LEN DOC, then the server closes.
+ */
+#include "ext/autoconf/ac.h"
+#include "proto/autoconf.h"
+#include "proto/socks.h"
+#include "server/session.h"
+
+void ac_cmd_start(struct session *s)
+{
+	const struct stp_conf *c = session_conf(s);
+	const struct ac_conf *ac = ac_conf_get(c);
+	uint8_t buf[ACDOC_HDR + ACDOC_MAX];
+
+	if (!session_allowed(s, RULE_CMD_AUTOCONFIG, NULL, NULL, 0, true)) {
+		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "blocked");
+		return;
+	}
+	const struct rule *r = session_match_rule(s, RULE_CMD_AUTOCONFIG, NULL, NULL, 0);
+	const char *name = ac_conf_rule_profile(r);
+	const struct ac_profile *pr = name ? ac_conf_profile(ac, name)
+				    : ac && ac->n_profiles ? &ac->profiles[0] : NULL;
+	if (!pr) {
+		session_info(s, "autoconfig: no profile configured");
+		session_finish(s, SOCKS5_REP_NOT_ALLOWED, "no autoconfig profile");
+		return;
+	}
+	size_t n = ac_doc_build(buf + ACDOC_HDR, sizeof(buf) - ACDOC_HDR, c, pr);
+	if (n == 0 || acdoc_frame_header(buf, ACDOC_HDR, n) == 0) {
+		session_warnx(s, "autoconfig: profile '%s' does not fit in %u bytes", pr->name,
+			      ACDOC_MAX);
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "autoconfig document too large");
+		return;
+	}
+	session_info(s, "autoconfig: profile %s, %zu bytes", pr->name, n);
+	/* The reply, then the frame: the session closes once both are out. */
+	if (session_reply(s, SOCKS5_REP_SUCCEEDED, NULL, true) < 0)
+		return;
+	session_send(s, buf, ACDOC_HDR + n);
+}
