@@ -118,6 +118,28 @@ static int flush_out(struct session *s)
 	return conn_flush(&s->conn);
 }
 
+/* Moves the queued output into a heap block of want bytes (at most
+ * SESSION_OUT_MAX); freed with the handshake (hs_free). */
+static int hs_grow_out(struct handshake *hs, size_t want)
+{
+	uint8_t *big = malloc(want);
+	if (!big)
+		return -1;
+	memcpy(big, hs->out, hs->outlen);
+	if (hs->out != hs->out_small)
+		free(hs->out);
+	hs->out = big;
+	hs->outcap = want;
+	return 0;
+}
+
+static void hs_free(struct handshake *hs)
+{
+	if (hs && hs->out != hs->out_small)
+		free(hs->out);
+	free(hs);
+}
+
 int session_send(struct session *s, const uint8_t *p, size_t n)
 {
 	struct handshake *hs = s->hs;
@@ -126,8 +148,11 @@ int session_send(struct session *s, const uint8_t *p, size_t n)
 			session_close(s, conn_why(&s->conn));
 			return -1;
 		}
-	} else if (!hs || hs->outlen + n > sizeof(hs->out)) {
+	} else if (!hs || hs->outlen + n > SESSION_OUT_MAX) {
 		session_close(s, "reply does not fit");
+		return -1;
+	} else if (hs->outlen + n > hs->outcap && hs_grow_out(hs, hs->outlen + n) < 0) {
+		session_close(s, "out of memory");
 		return -1;
 	} else {
 		memcpy(hs->out + hs->outlen, p, n);
@@ -699,6 +724,10 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 
 	if (s)
 		s->hs = calloc(1, sizeof(*s->hs));
+	if (s && s->hs) {
+		s->hs->out = s->hs->out_small;
+		s->hs->outcap = sizeof(s->hs->out_small);
+	}
 	if (!s || !s->hs) {
 		static struct log_rate rl = LOG_RATE_INIT("out of memory for a new session");
 		log_warnx_rl(&rl, "out of memory for a new session");
@@ -778,7 +807,7 @@ void session_start_relay(struct session *s, int peer)
 	}
 	/* The handshake state is no longer needed: keep idle sessions small. */
 	s->hs = NULL;
-	free(hs);
+	hs_free(hs);
 }
 
 /* ---- the end ---- */
@@ -819,8 +848,10 @@ void session_close(struct session *s, const char *reason)
 			explicit_bzero(s->hs->auth, sizeof(*s->hs->auth));
 			free(s->hs->auth);
 		}
+		uint8_t *out = s->hs->out; /* the bzero takes the pointer too */
 		explicit_bzero(s->hs, sizeof(*s->hs));
-		free(s->hs);
+		s->hs->out = out;
+		hs_free(s->hs);
 		s->hs = NULL;
 	}
 	if (s->rule_held)

@@ -38,7 +38,8 @@ void ac_cmd_start(struct session *s)
 	}
 	session_info(s, "autoconfig: profile %s, %zu bytes", pr->name, n);
 	/* The reply, then the frame: the session closes once both are out. */
-	if (session_reply(s, SOCKS5_REP_SUCCEEDED, NULL, true) < 0)
+	if (session_reply(s, SOCKS5_REP_SUCCEEDED, NULL, false) < 0)
 		return;
+	session_close_after_output(s, "autoconfig sent");
 	session_send(s, buf, ACDOC_HDR + n);
 }
