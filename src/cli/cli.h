@@ -43,6 +43,9 @@ struct cli_opts {
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
+	int autoconfig;    /* --autoconfig 1, --no-autoconfig 0, else -1 (docs/client.md) */
+	struct stp_autoconf *ac; /* the proxy's served configuration, or NULL */
+	enum stp_err autoconfig_err; /* why ac is NULL when it was asked for */
 };
 
 /* Parses argv; exits with CLI_EXIT_USAGE itself. */
@@ -64,6 +67,7 @@ int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
+int cli_cmd_autoconfig(const struct cli_opts *o);
 
 /* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
 #define DNS_TYPE_A 1

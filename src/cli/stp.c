@@ -13,6 +13,7 @@ static const struct {
 	int (*run)(const struct cli_opts *o);
 	int min_args, max_args;
 } cli_cmds[] = {
+	{ "autoconfig", cli_cmd_autoconfig, 0, 0 },
 	{ "bind", cli_cmd_bind, 0, 2 },
 	{ "connect", cli_cmd_connect, 2, 2 },
 	{ "resolve", cli_cmd_resolve, 1, 1 },
@@ -38,7 +39,9 @@ int main(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 		cli_load_proxy(&o);
-		return cli_cmds[i].run(&o);
+		int rc = cli_cmds[i].run(&o);
+		stp_autoconf_free(o.ac);
+		return rc;
 	}
 	fprintf(stderr, "stp: unknown command '%s'\n", o.cmd);
 	cli_usage(stderr);

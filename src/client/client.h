@@ -79,4 +79,9 @@ enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, in
  * a socketpair (blocking, close-on-exec), or -1 with *err (c is closed). */
 int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
 
+/* ---- auto-configuration (netrc.c, autoconf.c) ---- */
+/* The login and password of host in $NETRC or ~/.netrc (else its default
+ * entry): 0, or -1 when there is none. */
+int client_netrc_lookup(const char *host, char *user, size_t ucap, char *pass, size_t pcap);
+
 #endif

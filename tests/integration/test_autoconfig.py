@@ -313,8 +313,9 @@ def test_f4_truncated_requests(stpd_factory):
 
 
 def test_f4_without_profile(stpd_factory):
-    """No autoconfig section: X'02', and the session line says why."""
+    """No autoconfig profile: X'07' (as a server without the command), and
+    the session line says why."""
     p = stpd_factory(conf=stpdconf.conf())
     rep, doc, closed = get_config(p)
-    assert rep == 0x02 and closed
+    assert rep == 0x07 and closed
     p.wait_log(r"session .*cmd=autoconfig .*no autoconfig profile")
