@@ -27,7 +27,8 @@ def _build_dir():
 
 
 STP = os.path.join(_build_dir(), "src", "cli", "stp")
-STPIFY = os.path.join(_build_dir(), "src", "shim", "stpify")
+# The ASan stage of scripts/test.sh points STPIFY at the plain build's.
+STPIFY = os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
 DROP = ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "STP_LOG",
         "STP_BIND", "STP_PROXY_LOOPBACK", "STP_DEBUG", "STP_DNS", "LD_PRELOAD", "STPIFY_CONFIG",
         "STP_AUTOCONF", "STPIFY_AUTOCONF", "XDG_CACHE_HOME", "NETRC")
