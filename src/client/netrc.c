@@ -62,15 +62,14 @@ int client_netrc_lookup(const char *host, char *user, size_t ucap, char *pass, s
 		return -1;
 	user[0] = pass[0] = '\0';
 	while (found == 0 && netrc_token(f, tok, sizeof(tok))) {
-		if (strcmp(tok, "machine") == 0) {
-			if (in == 1)
-				found = 1;
-			else if (netrc_token(f, tok, sizeof(tok)))
+		bool next = strcmp(tok, "machine") == 0 || strcmp(tok, "default") == 0;
+		if (next && in == 1) { /* the matching entry is over */
+			found = 1;
+		} else if (strcmp(tok, "machine") == 0) {
+			if (netrc_token(f, tok, sizeof(tok)))
 				in = strcasecmp(tok, host) == 0 ? 1 : 2;
 			in_default = false;
 		} else if (strcmp(tok, "default") == 0) {
-			if (in == 1)
-				found = 1;
 			in = 2;
 			in_default = have_default = true;
 		} else if (strcmp(tok, "login") == 0 || strcmp(tok, "password") == 0) {
