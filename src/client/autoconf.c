@@ -23,8 +23,8 @@
 #include "common/log.h"
 #include "proto/autoconf.h"
 
-#define AC_PROXIES 4
-#define AC_PORTS 16
+#define AC_PROXIES    4
+#define AC_PORTS      16
 #define AC_LIST_CHARS (64 * 260) /* a comma-joined via or direct list */
 
 struct stp_autoconf {
@@ -39,7 +39,9 @@ struct stp_autoconf {
 	bool creds_netrc;
 	bool remote_dns;
 	struct stp_noproxy *via, *direct, *env;
-	struct { uint16_t lo, hi; } ports[AC_PORTS];
+	struct {
+		uint16_t lo, hi;
+	} ports[AC_PORTS];
 	size_t n_ports;
 };
 
@@ -216,8 +218,7 @@ static void ac_netrc(struct stp_proxy *p)
 		p->has_auth = true;
 }
 
-int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy,
-		       enum stp_err *err)
+int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy, enum stp_err *err)
 {
 	struct stp_proxy p = *proxy;
 
@@ -276,7 +277,8 @@ struct stp_autoconf *stp_autoconf_fetch(const struct stp_proxy *proxy, int timeo
 	struct socks_err serr;
 	enum socks_res r;
 	while ((r = acdoc_frame_parse(frame, have, &used, &doc, &doclen, &serr)) == SOCKS_MORE) {
-		size_t want = have < ACDOC_HDR ? ACDOC_HDR : ACDOC_HDR + ((size_t)frame[0] << 8 | frame[1]);
+		size_t want = have < ACDOC_HDR ? ACDOC_HDR :
+						 ACDOC_HDR + ((size_t)frame[0] << 8 | frame[1]);
 		if (conn_read_exact(c, frame + have, want - have, deadline, &e) < 0) {
 			stp_conn_close(c);
 			return ac_fail(err, e, NULL);

@@ -76,8 +76,9 @@ int client_netrc_lookup(const char *host, char *user, size_t ucap, char *pass, s
 			bool login = tok[0] == 'l';
 			if (!netrc_token(f, tok, sizeof(tok)))
 				break;
-			char *dst = in == 1 ? (login ? user : pass)
-				    : in_default ? (login ? d_user : d_pass) : NULL;
+			char *dst = in == 1    ? (login ? user : pass) :
+				    in_default ? (login ? d_user : d_pass) :
+						 NULL;
 			size_t cap = in == 1 ? (login ? ucap : pcap) : NETRC_TOKEN_MAX;
 			if (dst)
 				snprintf(dst, cap, "%s", tok);

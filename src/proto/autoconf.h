@@ -25,12 +25,12 @@
 
 #include "proto/socks.h"
 
-#define ACDOC_VERSION 1
-#define ACDOC_MAX 8192       /* bytes of DOC */
-#define ACDOC_HDR 2          /* LEN */
-#define ACDOC_KEY_MAX 32
+#define ACDOC_VERSION   1
+#define ACDOC_MAX       8192 /* bytes of DOC */
+#define ACDOC_HDR       2    /* LEN */
+#define ACDOC_KEY_MAX   32
 #define ACDOC_VALUE_MAX 300
-#define ACDOC_MAGIC "stp-autoconfig"
+#define ACDOC_MAGIC     "stp-autoconfig"
 
 struct acdoc_line {
 	const char *key, *value; /* into the document, not NUL-terminated */

@@ -89,9 +89,12 @@ static void k_http(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 	for (size_t i = 0; i < s->nargs; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
-		if (sa_parse(&ss, &len, s->args[i], 0) < 0 || sa_port((struct sockaddr *)&ss) == 0) {
-			conf_error(p, s->line, "bad address '%.64s' for 'http' (want IP:PORT or "
-					       "[V6]:PORT)", s->args[i]);
+		if (sa_parse(&ss, &len, s->args[i], 0) < 0 ||
+		    sa_port((struct sockaddr *)&ss) == 0) {
+			conf_error(p, s->line,
+				   "bad address '%.64s' for 'http' (want IP:PORT or "
+				   "[V6]:PORT)",
+				   s->args[i]);
 			continue;
 		}
 		if (ac->n_http == AC_HTTP_MAX) {
@@ -117,7 +120,8 @@ static void k_proxy(struct conf_parser *p, const struct conf_ext_stmt *s, void *
 		if (!colon || colon == v || sscanf(colon + 1, "%u", &port) != 1 || port == 0 ||
 		    port > 65535 || strlen(v) >= AC_ENTRY_MAX || strchr(v, '/') || strchr(v, '"') ||
 		    strchr(v, '\'') || strchr(v, ';') || strchr(v, '\\')) {
-			conf_error(p, s->line, "bad proxy '%.64s' (want HOST:PORT or [V6]:PORT)", v);
+			conf_error(p, s->line, "bad proxy '%.64s' (want HOST:PORT or [V6]:PORT)",
+				   v);
 			continue;
 		}
 		snprintf(pr->proxies[pr->n_proxies++], AC_ENTRY_MAX, "%s", v);
@@ -139,8 +143,9 @@ static bool entry_ok(const char *v)
 	if (*name == '\0' || name[0] == '.' || strstr(name, ".."))
 		return false;
 	for (; *name; name++)
-		if (!(*name == '-' || *name == '_' || *name == '.' || (*name >= 'a' && *name <= 'z') ||
-		      (*name >= 'A' && *name <= 'Z') || (*name >= '0' && *name <= '9')))
+		if (!(*name == '-' || *name == '_' || *name == '.' ||
+		      (*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') ||
+		      (*name >= '0' && *name <= '9')))
 			return false;
 	return true;
 }
@@ -156,8 +161,10 @@ static void k_list(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 	size_t *n = via ? &pr->n_via : &pr->n_direct;
 	for (size_t i = 0; i < s->nargs; i++) {
 		if (!entry_ok(s->args[i])) {
-			conf_error(p, s->line, "bad '%s' entry '%.64s' (want *, a host name, "
-					       ".suffix, an address or a CIDR)", s->key, s->args[i]);
+			conf_error(p, s->line,
+				   "bad '%s' entry '%.64s' (want *, a host name, "
+				   ".suffix, an address or a CIDR)",
+				   s->key, s->args[i]);
 			continue;
 		}
 		if (*n == AC_LIST_MAX) {
@@ -191,7 +198,8 @@ static void k_direct_port(struct conf_parser *p, const struct conf_ext_stmt *s, 
 				   AC_PORTS_MAX);
 			return;
 		}
-		pr->ports[pr->n_ports++] = (struct ac_ports){ (unsigned short)lo, (unsigned short)hi };
+		pr->ports[pr->n_ports++] = (struct ac_ports){ (unsigned short)lo,
+							      (unsigned short)hi };
 	}
 }
 
@@ -273,7 +281,10 @@ static void ac_free(void *data)
 	ac->n_profiles = 0;
 }
 
-#define KEY1(name, fn) { name, 1, 1, false, fn }
+#define KEY1(name, fn)                \
+	{                             \
+		name, 1, 1, false, fn \
+	}
 
 static const struct conf_ext_key ac_keys[] = {
 	KEY1("credentials", k_enum),

@@ -35,12 +35,12 @@
 /* The rule_cmd_bits value of its command (HELPERS.md: auto-config 1<<16). */
 #define RULE_CMD_AUTOCONFIG (1u << 16)
 
-#define AC_NAME_MAX 64
-#define AC_HTTP_MAX 4        /* http listeners */
-#define AC_PROXIES_MAX 4     /* proxies per profile, in order of preference */
-#define AC_LIST_MAX 64       /* via entries, direct entries per profile */
-#define AC_PORTS_MAX 16      /* direct-port ranges per profile */
-#define AC_ENTRY_MAX 256     /* one host, suffix or CIDR */
+#define AC_NAME_MAX    64
+#define AC_HTTP_MAX    4   /* http listeners */
+#define AC_PROXIES_MAX 4   /* proxies per profile, in order of preference */
+#define AC_LIST_MAX    64  /* via entries, direct entries per profile */
+#define AC_PORTS_MAX   16  /* direct-port ranges per profile */
+#define AC_ENTRY_MAX   256 /* one host, suffix or CIDR */
 #define AC_REFRESH_MIN 10
 #define AC_REFRESH_MAX 604800
 
@@ -60,16 +60,16 @@ struct ac_profile {
 	size_t n_proxies;                           /* 0: the first listener's address */
 	char via[AC_LIST_MAX][AC_ENTRY_MAX];        /* through the proxy, before `direct` */
 	size_t n_via;
-	char direct[AC_LIST_MAX][AC_ENTRY_MAX];     /* "*", "name", ".suffix", "IP", "CIDR" */
+	char direct[AC_LIST_MAX][AC_ENTRY_MAX]; /* "*", "name", ".suffix", "IP", "CIDR" */
 	size_t n_direct;
-	struct ac_ports ports[AC_PORTS_MAX];        /* destination ports that go direct */
+	struct ac_ports ports[AC_PORTS_MAX]; /* destination ports that go direct */
 	size_t n_ports;
 	enum ac_route dflt;
 	enum ac_method method;
 	enum ac_creds creds;
 	enum ac_dns dns;
-	unsigned refresh;                           /* seconds, default 3600 */
-	unsigned seen;                              /* keys set once per profile (bits) */
+	unsigned refresh; /* seconds, default 3600 */
+	unsigned seen;    /* keys set once per profile (bits) */
 };
 
 /* autoconfig { } */

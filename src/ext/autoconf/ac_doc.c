@@ -36,16 +36,15 @@ bool ac_proxy_at(const struct stp_conf *c, const struct ac_profile *pr, size_t i
 
 /* ---- the X'F4' document ---- */
 
-size_t ac_doc_build(uint8_t *dst, size_t cap, const struct stp_conf *c,
-		    const struct ac_profile *pr)
+size_t ac_doc_build(uint8_t *dst, size_t cap, const struct stp_conf *c, const struct ac_profile *pr)
 {
 	char v[ACDOC_VALUE_MAX + 1];
 	size_t at = acdoc_put_version(dst, cap);
 
-#define PUT(k, val)                                                      \
-	do {                                                             \
+#define PUT(k, val)                                                         \
+	do {                                                                \
 		if (at == 0 || (at = acdoc_put(dst, cap, at, k, val)) == 0) \
-			return 0;                                        \
+			return 0;                                           \
 	} while (0)
 	PUT("profile", pr->name);
 	snprintf(v, sizeof(v), "%u", pr->refresh);
@@ -105,8 +104,10 @@ static void pac_cidr(struct pac_out *o, const struct rule_cidr *c, const char *r
 		pac_add(o, "\tif (v4 && isInNet(h, \"%s\", \"%u.%u.%u.%u\")) return \"%s\";\n", a,
 			m >> 24, (m >> 16) & 255, (m >> 8) & 255, m & 255, ret);
 	} else {
-		pac_add(o, "\tif (v6 && typeof isInNetEx == \"function\" && isInNetEx(h, \"%s/%u\")) "
-			   "return \"%s\";\n", a, c->prefix, ret);
+		pac_add(o,
+			"\tif (v6 && typeof isInNetEx == \"function\" && isInNetEx(h, \"%s/%u\")) "
+			"return \"%s\";\n",
+			a, c->prefix, ret);
 	}
 }
 
@@ -152,8 +153,9 @@ size_t ac_pac_build(char *dst, size_t cap, const struct stp_conf *c, const struc
 	for (size_t i = 0; i < pr->n_via; i++)
 		pac_entry(&o, pr->via[i], via);
 	if (pr->n_ports > 0) {
-		pac_add(&o, "\tvar m = /^[a-z0-9+.-]+:\\/\\/(\\[[^\\]]*\\]|[^\\/:?#]*)(:([0-9]+))?/i"
-			    ".exec(url);\n");
+		pac_add(&o,
+			"\tvar m = /^[a-z0-9+.-]+:\\/\\/(\\[[^\\]]*\\]|[^\\/:?#]*)(:([0-9]+))?/i"
+			".exec(url);\n");
 		pac_add(&o, "\tvar port = m && m[3] ? parseInt(m[3], 10) : "
 			    "(url.substring(0, 6).toLowerCase() == \"https:\" ? 443 : 80);\n");
 		for (size_t i = 0; i < pr->n_ports; i++)

@@ -24,9 +24,9 @@
 #include "proto/autoconf.h"
 #include "server/ext.h"
 
-#define AC_HTTP_CONNS 64        /* at once, per address */
-#define AC_HTTP_PER_IP 8
-#define AC_HTTP_TIMEOUT 10      /* seconds a connection may idle */
+#define AC_HTTP_CONNS   64 /* at once, per address */
+#define AC_HTTP_PER_IP  8
+#define AC_HTTP_TIMEOUT 10 /* seconds a connection may idle */
 
 static struct MHD_Daemon *daemons[AC_HTTP_MAX];
 static size_t n_daemons;
@@ -85,8 +85,8 @@ static void ac_answer(struct ac_answer *a, const struct stp_conf *c, const struc
 		answer_text(a, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	a->len = what == AC_PAC ? ac_pac_build(a->body, cap, c, pr, client)
-				: ac_doc_build((uint8_t *)a->body, cap, c, pr);
+	a->len = what == AC_PAC ? ac_pac_build(a->body, cap, c, pr, client) :
+				  ac_doc_build((uint8_t *)a->body, cap, c, pr);
 	if (a->len == 0) {
 		free(a->body);
 		a->body = NULL;
@@ -100,14 +100,16 @@ static void ac_answer(struct ac_answer *a, const struct stp_conf *c, const struc
 
 static enum MHD_Result ac_queue(struct MHD_Connection *conn, struct ac_answer *a, bool head)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		head ? 0 : a->len, head ? NULL : a->body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(head ? 0 : a->len,
+								    head ? NULL : a->body,
+								    MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result rc = MHD_NO;
 	char cache[32];
 
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-		snprintf(cache, sizeof(cache), "max-age=%u", a->status == MHD_HTTP_OK ? a->refresh : 0);
+		snprintf(cache, sizeof(cache), "max-age=%u",
+			 a->status == MHD_HTTP_OK ? a->refresh : 0);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
 		rc = MHD_queue_response(conn, a->status, resp);
 		MHD_destroy_response(resp);

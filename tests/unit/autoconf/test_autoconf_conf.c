@@ -93,7 +93,8 @@ static const struct ac_profile *select_for(const struct stp_conf *c, const char 
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	inet_pton(AF_INET, addr, &sin.sin_addr);
-	struct rule_ctx ctx = { .client = (struct sockaddr *)&sin, .user = user,
+	struct rule_ctx ctx = { .client = (struct sockaddr *)&sin,
+				.user = user,
 				.now = time(NULL) };
 	return ac_conf_select(c, &ctx, r);
 }
@@ -162,13 +163,15 @@ static void test_pac(void **state)
 	assert_true(n > 0 && n == strlen(pac));
 	static const char *const lines[] = {
 		"function FindProxyForURL(url, host) {\n",
-		"\tif (h == \"secure.intranet.example\" || dnsDomainIs(h, \".secure.intranet.example\")) "
+		"\tif (h == \"secure.intranet.example\" || dnsDomainIs(h, "
+		"\".secure.intranet.example\")) "
 		"return \"SOCKS5 127.0.0.1:1080; SOCKS5 proxy2.example:1080\";\n",
 		"\tif (port >= 8443 && port <= 8443) return \"DIRECT\";\n",
 		"\tif (h == \"intranet.example\" || dnsDomainIs(h, \".intranet.example\")) return "
 		"\"DIRECT\";\n",
 		"\tif (v4 && isInNet(h, \"10.0.0.0\", \"255.0.0.0\")) return \"DIRECT\";\n",
-		"\tif (v6 && typeof isInNetEx == \"function\" && isInNetEx(h, \"fe80::/10\")) return "
+		"\tif (v6 && typeof isInNetEx == \"function\" && isInNetEx(h, \"fe80::/10\")) "
+		"return "
 		"\"DIRECT\";\n",
 		"\treturn \"SOCKS5 127.0.0.1:1080; SOCKS5 proxy2.example:1080\";\n}\n",
 	};
@@ -181,7 +184,8 @@ static void test_pac(void **state)
 	n = ac_pac_build(pac, sizeof(pac), c, ac_conf_profile(ac, "lab"), (struct sockaddr *)&sin);
 	assert_non_null(strstr(pac, "\treturn \"DIRECT\";\n}\n"));
 	assert_int_equal(ac_pac_build(pac, 100, c, ac_conf_profile(ac, "lab"),
-				      (struct sockaddr *)&sin), 0);
+				      (struct sockaddr *)&sin),
+			 0);
 	conf_unref(c);
 }
 
@@ -201,7 +205,8 @@ static void expect_error(const char *text, int line, const char *needle)
 static void test_errors(void **state)
 {
 	(void)state;
-	expect_error("autoconfig {\n direct .a.example\n}\n", 2, "needs a 'profile NAME' before it");
+	expect_error("autoconfig {\n direct .a.example\n}\n", 2,
+		     "needs a 'profile NAME' before it");
 	expect_error("autoconfig { profile a; profile a }\n", 1, "duplicate profile 'a'");
 	expect_error("autoconfig { profile \"x y\" }\n", 1, "bad profile name");
 	expect_error("autoconfig { profile a\n dns remote\n dns local }\n", 3,
@@ -226,10 +231,8 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_profiles),
-		cmocka_unit_test(test_select),
-		cmocka_unit_test(test_document),
-		cmocka_unit_test(test_pac),
+		cmocka_unit_test(test_profiles), cmocka_unit_test(test_select),
+		cmocka_unit_test(test_document), cmocka_unit_test(test_pac),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

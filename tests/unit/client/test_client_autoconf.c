@@ -83,7 +83,8 @@ static void test_routes(void **state)
 	stp_autoconf_free(ac);
 	/* default direct, and NO_PROXY (the local override) before `via`. */
 	setenv("NO_PROXY", "secure.intranet.example", 1);
-	ac = parse("stp-autoconfig 1\ndefault direct\nvia secure.intranet.example\nvia 10.0.0.0/8\n");
+	ac = parse(
+		"stp-autoconfig 1\ndefault direct\nvia secure.intranet.example\nvia 10.0.0.0/8\n");
 	assert_true(stp_autoconf_direct(ac, "example.com", 80));
 	assert_true(stp_autoconf_direct(ac, "secure.intranet.example", 80));
 	assert_false(stp_autoconf_direct(ac, "10.0.0.1", 80));
@@ -94,7 +95,11 @@ static void test_routes(void **state)
 static void test_bad_docs(void **state)
 {
 	static const char *const bad[] = {
-		"", "stp-autoconfig 2\n", "proxy a:1\n", "stp-autoconfig 1", "stp-autoconfig 1\n\n",
+		"",
+		"stp-autoconfig 2\n",
+		"proxy a:1\n",
+		"stp-autoconfig 1",
+		"stp-autoconfig 1\n\n",
 		"stp-autoconfig 1\nproxy a:1\r\n",
 	};
 	enum stp_err err;
@@ -132,11 +137,13 @@ static void test_netrc_and_apply(void **state)
 			    "default login anon password guest\n");
 	setenv("NETRC", path, 1);
 	assert_int_equal(client_netrc_lookup("PROXY.example", user, sizeof(user), pass,
-					     sizeof(pass)), 0);
+					     sizeof(pass)),
+			 0);
 	assert_string_equal(user, "alice");
 	assert_string_equal(pass, "s3cret");
 	assert_int_equal(client_netrc_lookup("none.example", user, sizeof(user), pass,
-					     sizeof(pass)), 0);
+					     sizeof(pass)),
+			 0);
 	assert_string_equal(user, "anon");
 	/* Applied: the served proxy, socks5h, netrc credentials. */
 	assert_int_equal(stp_proxy_parse(&p, "socks5://127.0.0.1:1080", &err), 0);

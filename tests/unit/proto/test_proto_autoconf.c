@@ -17,8 +17,9 @@ static enum socks_res parse_frame(const uint8_t *p, size_t n, size_t *used, stru
 	return acdoc_frame_parse(p, n, used, &doc, &doclen, err);
 }
 
-#define DOC1 "stp-autoconfig 1\nprofile office\nproxy 127.0.0.1:1080\ndirect .intranet.example\n" \
-	     "direct 10.0.0.0/8\ndns remote\nrefresh 300\nx-future some value\n"
+#define DOC1                                                                                 \
+	"stp-autoconfig 1\nprofile office\nproxy 127.0.0.1:1080\ndirect .intranet.example\n" \
+	"direct 10.0.0.0/8\ndns remote\nrefresh 300\nx-future some value\n"
 
 /* A frame of text (LEN from its length) into buf; its length. */
 static size_t frame(uint8_t *buf, const char *text)
@@ -85,16 +86,16 @@ static void expect_bad_doc(const char *text)
 static void test_bad_docs(void **state)
 {
 	(void)state;
-	expect_bad_doc("stp-autoconfig 2\n");          /* another version */
+	expect_bad_doc("stp-autoconfig 2\n"); /* another version */
 	expect_bad_doc("stp-autoconfig 01\n");
 	expect_bad_doc("stp-autoconfig 1x\n");
-	expect_bad_doc("proxy 127.0.0.1:1080\n");      /* no version line first */
-	expect_bad_doc("stp-autoconfig 1");            /* no LF at the end */
-	expect_bad_doc("stp-autoconfig 1\r\n");        /* CR is not a value byte */
-	expect_bad_doc("stp-autoconfig 1\n\n");        /* empty line */
-	expect_bad_doc("stp-autoconfig 1\nProxy x\n"); /* upper case key */
-	expect_bad_doc("stp-autoconfig 1\nproxy\n");   /* no value */
-	expect_bad_doc("stp-autoconfig 1\nproxy \n");  /* empty value */
+	expect_bad_doc("proxy 127.0.0.1:1080\n");       /* no version line first */
+	expect_bad_doc("stp-autoconfig 1");             /* no LF at the end */
+	expect_bad_doc("stp-autoconfig 1\r\n");         /* CR is not a value byte */
+	expect_bad_doc("stp-autoconfig 1\n\n");         /* empty line */
+	expect_bad_doc("stp-autoconfig 1\nProxy x\n");  /* upper case key */
+	expect_bad_doc("stp-autoconfig 1\nproxy\n");    /* no value */
+	expect_bad_doc("stp-autoconfig 1\nproxy \n");   /* empty value */
 	expect_bad_doc("stp-autoconfig 1\nproxy  x\n"); /* value starts with a space */
 	expect_bad_doc("stp-autoconfig 1\nproxy\tx\n");
 	expect_bad_doc("stp-autoconfig 1\nproxy x\x80\n");
@@ -172,12 +173,9 @@ static void test_writer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_stream),
-		cmocka_unit_test(test_lines),
-		cmocka_unit_test(test_bad_docs),
-		cmocka_unit_test(test_bad_len),
-		cmocka_unit_test(test_value_max),
-		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_valid_stream), cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_bad_docs),     cmocka_unit_test(test_bad_len),
+		cmocka_unit_test(test_value_max),    cmocka_unit_test(test_writer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
