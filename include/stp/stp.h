@@ -532,12 +532,17 @@ const char *stp_autoconf_profile(const struct stp_autoconf *ac);
 unsigned stp_autoconf_refresh(const struct stp_autoconf *ac);
 /* Names are resolved by the proxy (dns remote, the default). */
 bool stp_autoconf_remote_dns(const struct stp_autoconf *ac);
-/* Whether host (a name or an address literal) at port goes direct: `via`
- * entries send it through the proxy, then `direct-port` and `direct`
+/* Whether host (a name or an address literal) at port goes direct: `route`
+ * and `via` entries send it through a proxy, then `direct-port` and `direct`
  * entries send it direct, else the document's default. NO_PROXY (the
  * environment) still wins: what it names is direct. port 0: unknown. */
 bool stp_autoconf_direct(const struct stp_autoconf *ac, const char *host, uint16_t port);
 bool stp_autoconf_direct_addr(const struct stp_autoconf *ac, const struct sockaddr *sa);
+/* When a `route` entry names host: sets proxy's host and port to the
+ * proxy it names (after stp_autoconf_apply: kind and credentials stay) and
+ * returns true. Such destinations are never direct (but NO_PROXY wins). */
+bool stp_autoconf_route(const struct stp_autoconf *ac, const char *host, uint16_t port,
+			struct stp_proxy *proxy);
 /* Applies the document to proxy: the first proxy it names (host, port),
  * socks5h:// or socks5:// as its DNS handling says, TLS method X'86' for
  * `method tls`, and for `method userpass` with `credentials netrc` the

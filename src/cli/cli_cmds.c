@@ -73,6 +73,17 @@ int cli_cmd_connect(const struct cli_opts *o)
 	uint16_t port = cli_port(o->args[1], false);
 	if (o->ac && stp_autoconf_direct(o->ac, o->args[0], port))
 		return cli_connect_direct(o, port);
+	/* A served route: this destination through another proxy. */
+	struct stp_proxy routed = o->proxy;
+	if (o->ac && stp_autoconf_route(o->ac, o->args[0], port, &routed)) {
+		struct cli_opts ro = *o;
+		ro.proxy = routed;
+		ro.ac = NULL;
+		if (o->verbose)
+			fprintf(stderr, "stp: %s:%u: through %s:%u (autoconfig route)\n", o->args[0],
+				port, routed.host, routed.port);
+		return cli_cmd_connect(&ro);
+	}
 	if (o->proxy.tls.mode != STP_TLS_NONE)
 		return cli_connect_tls(o, port);
 	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);

@@ -25,6 +25,7 @@
 
 #define AC_PROXIES    4
 #define AC_PORTS      16
+#define AC_ROUTES     64
 #define AC_LIST_CHARS (64 * 260) /* a comma-joined via or direct list */
 
 struct stp_autoconf {
@@ -43,6 +44,11 @@ struct stp_autoconf {
 		uint16_t lo, hi;
 	} ports[AC_PORTS];
 	size_t n_ports;
+	struct { /* route PROXY DEST */
+		char proxy[ACDOC_VALUE_MAX + 1];
+		struct stp_noproxy *dest;
+	} routes[AC_ROUTES];
+	size_t n_routes;
 };
 
 static struct stp_autoconf *ac_fail(enum stp_err *err, enum stp_err e, struct stp_autoconf *ac)
@@ -66,6 +72,21 @@ static bool ac_ports(struct stp_autoconf *ac, const char *v)
 	ac->ports[ac->n_ports].lo = (uint16_t)lo;
 	ac->ports[ac->n_ports++].hi = (uint16_t)hi;
 	return true;
+}
+
+/* "HOST:PORT DEST": one destination through one proxy. */
+static void ac_route(struct stp_autoconf *ac, const char *v)
+{
+	const char *sp = strchr(v, ' ');
+	if (!sp || sp == v || ac->n_routes == AC_ROUTES ||
+	    (size_t)(sp - v) >= sizeof(ac->routes[0].proxy))
+		return;
+	struct stp_noproxy *d = stp_noproxy_new(sp + 1);
+	if (!d)
+		return;
+	memcpy(ac->routes[ac->n_routes].proxy, v, (size_t)(sp - v));
+	ac->routes[ac->n_routes].proxy[sp - v] = '\0';
+	ac->routes[ac->n_routes++].dest = d;
 }
 
 static void ac_append(char *list, const char *v)
@@ -102,6 +123,8 @@ static void ac_line(struct stp_autoconf *ac, const char *k, const char *v, char 
 		ac_append(direct, v);
 	else if (strcmp(k, "direct-port") == 0)
 		ac_ports(ac, v);
+	else if (strcmp(k, "route") == 0)
+		ac_route(ac, v);
 }
 
 struct stp_autoconf *stp_autoconf_parse(const void *doc, size_t len, enum stp_err *err)
@@ -150,6 +173,8 @@ void stp_autoconf_free(struct stp_autoconf *ac)
 	stp_noproxy_free(ac->via);
 	stp_noproxy_free(ac->direct);
 	stp_noproxy_free(ac->env);
+	for (size_t i = 0; i < ac->n_routes; i++)
+		stp_noproxy_free(ac->routes[i].dest);
 	free(ac);
 }
 
@@ -182,11 +207,21 @@ static bool ac_port_direct(const struct stp_autoconf *ac, uint16_t port)
 	return false;
 }
 
+/* The route naming host, or -1. */
+static int ac_route_for(const struct stp_autoconf *ac, const char *host, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < ac->n_routes; i++)
+		if (host ? stp_noproxy_match(ac->routes[i].dest, host) :
+			   stp_noproxy_match_addr(ac->routes[i].dest, sa))
+			return (int)i;
+	return -1;
+}
+
 bool stp_autoconf_direct(const struct stp_autoconf *ac, const char *host, uint16_t port)
 {
 	if (stp_noproxy_match(ac->env, host))
 		return true;
-	if (stp_noproxy_match(ac->via, host))
+	if (ac_route_for(ac, host, NULL) >= 0 || stp_noproxy_match(ac->via, host))
 		return false;
 	if (ac_port_direct(ac, port) || stp_noproxy_match(ac->direct, host))
 		return true;
@@ -202,11 +237,35 @@ bool stp_autoconf_direct_addr(const struct stp_autoconf *ac, const struct sockad
 		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 	if (stp_noproxy_match_addr(ac->env, sa))
 		return true;
-	if (stp_noproxy_match_addr(ac->via, sa))
+	if (ac_route_for(ac, NULL, sa) >= 0 || stp_noproxy_match_addr(ac->via, sa))
 		return false;
 	if (ac_port_direct(ac, port) || stp_noproxy_match_addr(ac->direct, sa))
 		return true;
 	return ac->default_direct;
+}
+
+/* HOST:PORT from the document into proxy's host and port (through the one
+ * URL parser). */
+static int ac_set_hostport(struct stp_proxy *proxy, const char *hostport, enum stp_err *err)
+{
+	char url[ACDOC_VALUE_MAX + 16];
+	struct stp_proxy q;
+	snprintf(url, sizeof(url), "socks5://%s", hostport);
+	if (stp_proxy_parse(&q, url, err) < 0)
+		return -1;
+	snprintf(proxy->host, sizeof(proxy->host), "%s", q.host);
+	proxy->port = q.port;
+	return 0;
+}
+
+bool stp_autoconf_route(const struct stp_autoconf *ac, const char *host, uint16_t port,
+			struct stp_proxy *proxy)
+{
+	int i = ac_route_for(ac, host, NULL);
+	(void)port;
+	if (i < 0 || stp_noproxy_match(ac->env, host))
+		return false;
+	return ac_set_hostport(proxy, ac->routes[i].proxy, NULL) == 0;
 }
 
 /* The netrc credentials for the proxy's host, when the URL has none. */
@@ -222,18 +281,8 @@ int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy, e
 {
 	struct stp_proxy p = *proxy;
 
-	if (ac->n_proxies > 0) {
-		/* HOST:PORT from the document, in URL form for the one parser. */
-		char url[ACDOC_VALUE_MAX + 16];
-		struct stp_proxy q;
-		snprintf(url, sizeof(url), "socks5://%s", ac->proxies[0]);
-		if (stp_proxy_parse(&q, url, err) < 0)
-			return -1;
-		if (strcmp(q.host, p.host) != 0 || q.port != p.port) {
-			snprintf(p.host, sizeof(p.host), "%s", q.host);
-			p.port = q.port;
-		}
-	}
+	if (ac->n_proxies > 0 && ac_set_hostport(&p, ac->proxies[0], err) < 0)
+		return -1;
 	if (p.kind == STP_SOCKS5 || p.kind == STP_SOCKS5H)
 		p.kind = ac->remote_dns ? STP_SOCKS5H : STP_SOCKS5;
 	if (ac->method == AC_TLS && p.tls.mode == STP_TLS_NONE)

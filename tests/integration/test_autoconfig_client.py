@@ -140,3 +140,19 @@ def test_netrc_user_profile(stpd_factory, sites, tmp_path):
     p.wait_log(r"session .*user=alice cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert b"SITE-DIRECT" in get_page(env, direct).stdout
     assert not p.log_lines(r"target=127\.0\.0\.3:")
+
+
+def test_stp_route_other_proxy(stpd_factory, sites, tmp_path):
+    """A served `route`: one destination through a second stpd, the rest
+    through the first (the one STP_PROXY names)."""
+    via, routed = sites
+    other = stpd_factory()
+    prof = "\tprofile p\n\tproxy 127.0.0.1:$port\n\troute 127.0.0.1:%d 127.0.0.3\n" % other.port
+    p = stpd_factory(conf=ac_conf(services.free_port(), prof))
+    env = only_stp_proxy(p, tmp_path)
+    assert b"SITE-DIRECT" in get_page(env, routed).stdout  # the 127.0.0.3 site
+    other.wait_log(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % routed.port)
+    assert not p.log_lines(r"target=127\.0\.0\.3:")
+    assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    assert not other.log_lines(r"target=127\.0\.0\.2:")

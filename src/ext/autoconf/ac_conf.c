@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/sockaddr.h"
+#include "proto/autoconf.h"
 
 static struct ac_conf *settings(void *data)
 {
@@ -107,25 +108,30 @@ static void k_http(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 	ac->http_line = s->line;
 }
 
+/* HOST:PORT: a name is fine (clients resolve it), the port is required;
+ * nothing a PAC string or a document line could not carry. */
+static bool proxy_ok(struct conf_parser *p, const struct conf_ext_stmt *s, const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	unsigned port = 0;
+	if (!colon || colon == v || sscanf(colon + 1, "%u", &port) != 1 || port == 0 ||
+	    port > 65535 || strlen(v) >= AC_ENTRY_MAX ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") !=
+		    strlen(v)) {
+		conf_error(p, s->line, "bad proxy '%.64s' (want HOST:PORT or [V6]:PORT)", v);
+		return false;
+	}
+	return true;
+}
+
 static void k_proxy(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct ac_profile *pr = current(p, s, data);
 	if (!pr || !once_in_profile(p, s, pr, 1u << 0))
 		return;
-	for (size_t i = 0; i < s->nargs && i < AC_PROXIES_MAX; i++) {
-		const char *v = s->args[i];
-		const char *colon = strrchr(v, ':');
-		unsigned port = 0;
-		/* A name is fine here (clients resolve it); the port is required. */
-		if (!colon || colon == v || sscanf(colon + 1, "%u", &port) != 1 || port == 0 ||
-		    port > 65535 || strlen(v) >= AC_ENTRY_MAX || strchr(v, '/') || strchr(v, '"') ||
-		    strchr(v, '\'') || strchr(v, ';') || strchr(v, '\\')) {
-			conf_error(p, s->line, "bad proxy '%.64s' (want HOST:PORT or [V6]:PORT)",
-				   v);
-			continue;
-		}
-		snprintf(pr->proxies[pr->n_proxies++], AC_ENTRY_MAX, "%s", v);
-	}
+	for (size_t i = 0; i < s->nargs && i < AC_PROXIES_MAX; i++)
+		if (proxy_ok(p, s, s->args[i]))
+			snprintf(pr->proxies[pr->n_proxies++], AC_ENTRY_MAX, "%s", s->args[i]);
 }
 
 /* The NO_PROXY grammar libstp reads (docs/client.md): "*", a name (which
@@ -173,6 +179,36 @@ static void k_list(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 			return;
 		}
 		snprintf(list[(*n)++], AC_ENTRY_MAX, "%s", s->args[i]);
+	}
+}
+
+static void k_route(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
+{
+	struct ac_profile *pr = current(p, s, data);
+	if (!pr || !proxy_ok(p, s, s->args[0]))
+		return;
+	for (size_t i = 1; i < s->nargs; i++) {
+		if (strlen(s->args[0]) + 1 + strlen(s->args[i]) > ACDOC_VALUE_MAX) {
+			conf_error(p, s->line, "'route' proxy and destination over %d characters",
+				   ACDOC_VALUE_MAX);
+			continue;
+		}
+		if (!entry_ok(s->args[i])) {
+			conf_error(
+				p, s->line,
+				"bad 'route' destination '%.64s' (want *, a host name, .suffix, an "
+				"address or a CIDR)",
+				s->args[i]);
+			continue;
+		}
+		if (pr->n_routes == AC_LIST_MAX) {
+			conf_error(p, s->line, "at most %d 'route' destinations per profile",
+				   AC_LIST_MAX);
+			return;
+		}
+		struct ac_route_entry *r = &pr->routes[pr->n_routes++];
+		snprintf(r->proxy, sizeof(r->proxy), "%s", s->args[0]);
+		snprintf(r->dest, sizeof(r->dest), "%s", s->args[i]);
 	}
 }
 
@@ -297,6 +333,7 @@ static const struct conf_ext_key ac_keys[] = {
 	KEY1("profile", k_profile),
 	{ "proxy", 1, AC_PROXIES_MAX, false, k_proxy },
 	KEY1("refresh", k_refresh),
+	{ "route", 2, CONF_EXT_ARGS_MAX, false, k_route },
 	{ "via", 1, CONF_EXT_ARGS_MAX, false, k_list },
 };
 

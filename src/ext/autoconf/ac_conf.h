@@ -7,6 +7,7 @@
  *       http 127.0.0.1:8080          # PAC listener(s), served by libmicrohttpd
  *       profile office               # a profile: the keys below belong to it
  *       proxy 127.0.0.1:1080         # where clients send SOCKS (default: first listener)
+ *       route 127.0.0.1:1081 .lab.example  # these through another proxy
  *       via secure.intranet.example  # through the proxy even if direct matches
  *       direct .intranet.example 10.0.0.0/8
  *       direct-port 8443
@@ -49,6 +50,12 @@ enum ac_method { AC_METHOD_NONE = 0, AC_METHOD_USERPASS = 1, AC_METHOD_TLS = 2 }
 enum ac_creds { AC_CREDS_NONE = 0, AC_CREDS_NETRC = 1 };
 enum ac_dns { AC_DNS_REMOTE = 0, AC_DNS_LOCAL = 1 };
 
+/* route PROXY DEST: that destination through that proxy. */
+struct ac_route_entry {
+	char proxy[AC_ENTRY_MAX];
+	char dest[AC_ENTRY_MAX];
+};
+
 struct ac_ports {
 	unsigned short lo, hi;
 };
@@ -58,7 +65,9 @@ struct ac_profile {
 	int line;
 	char proxies[AC_PROXIES_MAX][AC_ENTRY_MAX]; /* "HOST:PORT", "[V6]:PORT" */
 	size_t n_proxies;                           /* 0: the first listener's address */
-	char via[AC_LIST_MAX][AC_ENTRY_MAX];        /* through the proxy, before `direct` */
+	struct ac_route_entry routes[AC_LIST_MAX];  /* first of all: a named proxy */
+	size_t n_routes;
+	char via[AC_LIST_MAX][AC_ENTRY_MAX]; /* through the proxy, before `direct` */
 	size_t n_via;
 	char direct[AC_LIST_MAX][AC_ENTRY_MAX]; /* "*", "name", ".suffix", "IP", "CIDR" */
 	size_t n_direct;

@@ -55,6 +55,10 @@ size_t ac_doc_build(uint8_t *dst, size_t cap, const struct stp_conf *c, const st
 	PUT("credentials", creds_name[pr->creds]);
 	PUT("dns", dns_name[pr->dns]);
 	PUT("default", route_name[pr->dflt]);
+	for (size_t i = 0; i < pr->n_routes; i++) {
+		snprintf(v, sizeof(v), "%s %s", pr->routes[i].proxy, pr->routes[i].dest);
+		PUT("route", v);
+	}
 	for (size_t i = 0; i < pr->n_via; i++)
 		PUT("via", pr->via[i]);
 	for (size_t i = 0; i < pr->n_direct; i++)
@@ -150,6 +154,11 @@ size_t ac_pac_build(char *dst, size_t cap, const struct stp_conf *c, const struc
 	pac_add(&o, "\tif (h.charAt(0) == \"[\") h = h.substring(1, h.length - 1);\n");
 	pac_add(&o, "\tvar v4 = /^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$/.test(h);\n");
 	pac_add(&o, "\tvar v6 = h.indexOf(\":\") >= 0;\n");
+	for (size_t i = 0; i < pr->n_routes; i++) {
+		char one[AC_ENTRY_MAX + 8];
+		snprintf(one, sizeof(one), "SOCKS5 %s", pr->routes[i].proxy);
+		pac_entry(&o, pr->routes[i].dest, one);
+	}
 	for (size_t i = 0; i < pr->n_via; i++)
 		pac_entry(&o, pr->via[i], via);
 	if (pr->n_ports > 0) {

@@ -41,6 +41,7 @@ static const char *const CONF =
 	"\tprofile office\n"
 	"\tproxy 127.0.0.1:1080 proxy2.example:1080\n"
 	"\tvia secure.intranet.example\n"
+	"\troute 127.0.0.1:1081 .lab.example 192.0.2.0/24\n"
 	"\tdirect .intranet.example 10.0.0.0/8\n"
 	"\tdirect fe80::/10\n"
 	"\tdirect-port 8443 9000-9100\n"
@@ -108,7 +109,7 @@ static void test_select(void **state)
 	assert_non_null(c);
 	assert_null(select_for(c, "10.66.1.1", "alice", &r)); /* blocked first */
 	assert_non_null(r);
-	assert_int_equal(r->line, 18);
+	assert_int_equal(r->line, 19);
 	assert_string_equal(select_for(c, "10.9.0.1", "alice", &r)->name, "lab");
 	assert_string_equal(select_for(c, "10.1.0.1", "alice", &r)->name, "office");
 	assert_string_equal(select_for(c, "10.1.0.1", NULL, &r)->name, "lab");
@@ -137,7 +138,9 @@ static void test_document(void **state)
 	static const char want[] =
 		"stp-autoconfig 1\nprofile office\nrefresh 300\nproxy 127.0.0.1:1080\n"
 		"proxy proxy2.example:1080\nmethod userpass\ncredentials netrc\ndns remote\n"
-		"default proxy\nvia secure.intranet.example\ndirect .intranet.example\n"
+		"default proxy\nroute 127.0.0.1:1081 .lab.example\nroute 127.0.0.1:1081 "
+		"192.0.2.0/24\n"
+		"via secure.intranet.example\ndirect .intranet.example\n"
 		"direct 10.0.0.0/8\ndirect fe80::/10\ndirect-port 8443\ndirect-port 9000-9100\n";
 	assert_int_equal(n, sizeof(want) - 1);
 	assert_memory_equal(doc, want, n);
@@ -167,6 +170,10 @@ static void test_pac(void **state)
 		"\".secure.intranet.example\")) "
 		"return \"SOCKS5 127.0.0.1:1080; SOCKS5 proxy2.example:1080\";\n",
 		"\tif (port >= 8443 && port <= 8443) return \"DIRECT\";\n",
+		"\tif (h == \"lab.example\" || dnsDomainIs(h, \".lab.example\")) return "
+		"\"SOCKS5 127.0.0.1:1081\";\n",
+		"\tif (v4 && isInNet(h, \"192.0.2.0\", \"255.255.255.0\")) return "
+		"\"SOCKS5 127.0.0.1:1081\";\n",
 		"\tif (h == \"intranet.example\" || dnsDomainIs(h, \".intranet.example\")) return "
 		"\"DIRECT\";\n",
 		"\tif (v4 && isInNet(h, \"10.0.0.0\", \"255.0.0.0\")) return \"DIRECT\";\n",
@@ -178,7 +185,8 @@ static void test_pac(void **state)
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		if (!strstr(pac, lines[i]))
 			fail_msg("no line %zu '%s' in:\n%s", i, lines[i], pac);
-	/* via before direct-port before direct: the order the PAC tests them. */
+	/* route, via, direct-port, direct: the order the PAC tests them. */
+	assert_true(strstr(pac, "lab.example") < strstr(pac, "secure.intranet"));
 	assert_true(strstr(pac, "secure.intranet") < strstr(pac, "port >= 8443"));
 	assert_true(strstr(pac, "port >= 8443") < strstr(pac, "\"intranet.example\""));
 	n = ac_pac_build(pac, sizeof(pac), c, ac_conf_profile(ac, "lab"), (struct sockaddr *)&sin);
@@ -216,6 +224,11 @@ static void test_errors(void **state)
 	expect_error("autoconfig { profile a; direct-port 0 }\n", 1, "bad port '0'");
 	expect_error("autoconfig { profile a; direct-port 90-80 }\n", 1, "bad port '90-80'");
 	expect_error("autoconfig { profile a; proxy host }\n", 1, "bad proxy 'host'");
+	expect_error("autoconfig { profile a; route 127.0.0.1:1 a..b }\n", 1,
+		     "bad 'route' destination 'a..b'");
+	expect_error("autoconfig { profile a; route x.example .a }\n", 1, "bad proxy 'x.example'");
+	expect_error("autoconfig { profile a; route 127.0.0.1:1 }\n", 1,
+		     "'route' needs at least 2 values");
 	expect_error("autoconfig { profile a; proxy \"a\\\"b:1\" }\n", 1, "bad proxy");
 	expect_error("autoconfig { profile a; method gssapi }\n", 1,
 		     "'method' is none, userpass or tls, not 'gssapi'");

@@ -27,6 +27,8 @@ static const char DOC[] = "stp-autoconfig 1\nprofile office\nrefresh 300\n"
 			  "proxy proxy.example:1081\nproxy other.example:1080\nmethod userpass\n"
 			  "credentials netrc\ndns remote\ndefault proxy\n"
 			  "via secure.intranet.example\nvia 10.9.0.0/16\n"
+			  "route lab-proxy.example:1090 .lab.intranet.example\n"
+			  "route [::1]:1091 10.1.0.0/16\n"
 			  "direct .intranet.example\ndirect 10.0.0.0/8\ndirect fe80::/10\n"
 			  "direct-port 8443\ndirect-port 9000-9100\n"
 			  "x-later-key anything at all\nmethod gssapi-v9\n";
@@ -63,10 +65,27 @@ static void test_routes(void **state)
 	assert_true(stp_autoconf_direct(ac, "example.com", 8443));
 	assert_true(stp_autoconf_direct(ac, "example.com", 9050));
 	assert_false(stp_autoconf_direct(ac, "example.com", 9101));
-	assert_true(stp_autoconf_direct(ac, "10.1.2.3", 80));
+	assert_true(stp_autoconf_direct(ac, "10.2.2.3", 80));
 	assert_false(stp_autoconf_direct(ac, "10.9.2.3", 80));
+	/* Routes: through their own proxy, never direct. */
+	struct stp_proxy p;
+	enum stp_err err;
+	assert_int_equal(stp_proxy_parse(&p, "socks5h://u:pw@127.0.0.1:1080", &err), 0);
+	assert_false(stp_autoconf_direct(ac, "www.lab.intranet.example", 80));
+	assert_false(stp_autoconf_direct(ac, "10.1.2.3", 80));
+	assert_true(stp_autoconf_route(ac, "www.lab.intranet.example", 80, &p));
+	assert_string_equal(p.host, "lab-proxy.example");
+	assert_int_equal(p.port, 1090);
+	assert_string_equal(p.user, "u");
+	assert_true(stp_autoconf_route(ac, "10.1.2.3", 80, &p));
+	assert_string_equal(p.host, "::1");
+	assert_int_equal(p.port, 1091);
+	assert_false(stp_autoconf_route(ac, "www.intranet.example", 80, &p));
+	assert_string_equal(p.host, "::1");
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
 	inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
+	assert_false(stp_autoconf_direct_addr(ac, (struct sockaddr *)&sin));
+	inet_pton(AF_INET, "10.2.2.3", &sin.sin_addr);
 	assert_true(stp_autoconf_direct_addr(ac, (struct sockaddr *)&sin));
 	inet_pton(AF_INET, "10.9.2.3", &sin.sin_addr);
 	assert_false(stp_autoconf_direct_addr(ac, (struct sockaddr *)&sin));
