@@ -6,6 +6,7 @@
  * as a run of keys: `profile NAME` starts one, and the profile keys after
  * it (in this block or a later autoconfig block) belong to it.
  */
+#include "ext/autoconf/ac.h"
 #include "ext/autoconf/ac_conf.h"
 
 #include <arpa/inet.h>
@@ -307,6 +308,16 @@ static void ac_check(struct conf_parser *p, const struct stp_conf *c, const void
 	}
 	if (ac->n_http > 0 && ac->n_profiles == 0)
 		conf_error(p, ac->http_line, "'http' serves profiles, and there is none");
+	/* Every profile fits in one X'F4' document, with room for the default
+	 * listener the snapshot may still get as its proxy line. */
+	uint8_t *doc = malloc(ACDOC_MAX);
+	for (size_t i = 0; doc && i < ac->n_profiles; i++)
+		if (ac_doc_build(doc, ACDOC_MAX - AC_ENTRY_MAX, c, &ac->profiles[i]) == 0)
+			conf_error(p, ac->profiles[i].line,
+				   "profile '%s' is over %d bytes as a document (docs/protocol.md "
+				   "5.5): fewer entries",
+				   ac->profiles[i].name, ACDOC_MAX - AC_ENTRY_MAX);
+	free(doc);
 }
 
 static void ac_free(void *data)

@@ -239,6 +239,17 @@ static void test_errors(void **state)
 	expect_error("autoconfig { profile a }\nrequest pass { command autoconfig; profile b }\n",
 		     2, "no autoconfig profile 'b'");
 	expect_error("client pass { profile a }\n", 1, "'profile' is not valid in a client rule");
+	/* 64 direct entries of 200 characters: over a document. */
+	static char big[64 * 220 + 100];
+	int k = snprintf(big, sizeof(big), "autoconfig {\n profile huge\n");
+	for (int i = 0; i < 64; i++) {
+		k += snprintf(big + k, sizeof(big) - (size_t)k, " direct %02d", i);
+		memset(big + k, 'a', 190);
+		k += 190;
+		k += snprintf(big + k, sizeof(big) - (size_t)k, ".example\n");
+	}
+	snprintf(big + k, sizeof(big) - (size_t)k, "}\n");
+	expect_error(big, 2, "profile 'huge' is over 7936 bytes as a document");
 }
 
 int main(void)
