@@ -147,8 +147,14 @@ size_t ac_pac_build(char *dst, size_t cap, const struct stp_conf *c, const struc
 		pac_add(&v, "%sSOCKS5 %s", i ? "; " : "", proxy);
 	if (v.len == 0 || v.full)
 		return 0;
-	pac_add(&o, "// stpd autoconfig: profile \"%s\" for %s; refresh %u s\n", pr->name,
-		sa_str(client, who, sizeof(who)), pr->refresh);
+	/* The client's address, not its port: the file is cached and reused. */
+	const void *a = client->sa_family == AF_INET6 ?
+				(const void *)&((const struct sockaddr_in6 *)client)->sin6_addr :
+				(const void *)&((const struct sockaddr_in *)client)->sin_addr;
+	if (!inet_ntop(client->sa_family, a, who, sizeof(who)))
+		snprintf(who, sizeof(who), "?");
+	pac_add(&o, "// stpd autoconfig: profile \"%s\" for %s; refresh %u s\n", pr->name, who,
+		pr->refresh);
 	pac_add(&o, "function FindProxyForURL(url, host) {\n");
 	pac_add(&o, "\tvar h = host.toLowerCase();\n");
 	pac_add(&o, "\tif (h.charAt(0) == \"[\") h = h.substring(1, h.length - 1);\n");

@@ -165,6 +165,7 @@ static void test_pac(void **state)
 				(struct sockaddr *)&sin);
 	assert_true(n > 0 && n == strlen(pac));
 	static const char *const lines[] = {
+		"// stpd autoconfig: profile \"office\" for 0.0.0.0; refresh 300 s\n",
 		"function FindProxyForURL(url, host) {\n",
 		"\tif (h == \"secure.intranet.example\" || dnsDomainIs(h, "
 		"\".secure.intranet.example\")) "
