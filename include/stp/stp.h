@@ -100,6 +100,8 @@ enum stp_err {
 	STP_ERR_GSS_CREDENTIALS, /* no usable ticket here (kinit), or the KDC refused */
 	STP_ERR_GSS_REFUSED,     /* the proxy refused the context (X'01' X'FF') */
 	STP_ERR_GSS_PROTECTION,  /* the proxy chose less protection than asked, or wrap failed */
+	/* client auto-configuration (stp_autoconf_*, CMD X'F4') */
+	STP_ERR_AUTOCONF,        /* the configuration document is malformed or of another version */
 	STP_ERR_COUNT
 };
 
@@ -226,6 +228,7 @@ enum stp_cmd {
 	STP_CMD_CONNECT = 1,
 	STP_CMD_BIND = 2,
 	STP_CMD_UDP_ASSOCIATE = 3,
+	STP_CMD_AUTOCONFIG = 0xF4, /* stp's "get configuration": use stp_autoconf_fetch */
 };
 
 enum stp_step {
@@ -544,6 +547,60 @@ ssize_t stp_mcast_open(struct stp_mcast *m, uint8_t *frame, size_t n, size_t *le
 /* Hands the intranet socket to the caller (who closes it); the
  * membership no longer reads or closes it. -1 when there is none. */
 int stp_mcast_take_fd(struct stp_mcast *m);
+
+/* ---------------------------------------------------------------------- */
+/* Client auto-configuration (docs/client.md, docs/protocol.md 5.5): the
+ * proxy says, per client and user, which destinations go through it and
+ * which go direct, which method and credentials to use, and who resolves
+ * names. One source of truth in stpd.conf; libstp fetches it with CMD
+ * X'F4' after authentication, caches it in the process and on disk
+ * ($XDG_CACHE_HOME/stp, else ~/.cache/stp; one file per proxy and user)
+ * and fetches it again once its refresh interval has passed. */
+struct stp_autoconf;
+
+/* CMD X'F4' now, through proxy (authenticating as the URL says, else with
+ * the proxy host's ~/.netrc entry, if any). NULL with *err: the proxy's
+ * refusal (STP_ERR_REP_CMD_NOT_SUPPORTED from a server without the
+ * command, STP_ERR_REP_NOT_ALLOWED when its rules refuse), or
+ * STP_ERR_AUTOCONF for a bad document. */
+struct stp_autoconf *stp_autoconf_fetch(const struct stp_proxy *proxy, int timeout_ms,
+					enum stp_err *err);
+/* The cached document while it is fresh (this process's copy, then the
+ * disk's), else stp_autoconf_fetch (and the caches are updated); a stale
+ * copy when the fetch fails. The caller frees the result. */
+struct stp_autoconf *stp_autoconf_get(const struct stp_proxy *proxy, int timeout_ms,
+				      enum stp_err *err);
+/* A document's bytes (DOC, without LEN) into an object. */
+struct stp_autoconf *stp_autoconf_parse(const void *doc, size_t len, enum stp_err *err);
+void stp_autoconf_free(struct stp_autoconf *ac);
+/* The document as received (for caching, or handing to a child process). */
+const char *stp_autoconf_text(const struct stp_autoconf *ac, size_t *len);
+const char *stp_autoconf_profile(const struct stp_autoconf *ac);
+/* Seconds the document stays fresh. */
+unsigned stp_autoconf_refresh(const struct stp_autoconf *ac);
+/* Names are resolved by the proxy (dns remote, the default). */
+bool stp_autoconf_remote_dns(const struct stp_autoconf *ac);
+/* Whether host (a name or an address literal) at port goes direct: `route`
+ * and `via` entries send it through a proxy, then `direct-port` and `direct`
+ * entries send it direct, else the document's default. NO_PROXY (the
+ * environment) still wins: what it names is direct. port 0: unknown. */
+bool stp_autoconf_direct(const struct stp_autoconf *ac, const char *host, uint16_t port);
+bool stp_autoconf_direct_addr(const struct stp_autoconf *ac, const struct sockaddr *sa);
+/* When a `route` entry names host: sets proxy's host and port to the
+ * proxy it names (after stp_autoconf_apply: kind and credentials stay) and
+ * returns true. Such destinations are never direct (but NO_PROXY wins). */
+bool stp_autoconf_route(const struct stp_autoconf *ac, const char *host, uint16_t port,
+			struct stp_proxy *proxy);
+/* Applies the document to proxy: the first proxy it names (host, port),
+ * socks5h:// or socks5:// as its DNS handling says, TLS method X'86' for
+ * `method tls`, and for `method userpass` with `credentials netrc` the
+ * user and password of the proxy host's ~/.netrc entry unless the URL
+ * has them. 0, or -1 with *err (proxy address unreadable). */
+int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy,
+		       enum stp_err *err);
+/* The cache file of proxy's document into out: 0, or -1 without a
+ * cache directory (no $XDG_CACHE_HOME, no $HOME). */
+int stp_autoconf_cache_path(const struct stp_proxy *proxy, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

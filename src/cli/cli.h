@@ -45,6 +45,9 @@ struct cli_opts {
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
+	int autoconfig;    /* --autoconfig 1, --no-autoconfig 0, else -1 (docs/client.md) */
+	struct stp_autoconf *ac; /* the proxy's served configuration, or NULL */
+	enum stp_err autoconfig_err; /* why ac is NULL when it was asked for */
 };
 
 /* Parses argv; exits with CLI_EXIT_USAGE itself. */
@@ -67,6 +70,7 @@ int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
 int cli_cmd_dns(const struct cli_opts *o); /* cli_dnsproxy.c */
+int cli_cmd_autoconfig(const struct cli_opts *o);
 
 /* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1

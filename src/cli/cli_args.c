@@ -22,6 +22,8 @@ void cli_usage(FILE *f)
 	      "       stp [options] dns [--listen ADDR:PORT] [PROXY-URL]\n"
 	      "                                         a local DNS stub resolver (UDP and TCP):\n"
 	      "                                         every query goes through the proxy\n"
+	      "       stp [options] autoconfig          print the configuration the proxy serves\n"
+	      "                                         (CMD X'F4'; cached, see docs/client.md)\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -39,6 +41,9 @@ void cli_usage(FILE *f)
 	      "                     instead of the proxy's own resolver\n"
 	      "  --listen ADDR:PORT dns: where the stub listens (default 127.0.0.1:53;\n"
 	      "                     port 0: any, printed on stderr)\n"
+	      "  --autoconfig       ask the proxy for its configuration (X'F4') even with --proxy;\n"
+	      "                     with only $STP_PROXY it is asked unless STP_AUTOCONF=0\n"
+	      "  --no-autoconfig    never ask\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -160,6 +165,35 @@ static void cli_tls_options(struct cli_opts *o)
 		o->proxy.tls.insecure = true;
 }
 
+/* The served configuration (docs/client.md "Auto-configuration"): asked
+ * for when the proxy comes from the environment alone (STP_AUTOCONF=0
+ * turns that off) or with --autoconfig; it may change the proxy (host,
+ * port, socks5/socks5h, credentials), and connect follows its routes. A
+ * proxy without it (X'07', X'02') leaves everything as it was. */
+static void cli_autoconfig(struct cli_opts *o)
+{
+	const char *env = getenv("STP_AUTOCONF");
+	bool want = o->autoconfig == 1 || strcmp(o->cmd, "autoconfig") == 0 ||
+		    (o->autoconfig < 0 && o->proxy_url == NULL && !(env && strcmp(env, "0") == 0));
+	enum stp_err err;
+
+	if (!want)
+		return;
+	o->ac = stp_autoconf_get(&o->proxy, o->timeout_ms, &err);
+	if (o->ac == NULL) {
+		if (o->verbose)
+			fprintf(stderr, "stp: autoconfig: %s\n", stp_strerror(err));
+		o->autoconfig_err = err;
+		return;
+	}
+	if (stp_autoconf_apply(o->ac, &o->proxy, &err) < 0) {
+		fprintf(stderr, "stp: autoconfig: %s\n", stp_strerror(err));
+		exit(CLI_EXIT_BAD_URL);
+	}
+	if (o->verbose)
+		fprintf(stderr, "stp: autoconfig: profile %s\n", stp_autoconf_profile(o->ac));
+}
+
 void cli_load_proxy(struct cli_opts *o)
 {
 	const char *url = o->proxy_url;
@@ -172,11 +206,13 @@ void cli_load_proxy(struct cli_opts *o)
 		exit(CLI_EXIT_BAD_URL);
 	}
 	cli_tls_options(o);
+	cli_autoconfig(o);
 }
 
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
-	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN };
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
+	       OPT_NO_AC };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -184,6 +220,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "ca", required_argument, NULL, OPT_CA },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "autoconfig", no_argument, NULL, OPT_AC },
+		{ "no-autoconfig", no_argument, NULL, OPT_NO_AC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -192,6 +230,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = 30000;
+	o->autoconfig = -1;
 	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_PROXY: o->proxy_url = optarg; break;
@@ -203,6 +242,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_CA: o->ca = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_LISTEN: o->listen = optarg; break;
+		case OPT_AC: o->autoconfig = 1; break;
+		case OPT_NO_AC: o->autoconfig = 0; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -2,6 +2,7 @@
  * cli_cmds.c - the four commands: connect, bind, udp and resolve.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,61 @@ static int cli_connect_tls(const struct cli_opts *o, uint16_t port)
 	return rc;
 }
 
+/* A target the served configuration sends direct: a plain TCP connection
+ * (names resolved here), relayed like a proxied one. */
+static int cli_connect_direct(const struct cli_opts *o, uint16_t port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char ports[8];
+	int fd = -1;
+
+	snprintf(ports, sizeof(ports), "%u", port);
+	if (getaddrinfo(o->args[0], ports, &hints, &res) != 0)
+		return cli_fail(o, "connect (direct)", STP_ERR_TARGET_RESOLVE);
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return cli_fail(o, "connect (direct)", STP_ERR_SYSTEM);
+	if (o->verbose)
+		fprintf(stderr, "stp: %s:%u: direct (autoconfig)\n", o->args[0], port);
+	return cli_relay(fd);
+}
+
+int cli_cmd_autoconfig(const struct cli_opts *o)
+{
+	size_t len;
+
+	if (o->ac == NULL)
+		return cli_fail(o, "autoconfig", o->autoconfig_err);
+	const char *text = stp_autoconf_text(o->ac, &len);
+	fwrite(text, 1, len, stdout);
+	return CLI_EXIT_OK;
+}
+
 int cli_cmd_connect(const struct cli_opts *o)
 {
 	enum stp_err err;
 	uint16_t port = cli_port(o->args[1], false);
+	if (o->ac && stp_autoconf_direct(o->ac, o->args[0], port))
+		return cli_connect_direct(o, port);
+	/* A served route: this destination through another proxy. */
+	struct stp_proxy routed = o->proxy;
+	if (o->ac && stp_autoconf_route(o->ac, o->args[0], port, &routed)) {
+		struct cli_opts ro = *o;
+		ro.proxy = routed;
+		ro.ac = NULL;
+		if (o->verbose)
+			fprintf(stderr, "stp: %s:%u: through %s:%u (autoconfig route)\n", o->args[0],
+				port, routed.host, routed.port);
+		return cli_cmd_connect(&ro);
+	}
 	if (o->proxy.tls.mode != STP_TLS_NONE || o->proxy.gss.on)
 		return cli_connect_tls(o, port);
 	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);

@@ -14,6 +14,7 @@ static const struct {
 	int min_args, max_args;
 	bool url_arg; /* its first argument, if given, is the proxy URL */
 } cli_cmds[] = {
+	{ "autoconfig", cli_cmd_autoconfig, 0, 0, false },
 	{ "bind", cli_cmd_bind, 0, 2, false },
 	{ "connect", cli_cmd_connect, 2, 2, false },
 	{ "dns", cli_cmd_dns, 0, 1, true },
@@ -42,7 +43,9 @@ int main(int argc, char **argv)
 		if (cli_cmds[i].url_arg && o.nargs == 1)
 			o.proxy_url = o.args[0];
 		cli_load_proxy(&o);
-		return cli_cmds[i].run(&o);
+		int rc = cli_cmds[i].run(&o);
+		stp_autoconf_free(o.ac);
+		return rc;
 	}
 	fprintf(stderr, "stp: unknown command '%s'\n", o.cmd);
 	cli_usage(stderr);

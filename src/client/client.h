@@ -97,4 +97,9 @@ int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *hos
 			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
 			  int *relay_fd, enum stp_err *err);
 
+/* ---- auto-configuration (netrc.c, autoconf.c) ---- */
+/* The login and password of host in $NETRC or ~/.netrc (else its default
+ * entry): 0, or -1 when there is none. */
+int client_netrc_lookup(const char *host, char *user, size_t ucap, char *pass, size_t pcap);
+
 #endif

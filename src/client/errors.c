@@ -96,6 +96,8 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 				      "(X'B3')", ENETDOWN, 0 },
 	[STP_ERR_MCAST_TIME] = { "multicast: the proxy ended the membership: time limit (X'B4')",
 				 ETIMEDOUT, 0 },
+	[STP_ERR_AUTOCONF] = { "the proxy's configuration document is malformed or of another "
+			       "version", EPROTO, 0 },
 	[STP_ERR_MCAST_IDLE] = { "multicast: the proxy ended the group: idle (X'B5')", ENETDOWN,
 				 0 },
 	[STP_ERR_GSS_CREDENTIALS] = { "GSS-API: no usable credentials for the proxy's service "

@@ -115,7 +115,8 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 	h->fd = fd;
 	h->cmd = (int)cmd;
 	h->proxy = *proxy;
-	if (fd < 0 || cmd < STP_CMD_CONNECT || cmd > STP_CMD_UDP_ASSOCIATE) {
+	if (fd < 0 || ((cmd < STP_CMD_CONNECT || cmd > STP_CMD_UDP_ASSOCIATE) &&
+			cmd != STP_CMD_AUTOCONFIG)) {
 		e = STP_ERR_INVALID;
 		goto fail;
 	}
@@ -127,7 +128,7 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 	if (client_target_encode(&dst, proxy, host, port, sa, &e) < 0)
 		goto fail;
 	if (hs_socks4(h)) {
-		if (cmd == STP_CMD_UDP_ASSOCIATE) {
+		if (cmd == STP_CMD_UDP_ASSOCIATE || cmd == STP_CMD_AUTOCONFIG) {
 			e = STP_ERR_UNSUPPORTED;
 			goto fail;
 		}

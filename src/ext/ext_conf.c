@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "ext/autoconf/ac_conf.h"
 #include "ext/ext_config.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
@@ -25,6 +26,7 @@ static const struct ext_conf_entry {
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
 	{ &gss_conf_ext, STP_EXT_GSSAPI, "the GSS-API extension", "ext_gssapi" },
+	{ &ac_conf_ext, STP_EXT_AUTOCONF, "the autoconfig extension", "ext_autoconf" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

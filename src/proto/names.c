@@ -65,6 +65,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "resolve-ptr";
 	case SOCKS_CMD_DNS_QUERY:
 		return "dns";
+	case SOCKS_CMD_AUTOCONFIG:
+		return "autoconfig";
 	default:
 		return "unknown";
 	}

@@ -43,6 +43,7 @@ enum {
 	SOCKS_CMD_RESOLVE = 0xF0,     /* Tor (socks-extensions.txt) */
 	SOCKS_CMD_RESOLVE_PTR = 0xF1, /* Tor */
 	SOCKS_CMD_DNS_QUERY = 0xF2,   /* stp: a whole DNS message (docs/protocol.md 5.4) */
+	SOCKS_CMD_AUTOCONFIG = 0xF4,  /* stp: get client configuration (proto/autoconf.h) */
 };
 
 enum {

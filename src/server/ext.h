@@ -52,10 +52,27 @@ struct stp_ext {
 	 * greeting is read: may install a filter (session_set_filter) or close the
 	 * session, returning -1 then. */
 	int (*session_open)(struct session *s);
+	/* Process-wide parts (a thread serving outside sessions, e.g. the
+	 * autoconfig HTTP listener): started once by stpd's main thread after
+	 * the workers' listeners are open and before privileges are dropped,
+	 * with every signal blocked (threads it makes inherit that); stopped
+	 * after the workers have ended. -1 with a message in err: stpd exits. */
+	int (*server_start)(const struct stp_conf *c, char *err, size_t errlen);
+	void (*server_stop)(void);
 };
 
 /* The configuration a worker runs under (for worker_init checks). */
 const struct stp_conf *worker_conf(const struct worker *w);
+
+/* The configuration new sessions get now (after any reload), referenced
+ * for the caller, who conf_unref()s it; NULL before stpd serves. For a
+ * module's own threads, which hold no session (snapshot.c). */
+struct stp_conf *ext_conf_current(void);
+
+/* Runs every module's server_start (signals blocked meanwhile); -1 with
+ * err when one fails. ext_server_stop runs the server_stops. */
+int ext_server_start(const struct stp_conf *c, char *err, size_t errlen);
+void ext_server_stop(void);
 
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);
@@ -72,11 +89,12 @@ const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8
 					   size_t n_offered);
 
 /* Built-in modules (each listed in the registry only when its build option,
- * ext_tls, ext_mcast or ext_resolve, is on: ext/ext_config.h). */
+ * ext_tls, ext_mcast, ext_resolve or ext_autoconf, is on: ext/ext_config.h). */
 extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */
 extern const struct stp_ext ext_resolve; /* src/ext/resolve */
 extern const struct stp_ext ext_gssapi; /* src/ext/gssapi */
+extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
 
 #endif

@@ -6,6 +6,8 @@
  * which modules are built: a disabled one is not named here, so its library
  * need not be linked.
  */
+#include <signal.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "server/ext.h"
@@ -24,6 +26,9 @@ static const struct stp_ext *const registry[] = {
 #endif
 #if STP_EXT_RESOLVE
 	&ext_resolve,
+#endif
+#if STP_EXT_AUTOCONF
+	&ext_autoconf,
 #endif
 };
 
@@ -80,4 +85,27 @@ int ext_session_open(struct session *s)
 		if (registry[i]->session_open && registry[i]->session_open(s) < 0)
 			return -1;
 	return 0;
+}
+
+int ext_server_start(const struct stp_conf *c, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	/* Threads a module starts inherit this mask: signals stay the main
+	 * thread's (sigwait), whenever the module is started. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 0; rc == 0 && i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->server_start)
+			rc = registry[i]->server_start(c, err, errlen);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+void ext_server_stop(void)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->server_stop)
+			registry[i]->server_stop();
 }

@@ -281,6 +281,8 @@ static int serve(const struct options *o, struct snapshot *boot)
 		log_info("listening on %s (%s)",
 			 sa_str((const struct sockaddr *)&c->listeners[i].addr, where, sizeof(where)),
 			 c->listeners[i].name);
+	if (ext_server_start(c, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	drop_privileges(c->run_as_user);
 
 	/* Workers inherit a mask with every signal we handle blocked. */
@@ -315,6 +317,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 		worker_request(&g_server.workers[i], false, true);
 	for (unsigned i = 0; i < n; i++)
 		worker_join(&g_server.workers[i]);
+	ext_server_stop();
 	free(g_server.workers);
 	server_set_snapshot(NULL);
 	ares_library_cleanup();

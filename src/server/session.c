@@ -92,8 +92,7 @@ void session_update_io(struct session *s)
 	int ev = 0;
 	if (!s->hs)
 		return;
-	if (s->hs->outlen > s->hs->outoff || s->hs->spilllen > s->hs->spilloff ||
-	    conn_has_output(&s->conn))
+	if (s->hs->outlen > s->hs->outoff || conn_has_output(&s->conn))
 		ev |= EV_WRITE;
 	else if (s->state == SS_PROXYHDR || s->state == SS_GREETING || s->state == SS_AUTH ||
 		 s->state == SS_REQUEST || s->state == SS_REFUSING ||
@@ -116,17 +115,29 @@ static int flush_out(struct session *s)
 		hs->outoff += (size_t)n;
 	}
 	hs->outlen = hs->outoff = 0;
-	while (hs->spilllen > hs->spilloff) {
-		ssize_t n = conn_write_clear(&s->conn, hs->spill + hs->spilloff,
-					     hs->spilllen - hs->spilloff);
-		if (n < 0)
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		hs->spilloff += (size_t)n;
-	}
-	free(hs->spill);
-	hs->spill = NULL;
-	hs->spilllen = hs->spilloff = 0;
 	return conn_flush(&s->conn);
+}
+
+/* Moves the queued output into a heap block of want bytes (at most
+ * SESSION_OUT_MAX); freed with the handshake (hs_free). */
+static int hs_grow_out(struct handshake *hs, size_t want)
+{
+	uint8_t *big = malloc(want);
+	if (!big)
+		return -1;
+	memcpy(big, hs->out, hs->outlen);
+	if (hs->out != hs->out_small)
+		free(hs->out);
+	hs->out = big;
+	hs->outcap = want;
+	return 0;
+}
+
+static void hs_free(struct handshake *hs)
+{
+	if (hs && hs->out != hs->out_small)
+		free(hs->out);
+	free(hs);
 }
 
 int session_send(struct session *s, const uint8_t *p, size_t n)
@@ -137,18 +148,12 @@ int session_send(struct session *s, const uint8_t *p, size_t n)
 			session_close(s, conn_why(&s->conn));
 			return -1;
 		}
-	} else if (!hs || hs->spilllen + n > SESSION_SPILL_MAX) {
+	} else if (!hs || hs->outlen + n > SESSION_OUT_MAX) {
 		session_close(s, "reply does not fit");
 		return -1;
-	} else if (hs->spilllen > 0 || hs->outlen + n > sizeof(hs->out)) {
-		uint8_t *p2 = realloc(hs->spill, hs->spilllen + n);
-		if (!p2) {
-			session_close(s, "out of memory");
-			return -1;
-		}
-		hs->spill = p2;
-		memcpy(hs->spill + hs->spilllen, p, n);
-		hs->spilllen += n;
+	} else if (hs->outlen + n > hs->outcap && hs_grow_out(hs, hs->outlen + n) < 0) {
+		session_close(s, "out of memory");
+		return -1;
 	} else {
 		memcpy(hs->out + hs->outlen, p, n);
 		hs->outlen += n;
@@ -719,6 +724,10 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 
 	if (s)
 		s->hs = calloc(1, sizeof(*s->hs));
+	if (s && s->hs) {
+		s->hs->out = s->hs->out_small;
+		s->hs->outcap = sizeof(s->hs->out_small);
+	}
 	if (!s || !s->hs) {
 		static struct log_rate rl = LOG_RATE_INIT("out of memory for a new session");
 		log_warnx_rl(&rl, "out of memory for a new session");
@@ -779,7 +788,7 @@ void session_start_relay(struct session *s, int peer)
 							 : c->timeouts.idle;
 	struct handshake *hs = s->hs;
 
-	if (!s->conn.filter && (hs->outlen > hs->outoff || hs->spilllen > hs->spilloff)) {
+	if (!s->conn.filter && hs->outlen > hs->outoff) {
 		/* The reply is not all out yet (EAGAIN): relaying starts once it
 		 * is, so it cannot be overtaken or lost with hs. */
 		s->relay_peer = peer;
@@ -798,8 +807,7 @@ void session_start_relay(struct session *s, int peer)
 	}
 	/* The handshake state is no longer needed: keep idle sessions small. */
 	s->hs = NULL;
-	free(hs->spill);
-	free(hs);
+	hs_free(hs);
 }
 
 /* ---- the end ---- */
@@ -840,9 +848,10 @@ void session_close(struct session *s, const char *reason)
 			explicit_bzero(s->hs->auth, sizeof(*s->hs->auth));
 			free(s->hs->auth);
 		}
-		free(s->hs->spill);
+		uint8_t *out = s->hs->out; /* the bzero takes the pointer too */
 		explicit_bzero(s->hs, sizeof(*s->hs));
-		free(s->hs);
+		s->hs->out = out;
+		hs_free(s->hs);
 		s->hs = NULL;
 	}
 	if (s->rule_held)

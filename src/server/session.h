@@ -150,8 +150,8 @@ int session_read_control(struct session *s);
 
 /* Queues bytes for the client and tries to write them. -1 when the session
  * was closed (write error, or closing_after_flush and all written). Up to
- * SESSION_SPILL_MAX (64 KiB + 1 KiB) may be queued: beyond the reply
- * buffer, bytes spill into a heap buffer written after it. */
+ * SESSION_OUT_MAX (64 KiB + 1 KiB) may be queued: beyond the reply
+ * buffer's size, the queue moves to a heap block. */
 int session_send(struct session *s, const uint8_t *p, size_t n);
 /* Drops `used` bytes from the front of the handshake input. */
 void session_consume(struct session *s, size_t used);

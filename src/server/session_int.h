@@ -53,17 +53,17 @@ enum session_state {
 
 /* State that exists only until relaying starts (freed then, to keep idle
  * sessions small). */
-#define SESSION_SPILL_MAX (64 * 1024 + 1024)
+/* bytes one session_send queue may hold: a DNS QUERY answer (64 KiB) and its frame */
+#define SESSION_OUT_MAX (64 * 1024 + 1024)
 
 struct handshake {
 	uint8_t in[SOCKS_HANDSHAKE_MAX];
 	size_t inlen;
-	uint8_t out[SOCKS5_REPLY_MAX + 8];
-	size_t outlen, outoff;
-	/* What does not fit in out[] (a command's long answer, e.g. a DNS
-	 * message): written after out[], heap, at most SESSION_SPILL_MAX. */
-	uint8_t *spill;
-	size_t spilllen, spilloff;
+	/* Replies: out is out_small, or a heap block of up to SESSION_OUT_MAX
+	 * for the rare command that answers with more (X'F4's document). */
+	uint8_t out_small[SOCKS5_REPLY_MAX + 8];
+	uint8_t *out;
+	size_t outcap, outlen, outoff;
 	uint8_t method;
 	struct auth_job *auth;       /* only while RFC 1929 runs */
 };

@@ -8,6 +8,7 @@
 #include "auth/auth.h"
 #include "ext/ext_conf.h"
 #include "policy/conf_ext.h"
+#include "server/ext.h"
 #include "server/server.h"
 
 struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -77,4 +78,14 @@ void server_set_snapshot(struct snapshot *s)
 	pthread_mutex_unlock(&g_server.lock);
 	if (old)
 		snapshot_unref(old);
+}
+
+struct stp_conf *ext_conf_current(void)
+{
+	struct stp_conf *c = NULL;
+	pthread_mutex_lock(&g_server.lock);
+	if (g_server.snap)
+		c = conf_ref(g_server.snap->conf);
+	pthread_mutex_unlock(&g_server.lock);
+	return c;
 }

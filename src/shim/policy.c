@@ -8,6 +8,14 @@
  *
  * Always direct: non-INET sockets, the proxy itself, and loopback unless
  * proxy_loopback is on. Fake-DNS addresses always go through the proxy.
+ *
+ * Auto-configuration (docs/stpify.md): the launcher fetches the proxy's
+ * configuration (CMD X'F4', cached by libstp) and hands its document over
+ * in STPIFY_AUTOCONF. It is applied after STP_PROXY and before every other
+ * setting (explicit settings win): the proxy it names, socks5h or socks5
+ * by its DNS handling, netrc credentials; and then its via / direct lists
+ * and default decide what goes direct, loopback included. NO_PROXY still
+ * sends what it names direct.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -213,6 +221,26 @@ static void conf_proxy_addrs(void)
 	shim_real.freeaddrinfo(res);
 }
 
+static void conf_autoconf(void)
+{
+	const char *doc = getenv("STPIFY_AUTOCONF");
+	enum stp_err err;
+
+	if (doc == NULL || *doc == '\0' || !shim_conf.have_proxy)
+		return;
+	shim_conf.autoconf = stp_autoconf_parse(doc, strlen(doc), &err);
+	if (shim_conf.autoconf == NULL ||
+	    stp_autoconf_apply(shim_conf.autoconf, &shim_conf.proxy, &err) < 0) {
+		shim_log(SHIM_LOG_ERROR, "STPIFY_AUTOCONF: %s", stp_strerror(err));
+		stp_autoconf_free(shim_conf.autoconf);
+		shim_conf.autoconf = NULL;
+		return;
+	}
+	shim_conf.remote_dns = stp_autoconf_remote_dns(shim_conf.autoconf);
+	shim_log(SHIM_LOG_INFO, "autoconfig: profile %s",
+		 stp_autoconf_profile(shim_conf.autoconf));
+}
+
 void shim_conf_load(void)
 {
 	const char *file = getenv("STPIFY_CONFIG");
@@ -225,6 +253,7 @@ void shim_conf_load(void)
 	else if (err != STP_ERR_NO_PROXY)
 		shim_log(SHIM_LOG_ERROR, "STP_PROXY/ALL_PROXY: %s", stp_strerror(err));
 	shim_conf.noproxy = stp_noproxy_from_env();
+	conf_autoconf();
 	conf_env("STP_LOG", "log");
 	conf_env("STP_BIND", "bind");
 	conf_env("STP_PROXY_LOOPBACK", "proxy_loopback");
@@ -279,6 +308,10 @@ bool shim_policy_bypass_sa(const struct sockaddr *sa)
 		return false;
 	if (policy_is_proxy(sa))
 		return true;
+	if (shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa))
+		return true;
+	if (shim_conf.autoconf != NULL)
+		return stp_autoconf_direct_addr(shim_conf.autoconf, sa);
 	if (policy_loopback(sa) && !shim_conf.proxy_loopback)
 		return true;
 	return shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa);
@@ -306,7 +339,9 @@ bool shim_policy_bypass_name(const char *name)
 		return true;
 	if (policy_localhost(name))
 		return true;
-	return shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name);
+	if (shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name))
+		return true;
+	return shim_conf.autoconf != NULL && stp_autoconf_direct(shim_conf.autoconf, name, 0);
 }
 
 /* sa as a socket of family (v6only: with IPV6_V6ONLY) connects to it: 0

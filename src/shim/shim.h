@@ -95,6 +95,9 @@ struct shim_conf {
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;
+	/* The proxy's served configuration (STPIFY_AUTOCONF, from the
+	 * launcher): when set, its routes replace the loopback default. */
+	struct stp_autoconf *autoconf;
 };
 
 extern struct shim_conf shim_conf;

@@ -48,6 +48,32 @@ static bool refuse_tls(const struct stp_proxy *p)
 	return true;
 }
 
+/* With only STP_PROXY (or ALL_PROXY) set: the proxy's served configuration
+ * (CMD X'F4'; libstp caches it on disk and fetches it again once it is
+ * stale), handed to libstpify.so in STPIFY_AUTOCONF. STP_AUTOCONF=0 turns
+ * it off; a proxy without it leaves stpify as it was (docs/stpify.md). */
+static void autoconfig(const struct stp_proxy *p, int verbose)
+{
+	const char *env = getenv("STP_AUTOCONF");
+	enum stp_err err;
+	size_t len;
+
+	if (env != NULL && strcmp(env, "0") == 0)
+		return;
+	struct stp_autoconf *ac = stp_autoconf_get(p, 10000, &err);
+	if (ac == NULL) {
+		if (verbose > 0)
+			fprintf(stderr, "stpify: autoconfig: %s\n", stp_strerror(err));
+		return;
+	}
+	const char *text = stp_autoconf_text(ac, &len);
+	char *copy = strndup(text, len);
+	if (copy != NULL)
+		setenv("STPIFY_AUTOCONF", copy, 1);
+	free(copy);
+	stp_autoconf_free(ac);
+}
+
 /* Where libstpify.so is, or NULL. */
 static const char *find_lib(char *out, size_t cap)
 {
@@ -144,6 +170,7 @@ int main(int argc, char **argv)
 		}
 		if (refuse_tls(&p))
 			return 2;
+		autoconfig(&p, verbose);
 	}
 	if (verbose > 0)
 		setenv("STPIFY_LOG", verbose > 1 ? "debug" : "info", 1);

@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi;
+ext_resolve, ext_gssapi, ext_autoconf;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -35,8 +35,13 @@ USES = {
     "gssapi": [
         ("auth { methods gssapi }\ngssapi { protection integrity }\n", "gssapi", 2),
     ],
+    "autoconf": [
+        ("autoconfig { profile p }\n", "autoconfig", 1),
+        ("request pass { command autoconfig }\n", "autoconfig", 1),
+    ],
 }
-EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API"}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
+            "autoconf": "autoconfig"}
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +61,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

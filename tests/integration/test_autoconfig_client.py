@@ -1,0 +1,158 @@
+"""Auto-configuration on the client side (docs/client.md, docs/stpify.md):
+`stp` and a program under `stpify`, with nothing but STP_PROXY set, reach
+one target through stpd and another directly, as the profile stpd serves
+says; libstp's disk cache (a fresh copy is used, a stale one fetched
+again) and netrc credentials for a per-user profile."""
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+import services
+import stpdconf
+from test_autoconfig import Site, ac_conf
+
+pytestmark = pytest.mark.stpd_module("autoconf")
+
+
+def _build_dir():
+    stpd = os.environ.get("STPD")
+    if stpd:
+        return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd))))
+    import servers
+    return os.path.join(servers.REPO, "build")
+
+
+STP = os.path.join(_build_dir(), "src", "cli", "stp")
+# The ASan stage of scripts/test.sh points STPIFY at the plain build's.
+STPIFY = os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
+DROP = ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "STP_LOG",
+        "STP_BIND", "STP_PROXY_LOOPBACK", "STP_DEBUG", "STP_DNS", "LD_PRELOAD", "STPIFY_CONFIG",
+        "STP_AUTOCONF", "STPIFY_AUTOCONF", "XDG_CACHE_HOME", "NETRC")
+
+
+def only_stp_proxy(proxy, home):
+    """The environment with STP_PROXY as the only proxy setting; HOME (the
+    disk cache, ~/.netrc) in the test's directory."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in DROP}
+    env["STP_PROXY"] = "socks5h://127.0.0.1:%d" % proxy.port
+    env["HOME"] = str(home)
+    return env
+
+
+@pytest.fixture
+def sites():
+    a, b = Site("127.0.0.2", "SITE-VIA-PROXY"), Site("127.0.0.3", "SITE-DIRECT")
+    yield a, b
+    a.close()
+    b.close()
+
+
+PROFILE = "\tprofile p\n\tproxy 127.0.0.1:$port\n\tdirect 127.0.0.3\n\trefresh 600\n"
+
+
+def stp(env, *args, data=b""):
+    return subprocess.run([STP] + list(args), input=data, capture_output=True, env=env,
+                          timeout=60)
+
+
+def get_page(env, site):
+    return stp(env, "connect", site.addr, str(site.port),
+               data=b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+
+
+def test_stp_routes(stpd_factory, sites, tmp_path):
+    via, direct = sites
+    p = stpd_factory(conf=ac_conf(services.free_port(), PROFILE))
+    env = only_stp_proxy(p, tmp_path)
+    r = get_page(env, via)
+    assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    r = get_page(env, direct)
+    assert b"SITE-DIRECT" in r.stdout, r.stderr
+    assert direct.srv.hits == 1
+    assert not p.log_lines(r"target=127\.0\.0\.3:")
+    # Fetched once: the second run read the disk cache.
+    assert len(p.log_lines(r"session .*cmd=autoconfig .*succeeded")) == 1
+    assert os.path.exists(tmp_path / ".cache" / "stp" / ("autoconfig-127.0.0.1_%d.txt" % p.port))
+    # STP_AUTOCONF=0: no X'F4', everything through the proxy.
+    env["STP_AUTOCONF"] = "0"
+    assert b"SITE-DIRECT" in get_page(env, direct).stdout
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
+
+
+def test_stpify_routes(stpd_factory, sites, tmp_path):
+    via, direct = sites
+    p = stpd_factory(conf=ac_conf(services.free_port(), PROFILE))
+    env = only_stp_proxy(p, tmp_path)
+    for site, marker in ((via, b"SITE-VIA-PROXY"), (direct, b"SITE-DIRECT")):
+        r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*",
+                            site.url], capture_output=True, env=env, timeout=60)
+        assert marker in r.stdout, r.stderr
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    assert via.srv.hits == 1 and direct.srv.hits == 1
+    assert not p.log_lines(r"target=127\.0\.0\.3:")
+
+
+def test_cache_refresh(stpd_factory, tmp_path):
+    text = ac_conf(services.free_port(), PROFILE)
+    p = stpd_factory(conf=text)
+    env = only_stp_proxy(p, tmp_path)
+    first = stp(env, "autoconfig")
+    assert first.returncode == 0 and b"refresh 600\n" in first.stdout, first.stderr
+    p.write_conf(text.replace("refresh 600", "refresh 900"))
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"configuration reloaded", since=mark)
+    # Fresh on disk: not asked again.
+    assert b"refresh 600\n" in stp(env, "autoconfig").stdout
+    assert len(p.log_lines(r"cmd=autoconfig")) == 1
+    # Older than its refresh interval: fetched again, and the file replaced.
+    path = tmp_path / ".cache" / "stp" / ("autoconfig-127.0.0.1_%d.txt" % p.port)
+    os.utime(path, (os.path.getmtime(path) - 601,) * 2)
+    assert b"refresh 900\n" in stp(env, "autoconfig").stdout
+    assert len(p.log_lines(r"cmd=autoconfig")) == 2
+    assert b"refresh 900\n" in path.read_bytes()
+
+
+def test_netrc_user_profile(stpd_factory, sites, tmp_path):
+    """Per-user profiles with only STP_PROXY: libstp logs in with the
+    proxy's ~/.netrc entry, gets alice's profile, and connects as alice."""
+    via, direct = sites
+    profiles = PROFILE + ("\tmethod userpass\n\tcredentials netrc\n"
+                          "\tprofile other\n\tdefault direct\n")
+    rules = ("request pass { user alice; command autoconfig; profile p }\n"
+             "request pass { command autoconfig; profile other }\n"
+             "request pass { user alice }\n")
+    p = stpd_factory(conf=ac_conf(services.free_port(), profiles, rules,
+                                  auth=stpdconf.userpass_auth()),
+                     users={"alice": "alice-pw"})
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login alice password alice-pw\n")
+    os.chmod(tmp_path / ".netrc", 0o600)
+    env = only_stp_proxy(p, tmp_path)
+    r = stp(env, "autoconfig")
+    assert r.returncode == 0 and r.stdout.startswith(b"stp-autoconfig 1\nprofile p\n"), r
+    assert (tmp_path / ".cache" / "stp" / ("autoconfig-alice@127.0.0.1_%d.txt" % p.port)).exists()
+    assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
+    p.wait_log(r"session .*user=alice cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    assert b"SITE-DIRECT" in get_page(env, direct).stdout
+    assert not p.log_lines(r"target=127\.0\.0\.3:")
+
+
+def test_stp_route_other_proxy(stpd_factory, sites, tmp_path):
+    """A served `route`: one destination through a second stpd, the rest
+    through the first (the one STP_PROXY names)."""
+    via, routed = sites
+    other = stpd_factory()
+    prof = "\tprofile p\n\tproxy 127.0.0.1:$port\n\troute 127.0.0.1:%d 127.0.0.3\n" % other.port
+    p = stpd_factory(conf=ac_conf(services.free_port(), prof))
+    env = only_stp_proxy(p, tmp_path)
+    assert b"SITE-DIRECT" in get_page(env, routed).stdout  # the 127.0.0.3 site
+    other.wait_log(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % routed.port)
+    assert not p.log_lines(r"target=127\.0\.0\.3:")
+    assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    assert not other.log_lines(r"target=127\.0\.0\.2:")
