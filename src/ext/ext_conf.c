@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "ext/discovery/disc_conf.h"
 #include "ext/ext_config.h"
 #include "ext/mcast/mc_conf.h"
 #include "ext/resolve/rs_conf.h"
@@ -23,6 +24,7 @@ static const struct ext_conf_entry {
 	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
+	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -63,6 +63,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "resolve";
 	case SOCKS_CMD_RESOLVE_PTR:
 		return "resolve-ptr";
+	case SOCKS_CMD_FEATURES:
+		return "features";
 	default:
 		return "unknown";
 	}
@@ -80,6 +82,8 @@ const char *socks_method_name(uint8_t method)
 	case SOCKS_METHOD_SSL_IANA:
 	case SOCKS_METHOD_SSL:
 		return "ssl";
+	case SOCKS_METHOD_FEATURES:
+		return "features";
 	case SOCKS_METHOD_NOACCEPT:
 		return "no-acceptable";
 	default:

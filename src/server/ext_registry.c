@@ -2,7 +2,7 @@
  * ext_registry.c - the static list of modules compiled into stpd.
  * Order matters for methods: earlier modules' methods are preferred.
  * ext_config.h (generated from the build options ext_tls, ext_mcast,
- * ext_resolve) says
+ * ext_resolve, ext_discovery) says
  * which modules are built: a disabled one is not named here, so its library
  * need not be linked.
  */
@@ -12,6 +12,9 @@
 #include "ext/ext_config.h"
 
 static const struct stp_ext *const registry[] = {
+#if STP_EXT_DISCOVERY
+	&ext_discovery, /* first: a client that offers X'87' asks for it before any other */
+#endif
 #if STP_EXT_TLS
 	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */
 #endif
@@ -71,10 +74,36 @@ bool ext_method_tls(uint8_t code)
 	return false;
 }
 
+bool ext_method_informational(uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return registry[i]->methods_informational;
+	return false;
+}
+
+bool ext_method_offered(const struct session *s, uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return !registry[i]->method_offered ||
+				       registry[i]->method_offered(s, code);
+	return true;
+}
+
 int ext_session_open(struct session *s)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (registry[i]->session_open && registry[i]->session_open(s) < 0)
 			return -1;
 	return 0;
+}
+
+void ext_describe(const struct session *s, struct feat_writer *w)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->describe)
+			registry[i]->describe(s, w);
 }

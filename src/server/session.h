@@ -113,6 +113,19 @@ int session_reply_addr(struct session *s, uint8_t rep, const struct socks_addr *
  * the request; !ok means the method already closed the session. */
 void session_method_done(struct session *s, bool ok);
 
+/* Called by a method that answers without authenticating (X'87', feature
+ * discovery) once its answer is queued: it is never chosen again on this
+ * connection, and the session chooses again among the other methods of the
+ * greeting as if they had been offered alone (a method choice, or X'FF'),
+ * or, when there were none, waits for a new greeting. */
+void session_method_skip(struct session *s);
+
+/* The methods this session would choose among, in preference order, were
+ * the client to offer every one: enabled by the config, allowed by the
+ * listener's and client rule's TLS policy, not skipped. Returns the count
+ * (at most cap). */
+size_t session_methods_acceptable(const struct session *s, uint8_t *out, size_t cap);
+
 /* Runs method m inside the current method (sub-authentication, e.g. RFC 1929
  * inside X'86'): m gets the input from now on, and its session_method_done()
  * calls done(s, ok) instead of moving on to the request. */
@@ -136,7 +149,9 @@ void session_pump(struct session *s);
 int session_read_control(struct session *s);
 
 /* Queues bytes for the client and tries to write them. -1 when the session
- * was closed (write error, or closing_after_flush and all written). */
+ * was closed (write error, or closing_after_flush and all written). Before
+ * relaying, at most SESSION_SEND_MAX bytes can wait in the queue. */
+#define SESSION_SEND_MAX 1536 /* a reply, or a features document (X'87') */
 int session_send(struct session *s, const uint8_t *p, size_t n);
 /* Drops `used` bytes from the front of the handshake input. */
 void session_consume(struct session *s, size_t used);
@@ -147,6 +162,11 @@ void session_consume(struct session *s, size_t used);
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
 				      uint16_t dst_port);
+
+/* Whether a request of rule_cmd from this session could pass the request
+ * rules for some destination (rules_may_pass); before authentication
+ * (user_known false) rules naming users or groups may match too. */
+bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_known);
 
 /* Request rules. Fills a context from the session and evaluates; logs the
  * denial with the rule and returns false when blocked. dst may be NULL. */

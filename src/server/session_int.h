@@ -56,9 +56,15 @@ enum session_state {
 struct handshake {
 	uint8_t in[SOCKS_HANDSHAKE_MAX];
 	size_t inlen;
-	uint8_t out[SOCKS5_REPLY_MAX + 8];
+	uint8_t out[SESSION_SEND_MAX];
 	size_t outlen, outoff;
 	uint8_t method;
+	/* The last greeting's methods, for a method that hands back
+	 * (session_method_skip), and the methods that did: never chosen again
+	 * on this connection. */
+	uint8_t offered[255];
+	uint8_t n_offered;
+	uint8_t skipped[32];
 	struct auth_job *auth;       /* only while RFC 1929 runs */
 };
 
