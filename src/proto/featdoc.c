@@ -156,7 +156,9 @@ bool feat_put(struct feat_writer *w, uint8_t scope, uint8_t code, uint8_t type, 
 	if (!feat_writer_kept(w, scope, code))
 		return true; /* about something this client is not offered */
 	size_t total = 5 + nlen + vlen;
-	if (w->cap < w->len || w->cap - w->len < total) {
+	/* Once one entry is left out, so are all after it: the document is
+	 * always a prefix, and writers put what matters most first. */
+	if ((w->flags & FEAT_FLAG_TRUNCATED) || w->cap < w->len || w->cap - w->len < total) {
 		w->flags |= FEAT_FLAG_TRUNCATED;
 		return false;
 	}

@@ -85,7 +85,8 @@ bool feat_find(const struct feat_doc *d, uint8_t scope, uint8_t code, const char
 	       struct feat_entry *e);
 
 /* A document being written into buf. Entries that do not fit are left out
- * and set FEAT_FLAG_TRUNCATED. With keep_* set (feat_writer_keep), entries
+ * and set FEAT_FLAG_TRUNCATED, and so are all entries after them (the
+ * document stays a prefix of the whole: write what matters first). With keep_* set (feat_writer_keep), entries
  * about a method or command not kept are dropped silently: modules
  * describe themselves without knowing what this client is offered. */
 struct feat_writer {
