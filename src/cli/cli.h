@@ -40,6 +40,7 @@ struct cli_opts {
 	const char *dns;   /* stp resolve: ADDR[:PORT] */
 	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
 	bool insecure;     /* --insecure: as ?insecure=1 */
+	bool json;         /* --json: stp features prints JSON */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
@@ -64,6 +65,8 @@ int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
+int cli_cmd_features(const struct cli_opts *o); /* cli_features.c */
+int cli_cmd_lookup(const struct cli_opts *o);
 
 /* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
 #define DNS_TYPE_A 1

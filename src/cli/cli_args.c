@@ -18,6 +18,12 @@ void cli_usage(FILE *f)
 	      "                                         \"peer ADDR:PORT\", then relay\n"
 	      "       stp [options] resolve NAME        look NAME up (A, AAAA) through the proxy\n"
 	      "                                         with DNS over UDP ASSOCIATE\n"
+	      "       stp [options] features [PROXY-URL] [--json]\n"
+	      "                                         what the proxy offers us (feature\n"
+	      "                                         discovery), for people or as JSON\n"
+	      "       stp [options] lookup NAME         NAME's address: through the proxy's\n"
+	      "                                         RESOLVE when it offers it, else locally\n"
+	      "                                         (never locally for socks5h/socks4a)\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -33,6 +39,7 @@ void cli_usage(FILE *f)
 	      "  --insecure         TLS proxies: do not verify the certificate (as ?insecure=1)\n"
 	      "  --dns ADDR[:PORT]  resolve: the DNS server (default: first nameserver in\n"
 	      "                     /etc/resolv.conf), reached through the proxy\n"
+	      "  --json             features: print JSON\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -167,13 +174,14 @@ void cli_load_proxy(struct cli_opts *o)
 
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
-	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE };
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "dns", required_argument, NULL, OPT_DNS },
 		{ "ca", required_argument, NULL, OPT_CA },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -192,6 +200,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_DNS: o->dns = optarg; break;
 		case OPT_CA: o->ca = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_JSON: o->json = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -12,11 +12,14 @@ static const struct {
 	const char *name;
 	int (*run)(const struct cli_opts *o);
 	int min_args, max_args;
+	bool url_arg; /* an operand, when given, is the proxy URL (as --proxy) */
 } cli_cmds[] = {
-	{ "bind", cli_cmd_bind, 0, 2 },
-	{ "connect", cli_cmd_connect, 2, 2 },
-	{ "resolve", cli_cmd_resolve, 1, 1 },
-	{ "udp", cli_cmd_udp, 2, 2 },
+	{ "bind", cli_cmd_bind, 0, 2, false },
+	{ "connect", cli_cmd_connect, 2, 2, false },
+	{ "resolve", cli_cmd_resolve, 1, 1, false },
+	{ "udp", cli_cmd_udp, 2, 2, false },
+	{ "features", cli_cmd_features, 0, 1, true },
+	{ "lookup", cli_cmd_lookup, 1, 1, false },
 };
 
 int main(int argc, char **argv)
@@ -37,6 +40,8 @@ int main(int argc, char **argv)
 			cli_usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
+		if (cli_cmds[i].url_arg && o.nargs == 1)
+			o.proxy_url = o.args[0];
 		cli_load_proxy(&o);
 		return cli_cmds[i].run(&o);
 	}
