@@ -17,6 +17,7 @@ import services
 import socksraw as S
 import stpdconf
 from test_client_lib import clean_env, stp_bin
+from tls_fixtures import pki  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.stpd_module("discovery")
 
@@ -319,3 +320,38 @@ def test_stp_lookup_chooses_by_features(stpd_factory):
     assert r.returncode == 0, r.stderr
     assert re.fullmatch(r"(127\.0\.0\.1|::1)\tlocal\n", r.stdout.decode())
     assert not q.log_lines(r"cmd=resolve")
+
+
+# ---------------------------------------------------------------------------
+# TLS: X'87' in the clear where only TLS methods are accepted, and inside a
+# "tls on" listener
+
+
+@pytest.mark.stpd_module("tls")
+def test_require_tls_and_tls_listener(stpd_factory, pki):  # noqa: F811
+    from test_tls import tls_conf
+    tls_port = services.free_port()
+    p = stpd_factory(conf=tls_conf(pki, listen_extra="require-tls on", methods="ssl userpass",
+                                   udp_naked=True, tls_listener=tls_port),
+                     users={"alice": "tls-Secret-42"})
+    e = features(p.port)
+    assert e[(0, 0, "methods")] == [M_FEATURES, 0x86, 0x06]
+    assert e[(1, 0x86, "subauth")] == [S.M_USERPASS]
+    assert e[(1, 0x86, "udp-naked")] is True
+    assert (0, 0, "tls-listener") not in e
+    # X'87' among others where TLS is required: then X'86' is chosen
+    choice, _, _, s = discover(p.port, methods=(M_FEATURES, S.M_USERPASS, 0x86))
+    with s:
+        assert choice == M_FEATURES
+        assert S.recv_exact(s, 2) == bytes([5, 0x86])
+    raw = S.dial(tls_port)
+    with pki.client_context().wrap_socket(raw, server_hostname="localhost") as s:
+        assert S.negotiate(s, (M_FEATURES,)) == M_FEATURES
+        head, e = read_doc(s)
+        assert e[(0, 0, "tls-listener")] is True
+        assert 0x86 not in e[(0, 0, "methods")]  # never X'86' inside TLS
+        assert S.M_USERPASS in e[(0, 0, "methods")]
+        assert S.negotiate(s, (S.M_USERPASS,)) == S.M_USERPASS
+        assert S.userpass(s, "alice", "tls-Secret-42") == 0
+        assert S.request(s, CMD_FEATURES, "0.0.0.0", 0).rep == 0
+        assert read_doc(s)[1][(0, 0, "user")] == "alice"
