@@ -511,7 +511,7 @@ int stp_mcast_take_fd(struct stp_mcast *m);
  * lists are empty (assume RFC 1928).
  */
 #define STP_FEATURES_DOC_MAX (4 + 4096)
-#define STP_FEATURES_TTL 300
+#define STP_FEATURES_TTL     300
 
 enum stp_feat_scope {
 	STP_FEAT_SERVER = 0x00,  /* code 0: the listener as a whole */
@@ -528,12 +528,12 @@ enum stp_feat_type {
 };
 
 struct stp_features {
-	bool supported;   /* the proxy answered X'87' */
-	bool truncated;   /* the proxy left entries out (they did not fit) */
-	bool cached;      /* out: came from the process's cache */
+	bool supported; /* the proxy answered X'87' */
+	bool truncated; /* the proxy left entries out (they did not fit) */
+	bool cached;    /* out: came from the process's cache */
 	uint8_t versions[8];
 	size_t n_versions;
-	uint8_t methods[255];   /* in the proxy's preference order */
+	uint8_t methods[255]; /* in the proxy's preference order */
 	size_t n_methods;
 	uint8_t commands[255];
 	size_t n_commands;
@@ -545,9 +545,9 @@ struct stp_features {
 struct stp_feature {
 	uint8_t scope, code, type; /* enum stp_feat_scope, stp_feat_type (others: skip) */
 	char name[33];
-	size_t len;                /* value bytes */
-	const uint8_t *value;      /* points into the stp_features */
-	uint64_t uint;             /* STP_FEAT_UINT */
+	size_t len;           /* value bytes */
+	const uint8_t *value; /* points into the stp_features */
+	uint64_t uint;        /* STP_FEAT_UINT */
 };
 
 enum { STP_FEATURES_FRESH = 0x01 };
@@ -566,14 +566,13 @@ bool stp_features_has_method(const struct stp_features *f, uint8_t method);
 bool stp_features_has_command(const struct stp_features *f, uint8_t cmd);
 /* Walks the entries: *cursor starts at 0. false at the end. */
 bool stp_features_next(const struct stp_features *f, size_t *cursor, struct stp_feature *e);
-bool stp_features_find(const struct stp_features *f, uint8_t scope, uint8_t code,
-		       const char *name, struct stp_feature *e);
+bool stp_features_find(const struct stp_features *f, uint8_t scope, uint8_t code, const char *name,
+		       struct stp_feature *e);
 /* Path choice: the first of prefs[0..n) the proxy offers in scope
  * (STP_FEAT_METHOD or STP_FEAT_COMMAND), or -1 when none is (or the proxy
  * does not do discovery). E.g. {X'04', X'03'}: TRANSPARENT, else UDP
  * ASSOCIATE. */
-int stp_features_pick(const struct stp_features *f, uint8_t scope, const uint8_t *prefs,
-		      size_t n);
+int stp_features_pick(const struct stp_features *f, uint8_t scope, const uint8_t *prefs, size_t n);
 /* Drops the process's cache. */
 void stp_features_flush(void);
 

@@ -13,22 +13,32 @@
 static const char *feat_type_name(uint8_t type)
 {
 	switch (type) {
-	case STP_FEAT_UINT: return "uint";
-	case STP_FEAT_TEXT: return "text";
-	case STP_FEAT_CODES: return "codes";
-	case STP_FEAT_FLAG: return "flag";
-	default: return "unknown";
+	case STP_FEAT_UINT:
+		return "uint";
+	case STP_FEAT_TEXT:
+		return "text";
+	case STP_FEAT_CODES:
+		return "codes";
+	case STP_FEAT_FLAG:
+		return "flag";
+	default:
+		return "unknown";
 	}
 }
 
 static const char *feat_scope_text(uint8_t scope)
 {
 	switch (scope) {
-	case STP_FEAT_SERVER: return "server";
-	case STP_FEAT_METHOD: return "method";
-	case STP_FEAT_COMMAND: return "command";
-	case STP_FEAT_VERSION: return "version";
-	default: return "unknown";
+	case STP_FEAT_SERVER:
+		return "server";
+	case STP_FEAT_METHOD:
+		return "method";
+	case STP_FEAT_COMMAND:
+		return "command";
+	case STP_FEAT_VERSION:
+		return "version";
+	default:
+		return "unknown";
 	}
 }
 
@@ -37,15 +47,21 @@ static const char *feat_scope_text(uint8_t scope)
 static void print_codes(const uint8_t *c, size_t n, const char *(*name)(uint8_t))
 {
 	for (size_t i = 0; i < n; i++)
-		printf("%s X'%02X'%s%s", i ? "," : "", c[i], name ? " " : "", name ? name(c[i]) : "");
+		printf("%s X'%02X'%s%s", i ? "," : "", c[i], name ? " " : "",
+		       name ? name(c[i]) : "");
 }
 
 static void print_value(const struct stp_feature *e)
 {
 	switch (e->type) {
-	case STP_FEAT_UINT: printf("=%llu", (unsigned long long)e->uint); break;
-	case STP_FEAT_TEXT: printf("=\"%.*s\"", (int)e->len, (const char *)e->value); break;
-	case STP_FEAT_FLAG: break;
+	case STP_FEAT_UINT:
+		printf("=%llu", (unsigned long long)e->uint);
+		break;
+	case STP_FEAT_TEXT:
+		printf("=\"%.*s\"", (int)e->len, (const char *)e->value);
+		break;
+	case STP_FEAT_FLAG:
+		break;
 	default:
 		putchar('=');
 		for (size_t i = 0; i < e->len; i++)
@@ -73,9 +89,9 @@ static void print_people(const char *url, const struct stp_features *f)
 	print_codes(f->commands, f->n_commands, socks5_cmd_name);
 	printf("\n");
 	while (stp_features_next(f, &cur, &e)) {
-		if (e.scope == STP_FEAT_SERVER && (!strcmp(e.name, "versions") ||
-						   !strcmp(e.name, "methods") ||
-						   !strcmp(e.name, "commands")))
+		if (e.scope == STP_FEAT_SERVER &&
+		    (!strcmp(e.name, "versions") || !strcmp(e.name, "methods") ||
+		     !strcmp(e.name, "commands")))
 			continue;
 		if (e.scope == STP_FEAT_SERVER)
 			printf("  server: %s", e.name);
@@ -127,16 +143,24 @@ static void print_json(const char *url, const struct stp_features *f)
 	json_codes(f->commands, f->n_commands);
 	printf(", \"entries\": [");
 	while (stp_features_next(f, &cur, &e)) {
-		printf("%s\n  {\"scope\": \"%s\", \"code\": %u, \"name\": \"%s\", \"type\": \"%s\", "
+		printf("%s\n  {\"scope\": \"%s\", \"code\": %u, \"name\": \"%s\", \"type\": "
+		       "\"%s\", "
 		       "\"value\": ",
 		       first ? "" : ",", feat_scope_text(e.scope), e.code, e.name,
 		       feat_type_name(e.type));
 		first = false;
 		switch (e.type) {
-		case STP_FEAT_UINT: printf("%llu", (unsigned long long)e.uint); break;
-		case STP_FEAT_TEXT: json_string(e.value, e.len); break;
-		case STP_FEAT_FLAG: printf("true"); break;
-		default: json_codes(e.value, e.len);
+		case STP_FEAT_UINT:
+			printf("%llu", (unsigned long long)e.uint);
+			break;
+		case STP_FEAT_TEXT:
+			json_string(e.value, e.len);
+			break;
+		case STP_FEAT_FLAG:
+			printf("true");
+			break;
+		default:
+			json_codes(e.value, e.len);
 		}
 		putchar('}');
 	}

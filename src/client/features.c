@@ -15,7 +15,8 @@
 #include "proto/socks.h"
 
 _Static_assert(STP_FEATURES_DOC_MAX == FEAT_HDR_LEN + FEAT_DOC_MAX, "document size");
-_Static_assert((int)STP_FEAT_COMMAND == (int)FEAT_SCOPE_COMMAND && (int)STP_FEAT_FLAG == (int)FEAT_T_FLAG,
+_Static_assert((int)STP_FEAT_COMMAND == (int)FEAT_SCOPE_COMMAND &&
+		       (int)STP_FEAT_FLAG == (int)FEAT_T_FLAG,
 	       "codes are the wire's");
 
 /* ---- the document ---- */
@@ -76,8 +77,8 @@ bool stp_features_next(const struct stp_features *f, size_t *cursor, struct stp_
 	return true;
 }
 
-bool stp_features_find(const struct stp_features *f, uint8_t scope, uint8_t code,
-		       const char *name, struct stp_feature *e)
+bool stp_features_find(const struct stp_features *f, uint8_t scope, uint8_t code, const char *name,
+		       struct stp_feature *e)
 {
 	size_t cursor = 0;
 	while (stp_features_next(f, &cursor, e))
@@ -96,8 +97,7 @@ bool stp_features_has_command(const struct stp_features *f, uint8_t cmd)
 	return f->n_commands > 0 && memchr(f->commands, cmd, f->n_commands) != NULL;
 }
 
-int stp_features_pick(const struct stp_features *f, uint8_t scope, const uint8_t *prefs,
-		      size_t n)
+int stp_features_pick(const struct stp_features *f, uint8_t scope, const uint8_t *prefs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if ((scope == STP_FEAT_METHOD && stp_features_has_method(f, prefs[i])) ||

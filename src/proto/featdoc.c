@@ -24,14 +24,17 @@ static bool feat_name_ok(const uint8_t *p, size_t n)
 static bool feat_value_ok(uint8_t type, const uint8_t *v, size_t n)
 {
 	switch (type) {
-	case FEAT_T_UINT: return n >= 1 && n <= 8;
-	case FEAT_T_FLAG: return n == 0;
+	case FEAT_T_UINT:
+		return n >= 1 && n <= 8;
+	case FEAT_T_FLAG:
+		return n == 0;
 	case FEAT_T_TEXT:
 		for (size_t i = 0; i < n; i++)
 			if (v[i] < 0x20 || v[i] > 0x7E)
 				return false;
 		return true;
-	default: return true; /* FEAT_T_CODES, and unknown types: any octets */
+	default:
+		return true; /* FEAT_T_CODES, and unknown types: any octets */
 	}
 }
 
@@ -175,8 +178,7 @@ bool feat_put(struct feat_writer *w, uint8_t scope, uint8_t code, uint8_t type, 
 	return true;
 }
 
-bool feat_put_uint(struct feat_writer *w, uint8_t scope, uint8_t code, const char *name,
-		   uint64_t v)
+bool feat_put_uint(struct feat_writer *w, uint8_t scope, uint8_t code, const char *name, uint64_t v)
 {
 	uint8_t b[8];
 	size_t n = 1;
@@ -217,10 +219,15 @@ size_t feat_writer_finish(struct feat_writer *w)
 const char *feat_scope_name(uint8_t scope)
 {
 	switch (scope) {
-	case FEAT_SCOPE_SERVER: return "server";
-	case FEAT_SCOPE_METHOD: return "method";
-	case FEAT_SCOPE_COMMAND: return "command";
-	case FEAT_SCOPE_VERSION: return "version";
-	default: return "unknown";
+	case FEAT_SCOPE_SERVER:
+		return "server";
+	case FEAT_SCOPE_METHOD:
+		return "method";
+	case FEAT_SCOPE_COMMAND:
+		return "command";
+	case FEAT_SCOPE_VERSION:
+		return "version";
+	default:
+		return "unknown";
 	}
 }

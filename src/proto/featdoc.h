@@ -27,10 +27,10 @@
 
 #include "proto/socks.h"
 
-#define FEAT_VER 0x01
-#define FEAT_HDR_LEN 4
-#define FEAT_DOC_MAX 4096   /* LEN above this is BAD: a client buffers the whole document */
-#define FEAT_NAME_MAX 32
+#define FEAT_VER       0x01
+#define FEAT_HDR_LEN   4
+#define FEAT_DOC_MAX   4096 /* LEN above this is BAD: a client buffers the whole document */
+#define FEAT_NAME_MAX  32
 #define FEAT_ENTRY_MAX (5 + FEAT_NAME_MAX + 255)
 
 enum feat_flag {

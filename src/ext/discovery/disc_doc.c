@@ -23,7 +23,8 @@ static void disc_commands(const struct session *s, bool user_known, struct feat_
 	for (size_t i = 0; i < n_ext; i++)
 		for (size_t j = 0; j < all[i]->n_commands; j++) {
 			const struct stp_command *c = &all[i]->commands[j];
-			if (memchr(cmds, c->code, *n) || !session_may_pass(s, c->rule_bit, user_known))
+			if (memchr(cmds, c->code, *n) ||
+			    !session_may_pass(s, c->rule_bit, user_known))
 				continue;
 			cmds[(*n)++] = c->code;
 			feat_writer_keep(w, FEAT_SCOPE_COMMAND, c->code);

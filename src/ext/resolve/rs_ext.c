@@ -181,8 +181,7 @@ static void rs_describe(const struct session *s, struct feat_writer *w)
 	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE, "timeout", dns);
 	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE, "atyps", atyps, sizeof(atyps));
 	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "timeout", dns);
-	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "atyps", atyps,
-		       sizeof(atyps));
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "atyps", atyps, sizeof(atyps));
 }
 
 static const struct stp_command rs_commands[] = {

@@ -91,12 +91,11 @@ static struct stp_proxy proxy_of(const struct script *sc)
 /* 05 87, then a document: versions 4 5, methods 87 00, commands F3 01 03,
  * a uint on CONNECT and a flag on X'86'. */
 static const uint8_t answer[] = {
-	0x05, 0x87, 0x01, 0x00, 0x00, 0x48,
-	0x00, 0x00, 0x03, 0x08, 'v', 'e', 'r', 's', 'i', 'o', 'n', 's', 0x02, 0x04, 0x05,
-	0x00, 0x00, 0x03, 0x07, 'm', 'e', 't', 'h', 'o', 'd', 's', 0x02, 0x87, 0x00,
-	0x00, 0x00, 0x03, 0x08, 'c', 'o', 'm', 'm', 'a', 'n', 'd', 's', 0x03, 0xF3, 0x01, 0x03,
-	0x02, 0x01, 0x01, 0x07, 't', 'i', 'm', 'e', 'o', 'u', 't', 0x01, 0x1e,
-	0x01, 0x86, 0x04, 0x09, 'u', 'd', 'p', '-', 'n', 'a', 'k', 'e', 'd', 0x00,
+	0x05, 0x87, 0x01, 0x00, 0x00, 0x48, 0x00, 0x00, 0x03, 0x08, 'v', 'e', 'r', 's',  'i',  'o',
+	'n',  's',  0x02, 0x04, 0x05, 0x00, 0x00, 0x03, 0x07, 'm',  'e', 't', 'h', 'o',  'd',  's',
+	0x02, 0x87, 0x00, 0x00, 0x00, 0x03, 0x08, 'c',  'o',  'm',  'm', 'a', 'n', 'd',  's',  0x03,
+	0xF3, 0x01, 0x03, 0x02, 0x01, 0x01, 0x07, 't',  'i',  'm',  'e', 'o', 'u', 't',  0x01, 0x1e,
+	0x01, 0x86, 0x04, 0x09, 'u',  'd',  'p',  '-',  'n',  'a',  'k', 'e', 'd', 0x00,
 };
 
 static void test_document_and_cache(void **state)
@@ -126,8 +125,7 @@ static void test_document_and_cache(void **state)
 	assert_int_equal(stp_features_pick(&f, STP_FEAT_COMMAND, (const uint8_t[]){ 0x04, 0x03 },
 					   2),
 			 0x03);
-	assert_int_equal(stp_features_pick(&f, STP_FEAT_METHOD, (const uint8_t[]){ 0x86, 0x02 },
-					   2),
+	assert_int_equal(stp_features_pick(&f, STP_FEAT_METHOD, (const uint8_t[]){ 0x86, 0x02 }, 2),
 			 -1);
 	/* cached: no second connection; FRESH asks again */
 	assert_int_equal(stp_features_get(&p, &f, 0, 5000, &err), 0);
@@ -151,8 +149,7 @@ static void test_no_discovery(void **state)
 	assert_int_equal(stp_features_get(&p, &f, 0, 5000, &err), 0);
 	assert_false(f.supported);
 	assert_int_equal(f.n_methods, 0);
-	assert_int_equal(stp_features_pick(&f, STP_FEAT_COMMAND, (const uint8_t[]){ 0x01 }, 1),
-			 -1);
+	assert_int_equal(stp_features_pick(&f, STP_FEAT_COMMAND, (const uint8_t[]){ 0x01 }, 1), -1);
 	/* "no discovery" is cached too */
 	assert_int_equal(stp_features_get(&p, &f, 0, 5000, &err), 0);
 	assert_true(f.cached && !f.supported);

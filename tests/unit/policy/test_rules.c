@@ -393,13 +393,11 @@ static void test_may_pass(void **state)
 	assert_true(may_pass("request block { to 10.0.0.0/8 }\nrequest pass { }\n", &ctx, true));
 	assert_true(may_pass("request block { port 25 }\nrequest pass { }\n", &ctx, true));
 	/* a block of the command for this client does */
-	assert_false(may_pass("request block { command connect }\nrequest pass { }\n", &ctx,
-			      true));
-	assert_false(may_pass("request block { from 10.0.0.0/8 }\nrequest pass { }\n", &ctx,
-			      true));
+	assert_false(may_pass("request block { command connect }\nrequest pass { }\n", &ctx, true));
+	assert_false(may_pass("request block { from 10.0.0.0/8 }\nrequest pass { }\n", &ctx, true));
 	/* ... but not for another client, listener or command */
-	assert_true(may_pass("request block { from 192.0.2.0/24 }\nrequest pass { }\n", &ctx,
-			     true));
+	assert_true(
+		may_pass("request block { from 192.0.2.0/24 }\nrequest pass { }\n", &ctx, true));
 	assert_true(may_pass("request block { command bind }\nrequest pass { }\n", &ctx, true));
 	/* users: before authentication a rule naming one may match, and a
 	 * block naming one is not sure to */

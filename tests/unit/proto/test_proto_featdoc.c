@@ -117,7 +117,7 @@ static void test_unknown(void **state)
 {
 	static const uint8_t v2[] = { 0x02, 0xff, 0x00, 0x03, 0xde, 0xad, 0x00 };
 	static const uint8_t odd[] = { 0x01, 0x80, 0x00, 0x08, 0x09, 0x07,
-				       0x7e, 0x01, 'z', 0x02, 0xff, 0x00 };
+				       0x7e, 0x01, 'z',  0x02, 0xff, 0x00 };
 	size_t used = 0, off = 0;
 	struct feat_entry e;
 	pc_case = "fver 2";
@@ -181,9 +181,9 @@ static void test_filter(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stream),     cmocka_unit_test(test_walk),
-		cmocka_unit_test(test_layout),     cmocka_unit_test(test_bad),
-		cmocka_unit_test(test_unknown),    cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_stream),  cmocka_unit_test(test_walk),
+		cmocka_unit_test(test_layout),  cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_unknown), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
