@@ -12,9 +12,6 @@
 #include "ext/ext_config.h"
 
 static const struct stp_ext *const registry[] = {
-#if STP_EXT_DISCOVERY
-	&ext_discovery, /* first: a client that offers X'87' asks for it before any other */
-#endif
 #if STP_EXT_TLS
 	&ext_tls, /* first: X'86' is preferred over weaker methods the client also offers */
 #endif
@@ -24,6 +21,12 @@ static const struct stp_ext *const registry[] = {
 #endif
 #if STP_EXT_RESOLVE
 	&ext_resolve,
+#endif
+#if STP_EXT_DISCOVERY
+	/* last: X'87' is chosen only when nothing else offered is acceptable,
+	 * so a client that offers it among methods it uses gets what it got
+	 * from a server without discovery (docs/protocol.md 5.4) */
+	&ext_discovery,
 #endif
 };
 

@@ -2,8 +2,8 @@
 a real stpd: the exact exchange on raw sockets, with the document parsed
 here by an implementation independent of stp's codec; answers that differ
 by listener and by client (rules), and by user after authentication;
-old clients (curl, PySocks, a greeting offering X'87' among others) served
-as before; `stp features --json` parsed with Python's json; `stp lookup`
+old clients (curl, PySocks, a greeting offering X'87' among methods stpd
+accepts) served exactly as before; `stp features --json` parsed with Python's json; `stp lookup`
 choosing the proxy's RESOLVE or a local look-up from the features."""
 
 import json
@@ -95,7 +95,7 @@ def test_document_lists_what_the_config_says(stpd_factory):
               "timeouts { connect 9; udp-idle 42 }\n"))
     e = features(p.port)
     assert e[(0, 0, "versions")] == [4, 5]
-    assert e[(0, 0, "methods")] == [M_FEATURES, 0x00]
+    assert e[(0, 0, "methods")] == [0x00, M_FEATURES]  # X'87' last
     assert {CMD_FEATURES, CMD_CONNECT, CMD_BIND, CMD_UDP} <= set(cmds(e))
     assert e[(3, 4, "commands")] == [CMD_CONNECT, CMD_BIND]  # over SOCKS4
     assert e[(0, 0, "max-sessions")] == 77
@@ -143,7 +143,7 @@ def test_differs_by_client(stpd_factory):
     assert {CMD_CONNECT, CMD_BIND, CMD_UDP} <= set(cmds(one))
     # from .2: BIND blocked; CONNECT may pass (to 192.0.2.0/24); the rest
     # blocked, discovery passed
-    assert cmds(two) == [CMD_FEATURES, CMD_CONNECT]
+    assert cmds(two) == [CMD_CONNECT, CMD_FEATURES]
 
 
 def test_fresh_greeting_after_discovery(stpd_factory, http):
@@ -165,16 +165,25 @@ def test_fresh_greeting_after_discovery(stpd_factory, http):
 
 
 def test_offered_among_others(stpd_factory, http):
-    """X'87' with X'00': the document, then the choice among the others at
-    once (no extra round trip), then the request."""
+    """X'87' next to a method stpd accepts: that method, as from a server
+    without discovery (X'87' is stpd's last preference), so an old client
+    that happens to offer X'87' is served as before. X'87' next to methods
+    stpd refuses: the document, then X'FF' for the rest."""
     p = stpd_factory()
+    for order in ((M_FEATURES, S.M_NONE), (S.M_NONE, M_FEATURES)):
+        s = S.dial(p.port)
+        with s:
+            s.sendall(S.greeting(order))
+            assert S.recv_exact(s, 2) == bytes([5, S.M_NONE])
+            assert S.request(s, CMD_CONNECT, "127.0.0.1", http.port).rep == 0
     s = S.dial(p.port)
     with s:
-        s.sendall(S.greeting((M_FEATURES, S.M_NONE)))
+        s.sendall(S.greeting((S.M_USERPASS, M_FEATURES, 0x96)))  # X'96': unassigned
         assert S.recv_exact(s, 2) == bytes([5, M_FEATURES])
         read_doc(s)
-        assert S.recv_exact(s, 2) == bytes([5, S.M_NONE])
-        assert S.request(s, CMD_CONNECT, "127.0.0.1", http.port).rep == 0
+        assert S.recv_exact(s, 2) == bytes([5, S.M_NOACCEPT])
+        assert S.closed_by_peer(s, 10)
+    assert len(p.log_lines(r"features sent")) == 1
 
 
 def test_pipelined_and_byte_by_byte(stpd_factory, http):
@@ -195,7 +204,7 @@ def test_pipelined_and_byte_by_byte(stpd_factory, http):
 
 def test_denied_client_sees_an_rfc1928_server(stpd_factory, http):
     """A client whose discovery the rules block is not offered X'87': X'FF'
-    for X'87' alone, the next method for X'87' among others."""
+    for X'87' alone (and X'87' next to X'00' still gets X'00')."""
     p = stpd_factory(conf=stpdconf.conf(
         request_rules="request block { from 127.0.0.3; command discover }\n"
                       "request pass { }\n"))
@@ -239,7 +248,7 @@ def test_cmd_f3_after_authentication(stpd_factory):
                       "request block { user carol; command discover }\n"
                       "request pass { }\n"))
     pre = features(p.port)
-    assert pre[(0, 0, "methods")] == [M_FEATURES, S.M_USERPASS]
+    assert pre[(0, 0, "methods")] == [S.M_USERPASS, M_FEATURES]
     assert pre[(0, 0, "versions")] == [5]  # no X'00': no SOCKS4
     assert CMD_CONNECT in cmds(pre)
     for user, has_connect in (("alice", True), ("bob", False)):
@@ -260,7 +269,7 @@ def test_cmd_f3_blocked(stpd_factory):
         request_rules="request block { command discover }\nrequest pass { }\n"))
     s = S.dial(p.port)
     with s:
-        assert S.negotiate(s, (M_FEATURES, S.M_NONE)) == S.M_NONE
+        assert S.negotiate(s, (S.M_NONE,)) == S.M_NONE
         assert S.request(s, CMD_FEATURES, "0.0.0.0", 0).rep == 0x02
 
 
@@ -283,14 +292,14 @@ def test_stp_features_json(stpd_factory):
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)
     assert a["supported"] is True and a["truncated"] is False
-    assert a["methods"] == [M_FEATURES, 0] and CMD_UDP in a["commands"]
+    assert a["methods"] == [0, M_FEATURES] and CMD_UDP in a["commands"]
     assert {"scope": "command", "code": CMD_UDP, "name": "idle-timeout", "type": "uint",
             "value": 300} in a["entries"]
     b = json.loads(stp("features", "socks5://127.0.0.1:%d" % other, "--json").stdout)
     assert CMD_UDP not in b["commands"]
     r = stp("features", "socks5h://127.0.0.1:%d" % p.port)
     assert r.returncode == 0
-    assert "methods:   X'87' features, X'00' none" in r.stdout.decode()
+    assert "methods:   X'00' none, X'87' features" in r.stdout.decode()
     assert "command X'01': timeout=30" in r.stdout.decode()
 
 
@@ -335,15 +344,14 @@ def test_require_tls_and_tls_listener(stpd_factory, pki):  # noqa: F811
                                    udp_naked=True, tls_listener=tls_port),
                      users={"alice": "tls-Secret-42"})
     e = features(p.port)
-    assert e[(0, 0, "methods")] == [M_FEATURES, 0x86, 0x06]
+    assert e[(0, 0, "methods")] == [0x86, 0x06, M_FEATURES]
     assert e[(1, 0x86, "subauth")] == [S.M_USERPASS]
     assert e[(1, 0x86, "udp-naked")] is True
     assert (0, 0, "tls-listener") not in e
-    # X'87' among others where TLS is required: then X'86' is chosen
+    # X'87' next to X'86' where TLS is required: X'86', no document
     choice, _, _, s = discover(p.port, methods=(M_FEATURES, S.M_USERPASS, 0x86))
     with s:
-        assert choice == M_FEATURES
-        assert S.recv_exact(s, 2) == bytes([5, 0x86])
+        assert choice == 0x86
     raw = S.dial(tls_port)
     with pki.client_context().wrap_socket(raw, server_hostname="localhost") as s:
         assert S.negotiate(s, (M_FEATURES,)) == M_FEATURES
