@@ -42,6 +42,8 @@ static int lookup_proxy(const struct stp_proxy *proxy, const char *name, struct 
 		return lookup_fail(err, h.err);
 	*out = h.bound;
 	out->port = 0;
+	if (err)
+		*err = STP_OK;
 	return 0;
 }
 
@@ -55,6 +57,8 @@ static int lookup_local(const char *name, struct stp_addr *out, enum stp_err *er
 	memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
 	out->salen = res->ai_addrlen;
 	freeaddrinfo(res);
+	if (err)
+		*err = STP_OK;
 	return 0;
 }
 
@@ -62,13 +66,14 @@ int stp_lookup(const struct stp_proxy *proxy, const char *name, struct stp_addr 
 	       bool *via_proxy, int timeout_ms, enum stp_err *err)
 {
 	struct stp_features f;
+	enum stp_err ferr;
 	bool remote = false;
 
 	if (proxy == NULL || name == NULL || out == NULL || name[0] == '\0' ||
 	    strlen(name) > STP_NAME_MAX)
 		return lookup_fail(err, name && name[0] ? STP_ERR_TARGET_NAME : STP_ERR_INVALID);
 	/* Discovery decides; a proxy we cannot ask is as one without it. */
-	if (stp_features_get(proxy, &f, 0, timeout_ms, err) == 0)
+	if (stp_features_get(proxy, &f, 0, timeout_ms, &ferr) == 0)
 		remote = stp_features_has_command(&f, SOCKS_CMD_RESOLVE);
 	log_debug("lookup %s: %s", name, remote ? "RESOLVE through the proxy" : "not offered");
 	if (via_proxy)
