@@ -273,6 +273,30 @@ def test_cmd_f3_blocked(stpd_factory):
         assert S.request(s, CMD_FEATURES, "0.0.0.0", 0).rep == 0x02
 
 
+def test_waiting_for_a_new_greeting_ends(stpd_factory, echo):
+    """After the document the session waits for a new greeting under the
+    handshake timeout; garbage there closes it with no reply; SOCKS4's
+    X'F3' is 91; and stpd still serves."""
+    p = stpd_factory(conf=stpdconf.conf(extra=stpdconf.timeouts(handshake=1)))
+    choice, _, _, s = discover(p.port)
+    with s:
+        assert choice == M_FEATURES
+        assert S.closed_by_peer(s, 10)
+    p.wait_log(r"handshake timeout in greeting")
+    choice, _, _, s = discover(p.port)
+    with s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        s.settimeout(10)
+        assert S.recv_all(s) == b""  # closed, no reply (RFC 1928: bad version)
+    s = S.dial(p.port)
+    with s:
+        s.sendall(S.socks4_msg(CMD_FEATURES, "127.0.0.1", 1))
+        assert S.socks4_reply(s)[1] == 91
+    s, rep = S.open_connect(p.port, "127.0.0.1", echo.port)
+    with s:
+        assert rep.rep == 0 and S.echo_roundtrip(s, b"still") == b"still"
+
+
 # ---------------------------------------------------------------------------
 # the client side: stp features, stp lookup
 
