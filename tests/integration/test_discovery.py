@@ -287,7 +287,11 @@ def test_waiting_for_a_new_greeting_ends(stpd_factory, echo):
     with s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         s.settimeout(10)
-        assert S.recv_all(s) == b""  # closed, no reply (RFC 1928: bad version)
+        try:
+            got = S.recv_all(s)
+        except ConnectionResetError:  # unread bytes at close: a reset
+            got = b""
+        assert got == b""  # closed with no reply (RFC 1928: bad version)
     s = S.dial(p.port)
     with s:
         s.sendall(S.socks4_msg(CMD_FEATURES, "127.0.0.1", 1))
