@@ -4,7 +4,7 @@
 #   2. build/        gcc, -Dfuzz=false: unit + fuzz-replay tests, then the
 #                    end-to-end tests (tests/integration) against its stpd
 #   3. build-asan/   ASan + UBSan: unit + fuzz-replay tests and end-to-end tests again
-#   4. build-noext/  -Dext_tls=false -Dext_mcast=false: unit tests, the
+#   4. build-noext/  every -Dext_*=false: unit tests, the
 #                    protocol and build-option end-to-end tests
 #   5. build-fuzz/   clang libFuzzer targets: must compile
 # Every stage runs even when an earlier one failed (unless it needs that
@@ -126,10 +126,10 @@ if step "build ($B-asan)" bash -c "$(declare -f setup_or_reconfigure); \
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS STPIFY
 
-# ---- 4. without the extensions (meson options ext_tls, ext_mcast): the core
+# ---- 4. without the extensions (every meson option ext_*): the core
 # builds and serves alone, and refuses configs that need what is left out.
 if step "build ($B-noext)" bash -c "$(declare -f setup_or_reconfigure); \
-		setup_or_reconfigure '$B-noext' -Dfuzz=false -Dext_tls=false -Dext_mcast=false \
+		setup_or_reconfigure '$B-noext' -Dfuzz=false $(scripts/noext_options.sh) \
 		&& ninja -C '$B-noext'"; then
 	meson_tests "unit ($B-noext)" "$B-noext" --suite unit
 	pytest_stage "protocol ($B-noext)" "$ROOT/$B-noext/src/server/stpd" \

@@ -229,6 +229,8 @@ enum stp_cmd {
 	STP_CMD_BIND = 2,
 	STP_CMD_UDP_ASSOCIATE = 3,
 	STP_CMD_AUTOCONFIG = 0xF4, /* stp's "get configuration": use stp_autoconf_fetch */
+	STP_CMD_RESOLVE = 0xF0, /* Tor's RESOLVE: BND of the reply is the name's address
+				 * (SOCKS5 only; the proxy closes after it) */
 };
 
 enum stp_step {
@@ -601,6 +603,89 @@ int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy,
 /* The cache file of proxy's document into out: 0, or -1 without a
  * cache directory (no $XDG_CACHE_HOME, no $HOME). */
 int stp_autoconf_cache_path(const struct stp_proxy *proxy, char *out, size_t cap);
+/* Feature discovery (method X'87', docs/protocol.md 5.6, docs/client.md)  */
+/*
+ * What a proxy offers to this client, learned before authenticating and
+ * without side effects: versions, methods, commands, and entries with
+ * details (X'86' sub-methods, multicast suites, limits, timeouts). The
+ * answer is cached per proxy (host, port, TLS mode) in the process for
+ * STP_FEATURES_TTL seconds; STP_FEATURES_FRESH asks again. A proxy that
+ * does not know X'87' is not an error: f->supported is false and the
+ * lists are empty (assume RFC 1928).
+ */
+#define STP_FEATURES_DOC_MAX (4 + 4096)
+#define STP_FEATURES_TTL     300
+
+enum stp_feat_scope {
+	STP_FEAT_SERVER = 0x00,  /* code 0: the listener as a whole */
+	STP_FEAT_METHOD = 0x01,  /* code: a METHOD */
+	STP_FEAT_COMMAND = 0x02, /* code: a CMD */
+	STP_FEAT_VERSION = 0x03, /* code: a SOCKS version (4) */
+};
+
+enum stp_feat_type {
+	STP_FEAT_UINT = 0x01,  /* value: uint */
+	STP_FEAT_TEXT = 0x02,  /* value: text (printable ASCII) */
+	STP_FEAT_CODES = 0x03, /* value: len octets */
+	STP_FEAT_FLAG = 0x04,  /* present: true */
+};
+
+struct stp_features {
+	bool supported; /* the proxy answered X'87' */
+	bool truncated; /* the proxy left entries out (they did not fit) */
+	bool cached;    /* out: came from the process's cache */
+	uint8_t versions[8];
+	size_t n_versions;
+	uint8_t methods[255]; /* in the proxy's preference order */
+	size_t n_methods;
+	uint8_t commands[255];
+	size_t n_commands;
+	/* private: the document as received, walked by stp_features_next */
+	size_t doc_len;
+	uint8_t doc[STP_FEATURES_DOC_MAX];
+};
+
+struct stp_feature {
+	uint8_t scope, code, type; /* enum stp_feat_scope, stp_feat_type (others: skip) */
+	char name[33];
+	size_t len;           /* value bytes */
+	const uint8_t *value; /* points into the stp_features */
+	uint64_t uint;        /* STP_FEAT_UINT */
+};
+
+enum { STP_FEATURES_FRESH = 0x01 };
+
+/* Asks the proxy (one connection, greeting X'87' alone, closed after) or
+ * the cache. Plain and socks5s:// proxies are asked in the clear, as the
+ * greeting is; socks5+tls:// ones inside TLS. 0, or -1 with *err (the
+ * proxy unreachable, a malformed document: STP_ERR_PROTOCOL). SOCKS4
+ * proxies: f->supported false, no connection. */
+int stp_features_get(const struct stp_proxy *proxy, struct stp_features *f, unsigned flags,
+		     int timeout_ms, enum stp_err *err);
+/* Parses a document (FVER LEN ENTRIES, as after VER X'87') into f. 0, or
+ * -1 when it is malformed or incomplete. */
+int stp_features_parse(struct stp_features *f, const uint8_t *doc, size_t len);
+bool stp_features_has_method(const struct stp_features *f, uint8_t method);
+bool stp_features_has_command(const struct stp_features *f, uint8_t cmd);
+/* Walks the entries: *cursor starts at 0. false at the end. */
+bool stp_features_next(const struct stp_features *f, size_t *cursor, struct stp_feature *e);
+bool stp_features_find(const struct stp_features *f, uint8_t scope, uint8_t code, const char *name,
+		       struct stp_feature *e);
+/* Path choice: the first of prefs[0..n) the proxy offers in scope
+ * (STP_FEAT_METHOD or STP_FEAT_COMMAND), or -1 when none is (or the proxy
+ * does not do discovery). E.g. {X'04', X'03'}: TRANSPARENT, else UDP
+ * ASSOCIATE. */
+int stp_features_pick(const struct stp_features *f, uint8_t scope, const uint8_t *prefs, size_t n);
+/* Drops the process's cache. */
+void stp_features_flush(void);
+
+/* A name's address as the proxy would see it, chosen by discovery: through
+ * the proxy's RESOLVE X'F0' when it offers it to this client (no DNS from
+ * here); otherwise, for socks5:// and socks4:// (local resolution), with
+ * getaddrinfo here; for socks5h:// and socks4a:// never locally
+ * (STP_ERR_UNSUPPORTED). *via_proxy says which was used. 0, or -1. */
+int stp_lookup(const struct stp_proxy *proxy, const char *name, struct stp_addr *out,
+	       bool *via_proxy, int timeout_ms, enum stp_err *err);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,7 @@ struct cli_opts {
 	const char *listen; /* stp dns: ADDR:PORT */
 	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
 	bool insecure;     /* --insecure: as ?insecure=1 */
+	bool json;         /* --json: stp features prints JSON */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
@@ -71,6 +72,8 @@ int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
 int cli_cmd_dns(const struct cli_opts *o); /* cli_dnsproxy.c */
 int cli_cmd_autoconfig(const struct cli_opts *o);
+int cli_cmd_features(const struct cli_opts *o); /* cli_features.c */
+int cli_cmd_lookup(const struct cli_opts *o);
 
 /* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1

@@ -24,6 +24,12 @@ void cli_usage(FILE *f)
 	      "                                         every query goes through the proxy\n"
 	      "       stp [options] autoconfig          print the configuration the proxy serves\n"
 	      "                                         (CMD X'F4'; cached, see docs/client.md)\n"
+	      "       stp [options] features [PROXY-URL] [--json]\n"
+	      "                                         what the proxy offers us (feature\n"
+	      "                                         discovery), for people or as JSON\n"
+	      "       stp [options] lookup NAME         NAME's address: through the proxy's\n"
+	      "                                         RESOLVE when it offers it, else locally\n"
+	      "                                         (never locally for socks5h/socks4a)\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -44,6 +50,7 @@ void cli_usage(FILE *f)
 	      "  --autoconfig       ask the proxy for its configuration (X'F4') even with --proxy;\n"
 	      "                     with only $STP_PROXY it is asked unless STP_AUTOCONF=0\n"
 	      "  --no-autoconfig    never ask\n"
+	      "  --json             features: print JSON\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -212,7 +219,7 @@ void cli_load_proxy(struct cli_opts *o)
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
-	       OPT_NO_AC };
+	       OPT_NO_AC, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -222,6 +229,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "autoconfig", no_argument, NULL, OPT_AC },
 		{ "no-autoconfig", no_argument, NULL, OPT_NO_AC },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -244,6 +252,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_LISTEN: o->listen = optarg; break;
 		case OPT_AC: o->autoconfig = 1; break;
 		case OPT_NO_AC: o->autoconfig = 0; break;
+		case OPT_JSON: o->json = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

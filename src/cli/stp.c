@@ -12,12 +12,14 @@ static const struct {
 	const char *name;
 	int (*run)(const struct cli_opts *o);
 	int min_args, max_args;
-	bool url_arg; /* its first argument, if given, is the proxy URL */
+	bool url_arg; /* an operand, when given, is the proxy URL (as --proxy) */
 } cli_cmds[] = {
 	{ "autoconfig", cli_cmd_autoconfig, 0, 0, false },
 	{ "bind", cli_cmd_bind, 0, 2, false },
 	{ "connect", cli_cmd_connect, 2, 2, false },
 	{ "dns", cli_cmd_dns, 0, 1, true },
+	{ "features", cli_cmd_features, 0, 1, true },
+	{ "lookup", cli_cmd_lookup, 1, 1, false },
 	{ "resolve", cli_cmd_resolve, 1, 1, false },
 	{ "udp", cli_cmd_udp, 2, 2, false },
 };

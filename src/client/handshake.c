@@ -116,7 +116,7 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 	h->cmd = (int)cmd;
 	h->proxy = *proxy;
 	if (fd < 0 || ((cmd < STP_CMD_CONNECT || cmd > STP_CMD_UDP_ASSOCIATE) &&
-			cmd != STP_CMD_AUTOCONFIG)) {
+			cmd != STP_CMD_AUTOCONFIG && (cmd != STP_CMD_RESOLVE || hs_socks4(h)))) {
 		e = STP_ERR_INVALID;
 		goto fail;
 	}

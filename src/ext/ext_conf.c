@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "ext/autoconf/ac_conf.h"
+#include "ext/discovery/disc_conf.h"
 #include "ext/ext_config.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
@@ -27,6 +28,7 @@ static const struct ext_conf_entry {
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
 	{ &gss_conf_ext, STP_EXT_GSSAPI, "the GSS-API extension", "ext_gssapi" },
 	{ &ac_conf_ext, STP_EXT_AUTOCONF, "the autoconfig extension", "ext_autoconf" },
+	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -242,6 +242,26 @@ const struct rule *rules_match(const struct rule *rules, size_t n, const struct 
 	return NULL;
 }
 
+bool rules_may_pass(const struct rule *rules, size_t n, const struct rule_ctx *ctx,
+		    bool user_unknown)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct rule *r = &rules[i];
+		bool by_user = r->n_users > 0 || r->n_groups > 0;
+		if (!rule_match_from(r, ctx) || !rule_match_listener(r, ctx) ||
+		    !rule_match_command(r, ctx) || !rule_match_time(r, ctx))
+			continue;
+		if (!user_unknown && (!rule_match_user(r, ctx) || !rule_match_group(r, ctx)))
+			continue;
+		if (r->action == RULE_PASS)
+			return true;
+		if (r->n_to == 0 && r->n_to_names == 0 && r->n_ports == 0 &&
+		    !(user_unknown && by_user))
+			return false; /* blocks every request of this command */
+	}
+	return false;
+}
+
 void rules_describe(const struct rule *r, char *out, size_t outlen)
 {
 	if (r == NULL)

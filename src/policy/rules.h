@@ -90,6 +90,15 @@ struct rule_ctx {
 /* First rule that matches, or NULL (which means block). */
 const struct rule *rules_match(const struct rule *rules, size_t n, const struct rule_ctx *ctx);
 
+/* Whether some request of ctx->command could pass, for a destination not
+ * known yet (ctx's dst fields are ignored) and, with user_unknown, for a
+ * user not authenticated yet (user and group lists may match): the first
+ * rule that may match and passes says yes; one that surely matches (no
+ * destination, port, or unknown user condition) and blocks says no. Feature
+ * discovery lists commands with it. */
+bool rules_may_pass(const struct rule *rules, size_t n, const struct rule_ctx *ctx,
+		    bool user_unknown);
+
 /* "rule at FILE:LINE" or "default rule" for NULL. */
 void rules_describe(const struct rule *r, char *out, size_t outlen);
 

@@ -67,6 +67,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "dns";
 	case SOCKS_CMD_AUTOCONFIG:
 		return "autoconfig";
+	case SOCKS_CMD_FEATURES:
+		return "features";
 	default:
 		return "unknown";
 	}
@@ -84,6 +86,8 @@ const char *socks_method_name(uint8_t method)
 	case SOCKS_METHOD_SSL_IANA:
 	case SOCKS_METHOD_SSL:
 		return "ssl";
+	case SOCKS_METHOD_FEATURES:
+		return "features";
 	case SOCKS_METHOD_NOACCEPT:
 		return "no-acceptable";
 	default:

@@ -28,6 +28,7 @@ enum {
 	SOCKS_METHOD_USERPASS = 0x02,
 	SOCKS_METHOD_SSL_IANA = 0x06, /* IANA code for the same draft as 0x86 */
 	SOCKS_METHOD_SSL = 0x86,      /* seed 004 */
+	SOCKS_METHOD_FEATURES = 0x87, /* stp: feature discovery (features.h) */
 	SOCKS_METHOD_NOACCEPT = 0xFF,
 };
 
@@ -44,6 +45,7 @@ enum {
 	SOCKS_CMD_RESOLVE_PTR = 0xF1, /* Tor */
 	SOCKS_CMD_DNS_QUERY = 0xF2,   /* stp: a whole DNS message (docs/protocol.md 5.4) */
 	SOCKS_CMD_AUTOCONFIG = 0xF4,  /* stp: get client configuration (proto/autoconf.h) */
+	SOCKS_CMD_FEATURES = 0xF3,    /* stp: feature discovery after authentication */
 };
 
 enum {

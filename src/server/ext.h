@@ -16,6 +16,7 @@
 struct session;
 struct worker;
 struct stp_conf;
+struct feat_writer;
 
 struct stp_command {
 	uint8_t code;       /* SOCKS5 CMD */
@@ -46,6 +47,14 @@ struct stp_ext {
 	/* Its methods bring TLS (X'86', X'06'): the only kind a listener or
 	 * client rule with require-tls accepts, and never chosen inside TLS. */
 	bool methods_tls;
+	/* Its methods carry no credentials and no traffic and end with
+	 * session_method_skip (X'87'): offered even where only TLS methods
+	 * are (require-tls). */
+	bool methods_informational;
+	/* Optional: whether this session may have one of its methods (after
+	 * the method's enabled, which sees only the config), e.g. by rules on
+	 * the client's address. */
+	bool (*method_offered)(const struct session *s, uint8_t code);
 	int (*worker_init)(struct worker *w);
 	void (*worker_fini)(struct worker *w);
 	/* A new session was admitted (after any PROXY header), before the
@@ -59,6 +68,12 @@ struct stp_ext {
 	 * after the workers have ended. -1 with a message in err: stpd exits. */
 	int (*server_start)(const struct stp_conf *c, char *err, size_t errlen);
 	void (*server_stop)(void);
+	/* Feature discovery (docs/protocol.md 5.6): adds entries about the
+	 * module's commands and methods, and server-wide limits it owns, to
+	 * the features document for this session (proto/featdoc.h). Entries
+	 * about a command or method this client is not offered are dropped by
+	 * the writer, so a module writes what it knows without checking. */
+	void (*describe)(const struct session *s, struct feat_writer *w);
 };
 
 /* The configuration a worker runs under (for worker_init checks). */
@@ -81,8 +96,15 @@ const struct stp_command *ext_find_command(uint8_t code);
 const struct stp_method *ext_find_method(uint8_t code);
 /* True when method `code` belongs to a module whose methods bring TLS. */
 bool ext_method_tls(uint8_t code);
+/* True when method `code` belongs to a module whose methods are
+ * informational (methods_informational). */
+bool ext_method_informational(uint8_t code);
+/* False when method `code`'s module says this session may not have it. */
+bool ext_method_offered(const struct session *s, uint8_t code);
 /* Runs every module's session_open; -1 when one closed the session. */
 int ext_session_open(struct session *s);
+/* Runs every module's describe, in registry order. */
+void ext_describe(const struct session *s, struct feat_writer *w);
 /* The first method, in preference order, that the config enables and the
  * client offers; NULL when none. */
 const struct stp_method *ext_choose_method(const struct stp_conf *c, const uint8_t *offered,
@@ -96,5 +118,6 @@ extern const struct stp_ext ext_mcast; /* src/ext/mcast */
 extern const struct stp_ext ext_resolve; /* src/ext/resolve */
 extern const struct stp_ext ext_gssapi; /* src/ext/gssapi */
 extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
+extern const struct stp_ext ext_discovery; /* src/ext/discovery */
 
 #endif

@@ -2,7 +2,7 @@
  * ext_registry.c - the static list of modules compiled into stpd.
  * Order matters for methods: earlier modules' methods are preferred.
  * ext_config.h (generated from the build options ext_tls, ext_mcast,
- * ext_resolve) says
+ * ext_resolve, ext_discovery) says
  * which modules are built: a disabled one is not named here, so its library
  * need not be linked.
  */
@@ -29,6 +29,12 @@ static const struct stp_ext *const registry[] = {
 #endif
 #if STP_EXT_AUTOCONF
 	&ext_autoconf,
+#endif
+#if STP_EXT_DISCOVERY
+	/* last: X'87' is chosen only when nothing else offered is acceptable,
+	 * so a client that offers it among methods it uses gets what it got
+	 * from a server without discovery (docs/protocol.md 5.6) */
+	&ext_discovery,
 #endif
 };
 
@@ -79,6 +85,25 @@ bool ext_method_tls(uint8_t code)
 	return false;
 }
 
+bool ext_method_informational(uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return registry[i]->methods_informational;
+	return false;
+}
+
+bool ext_method_offered(const struct session *s, uint8_t code)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (size_t j = 0; j < registry[i]->n_methods; j++)
+			if (registry[i]->methods[j].code == code)
+				return !registry[i]->method_offered ||
+				       registry[i]->method_offered(s, code);
+	return true;
+}
+
 int ext_session_open(struct session *s)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
@@ -108,4 +133,11 @@ void ext_server_stop(void)
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (registry[i]->server_stop)
 			registry[i]->server_stop();
+}
+
+void ext_describe(const struct session *s, struct feat_writer *w)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->describe)
+			registry[i]->describe(s, w);
 }

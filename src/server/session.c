@@ -243,6 +243,24 @@ const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd
 	return rules_match(c->request_rules, c->n_request_rules, &ctx);
 }
 
+bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_known)
+{
+	const char *groups[AUTH_GROUPS_MAX];
+	const struct stp_conf *c = s->conf;
+	for (size_t i = 0; i < s->n_groups; i++)
+		groups[i] = s->groups[i];
+	struct rule_ctx ctx = {
+		.client = (const struct sockaddr *)&s->client,
+		.listener = s->listener->name,
+		.user = s->user[0] ? s->user : NULL,
+		.groups = groups,
+		.n_groups = s->n_groups,
+		.command = rule_cmd,
+		.now = time(NULL),
+	};
+	return rules_may_pass(c->request_rules, c->n_request_rules, &ctx, !user_known);
+}
+
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
 		     const char *dst_name, uint16_t dst_port, bool log_denial)
 {
@@ -443,6 +461,8 @@ static void do_socks4(struct session *s)
 	dispatch(s);
 }
 
+static void choose_method(struct session *s, uint8_t *methods, size_t n);
+
 static void do_greeting(struct session *s)
 {
 	struct socks5_greeting g;
@@ -467,33 +487,92 @@ static void do_greeting(struct session *s)
 	}
 	session_consume(s, used);
 	s->version = SOCKS5_VER;
-	/* Downgrade protection: where TLS is required, only methods that bring
-	 * it count; inside TLS, no method that would start it again. */
+	s->hs->n_offered = g.nmethods;
+	memcpy(s->hs->offered, g.methods, g.nmethods);
+	choose_method(s, g.methods, g.nmethods);
+}
+
+/* Whether this session may use method `code` at all. Downgrade protection:
+ * where TLS is required, only methods that bring it count (and those that
+ * carry no session, like X'87'); inside TLS, no method that would start it
+ * again. A method that handed back (session_method_skip) is done. */
+static bool method_allowed(const struct session *s, uint8_t code)
+{
+	bool tls = ext_method_tls(code);
+	if (s->hs->skipped[code / 8] & (1u << (code % 8)))
+		return false;
+	if ((s->conn.filter && tls) || !ext_method_offered(s, code))
+		return false;
+	return !(s->require_tls && !s->conn.filter && !tls && !ext_method_informational(code));
+}
+
+size_t session_methods_acceptable(const struct session *s, uint8_t *out, size_t cap)
+{
+	size_t n_ext, k = 0;
+	const struct stp_ext *const *all = ext_all(&n_ext);
+	for (size_t i = 0; s->hs && i < n_ext; i++)
+		for (size_t j = 0; j < all[i]->n_methods; j++) {
+			const struct stp_method *m = &all[i]->methods[j];
+			if ((m->enabled && !m->enabled(s->conf)) || !method_allowed(s, m->code))
+				continue;
+			if (k < cap)
+				out[k++] = m->code;
+		}
+	return k;
+}
+
+/* Answers a greeting (or what remains of one) offering methods[0..n). */
+static void choose_method(struct session *s, uint8_t *methods, size_t n)
+{
 	uint8_t kept = 0;
-	for (size_t i = 0; i < g.nmethods; i++) {
-		bool tls = ext_method_tls(g.methods[i]);
-		if ((s->conn.filter && tls) || (s->require_tls && !s->conn.filter && !tls))
-			continue;
-		g.methods[kept++] = g.methods[i];
-	}
-	const struct stp_method *m = ext_choose_method(s->conf, g.methods, kept);
+	for (size_t i = 0; i < n; i++)
+		if (method_allowed(s, methods[i]))
+			methods[kept++] = methods[i];
+	const struct stp_method *m = ext_choose_method(s->conf, methods, kept);
 	uint8_t choice[2];
-	size_t n = socks5_choice_write(choice, sizeof(choice),
-				       m ? m->code : SOCKS_METHOD_NOACCEPT);
+	size_t len = socks5_choice_write(choice, sizeof(choice),
+					 m ? m->code : SOCKS_METHOD_NOACCEPT);
 	if (!m) {
 		char tag[SA_STR_MAX + 300];
-		log_info("%s: no acceptable authentication method among %u offered",
-			 session_tag(s, tag, sizeof(tag)), g.nmethods);
+		log_info("%s: no acceptable authentication method among %zu offered",
+			 session_tag(s, tag, sizeof(tag)), n);
 		session_close_after_output(s, "no acceptable method");
-		session_send(s, choice, n);
+		session_send(s, choice, len);
 		return;
 	}
 	s->hs->method = m->code;
 	s->method = m;
-	if (session_send(s, choice, n) < 0)
+	if (session_send(s, choice, len) < 0)
 		return;
 	session_set_state(s, SS_AUTH);
 	m->start(s);
+}
+
+void session_method_skip(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	uint8_t rest[255];
+	size_t n = 0;
+
+	if (!hs || session_ending(s))
+		return;
+	hs->skipped[hs->method / 8] |= (uint8_t)(1u << (hs->method % 8));
+	for (size_t i = 0; i < hs->n_offered; i++)
+		if (hs->offered[i] != hs->method)
+			rest[n++] = hs->offered[i];
+	hs->n_offered = 0;
+	s->method = NULL; /* hs->method still names it for the log line */
+	session_set_state(s, SS_GREETING);
+	if (n > 0) {
+		choose_method(s, rest, n);
+		return;
+	}
+	session_update_io(s);
+	/* A new greeting the client sent ahead is in the buffer already. */
+	if (s->conn.filter)
+		session_pump(s);
+	else if (hs->inlen > 0)
+		advance(s);
 }
 
 void session_method_done(struct session *s, bool ok)

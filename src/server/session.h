@@ -126,6 +126,19 @@ int session_reply_addr(struct session *s, uint8_t rep, const struct socks_addr *
  * the request; !ok means the method already closed the session. */
 void session_method_done(struct session *s, bool ok);
 
+/* Called by a method that answers without authenticating (X'87', feature
+ * discovery) once its answer is queued: it is never chosen again on this
+ * connection, and the session chooses again among the other methods of the
+ * greeting as if they had been offered alone (a method choice, or X'FF'),
+ * or, when there were none, waits for a new greeting. */
+void session_method_skip(struct session *s);
+
+/* The methods this session would choose among, in preference order, were
+ * the client to offer every one: enabled by the config, allowed by the
+ * listener's and client rule's TLS policy, not skipped. Returns the count
+ * (at most cap). */
+size_t session_methods_acceptable(const struct session *s, uint8_t *out, size_t cap);
+
 /* Runs method m inside the current method (sub-authentication, e.g. RFC 1929
  * inside X'86'): m gets the input from now on, and its session_method_done()
  * calls done(s, ok) instead of moving on to the request. */
@@ -162,6 +175,11 @@ void session_consume(struct session *s, size_t used);
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
 				      uint16_t dst_port);
+
+/* Whether a request of rule_cmd from this session could pass the request
+ * rules for some destination (rules_may_pass); before authentication
+ * (user_known false) rules naming users or groups may match too. */
+bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_known);
 
 /* Request rules. Fills a context from the session and evaluates; logs the
  * denial with the rule and returns false when blocked. dst may be NULL. */

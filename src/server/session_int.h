@@ -65,6 +65,12 @@ struct handshake {
 	uint8_t *out;
 	size_t outcap, outlen, outoff;
 	uint8_t method;
+	/* The last greeting's methods, for a method that hands back
+	 * (session_method_skip), and the methods that did: never chosen again
+	 * on this connection. */
+	uint8_t offered[255];
+	uint8_t n_offered;
+	uint8_t skipped[32];
 	struct auth_job *auth;       /* only while RFC 1929 runs */
 };
 

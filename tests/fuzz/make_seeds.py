@@ -125,6 +125,38 @@ PARSERS = {
 EXTRA.update(PARSERS)
 
 
+def feat_entry(scope, code, typ, name, value):
+    return bytes([scope, code, typ, len(name)]) + name + bytes([len(value)]) + value
+
+
+def feat_doc(entries, ver=1, flags=0):
+    body = b"".join(entries)
+    return bytes([ver, flags]) + len(body).to_bytes(2, "big") + body
+
+
+# The features document (docs/protocol.md 5.6): stpd's shape, each type,
+# unknown scope/type/version, and broken entries.
+EXTRA["featdoc"] = [
+    feat_doc([]),
+    feat_doc([feat_entry(0, 0, 3, b"versions", b"\x04\x05"),
+              feat_entry(0, 0, 3, b"methods", b"\x87\x00"),
+              feat_entry(0, 0, 3, b"commands", b"\xf3\x01\x02\x03"),
+              feat_entry(3, 4, 3, b"commands", b"\x01\x02"),
+              feat_entry(0, 0, 1, b"max-sessions", b"\x27\x10"),
+              feat_entry(2, 3, 1, b"datagram-max", b"\x01\x00\x00"),
+              feat_entry(1, 0x86, 4, b"udp-naked", b""),
+              feat_entry(1, 0x86, 3, b"subauth", b"\x02"),
+              feat_entry(0, 0, 2, b"user", b"alice")]),
+    feat_doc([feat_entry(0, 0, 1, b"big", bytes(range(1, 9)))], flags=1),
+    feat_doc([feat_entry(9, 7, 0x7e, b"z", b"\xff\x00")]),
+    feat_doc([b"\xde\xad"], ver=2),
+    feat_doc([feat_entry(0, 0, 1, b"zero", b"")]),
+    feat_doc([feat_entry(0, 0, 4, b"BAD", b"")]),
+    b"\x01\x00\x10\x01",
+    b"\x01\x00\x00\x09\x00\x00\x04\x01x\x00",
+]
+
+
 def c_unescape(body):
     """Bytes of one C string literal body (the escapes wire_cases.h uses)."""
     out = bytearray()

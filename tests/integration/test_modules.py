@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi, ext_autoconf;
+ext_resolve, ext_gssapi, ext_autoconf, ext_discovery;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -39,9 +39,12 @@ USES = {
         ("autoconfig { profile p }\n", "autoconfig", 1),
         ("request pass { command autoconfig }\n", "autoconfig", 1),
     ],
+    "discovery": [
+        ("request block { command discover; from 10.0.0.0/8 }\n", "discover", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
-            "autoconf": "autoconfig"}
+            "autoconf": "autoconfig", "discovery": "feature discovery"}
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +64,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
@@ -99,3 +102,17 @@ def test_method_gssapi_needs_gssapi(tmp_path):
         assert out.strip() == ("%s: auth method gssapi needs the GSS-API extension, and this "
                                "stpd was built without it (meson option ext_gssapi=false)"
                                % path)
+def test_discovery_method_with_or_without_module(stpd_factory):
+    """X'87' next to X'00' gets X'00' with or without the discovery module
+    (X'87' is its last preference; without it, an unknown method, as RFC
+    1928 says). X'87' alone: the features document with the module, X'FF'
+    without (docs/protocol.md 5.6)."""
+    import socksraw as S
+    p = stpd_factory()
+    has = "discovery" in servers.stpd_modules(servers.stpd_binary())
+    s = S.dial(p.port)
+    with s:
+        assert S.negotiate(s, (0x87, S.M_NONE)) == S.M_NONE
+    s = S.dial(p.port)
+    with s:
+        assert S.negotiate(s, (0x87,)) == (0x87 if has else S.M_NOACCEPT)

@@ -19,6 +19,7 @@
 #include "common/sockaddr.h"
 #include "ext/resolve/dq_ext.h"
 #include "ext/resolve/rs_conf.h"
+#include "proto/featdoc.h"
 #include "proto/socks.h"
 #include "server/ext.h"
 #include "server/resolve.h"
@@ -173,6 +174,19 @@ static void rs_resolve_ptr(struct session *s)
 		rs_busy(s);
 }
 
+/* Feature discovery: how long a look-up may take; the families a RESOLVE
+ * answer may have (the first address found, IPv4 or IPv6) and that
+ * RESOLVE_PTR takes both. */
+static void rs_describe(const struct session *s, struct feat_writer *w)
+{
+	static const uint8_t atyps[] = { SOCKS_ATYP_IPV4, SOCKS_ATYP_IPV6 };
+	unsigned dns = session_conf(s)->timeouts.dns;
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE, "timeout", dns);
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE, "atyps", atyps, sizeof(atyps));
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "timeout", dns);
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "atyps", atyps, sizeof(atyps));
+}
+
 static const struct stp_command rs_commands[] = {
 	{ SOCKS_CMD_RESOLVE, RULE_CMD_RESOLVE, false, rs_resolve },
 	{ SOCKS_CMD_RESOLVE_PTR, RULE_CMD_RESOLVE_PTR, false, rs_resolve_ptr },
@@ -184,4 +198,5 @@ const struct stp_ext ext_resolve = {
 	.commands = rs_commands,
 	.n_commands = sizeof(rs_commands) / sizeof(rs_commands[0]),
 	.worker_fini = dq_worker_fini,
+	.describe = rs_describe,
 };

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/tls/tls_int.h"
+#include "proto/featdoc.h"
 #include "proto/tlsframe.h"
 #include "server/ext.h"
 #include "server/session.h"
@@ -310,6 +311,30 @@ static void tls_worker_fini(struct worker *w)
 	tls_ctx_cache_clear();
 }
 
+/* Feature discovery: what X'86' (and X'06') bring for this client. */
+static void tls_describe(const struct session *s, struct feat_writer *w)
+{
+	static const uint8_t codes[] = { SOCKS_METHOD_SSL, SOCKS_METHOD_SSL_IANA };
+	struct tls_settings t;
+	uint8_t sub[2];
+	size_t n = 0;
+
+	settings_of(s, &t);
+	if (t.subauth & AUTH_BIT_USERPASS)
+		sub[n++] = SOCKS_METHOD_USERPASS;
+	if (t.subauth & AUTH_BIT_NONE)
+		sub[n++] = SOCKS_METHOD_NONE;
+	for (size_t i = 0; i < sizeof(codes); i++) {
+		feat_put_codes(w, FEAT_SCOPE_METHOD, codes[i], "subauth", sub, n);
+		if (t.udp_naked)
+			feat_put_flag(w, FEAT_SCOPE_METHOD, codes[i], "udp-naked");
+		if (t.cert_user)
+			feat_put_flag(w, FEAT_SCOPE_METHOD, codes[i], "cert-user");
+	}
+	if (t.listener_tls)
+		feat_put_flag(w, FEAT_SCOPE_SERVER, 0, "tls-listener");
+}
+
 static const struct stp_method tls_methods[] = {
 	{ SOCKS_METHOD_SSL, ssl_enabled, ssl_start, ssl_input },
 	{ SOCKS_METHOD_SSL_IANA, ssl_enabled, ssl_start, ssl_input },
@@ -323,4 +348,5 @@ const struct stp_ext ext_tls = {
 	.worker_init = tls_worker_init,
 	.worker_fini = tls_worker_fini,
 	.session_open = tls_session_open,
+	.describe = tls_describe,
 };

@@ -370,6 +370,46 @@ static void test_first_match_wins(void **state)
 	conf_unref(c);
 }
 
+/* rules_may_pass (feature discovery): the rules text's verdict for a
+ * command with the destination unknown, and the user unknown or known. */
+static bool may_pass(const char *rules, const struct rule_ctx *ctx, bool user_unknown)
+{
+	char text[2048];
+	snprintf(text, sizeof(text), "listen 127.0.0.1:1 { name main }\n%s", rules);
+	struct stp_conf *c = pt_parse(text);
+	bool yes = rules_may_pass(c->request_rules, c->n_request_rules, ctx, user_unknown);
+	conf_unref(c);
+	return yes;
+}
+
+static void test_may_pass(void **state)
+{
+	struct rule_ctx ctx = base_ctx();
+	/* a pass rule for some destinations only: may pass */
+	assert_true(may_pass("request pass { command connect; to 192.0.2.0/24 }\n", &ctx, true));
+	/* no rule at all, or only another command's: no */
+	assert_false(may_pass("request pass { command bind }\n", &ctx, true));
+	/* a block for some destinations does not hide a later pass */
+	assert_true(may_pass("request block { to 10.0.0.0/8 }\nrequest pass { }\n", &ctx, true));
+	assert_true(may_pass("request block { port 25 }\nrequest pass { }\n", &ctx, true));
+	/* a block of the command for this client does */
+	assert_false(may_pass("request block { command connect }\nrequest pass { }\n", &ctx, true));
+	assert_false(may_pass("request block { from 10.0.0.0/8 }\nrequest pass { }\n", &ctx, true));
+	/* ... but not for another client, listener or command */
+	assert_true(
+		may_pass("request block { from 192.0.2.0/24 }\nrequest pass { }\n", &ctx, true));
+	assert_true(may_pass("request block { command bind }\nrequest pass { }\n", &ctx, true));
+	/* users: before authentication a rule naming one may match, and a
+	 * block naming one is not sure to */
+	assert_true(may_pass("request pass { user alice }\n", &ctx, true));
+	assert_true(may_pass("request block { user bob }\nrequest pass { }\n", &ctx, true));
+	/* once the user is known, it is matched exactly */
+	assert_false(may_pass("request pass { user alice }\n", &ctx, false));
+	ctx.user = "alice";
+	assert_true(may_pass("request pass { user alice }\n", &ctx, false));
+	assert_false(may_pass("request block { user alice }\nrequest pass { }\n", &ctx, false));
+}
+
 static void test_client_rules(void **state)
 {
 	struct stp_conf *c = pt_parse("listen 127.0.0.1:1 { name main }\n"
@@ -407,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_client_rules),
+		cmocka_unit_test(test_may_pass),
 	};
 	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }

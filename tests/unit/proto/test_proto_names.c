@@ -61,6 +61,8 @@ static void test_method_names(void **state)
 	assert_string_equal(socks_method_name(0x02), "userpass");
 	assert_string_equal(socks_method_name(0x06), "ssl");
 	assert_string_equal(socks_method_name(0x86), "ssl");
+	assert_string_equal(socks_method_name(0x87), "features");
+	assert_string_equal(socks5_cmd_name(0xF3), "features");
 	assert_string_equal(socks_method_name(0xFF), "no-acceptable");
 	assert_string_equal(socks_method_name(0x03), "unassigned");
 	assert_string_equal(socks_method_name(0x80), "unassigned");
