@@ -13,6 +13,7 @@
 #include "ext/mcast/mc_conf.h"
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
+#include "ext/transparent/tp_conf.h"
 #include "policy/conf_ext.h"
 
 static const struct ext_conf_entry {
@@ -23,6 +24,7 @@ static const struct ext_conf_entry {
 	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
+	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -52,6 +52,9 @@ struct stp_ext {
 	 * greeting is read: may install a filter (session_set_filter) or close the
 	 * session, returning -1 then. */
 	int (*session_open)(struct session *s);
+	/* `stpd -t`: a line about how the module will run under c (e.g.
+	 * TRANSPARENT's engine), printed as "NAME: TEXT"; NULL: none. */
+	void (*describe)(const struct stp_conf *c, char *buf, size_t cap);
 };
 
 /* The configuration a worker runs under (for worker_init checks). */
@@ -77,5 +80,6 @@ extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */
 extern const struct stp_ext ext_resolve; /* src/ext/resolve */
+extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 
 #endif

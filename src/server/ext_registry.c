@@ -22,6 +22,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_RESOLVE
 	&ext_resolve,
 #endif
+#if STP_EXT_TRANSPARENT
+	&ext_transparent,
+#endif
 };
 
 const struct stp_ext *const *ext_all(size_t *n)

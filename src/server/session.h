@@ -100,6 +100,9 @@ void session_warnx(const struct session *s, const char *fmt, ...)
 void session_info(const struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The SOCKS5 reply code for a socket error (ECONNREFUSED X'05', ...). */
+uint8_t session_errno_rep(int err);
+
 /* Writes one line to the session log and frees everything. */
 void session_close(struct session *s, const char *reason);
 
