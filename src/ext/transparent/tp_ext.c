@@ -173,6 +173,9 @@ static void answer(struct session *s, struct tp_state *st, uint8_t rep,
 		     ptcl_str(st->a.ptcl), sa_str((struct sockaddr *)&st->a.src, src, sizeof(src)),
 		     sa_str((struct sockaddr *)&st->a.dst, dst, sizeof(dst)),
 		     sa_str((struct sockaddr *)bnd, b, sizeof(b)));
+	if (session_target(s)->atyp == SOCKS_ATYP_DOMAIN) /* which address the name became */
+		session_info(s, "transparent %s: %s resolved to %s", tag, session_target(s)->u.name,
+			     dst);
 	adv = *bnd;
 	dgram_advertised(s, &adv); /* udp-advertise: the address behind NAT */
 	session_reply(s, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&adv, false);
