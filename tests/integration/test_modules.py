@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve;
+ext_resolve, ext_transparent;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -30,8 +30,13 @@ USES = {
         ("request pass { from 127.0.0.0/8 }\nrequest block { command resolve-ptr }\n",
          "resolve-ptr", 2),
     ],
+    "transparent": [
+        ("transparent { idle 60 }\n", "transparent", 1),
+        ("request pass { command transparent; ptcl udp }\n", "ptcl", 1),
+    ],
 }
-EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE"}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE",
+            "transparent": "TRANSPARENT"}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +56,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "transparent"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
@@ -77,3 +82,19 @@ def test_method_ssl_needs_tls(tmp_path):
     else:
         assert out.strip() == ("%s: auth method ssl needs the TLS extension, and this stpd "
                                "was built without it (meson option ext_tls=false)" % path)
+
+
+def test_transparent_engine_reported(tmp_path):
+    """`stpd -t` says which TRANSPARENT relay engine runs; one this build
+    lacks is refused at its line."""
+    if "transparent" not in servers.stpd_modules(servers.stpd_binary()):
+        pytest.skip("stpd built without the transparent extension")
+    rc, out, path = check(tmp_path, "transparent { engine user }\n")
+    assert rc == 0 and "transparent: engine user\nconfiguration OK" in out, out
+    rc, out, path = check(tmp_path, "")
+    assert rc == 0 and "transparent: engine user" in out, out
+    rc, out, path = check(tmp_path, "transparent {\n engine remote\n relay unix:/x\n}\n")
+    if rc != 0:
+        assert "%s:2: engine 'remote' is not built in" % path in out, out
+    else:
+        assert "transparent: engine remote" in out, out
