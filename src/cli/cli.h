@@ -40,6 +40,8 @@ struct cli_opts {
 	const char *dns;   /* stp resolve: ADDR[:PORT] */
 	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
 	bool insecure;     /* --insecure: as ?insecure=1 */
+	int ptcl;          /* transparent: --udp (17) or --tcp (6) */
+	const char *local; /* transparent: --local ADDR:PORT */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
@@ -64,6 +66,7 @@ int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
+int cli_cmd_transparent(const struct cli_opts *o); /* cli_transparent.c */
 
 /* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
 #define DNS_TYPE_A 1

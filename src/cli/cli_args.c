@@ -18,6 +18,10 @@ void cli_usage(FILE *f)
 	      "                                         \"peer ADDR:PORT\", then relay\n"
 	      "       stp [options] resolve NAME        look NAME up (A, AAAA) through the proxy\n"
 	      "                                         with DNS over UDP ASSOCIATE\n"
+	      "       stp [options] transparent --udp|--tcp --local ADDR:PORT [PROXY-URL] HOST:PORT\n"
+	      "                                         forward a local UDP or TCP port to\n"
+	      "                                         HOST:PORT through TRANSPARENT (X'04'):\n"
+	      "                                         plain packets, no SOCKS header\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -33,6 +37,8 @@ void cli_usage(FILE *f)
 	      "  --insecure         TLS proxies: do not verify the certificate (as ?insecure=1)\n"
 	      "  --dns ADDR[:PORT]  resolve: the DNS server (default: first nameserver in\n"
 	      "                     /etc/resolv.conf), reached through the proxy\n"
+	      "  --udp, --tcp       transparent: the protocol forwarded\n"
+	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -167,13 +173,17 @@ void cli_load_proxy(struct cli_opts *o)
 
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
-	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE };
+	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_UDP, OPT_TCP,
+	       OPT_LOCAL };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "dns", required_argument, NULL, OPT_DNS },
 		{ "ca", required_argument, NULL, OPT_CA },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "udp", no_argument, NULL, OPT_UDP },
+		{ "tcp", no_argument, NULL, OPT_TCP },
+		{ "local", required_argument, NULL, OPT_LOCAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -192,6 +202,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_DNS: o->dns = optarg; break;
 		case OPT_CA: o->ca = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_UDP: o->ptcl = STP_PTCL_UDP; break;
+		case OPT_TCP: o->ptcl = STP_PTCL_TCP; break;
+		case OPT_LOCAL: o->local = optarg; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

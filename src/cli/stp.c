@@ -12,11 +12,13 @@ static const struct {
 	const char *name;
 	int (*run)(const struct cli_opts *o);
 	int min_args, max_args;
+	bool url_arg; /* with max_args operands, the first is the proxy URL */
 } cli_cmds[] = {
-	{ "bind", cli_cmd_bind, 0, 2 },
-	{ "connect", cli_cmd_connect, 2, 2 },
-	{ "resolve", cli_cmd_resolve, 1, 1 },
-	{ "udp", cli_cmd_udp, 2, 2 },
+	{ "bind", cli_cmd_bind, 0, 2, false },
+	{ "connect", cli_cmd_connect, 2, 2, false },
+	{ "resolve", cli_cmd_resolve, 1, 1, false },
+	{ "udp", cli_cmd_udp, 2, 2, false },
+	{ "transparent", cli_cmd_transparent, 1, 2, true },
 };
 
 int main(int argc, char **argv)
@@ -36,6 +38,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stp: %s: wrong number of arguments\n", o.cmd);
 			cli_usage(stderr);
 			return CLI_EXIT_USAGE;
+		}
+		if (cli_cmds[i].url_arg && o.nargs == cli_cmds[i].max_args) {
+			o.proxy_url = o.args[0];
+			o.args++;
+			o.nargs--;
 		}
 		cli_load_proxy(&o);
 		return cli_cmds[i].run(&o);

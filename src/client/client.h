@@ -39,6 +39,10 @@ int client_wait(int fd, short events, int64_t deadline);
 bool client_write_all(int fd, const uint8_t *p, size_t n);
 /* Runs the engine until it returns something other than WANT_*. */
 enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
+/* TRANSPARENT: the request h was prepared with (any command, DST) becomes
+ * CMD X'04' with PTCL and src (an address and port) after DST.PORT. -1 for
+ * SOCKS4 or a source that cannot be written. */
+int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
 /* Connects to the proxy: every address of its name, Happy Eyeballs. The

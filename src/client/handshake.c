@@ -17,6 +17,7 @@
 
 #include "client/client.h"
 #include "common/log.h"
+#include "common/sockaddr.h"
 
 enum hs_state {
 	HS_GREETING,    /* sending VER NMETHODS METHODS */
@@ -149,6 +150,26 @@ fail:
 	if (err)
 		*err = e;
 	return -1;
+}
+
+int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src)
+{
+	struct socks5_request req;
+	struct socks_addr s;
+	uint8_t buf[STP_HS_BUF];
+	size_t used, n;
+
+	if (hs_socks4(h) || h->state == HS_FAILED || sa_to_socks(&s, src) < 0 ||
+	    socks5_request_parse(&req, h->req, h->req_len, &used, NULL) != SOCKS_DONE)
+		return -1;
+	n = socks5_tp_request_write(buf, sizeof(buf), &req.dst, ptcl, &s);
+	if (n == 0)
+		return -1;
+	memcpy(h->req, buf, n);
+	h->req_len = n;
+	if (h->state == HS_REQUEST)
+		hs_load(h, HS_REQUEST);
+	return 0;
 }
 
 void client_handshake_skip_greeting(struct stp_handshake *h)

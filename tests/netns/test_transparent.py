@@ -483,3 +483,114 @@ def test_tcp_end_on_fin_off(topo, world):
     ts.shutdown(socket.SHUT_WR)
     st.wait_log("ended: closed", 10)
     assert control_closed(c)
+
+
+# ---- real programs through `stp transparent` ----
+
+def stp_bin():
+    if os.environ.get("STP_BIN"):
+        return os.environ["STP_BIN"]
+    from conftest import stpd_binary
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd_binary()))))
+    p = os.path.join(build, "src", "cli", "stp")
+    if not os.path.exists(p):
+        pytest.skip("no stp binary (set STP_BIN=)")
+    return p
+
+
+class Proc:
+    """A program in a namespace, its stderr in a file; waits for a line."""
+
+    def __init__(self, ns, argv, path):
+        self.path = path
+        self.out = open(path, "wb")
+        self.p = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                          stderr=subprocess.STDOUT)
+
+    def text(self):
+        with open(self.path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_for(self, needle, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if needle in self.text():
+                return
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("%r not in output:\n%s" % (needle, self.text()))
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.out.close()
+
+
+def test_dig_through_stp_transparent(topo, world, tmp_path):
+    """dig asks a dnsmasq on the target host, through `stp transparent
+    --udp`: its queries cross the proxy as plain datagrams."""
+    st = world.start()
+    dns = Proc(topo.outside, ["dnsmasq", "--no-daemon", "--port=53",
+                              "--listen-address=" + topo.OUT_IP, "--bind-interfaces",
+                              "--no-resolv", "--no-hosts", "--no-poll",
+                              "--address=/hello.test/192.0.2.55", "--pid-file=",
+                              "--user=root", "--group=root", "--log-queries"],
+               str(tmp_path / "dnsmasq-target.log"))
+    fwd = Proc(topo.inside, [stp_bin(), "transparent", "--udp", "--local", "127.0.0.1:5300",
+                             "socks5://%s:1080" % topo.GW_IN, "%s:53" % topo.OUT_IP],
+               str(tmp_path / "stp.log"))
+    topo.clients += [fwd, dns]
+    fwd.wait_for("stp: transparent udp 127.0.0.1:5300 -> %s:53 via %s:" % (topo.OUT_IP,
+                                                                           topo.GW_IN))
+    out = topo.inside.sh("dig", "@127.0.0.1", "-p", "5300", "hello.test", "A", "+short",
+                         "+tries=3", "+time=3")
+    assert out.strip() == "192.0.2.55"
+    # dnsmasq saw the query from the proxy, not from the client
+    dns.wait_for("query[A] hello.test from %s" % topo.GW_OUT)
+    fwd.close()
+    t = st.wait_log("ended: control connection closed", 10)
+    assert "transparent" in t and " udp " in t
+
+
+def test_curl_through_stp_transparent(topo, world, tmp_path):
+    """curl fetches a page from an HTTP server on the target host, through
+    `stp transparent --tcp`."""
+    st = world.start()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "page.txt").write_text("transparent page\n" * 1000)
+    http = Proc(topo.outside, ["/usr/bin/python3", "-m", "http.server", "8000", "--bind",
+                               topo.OUT_IP, "--directory", str(www)],
+                str(tmp_path / "http.log"))
+    fwd = Proc(topo.inside, [stp_bin(), "transparent", "--tcp", "--local", "127.0.0.1:8080",
+                             "socks5://%s:1080" % topo.GW_IN, "%s:8000" % topo.OUT_IP],
+               str(tmp_path / "stp.log"))
+    topo.clients += [fwd, http]
+    fwd.wait_for("listening")
+
+    def http_up():
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect((topo.OUT_IP, 8000))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+    deadline = time.time() + 15
+    while not topo.outside.run(http_up):
+        assert time.time() < deadline, http.text()
+        time.sleep(0.1)
+    out = topo.inside.sh("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/page.txt")
+    assert out == "transparent page\n" * 1000
+    t = st.wait_log("ended: ", 10)
+    assert " tcp " in t
+    # the server saw the proxy's address
+    http.wait_for('%s - - ' % topo.GW_OUT)
