@@ -594,3 +594,42 @@ def test_curl_through_stp_transparent(topo, world, tmp_path):
     assert " tcp " in t
     # the server saw the proxy's address
     http.wait_for('%s - - ' % topo.GW_OUT)
+
+
+def test_request_in_pieces_and_incomplete(topo, world):
+    """The request arrives one byte per write (the trailer after the
+    RFC 1928 part): answered as a whole. A trailer that never completes is
+    closed without a reply after timeouts { handshake }."""
+    st = world.start("timeouts { handshake 1 }\nrequest pass\n")
+    cli = udp_sock(topo.inside, "10.77.2.2")
+    req = (b"\x05\x04\x00" + _addr(topo.OUT_IP, UDP_PORT) + bytes([UDP]) +
+           _addr("10.77.2.2", cli.getsockname()[1]))
+
+    def bytewise():
+        c = socket.create_connection(world.proxy, timeout=10)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(b"\x05\x01\x00")
+        assert _recv_exact(c, 2) == b"\x05\x00"
+        for i in range(len(req)):
+            c.sendall(req[i:i + 1])
+            time.sleep(0.01)
+        return c, _recv_exact(c, 10)
+    c, head = topo.inside.run(bytewise)
+    _opened.append(c)
+    assert head[1] == 0
+    bnd = (socket.inet_ntoa(head[4:8]), struct.unpack(">H", head[8:10])[0])
+    cli.sendto(b"pieces", bnd)
+    assert cli.recvfrom(100)[0] == b"pieces"
+
+    def incomplete():
+        c = socket.create_connection(world.proxy, timeout=10)
+        c.sendall(b"\x05\x01\x00")
+        assert _recv_exact(c, 2) == b"\x05\x00"
+        c.sendall(req[:-3])  # S.ADDR cut short
+        t0 = time.monotonic()
+        assert c.recv(10) == b""  # closed, no reply
+        return c, time.monotonic() - t0
+    c2, took = topo.inside.run(incomplete)
+    _opened.append(c2)
+    assert 0.5 < took < 5
+    st.wait_log("request incomplete after timeouts { handshake }")

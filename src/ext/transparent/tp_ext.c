@@ -40,6 +40,8 @@ struct tp_state {
 	struct socks_ptcl req;
 	struct flow *flow;
 	struct lookup *lookup;
+	ev_timer trailer_timer; /* timeouts { handshake } for the trailer */
+	struct session *s;
 	struct tp_assoc a;
 	struct tp_relay *relay;
 	/* opened() during open(): what it said, acted on once open returns */
@@ -115,6 +117,7 @@ static void tp_destroy(struct session *s)
 	if (!st)
 		return;
 	resolver_cancel(st->lookup);
+	ev_timer_stop(session_loop(s), &st->trailer_timer);
 	if (st->relay) {
 		struct tp_counters c;
 		struct tp_engine *e;
@@ -373,8 +376,20 @@ static void on_input(struct session *s)
 		return;
 	}
 	session_consume(s, used);
+	ev_timer_stop(session_loop(s), &st->trailer_timer);
 	st->phase = TP_RESOLVING;
 	handle(s, st);
+}
+
+/* The core's handshake timer stops at the RFC 1928 part; the trailer gets
+ * the same time again. */
+static void on_trailer_timeout(EV_P_ ev_timer *w, int revents)
+{
+	struct tp_state *st = w->data;
+	(void)loop;
+	(void)revents;
+	session_info(st->s, "transparent: request incomplete after timeouts { handshake }");
+	session_close(st->s, "handshake timeout");
 }
 
 static void tp_start(struct session *s)
@@ -385,6 +400,11 @@ static void tp_start(struct session *s)
 		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
 		return;
 	}
+	st->s = s;
+	ev_timer_init(&st->trailer_timer, on_trailer_timeout, session_conf(s)->timeouts.handshake,
+		      0);
+	st->trailer_timer.data = st;
+	ev_timer_start(session_loop(s), &st->trailer_timer);
 	session_set_handler(s, &tp_ops, st);
 	session_watch_control(s, on_input);
 	session_input(s, &n, &cap);
