@@ -275,6 +275,14 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
  * it, restores the libc function. (Before soname libstp.so.1 the hooks
  * took no ctx.) */
 void stp_handshake_set_io(struct stp_handshake *h, const struct stp_io *io);
+/* TRANSPARENT (CMD X'04') with this engine: after stp_handshake_init with
+ * STP_CMD_CONNECT and the target, turns the request into X'04' with PTCL
+ * (STP_PTCL_UDP, STP_PTCL_TCP) and the source src (its address and port)
+ * after DST.PORT. The reply is read as CONNECT's; h->bound is then where
+ * the plain packets go. 0, or -1 with *err (STP_ERR_UNSUPPORTED for SOCKS4,
+ * STP_ERR_INVALID for a bad source). */
+int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
+			      enum stp_err *err);
 /* Does as much as the socket allows without blocking. */
 enum stp_step stp_handshake_step(struct stp_handshake *h);
 /* The poll(2) events the last step asked for (POLLIN or POLLOUT), 0 when

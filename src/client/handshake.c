@@ -152,6 +152,18 @@ fail:
 	return -1;
 }
 
+int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
+			      enum stp_err *err)
+{
+	if (ptcl < 0 || ptcl > 255 || src == NULL ||
+	    client_handshake_transparent(h, (uint8_t)ptcl, src) < 0) {
+		if (err)
+			*err = hs_socks4(h) ? STP_ERR_UNSUPPORTED : STP_ERR_INVALID;
+		return -1;
+	}
+	return 0;
+}
+
 int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src)
 {
 	struct socks5_request req;

@@ -633,3 +633,57 @@ def test_request_in_pieces_and_incomplete(topo, world):
     _opened.append(c2)
     assert 0.5 < took < 5
     st.wait_log("request incomplete after timeouts { handshake }")
+
+
+def stpify_bin():
+    p = os.path.join(os.path.dirname(os.path.dirname(stp_bin())), "shim", "stpify")
+    if not os.path.exists(p):
+        pytest.skip("no stpify binary")
+    return p
+
+
+def _target_dns(topo, tmp_path):
+    dns = Proc(topo.outside, ["dnsmasq", "--no-daemon", "--port=53",
+                              "--listen-address=" + topo.OUT_IP, "--bind-interfaces",
+                              "--no-resolv", "--no-hosts", "--no-poll",
+                              "--address=/hello.test/192.0.2.55", "--pid-file=",
+                              "--user=root", "--group=root"],
+               str(tmp_path / "dnsmasq-target.log"))
+    topo.clients.append(dns)
+    return dns
+
+
+def _stpify_dig(topo, tmp_path):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "STP_PROXY": "socks5://%s:1080" % topo.GW_IN, "STP_UDP_TRANSPARENT": "1",
+           "STP_LOG": "info", "STP_TIMEOUT": "10"}
+    argv = ["env"] + ["%s=%s" % kv for kv in env.items()] + [
+        stpify_bin(), "dig", "@" + topo.OUT_IP, "hello.test", "A", "+short", "+tries=3",
+        "+time=3"]
+    r = subprocess.run(["ip", "netns", "exec", topo.inside.name] + argv,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return r.stdout.decode(), r.stderr.decode()
+
+
+def test_stpify_udp_transparent(topo, world, tmp_path):
+    """stpify with udp_transparent: dig's connected UDP socket gets a
+    TRANSPARENT association (plain datagrams), not UDP ASSOCIATE."""
+    st = world.start()
+    _target_dns(topo, tmp_path)
+    out, err = _stpify_dig(topo, tmp_path)
+    assert out.strip() == "192.0.2.55", err
+    assert "UDP TRANSPARENT association for fd" in err, err
+    t = st.wait_log("ended: control connection closed", 10)
+    assert " udp 10.77.2.2:" in t and "-> %s:53" % topo.OUT_IP in t
+
+
+def test_stpify_udp_transparent_falls_back(topo, world, tmp_path):
+    """A proxy whose rules refuse TRANSPARENT UDP (X'02'): stpify falls back
+    on UDP ASSOCIATE and dig still gets its answer."""
+    st = world.start("request pass { command transparent; ptcl tcp }\nrequest pass\n")
+    _target_dns(topo, tmp_path)
+    out, err = _stpify_dig(topo, tmp_path)
+    assert out.strip() == "192.0.2.55", err
+    assert "UDP association for fd" in err, err
+    t = st.wait_log("cmd=udpassociate")
+    assert "PTCL udp not granted" in t
