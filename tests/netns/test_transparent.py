@@ -687,3 +687,20 @@ def test_stpify_udp_transparent_falls_back(topo, world, tmp_path):
     assert "UDP association for fd" in err, err
     t = st.wait_log("cmd=udpassociate")
     assert "PTCL udp not granted" in t
+
+
+def test_tcp_target_refused(topo, world):
+    """Nothing listens at DST: the client's connection is closed and the
+    association ends ("target refused"), control connection included."""
+    st = world.start()
+    ts = tcp_sock(topo.inside, "10.77.2.2")
+    c, rep, bnd = transparent(topo.inside, world.proxy, TCP, (topo.OUT_IP, 7999),
+                              ("10.77.2.2", ts.getsockname()[1]))
+    assert rep == 0  # DST is connected to only when the client's connection comes
+    topo.inside.run(lambda: ts.connect(bnd))
+    try:
+        assert ts.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    assert control_closed(c)
+    st.wait_log("ended: target refused")
