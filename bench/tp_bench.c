@@ -112,8 +112,8 @@ struct udp_flow {
 	size_t hlen;
 };
 
-static int run_udp(const char *mode, const struct stp_proxy *px, const char *addr,
-		   const char *port, double secs, size_t size, int window)
+static int run_udp(const char *mode, const struct stp_proxy *px, const char *addr, const char *port,
+		   double secs, size_t size, int window)
 {
 	struct sockaddr_storage dst;
 	int dl = parse_sa(&dst, addr, port);
@@ -192,8 +192,8 @@ static int run_udp(const char *mode, const struct stp_proxy *px, const char *add
 
 /* ---- TCP load ---- */
 
-static int run_tcp(const char *mode, const struct stp_proxy *px, const char *addr,
-		   const char *port, double secs)
+static int run_tcp(const char *mode, const struct stp_proxy *px, const char *addr, const char *port,
+		   double secs)
 {
 	static uint8_t buf[1 << 18];
 	struct sockaddr_storage dst;
@@ -233,7 +233,8 @@ static int run_tcp(const char *mode, const struct stp_proxy *px, const char *add
 	while (recv(fd, buf, sizeof(buf), 0) > 0) /* the sink's close: all read */
 		;
 	double el = now() - t0;
-	printf("{\"kind\":\"tcp\",\"mode\":\"%s\",\"mb_s\":%.1f}\n", mode, (double)bytes / el / 1e6);
+	printf("{\"kind\":\"tcp\",\"mode\":\"%s\",\"mb_s\":%.1f}\n", mode,
+	       (double)bytes / el / 1e6);
 	if (tp)
 		stp_transparent_close(tp);
 	else

@@ -49,9 +49,8 @@ static struct stp_transparent *open_assoc(const struct cli_opts *o, const struct
 					  int *rc)
 {
 	enum stp_err err;
-	struct stp_transparent *a =
-		stp_transparent_open(&o->proxy, o->ptcl, t->host, t->port, NULL, NULL,
-				     o->timeout_ms, &err);
+	struct stp_transparent *a = stp_transparent_open(&o->proxy, o->ptcl, t->host, t->port, NULL,
+							 NULL, o->timeout_ms, &err);
 	if (!a)
 		*rc = cli_fail(o, "transparent", err);
 	return a;
@@ -92,7 +91,8 @@ static int run_udp(const struct cli_opts *o, const struct tp_target *t, int lfd)
 		}
 		if (p[0].revents & POLLIN) {
 			socklen_t l = sizeof(peer);
-			ssize_t n = recvfrom(lfd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &l);
+			ssize_t n = recvfrom(lfd, buf, sizeof(buf), 0, (struct sockaddr *)&peer,
+					     &l);
 			if (n >= 0) {
 				plen = l;
 				send(stp_transparent_fd(a), buf, (size_t)n, 0);
@@ -107,7 +107,8 @@ static int run_udp(const struct cli_opts *o, const struct tp_target *t, int lfd)
 			ssize_t n = recv(stp_transparent_control_fd(a), buf, sizeof(buf),
 					 MSG_DONTWAIT);
 			if (n <= 0 && !(n < 0 && errno == EAGAIN)) {
-				fprintf(stderr, "stp: transparent: the proxy ended the association\n");
+				fprintf(stderr,
+					"stp: transparent: the proxy ended the association\n");
 				rc = CLI_EXIT_PROTOCOL;
 				break;
 			}
@@ -219,8 +220,7 @@ int cli_cmd_transparent(const struct cli_opts *o)
 		return CLI_EXIT_USAGE;
 	}
 	if (parse_target(&t, o->args[0]) < 0) {
-		fprintf(stderr, "stp: transparent: bad target '%s' (want HOST:PORT)\n",
-			o->args[0]);
+		fprintf(stderr, "stp: transparent: bad target '%s' (want HOST:PORT)\n", o->args[0]);
 		return CLI_EXIT_USAGE;
 	}
 	if (sa_parse(&local, &len, o->local, -1) < 0) {

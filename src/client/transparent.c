@@ -137,15 +137,15 @@ static struct stp_transparent *tp_open(struct stp_transparent *t, const struct s
 	t->data = data_socket(t->ctl, ptcl, src, &local);
 	if (t->data < 0)
 		return tp_fail(err, STP_ERR_SYSTEM);
-	if (t->conn != NULL ? client_conn_hs_init(t->conn, &h, proxy, STP_CMD_CONNECT, host, port,
-						  sa, &e) < 0
-			    : stp_handshake_init(&h, proxy, t->ctl, STP_CMD_CONNECT, host, port, sa,
-						 &e) < 0)
+	if (t->conn != NULL ?
+		    client_conn_hs_init(t->conn, &h, proxy, STP_CMD_CONNECT, host, port, sa, &e) <
+			    0 :
+		    stp_handshake_init(&h, proxy, t->ctl, STP_CMD_CONNECT, host, port, sa, &e) < 0)
 		return tp_fail(err, e);
 	if (client_handshake_transparent(&h, (uint8_t)ptcl, (struct sockaddr *)&local) < 0)
 		return tp_fail(err, STP_ERR_INVALID);
-	if ((t->conn != NULL ? client_conn_hs_run(t->conn, &h, deadline)
-			     : client_handshake_run(&h, deadline)) != STP_DONE) {
+	if ((t->conn != NULL ? client_conn_hs_run(t->conn, &h, deadline) :
+			       client_handshake_run(&h, deadline)) != STP_DONE) {
 		errno = h.sys_errno;
 		return tp_fail(err, h.err);
 	}
@@ -186,9 +186,18 @@ struct stp_transparent *stp_transparent_open(const struct stp_proxy *proxy, int 
 	return t;
 }
 
-int stp_transparent_fd(const struct stp_transparent *t) { return t->data; }
-int stp_transparent_control_fd(const struct stp_transparent *t) { return t->ctl; }
-const struct stp_addr *stp_transparent_bound(const struct stp_transparent *t) { return &t->bound; }
+int stp_transparent_fd(const struct stp_transparent *t)
+{
+	return t->data;
+}
+int stp_transparent_control_fd(const struct stp_transparent *t)
+{
+	return t->ctl;
+}
+const struct stp_addr *stp_transparent_bound(const struct stp_transparent *t)
+{
+	return &t->bound;
+}
 
 void stp_transparent_close(struct stp_transparent *t)
 {

@@ -109,16 +109,17 @@ static void k_ptcl(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 		else if (strcmp(s->args[i], "udp") == 0)
 			r->ptcls |= TP_RULE_PTCL_UDP;
 		else
-			conf_error(p, s->line, "'ptcl' is tcp and/or udp, not '%.64s'",
-				   s->args[i]);
+			conf_error(p, s->line, "'ptcl' is tcp and/or udp, not '%.64s'", s->args[i]);
 	}
 }
 
 static void tp_defaults(void *data)
 {
 	struct tp_settings *t = data;
-	*t = (struct tp_settings){ .conf = { .engine = TP_ENGINE_USER, .engine_name = "user",
-					     .end_on_fin = true, .idle_ms = 300u * 1000u } };
+	*t = (struct tp_settings){ .conf = { .engine = TP_ENGINE_USER,
+					     .engine_name = "user",
+					     .end_on_fin = true,
+					     .idle_ms = 300u * 1000u } };
 }
 
 static void tp_check(struct conf_parser *p, const struct stp_conf *c, const void *settings)
@@ -126,8 +127,9 @@ static void tp_check(struct conf_parser *p, const struct stp_conf *c, const void
 	const struct tp_settings *t = settings;
 	(void)c;
 	if (t->conf.engine == TP_ENGINE_REMOTE && !t->conf.relay)
-		conf_error(p, t->engine_line, "engine remote needs 'relay unix:PATH' or "
-					      "'relay HOST:PORT'");
+		conf_error(p, t->engine_line,
+			   "engine remote needs 'relay unix:PATH' or "
+			   "'relay HOST:PORT'");
 	if (t->conf.engine != TP_ENGINE_REMOTE && t->conf.relay)
 		conf_error(p, t->relay_line, "'relay' is for engine remote");
 }
@@ -141,11 +143,17 @@ static void tp_free(void *settings)
 	free(t->conf.relay_key);
 }
 
-#define KEY1(name, fn) { name, 1, 1, true, fn }
+#define KEY1(name, fn)               \
+	{                            \
+		name, 1, 1, true, fn \
+	}
 static const struct conf_ext_key tp_keys[] = {
-	KEY1("end-on-fin", k_end_on_fin), KEY1("engine", k_engine),
-	KEY1("idle", k_idle),             KEY1("relay", k_relay),
-	KEY1("relay-tls-ca", k_relay),    KEY1("relay-tls-cert", k_relay),
+	KEY1("end-on-fin", k_end_on_fin),
+	KEY1("engine", k_engine),
+	KEY1("idle", k_idle),
+	KEY1("relay", k_relay),
+	KEY1("relay-tls-ca", k_relay),
+	KEY1("relay-tls-cert", k_relay),
 	KEY1("relay-tls-key", k_relay),
 };
 

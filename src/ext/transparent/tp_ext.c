@@ -217,7 +217,8 @@ static int pick_bnd(struct session *s, const struct sockaddr_storage *src,
 	int fd, rc;
 	dgram_params_from_session(&p, s);
 	if (p.local.ss_family == src->ss_family &&
-	    sa_equal_addr((const struct sockaddr *)src, (const struct sockaddr *)session_client(s))) {
+	    sa_equal_addr((const struct sockaddr *)src,
+			  (const struct sockaddr *)session_client(s))) {
 		*bnd = p.local;
 		sa_set_port((struct sockaddr *)bnd, 0);
 		return 0;
@@ -309,8 +310,9 @@ static void handle(struct session *s, struct tp_state *st)
 	st->a.ptcl = st->req.ptcl;
 	st->flow = flow_open(s, RULE_CMD_TRANSPARENT, SOCKS_CMD_TRANSPARENT, t, &why);
 	if (!st->flow) {
-		session_finish(s, strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
-								      SOCKS5_REP_NOT_ALLOWED,
+		session_finish(s,
+			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
+								   SOCKS5_REP_NOT_ALLOWED,
 			       why);
 		return;
 	}
@@ -337,7 +339,8 @@ static void handle(struct session *s, struct tp_state *st)
 		int err = errno;
 		char src[SA_STR_MAX];
 		session_info(s, "transparent: source %s not reachable: %s",
-			     sa_str((struct sockaddr *)&st->a.src, src, sizeof(src)), strerror(err));
+			     sa_str((struct sockaddr *)&st->a.src, src, sizeof(src)),
+			     strerror(err));
 		refuse(s, st, SOCKS5_REP_NET_UNREACHABLE, "source not reachable");
 		return;
 	}

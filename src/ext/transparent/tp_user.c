@@ -123,8 +123,7 @@ static void relay_ended(struct tp_relay *r, const char *why)
 
 /* ---- UDP ---- */
 
-static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *dst,
-		     size_t *hdrlen)
+static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *dst, size_t *hdrlen)
 {
 	struct tp_relay *r = ctx;
 	(void)p;
@@ -137,8 +136,8 @@ static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *
 
 /* Only DST's answers go back to the client: the target-facing socket is
  * not connected, and a pinhole to DST is not one to every host. */
-static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr,
-		      const char *name, bool log)
+static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr, const char *name,
+		      bool log)
 {
 	struct tp_relay *r = ctx;
 	(void)name;
@@ -253,10 +252,9 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		r->cio.data = r;
 		ev_io_start(EV_A, &r->cio);
 		r->tfd = socket(r->a.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (r->tfd < 0 ||
-		    (connect(r->tfd, (struct sockaddr *)&r->a.dst,
-			     sa_len((struct sockaddr *)&r->a.dst)) < 0 &&
-		     errno != EINPROGRESS)) {
+		if (r->tfd < 0 || (connect(r->tfd, (struct sockaddr *)&r->a.dst,
+					   sa_len((struct sockaddr *)&r->a.dst)) < 0 &&
+				   errno != EINPROGRESS)) {
 			relay_ended(r, errno == ECONNREFUSED ? "target refused" :
 							       "target unreachable");
 			return;

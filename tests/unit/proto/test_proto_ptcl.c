@@ -38,19 +38,22 @@ static size_t write_tpr(uint8_t *dst, size_t cap, const void *arg)
 }
 
 /* UDP to 10.0.0.2:53 from 192.0.2.7:5300 */
-static const uint8_t req_v4[] = { 5, 4, 0, 1, 10, 0, 0, 2, 0, 53,
-				  0x11, 1, 192, 0, 2, 7, 0x14, 0xb4 };
+static const uint8_t req_v4[] = {
+	5, 4, 0, 1, 10, 0, 0, 2, 0, 53, 0x11, 1, 192, 0, 2, 7, 0x14, 0xb4
+};
 /* TCP to [2001:db8::2]:80 from [2001:db8::7]:40000 */
 static const uint8_t req_v6[] = {
-	5, 4, 0, 4, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 80,
-	6, 4, 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0x9c, 0x40,
+	5,  4, 0, 4,    0x20, 1,   0xd,  0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,    0,
+	80, 6, 4, 0x20, 1,    0xd, 0xb8, 0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0x9c, 0x40,
 };
 /* UDP to dns.example:53 from 192.0.2.7:5300 */
-static const uint8_t req_name[] = { 5, 4, 0, 3, 11, 'd', 'n', 's', '.', 'e', 'x', 'a', 'm', 'p',
-				    'l', 'e', 0, 53, 0x11, 1, 192, 0, 2, 7, 0x14, 0xb4 };
+static const uint8_t req_name[] = {
+	5,   4,   0,   3, 11, 'd',  'n', 's', '.', 'e', 'x', 'a',  'm',
+	'p', 'l', 'e', 0, 53, 0x11, 1,   192, 0,   2,   7,   0x14, 0xb4
+};
 /* a source given by name (stpd answers X'08'; the codec parses it) */
-static const uint8_t req_sname[] = { 5, 4, 0, 1, 10, 0, 0, 2, 0, 53,
-				     0x11, 3, 3, 'c', 'l', 'i', 0x14, 0xb4 };
+static const uint8_t req_sname[] = { 5,  4,    0, 1, 10,  0,   0,   2,    0,
+				     53, 0x11, 3, 3, 'c', 'l', 'i', 0x14, 0xb4 };
 
 static void test_stream(void **state)
 {
@@ -126,7 +129,8 @@ static void test_errors(void **state)
 	memcpy(b, req_v4, sizeof(b));
 	b[10] = 132; /* SCTP */
 	pc_case = "sctp";
-	pc_assert(pc_run(parse_tpr, b, sizeof(b), &used, NULL) == SOCKS_DONE && tpr.ext.ptcl == 132);
+	pc_assert(pc_run(parse_tpr, b, sizeof(b), &used, NULL) == SOCKS_DONE &&
+		  tpr.ext.ptcl == 132);
 	b[10] = 0x11;
 	b[11] = 2;
 	pc_case = "s.atyp 2";
@@ -170,9 +174,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stream),  cmocka_unit_test(test_cuts),
-		cmocka_unit_test(test_fields),  cmocka_unit_test(test_other_cmd),
-		cmocka_unit_test(test_errors),  cmocka_unit_test(test_writers),
+		cmocka_unit_test(test_stream), cmocka_unit_test(test_cuts),
+		cmocka_unit_test(test_fields), cmocka_unit_test(test_other_cmd),
+		cmocka_unit_test(test_errors), cmocka_unit_test(test_writers),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,7 +116,8 @@ static void test_engines(void **state)
 				assert_non_null(c);
 		} else {
 			assert_null(c);
-			snprintf(msg, sizeof(msg), "t.conf:2: engine '%s' is not built in", names[i]);
+			snprintf(msg, sizeof(msg), "t.conf:2: engine '%s' is not built in",
+				 names[i]);
 			if (!strstr(err, msg))
 				fail_msg("'%s' not in '%s'", msg, err);
 		}
@@ -145,8 +146,8 @@ static void test_rule_ptcl(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults), cmocka_unit_test(test_block),
-		cmocka_unit_test(test_errors),   cmocka_unit_test(test_engines),
+		cmocka_unit_test(test_defaults),  cmocka_unit_test(test_block),
+		cmocka_unit_test(test_errors),    cmocka_unit_test(test_engines),
 		cmocka_unit_test(test_rule_ptcl),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
