@@ -27,11 +27,13 @@ static const char *const engine_names[] = {
 struct tp_settings {
 	struct tp_conf conf;
 	int engine_line, relay_line;
+	bool present; /* the file has a key of the section */
 };
 
 static void k_engine(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct tp_settings *t = data;
+	t->present = true;
 	for (size_t i = 0; i < sizeof(engine_names) / sizeof(engine_names[0]); i++) {
 		if (strcmp(s->args[0], engine_names[i]) != 0)
 			continue;
@@ -57,6 +59,7 @@ static void set_string(char **dst, const char *v)
 static void k_relay(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct tp_settings *t = data;
+	t->present = true;
 	const char *v = s->args[0];
 	if (v[0] == '\0' || strlen(v) > 4096) {
 		conf_error(p, s->line, "bad value for '%s'", s->key);
@@ -82,6 +85,7 @@ static void k_relay(struct conf_parser *p, const struct conf_ext_stmt *s, void *
 static void k_end_on_fin(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct tp_settings *t = data;
+	t->present = true;
 	const char *v = s->args[0];
 	if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
 		t->conf.end_on_fin = true;
@@ -94,6 +98,7 @@ static void k_end_on_fin(struct conf_parser *p, const struct conf_ext_stmt *s, v
 static void k_idle(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct tp_settings *t = data;
+	t->present = true;
 	unsigned secs = t->conf.idle_ms / 1000;
 	conf_ext_uint(p, s, 0, TP_IDLE_MAX, &secs);
 	t->conf.idle_ms = secs * 1000u;
@@ -184,6 +189,12 @@ const struct tp_conf *tp_conf_get(const struct stp_conf *c)
 {
 	const struct tp_settings *t = conf_ext_get(c, &tp_conf_ext);
 	return t ? &t->conf : NULL;
+}
+
+bool tp_conf_present(const struct stp_conf *c)
+{
+	const struct tp_settings *t = conf_ext_get(c, &tp_conf_ext);
+	return t && t->present;
 }
 
 unsigned tp_conf_rule_ptcls(const struct rule *r)

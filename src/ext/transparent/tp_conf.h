@@ -35,6 +35,8 @@ extern const struct conf_ext tp_conf_ext;
 
 /* The section's settings in c (defaults when the file has none). */
 const struct tp_conf *tp_conf_get(const struct stp_conf *c);
+/* True when the file had a `transparent { }` block with a key in it. */
+bool tp_conf_present(const struct stp_conf *c);
 /* The PTCLs rule r grants (TP_RULE_PTCL_*). */
 unsigned tp_conf_rule_ptcls(const struct rule *r);
 

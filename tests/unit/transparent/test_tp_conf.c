@@ -62,6 +62,7 @@ static void test_defaults(void **state)
 	assert_null(t->relay);
 	assert_true(t->end_on_fin);
 	assert_int_equal(t->idle_ms, 300000);
+	assert_false(tp_conf_present(c)); /* stpd -t prints no engine line */
 	conf_unref(c);
 }
 
@@ -73,6 +74,7 @@ static void test_block(void **state)
 	assert_int_equal(t->engine, TP_ENGINE_USER);
 	assert_false(t->end_on_fin);
 	assert_int_equal(t->idle_ms, 42000);
+	assert_true(tp_conf_present(c));
 	conf_unref(c);
 	c = parse_ok("transparent { idle 0; end-on-fin yes }\n");
 	assert_int_equal(tp_conf_get(c)->idle_ms, 0);
