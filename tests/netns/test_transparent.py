@@ -706,3 +706,20 @@ def test_tcp_target_refused(topo, world):
         pass
     assert control_closed(c)
     st.wait_log("ended: target refused")
+
+
+def test_source_on_another_host(topo, world):
+    """The control connection comes from the inside host and names the
+    second host as S: BND is on the proxy's side toward S (10.77.3.1),
+    and only S's datagrams pass."""
+    st = world.start()
+    b = udp_sock(world.second, "10.77.3.2")
+    c, rep, bnd = transparent(topo.inside, world.proxy, UDP, (topo.OUT_IP, UDP_PORT),
+                              ("10.77.3.2", b.getsockname()[1]))
+    assert rep == 0 and bnd[0] == "10.77.3.1"
+    b.sendto(b"from-second", bnd)
+    assert b.recvfrom(100)[0] == b"from-second"
+    a = udp_sock(topo.inside, "10.77.2.2")
+    quiet_after(world.udp.seen, lambda: a.sendto(b"from-controller", bnd))
+    c.close()
+    st.wait_log("ended: control connection closed", 10)
