@@ -267,6 +267,7 @@ def test_udp_v4_pinned_and_torn_down(topo, world):
     assert ("ended: control connection closed up=13 bytes/2 pkts down=13 bytes/2 pkts" in t), t
     assert 'cmd=transparent target=10.77.1.2:7001 up=13 down=13' in t
     assert 'rep="succeeded" result="control connection closed"' in t
+    assert "cmd=transparent target=10.77.1.2:7001 bound=%s:%d" % bnd in t  # the session line
 
 
 def test_udp_v6(topo, world):

@@ -181,6 +181,7 @@ static void answer(struct session *s, struct tp_state *st, uint8_t rep,
 			     dst);
 	adv = *bnd;
 	dgram_advertised(s, &adv); /* udp-advertise: the address behind NAT */
+	session_set_bound(s, (struct sockaddr *)&adv);
 	session_reply(s, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&adv, false);
 }
 
