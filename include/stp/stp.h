@@ -303,6 +303,14 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
  * it, restores the libc function. (Before soname libstp.so.1 the hooks
  * took no ctx.) */
 void stp_handshake_set_io(struct stp_handshake *h, const struct stp_io *io);
+/* TRANSPARENT (CMD X'04') with this engine: after stp_handshake_init with
+ * STP_CMD_CONNECT and the target, turns the request into X'04' with PTCL
+ * (STP_PTCL_UDP, STP_PTCL_TCP) and the source src (its address and port)
+ * after DST.PORT. The reply is read as CONNECT's; h->bound is then where
+ * the plain packets go. 0, or -1 with *err (STP_ERR_UNSUPPORTED for SOCKS4,
+ * STP_ERR_INVALID for a bad source). */
+int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
+			      enum stp_err *err);
 /* Does as much as the socket allows without blocking. */
 enum stp_step stp_handshake_step(struct stp_handshake *h);
 /* The poll(2) events the last step asked for (POLLIN or POLLOUT), 0 when
@@ -365,6 +373,36 @@ int stp_udp_control_fd(const struct stp_udp *u);
 /* Where datagrams go (the relay's address). */
 const struct stp_addr *stp_udp_relay(const struct stp_udp *u);
 void stp_udp_close(struct stp_udp *u);
+
+/* TRANSPARENT (CMD X'04', seed 003; docs/client.md). The proxy relays
+ * plain, unsocksified PTCL packets between one source address and port and
+ * the target: no header on datagrams, a plain TCP connection for TCP.
+ * stp_transparent_open makes the data socket (UDP for STP_PTCL_UDP, TCP
+ * for STP_PTCL_TCP) on `src` (NULL: the control connection's local
+ * address, a port the kernel picks), declares it as S.ADDR:S.PORT, and
+ * connects it to the BND the proxy answers (an unspecified BND means the
+ * proxy's address). The target is host:port (a name or a literal) or sa.
+ * What is written on stp_transparent_fd reaches the target as it is. The
+ * association lives as long as the control connection: the proxy ends it
+ * when stp_transparent_close closes it, and may end it itself (for TCP
+ * when the target sends FIN; stpd then closes the control connection).
+ * A proxy without TRANSPARENT answers X'07' (STP_ERR_REP_CMD_NOT_SUPPORTED),
+ * one that does not relay the PTCL X'09'. Returns NULL with *err. */
+#define STP_PTCL_TCP 6
+#define STP_PTCL_UDP 17
+struct stp_transparent;
+struct stp_transparent *stp_transparent_open(const struct stp_proxy *proxy, int ptcl,
+					     const char *host, uint16_t port,
+					     const struct sockaddr *sa, const struct sockaddr *src,
+					     int timeout_ms, enum stp_err *err);
+/* The data socket (blocking): connected to BND, from the declared source. */
+int stp_transparent_fd(const struct stp_transparent *t);
+/* The control connection: readable with EOF when the proxy ended it. */
+int stp_transparent_control_fd(const struct stp_transparent *t);
+/* BND: where the data socket sends. */
+const struct stp_addr *stp_transparent_bound(const struct stp_transparent *t);
+/* Closes the data socket and the control connection (the association). */
+void stp_transparent_close(struct stp_transparent *t);
 
 /* The datagram header alone, for callers that own their UDP socket.
  * stp_udp_header writes RSV FRAG=0 ATYP ADDR PORT for host (a name or a

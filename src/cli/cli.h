@@ -43,6 +43,8 @@ struct cli_opts {
 	const char *ca;    /* --ca FILE: as ?ca=FILE in a TLS proxy URL */
 	bool insecure;     /* --insecure: as ?insecure=1 */
 	bool json;         /* --json: stp features prints JSON */
+	int ptcl;          /* transparent: --udp (17) or --tcp (6) */
+	const char *local; /* transparent: --local ADDR:PORT */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
@@ -74,6 +76,7 @@ int cli_cmd_dns(const struct cli_opts *o); /* cli_dnsproxy.c */
 int cli_cmd_autoconfig(const struct cli_opts *o);
 int cli_cmd_features(const struct cli_opts *o); /* cli_features.c */
 int cli_cmd_lookup(const struct cli_opts *o);
+int cli_cmd_transparent(const struct cli_opts *o); /* cli_transparent.c */
 
 /* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1

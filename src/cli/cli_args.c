@@ -30,6 +30,10 @@ void cli_usage(FILE *f)
 	      "       stp [options] lookup NAME         NAME's address: through the proxy's\n"
 	      "                                         RESOLVE when it offers it, else locally\n"
 	      "                                         (never locally for socks5h/socks4a)\n"
+	      "       stp [options] transparent --udp|--tcp --local ADDR:PORT [PROXY-URL] HOST:PORT\n"
+	      "                                         forward a local UDP or TCP port to\n"
+	      "                                         HOST:PORT through TRANSPARENT (X'04'):\n"
+	      "                                         plain packets, no SOCKS header\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -51,6 +55,8 @@ void cli_usage(FILE *f)
 	      "                     with only $STP_PROXY it is asked unless STP_AUTOCONF=0\n"
 	      "  --no-autoconfig    never ask\n"
 	      "  --json             features: print JSON\n"
+	      "  --udp, --tcp       transparent: the protocol forwarded\n"
+	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -219,7 +225,7 @@ void cli_load_proxy(struct cli_opts *o)
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
-	       OPT_NO_AC, OPT_JSON };
+	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -230,6 +236,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "autoconfig", no_argument, NULL, OPT_AC },
 		{ "no-autoconfig", no_argument, NULL, OPT_NO_AC },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "udp", no_argument, NULL, OPT_UDP },
+		{ "tcp", no_argument, NULL, OPT_TCP },
+		{ "local", required_argument, NULL, OPT_LOCAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -253,6 +262,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_AC: o->autoconfig = 1; break;
 		case OPT_NO_AC: o->autoconfig = 0; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_UDP: o->ptcl = STP_PTCL_UDP; break;
+		case OPT_TCP: o->ptcl = STP_PTCL_TCP; break;
+		case OPT_LOCAL: o->local = optarg; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

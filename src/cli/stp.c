@@ -12,7 +12,7 @@ static const struct {
 	const char *name;
 	int (*run)(const struct cli_opts *o);
 	int min_args, max_args;
-	bool url_arg; /* an operand, when given, is the proxy URL (as --proxy) */
+	bool url_arg; /* with max_args operands, the first is the proxy URL */
 } cli_cmds[] = {
 	{ "autoconfig", cli_cmd_autoconfig, 0, 0, false },
 	{ "bind", cli_cmd_bind, 0, 2, false },
@@ -21,6 +21,7 @@ static const struct {
 	{ "features", cli_cmd_features, 0, 1, true },
 	{ "lookup", cli_cmd_lookup, 1, 1, false },
 	{ "resolve", cli_cmd_resolve, 1, 1, false },
+	{ "transparent", cli_cmd_transparent, 1, 2, true },
 	{ "udp", cli_cmd_udp, 2, 2, false },
 };
 
@@ -42,8 +43,11 @@ int main(int argc, char **argv)
 			cli_usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
-		if (cli_cmds[i].url_arg && o.nargs == 1)
+		if (cli_cmds[i].url_arg && o.nargs == cli_cmds[i].max_args) {
 			o.proxy_url = o.args[0];
+			o.args++;
+			o.nargs--;
+		}
 		cli_load_proxy(&o);
 		int rc = cli_cmds[i].run(&o);
 		stp_autoconf_free(o.ac);

@@ -44,6 +44,10 @@ enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
  * as to CONNECT. -1 for a SOCKS4 proxy or a DST that does not encode. */
 int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 				 const struct socks_addr *dst);
+/* TRANSPARENT: the request h was prepared with (any command, DST) becomes
+ * CMD X'04' with PTCL and src (an address and port) after DST.PORT. -1 for
+ * SOCKS4 or a source that cannot be written. */
+int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
 /* Connects to the proxy: every address of its name, Happy Eyeballs. The

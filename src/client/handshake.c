@@ -17,6 +17,7 @@
 
 #include "client/client.h"
 #include "common/log.h"
+#include "common/sockaddr.h"
 
 enum hs_state {
 	HS_GREETING,    /* sending VER NMETHODS METHODS */
@@ -163,6 +164,34 @@ int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 	h->cmd = cmd;
 	/* Already at the request (inside X'86'): what is loaded is the old one. */
 	if (h->state == HS_REQUEST && h->out_off == 0)
+int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
+			      enum stp_err *err)
+{
+	if (ptcl < 0 || ptcl > 255 || src == NULL ||
+	    client_handshake_transparent(h, (uint8_t)ptcl, src) < 0) {
+		if (err)
+			*err = hs_socks4(h) ? STP_ERR_UNSUPPORTED : STP_ERR_INVALID;
+		return -1;
+	}
+	return 0;
+}
+
+int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src)
+{
+	struct socks5_request req;
+	struct socks_addr s;
+	uint8_t buf[STP_HS_BUF];
+	size_t used, n;
+
+	if (hs_socks4(h) || h->state == HS_FAILED || sa_to_socks(&s, src) < 0 ||
+	    socks5_request_parse(&req, h->req, h->req_len, &used, NULL) != SOCKS_DONE)
+		return -1;
+	n = socks5_tp_request_write(buf, sizeof(buf), &req.dst, ptcl, &s);
+	if (n == 0)
+		return -1;
+	memcpy(h->req, buf, n);
+	h->req_len = n;
+	if (h->state == HS_REQUEST)
 		hs_load(h, HS_REQUEST);
 	return 0;
 }

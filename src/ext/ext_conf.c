@@ -16,6 +16,7 @@
 #include "ext/mcast/mc_conf.h"
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
+#include "ext/transparent/tp_conf.h"
 #include "policy/conf_ext.h"
 
 static const struct ext_conf_entry {
@@ -29,6 +30,7 @@ static const struct ext_conf_entry {
 	{ &gss_conf_ext, STP_EXT_GSSAPI, "the GSS-API extension", "ext_gssapi" },
 	{ &ac_conf_ext, STP_EXT_AUTOCONF, "the autoconfig extension", "ext_autoconf" },
 	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
+	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

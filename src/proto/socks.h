@@ -176,6 +176,39 @@ enum socks_res socks_udp_parse(struct socks_udp_hdr *out, const uint8_t *p, size
 			       struct socks_err *err);
 size_t socks_udp_write(uint8_t *dst, size_t cap, uint8_t frag, const struct socks_addr *a);
 
+/* ---- TRANSPARENT (CMD X'04', seed 003; docs/protocol.md) ----
+ * After DST.PORT of a request whose CMD is X'04' come
+ *   PTCL(1) S.ATYP(1) S.ADDR(variable) S.PORT(2)
+ * and nothing else for any other CMD. Every PTCL value parses (the server
+ * answers X'09' for one it does not relay); S.ATYP X'03' parses too (stpd
+ * answers X'08'); an unknown S.ATYP is BAD with X'08'. */
+#define SOCKS_PTCL_TCP 0x06
+#define SOCKS_PTCL_UDP 0x11
+#define SOCKS_PTCL_TRAILER_MAX (1 + SOCKS_ADDR_MAX)
+#define SOCKS5_TP_REQUEST_MAX (SOCKS5_REQUEST_MAX + SOCKS_PTCL_TRAILER_MAX)
+struct socks_ptcl {
+	uint8_t ptcl;          /* IANA protocol number: 6 TCP, 17 UDP */
+	struct socks_addr src; /* S.ATYP S.ADDR S.PORT */
+};
+/* The trailer alone (what follows DST.PORT). */
+enum socks_res socks_ptcl_parse(struct socks_ptcl *out, const uint8_t *p, size_t n, size_t *used,
+				struct socks_err *err);
+size_t socks_ptcl_write(uint8_t *dst, size_t cap, uint8_t ptcl, const struct socks_addr *src);
+/* A whole request: the RFC 1928 part, and the trailer when CMD is X'04'
+ * (has_ptcl says whether it was there). */
+struct socks5_tp_request {
+	struct socks5_request req;
+	bool has_ptcl;
+	struct socks_ptcl ext;
+};
+enum socks_res socks5_tp_request_parse(struct socks5_tp_request *out, const uint8_t *p, size_t n,
+				       size_t *used, struct socks_err *err);
+/* VER X'04' RSV ATYP DST.ADDR DST.PORT PTCL S.ATYP S.ADDR S.PORT. */
+size_t socks5_tp_request_write(uint8_t *dst, size_t cap, const struct socks_addr *target,
+			       uint8_t ptcl, const struct socks_addr *src);
+/* "tcp", "udp", or NULL for a PTCL stp does not relay. */
+const char *socks_ptcl_name(uint8_t ptcl);
+
 /* ---- SOCKS4 / 4a: VN CD DSTPORT DSTIP USERID NUL [HOST NUL] ---- */
 struct socks4_request {
 	uint8_t cmd;

@@ -74,6 +74,9 @@ struct stp_ext {
 	 * about a command or method this client is not offered are dropped by
 	 * the writer, so a module writes what it knows without checking. */
 	void (*describe)(const struct session *s, struct feat_writer *w);
+	/* `stpd -t`: a line about how the module will run under c (e.g.
+	 * TRANSPARENT's engine), printed as "NAME: TEXT"; NULL: none. */
+	void (*conf_report)(const struct stp_conf *c, char *buf, size_t cap);
 };
 
 /* The configuration a worker runs under (for worker_init checks). */
@@ -119,5 +122,6 @@ extern const struct stp_ext ext_resolve; /* src/ext/resolve */
 extern const struct stp_ext ext_gssapi; /* src/ext/gssapi */
 extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
 extern const struct stp_ext ext_discovery; /* src/ext/discovery */
+extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 
 #endif

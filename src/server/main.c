@@ -79,6 +79,21 @@ static void print_version(void)
 	printf("\n");
 }
 
+/* `stpd -t`: what each module says about how it will run. */
+static void print_descriptions(const struct stp_conf *c)
+{
+	size_t n;
+	const struct stp_ext *const *exts = ext_all(&n);
+	for (size_t i = 0; i < n; i++) {
+		char buf[256] = "";
+		if (!exts[i]->conf_report)
+			continue;
+		exts[i]->conf_report(c, buf, sizeof(buf));
+		if (buf[0])
+			printf("%s: %s\n", exts[i]->name, buf);
+	}
+}
+
 static int parse_level(const char *s)
 {
 	static const struct { const char *name; int level; } levels[] = {
@@ -347,6 +362,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.check_only) {
+		print_descriptions(boot->conf);
 		printf("configuration OK\n");
 		snapshot_unref(boot);
 		return 0;

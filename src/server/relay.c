@@ -226,6 +226,10 @@ static void run(struct relay *r, int i)
 		relay_end(r, "closed");
 		return;
 	}
+	if (r->end_after_eof[i] && half_finished(&r->half[i])) {
+		relay_end(r, "fin");
+		return;
+	}
 	set_interest(r, i);
 	if (i == 0 && !conn_can_splice(r->end[0]))
 		set_interest(r, 1); /* reading TLS can queue output (alerts, key updates) */

@@ -52,6 +52,10 @@ struct relay {
 	struct conn *end[2];
 	struct conn target;
 	relay_done_fn done;
+	/* Set after relay_start: the relay ends ("fin") as soon as half i
+	 * has passed its source's end of stream on (TRANSPARENT's end on the
+	 * target's FIN: end_after_eof[1]). */
+	bool end_after_eof[2];
 };
 
 /* Starts relaying between the client connection and the target socket

@@ -97,6 +97,8 @@ void *session_handler_data(const struct session *s);
 /* Records the reply code for the session's log line when a command writes
  * its own reply form (session_reply does this itself). */
 void session_note_reply(struct session *s, uint8_t rep);
+/* What the session's log line reports as bound= (an extension's BND). */
+void session_set_bound(struct session *s, const struct sockaddr *sa);
 /* The session ends, with this reason, once what is queued (and anything
  * queued next) is written. */
 void session_close_after_output(struct session *s, const char *reason);
@@ -112,6 +114,9 @@ void session_warnx(const struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void session_info(const struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The SOCKS5 reply code for a socket error (ECONNREFUSED X'05', ...). */
+uint8_t session_errno_rep(int err);
 
 /* Writes one line to the session log and frees everything. */
 void session_close(struct session *s, const char *reason);

@@ -131,6 +131,13 @@ void session_note_reply(struct session *s, uint8_t rep)
 	s->rep_sent = true;
 }
 
+void session_set_bound(struct session *s, const struct sockaddr *sa)
+{
+	memset(&s->bound, 0, sizeof(s->bound));
+	memcpy(&s->bound, sa, sa_len(sa));
+	sa_unmap(&s->bound);
+}
+
 void session_close_after_output(struct session *s, const char *reason)
 {
 	s->closing_after_flush = true;

@@ -145,7 +145,6 @@ void session_arm_timer(struct session *s, unsigned secs, void (*cb)(EV_P_ ev_tim
  * handshake buffer after `used` go to the peer first. */
 void session_start_relay(struct session *s, int peer);
 /* Maps errno of a failed connect/bind to a SOCKS5 reply code. */
-uint8_t session_errno_rep(int err);
 
 /* refuse.c: answer a client refused at admission, then close (takes s). */
 void session_refuse(struct session *s, const char *why);

@@ -131,6 +131,8 @@ static void conf_apply(const char *key, const char *val, const char *where)
 		shim_conf.log_level = conf_level(val);
 	} else if (strcmp(key, "bind") == 0) {
 		shim_conf.bind = conf_bool(val);
+	} else if (strcmp(key, "udp_transparent") == 0) {
+		shim_conf.udp_transparent = conf_bool(val);
 	} else if (strcmp(key, "proxy_loopback") == 0) {
 		shim_conf.proxy_loopback = conf_bool(val);
 	} else if (strcmp(key, "dns") == 0) {
@@ -261,6 +263,7 @@ void shim_conf_load(void)
 	conf_env("STP_TIMEOUT", "timeout");
 	conf_env("STP_FAKE_NET", "fake_net");
 	conf_env("STP_FAKE_NET6", "fake_net6");
+	conf_env("STP_UDP_TRANSPARENT", "udp_transparent");
 	if (file != NULL && *file != '\0')
 		conf_file(file);
 	conf_env("STPIFY_PROXY", "proxy");
@@ -271,11 +274,12 @@ void shim_conf_load(void)
 	}
 	conf_proxy_addrs();
 	char url[600];
-	shim_log(SHIM_LOG_INFO, "proxy %s, loopback %s, dns %s, bind %s",
+	shim_log(SHIM_LOG_INFO, "proxy %s, loopback %s, dns %s, bind %s, udp %s",
 		 stp_proxy_str(&shim_conf.proxy, url, sizeof(url)),
 		 shim_conf.proxy_loopback ? "proxied" : "direct",
 		 shim_conf.remote_dns ? "through the proxy" : "local",
-		 shim_conf.bind ? "on" : "off");
+		 shim_conf.bind ? "on" : "off",
+		 shim_conf.udp_transparent ? "transparent first" : "associate");
 }
 
 static bool policy_is_proxy(const struct sockaddr *sa)

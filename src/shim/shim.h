@@ -92,6 +92,7 @@ struct shim_conf {
 	bool proxy_loopback; /* socksify loopback targets too */
 	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
 	int timeout_ms;      /* connect + handshake deadline */
+	bool udp_transparent; /* connected UDP sockets try TRANSPARENT X'04' first */
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;
@@ -153,6 +154,8 @@ struct shim_fd {
 	struct sockaddr_storage relay;
 	socklen_t relaylen;
 	bool udp_connected;
+	bool transparent;    /* the association is TRANSPARENT X'04' to peer: no header */
+	bool no_transparent; /* the proxy refused it for this socket: UDP ASSOCIATE */
 	struct sockaddr_storage last_fake; /* last fake-DNS destination sent to */
 	/* BIND */
 	struct stp_handshake *hs;

@@ -21,6 +21,15 @@
  * so the same socket can still reach bypassed destinations directly.
  * When the proxy closes the control connection, the next send makes a new
  * association.
+ *
+ * With udp_transparent on, a connected socket asks for TRANSPARENT X'04'
+ * to its peer first (seed 003, docs/stpify.md): datagrams then go to the
+ * relay as they are, with no header, and all come from the peer. A proxy
+ * that answers X'07' (no such command) or X'09' (no UDP relay) gets UDP
+ * ASSOCIATE on a new control connection, and is not asked again; X'02'
+ * (its rules refuse it) gets ASSOCIATE for this socket. A
+ * datagram to another destination, or a connect() elsewhere, ends the
+ * TRANSPARENT association and the socket makes a new one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +45,7 @@
 #define UDP_IOV_MAX 64
 
 static pthread_mutex_t udp_create_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool tp_unsupported; /* the proxy said X'07'/X'09' once: under udp_create_lock */
 static __thread uint8_t *udp_pkt; /* one datagram as received, per thread */
 
 bool udp_wants_proxy(int fd, const struct sockaddr *sa)
@@ -178,18 +188,64 @@ static int udp_ctl_open(int fd, int64_t deadline)
 	return -1;
 }
 
-/* The UDP ASSOCIATE handshake on a fresh control connection. The control
- * fd, or -1 with errno; st->relay is where datagrams go, in the family of
- * fd (which may have been replaced to reach it). */
-static int udp_associate(int fd, struct shim_fd *st)
+/* The request on ctl: TRANSPARENT to peer (when not NULL), else UDP
+ * ASSOCIATE, declaring decl. *h holds the reply. */
+static int udp_request(int ctl, const struct sockaddr *peer, const struct sockaddr *decl,
+		       struct stp_handshake *h, int64_t deadline)
+{
+	struct stp_proxy proxy = shim_conf.proxy;
+	char name[STP_NAME_MAX + 1];
+	const char *host = NULL;
+	enum stp_err err;
+	int rc;
+
+	if (peer && fakedns_is_fake(peer)) {
+		if (!fakedns_name(peer, name, sizeof(name))) {
+			errno = EHOSTUNREACH;
+			return -1;
+		}
+		host = name;
+		shim_policy_proxy_for_name(&proxy);
+	}
+	struct sockaddr_storage dst;
+	if (peer && !host) {
+		memcpy(&dst, peer, sa_len(peer));
+		sa_unmap(&dst);
+	}
+	rc = peer ? stp_handshake_init(h, &proxy, ctl, STP_CMD_CONNECT, host,
+				       (uint16_t)sa_port(peer), host ? NULL : (struct sockaddr *)&dst,
+				       &err)
+		  : stp_handshake_init(h, &proxy, ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0, decl, &err);
+	if (rc == 0 && peer)
+		rc = stp_handshake_transparent(h, STP_PTCL_UDP, decl, &err);
+	if (rc < 0) {
+		errno = stp_err_errno(err);
+		return -1;
+	}
+	stp_handshake_set_io(h, &shim_real_io);
+	if (shim_handshake_run(h, deadline) != STP_DONE) {
+		shim_log(peer && (h->rep == 0x07 || h->rep == 0x09 || h->rep == 0x02) ? SHIM_LOG_INFO
+										       : SHIM_LOG_ERROR,
+			 "%s: %s", peer ? "TRANSPARENT" : "UDP ASSOCIATE", stp_strerror(h->err));
+		errno = stp_err_errno(h->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The UDP ASSOCIATE (or TRANSPARENT, to peer) handshake on a fresh control
+ * connection. The control fd, or -1 with errno; st->relay is where
+ * datagrams go, in the family of fd (which may have been replaced to
+ * reach it). */
+static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer)
 {
 	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
 	struct sockaddr_storage local, decl, px;
 	socklen_t llen, dlen = sizeof(decl), plen = sizeof(px);
 	struct stp_handshake h;
-	enum stp_err err;
 	int ctl, e;
 
+	memset(&h, 0, sizeof(h));
 	ctl = udp_ctl_open(fd, deadline);
 	if (ctl < 0)
 		return -1;
@@ -205,15 +261,26 @@ static int udp_associate(int fd, struct shim_fd *st)
 	if (shim_real.getsockname(ctl, (struct sockaddr *)&decl, &dlen) < 0)
 		goto fail;
 	sa_set_port((struct sockaddr *)&decl, sa_port((struct sockaddr *)&local));
-	if (stp_handshake_init(&h, &shim_conf.proxy, ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0,
-			       (struct sockaddr *)&decl, &err) < 0) {
-		errno = stp_err_errno(err);
+	sa_unmap(&decl);
+	st->transparent = false;
+	if (peer && udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline) == 0) {
+		st->transparent = true;
+	} else if (peer && (h.rep == 0x07 || h.rep == 0x09 || h.rep == 0x02)) {
+		/* This proxy has no TRANSPARENT for UDP (X'07', X'09'), or not
+		 * for this socket (X'02'): ASSOCIATE, on a new control
+		 * connection (it closed this one). */
+		if (h.rep != 0x02)
+			tp_unsupported = true;
+		st->no_transparent = true;
+		fdtab_set_internal(ctl, false);
+		shim_real.close(ctl);
+		if ((ctl = udp_ctl_open(fd, deadline)) < 0)
+			return -1;
+		if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline) < 0)
+			goto fail;
+	} else if (peer) {
 		goto fail;
-	}
-	stp_handshake_set_io(&h, &shim_real_io);
-	if (shim_handshake_run(&h, deadline) != STP_DONE) {
-		shim_log(SHIM_LOG_ERROR, "UDP ASSOCIATE: %s", stp_strerror(h.err));
-		errno = stp_err_errno(h.err);
+	} else if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline) < 0) {
 		goto fail;
 	}
 	if (h.bound.salen == 0) {
@@ -235,7 +302,8 @@ static int udp_associate(int fd, struct shim_fd *st)
 		goto fail;
 	}
 	char where[SA_STR_MAX];
-	shim_log(SHIM_LOG_INFO, "UDP association for fd %d, relay %s", fd,
+	shim_log(SHIM_LOG_INFO, "UDP %s for fd %d, relay %s",
+		 st->transparent ? "TRANSPARENT association" : "association", fd,
 		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)));
 	return ctl;
 fail:
@@ -246,8 +314,22 @@ fail:
 	return -1;
 }
 
-/* fd's association, made (or remade) if needed. 0 with *st, or -1. */
-static int udp_ensure(int fd, struct shim_fd *st)
+/* The peer a new association of fd asks TRANSPARENT for: peer (a
+ * connect() under way) or the one recorded, when the option is on and the
+ * proxy has not refused it. */
+static const struct sockaddr *tp_peer(const struct shim_fd *n, const struct sockaddr *peer)
+{
+	if (!shim_conf.udp_transparent || tp_unsupported || n->no_transparent)
+		return NULL;
+	if (peer)
+		return peer;
+	return n->kind == SHIM_FD_UDP && n->udp_connected ? (const struct sockaddr *)&n->peer
+							  : NULL;
+}
+
+/* fd's association, made (or remade) if needed; peer: see tp_peer. 0
+ * with *st, or -1. */
+static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer)
 {
 	int family, ctl;
 
@@ -272,7 +354,7 @@ static int udp_ensure(int fd, struct shim_fd *st)
 			shim_real.close(st->ctl);
 		}
 	}
-	ctl = udp_associate(fd, &n);
+	ctl = udp_associate(fd, &n, tp_peer(&n, peer));
 	int e = errno;
 	n.ctl = ctl;
 	if (ctl >= 0 || n.app_family != 0)
@@ -297,12 +379,30 @@ static void udp_set_peer(struct shim_fd *st, void *arg)
 	}
 }
 
+/* Ends fd's association (its control connection): the next send makes a
+ * new one. */
+static void udp_drop_assoc(struct shim_fd *st, void *arg)
+{
+	(void)arg;
+	if (st->ctl >= 0) {
+		fdtab_set_internal(st->ctl, false);
+		shim_real.close(st->ctl);
+	}
+	st->ctl = -1;
+	st->transparent = false;
+}
+
 int udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct shim_fd st;
 
+	/* A TRANSPARENT association is to one peer: another one needs a new
+	 * association. */
+	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP && st.transparent &&
+	    !sa_equal(sa, (struct sockaddr *)&st.peer))
+		fdtab_update(fd, udp_drop_assoc, NULL);
 	shim_enter();
-	int rc = udp_ensure(fd, &st);
+	int rc = udp_ensure(fd, &st, sa);
 	shim_leave();
 	if (rc < 0)
 		return -1;
@@ -344,11 +444,21 @@ ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = EMSGSIZE;
 		return -1;
 	}
+	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP && st.transparent &&
+	    ((dst && !sa_equal(dst, (struct sockaddr *)&st.peer)) || !st.udp_connected))
+		fdtab_update(fd, udp_drop_assoc, NULL); /* to elsewhere: ASSOCIATE */
 	shim_enter();
-	int rc = udp_ensure(fd, &st);
+	int rc = udp_ensure(fd, &st, NULL);
 	shim_leave();
 	if (rc < 0)
 		return -1;
+	if (st.transparent) {
+		/* plain datagrams to the relay */
+		struct msghdr m = *msg;
+		m.msg_name = &st.relay;
+		m.msg_namelen = st.relaylen;
+		return shim_real.sendmsg(fd, &m, flags | MSG_NOSIGNAL);
+	}
 	if (dst == NULL)
 		dst = (struct sockaddr *)&st.peer;
 	size_t hlen = udp_header(hdr, sizeof(hdr), dst);
@@ -474,11 +584,19 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 		msg->msg_controllen = m.msg_controllen;
 		msg->msg_flags = m.msg_flags & ~MSG_TRUNC;
 		ssize_t off = -1;
-		if (sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay))
-			off = stp_udp_unwrap(udp_pkt, (size_t)n, &sa);
-		bool keep = off >= 0 && udp_source(&st, &sa, app_family, &src, &srclen) == 0 &&
-			    (!st.udp_connected || sa_equal((struct sockaddr *)&src,
-							   (struct sockaddr *)&st.peer));
+		bool keep;
+		if (st.transparent && sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay)) {
+			/* TRANSPARENT: no header, everything is from the peer */
+			off = 0;
+			keep = shim_sa_to_family((struct sockaddr *)&st.peer, app_family, &src,
+						 &srclen) == 0;
+		} else {
+			if (sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay))
+				off = stp_udp_unwrap(udp_pkt, (size_t)n, &sa);
+			keep = off >= 0 && udp_source(&st, &sa, app_family, &src, &srclen) == 0 &&
+			       (!st.udp_connected || sa_equal((struct sockaddr *)&src,
+							      (struct sockaddr *)&st.peer));
+		}
 		if (off < 0 && !sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay) &&
 		    !st.udp_connected) {
 			/* A direct datagram from a bypassed peer: as it is. */

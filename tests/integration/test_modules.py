@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi, ext_autoconf, ext_discovery;
+ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -42,9 +42,14 @@ USES = {
     "discovery": [
         ("request block { command discover; from 10.0.0.0/8 }\n", "discover", 1),
     ],
+    "transparent": [
+        ("transparent { idle 60 }\n", "transparent", 1),
+        ("request pass { command transparent; ptcl udp }\n", "ptcl", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
-            "autoconf": "autoconfig", "discovery": "feature discovery"}
+            "autoconf": "autoconfig", "discovery": "feature discovery",
+            "transparent": "TRANSPARENT"}
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +69,8 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
+                    "transparent"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
@@ -116,3 +122,17 @@ def test_discovery_method_with_or_without_module(stpd_factory):
     s = S.dial(p.port)
     with s:
         assert S.negotiate(s, (0x87,)) == (0x87 if has else S.M_NOACCEPT)
+def test_transparent_engine_reported(tmp_path):
+    """`stpd -t` says which TRANSPARENT relay engine runs; one this build
+    lacks is refused at its line."""
+    if "transparent" not in servers.stpd_modules(servers.stpd_binary()):
+        pytest.skip("stpd built without the transparent extension")
+    rc, out, path = check(tmp_path, "transparent { engine user }\n")
+    assert rc == 0 and "transparent: engine user\nconfiguration OK" in out, out
+    rc, out, path = check(tmp_path, "")  # no block: the plain answer
+    assert rc == 0 and out.strip() == "configuration OK", out
+    rc, out, path = check(tmp_path, "transparent {\n engine remote\n relay unix:/x\n}\n")
+    if rc != 0:
+        assert "%s:2: engine 'remote' is not built in" % path in out, out
+    else:
+        assert "transparent: engine remote" in out, out

@@ -333,6 +333,52 @@ static void test_udp_associate(void **state)
 	fake_close(&f);
 }
 
+/* TRANSPARENT X'04' (stp_handshake_transparent): UDP to 192.0.2.7:80 from
+ * 10.0.0.9:5300, and TCP to web.test:443 through socks5h. */
+static const uint8_t REQ_TP_V4[] = { 0x05, 0x04, 0x00, 0x01, 192, 0, 2, 7, 0x00, 0x50,
+				     0x11, 0x01, 10, 0, 0, 9, 0x14, 0xB4 };
+static const uint8_t REQ_TP_NAME[] = { 0x05, 0x04, 0x00, 0x03, 8, 'w', 'e', 'b', '.', 't', 'e',
+				       's', 't', 0x01, 0xBB, 0x06, 0x01, 10, 0, 0, 9, 0x14, 0xB4 };
+static const uint8_t REP_PTCL[] = { 0x05, 0x09, 0x00, 0x01, 0, 0, 0, 0, 0, 0 };
+
+static struct sockaddr_in source_v4(void)
+{
+	struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons(5300) };
+	inet_pton(AF_INET, "10.0.0.9", &s.sin_addr);
+	return s;
+}
+
+static void test_transparent(void **state)
+{
+	struct fake f;
+	struct sockaddr_in src = source_v4();
+	enum stp_err err;
+	const struct xchg x[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_TP_V4, REP_V4) };
+	const struct xchg y[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_TP_NAME, REP_PTCL) };
+
+	start(&f, "socks5://127.0.0.1", STP_CMD_CONNECT, NULL, 0, true);
+	assert_int_equal(stp_handshake_transparent(&f.h, STP_PTCL_UDP, (struct sockaddr *)&src,
+						   &err), 0);
+	assert_int_equal(fake_run(&f, x, 2, true), STP_DONE);
+	assert_addr(&f.h.bound, "10.0.0.1:1080");
+	fake_close(&f);
+
+	start(&f, "socks5h://127.0.0.1", STP_CMD_CONNECT, "web.test", 443, false);
+	assert_int_equal(stp_handshake_transparent(&f.h, STP_PTCL_TCP, (struct sockaddr *)&src,
+						   &err), 0);
+	assert_int_equal(fake_run(&f, y, 2, false), STP_ERROR);
+	assert_int_equal(f.h.err, STP_ERR_REP_PTCL_NOT_SUPPORTED);
+	assert_int_equal(f.h.rep, 0x09);
+	fake_close(&f);
+
+	/* SOCKS4 has no TRANSPARENT */
+	start(&f, "socks4://127.0.0.1", STP_CMD_CONNECT, NULL, 0, true);
+	assert_int_equal(stp_handshake_transparent(&f.h, STP_PTCL_UDP, (struct sockaddr *)&src,
+						   &err), -1);
+	assert_int_equal(err, STP_ERR_UNSUPPORTED);
+	fake_close(&f);
+}
+
 /* ---- partial writes ---- */
 
 /* The hooks' own state, reached through ctx: no global, so two
@@ -587,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_bind_two_replies),
 		cmocka_unit_test(test_bind_second_reply_refused),
 		cmocka_unit_test(test_udp_associate),
+		cmocka_unit_test(test_transparent),
 		cmocka_unit_test(test_partial_writes),
 		cmocka_unit_test(test_io_ctx_per_handshake),
 		cmocka_unit_test(test_io_reset),

@@ -406,7 +406,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 4);
+	assert_int_equal(blocks, 5); /* + autoconfig { }, transparent { } */
 }
 
 int main(void)
