@@ -164,6 +164,10 @@ int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 	h->cmd = cmd;
 	/* Already at the request (inside X'86'): what is loaded is the old one. */
 	if (h->state == HS_REQUEST && h->out_off == 0)
+		hs_load(h, HS_REQUEST);
+	return 0;
+}
+
 int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
 			      enum stp_err *err)
 {
