@@ -28,6 +28,7 @@ struct rd_relay {
 	uint32_t id;  /* the control side's */
 	struct tp_relay *r;
 	bool opened;  /* OPENED X'00' sent */
+	struct tp_assoc a;
 	char desc[200];
 };
 
@@ -87,6 +88,18 @@ static void relay_log(const struct rd_relay *rr, const char *why, const struct t
 		 k->bytes_down);
 }
 
+static void describe(struct rd_relay *rr, const struct tp_assoc *a,
+		     const struct sockaddr_storage *bnd)
+{
+	char s[SA_STR_MAX], b[SA_STR_MAX], t[SA_STR_MAX];
+
+	snprintf(rr->desc, sizeof(rr->desc), "%s %s -> %s -> %s",
+		 a->ptcl == IPPROTO_TCP ? "tcp" : a->ptcl == IPPROTO_UDP ? "udp" : "ptcl?",
+		 sa_str((const struct sockaddr *)&a->src, s, sizeof(s)),
+		 sa_str((const struct sockaddr *)bnd, b, sizeof(b)),
+		 sa_str((const struct sockaddr *)&a->dst, t, sizeof(t)));
+}
+
 /* ---- engine callbacks ---- */
 static void relay_opened(void *arg, uint8_t rep, const struct sockaddr_storage *bnd)
 {
@@ -102,6 +115,7 @@ static void relay_opened(void *arg, uint8_t rep, const struct sockaddr_storage *
 		memcpy(m.u.opened.bnd.ip, sa.u.v6, sa.atyp == SOCKS_ATYP_IPV4 ? 4 : 16);
 		m.u.opened.bnd.port = sa.port;
 		rr->opened = true;
+		describe(rr, &rr->a, bnd);
 		log_info("conn %lu relay %" PRIu32 ": %s opened", c->num, rr->id, rr->desc);
 	}
 	send_msg(c, &m);
@@ -141,16 +155,6 @@ static int addr_from(struct sockaddr_storage *ss, const struct n2_addr *a)
 	return sa_from_socks(ss, &len, &sa);
 }
 
-static void describe(struct rd_relay *rr, const struct tp_assoc *a)
-{
-	char s[SA_STR_MAX], b[SA_STR_MAX], t[SA_STR_MAX];
-
-	snprintf(rr->desc, sizeof(rr->desc), "%s %s -> %s -> %s",
-		 a->ptcl == IPPROTO_TCP ? "tcp" : a->ptcl == IPPROTO_UDP ? "udp" : "ptcl?",
-		 sa_str((const struct sockaddr *)&a->src, s, sizeof(s)),
-		 sa_str((const struct sockaddr *)&a->bnd, b, sizeof(b)),
-		 sa_str((const struct sockaddr *)&a->dst, t, sizeof(t)));
-}
 
 /* errno of a refused open -> the REP of OPENED (docs/protocol.md N2). */
 static uint8_t rep_of_errno(int e)
@@ -190,7 +194,8 @@ static int on_open(struct rd_conn *c, const struct n2_msg *m)
 	}
 	rr->c = c;
 	rr->id = m->id;
-	describe(rr, &a);
+	rr->a = a;
+	describe(rr, &a, &a.bnd);
 	rr->next = c->relays;
 	c->relays = rr;
 	rr->r = c->d->ops->open(c->d->engine, &a, &relay_cb, rr);
