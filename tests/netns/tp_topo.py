@@ -20,7 +20,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def build_file(*parts):
-    for b in ("build", "build-asan"):
+    """A built file, from $STP_BUILD (a build directory) or build/."""
+    for b in ([os.environ["STP_BUILD"]] if os.environ.get("STP_BUILD") else ["build"]):
         p = os.path.join(REPO, b, *parts)
         if os.path.exists(p):
             return p
