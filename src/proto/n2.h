@@ -19,11 +19,11 @@
 
 #include "proto/socks.h"
 
-#define N2_VERSION 1
-#define N2_HDR_LEN 7     /* TYPE ID LEN */
-#define N2_BODY_MAX 128  /* any LEN above is BAD as soon as the header is in */
-#define N2_MSG_MAX (N2_HDR_LEN + N2_BODY_MAX)
-#define N2_WHY_MAX 32    /* ENDED's reason, printable ASCII */
+#define N2_VERSION  1
+#define N2_HDR_LEN  7   /* TYPE ID LEN */
+#define N2_BODY_MAX 128 /* any LEN above is BAD as soon as the header is in */
+#define N2_MSG_MAX  (N2_HDR_LEN + N2_BODY_MAX)
+#define N2_WHY_MAX  32 /* ENDED's reason, printable ASCII */
 
 enum n2_type {
 	N2_HELLO = 0x01,    /* both ways, first message, ID 0: VER */
@@ -60,17 +60,17 @@ struct n2_msg {
 	uint8_t type;
 	uint32_t id; /* the relay this is about; 0 for HELLO */
 	union {
-		uint8_t version;               /* HELLO */
-		struct n2_open open;           /* OPEN */
+		uint8_t version;     /* HELLO */
+		struct n2_open open; /* OPEN */
 		struct {
 			uint8_t rep;
 			struct n2_addr bnd;
-		} opened;                      /* OPENED */
-		struct n2_counters counts;     /* COUNTS, CLOSED */
+		} opened;                  /* OPENED */
+		struct n2_counters counts; /* COUNTS, CLOSED */
 		struct {
 			char why[N2_WHY_MAX + 1]; /* NUL-terminated */
 			struct n2_counters c;
-		} ended;                       /* ENDED */
+		} ended; /* ENDED */
 	} u;
 };
 

@@ -25,9 +25,9 @@
 struct rd_relay {
 	struct rd_relay *next;
 	struct rd_conn *c;
-	uint32_t id;  /* the control side's */
+	uint32_t id; /* the control side's */
 	struct tp_relay *r;
-	bool opened;  /* OPENED X'00' sent */
+	bool opened; /* OPENED X'00' sent */
 	struct tp_assoc a;
 	char desc[200];
 };
@@ -94,7 +94,9 @@ static void describe(struct rd_relay *rr, const struct tp_assoc *a,
 	char s[SA_STR_MAX], b[SA_STR_MAX], t[SA_STR_MAX];
 
 	snprintf(rr->desc, sizeof(rr->desc), "%s %s -> %s -> %s",
-		 a->ptcl == IPPROTO_TCP ? "tcp" : a->ptcl == IPPROTO_UDP ? "udp" : "ptcl?",
+		 a->ptcl == IPPROTO_TCP ? "tcp" :
+		 a->ptcl == IPPROTO_UDP ? "udp" :
+					  "ptcl?",
 		 sa_str((const struct sockaddr *)&a->src, s, sizeof(s)),
 		 sa_str((const struct sockaddr *)bnd, b, sizeof(b)),
 		 sa_str((const struct sockaddr *)&a->dst, t, sizeof(t)));
@@ -154,7 +156,6 @@ static int addr_from(struct sockaddr_storage *ss, const struct n2_addr *a)
 	memset(ss, 0, sizeof(*ss));
 	return sa_from_socks(ss, &len, &sa);
 }
-
 
 /* errno of a refused open -> the REP of OPENED (docs/protocol.md N2). */
 static uint8_t rep_of_errno(int e)

@@ -29,7 +29,7 @@
 #include "relayd/relayd.h"
 
 #define RELAYD_TABLE "stp_relayd"
-#define LISTEN_MAX 4
+#define LISTEN_MAX   4
 
 struct listener {
 	ev_io io;
@@ -73,8 +73,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			return;
 		}
-		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_set_mode(ssl,
+			     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	rd_conn_new(l->d, fd, ssl, peer);
 }
@@ -142,7 +142,8 @@ static SSL_CTX *tls_setup(const char *cert, const char *key, const char *ca)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+	    SSL_CTX_check_private_key(ctx) != 1 ||
+	    SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -179,19 +180,35 @@ static void parse_args(struct opts *o, int argc, char **argv)
 	o->table = RELAYD_TABLE;
 	while ((ch = getopt_long(argc, argv, "de:hl:T:", longs, NULL)) != -1) {
 		switch (ch) {
-		case 'd': o->debug = true; break;
-		case 'e': o->engine = optarg; break;
-		case 'T': o->table = optarg; break;
-		case 'C': o->cert = optarg; break;
-		case 'K': o->key = optarg; break;
-		case 'A': o->ca = optarg; break;
+		case 'd':
+			o->debug = true;
+			break;
+		case 'e':
+			o->engine = optarg;
+			break;
+		case 'T':
+			o->table = optarg;
+			break;
+		case 'C':
+			o->cert = optarg;
+			break;
+		case 'K':
+			o->key = optarg;
+			break;
+		case 'A':
+			o->ca = optarg;
+			break;
 		case 'l':
 			if (o->nlisten == LISTEN_MAX)
 				fatalx("at most %d -l", LISTEN_MAX);
 			o->listen[o->nlisten++] = optarg;
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (o->nlisten == 0 || optind != argc) {
@@ -217,8 +234,10 @@ int main(int argc, char **argv)
 	static struct listener ls[LISTEN_MAX];
 	struct opts o;
 	struct relayd d = { 0 };
-	struct tp_conf conf = { .engine = TP_ENGINE_KERNEL, .engine_name = "kernel",
-				.end_on_fin = true, .idle_ms = 300000 };
+	struct tp_conf conf = { .engine = TP_ENGINE_KERNEL,
+				.engine_name = "kernel",
+				.end_on_fin = true,
+				.idle_ms = 300000 };
 	ev_signal sigterm, sigint;
 	char err[512];
 
@@ -240,8 +259,8 @@ int main(int argc, char **argv)
 				fatalx("-l %s: TLS needs --cert, --key and --ca", o.listen[i]);
 			d.tls = tls_setup(o.cert, o.key, o.ca);
 			if (!d.tls)
-				fatalx("TLS: cannot load --cert %s, --key %s or --ca %s", o.cert, o.key,
-				       o.ca);
+				fatalx("TLS: cannot load --cert %s, --key %s or --ca %s", o.cert,
+				       o.key, o.ca);
 		}
 		fd = unix_sock ? listen_unix(o.listen[i] + 5) : listen_tcp(o.listen[i]);
 		if (fd < 0)
@@ -252,9 +271,9 @@ int main(int argc, char **argv)
 	}
 	/* The table is reset here: pinholes a killed predecessor left are gone
 	 * before the first control connection is accepted. */
-	d.engine = strcmp(d.ops->name, "kernel") == 0
-			   ? tp_nft_create_table(d.loop, &conf, o.table, err, sizeof(err))
-			   : d.ops->create(d.loop, &conf, err, sizeof(err));
+	d.engine = strcmp(d.ops->name, "kernel") == 0 ?
+			   tp_nft_create_table(d.loop, &conf, o.table, err, sizeof(err)) :
+			   d.ops->create(d.loop, &conf, err, sizeof(err));
 	if (!d.engine)
 		fatalx("%s", err);
 	for (int i = 0; i < o.nlisten; i++)

@@ -214,3 +214,20 @@ def test_remote_engine_tls_other_host(topo, relayd, tmp_path):
     assert w.expect("refused") == ["1", "ECONNREFUSED"]
     assert w.quit() == 0
     assert "goto r" not in nft_table(topo.relay)
+
+
+def test_kernel_engine_sigkill_then_restart(topo):
+    """The in-process engine's crash limit: a killed process leaves its
+    pinhole until the next engine resets the table."""
+    d = Drive(topo.relay, "kernel")
+    bnd = d.open(1, 17, "%s:43009" % topo.C1, "%s:7005" % topo.T, "%s:0" % topo.R1)
+    cli, tgt = udp_roundtrip(topo, bnd, (topo.C1, 43009), 7005)
+    d.proc.kill()
+    d.proc.wait(10)
+    assert "goto r" in topo.relay.sh("nft", "list", "table", "inet", "stpd_tp")
+    again = Drive(topo.relay, "kernel")
+    cli.sendto(b"after restart", bnd)
+    assert recv_or_none(tgt) is None
+    t = topo.relay.sh("nft", "list", "table", "inet", "stpd_tp")
+    assert "goto r" not in t and str(bnd[1]) not in t, t
+    assert again.quit() == 0

@@ -119,6 +119,10 @@ def test_udp_pinhole_source_pinning_and_teardown(topo, n2):
     for s in (other_port, other_addr, other_host):
         s.sendto(b"intruder", bnd)
     assert recv_or_none(tgt) is None
+    # non-PTCL: TCP from the pinned address and port to BND's port is
+    # dropped, not answered (a timeout, no RST)
+    with pytest.raises(socket.timeout):
+        tcp_connect(topo.client, (topo.C1, 40001), bnd, timeout=1)
     c = n2.counters(1)
     assert c["pkts_up"] == 1 and c["pkts_down"] == 1, c
     assert c["bytes_up"] == 28 + 4 and c["bytes_down"] == 28 + 4, c  # IP layer bytes

@@ -20,8 +20,16 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def build_file(*parts):
-    """A built file, from $STP_BUILD (a build directory) or build/."""
-    for b in ([os.environ["STP_BUILD"]] if os.environ.get("STP_BUILD") else ["build"]):
+    """A built file, from $STP_BUILD (a build directory), else the build
+    directory of $STPD (BUILD/src/server/stpd, as scripts/test.sh sets it),
+    else build/."""
+    if os.environ.get("STP_BUILD"):
+        dirs = [os.environ["STP_BUILD"]]
+    elif os.environ.get("STPD"):
+        dirs = [os.path.dirname(os.path.dirname(os.path.dirname(os.environ["STPD"])))]
+    else:
+        dirs = ["build"]
+    for b in dirs:
         p = os.path.join(REPO, b, *parts)
         if os.path.exists(p):
             return p

@@ -15,7 +15,7 @@
 
 #include "proto/n2.h"
 
-#define N2CHAN_IN 4096
+#define N2CHAN_IN  4096
 #define N2CHAN_OUT 65536 /* ~470 OPENs: enough for a burst, bounded */
 
 struct n2chan {

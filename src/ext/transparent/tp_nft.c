@@ -45,13 +45,13 @@ struct tp_relay {
 	struct tp_engine *e;
 	struct tp_relay *prev, *next;
 	struct tp_nft_flow f;
-	int resfd; /* holds BND's port so nothing else binds it */
+	int resfd[2]; /* hold BND's port (TCP and UDP) so nothing else binds it */
 	struct tp_engine_cb cb;
 	void *arg;
 	ev_timer opened_w; /* opened() from the loop, after open() returned */
 	ev_timer idle_w;
-	uint64_t idle_seen;  /* packets both ways at the last idle check */
-	bool fin;            /* the target sent FIN (event seen) */
+	uint64_t idle_seen; /* packets both ways at the last idle check */
+	bool fin;           /* the target sent FIN (event seen) */
 };
 
 static _Atomic uint32_t next_id = 1;
@@ -126,8 +126,9 @@ static void relay_teardown(struct tp_relay *r, struct tp_counters *final)
 	tp_nft_counters_del(e->nft, e->table, r->f.id);
 	if (final)
 		*final = c;
-	if (r->resfd >= 0)
-		close(r->resfd);
+	for (int i = 0; i < 2; i++)
+		if (r->resfd[i] >= 0)
+			close(r->resfd[i]);
 	relay_unlink(r);
 }
 
@@ -290,26 +291,59 @@ static void nft_destroy(struct tp_engine *e)
 	engine_free(e);
 }
 
-/* Binds a socket of the relay's protocol on BND (port 0: the kernel picks
- * one) and keeps it, unlistened, for the relay's life. */
-static int reserve_bnd(struct tp_relay *r)
+/* A socket of type bound to *at (port 0: the kernel picks one, written
+ * back to *at); -1 with errno. */
+static int bind_one(int type, struct sockaddr_storage *at)
 {
-	int type = r->f.ptcl == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
-	socklen_t len = sa_len((struct sockaddr *)&r->f.bnd);
-	int fd = socket(r->f.bnd.ss_family, type | SOCK_CLOEXEC, 0);
+	socklen_t len = sa_len((struct sockaddr *)at);
+	int fd = socket(at->ss_family, type | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&r->f.bnd, len) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&r->f.bnd, &len) != 0) {
+	if (bind(fd, (struct sockaddr *)at, len) != 0 ||
+	    getsockname(fd, (struct sockaddr *)at, &len) != 0) {
 		int saved = errno;
 
 		close(fd);
 		errno = saved;
 		return -1;
 	}
-	r->resfd = fd;
-	return 0;
+	return fd;
+}
+
+/*
+ * Reserves BND's port for both TCP and UDP (sockets bound, never listening
+ * or read) for the relay's life: nothing else takes it, and the port is the
+ * relay's alone whatever the protocol, so the input chain can drop every
+ * stray packet to it (non-PTCL ones too) by address and port. With port 0
+ * the kernel picks the relay protocol's port; if the other protocol's is
+ * taken, another pick.
+ */
+static int reserve_bnd(struct tp_relay *r)
+{
+	int mine = r->f.ptcl == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	int other = mine == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM;
+	bool any = sa_port((struct sockaddr *)&r->f.bnd) == 0;
+
+	for (int tries = 0; tries < 16; tries++) {
+		struct sockaddr_storage at = r->f.bnd;
+		int fd = bind_one(mine, &at), fd2;
+
+		if (fd < 0)
+			return -1;
+		fd2 = bind_one(other, &at);
+		if (fd2 >= 0) {
+			r->f.bnd = at;
+			r->resfd[0] = fd;
+			r->resfd[1] = fd2;
+			return 0;
+		}
+		close(fd);
+		if (!any || errno != EADDRINUSE)
+			return -1;
+	}
+	errno = EADDRINUSE;
+	return -1;
 }
 
 static bool addr_unspecified(const struct sockaddr_storage *ss)
@@ -348,7 +382,7 @@ static struct tp_relay *nft_open(struct tp_engine *e, const struct tp_assoc *a,
 	if (!r)
 		return NULL;
 	r->e = e;
-	r->resfd = -1;
+	r->resfd[0] = r->resfd[1] = -1;
 	r->cb = *cb;
 	r->arg = arg;
 	r->f.ptcl = a->ptcl;
@@ -373,7 +407,8 @@ static struct tp_relay *nft_open(struct tp_engine *e, const struct tp_assoc *a,
 	tp_nft_ct_forget(e->query, &r->f);
 	if (tp_nft_flow_add(e->nft, e->table, &r->f, err, sizeof(err)) != 0) {
 		log_warnx("transparent: kernel relay %u: %s", r->f.id, err);
-		close(r->resfd);
+		close(r->resfd[0]);
+		close(r->resfd[1]);
 		free(r);
 		errno = EIO;
 		return NULL;

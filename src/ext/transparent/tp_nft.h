@@ -13,7 +13,7 @@
 
 #include "ext/transparent/tp_engine.h"
 
-#define TP_NFT_TABLE "stpd_tp"   /* stpd's table (inet family) */
+#define TP_NFT_TABLE   "stpd_tp"   /* stpd's table (inet family) */
 #define TP_NFT_FIN_BIT 0x80000000u /* ct mark bit set by the target's FIN */
 #define TP_NFT_ID_MASK 0x7fffffffu
 
@@ -36,8 +36,8 @@ struct nft_ctx *tp_nft_ctx_new(void);
  * every pinhole of an earlier run is gone when it returns. 0 or -1 (err). */
 int tp_nft_table_reset(struct nft_ctx *nft, const char *table, char *err, size_t errlen);
 /* Adds the flow's chains, counters and map elements in one transaction. */
-int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_flow *f,
-		    char *err, size_t errlen);
+int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_flow *f, char *err,
+		    size_t errlen);
 /* Removes everything but the counters (one transaction): no packet of the
  * flow is forwarded once it returns. */
 int tp_nft_flow_unhook(struct nft_ctx *nft, const char *table, const struct tp_nft_flow *f,

@@ -25,32 +25,32 @@
  * relay's BND from anyone but its source reach the input hook (no DNAT
  * matched) and are dropped there, so the reserved socket never answers.
  */
-#define TABLE_TEXT \
-	"add table inet %s\n" \
-	"delete table inet %s\n" \
-	"table inet %s {\n" \
+#define TABLE_TEXT                                                                          \
+	"add table inet %s\n"                                                               \
+	"delete table inet %s\n"                                                            \
+	"table inet %s {\n"                                                                 \
 	" map pre4 { type inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service" \
-	" : verdict; }\n" \
+	" : verdict; }\n"                                                                   \
 	" map pre6 { type inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service" \
-	" : verdict; }\n" \
-	" map fwdv { type mark : verdict; }\n" \
-	" set marks { type mark; }\n" \
-	" set bnd4 { type inet_proto . ipv4_addr . inet_service; }\n" \
-	" set bnd6 { type inet_proto . ipv6_addr . inet_service; }\n" \
-	" chain pre { type nat hook prerouting priority dstnat; policy accept;\n" \
-	"  meta l4proto . ip saddr . th sport . ip daddr . th dport vmap @pre4\n" \
-	"  meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport vmap @pre6\n" \
-	" }\n" \
-	" chain post { type nat hook postrouting priority srcnat; policy accept;\n" \
-	"  ct direction original ct mark and 0x7fffffff @marks masquerade\n" \
-	" }\n" \
-	" chain forward { type filter hook forward priority filter; policy drop;\n" \
-	"  ct mark and 0x7fffffff vmap @fwdv\n" \
-	" }\n" \
-	" chain input { type filter hook input priority filter; policy accept;\n" \
-	"  meta l4proto { tcp, udp } meta l4proto . ip daddr . th dport @bnd4 drop\n" \
-	"  meta l4proto { tcp, udp } meta l4proto . ip6 daddr . th dport @bnd6 drop\n" \
-	" }\n" \
+	" : verdict; }\n"                                                                   \
+	" map fwdv { type mark : verdict; }\n"                                              \
+	" set marks { type mark; }\n"                                                       \
+	" set bnd4 { type ipv4_addr . inet_service; }\n"                       \
+	" set bnd6 { type ipv6_addr . inet_service; }\n"                       \
+	" chain pre { type nat hook prerouting priority dstnat; policy accept;\n"           \
+	"  meta l4proto . ip saddr . th sport . ip daddr . th dport vmap @pre4\n"           \
+	"  meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport vmap @pre6\n"         \
+	" }\n"                                                                              \
+	" chain post { type nat hook postrouting priority srcnat; policy accept;\n"         \
+	"  ct direction original ct mark and 0x7fffffff @marks masquerade\n"                \
+	" }\n"                                                                              \
+	" chain forward { type filter hook forward priority filter; policy drop;\n"         \
+	"  ct mark and 0x7fffffff vmap @fwdv\n"                                             \
+	" }\n"                                                                              \
+	" chain input { type filter hook input priority filter; policy accept;\n"           \
+	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip daddr . th dport @bnd4 drop\n"       \
+	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip6 daddr . th dport @bnd6 drop\n"      \
+	" }\n"                                                                              \
 	"}\n"
 
 struct nft_ctx *tp_nft_ctx_new(void)
@@ -117,17 +117,17 @@ __attribute__((format(printf, 2, 3))) static void add(struct text *t, const char
 
 static const char *ip_of(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
-	const void *a = ss->ss_family == AF_INET6
-				? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-				: (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	const void *a = ss->ss_family == AF_INET6 ?
+				(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+				(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
 	return inet_ntop(ss->ss_family, a, out, (socklen_t)cap) ? out : "?";
 }
 
 static unsigned port_of(const struct sockaddr_storage *ss)
 {
-	return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
-					       : ((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port :
+						 ((const struct sockaddr_in *)ss)->sin_port);
 }
 
 /* The addresses of a flow as nft writes them. */
@@ -155,8 +155,8 @@ static void flow_text(struct flow_text *ft, const struct tp_nft_flow *f)
 	ft->bport = port_of(&f->bnd);
 }
 
-int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_flow *f,
-		    char *err, size_t errlen)
+int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_flow *f, char *err,
+		    size_t errlen)
 {
 	struct flow_text ft;
 	struct text t = { .len = 0 };
@@ -166,27 +166,31 @@ int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_
 	add(&t, "add counter inet %s up_%" PRIu32 "\n", table, n);
 	add(&t, "add counter inet %s down_%" PRIu32 "\n", table, n);
 	add(&t, "add chain inet %s r%" PRIu32 "_pre\n", table, n);
-	add(&t, "add rule inet %s r%" PRIu32 "_pre meta l4proto %s ct mark set %" PRIu32
-		" dnat %s to %s:%u\n",
+	add(&t,
+	    "add rule inet %s r%" PRIu32 "_pre meta l4proto %s ct mark set %" PRIu32
+	    " dnat %s to %s:%u\n",
 	    table, n, ft.proto, n, ft.fam, ft.dst, ft.dport);
 	add(&t, "add chain inet %s r%" PRIu32 "_fwd\n", table, n);
-	add(&t, "add rule inet %s r%" PRIu32 "_fwd ct direction original counter name up_%" PRIu32
-		" accept\n",
+	add(&t,
+	    "add rule inet %s r%" PRIu32 "_fwd ct direction original counter name up_%" PRIu32
+	    " accept\n",
 	    table, n, n);
 	/* The target's FIN flags the conntrack entry; the engine hears the
 	 * mark change as a conntrack event (tp_nft.c). */
 	if (f->watch_fin)
-		add(&t, "add rule inet %s r%" PRIu32 "_fwd ct direction reply tcp flags & fin == fin"
-			" ct mark set ct mark or 0x%x\n",
+		add(&t,
+		    "add rule inet %s r%" PRIu32 "_fwd ct direction reply tcp flags & fin == fin"
+		    " ct mark set ct mark or 0x%x\n",
 		    table, n, TP_NFT_FIN_BIT);
-	add(&t, "add rule inet %s r%" PRIu32 "_fwd ct direction reply counter name down_%" PRIu32
-		" accept\n",
+	add(&t,
+	    "add rule inet %s r%" PRIu32 "_fwd ct direction reply counter name down_%" PRIu32
+	    " accept\n",
 	    table, n, n);
 	add(&t, "add element inet %s pre%s { %s . %s . %u . %s . %u : goto r%" PRIu32 "_pre }\n",
 	    table, ft.v, ft.proto, ft.src, ft.sport, ft.bnd, ft.bport, n);
 	add(&t, "add element inet %s fwdv { %" PRIu32 " : goto r%" PRIu32 "_fwd }\n", table, n, n);
 	add(&t, "add element inet %s marks { %" PRIu32 " }\n", table, n);
-	add(&t, "add element inet %s bnd%s { %s . %s . %u }\n", table, ft.v, ft.proto, ft.bnd,
+	add(&t, "add element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd,
 	    ft.bport);
 	if (t.over) {
 		snprintf(err, errlen, "nft: command too long");
@@ -208,7 +212,7 @@ int tp_nft_flow_unhook(struct nft_ctx *nft, const char *table, const struct tp_n
 	    ft.src, ft.sport, ft.bnd, ft.bport);
 	add(&t, "delete element inet %s fwdv { %" PRIu32 " }\n", table, n);
 	add(&t, "delete element inet %s marks { %" PRIu32 " }\n", table, n);
-	add(&t, "delete element inet %s bnd%s { %s . %s . %u }\n", table, ft.v, ft.proto, ft.bnd,
+	add(&t, "delete element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd,
 	    ft.bport);
 	add(&t, "flush chain inet %s r%" PRIu32 "_pre\n", table, n);
 	add(&t, "delete chain inet %s r%" PRIu32 "_pre\n", table, n);

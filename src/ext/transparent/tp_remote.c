@@ -164,7 +164,8 @@ static void on_opened(struct tp_engine *e, struct tp_relay *r, const struct n2_m
 
 		relay_unlink(r);
 		free(r);
-		cb.opened(arg, m->u.opened.rep ? m->u.opened.rep : SOCKS5_REP_GENERAL_FAILURE, NULL);
+		cb.opened(arg, m->u.opened.rep ? m->u.opened.rep : SOCKS5_REP_GENERAL_FAILURE,
+			  NULL);
 		return;
 	}
 	r->cb.opened(r->arg, 0, &bnd);
@@ -374,8 +375,10 @@ static SSL_CTX *tls_client(const struct tp_conf *conf, char *err, size_t errlen)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
 	if (!conf->relay_ca || !conf->relay_cert || !conf->relay_key) {
-		snprintf(err, errlen, "remote engine: relay %s is TLS: relay-tls-ca, relay-tls-cert "
-				      "and relay-tls-key are needed", conf->relay);
+		snprintf(err, errlen,
+			 "remote engine: relay %s is TLS: relay-tls-ca, relay-tls-cert "
+			 "and relay-tls-key are needed",
+			 conf->relay);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -383,7 +386,8 @@ static SSL_CTX *tls_client(const struct tp_conf *conf, char *err, size_t errlen)
 	    SSL_CTX_use_certificate_chain_file(ctx, conf->relay_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, conf->relay_key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "remote engine: cannot load relay-tls-ca %s, -cert %s or -key %s",
+		snprintf(err, errlen,
+			 "remote engine: cannot load relay-tls-ca %s, -cert %s or -key %s",
 			 conf->relay_ca, conf->relay_cert, conf->relay_key);
 		ERR_clear_error();
 		SSL_CTX_free(ctx);
@@ -394,8 +398,8 @@ static SSL_CTX *tls_client(const struct tp_conf *conf, char *err, size_t errlen)
 	return ctx;
 }
 
-static struct tp_engine *remote_create(struct ev_loop *loop, const struct tp_conf *conf,
-				       char *err, size_t errlen)
+static struct tp_engine *remote_create(struct ev_loop *loop, const struct tp_conf *conf, char *err,
+				       size_t errlen)
 {
 	struct tp_engine *e;
 	const char *colon;
@@ -425,7 +429,8 @@ static struct tp_engine *remote_create(struct ev_loop *loop, const struct tp_con
 			snprintf(e->host, sizeof(e->host), "%.*s", (int)(colon - e->relay - 2),
 				 e->relay + 1);
 		else
-			snprintf(e->host, sizeof(e->host), "%.*s", (int)(colon - e->relay), e->relay);
+			snprintf(e->host, sizeof(e->host), "%.*s", (int)(colon - e->relay),
+				 e->relay);
 		e->tls = tls_client(conf, err, errlen);
 		if (!e->tls) {
 			free(e);
@@ -492,8 +497,8 @@ static struct tp_relay *remote_open(struct tp_engine *e, const struct tp_assoc *
 	addr_to(&m.u.open.bnd, &a->bnd);
 	if (n2chan_send(&e->ch, &m) != 0) {
 		free(r);
-		errno = a->src.ss_family == AF_INET || a->src.ss_family == AF_INET6 ? ENOBUFS
-										      : EAFNOSUPPORT;
+		errno = a->src.ss_family == AF_INET || a->src.ss_family == AF_INET6 ? ENOBUFS :
+										      EAFNOSUPPORT;
 		return NULL;
 	}
 	r->e = e;

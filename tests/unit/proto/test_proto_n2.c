@@ -81,8 +81,8 @@ static void test_open(void **state)
 {
 	struct n2_msg m = { .type = N2_OPEN, .id = 0x01020304 };
 
-	m.u.open = (struct n2_open){ 17, N2_OPEN_END_ON_FIN, 300000, v4(2, 5000), v4(9, 53),
-				     v4(1, 0) };
+	m.u.open = (struct n2_open){ 17,          N2_OPEN_END_ON_FIN, 300000,
+				     v4(2, 5000), v4(9, 53),          v4(1, 0) };
 	roundtrip(&m, N2_HDR_LEN + 6 + 3 * 7);
 	pc_assert(open_eq(&got.u.open, &m.u.open));
 	m.u.open = (struct n2_open){ 6, 0, 0, v6(2, 65535), v6(9, 80), v6(1, 40000) };
@@ -201,13 +201,18 @@ static void test_bad(void **state)
 			  "\x01\x0a\x00\x00\x01\x00\x00",
 			  -1);
 	/* ENDED: empty reason, a space, a reason longer than its body */
-	pc_expect_bad_str(parse_n2, "\x08\x00\x00\x00\x01\x00\x21\x00"
-				    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+	pc_expect_bad_str(parse_n2,
+			  "\x08\x00\x00\x00\x01\x00\x21\x00"
+			  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
 			  -1);
-	pc_expect_bad_str(parse_n2, "\x08\x00\x00\x00\x01\x00\x22\x01 "
-				    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+	pc_expect_bad_str(parse_n2,
+			  "\x08\x00\x00\x00\x01\x00\x22\x01 "
+			  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
 			  -1);
-	pc_expect_bad_str(parse_n2, "\x08\x00\x00\x00\x01\x00\x03\x05" "ab", -1);
+	pc_expect_bad_str(parse_n2,
+			  "\x08\x00\x00\x00\x01\x00\x03\x05"
+			  "ab",
+			  -1);
 }
 
 /* Names for log lines. */
@@ -221,9 +226,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hello),       cmocka_unit_test(test_open),
-		cmocka_unit_test(test_opened),      cmocka_unit_test(test_empty_bodies),
-		cmocka_unit_test(test_counters),    cmocka_unit_test(test_ended),
+		cmocka_unit_test(test_hello),          cmocka_unit_test(test_open),
+		cmocka_unit_test(test_opened),         cmocka_unit_test(test_empty_bodies),
+		cmocka_unit_test(test_counters),       cmocka_unit_test(test_ended),
 		cmocka_unit_test(test_writer_refuses), cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_names),
 	};
