@@ -209,6 +209,22 @@ static void events_cb(struct ev_loop *loop, ev_io *w, int revents)
 	} while (r);
 }
 
+/* A socket filter in the kernel passes only events of entries whose mark
+ * has the FIN bit, so the host's other conntrack traffic never wakes the
+ * loop. Without it (an old kernel) event_cb filters the same way. */
+static void mark_filter(int fd)
+{
+	struct nfct_filter *f = nfct_filter_create();
+	struct nfct_filter_dump_mark m = { TP_NFT_FIN_BIT, TP_NFT_FIN_BIT };
+
+	if (!f)
+		return;
+	nfct_filter_add_attr(f, NFCT_FILTER_MARK, &m);
+	if (nfct_filter_attach(fd, f) != 0)
+		log_debug("transparent: conntrack event filter not attached");
+	nfct_filter_destroy(f);
+}
+
 /* ---- the ops ---- */
 static int events_open(struct tp_engine *e, char *err, size_t errlen)
 {
@@ -222,6 +238,7 @@ static int events_open(struct tp_engine *e, char *err, size_t errlen)
 	}
 	fd = nfct_fd(e->events);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	mark_filter(fd);
 	nfct_callback_register(e->events, NFCT_T_UPDATE, event_cb, e);
 	ev_io_init(&e->events_w, events_cb, fd, EV_READ);
 	e->events_w.data = e;
