@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,7 +44,7 @@ struct listener {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: stp-relayd [-d] [-e kernel] [-T table] -l unix:PATH|HOST:PORT ...\n"
+	fprintf(f, "usage: stp-relayd [-d] [-e kernel] [-T table] [-u user] -l unix:PATH|HOST:PORT ...\n"
 		   "                  [--cert FILE --key FILE --ca FILE]\n"
 		   "  -l unix:PATH   serve N2 on a Unix socket (created, mode 0600)\n"
 		   "  -l HOST:PORT   serve N2 over TLS; --cert/--key/--ca are then required and\n"
@@ -47,6 +52,7 @@ static void usage(FILE *f)
 		   "  -e ENGINE      the relay engine (kernel)\n"
 		   "  -T TABLE       the nftables table (inet family) to own, default " RELAYD_TABLE
 		   "\n"
+		   "  -u USER        after start-up, run as USER keeping only CAP_NET_ADMIN\n"
 		   "  -d             debug log\n");
 }
 
@@ -151,6 +157,30 @@ static SSL_CTX *tls_setup(const char *cert, const char *key, const char *ca)
 	return ctx;
 }
 
+/*
+ * Becomes user, keeping CAP_NET_ADMIN alone (nftables, conntrack): what the
+ * relay needs once its listeners are bound. The raw capset(2) call, so no
+ * libcap is needed for one capability.
+ */
+static void drop_to(const char *user)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw)
+		fatalx("-u %s: no such user", user);
+	if (prctl(PR_SET_KEEPCAPS, 1) != 0 || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0)
+		fatal("-u %s", user);
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = 1u << CAP_NET_ADMIN;
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		fatal("-u %s: keeping CAP_NET_ADMIN", user);
+	prctl(PR_SET_KEEPCAPS, 0);
+	log_info("running as %s with CAP_NET_ADMIN only", user);
+}
+
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	log_info("signal %d: stopping", w->signum);
@@ -160,7 +190,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 struct opts {
 	const char *listen[LISTEN_MAX];
 	int nlisten;
-	const char *cert, *key, *ca, *engine, *table;
+	const char *cert, *key, *ca, *engine, *table, *user;
 	bool debug;
 };
 
@@ -178,7 +208,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 	memset(o, 0, sizeof(*o));
 	o->engine = "kernel";
 	o->table = RELAYD_TABLE;
-	while ((ch = getopt_long(argc, argv, "de:hl:T:", longs, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "de:hl:T:u:", longs, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			o->debug = true;
@@ -188,6 +218,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case 'T':
 			o->table = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
 			break;
 		case 'C':
 			o->cert = optarg;
@@ -276,6 +309,8 @@ int main(int argc, char **argv)
 			   d.ops->create(d.loop, &conf, err, sizeof(err));
 	if (!d.engine)
 		fatalx("%s", err);
+	if (o.user)
+		drop_to(o.user);
 	for (int i = 0; i < o.nlisten; i++)
 		ev_io_start(d.loop, &ls[i].io);
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);

@@ -324,3 +324,25 @@ def test_forwarding_off_is_a_clear_error(topo, tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
     assert r.returncode != 0
     assert b"does not forward" in r.stdout, r.stdout
+
+
+def test_runs_as_a_user_with_cap_net_admin_only(topo, relayd, tmp_path):
+    """-u: after start-up stp-relayd keeps CAP_NET_ADMIN and nothing else,
+    and relays, counts and tears down with just that."""
+    path = str(tmp_path / "u.sock")
+    d = relayd("-l", "unix:" + path, "-u", "nobody")
+    d.wait_log("running as nobody with CAP_NET_ADMIN only")
+    status = open("/proc/%d/status" % d.proc.pid).read()
+    assert "CapEff:\t0000000000001000" in status, status
+    assert "Uid:\t65534" in status, status
+    c = n2client.N2.unix(path)
+    tgt = udp_sock(topo.target, topo.T, 6006)
+    cli = udp_sock(topo.client, topo.C1, 42007)
+    bnd = c.opened(1, UDP, (topo.C1, 42007), (topo.T, 6006), (topo.R1, 0))
+    cli.sendto(b"x", bnd)
+    assert tgt.recvfrom(10)[0] == b"x"
+    assert c.close(1)["pkts_up"] == 1
+    cli.sendto(b"y", bnd)
+    assert recv_or_none(tgt) is None
+    assert_gone(topo, bnd[1], 42007)
+    c.shutdown()
