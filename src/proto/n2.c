@@ -84,7 +84,7 @@ static void get_counters(struct cur *c, struct n2_counters *k)
 	k->bytes_down = get64(c);
 }
 
-/* ENDED's WLEN WHY: 1..N2_WHY_MAX printable ASCII bytes, no space. */
+/* ENDED's WLEN WHY: 1..N2_WHY_MAX printable ASCII bytes (space included). */
 static void get_why(struct cur *c, char *why)
 {
 	uint8_t wlen = get8(c);
@@ -98,7 +98,7 @@ static void get_why(struct cur *c, char *why)
 	if (!q)
 		return;
 	for (size_t i = 0; i < wlen; i++) {
-		if (q[i] < 0x21 || q[i] > 0x7E) {
+		if (q[i] < 0x20 || q[i] > 0x7E) {
 			c->bad = true;
 			return;
 		}
@@ -250,7 +250,7 @@ static void put_why(struct wcur *w, const char *why)
 		return;
 	}
 	for (size_t i = 0; i < wlen; i++)
-		if (why[i] < 0x21 || why[i] > 0x7E)
+		if (why[i] < 0x20 || why[i] > 0x7E)
 			w->bad = true;
 	put8(w, (uint8_t)wlen);
 	put(w, why, wlen);

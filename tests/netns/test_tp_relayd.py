@@ -7,6 +7,7 @@ the client and target namespaces, what is left with `nft` and `conntrack`.
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -346,3 +347,37 @@ def test_runs_as_a_user_with_cap_net_admin_only(topo, relayd, tmp_path):
     assert recv_or_none(tgt) is None
     assert_gone(topo, bnd[1], 42007)
     c.shutdown()
+
+
+def test_tcp_both_fins_end_as_closed(topo, n2):
+    """Without end-on-fin, the relay ends once both sides sent FIN."""
+    lst = tcp_listen(topo.target, topo.T, 8082)
+    bnd = n2.opened(12, TCP, (topo.C1, 41004), (topo.T, 8082), (topo.R1, 0), fin=False)
+    cli = tcp_connect(topo.client, (topo.C1, 41004), bnd)
+    srv, _ = lst.accept()
+    cli.sendall(b"req")
+    srv.settimeout(5)
+    assert srv.recv(10) == b"req"
+    cli.shutdown(socket.SHUT_WR)
+    assert srv.recv(10) == b""
+    srv.sendall(b"answer after the client's FIN")
+    assert cli.recv(100) == b"answer after the client's FIN"
+    srv.shutdown(socket.SHUT_WR)
+    m = n2.expect(n2client.ENDED, 12)
+    assert m.why == "closed", m
+    assert_gone(topo, bnd[1], 41004)
+    srv.close()
+    cli.close()
+
+
+def test_tcp_reset_ends(topo, n2):
+    lst = tcp_listen(topo.target, topo.T, 8083)
+    bnd = n2.opened(13, TCP, (topo.C1, 41005), (topo.T, 8083), (topo.R1, 0), fin=False)
+    cli = tcp_connect(topo.client, (topo.C1, 41005), bnd)
+    srv, _ = lst.accept()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    srv.close()  # RST
+    m = n2.expect(n2client.ENDED, 13)
+    assert m.why == "reset", m
+    assert_gone(topo, bnd[1], 41005)
+    cli.close()

@@ -50,8 +50,8 @@ struct tp_relay {
 	void *arg;
 	ev_timer opened_w; /* opened() from the loop, after open() returned */
 	ev_timer idle_w;
-	uint64_t idle_seen; /* packets both ways at the last idle check */
-	bool fin;           /* the target sent FIN (event seen) */
+	uint64_t idle_seen;  /* packets both ways at the last idle check */
+	const char *end_why; /* set from a conntrack event: end the relay with it */
 };
 
 static _Atomic uint32_t next_id = 1;
@@ -165,29 +165,39 @@ static void opened_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	r->cb.opened(r->arg, 0, &r->f.bnd);
 }
 
-/* ---- conntrack events: a FIN mark ends the relay ---- */
+/* ---- conntrack events: TCP flags in the mark end the relay ---- */
+/* Why a TCP relay with this mark ends, or NULL while it goes on. */
+static const char *end_reason(const struct tp_relay *r, uint32_t mark)
+{
+	if (mark & TP_NFT_RST_BIT)
+		return "reset";
+	if ((mark & TP_NFT_FIN_BIT) && r->f.watch_fin)
+		return "fin";
+	if ((mark & TP_NFT_FIN_BIT) && (mark & TP_NFT_CFIN_BIT))
+		return "closed";
+	return NULL;
+}
+
 static int event_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
 {
 	struct tp_engine *e = arg;
 	uint32_t mark = nfct_get_attr_u32(ct, ATTR_MARK);
 
-	if (!(mark & TP_NFT_FIN_BIT))
-		return NFCT_CB_CONTINUE;
 	for (struct tp_relay *r = e->relays; r; r = r->next)
-		if (r->f.id == (mark & TP_NFT_ID_MASK) && r->f.watch_fin)
-			r->fin = true;
+		if (r->f.ptcl == IPPROTO_TCP && r->f.id == (mark & TP_NFT_ID_MASK) && !r->end_why)
+			r->end_why = end_reason(r, mark);
 	return NFCT_CB_CONTINUE;
 }
 
-/* After lost events (ENOBUFS), ask conntrack about every watched flow. */
-static void fin_rescan(struct tp_engine *e)
+/* After lost events (ENOBUFS), ask conntrack about every TCP flow. */
+static void mark_rescan(struct tp_engine *e)
 {
 	for (struct tp_relay *r = e->relays; r; r = r->next) {
 		uint32_t mark;
 
-		if (r->f.watch_fin && tp_nft_ct_mark(e->query, &r->f, &mark) == 0 &&
-		    (mark & TP_NFT_FIN_BIT))
-			r->fin = true;
+		if (r->f.ptcl == IPPROTO_TCP && !r->end_why &&
+		    tp_nft_ct_mark(e->query, &r->f, &mark) == 0)
+			r->end_why = end_reason(r, mark);
 	}
 }
 
@@ -198,28 +208,32 @@ static void events_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (nfct_catch(e->events) < 0 && errno == ENOBUFS) {
 		log_warnx("transparent: conntrack events lost; looking the flows up");
-		fin_rescan(e);
+		mark_rescan(e);
 	}
 	/* ended() may close other relays: restart from the head each time. */
 	do {
-		for (r = e->relays; r && !r->fin; r = r->next)
+		for (r = e->relays; r && !r->end_why; r = r->next)
 			;
 		if (r)
-			relay_end(r, "fin");
+			relay_end(r, r->end_why);
 	} while (r);
 }
 
 /* A socket filter in the kernel passes only events of entries whose mark
- * has the FIN bit, so the host's other conntrack traffic never wakes the
- * loop. Without it (an old kernel) event_cb filters the same way. */
+ * has one of the TCP bits, so the host's other conntrack traffic never
+ * wakes the loop. Without it (an old kernel) event_cb filters the same way. */
 static void mark_filter(int fd)
 {
+	static const uint32_t bits[] = { TP_NFT_FIN_BIT, TP_NFT_CFIN_BIT, TP_NFT_RST_BIT };
 	struct nfct_filter *f = nfct_filter_create();
-	struct nfct_filter_dump_mark m = { TP_NFT_FIN_BIT, TP_NFT_FIN_BIT };
 
 	if (!f)
 		return;
-	nfct_filter_add_attr(f, NFCT_FILTER_MARK, &m);
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		struct nfct_filter_dump_mark m = { bits[i], bits[i] };
+
+		nfct_filter_add_attr(f, NFCT_FILTER_MARK, &m);
+	}
 	if (nfct_filter_attach(fd, f) != 0)
 		log_debug("transparent: conntrack event filter not attached");
 	nfct_filter_destroy(f);

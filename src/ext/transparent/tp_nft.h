@@ -13,9 +13,12 @@
 
 #include "ext/transparent/tp_engine.h"
 
-#define TP_NFT_TABLE   "stpd_tp"   /* stpd's table (inet family) */
-#define TP_NFT_FIN_BIT 0x80000000u /* ct mark bit set by the target's FIN */
-#define TP_NFT_ID_MASK 0x7fffffffu
+#define TP_NFT_TABLE    "stpd_tp" /* stpd's table (inet family) */
+/* ct mark bits the TCP rules set (tp_nft_rules.c); the rest is the id */
+#define TP_NFT_FIN_BIT  0x80000000u /* the target sent FIN */
+#define TP_NFT_CFIN_BIT 0x40000000u /* the client sent FIN */
+#define TP_NFT_RST_BIT  0x20000000u /* a RST, either way */
+#define TP_NFT_ID_MASK  0x1fffffffu
 
 struct nft_ctx;
 struct nfct_handle;
@@ -25,7 +28,7 @@ struct nfct_handle;
 struct tp_nft_flow {
 	uint32_t id; /* ct mark, 1..TP_NFT_ID_MASK */
 	uint8_t ptcl;
-	bool watch_fin;
+	bool watch_fin; /* TCP with end-on-fin */
 	struct sockaddr_storage src, dst, bnd;
 };
 

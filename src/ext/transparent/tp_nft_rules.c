@@ -25,32 +25,32 @@
  * relay's BND from anyone but its source reach the input hook (no DNAT
  * matched) and are dropped there, so the reserved socket never answers.
  */
-#define TABLE_TEXT                                                                          \
-	"add table inet %s\n"                                                               \
-	"delete table inet %s\n"                                                            \
-	"table inet %s {\n"                                                                 \
-	" map pre4 { type inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service" \
-	" : verdict; }\n"                                                                   \
-	" map pre6 { type inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service" \
-	" : verdict; }\n"                                                                   \
-	" map fwdv { type mark : verdict; }\n"                                              \
-	" set marks { type mark; }\n"                                                       \
-	" set bnd4 { type ipv4_addr . inet_service; }\n"                       \
-	" set bnd6 { type ipv6_addr . inet_service; }\n"                       \
-	" chain pre { type nat hook prerouting priority dstnat; policy accept;\n"           \
-	"  meta l4proto . ip saddr . th sport . ip daddr . th dport vmap @pre4\n"           \
-	"  meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport vmap @pre6\n"         \
-	" }\n"                                                                              \
-	" chain post { type nat hook postrouting priority srcnat; policy accept;\n"         \
-	"  ct direction original ct mark and 0x7fffffff @marks masquerade\n"                \
-	" }\n"                                                                              \
-	" chain forward { type filter hook forward priority filter; policy drop;\n"         \
-	"  ct mark and 0x7fffffff vmap @fwdv\n"                                             \
-	" }\n"                                                                              \
-	" chain input { type filter hook input priority filter; policy accept;\n"           \
-	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip daddr . th dport @bnd4 drop\n"       \
-	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip6 daddr . th dport @bnd6 drop\n"      \
-	" }\n"                                                                              \
+#define TABLE_TEXT                                                                           \
+	"add table inet %s\n"                                                                \
+	"delete table inet %s\n"                                                             \
+	"table inet %s {\n"                                                                  \
+	" map pre4 { type inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service"  \
+	" : verdict; }\n"                                                                    \
+	" map pre6 { type inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service"  \
+	" : verdict; }\n"                                                                    \
+	" map fwdv { type mark : verdict; }\n"                                               \
+	" set marks { type mark; }\n"                                                        \
+	" set bnd4 { type ipv4_addr . inet_service; }\n"                                     \
+	" set bnd6 { type ipv6_addr . inet_service; }\n"                                     \
+	" chain pre { type nat hook prerouting priority dstnat; policy accept;\n"            \
+	"  meta l4proto . ip saddr . th sport . ip daddr . th dport vmap @pre4\n"            \
+	"  meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport vmap @pre6\n"          \
+	" }\n"                                                                               \
+	" chain post { type nat hook postrouting priority srcnat; policy accept;\n"          \
+	"  ct direction original ct mark and 0x1fffffff @marks masquerade\n"                 \
+	" }\n"                                                                               \
+	" chain forward { type filter hook forward priority filter; policy drop;\n"          \
+	"  ct mark and 0x1fffffff vmap @fwdv\n"                                              \
+	" }\n"                                                                               \
+	" chain input { type filter hook input priority filter; policy accept;\n"            \
+	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip daddr . th dport @bnd4 drop\n"  \
+	"  meta l4proto { tcp, udp, udplite, sctp, dccp } ip6 daddr . th dport @bnd6 drop\n" \
+	" }\n"                                                                               \
 	"}\n"
 
 struct nft_ctx *tp_nft_ctx_new(void)
@@ -171,17 +171,27 @@ int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_
 	    " dnat %s to %s:%u\n",
 	    table, n, ft.proto, n, ft.fam, ft.dst, ft.dport);
 	add(&t, "add chain inet %s r%" PRIu32 "_fwd\n", table, n);
-	add(&t,
-	    "add rule inet %s r%" PRIu32 "_fwd ct direction original counter name up_%" PRIu32
-	    " accept\n",
-	    table, n, n);
-	/* The target's FIN flags the conntrack entry; the engine hears the
-	 * mark change as a conntrack event (tp_nft.c). */
-	if (f->watch_fin)
+	/* TCP's FINs and RSTs flag the conntrack entry (before the counting
+	 * rules accept); the engine hears each mark change as a conntrack
+	 * event and ends the relay on "fin", "closed" or "reset" (tp_nft.c). */
+	if (f->ptcl == IPPROTO_TCP) {
 		add(&t,
 		    "add rule inet %s r%" PRIu32 "_fwd ct direction reply tcp flags & fin == fin"
 		    " ct mark set ct mark or 0x%x\n",
 		    table, n, TP_NFT_FIN_BIT);
+		add(&t,
+		    "add rule inet %s r%" PRIu32 "_fwd ct direction original tcp flags & fin == fin"
+		    " ct mark set ct mark or 0x%x\n",
+		    table, n, TP_NFT_CFIN_BIT);
+		add(&t,
+		    "add rule inet %s r%" PRIu32 "_fwd tcp flags & rst == rst"
+		    " ct mark set ct mark or 0x%x\n",
+		    table, n, TP_NFT_RST_BIT);
+	}
+	add(&t,
+	    "add rule inet %s r%" PRIu32 "_fwd ct direction original counter name up_%" PRIu32
+	    " accept\n",
+	    table, n, n);
 	add(&t,
 	    "add rule inet %s r%" PRIu32 "_fwd ct direction reply counter name down_%" PRIu32
 	    " accept\n",
@@ -190,8 +200,7 @@ int tp_nft_flow_add(struct nft_ctx *nft, const char *table, const struct tp_nft_
 	    table, ft.v, ft.proto, ft.src, ft.sport, ft.bnd, ft.bport, n);
 	add(&t, "add element inet %s fwdv { %" PRIu32 " : goto r%" PRIu32 "_fwd }\n", table, n, n);
 	add(&t, "add element inet %s marks { %" PRIu32 " }\n", table, n);
-	add(&t, "add element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd,
-	    ft.bport);
+	add(&t, "add element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd, ft.bport);
 	if (t.over) {
 		snprintf(err, errlen, "nft: command too long");
 		errno = ENOMEM;
@@ -212,8 +221,7 @@ int tp_nft_flow_unhook(struct nft_ctx *nft, const char *table, const struct tp_n
 	    ft.src, ft.sport, ft.bnd, ft.bport);
 	add(&t, "delete element inet %s fwdv { %" PRIu32 " }\n", table, n);
 	add(&t, "delete element inet %s marks { %" PRIu32 " }\n", table, n);
-	add(&t, "delete element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd,
-	    ft.bport);
+	add(&t, "delete element inet %s bnd%s { %s . %u }\n", table, ft.v, ft.bnd, ft.bport);
 	add(&t, "flush chain inet %s r%" PRIu32 "_pre\n", table, n);
 	add(&t, "delete chain inet %s r%" PRIu32 "_pre\n", table, n);
 	add(&t, "flush chain inet %s r%" PRIu32 "_fwd\n", table, n);

@@ -137,6 +137,9 @@ static void test_ended(void **state)
 	m.u.ended.c = some;
 	roundtrip(&m, N2_HDR_LEN + 1 + 3 + 32);
 	pc_assert(strcmp(got.u.ended.why, "fin") == 0);
+	strcpy(m.u.ended.why, "target refused");
+	roundtrip(&m, N2_HDR_LEN + 1 + 14 + 32);
+	pc_assert(strcmp(got.u.ended.why, "target refused") == 0);
 	pc_assert(memcmp(&got.u.ended.c, &some, sizeof(some)) == 0);
 	memset(m.u.ended.why, 'x', N2_WHY_MAX);
 	m.u.ended.why[N2_WHY_MAX] = '\0';
@@ -151,7 +154,9 @@ static void test_writer_refuses(void **state)
 	struct n2_msg m = { .type = N2_ENDED, .id = 1 };
 
 	pc_assert(n2_write(buf, sizeof(buf), &m) == 0); /* empty why */
-	strcpy(m.u.ended.why, "two words");
+	strcpy(m.u.ended.why, "tab\there");
+	pc_assert(n2_write(buf, sizeof(buf), &m) == 0);
+	strcpy(m.u.ended.why, "caf\xc3\xa9");
 	pc_assert(n2_write(buf, sizeof(buf), &m) == 0);
 	m = (struct n2_msg){ .type = N2_CLOSE, .id = 0 };
 	pc_assert(n2_write(buf, sizeof(buf), &m) == 0); /* ID 0 is HELLO's */
@@ -200,13 +205,13 @@ static void test_bad(void **state)
 			  "\x01\x0a\x00\x00\x09\x00\x35"
 			  "\x01\x0a\x00\x00\x01\x00\x00",
 			  -1);
-	/* ENDED: empty reason, a space, a reason longer than its body */
+	/* ENDED: empty reason, a control byte, a reason longer than its body */
 	pc_expect_bad_str(parse_n2,
 			  "\x08\x00\x00\x00\x01\x00\x21\x00"
 			  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
 			  -1);
 	pc_expect_bad_str(parse_n2,
-			  "\x08\x00\x00\x00\x01\x00\x22\x01 "
+			  "\x08\x00\x00\x00\x01\x00\x22\x01\x1f"
 			  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
 			  -1);
 	pc_expect_bad_str(parse_n2,
