@@ -22,6 +22,8 @@
 #include "ext/transparent/tp_n2chan.h"
 #include "relayd/relayd.h"
 
+#define RD_HELLO_TIMEOUT 10. /* seconds */
+
 struct rd_relay {
 	struct rd_relay *next;
 	struct rd_conn *c;
@@ -39,6 +41,7 @@ struct rd_conn {
 	char peer[64];
 	struct n2chan ch;
 	ev_io io;
+	ev_timer hello_w; /* TLS handshake and HELLO must be done by then */
 	bool hello_sent, hello_seen, handshaking;
 	struct rd_relay *relays;
 };
@@ -253,6 +256,7 @@ static int dispatch(struct rd_conn *c, const struct n2_msg *m)
 			return -1;
 		}
 		c->hello_seen = true;
+		ev_timer_stop(c->d->loop, &c->hello_w);
 		return 0;
 	}
 	switch (m->type) {
@@ -348,6 +352,11 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	conn_arm(c);
 }
 
+static void hello_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	rd_conn_close(w->data, "no TLS handshake and HELLO in time");
+}
+
 void rd_conn_new(struct relayd *d, int fd, SSL *ssl, const char *peer)
 {
 	struct rd_conn *c = calloc(1, sizeof(*c));
@@ -372,6 +381,9 @@ void rd_conn_new(struct relayd *d, int fd, SSL *ssl, const char *peer)
 	ev_io_init(&c->io, conn_cb, fd, EV_READ | EV_WRITE);
 	c->io.data = c;
 	ev_io_start(d->loop, &c->io);
+	ev_timer_init(&c->hello_w, hello_timeout_cb, RD_HELLO_TIMEOUT, 0.);
+	c->hello_w.data = c;
+	ev_timer_start(d->loop, &c->hello_w);
 }
 
 void rd_conn_close(struct rd_conn *c, const char *why)
@@ -387,6 +399,7 @@ void rd_conn_close(struct rd_conn *c, const char *why)
 	}
 	log_info("conn %lu: closed (%s), %u relays closed with it", c->num, why, n);
 	ev_io_stop(d->loop, &c->io);
+	ev_timer_stop(d->loop, &c->hello_w);
 	n2chan_close(&c->ch);
 	if (c->prev)
 		c->prev->next = c->next;

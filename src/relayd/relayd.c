@@ -40,11 +40,20 @@ struct listener {
 	ev_io io;
 	struct relayd *d;
 	bool tls;
+	ev_timer pause; /* accept stopped for a while after EMFILE/ENFILE */
 };
+
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listener *l = w->data;
+
+	ev_io_start(loop, &l->io);
+}
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: stp-relayd [-d] [-e kernel] [-T table] [-u user] -l unix:PATH|HOST:PORT ...\n"
+	fprintf(f, "usage: stp-relayd [-d] [-e kernel] [-T table] [-u user] -l unix:PATH|HOST:PORT "
+		   "...\n"
 		   "                  [--cert FILE --key FILE --ca FILE]\n"
 		   "  -l unix:PATH   serve N2 on a Unix socket (created, mode 0600)\n"
 		   "  -l HOST:PORT   serve N2 over TLS; --cert/--key/--ca are then required and\n"
@@ -66,8 +75,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	int fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
+		if (errno == EMFILE || errno == ENFILE) {
+			/* Out of descriptors: accepting again at once would spin. */
+			log_warn("accept: pausing the listener for a second");
+			ev_io_stop(loop, &l->io);
+			ev_timer_start(loop, &l->pause);
+		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 			log_warn("accept");
+		}
 		return;
 	}
 	if (l->tls) {
@@ -301,6 +316,8 @@ int main(int argc, char **argv)
 		ls[i].d = &d;
 		ls[i].tls = !unix_sock;
 		ev_io_init(&ls[i].io, accept_cb, fd, EV_READ);
+		ev_timer_init(&ls[i].pause, resume_cb, 1., 0.);
+		ls[i].pause.data = &ls[i];
 	}
 	/* The table is reset here: pinholes a killed predecessor left are gone
 	 * before the first control connection is accepted. */

@@ -381,3 +381,21 @@ def test_tcp_reset_ends(topo, n2):
     assert m.why == "reset", m
     assert_gone(topo, bnd[1], 41005)
     cli.close()
+
+
+def test_silent_control_connection_is_dropped(topo, n2):
+    """A connection that never sends HELLO is closed after 10 s."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(n2.path)
+    s.settimeout(20)
+    start = time.time()
+    data = b""
+    while True:
+        d = s.recv(100)
+        if not d:
+            break
+        data += d
+    assert data == b"\x01\x00\x00\x00\x00\x00\x01\x01"  # the relay's HELLO, then EOF
+    assert 9 < time.time() - start < 20
+    n2.daemon.wait_log("no TLS handshake and HELLO in time")
+    s.close()
