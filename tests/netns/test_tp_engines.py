@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from test_tp_relayd import (assert_gone, nft_table, recv_or_none, relayd,  # noqa: E402,F401
-                            tcp_connect, tcp_listen, topo, udp_sock)
+from test_tp_relayd import (assert_gone, conntrack, nft_table, recv_or_none,  # noqa: E402,F401
+                            relayd, tcp_connect, tcp_listen, topo, udp_sock)
 from tp_topo import build_file  # noqa: E402
 
 
@@ -230,4 +230,7 @@ def test_kernel_engine_sigkill_then_restart(topo):
     assert recv_or_none(tgt) is None
     t = topo.relay.sh("nft", "list", "table", "inet", "stpd_tp")
     assert "goto r" not in t and str(bnd[1]) not in t, t
+    # the killed run's translated conntrack entry went with its table
+    for line in conntrack(topo.relay, "-p", "udp", "--orig-port-src", "43009").splitlines():
+        assert "mark=0 " in line and "src=%s " % topo.T not in line, line
     assert again.quit() == 0

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -60,18 +61,36 @@ static _Atomic uint32_t next_id = 1;
 static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
 static char reset_done[4][32];
 
-static int table_once(struct nft_ctx *nft, const char *table, char *err, size_t errlen)
+/*
+ * Once per process and table: the relays of a run that was killed are
+ * read from its table (the `marks` set) before the table is replaced, and
+ * their conntrack entries deleted, so no flow they had keeps its address
+ * translation. Relay ids then start at a random point, so a new relay is
+ * never given the mark of a flow the old run left anywhere.
+ */
+static int table_once(struct tp_engine *e, char *err, size_t errlen)
 {
+	uint32_t stale[1024], start;
+	size_t i, n;
 	int rc = 0;
-	size_t i;
 
 	pthread_mutex_lock(&reset_lock);
 	for (i = 0; i < 4 && reset_done[i][0]; i++)
-		if (strcmp(reset_done[i], table) == 0)
+		if (strcmp(reset_done[i], e->table) == 0)
 			goto out;
-	rc = tp_nft_table_reset(nft, table, err, errlen);
-	if (rc == 0 && i < 4)
-		snprintf(reset_done[i], sizeof(reset_done[i]), "%s", table);
+	n = tp_nft_marks_list(e->nft, e->table, stale, sizeof(stale) / sizeof(stale[0]));
+	rc = tp_nft_table_reset(e->nft, e->table, err, errlen);
+	if (rc != 0)
+		goto out;
+	for (size_t k = 0; k < n; k++)
+		tp_nft_ct_forget_mark(e->query, stale[k]);
+	if (n > 0)
+		log_info("transparent: table inet %s reset, %zu relays of a previous run removed",
+			 e->table, n);
+	if (i < 4)
+		snprintf(reset_done[i], sizeof(reset_done[i]), "%s", e->table);
+	if (getrandom(&start, sizeof(start), 0) == sizeof(start))
+		atomic_store(&next_id, (start & (TP_NFT_ID_MASK >> 1)) + 1);
 out:
 	pthread_mutex_unlock(&reset_lock);
 	return rc;
@@ -298,7 +317,7 @@ struct tp_engine *tp_nft_create_table(struct ev_loop *loop, const struct tp_conf
 		engine_free(e);
 		return NULL;
 	}
-	if (table_once(e->nft, e->table, err, errlen) != 0 || events_open(e, err, errlen) != 0) {
+	if (events_open(e, err, errlen) != 0 || table_once(e, err, errlen) != 0) {
 		engine_free(e);
 		return NULL;
 	}

@@ -48,11 +48,17 @@ int tp_nft_flow_unhook(struct nft_ctx *nft, const char *table, const struct tp_n
 int tp_nft_counters_read(struct nft_ctx *nft, const char *table, uint32_t id,
 			 struct tp_counters *out);
 int tp_nft_counters_del(struct nft_ctx *nft, const char *table, uint32_t id);
+/* The ids in the `marks` set of an existing table (a previous run's
+ * relays), at most max; 0 when the table does not exist. */
+size_t tp_nft_marks_list(struct nft_ctx *nft, const char *table, uint32_t *ids, size_t max);
 
 /* ---- tp_nft_ct.c: conntrack ---- */
 /* Deletes the flow's conntrack entry (original tuple src -> bnd); 0 also
  * when there was none. */
 int tp_nft_ct_forget(struct nfct_handle *q, const struct tp_nft_flow *f);
+/* Deletes every entry whose mark's id bits are id (a crashed run's flow);
+ * returns how many. */
+int tp_nft_ct_forget_mark(struct nfct_handle *q, uint32_t id);
 /* The mark of the flow's entry in *mark; -1 when there is none. */
 int tp_nft_ct_mark(struct nfct_handle *q, const struct tp_nft_flow *f, uint32_t *mark);
 

@@ -7,7 +7,9 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
@@ -72,4 +74,48 @@ int tp_nft_ct_mark(struct nfct_handle *q, const struct tp_nft_flow *f, uint32_t 
 	nfct_callback_unregister(q);
 	nfct_destroy(ct);
 	return rc;
+}
+
+/* Collected by a filtered dump, deleted after it (no query inside a dump). */
+struct ct_list {
+	struct nf_conntrack *ct[256];
+	size_t n;
+};
+
+static int collect_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
+{
+	struct ct_list *l = arg;
+
+	if (l->n < sizeof(l->ct) / sizeof(l->ct[0]))
+		l->ct[l->n++] = nfct_clone(ct);
+	return NFCT_CB_CONTINUE;
+}
+
+int tp_nft_ct_forget_mark(struct nfct_handle *q, uint32_t id)
+{
+	struct nfct_filter_dump *fd = nfct_filter_dump_create();
+	struct nfct_filter_dump_mark m = { id, TP_NFT_ID_MASK };
+	struct ct_list *l = calloc(1, sizeof(*l));
+	int deleted = 0;
+
+	if (!fd || !l) {
+		if (fd)
+			nfct_filter_dump_destroy(fd);
+		free(l);
+		return -1;
+	}
+	nfct_filter_dump_set_attr(fd, NFCT_FILTER_DUMP_MARK, &m);
+	nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, AF_UNSPEC);
+	nfct_callback_register(q, NFCT_T_ALL, collect_cb, l);
+	nfct_query(q, NFCT_Q_DUMP_FILTER, fd);
+	nfct_callback_unregister(q);
+	nfct_filter_dump_destroy(fd);
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->ct[i] && nfct_query(q, NFCT_Q_DESTROY, l->ct[i]) == 0)
+			deleted++;
+		if (l->ct[i])
+			nfct_destroy(l->ct[i]);
+	}
+	free(l);
+	return deleted;
 }

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nftables/libnftables.h>
@@ -274,4 +275,33 @@ int tp_nft_counters_del(struct nft_ctx *nft, const char *table, uint32_t id)
 		 "delete counter inet %s up_%" PRIu32 "; delete counter inet %s down_%" PRIu32,
 		 table, id, table, id);
 	return run(nft, cmds, NULL, 0);
+}
+
+size_t tp_nft_marks_list(struct nft_ctx *nft, const char *table, uint32_t *ids, size_t max)
+{
+	char cmds[128];
+	const char *o, *at;
+	size_t n = 0;
+
+	snprintf(cmds, sizeof(cmds), "list set inet %s marks", table);
+	if (run(nft, cmds, NULL, 0) != 0)
+		return 0;
+	o = nft_ctx_get_output_buffer(nft);
+	at = o ? strstr(o, "elements = {") : NULL;
+	if (!at)
+		return 0;
+	at += strlen("elements = {");
+	/* "0x00000001, 0x00000002 }": nft prints marks in hex */
+	while (n < max) {
+		char *end;
+		unsigned long v = strtoul(at, &end, 0);
+
+		if (end == at)
+			break;
+		ids[n++] = (uint32_t)v & TP_NFT_ID_MASK;
+		at = end;
+		while (*at == ',' || *at == ' ' || *at == '\n' || *at == '\t')
+			at++;
+	}
+	return n;
 }
