@@ -88,16 +88,20 @@ class Bench:
         udp, n = self.udp("%s:%d" % (t.C1, p1), bnd_u, "%s:%d" % (t.T, p1))
         tcp = self.tcp("%s:%d" % (t.C1, p2), bnd_t, "%s:%d" % (t.T, p2))
         cpu = cpu_seconds(d.pid) - cpu0
-        d.stdin.write("close 1\n")
-        closed = d.stdout.readline().split()
-        d.stdin.write("close 2\n")
-        tcp_closed = d.stdout.readline().split()
-        d.stdin.write("quit\n")
+        # TCP relay 2 may have ended by itself ("closed": both FINs seen)
+        d.stdin.write("close 1\nclose 2\nquit\n")
         d.stdin.flush()
+        final = {}
+        for line in d.stdout:
+            f = line.split()
+            if f[0] == "closed":
+                final[f[1]] = [int(x) for x in f[2:6]]
+            elif f[0] == "ended":
+                final[f[1]] = [int(x) for x in f[3:7]]
         d.wait(10)
         t.relay.sh("nft", "delete", "table", "inet", "stpd_tp")  # the direct path again
-        pkts = int(closed[2]) + int(tcp_closed[2]) + int(tcp_closed[4])
-        return udp, tcp, cpu, pkts, n, int(closed[2])
+        pkts = final["1"][0] + final["2"][0] + final["2"][2]
+        return udp, tcp, cpu, pkts, n, final["1"][0]
 
 
 def main():
