@@ -40,6 +40,8 @@ class Drive:
             if b"\n" in self.buf:
                 line, self.buf = self.buf.split(b"\n", 1)
                 f = line.decode().split()
+                if word is None:  # any line: all its fields
+                    return f
                 assert f and f[0] == word, "want %s, got %r (stderr %s)" % (
                     word, line, self.stderr())
                 return f[1:]

@@ -523,8 +523,9 @@ static void remote_counters(struct tp_relay *r, struct tp_counters *out)
 }
 
 /*
- * Finds CLOSED for id among the whole messages in the input buffer and
- * takes it out, leaving the others in order for io_cb. 1 found, 0 not yet.
+ * Finds CLOSED (or ENDED) for id among the whole messages in the input
+ * buffer and takes it out, leaving the others in order for io_cb. 1 found,
+ * 0 not yet.
  */
 static int take_closed(struct n2chan *ch, uint32_t id, struct tp_counters *k)
 {
@@ -533,8 +534,10 @@ static int take_closed(struct n2chan *ch, uint32_t id, struct tp_counters *k)
 	struct socks_err err;
 
 	while (n2_parse(&m, ch->in + off, ch->inlen - off, &used, &err) == SOCKS_DONE) {
-		if (m.type == N2_CLOSED && m.id == id) {
-			counters_from(k, &m.u.counts);
+		/* An ENDED that crossed our CLOSE carries the real final counters
+		 * (the CLOSED that follows it has zeros and is then ignored). */
+		if ((m.type == N2_CLOSED || m.type == N2_ENDED) && m.id == id) {
+			counters_from(k, m.type == N2_CLOSED ? &m.u.counts : &m.u.ended.c);
 			memmove(ch->in + off, ch->in + off + used, ch->inlen - off - used);
 			ch->inlen -= used;
 			return 1;
