@@ -67,14 +67,16 @@ struct nft_ctx *tp_nft_ctx_new(void)
 	return nft;
 }
 
-/* Runs cmds; on failure the first line of nft's error text goes to err. */
+/* Runs cmds; on failure the first line of nft's error text goes to err.
+ * The error buffer is taken every time (taking it empties it), so text of
+ * a failure nobody asked about never piles up or shows in the next one. */
 static int run(struct nft_ctx *nft, const char *cmds, char *err, size_t errlen)
 {
-	const char *e;
+	int rc = nft_run_cmd_from_buffer(nft, cmds);
+	const char *e = nft_ctx_get_error_buffer(nft);
 
-	if (nft_run_cmd_from_buffer(nft, cmds) == 0)
+	if (rc == 0)
 		return 0;
-	e = nft_ctx_get_error_buffer(nft);
 	if (err && errlen) {
 		const char *nl = e ? strchr(e, '\n') : NULL;
 		int n = e ? (nl ? (int)(nl - e) : (int)strlen(e)) : 0;
