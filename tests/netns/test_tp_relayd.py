@@ -410,3 +410,22 @@ def test_silent_control_connection_is_dropped(topo, n2):
     assert 9 < time.time() - start < 20
     n2.daemon.wait_log("no TLS handshake and HELLO in time")
     s.close()
+
+
+def test_not_an_open_router(topo, relayd, tmp_path):
+    """The relay forwards (ip_forward 1), but with the engine's table in
+    place only pinholed flows cross it: routed traffic from a client to the
+    target is dropped, and passes again once the table is gone."""
+    tgt = udp_sock(topo.target, topo.T, 6007)
+    cli = udp_sock(topo.client, topo.C1, 42008)
+    cli.sendto(b"routed", (topo.T, 6007))
+    assert tgt.recvfrom(100)[0] == b"routed"  # before: a plain router
+    relayd("-l", "unix:" + str(tmp_path / "r.sock"))
+    cli.sendto(b"routed again", (topo.T, 6007))
+    assert recv_or_none(tgt) is None
+    tcp_listen(topo.target, topo.T, 8084)
+    with pytest.raises(OSError):
+        tcp_connect(topo.client, (topo.C1, 41006), (topo.T, 8084), timeout=1)
+    topo.relay.sh("nft", "delete", "table", "inet", TABLE)
+    cli.sendto(b"after the table", (topo.T, 6007))
+    assert tgt.recvfrom(100)[0] == b"after the table"
