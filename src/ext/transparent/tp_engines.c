@@ -6,10 +6,14 @@
 
 #include "ext/transparent/tp_engine.h"
 
-extern const struct tp_engine_ops tp_engine_user; /* tp_user.c */
+extern const struct tp_engine_ops tp_engine_user;   /* tp_user.c */
+extern const struct tp_engine_ops tp_engine_kernel; /* tp_nft.c */
+extern const struct tp_engine_ops tp_engine_remote; /* tp_remote.c */
 
 static const struct tp_engine_ops *const engines[] = {
 	&tp_engine_user,
+	&tp_engine_kernel,
+	&tp_engine_remote,
 };
 
 const struct tp_engine_ops *tp_engine_find(const char *name)
