@@ -1,6 +1,7 @@
 /*
  * snapshot.c - a config snapshot plus what was loaded because of it (the
- * users file), swapped whole on reload; sessions hold a reference.
+ * userpass backends: users file, directories, cache), swapped whole on
+ * reload; sessions hold a reference.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,20 @@ struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 	}
 	/* RFC 1929 runs as a method of its own or inside an extension's (X'86'
 	 * subauth). */
-	if ((conf_auth_used(conf) & AUTH_BIT_USERPASS) && conf->userpass_backend == USERPASS_FILE) {
-		s->users = authfile_load(conf->users_file, err, errlen);
-		if (!s->users) {
+	if (conf_auth_used(conf) & AUTH_BIT_USERPASS) {
+		struct authset_conf ac = {
+			.n_chain = conf->n_backends,
+			.users_file = conf->users_file,
+			.pam_service = conf->pam_service,
+			.ldap = &conf->ldap,
+			.radius = &conf->radius,
+			.cache = conf->auth_cache,
+			.down_time = conf->auth_down_time,
+		};
+		for (size_t i = 0; i < conf->n_backends; i++)
+			ac.chain[i] = (enum auth_backend_kind)conf->backends[i];
+		s->auth = authset_new(&ac, err, errlen);
+		if (!s->auth) {
 			free(s);
 			if (conf->users_file_line > 0) /* point at the line that named it */
 				prefix_where(conf, err, errlen);
@@ -56,7 +68,7 @@ void snapshot_unref(struct snapshot *s)
 {
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
-	authfile_free(s->users);
+	authset_unref(s->auth);
 	conf_unref(s->conf);
 	free(s);
 }
