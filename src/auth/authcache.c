@@ -38,16 +38,14 @@ struct authcache {
 	struct authcache_entry *ents; /* n_sets * WAYS */
 };
 
-static time_t
-now_sec(void)
+static time_t now_sec(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
 }
 
-struct authcache *
-authcache_new(const struct auth_cache_conf *conf)
+struct authcache *authcache_new(const struct auth_cache_conf *conf)
 {
 	if (conf->ttl == 0)
 		return NULL;
@@ -59,8 +57,7 @@ authcache_new(const struct auth_cache_conf *conf)
 	if (c->n_sets == 0)
 		c->n_sets = 1;
 	c->ents = calloc(c->n_sets * WAYS, sizeof(*c->ents));
-	if (c->ents == NULL ||
-	    getrandom(c->hkey, sizeof(c->hkey), 0) != (ssize_t)sizeof(c->hkey)) {
+	if (c->ents == NULL || getrandom(c->hkey, sizeof(c->hkey), 0) != (ssize_t)sizeof(c->hkey)) {
 		free(c->ents);
 		free(c);
 		return NULL;
@@ -69,8 +66,7 @@ authcache_new(const struct auth_cache_conf *conf)
 	return c;
 }
 
-void
-authcache_free(struct authcache *c)
+void authcache_free(struct authcache *c)
 {
 	if (c == NULL)
 		return;
@@ -82,8 +78,7 @@ authcache_free(struct authcache *c)
 	free(c);
 }
 
-void
-authcache_key(const struct authcache *c, const char *user, const char *pass, uint8_t key[32])
+void authcache_key(const struct authcache *c, const char *user, const char *pass, uint8_t key[32])
 {
 	uint8_t buf[2 * 256 + 1];
 	size_t ul = strnlen(user, 255), pl = strnlen(pass, 255);
@@ -96,16 +91,14 @@ authcache_key(const struct authcache *c, const char *user, const char *pass, uin
 	explicit_bzero(buf, sizeof(buf));
 }
 
-static struct authcache_entry *
-set_of(struct authcache *c, const uint8_t key[32])
+static struct authcache_entry *set_of(struct authcache *c, const uint8_t key[32])
 {
 	uint64_t h;
 	memcpy(&h, key, sizeof(h));
 	return &c->ents[(h % c->n_sets) * WAYS];
 }
 
-bool
-authcache_get(struct authcache *c, const uint8_t key[32], struct auth_job *job)
+bool authcache_get(struct authcache *c, const uint8_t key[32], struct auth_job *job)
 {
 	bool hit = false;
 	time_t now = now_sec();
@@ -125,8 +118,7 @@ authcache_get(struct authcache *c, const uint8_t key[32], struct auth_job *job)
 	return hit;
 }
 
-void
-authcache_put(struct authcache *c, const uint8_t key[32], const struct auth_job *job)
+void authcache_put(struct authcache *c, const uint8_t key[32], const struct auth_job *job)
 {
 	char(*groups)[64] = NULL;
 	size_t n = job->n_groups;

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUTHCONF_STR_MAX 512
+#define AUTHCONF_STR_MAX        512
 #define AUTHCONF_RADIUS_SERVERS 8 /* radcli's SERVER_MAX */
 
 /* Backends an `auth { backend ... }` chain may list, tried in order. */
@@ -25,11 +25,11 @@ struct auth_radius_conf {
 	char servers[AUTHCONF_RADIUS_SERVERS][128]; /* "HOST:PORT" or "[V6]:PORT" */
 	size_t n_servers;
 	char secret_file[AUTHCONF_STR_MAX];
-	unsigned timeout;       /* seconds per try (default 3) */
-	unsigned retries;       /* extra tries per server (default 1) */
+	unsigned timeout;        /* seconds per try (default 3) */
+	unsigned retries;        /* extra tries per server (default 1) */
 	char nas_identifier[64]; /* default "stpd" */
-	bool chap;              /* CHAP-Password instead of User-Password */
-	int line;               /* where the block starts, for messages */
+	bool chap;               /* CHAP-Password instead of User-Password */
+	int line;                /* where the block starts, for messages */
 };
 
 struct auth_ldap_conf {
@@ -39,16 +39,16 @@ struct auth_ldap_conf {
 	/* simple bind as the user: */
 	char user_dn[AUTHCONF_STR_MAX]; /* "uid=%u,ou=people,dc=example,dc=org" */
 	/* or search-then-bind: */
-	char bind_dn[AUTHCONF_STR_MAX];            /* service DN; "" = anonymous search */
+	char bind_dn[AUTHCONF_STR_MAX]; /* service DN; "" = anonymous search */
 	char bind_password_file[AUTHCONF_STR_MAX];
 	char base[AUTHCONF_STR_MAX];
-	char filter[AUTHCONF_STR_MAX];             /* default "(uid=%u)" */
+	char filter[AUTHCONF_STR_MAX]; /* default "(uid=%u)" */
 	/* groups: */
-	char group_attribute[64];                  /* e.g. "memberOf" on the user's entry */
-	char group_base[AUTHCONF_STR_MAX];         /* group search base */
-	char group_filter[AUTHCONF_STR_MAX];       /* "(member=%d)", %u = user, %d = user DN */
-	char group_name_attribute[64];             /* default "cn" */
-	unsigned timeout;                          /* seconds, connect and each operation (5) */
+	char group_attribute[64];            /* e.g. "memberOf" on the user's entry */
+	char group_base[AUTHCONF_STR_MAX];   /* group search base */
+	char group_filter[AUTHCONF_STR_MAX]; /* "(member=%d)", %u = user, %d = user DN */
+	char group_name_attribute[64];       /* default "cn" */
+	unsigned timeout;                    /* seconds, connect and each operation (5) */
 	int line;
 };
 

@@ -30,8 +30,7 @@ struct authldap;
 struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen);
 void authldap_free(struct authldap *l);
 /* why gets a short reason for REJECT and ERROR (never the password). */
-enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why,
-				size_t whylen);
+enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen);
 
 struct authradius;
 struct authradius *authradius_new(const struct auth_radius_conf *c, char *err, size_t errlen);
@@ -44,8 +43,7 @@ struct authcache *authcache_new(const struct auth_cache_conf *c);
 void authcache_free(struct authcache *c);
 /* key = HMAC-SHA256 under a per-cache random key of user NUL pass: the
  * cache never holds the password, nor a hash of it usable elsewhere. */
-void authcache_key(const struct authcache *c, const char *user, const char *pass,
-		   uint8_t key[32]);
+void authcache_key(const struct authcache *c, const char *user, const char *pass, uint8_t key[32]);
 /* True, with job's groups filled, when key is cached and not expired. */
 bool authcache_get(struct authcache *c, const uint8_t key[32], struct auth_job *job);
 void authcache_put(struct authcache *c, const uint8_t key[32], const struct auth_job *job);

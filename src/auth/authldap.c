@@ -29,8 +29,7 @@ struct authldap {
 	char bind_pw[256];
 };
 
-struct authldap *
-authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen)
+struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen)
 {
 	struct authldap *l = calloc(1, sizeof(*l));
 	if (l == NULL) {
@@ -38,9 +37,8 @@ authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen)
 		return NULL;
 	}
 	l->c = *c;
-	if (c->bind_password_file[0] &&
-	    authdir_read_secret(c->bind_password_file, l->bind_pw, sizeof(l->bind_pw), err,
-				errlen) < 0) {
+	if (c->bind_password_file[0] && authdir_read_secret(c->bind_password_file, l->bind_pw,
+							    sizeof(l->bind_pw), err, errlen) < 0) {
 		free(l);
 		return NULL;
 	}
@@ -56,8 +54,7 @@ authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen)
 	return l;
 }
 
-void
-authldap_free(struct authldap *l)
+void authldap_free(struct authldap *l)
 {
 	if (l == NULL)
 		return;
@@ -66,8 +63,7 @@ authldap_free(struct authldap *l)
 }
 
 /* RFC 4514 section 2.4: a value inside a DN. */
-static void
-dn_escape(const char *in, char *out, size_t cap)
+static void dn_escape(const char *in, char *out, size_t cap)
 {
 	size_t n = 0, len = strlen(in);
 	for (size_t i = 0; i < len && n + 4 < cap; i++) {
@@ -85,8 +81,7 @@ dn_escape(const char *in, char *out, size_t cap)
 }
 
 /* RFC 4515: a value inside a filter, by libldap. */
-static void
-filter_escape(const char *in, char *out, size_t cap)
+static void filter_escape(const char *in, char *out, size_t cap)
 {
 	struct berval bin = { .bv_len = strlen(in), .bv_val = (char *)in }, bout = { 0 };
 	out[0] = '\0';
@@ -98,8 +93,7 @@ filter_escape(const char *in, char *out, size_t cap)
 }
 
 /* Expands %u (user), %d (dn) and %% in t. -1 when it does not fit. */
-static int
-expand(const char *t, const char *u, const char *d, char *out, size_t cap)
+static int expand(const char *t, const char *u, const char *d, char *out, size_t cap)
 {
 	size_t n = 0;
 	for (const char *q = t; *q; q++) {
@@ -123,8 +117,7 @@ expand(const char *t, const char *u, const char *d, char *out, size_t cap)
 
 /* LDAP result codes that mean the directory answered "no" rather than
  * failing to answer. */
-static enum auth_result
-classify(int rc)
+static enum auth_result classify(int rc)
 {
 	switch (rc) {
 	case LDAP_SUCCESS:
@@ -140,8 +133,7 @@ classify(int rc)
 	}
 }
 
-static int
-authldap_connect(struct authldap *l, LDAP **out)
+static int authldap_connect(struct authldap *l, LDAP **out)
 {
 	LDAP *ld = NULL;
 	int rc = ldap_initialize(&ld, l->c.uri);
@@ -166,16 +158,14 @@ authldap_connect(struct authldap *l, LDAP **out)
 	return LDAP_SUCCESS;
 }
 
-static int
-simple_bind(LDAP *ld, const char *dn, const char *pw)
+static int simple_bind(LDAP *ld, const char *dn, const char *pw)
 {
 	struct berval cred = { .bv_len = pw ? strlen(pw) : 0, .bv_val = (char *)pw };
 	return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 }
 
-static int
-search(struct authldap *l, LDAP *ld, const char *base, int scope, const char *filter,
-       const char *attr, LDAPMessage **res)
+static int search(struct authldap *l, LDAP *ld, const char *base, int scope, const char *filter,
+		  const char *attr, LDAPMessage **res)
 {
 	char *attrs[] = { (char *)attr, NULL };
 	struct timeval tv = { .tv_sec = (time_t)l->c.timeout };
@@ -184,9 +174,8 @@ search(struct authldap *l, LDAP *ld, const char *base, int scope, const char *fi
 }
 
 /* Search-then-bind, first half: the one entry the filter finds. */
-static enum auth_result
-find_user(struct authldap *l, LDAP *ld, const char *user, char *dn, size_t cap, char *why,
-	  size_t whylen)
+static enum auth_result find_user(struct authldap *l, LDAP *ld, const char *user, char *dn,
+				  size_t cap, char *why, size_t whylen)
 {
 	char esc[3 * 256 + 1], filter[AUTHCONF_STR_MAX + sizeof(esc)];
 	int rc = simple_bind(ld, l->c.bind_dn[0] ? l->c.bind_dn : NULL,
@@ -228,8 +217,7 @@ find_user(struct authldap *l, LDAP *ld, const char *user, char *dn, size_t cap, 
 
 /* A group attribute's value: a DN names the group by its first RDN's value
  * (cn=staff,ou=groups,... -> staff); anything else is the name itself. */
-static void
-add_group_value(struct auth_job *job, const struct berval *v)
+static void add_group_value(struct auth_job *job, const struct berval *v)
 {
 	LDAPDN dn = NULL;
 	if (ldap_bv2dn((struct berval *)v, &dn, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS &&
@@ -243,8 +231,7 @@ add_group_value(struct auth_job *job, const struct berval *v)
 }
 
 /* The values of attr in every entry of res, as groups. */
-static void
-add_groups(LDAP *ld, LDAPMessage *res, const char *attr, struct auth_job *job)
+static void add_groups(LDAP *ld, LDAPMessage *res, const char *attr, struct auth_job *job)
 {
 	for (LDAPMessage *e = ldap_first_entry(ld, res); e != NULL; e = ldap_next_entry(ld, e)) {
 		struct berval **vals = ldap_get_values_len(ld, e, attr);
@@ -254,9 +241,8 @@ add_groups(LDAP *ld, LDAPMessage *res, const char *attr, struct auth_job *job)
 	}
 }
 
-static enum auth_result
-read_groups(struct authldap *l, LDAP *ld, const char *dn, struct auth_job *job, char *why,
-	    size_t whylen)
+static enum auth_result read_groups(struct authldap *l, LDAP *ld, const char *dn,
+				    struct auth_job *job, char *why, size_t whylen)
 {
 	LDAPMessage *res;
 	int rc;
@@ -293,8 +279,7 @@ read_groups(struct authldap *l, LDAP *ld, const char *dn, struct auth_job *job, 
 	return AUTH_RES_OK;
 }
 
-enum auth_result
-authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen)
+enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen)
 {
 	char dn[AUTHCONF_STR_MAX + 3 * 256];
 	LDAP *ld = NULL;
@@ -308,8 +293,8 @@ authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whyle
 	if (l->c.user_dn[0]) {
 		char esc[3 * 256 + 1];
 		dn_escape(job->user, esc, sizeof(esc));
-		r = expand(l->c.user_dn, esc, NULL, dn, sizeof(dn)) == 0 ? AUTH_RES_OK
-									   : AUTH_RES_REJECT;
+		r = expand(l->c.user_dn, esc, NULL, dn, sizeof(dn)) == 0 ? AUTH_RES_OK :
+									   AUTH_RES_REJECT;
 		if (r != AUTH_RES_OK)
 			snprintf(why, whylen, "user DN too long");
 	} else {
@@ -321,9 +306,9 @@ authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whyle
 		rc = job->pass[0] ? simple_bind(ld, dn, job->pass) : LDAP_INVALID_CREDENTIALS;
 		r = classify(rc);
 		if (r != AUTH_RES_OK)
-			snprintf(why, whylen, "%s", rc == LDAP_INVALID_CREDENTIALS
-							? "bad password or no such user"
-							: ldap_err2string(rc));
+			snprintf(why, whylen, "%s",
+				 rc == LDAP_INVALID_CREDENTIALS ? "bad password or no such user" :
+								  ldap_err2string(rc));
 	}
 	if (r == AUTH_RES_OK)
 		r = read_groups(l, ld, dn, job, why, whylen);

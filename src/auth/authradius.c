@@ -53,8 +53,7 @@ struct authradius {
 	size_t n_free;
 };
 
-static rc_handle *
-handle_new(const struct authradius *r)
+static rc_handle *handle_new(const struct authradius *r)
 {
 	rc_handle *rh = rc_new();
 	if (rh == NULL)
@@ -74,8 +73,7 @@ handle_new(const struct authradius *r)
 	return rh;
 }
 
-struct authradius *
-authradius_new(const struct auth_radius_conf *c, char *err, size_t errlen)
+struct authradius *authradius_new(const struct auth_radius_conf *c, char *err, size_t errlen)
 {
 	char secret[MAX_SECRET_LENGTH + 1];
 	struct authradius *r = calloc(1, sizeof(*r));
@@ -115,8 +113,7 @@ authradius_new(const struct auth_radius_conf *c, char *err, size_t errlen)
 	return r;
 }
 
-void
-authradius_free(struct authradius *r)
+void authradius_free(struct authradius *r)
 {
 	if (r == NULL)
 		return;
@@ -127,8 +124,7 @@ authradius_free(struct authradius *r)
 	free(r);
 }
 
-static rc_handle *
-handle_get(struct authradius *r)
+static rc_handle *handle_get(struct authradius *r)
 {
 	rc_handle *rh = NULL;
 	pthread_mutex_lock(&r->lock);
@@ -138,8 +134,7 @@ handle_get(struct authradius *r)
 	return rh != NULL ? rh : handle_new(r);
 }
 
-static void
-handle_put(struct authradius *r, rc_handle *rh)
+static void handle_put(struct authradius *r, rc_handle *rh)
 {
 	pthread_mutex_lock(&r->lock);
 	if (r->n_free < FREE_MAX) {
@@ -152,8 +147,7 @@ handle_put(struct authradius *r, rc_handle *rh)
 }
 
 /* CHAP-Password and CHAP-Challenge for pass. -1 on failure. */
-static int
-add_chap(rc_handle *rh, VALUE_PAIR **send, const char *pass)
+static int add_chap(rc_handle *rh, VALUE_PAIR **send, const char *pass)
 {
 	uint8_t challenge[16], resp[1 + 16];
 	unsigned len = 16;
@@ -175,8 +169,8 @@ add_chap(rc_handle *rh, VALUE_PAIR **send, const char *pass)
 	return 0;
 }
 
-enum auth_result
-authradius_check(struct authradius *r, struct auth_job *job, char *why, size_t whylen)
+enum auth_result authradius_check(struct authradius *r, struct auth_job *job, char *why,
+				  size_t whylen)
 {
 	VALUE_PAIR *send = NULL, *received = NULL;
 	char msg[PW_MAX_MSG_SIZE];
@@ -191,8 +185,8 @@ authradius_check(struct authradius *r, struct auth_job *job, char *why, size_t w
 	if (rc_avpair_add(rh, &send, PW_USER_NAME, job->user, -1, 0) == NULL ||
 	    rc_avpair_add(rh, &send, PW_SERVICE_TYPE, &service, -1, 0) == NULL ||
 	    rc_avpair_add(rh, &send, PW_NAS_IDENTIFIER, r->nas_identifier, -1, 0) == NULL ||
-	    (r->chap ? add_chap(rh, &send, job->pass) < 0
-		     : rc_avpair_add(rh, &send, PW_USER_PASSWORD, job->pass, -1, 0) == NULL)) {
+	    (r->chap ? add_chap(rh, &send, job->pass) < 0 :
+		       rc_avpair_add(rh, &send, PW_USER_PASSWORD, job->pass, -1, 0) == NULL)) {
 		snprintf(why, whylen, "cannot build the request");
 		goto out;
 	}

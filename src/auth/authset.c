@@ -41,17 +41,15 @@ struct authset {
 
 static const char *const kind_names[] = { "file", "pam", "ldap", "radius" };
 
-static long long
-mono_sec(void)
+static long long mono_sec(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
 }
 
-static int
-authset_open(struct authset *s, const struct authset_conf *c, enum auth_backend_kind k,
-	     char *err, size_t errlen)
+static int authset_open(struct authset *s, const struct authset_conf *c, enum auth_backend_kind k,
+			char *err, size_t errlen)
 {
 	switch (k) {
 	case AUTH_KIND_FILE:
@@ -74,8 +72,7 @@ authset_open(struct authset *s, const struct authset_conf *c, enum auth_backend_
 	}
 }
 
-struct authset *
-authset_new(const struct authset_conf *c, char *err, size_t errlen)
+struct authset *authset_new(const struct authset_conf *c, char *err, size_t errlen)
 {
 	struct authset *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -100,15 +97,13 @@ authset_new(const struct authset_conf *c, char *err, size_t errlen)
 	return s;
 }
 
-struct authset *
-authset_ref(struct authset *s)
+struct authset *authset_ref(struct authset *s)
 {
 	atomic_fetch_add(&s->refs, 1);
 	return s;
 }
 
-void
-authset_unref(struct authset *s)
+void authset_unref(struct authset *s)
 {
 	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
@@ -119,34 +114,29 @@ authset_unref(struct authset *s)
 	free(s);
 }
 
-const struct authfile *
-authset_file(const struct authset *s)
+const struct authfile *authset_file(const struct authset *s)
 {
 	return s->file;
 }
 
-size_t
-authset_chain_len(const struct authset *s)
+size_t authset_chain_len(const struct authset *s)
 {
 	return s->n_chain;
 }
 
-enum auth_backend_kind
-authset_kind(const struct authset *s, size_t step)
+enum auth_backend_kind authset_kind(const struct authset *s, size_t step)
 {
 	return s->chain[step].kind;
 }
 
 /* Appends "; NAME: reason" to job->why. */
-static void
-why_add(struct auth_job *job, const char *name, const char *reason)
+static void why_add(struct auth_job *job, const char *name, const char *reason)
 {
 	size_t n = strlen(job->why);
 	snprintf(job->why + n, sizeof(job->why) - n, "%s%s: %s", n ? "; " : "", name, reason);
 }
 
-static void
-authset_file_check(struct authset *s, struct auth_job *job)
+static void authset_file_check(struct authset *s, struct auth_job *job)
 {
 	const char *const *groups;
 	size_t n;
@@ -157,9 +147,8 @@ authset_file_check(struct authset *s, struct auth_job *job)
 
 /* A directory answered, or did not: keeps the down state and logs its
  * changes only. */
-static void
-authset_note(struct authset *s, struct authset_backend *b, enum auth_result r,
-	     const char *why)
+static void authset_note(struct authset *s, struct authset_backend *b, enum auth_result r,
+			 const char *why)
 {
 	if (r != AUTH_RES_ERROR) {
 		atomic_store(&b->down_until, 0);
@@ -173,24 +162,22 @@ authset_note(struct authset *s, struct authset_backend *b, enum auth_result r,
 			  kind_names[b->kind], why, s->down_time);
 }
 
-static enum auth_result
-authset_dir_check(struct authset *s, struct authset_backend *b, struct auth_job *job,
-		  char *why, size_t whylen)
+static enum auth_result authset_dir_check(struct authset *s, struct authset_backend *b,
+					  struct auth_job *job, char *why, size_t whylen)
 {
 	long long until = atomic_load(&b->down_until);
 	if (until != 0 && mono_sec() < until) {
 		snprintf(why, whylen, "down, skipped");
 		return AUTH_RES_ERROR;
 	}
-	enum auth_result r = b->kind == AUTH_KIND_LDAP ? authldap_check(s->ldap, job, why, whylen)
-						       : authradius_check(s->radius, job, why,
-									  whylen);
+	enum auth_result r = b->kind == AUTH_KIND_LDAP ?
+				     authldap_check(s->ldap, job, why, whylen) :
+				     authradius_check(s->radius, job, why, whylen);
 	authset_note(s, b, r, why);
 	return r;
 }
 
-bool
-authset_check_step(struct authset *s, struct auth_job *job)
+bool authset_check_step(struct authset *s, struct auth_job *job)
 {
 	struct authset_backend *b = &s->chain[job->step];
 	char why[96] = "";
@@ -224,8 +211,7 @@ authset_check_step(struct authset *s, struct auth_job *job)
 	return job->ok;
 }
 
-bool
-authset_cache_lookup(struct authset *s, struct auth_job *job)
+bool authset_cache_lookup(struct authset *s, struct auth_job *job)
 {
 	if (s->cache == NULL)
 		return false;
@@ -233,8 +219,7 @@ authset_cache_lookup(struct authset *s, struct auth_job *job)
 	return authcache_get(s->cache, job->key, job);
 }
 
-void
-authdir_add_group(struct auth_job *job, const char *name, size_t len)
+void authdir_add_group(struct auth_job *job, const char *name, size_t len)
 {
 	if (len == 0 || len >= sizeof(job->groups[0]) || job->n_groups >= AUTH_GROUPS_MAX)
 		return; /* a truncated name could match another group */
@@ -245,8 +230,7 @@ authdir_add_group(struct auth_job *job, const char *name, size_t len)
 	job->groups[job->n_groups++][len] = '\0';
 }
 
-int
-authdir_read_secret(const char *path, char *out, size_t cap, char *err, size_t errlen)
+int authdir_read_secret(const char *path, char *out, size_t cap, char *err, size_t errlen)
 {
 	FILE *fp = fopen(path, "re");
 	if (fp == NULL) {

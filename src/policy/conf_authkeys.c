@@ -16,12 +16,12 @@ static const char *arg(const struct conf_stmt *s, size_t i)
 	return s->args[i].text;
 }
 
-static void set_uint(struct conf_parser *p, const struct conf_stmt *s, unsigned min,
-		     unsigned max, unsigned *out)
+static void set_uint(struct conf_parser *p, const struct conf_stmt *s, unsigned min, unsigned max,
+		     unsigned *out)
 {
 	if (cv_uint(arg(s, 0), min, max, out) < 0)
-		conf_error(p, s->line, "'%s' wants a number from %u to %u, not '%.64s'", s->key, min,
-			   max, arg(s, 0));
+		conf_error(p, s->line, "'%s' wants a number from %u to %u, not '%.64s'", s->key,
+			   min, max, arg(s, 0));
 }
 
 /* A string value that must fit cap (with its NUL) and not be empty. */
@@ -49,7 +49,8 @@ void *conf_k_auth_backend(struct conf_parser *p, const struct conf_stmt *s, void
 			k++;
 		if (k == 4) {
 			conf_error(p, s->line,
-				   "unknown backend '%.64s' (file, pam, ldap or radius)", arg(s, i));
+				   "unknown backend '%.64s' (file, pam, ldap or radius)",
+				   arg(s, i));
 			continue;
 		}
 		for (size_t j = 0; j < n; j++)
@@ -220,7 +221,10 @@ static void *k_ldap_key(struct conf_parser *p, const struct conf_stmt *s, void *
 	return ctx;
 }
 
-#define KEY1(kw, fn) { kw, 1, 1, true, NULL, false, fn }
+#define KEY1(kw, fn)                            \
+	{                                       \
+		kw, 1, 1, true, NULL, false, fn \
+	}
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
 static const struct conf_key radius_keys[] = {
@@ -232,7 +236,7 @@ static const struct conf_key radius_keys[] = {
 	KEY1(KW_TIMEOUT, k_radius_key),
 };
 const struct conf_section conf_sec_radius = { SEC_RADIUS, "a radius block", radius_keys,
-						N(radius_keys) };
+					      N(radius_keys) };
 
 static const struct conf_key ldap_keys[] = {
 	KEY1(KW_BASE, k_ldap_key),
@@ -249,9 +253,7 @@ static const struct conf_key ldap_keys[] = {
 	KEY1(KW_URI, k_ldap_key),
 	KEY1(KW_USER_DN, k_ldap_key),
 };
-const struct conf_section conf_sec_ldap = { SEC_LDAP, "an ldap block", ldap_keys,
-					      N(ldap_keys) };
-
+const struct conf_section conf_sec_ldap = { SEC_LDAP, "an ldap block", ldap_keys, N(ldap_keys) };
 
 /* ---- checks over the whole file ---- */
 
@@ -265,8 +267,9 @@ static void check_ldap(struct conf_parser *p, int use_line)
 	if (l->uri[0] == '\0')
 		conf_error(p, l->line, "the ldap block needs 'uri'");
 	if (l->user_dn[0] == '\0' && l->base[0] == '\0')
-		conf_error(p, l->line, "the ldap block needs 'user-dn' (bind as the user) or "
-				       "'base' (search, then bind)");
+		conf_error(p, l->line,
+			   "the ldap block needs 'user-dn' (bind as the user) or "
+			   "'base' (search, then bind)");
 	if (l->user_dn[0] != '\0' && l->base[0] != '\0')
 		conf_error(p, l->line, "'user-dn' and 'base' exclude each other");
 	if ((l->bind_dn[0] != '\0') != (l->bind_password_file[0] != '\0'))
