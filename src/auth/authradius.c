@@ -2,7 +2,8 @@
  * authradius.c - RFC 1929 credentials checked by RADIUS (RFC 2865) with
  * radcli, on the pool's RADIUS lane. The servers are tried in order (radcli
  * fails over to the next after `retries + 1` unanswered tries of `timeout`
- * seconds each).
+ * seconds each; radcli's own dead-server memory is off, stpd's `down-time`
+ * does that job for the whole backend).
  *
  * PAP sends the password in User-Password, hidden with the shared secret
  * (RFC 2865 5.2). CHAP (RFC 1994, RFC 2865 5.3): RFC 1929 hands stpd the
@@ -53,6 +54,23 @@ struct authradius {
 	size_t n_free;
 };
 
+/* rc_destroy() frees only the first server's name and secret (radcli
+ * 1.2's rc_config_free): free the others here, wiping the secrets. */
+static void handle_free(rc_handle *rh)
+{
+	SERVER *srv = rc_conf_srv(rh, "authserver");
+	for (int i = 0; srv != NULL && i < srv->max && i < SERVER_MAX; i++) {
+		if (srv->secret[i] != NULL)
+			explicit_bzero(srv->secret[i], strlen(srv->secret[i]));
+		if (i == 0)
+			continue;
+		free(srv->name[i]);
+		free(srv->secret[i]);
+		srv->name[i] = srv->secret[i] = NULL;
+	}
+	rc_destroy(rh);
+}
+
 static rc_handle *handle_new(const struct authradius *r)
 {
 	rc_handle *rh = rc_new();
@@ -67,7 +85,7 @@ static rc_handle *handle_new(const struct authradius *r)
 	    rc_add_config(rh, "dictionary", "(built in)", "stpd", 0) != 0 ||
 	    rc_apply_config(rh) != 0 ||
 	    rc_read_dictionary_from_buffer(rh, dictionary, sizeof(dictionary) - 1) != 0) {
-		rc_destroy(rh);
+		handle_free(rh);
 		return NULL;
 	}
 	return rh;
@@ -99,7 +117,8 @@ struct authradius *authradius_new(const struct auth_radius_conf *c, char *err, s
 				      i ? "," : "", c->servers[i], secret);
 	explicit_bzero(secret, sizeof(secret));
 	snprintf(r->timeout, sizeof(r->timeout), "%u", c->timeout);
-	snprintf(r->tries, sizeof(r->tries), "%u", c->retries + 1);
+	/* radcli's radius_retries counts tries after the first. */
+	snprintf(r->tries, sizeof(r->tries), "%u", c->retries);
 	snprintf(r->nas_identifier, sizeof(r->nas_identifier), "%s", c->nas_identifier);
 	r->chap = c->chap;
 	pthread_mutex_init(&r->lock, NULL);
@@ -118,7 +137,7 @@ void authradius_free(struct authradius *r)
 	if (r == NULL)
 		return;
 	for (size_t i = 0; i < r->n_free; i++)
-		rc_destroy(r->free_list[i]);
+		handle_free(r->free_list[i]);
 	explicit_bzero(r->servers, sizeof(r->servers));
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -143,7 +162,7 @@ static void handle_put(struct authradius *r, rc_handle *rh)
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (rh != NULL)
-		rc_destroy(rh);
+		handle_free(rh);
 }
 
 /* CHAP-Password and CHAP-Challenge for pass. -1 on failure. */

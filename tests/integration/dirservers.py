@@ -185,6 +185,8 @@ class FreeRadius(_Server):
             text = f.read()
         text = re.sub(r"(?m)^\s*(user|group) = freerad$", "", text)
         text = re.sub(r"(?m)^logdir = .*$", "logdir = %s" % d, text)
+        # Answer refusals at once (the default delays them by 1 s).
+        text = re.sub(r"(?m)^(\s*)reject_delay = .*$", r"\1reject_delay = 0", text)
         text = re.sub(r"(?m)^run_dir = .*$", "run_dir = %s" % d, text)
         with open(conf, "w") as f:
             f.write(text)

@@ -57,7 +57,7 @@ def ldap_block(tmp_path, slapd, mode="search", uri=None, extra=""):
 
 
 def radius_block(tmp_path, servers, method="pap", extra=""):
-    return ("radius {\n  server %s\n  secret-file %s\n  timeout 1\n  retries 0\n"
+    return ("radius {\n  server %s\n  secret-file %s\n  timeout 2\n  retries 0\n"
             "  method %s\n  nas-identifier stp-test\n%s}\n" % (
                 " ".join(servers), write(tmp_path, "radius-secret", D.RADIUS_SECRET), method,
                 extra))
@@ -236,11 +236,11 @@ def test_radius_failover_and_hung(stpd_factory, radius, echo, tmp_path):
               auth_extra="down-time 30;")
     st, took = timed(login, p, "ralice", "alice-Radius-1")
     assert st == 0
-    assert 0.9 < took < 5.0, took
+    assert 1.9 < took < 6.0, took
     radius.pause()
     try:
         st, took = timed(login, p, "ralice", "alice-Radius-1")
-        assert st == 1 and took < 8.0
+        assert st == 1 and 3.9 < took < 10.0, took
         st, took = timed(login, p, "ralice", "alice-Radius-1")
         assert st == 1 and took < 1.0  # skipped while down
     finally:
