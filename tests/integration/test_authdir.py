@@ -8,6 +8,7 @@ logins time out, nobody else waits), and the cache of positive results
 """
 
 import os
+import signal
 import threading
 import time
 
@@ -293,6 +294,40 @@ def test_cache_hits_skip_the_directory(stpd_factory, slapd, radius, echo, tmp_pa
     time.sleep(3.2)
     assert login(p, "lalice", "alice-Ldap-1") == 0
     assert slapd.binds("uid=lalice,ou=people") == binds + 3
+
+
+def test_reload_empties_the_cache_and_changes_backends(stpd_factory, slapd, radius, echo,
+                                                       tmp_path):
+    """SIGHUP: the new configuration's backends and an empty cache apply to
+    the next logins; a bad secret file is refused and the old one stays."""
+    blk = ldap_block(tmp_path, slapd)
+    p = start(stpd_factory, "ldap", blk, echo, auth_extra="cache-ttl 60;")
+    binds = slapd.binds("uid=lbob,ou=people")
+    assert login(p, "lbob", "bob-Ldap-2") == 0
+    assert login(p, "lbob", "bob-Ldap-2") == 0
+    assert slapd.binds("uid=lbob,ou=people") == binds + 1
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"configuration reloaded", since=mark)
+    assert login(p, "lbob", "bob-Ldap-2") == 0
+    assert slapd.binds("uid=lbob,ou=people") == binds + 2
+    # Now RADIUS only: LDAP users are refused, RADIUS users accepted.
+    conf = stpdconf.conf(auth="auth { methods userpass; backend radius; }\n",
+                         extra=radius_block(tmp_path, ["127.0.0.1:%d" % radius.port]),
+                         request_rules="request pass { }\n")
+    p.write_conf(conf)
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"configuration reloaded", since=mark)
+    assert login(p, "ralice", "alice-Radius-1") == 0
+    assert login(p, "lbob", "bob-Ldap-2") == 1
+    # A missing secret file: the reload is refused, RADIUS keeps working.
+    p.write_conf(conf.replace(os.path.join(str(tmp_path), "radius-secret"),
+                              os.path.join(str(tmp_path), "missing")))
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"missing: No such file", since=mark)
+    assert login(p, "ralice", "alice-Radius-1") == 0
 
 
 def test_cache_off_asks_every_time(stpd_factory, slapd, echo, tmp_path):
