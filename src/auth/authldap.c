@@ -11,10 +11,10 @@
  *                 group-name-attribute), read with the user's own bind
  *
  * One connection per check, closed after: no shared state between threads
- * but the read-only settings. Every operation is bounded by `timeout`
- * (LDAP_OPT_NETWORK_TIMEOUT for the connect, LDAP_OPT_TIMEOUT for each
- * synchronous call). The user name goes into DNs and filters escaped
- * (RFC 4514, RFC 4515), so it cannot change their meaning.
+ * but the read-only settings. A whole check is bounded by `timeout` (the
+ * watchdog below; libldap's own timeouts bound the connect and each
+ * operation). The user name goes into DNs and filters escaped (RFC 4514,
+ * RFC 4515), so it cannot change their meaning.
  */
 #include "auth/authdir.h"
 
@@ -23,11 +23,145 @@
 #include <string.h>
 
 #include <ldap.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct authldap {
 	struct auth_ldap_conf c;
 	char bind_pw[256];
+	ldap_conncb conncb; /* registers each connection with the watchdog */
 };
+
+/*
+ * The watchdog. libldap bounds the connect (LDAP_OPT_NETWORK_TIMEOUT) and
+ * each operation (LDAP_OPT_TIMEOUT), but not the TLS handshake of ldaps://
+ * or StartTLS: against a server that accepts and then says nothing, the
+ * Debian 12 libldap spins on EAGAIN for ever (seen with strace), holding a
+ * thread and a core. So each check has a deadline (`timeout` after it
+ * starts); its connection's socket is registered when libldap has
+ * connected it (LDAP_OPT_CONNECT_CB) and unregistered before libldap closes
+ * it, and one process-wide thread shuts down (shutdown(2), never close) the
+ * sockets whose deadline passed: every read then sees EOF and the check
+ * fails at once, whatever libldap was doing.
+ */
+struct watch {
+	int fd;              /* -1 until connected */
+	struct timespec end; /* CLOCK_MONOTONIC */
+	bool fired;
+	struct watch *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct watch *head;
+	pthread_once_t once;
+	bool running;
+} wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, PTHREAD_ONCE_INIT, false };
+
+/* The check running on this thread (set by authldap_check). */
+static _Thread_local struct watch *cur_watch;
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wd.lock);
+	for (;;) {
+		struct timespec now, *next = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		for (struct watch *w = wd.head; w != NULL; w = w->next) {
+			if (w->fired)
+				continue;
+			if (!ts_before(&now, &w->end)) {
+				shutdown(w->fd, SHUT_RDWR);
+				w->fired = true;
+			} else if (next == NULL || ts_before(&w->end, next)) {
+				next = &w->end;
+			}
+		}
+		if (next == NULL)
+			pthread_cond_wait(&wd.cond, &wd.lock);
+		else
+			pthread_cond_timedwait(&wd.cond, &wd.lock, next);
+	}
+	return NULL;
+}
+
+static void watchdog_start(void)
+{
+	pthread_condattr_t ca;
+	pthread_attr_t at;
+	pthread_t t;
+	sigset_t all, old;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&wd.cond);
+	pthread_cond_init(&wd.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &at, watchdog, NULL) == 0) {
+		pthread_setname_np(t, "stp-ldapwd");
+		wd.running = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+}
+
+static void watch_remove(struct watch *w)
+{
+	pthread_mutex_lock(&wd.lock);
+	for (struct watch **pp = &wd.head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	w->next = NULL;
+	w->fd = -1;
+	pthread_mutex_unlock(&wd.lock);
+}
+
+static int conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		    struct ldap_conncb *ctx)
+{
+	struct watch *w = cur_watch;
+	int fd = -1;
+	(void)ld;
+	(void)srv;
+	(void)addr;
+	(void)ctx;
+	if (w == NULL || ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0)
+		return 0;
+	pthread_mutex_lock(&wd.lock);
+	if (w->fd < 0) {
+		w->fd = fd;
+		w->next = wd.head;
+		wd.head = w;
+		pthread_cond_signal(&wd.cond);
+	}
+	pthread_mutex_unlock(&wd.lock);
+	return 0;
+}
+
+static void conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	(void)ld;
+	(void)sb;
+	(void)ctx;
+	if (cur_watch != NULL)
+		watch_remove(cur_watch);
+}
 
 struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen)
 {
@@ -37,6 +171,13 @@ struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t 
 		return NULL;
 	}
 	l->c = *c;
+	l->conncb = (ldap_conncb){ .lc_add = conn_add, .lc_del = conn_del, .lc_arg = l };
+	pthread_once(&wd.once, watchdog_start);
+	if (!wd.running) {
+		snprintf(err, errlen, "ldap: cannot start the watchdog thread");
+		free(l);
+		return NULL;
+	}
 	if (c->bind_password_file[0] && authdir_read_secret(c->bind_password_file, l->bind_pw,
 							    sizeof(l->bind_pw), err, errlen) < 0) {
 		free(l);
@@ -145,6 +286,7 @@ static int authldap_connect(struct authldap *l, LDAP **out)
 	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &l->conncb);
 	ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
 	if (l->c.ca_file[0])
 		ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->c.ca_file);
@@ -164,13 +306,16 @@ static int simple_bind(LDAP *ld, const char *dn, const char *pw)
 	return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 }
 
+/* sizelimit: entries wanted at most; more gives LDAP_SIZELIMIT_EXCEEDED
+ * with the first ones in *res. */
 static int search(struct authldap *l, LDAP *ld, const char *base, int scope, const char *filter,
-		  const char *attr, LDAPMessage **res)
+		  const char *attr, int sizelimit, LDAPMessage **res)
 {
 	char *attrs[] = { (char *)attr, NULL };
 	struct timeval tv = { .tv_sec = (time_t)l->c.timeout };
 	*res = NULL;
-	return ldap_search_ext_s(ld, base, scope, filter, attrs, 0, NULL, NULL, &tv, 64, res);
+	return ldap_search_ext_s(ld, base, scope, filter, attrs, 0, NULL, NULL, &tv, sizelimit,
+				 res);
 }
 
 /* Search-then-bind, first half: the one entry the filter finds. */
@@ -191,7 +336,13 @@ static enum auth_result find_user(struct authldap *l, LDAP *ld, const char *user
 		return AUTH_RES_REJECT;
 	}
 	LDAPMessage *res;
-	rc = search(l, ld, l->c.base, LDAP_SCOPE_SUBTREE, filter, LDAP_NO_ATTRS, &res);
+	/* Two are enough to know the filter is ambiguous. */
+	rc = search(l, ld, l->c.base, LDAP_SCOPE_SUBTREE, filter, LDAP_NO_ATTRS, 2, &res);
+	if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+		snprintf(why, whylen, "several entries match");
+		ldap_msgfree(res);
+		return AUTH_RES_REJECT;
+	}
 	enum auth_result r = classify(rc);
 	if (r != AUTH_RES_OK) {
 		snprintf(why, whylen, "user search: %s", ldap_err2string(rc));
@@ -247,7 +398,7 @@ static enum auth_result read_groups(struct authldap *l, LDAP *ld, const char *dn
 	LDAPMessage *res;
 	int rc;
 	if (l->c.group_attribute[0]) {
-		rc = search(l, ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", l->c.group_attribute,
+		rc = search(l, ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", l->c.group_attribute, 1,
 			    &res);
 		if (rc == LDAP_SUCCESS)
 			add_groups(ld, res, l->c.group_attribute, job);
@@ -266,8 +417,12 @@ static enum auth_result read_groups(struct authldap *l, LDAP *ld, const char *dn
 			return AUTH_RES_ERROR;
 		}
 		const char *base = l->c.group_base[0] ? l->c.group_base : l->c.base;
+		/* Only AUTH_GROUPS_MAX are kept: more entries than that are
+		 * not an error. */
 		rc = search(l, ld, base, LDAP_SCOPE_SUBTREE, filter, l->c.group_name_attribute,
-			    &res);
+			    4 * AUTH_GROUPS_MAX, &res);
+		if (rc == LDAP_SIZELIMIT_EXCEEDED)
+			rc = LDAP_SUCCESS;
 		if (rc == LDAP_SUCCESS)
 			add_groups(ld, res, l->c.group_name_attribute, job);
 		ldap_msgfree(res);
@@ -279,7 +434,7 @@ static enum auth_result read_groups(struct authldap *l, LDAP *ld, const char *dn
 	return AUTH_RES_OK;
 }
 
-enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen)
+static enum auth_result check(struct authldap *l, struct auth_job *job, char *why, size_t whylen)
 {
 	char dn[AUTHCONF_STR_MAX + 3 * 256];
 	LDAP *ld = NULL;
@@ -313,5 +468,22 @@ enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *
 	if (r == AUTH_RES_OK)
 		r = read_groups(l, ld, dn, job, why, whylen);
 	ldap_unbind_ext_s(ld, NULL, NULL);
+	return r;
+}
+
+enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen)
+{
+	struct watch w = { .fd = -1 };
+
+	clock_gettime(CLOCK_MONOTONIC, &w.end);
+	w.end.tv_sec += (time_t)l->c.timeout;
+	cur_watch = &w;
+	enum auth_result r = check(l, job, why, whylen);
+	watch_remove(&w); /* when libldap did not call conn_del */
+	cur_watch = NULL;
+	if (w.fired && r != AUTH_RES_OK) {
+		snprintf(why, whylen, "no answer within %us", l->c.timeout);
+		r = AUTH_RES_ERROR;
+	}
 	return r;
 }

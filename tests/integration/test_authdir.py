@@ -154,6 +154,33 @@ def test_ldap_starttls_and_untrusted_ca(stpd_factory, slapd, echo, tmp_path, pki
     q.wait_log(r"auth: ldap backend unavailable")
 
 
+def test_ldap_ambiguous_filter(stpd_factory, slapd, echo, tmp_path):
+    """A filter that finds several entries refuses the login: stpd never
+    picks one of them."""
+    blk = ldap_block(tmp_path, slapd).replace('filter "(uid=%u)"',
+                                             'filter "(|(uid=%u)(uid=lbob))"')
+    p = start(stpd_factory, "ldap", blk, echo)
+    assert login(p, "lbob", "bob-Ldap-2") == 0  # one entry
+    assert login(p, "lalice", "alice-Ldap-1") == 1  # two entries
+    p.wait_log(r'user=lalice why=".*ldap: several entries match')
+
+
+def test_ldaps_hung_times_out(stpd_factory, slapd, echo, tmp_path, pki):  # noqa: F811
+    """A hung server behind ldaps://: the TLS handshake is bounded by the
+    backend's timeout too."""
+    blk = ldap_block(tmp_path, slapd, mode="simple", uri=slapd.ldaps_uri,
+                     extra="ca-file %s" % pki.path("ca.pem"))
+    p = start(stpd_factory, "ldap", blk, echo)
+    slapd.pause()
+    try:
+        st, took = timed(login, p, "lalice", "alice-Ldap-1")
+    finally:
+        slapd.resume()
+    assert st == 1
+    assert 1.5 < took < 8.0, took
+    p.wait_log(r'auth: ldap backend unavailable \(no answer within 2s\)')
+
+
 def test_ldap_down_refused_quickly_logged_once(stpd_factory, echo, tmp_path, slapd):
     dead = "ldap://127.0.0.1:%d" % D.services.free_port()
     p = start(stpd_factory, "ldap", ldap_block(tmp_path, slapd, uri=dead), echo,
