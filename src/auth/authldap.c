@@ -414,7 +414,7 @@ static enum auth_result read_groups(struct authldap *l, LDAP *ld, const char *dn
 		filter_escape(dn, ed, sizeof(ed));
 		if (expand(l->c.group_filter, eu, ed, filter, sizeof(filter)) < 0) {
 			snprintf(why, whylen, "group filter too long");
-			return AUTH_RES_ERROR;
+			return AUTH_RES_REJECT; /* the name's length: not the server's fault */
 		}
 		const char *base = l->c.group_base[0] ? l->c.group_base : l->c.base;
 		/* Only AUTH_GROUPS_MAX are kept: more entries than that are

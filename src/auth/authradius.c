@@ -196,6 +196,13 @@ enum auth_result authradius_check(struct authradius *r, struct auth_job *job, ch
 	uint32_t service = 8; /* Authenticate-Only (RFC 2865 5.6) */
 	enum auth_result res = AUTH_RES_ERROR;
 
+	/* Lengths a client chooses must give a refusal, never a failure that
+	 * would mark the backend down for everybody. */
+	if (strlen(job->user) > AUTH_STRING_LEN ||
+	    (!r->chap && strlen(job->pass) > AUTH_PASS_LEN)) {
+		snprintf(why, whylen, "name or password too long for RADIUS");
+		return AUTH_RES_REJECT;
+	}
 	rc_handle *rh = handle_get(r);
 	if (rh == NULL) {
 		snprintf(why, whylen, "cannot set up radcli");

@@ -248,6 +248,12 @@ def test_radius_pap_chap(stpd_factory, radius, echo, tmp_path, method):
     assert login(p, "nobody", "x") == 1
     p.wait_log(r'user=nobody why=".*radius: rejected')
     assert radius.requests("ralice") == before + 2
+    # Names and passwords longer than RADIUS carries are refused, and do
+    # not make the backend look down to the next user.
+    assert login(p, "u" * 255, "x") == 1
+    assert login(p, "ralice", "p" * 200) == 1
+    assert login(p, "ralice", "alice-Radius-1") == 0
+    assert not p.log_lines(r"radius backend unavailable")
     log = radius.log()
     attr = "CHAP-Password" if method == "chap" else "User-Password"
     assert attr in log
