@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Authentications per second through stpd's RFC 1929 backends, in one run:
-the password file (yescrypt), LDAP (slapd, search-then-bind + group search)
-and RADIUS (FreeRADIUS, PAP), each with the cache off and on.
+the password file (yescrypt), LDAP (slapd: search-then-bind + group search
+over ldap://, and bind as the user + memberOf over ldaps://) and RADIUS
+(FreeRADIUS, PAP), each with the cache off and on.
 
 slapd and freeradius are started on loopback ports in a temp dir by the
 test fixtures (tests/integration/dirservers.py); one stpd per setting.
@@ -82,7 +83,7 @@ def start_stpd(binary, d, name, auth, blocks):
     with open(conf, "w") as f:
         f.write("listen 127.0.0.1:%d\nworkers 2\n%s\n%s\n"
                 "client pass { from 127.0.0.0/8 }\nrequest pass { }\n"
-                "log { level warning }\n" % (port, auth, blocks))
+                "log { level notice }\n" % (port, auth, blocks))
     log = open(os.path.join(d, name + ".log"), "ab")
     p = subprocess.Popen([binary, "-c", conf], stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)
@@ -100,12 +101,14 @@ def main():
                                                    "stpd"))
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--only", help="one backend: file, ldap, ldaps or radius")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="authrate-")
     pki = tls_fixtures.Pki(os.path.join(d, "pki"))
     slapd = D.Slapd(d, pki)
     radius = D.FreeRadius(d)
     procs = []
+    failed = []
     try:
         users = os.path.join(d, "users")
         subprocess.run([a.stpd, "passwd", users, FILE_USER], input=(FILE_PW + "\n").encode(),
@@ -118,16 +121,21 @@ def main():
                 'base "ou=people,%s"; group-base "ou=groups,%s"; '
                 'group-filter "(member=%%d)"; }' % (slapd.uri, D.SERVICE_DN, d, D.SUFFIX,
                                                    D.SUFFIX))
+        ldaps = ('ldap { uri %s; ca-file %s; user-dn "uid=%%u,ou=people,%s"; '
+                 'group-attribute memberOf; }' % (slapd.ldaps_uri, pki.path("ca.pem"), D.SUFFIX))
         rad = ("radius { server 127.0.0.1:%d; secret-file %s/radius-secret; timeout 3; }"
                % (radius.port, d))
         cases = [
             ("file", "file", "users-file %s;" % users, "", FILE_USER, FILE_PW),
             ("ldap", "ldap", "", ldap, "lalice", D.LDAP_USERS["lalice"][0]),
+            ("ldaps", "ldap", "", ldaps, "lalice", D.LDAP_USERS["lalice"][0]),
             ("radius", "radius", "", rad, "ralice", D.RADIUS_USERS["ralice"]),
         ]
         print("| backend | cache | logins/s | errors |")
         print("|---|---|---|---|")
         for name, backend, extra, blocks, user, pw in cases:
+            if a.only and name != a.only:
+                continue
             for cache in (0, 60):
                 auth = "auth { methods userpass; backend %s; %s cache-ttl %d; }" % (
                     backend, extra, cache)
@@ -139,14 +147,19 @@ def main():
                 print("| %s | %s | %.0f | %d |" % (name, "on" if cache else "off", r, bad),
                       flush=True)
                 if bad:
-                    raise SystemExit("%d failed logins against %s" % (bad, name))
+                    failed.append(name)
+                    print("%d failed logins against %s: see %s/%s-%d.log" % (
+                        bad, name, d, name, cache), file=sys.stderr)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
         slapd.stop()
         radius.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        if not failed:
+            shutil.rmtree(d, ignore_errors=True)
+    if failed:
+        raise SystemExit("failed logins against %s" % ", ".join(failed))
 
 
 if __name__ == "__main__":
