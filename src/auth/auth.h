@@ -44,6 +44,7 @@ struct authset_conf {
 	const struct auth_radius_conf *radius;       /* for AUTH_KIND_RADIUS */
 	struct auth_cache_conf cache;
 	unsigned down_time; /* seconds a directory that failed is skipped */
+	enum auth_backend_kind *failed; /* out, may be NULL: whose error err holds */
 };
 /* Loads the users file, reads the secret files, checks the directories'
  * settings (it does not contact them). NULL with a message in err. The set

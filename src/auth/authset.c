@@ -85,6 +85,8 @@ struct authset *authset_new(const struct authset_conf *c, char *err, size_t errl
 		s->chain[i].kind = c->chain[i];
 		s->n_chain++;
 		if (authset_open(s, c, c->chain[i], err, errlen) < 0) {
+			if (c->failed != NULL)
+				*c->failed = c->chain[i];
 			authset_unref(s);
 			return NULL;
 		}

@@ -359,7 +359,7 @@ def test_reload_empties_the_cache_and_changes_backends(stpd_factory, slapd, radi
                               os.path.join(str(tmp_path), "missing")))
     mark = p.log_mark()
     p.signal(signal.SIGHUP)
-    p.wait_log(r"missing: No such file", since=mark)
+    p.wait_log(r"\.conf:\d+: .*missing: No such file", since=mark)
     assert login(p, "ralice", "alice-Radius-1") == 0
 
 
