@@ -9,12 +9,14 @@ logins time out, nobody else waits), and the cache of positive results
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 import dirservers as D
+import services
 import socksraw as S
 import stpdconf
 from tls_fixtures import pki  # noqa: F401  (pki is a fixture)
@@ -230,6 +232,58 @@ def test_ldap_hung_stalls_only_its_own_logins(stpd_factory, slapd, echo, tmp_pat
     assert max(r[1] for r in results) < 10.0, results
     assert file_took < 1.5, file_took
     p.wait_log(r"auth: ldap backend unavailable")
+
+
+def curl_via(proxy, user, pw, url):
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run(["curl", "-sS", "--max-time", "20", "--noproxy", "", "-x",
+                           "socks5h://%s:%s@127.0.0.1:%d" % (user, pw, proxy.port), url],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, env=env)
+
+
+def test_curl_and_pysocks_with_directory_users(stpd_factory, slapd, radius, http, tmp_path):
+    """Real clients: curl and PySocks log in as LDAP and RADIUS (CHAP) users;
+    the group rule lets the LDAP group 'web' and the RADIUS user ralice
+    reach the web server, nobody else."""
+    blocks = ldap_block(tmp_path, slapd) + radius_block(
+        tmp_path, ["127.0.0.1:%d" % radius.port], method="chap")
+    rules = ("request pass { group web; port %d }\n"
+             "request pass { user ralice; port %d }\n" % (http.port, http.port))
+    p = start(stpd_factory, "ldap radius", blocks, http, rules=rules)
+    url = "http://127.0.0.1:%d/" % http.port
+    r = curl_via(p, "lalice", "alice-Ldap-1", url)
+    assert r.returncode == 0, r.stderr
+    assert services.PAGE_MARKER in r.stdout.decode()
+    r = curl_via(p, "ralice", "alice-Radius-1", url)
+    assert r.returncode == 0, r.stderr
+    assert services.PAGE_MARKER in r.stdout.decode()
+    r = curl_via(p, "lbob", "bob-Ldap-2", url)  # authenticated, not in 'web'
+    assert r.returncode != 0
+    assert b"not allowed" in r.stderr or r.returncode == 97, r.stderr
+    r = curl_via(p, "lalice", "wrong", url)
+    assert r.returncode != 0
+    p.wait_log(r"deny .*user=lbob ")
+
+    import socks
+    s = socks.socksocket()
+    s.set_proxy(socks.SOCKS5, "127.0.0.1", p.port, username="lalice", password="alice-Ldap-1")
+    s.settimeout(20)
+    s.connect(("127.0.0.1", http.port))
+    s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    body = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    s.close()
+    assert services.PAGE_MARKER.encode() in body
+    s = socks.socksocket()
+    s.set_proxy(socks.SOCKS5, "127.0.0.1", p.port, username="ralice", password="nope")
+    s.settimeout(20)
+    with pytest.raises(socks.ProxyError):
+        s.connect(("127.0.0.1", http.port))
+    s.close()
 
 
 # ---------------------------------------------------------------------------
