@@ -54,9 +54,13 @@ struct authradius {
 	size_t n_free;
 };
 
+/* rc_new() and rc_destroy() update a global counter of radcli's without a
+ * lock: handles are made and destroyed one at a time, under handle_lock. */
+static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* rc_destroy() frees only the first server's name and secret (radcli
  * 1.2's rc_config_free): free the others here, wiping the secrets. */
-static void handle_free(rc_handle *rh)
+static void handle_free_locked(rc_handle *rh)
 {
 	SERVER *srv = rc_conf_srv(rh, "authserver");
 	for (int i = 0; srv != NULL && i < srv->max && i < SERVER_MAX; i++) {
@@ -71,7 +75,7 @@ static void handle_free(rc_handle *rh)
 	rc_destroy(rh);
 }
 
-static rc_handle *handle_new(const struct authradius *r)
+static rc_handle *handle_new_locked(const struct authradius *r)
 {
 	rc_handle *rh = rc_new();
 	if (rh == NULL)
@@ -85,9 +89,24 @@ static rc_handle *handle_new(const struct authradius *r)
 	    rc_add_config(rh, "dictionary", "(built in)", "stpd", 0) != 0 ||
 	    rc_apply_config(rh) != 0 ||
 	    rc_read_dictionary_from_buffer(rh, dictionary, sizeof(dictionary) - 1) != 0) {
-		handle_free(rh);
+		handle_free_locked(rh);
 		return NULL;
 	}
+	return rh;
+}
+
+static void handle_free(rc_handle *rh)
+{
+	pthread_mutex_lock(&handle_lock);
+	handle_free_locked(rh);
+	pthread_mutex_unlock(&handle_lock);
+}
+
+static rc_handle *handle_new(const struct authradius *r)
+{
+	pthread_mutex_lock(&handle_lock);
+	rc_handle *rh = handle_new_locked(r);
+	pthread_mutex_unlock(&handle_lock);
 	return rh;
 }
 
