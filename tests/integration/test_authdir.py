@@ -213,7 +213,12 @@ def test_ldap_hung_stalls_only_its_own_logins(stpd_factory, slapd, echo, tmp_pat
         threads = [threading.Thread(target=ldap_login) for _ in range(12)]
         for t in threads:
             t.start()
-        time.sleep(0.3)  # let them reach the LDAP lane
+        # The LDAP lane is full: its 8 threads each hold a connection that
+        # the stopped slapd's kernel accepted (local port = slapd's).
+        services.wait_until(
+            lambda: sum(1 for port, st in services._proc_sockets("tcp")
+                        if port == slapd.port and st == "01") >= 8,
+            20, what="8 connections to the stopped slapd")
         st, file_took = timed(connect_rep, p, FILE_USER, FILE_PW, echo)
         assert st == 0
         s, rep = S.open_connect(p.port, "127.0.0.1", echo.port)
