@@ -10,6 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "auth/authconf.h"
 
 struct ev_loop;
 
@@ -30,6 +33,28 @@ bool authfile_check(const struct authfile *f, const char *user, const char *pass
  * then pam_acct_mgmt). Blocking; thread-safe. */
 bool authpam_check(const char *service, const char *user, const char *pass);
 
+/* ---- a snapshot's backends: the chain, the directories, the cache ---- */
+struct authset;
+struct authset_conf {
+	enum auth_backend_kind chain[AUTH_CHAIN_MAX]; /* tried in order */
+	size_t n_chain;
+	const char *users_file;                      /* for AUTH_KIND_FILE */
+	const char *pam_service;                     /* for AUTH_KIND_PAM */
+	const struct auth_ldap_conf *ldap;           /* for AUTH_KIND_LDAP */
+	const struct auth_radius_conf *radius;       /* for AUTH_KIND_RADIUS */
+	struct auth_cache_conf cache;
+	unsigned down_time; /* seconds a directory that failed is skipped */
+	enum auth_backend_kind *failed; /* out, may be NULL: whose error err holds */
+};
+/* Loads the users file, reads the secret files, checks the directories'
+ * settings (it does not contact them). NULL with a message in err. The set
+ * starts with one reference; every job using it holds one more. */
+struct authset *authset_new(const struct authset_conf *c, char *err, size_t errlen);
+struct authset *authset_ref(struct authset *s);
+void authset_unref(struct authset *s);
+/* The set's users file, or NULL (for `stpd -t` summaries and tests). */
+const struct authfile *authset_file(const struct authset *s);
+
 /* ---- the off-loop pool ---- */
 struct auth_job;
 typedef void (*auth_done_fn)(struct auth_job *job);
@@ -43,7 +68,9 @@ enum auth_backend { AUTH_BACKEND_FILE = 0, AUTH_BACKEND_PAM = 1 };
  * whose session is closing, call auth_cancel(): done() then still runs and
  * must only free the memory. */
 struct auth_job {
-	/* inputs */
+	/* inputs: a backend set (then backend/file/pam_service are ignored),
+	 * or one backend of the three fields below */
+	struct authset *set;         /* auth_submit takes a reference */
 	enum auth_backend backend;
 	const struct authfile *file; /* AUTH_BACKEND_FILE; must outlive the job */
 	const char *pam_service;     /* AUTH_BACKEND_PAM; must outlive the job */
@@ -56,7 +83,11 @@ struct auth_job {
 	bool cancelled;
 	char groups[AUTH_GROUPS_MAX][64];
 	size_t n_groups;
+	bool cached;                 /* answered by the cache, no backend asked */
+	char why[128];               /* when !ok: what each backend said */
 	/* pool-private */
+	size_t step;                 /* index in set's chain */
+	uint8_t key[32];             /* cache key (keyed hash of user and pass) */
 	struct auth_job *next;
 	struct authpool_loop *home;
 };

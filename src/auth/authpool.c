@@ -5,13 +5,20 @@
  *   auth_submit() --queue-->    worker: check, wipe pass
  *   async cb: job->done() <--   push on home's done list, ev_async_send
  *
- * One process-wide queue (mutex + condvar) feeds N threads; each attached
- * loop has its own completion list and ev_async. A loop's ev_async holds a
- * reference on the loop only while it has jobs outstanding, so an idle pool
- * never keeps ev_run() from returning.
+ * Three lanes, each a queue (under the one pool mutex) with its own
+ * threads: local checks (file, PAM: CPU-bound, as many threads as asked),
+ * LDAP and RADIUS (network-bound, AUTHPOOL_DIR_THREADS each). A job with a
+ * backend chain runs one backend per turn and moves to the lane of the next
+ * one when refused, so a slow or dead directory fills its own lane only and
+ * never delays checks against the users file or the other directory.
+ *
+ * Each attached loop has its own completion list and ev_async. A loop's
+ * ev_async holds a reference on the loop only while it has jobs
+ * outstanding, so an idle pool never keeps ev_run() from returning.
  */
 #include "auth/auth.h"
 #include "auth/authint.h"
+#include "auth/authset.h"
 
 #include <ev.h>
 #include <grp.h>
@@ -32,18 +39,29 @@ struct authpool_loop {
 	unsigned pending; /* submitted, done() not yet called; loop thread only */
 };
 
-static struct {
-	pthread_mutex_t lock;
+enum { LANE_LOCAL, LANE_LDAP, LANE_RADIUS, LANES };
+/* Threads of each directory lane: how many logins may wait on one directory
+ * at once (each holds one connection to it for at most its timeout). */
+#define AUTHPOOL_DIR_THREADS 8
+
+struct authpool_lane {
 	pthread_cond_t work; /* a job was queued, or stop */
-	pthread_cond_t idle; /* some loop's running count fell to 0 */
 	struct auth_job *head, *tail;
 	pthread_t *threads;
 	unsigned nthreads;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t idle; /* some loop's running count fell to 0 */
+	struct authpool_lane lanes[LANES];
+	bool started;
 	bool stopping;
 } authpool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.work = PTHREAD_COND_INITIALIZER,
 	.idle = PTHREAD_COND_INITIALIZER,
+	.lanes = { { .work = PTHREAD_COND_INITIALIZER }, { .work = PTHREAD_COND_INITIALIZER },
+		   { .work = PTHREAD_COND_INITIALIZER } },
 };
 
 /* Copies the file entry's groups into the job. */
@@ -59,7 +77,7 @@ authpool_file_check(struct auth_job *job)
 }
 
 /* The user's system groups (primary first), names that fit only. */
-static void
+void
 authpool_system_groups(struct auth_job *job)
 {
 	char buf[16384];
@@ -84,7 +102,7 @@ authpool_system_groups(struct auth_job *job)
 }
 
 static void
-authpool_check(struct auth_job *job)
+authpool_check_one(struct auth_job *job)
 {
 	if (job->backend == AUTH_BACKEND_FILE && job->file != NULL) {
 		authpool_file_check(job);
@@ -93,6 +111,49 @@ authpool_check(struct auth_job *job)
 		if (job->ok)
 			authpool_system_groups(job);
 	}
+}
+
+/* One turn of a job. True when it is finished (accepted, or the chain is
+ * exhausted); false when the next backend of its chain is to be tried. */
+static bool
+authpool_check(struct auth_job *job)
+{
+	if (job->set == NULL) {
+		authpool_check_one(job);
+		return true;
+	}
+	if (authset_check_step(job->set, job))
+		return true;
+	return ++job->step >= authset_chain_len(job->set);
+}
+
+static unsigned
+authpool_lane_of(const struct auth_job *job)
+{
+	if (job->set == NULL)
+		return LANE_LOCAL;
+	switch (authset_kind(job->set, job->step)) {
+	case AUTH_KIND_LDAP:
+		return LANE_LDAP;
+	case AUTH_KIND_RADIUS:
+		return LANE_RADIUS;
+	default:
+		return LANE_LOCAL;
+	}
+}
+
+/* Under authpool.lock. */
+static void
+authpool_enqueue(struct auth_job *job)
+{
+	struct authpool_lane *ln = &authpool.lanes[authpool_lane_of(job)];
+	job->next = NULL;
+	if (ln->tail != NULL)
+		ln->tail->next = job;
+	else
+		ln->head = job;
+	ln->tail = job;
+	pthread_cond_signal(&ln->work);
 }
 
 /* Hands a finished job to its loop. The job may be freed by done() as soon
@@ -117,31 +178,58 @@ authpool_complete(struct auth_job *job)
 static void *
 authpool_worker(void *arg)
 {
-	(void)arg;
+	struct authpool_lane *ln = arg;
+
 	pthread_mutex_lock(&authpool.lock);
 	for (;;) {
-		while (authpool.head == NULL && !authpool.stopping)
-			pthread_cond_wait(&authpool.work, &authpool.lock);
-		struct auth_job *job = authpool.head;
+		while (ln->head == NULL && !authpool.stopping)
+			pthread_cond_wait(&ln->work, &authpool.lock);
+		struct auth_job *job = ln->head;
 		if (job == NULL)
 			break; /* stopping, and the queue is drained */
-		if ((authpool.head = job->next) == NULL)
-			authpool.tail = NULL;
+		if ((ln->head = job->next) == NULL)
+			ln->tail = NULL;
 		struct authpool_loop *pl = job->home;
 		pl->running++;
 		bool cancelled = job->cancelled;
 		pthread_mutex_unlock(&authpool.lock);
 
-		if (!cancelled)
-			authpool_check(job);
-		authpool_complete(job);
+		bool finished = cancelled || authpool_check(job);
 
 		pthread_mutex_lock(&authpool.lock);
+		if (!finished && !job->cancelled && !authpool.stopping) {
+			authpool_enqueue(job); /* the chain's next backend */
+		} else {
+			pthread_mutex_unlock(&authpool.lock);
+			authpool_complete(job);
+			pthread_mutex_lock(&authpool.lock);
+		}
 		if (--pl->running == 0)
 			pthread_cond_broadcast(&authpool.idle);
 	}
 	pthread_mutex_unlock(&authpool.lock);
 	return NULL;
+}
+
+/* Under authpool.lock, signals blocked. -1 when no thread could start. */
+static int
+authpool_lane_start(struct authpool_lane *ln, unsigned n)
+{
+	ln->threads = calloc(n, sizeof(*ln->threads));
+	if (ln->threads == NULL)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&ln->threads[i], NULL, authpool_worker, ln) != 0)
+			break;
+		pthread_setname_np(ln->threads[i], "stp-auth");
+		ln->nthreads++;
+	}
+	if (ln->nthreads == 0) {
+		free(ln->threads);
+		ln->threads = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -153,27 +241,20 @@ authpool_start(unsigned nthreads)
 	if (nthreads == 0)
 		nthreads = 1;
 	pthread_mutex_lock(&authpool.lock);
-	if (authpool.nthreads > 0)
+	if (authpool.started)
 		goto out;
-	authpool.threads = calloc(nthreads, sizeof(*authpool.threads));
-	if (authpool.threads == NULL) {
-		rc = -1;
-		goto out;
-	}
 	/* Signals belong to the main loop, never to a pool thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (unsigned i = 0; i < nthreads; i++) {
-		if (pthread_create(&authpool.threads[i], NULL, authpool_worker, NULL) != 0)
-			break;
-		pthread_setname_np(authpool.threads[i], "stp-auth");
-		authpool.nthreads++;
-	}
+	for (unsigned i = 0; i < LANES && rc == 0; i++)
+		rc = authpool_lane_start(&authpool.lanes[i],
+					 i == LANE_LOCAL ? nthreads : AUTHPOOL_DIR_THREADS);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (authpool.nthreads == 0) {
-		free(authpool.threads);
-		authpool.threads = NULL;
-		rc = -1;
+	authpool.started = true;
+	if (rc < 0) {
+		pthread_mutex_unlock(&authpool.lock);
+		authpool_stop();
+		return -1;
 	}
 out:
 	pthread_mutex_unlock(&authpool.lock);
@@ -183,23 +264,31 @@ out:
 void
 authpool_stop(void)
 {
+	struct authpool_lane copy[LANES];
+
 	pthread_mutex_lock(&authpool.lock);
-	unsigned n = authpool.nthreads;
-	pthread_t *threads = authpool.threads;
 	/* Queued jobs are completed unchecked, as cancelled. */
-	for (struct auth_job *j = authpool.head; j != NULL; j = j->next)
-		j->cancelled = true;
+	for (unsigned i = 0; i < LANES; i++) {
+		struct authpool_lane *ln = &authpool.lanes[i];
+		for (struct auth_job *j = ln->head; j != NULL; j = j->next)
+			j->cancelled = true;
+		pthread_cond_broadcast(&ln->work);
+		copy[i] = *ln;
+	}
 	authpool.stopping = true;
-	pthread_cond_broadcast(&authpool.work);
 	pthread_mutex_unlock(&authpool.lock);
 
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
+	for (unsigned i = 0; i < LANES; i++)
+		for (unsigned t = 0; t < copy[i].nthreads; t++)
+			pthread_join(copy[i].threads[t], NULL);
 
 	pthread_mutex_lock(&authpool.lock);
-	free(authpool.threads);
-	authpool.threads = NULL;
-	authpool.nthreads = 0;
+	for (unsigned i = 0; i < LANES; i++) {
+		free(authpool.lanes[i].threads);
+		authpool.lanes[i].threads = NULL;
+		authpool.lanes[i].nthreads = 0;
+	}
+	authpool.started = false;
 	authpool.stopping = false;
 	pthread_mutex_unlock(&authpool.lock);
 }
@@ -208,10 +297,13 @@ authpool_stop(void)
 static void
 authpool_deliver(struct authpool_loop *pl, struct auth_job *job)
 {
+	struct authset *set = job->set; /* done() may free job */
+
 	if (--pl->pending == 0)
 		ev_unref(pl->loop);
 	job->next = NULL;
 	job->done(job);
+	authset_unref(set);
 }
 
 static void
@@ -254,22 +346,32 @@ auth_submit(struct authpool_loop *pl, struct auth_job *job)
 	job->pass[sizeof(job->pass) - 1] = '\0';
 	job->ok = false;
 	job->cancelled = false;
+	job->cached = false;
+	job->why[0] = '\0';
 	job->n_groups = 0;
+	job->step = 0;
 	job->next = NULL;
 	job->home = pl;
 	if (pl->pending++ == 0)
 		ev_ref(pl->loop);
+	if (job->set != NULL) {
+		authset_ref(job->set);
+		/* A hit costs one HMAC: answered here, still through the loop. */
+		if (authset_cache_lookup(job->set, job)) {
+			job->ok = job->cached = true;
+			authpool_complete(job);
+			return;
+		}
+		if (authset_chain_len(job->set) == 0) {
+			authpool_complete(job);
+			return;
+		}
+	}
 
 	pthread_mutex_lock(&authpool.lock);
-	bool running = authpool.nthreads > 0 && !authpool.stopping;
-	if (running) {
-		if (authpool.tail != NULL)
-			authpool.tail->next = job;
-		else
-			authpool.head = job;
-		authpool.tail = job;
-		pthread_cond_signal(&authpool.work);
-	}
+	bool running = authpool.started && !authpool.stopping;
+	if (running)
+		authpool_enqueue(job);
 	pthread_mutex_unlock(&authpool.lock);
 	if (!running)
 		authpool_complete(job); /* no pool: fail, still through the loop */
@@ -291,23 +393,31 @@ authpool_reclaim(struct authpool_loop *pl)
 	struct auth_job *mine = NULL, **mt = &mine;
 
 	pthread_mutex_lock(&authpool.lock);
-	struct auth_job **pp = &authpool.head;
-	authpool.tail = NULL;
-	while (*pp != NULL) {
-		struct auth_job *j = *pp;
-		if (j->home == pl) {
-			*pp = j->next;
-			j->next = NULL;
-			j->cancelled = true;
-			*mt = j;
-			mt = &j->next;
-		} else {
-			authpool.tail = j;
-			pp = &j->next;
+	/* Scan again after each wait: a worker may have moved one of pl's
+	 * jobs to the next lane of its chain before letting go of it. */
+	for (;;) {
+		for (unsigned i = 0; i < LANES; i++) {
+			struct authpool_lane *ln = &authpool.lanes[i];
+			struct auth_job **pp = &ln->head;
+			ln->tail = NULL;
+			while (*pp != NULL) {
+				struct auth_job *j = *pp;
+				if (j->home == pl) {
+					*pp = j->next;
+					j->next = NULL;
+					j->cancelled = true;
+					*mt = j;
+					mt = &j->next;
+				} else {
+					ln->tail = j;
+					pp = &j->next;
+				}
+			}
 		}
-	}
-	while (pl->running > 0)
+		if (pl->running == 0)
+			break;
 		pthread_cond_wait(&authpool.idle, &authpool.lock);
+	}
 	pthread_mutex_unlock(&authpool.lock);
 	return mine;
 }
@@ -328,9 +438,11 @@ authpool_detach(struct authpool_loop *pl)
 		struct auth_job *job = pass == 0 ? pl->done_head : mine;
 		while (job != NULL) {
 			struct auth_job *next = job->next;
+			struct authset *set = job->set;
 			explicit_bzero(job->pass, sizeof(job->pass));
 			job->next = NULL;
 			job->done(job);
+			authset_unref(set);
 			job = next;
 		}
 	}

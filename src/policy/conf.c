@@ -24,6 +24,16 @@ struct stp_conf *conf_new(void)
 	atomic_init(&c->refs, 1);
 	c->auth_methods = AUTH_BIT_NONE;
 	c->userpass_backend = USERPASS_FILE;
+	c->backends[0] = USERPASS_FILE;
+	c->n_backends = 1;
+	c->auth_cache = (struct auth_cache_conf){ .ttl = 0, .size = 1024 };
+	c->auth_down_time = 10;
+	c->ldap.timeout = 5;
+	snprintf(c->ldap.filter, sizeof(c->ldap.filter), "(uid=%%u)");
+	snprintf(c->ldap.group_name_attribute, sizeof(c->ldap.group_name_attribute), "cn");
+	c->radius.timeout = 3;
+	c->radius.retries = 1;
+	snprintf(c->radius.nas_identifier, sizeof(c->radius.nas_identifier), "stpd");
 	snprintf(c->pam_service, sizeof(c->pam_service), "stpd");
 	c->timeouts = (struct conf_timeouts){
 		.handshake = 10, .connect = 30, .connect_attempt_delay = 250, .idle = 3600,
@@ -205,7 +215,17 @@ int conf_set_users_file(struct stp_conf *c, const char *path, char *err, size_t 
 	c->users_file_line = 0;
 	c->auth_methods = AUTH_BIT_USERPASS;
 	c->userpass_backend = USERPASS_FILE;
+	c->backends[0] = USERPASS_FILE;
+	c->n_backends = 1;
 	return 0;
+}
+
+bool conf_backend_used(const struct stp_conf *c, enum conf_userpass_backend b)
+{
+	for (size_t i = 0; i < c->n_backends; i++)
+		if (c->backends[i] == b)
+			return true;
+	return false;
 }
 
 /* One pass rule per RULE_LIST_MAX ranges, so any number of ranges fits. */
@@ -301,10 +321,25 @@ static void conf_describe_auth(const struct stp_conf *c, char *out, size_t outle
 	if (c->auth_methods & AUTH_BIT_NONE)
 		conf_cat(out, outlen, pos, " none");
 	if (c->auth_methods & AUTH_BIT_USERPASS) {
-		if (c->userpass_backend == USERPASS_PAM)
-			conf_cat(out, outlen, pos, " userpass (pam service %s)", c->pam_service);
-		else
-			conf_cat(out, outlen, pos, " userpass (file %s)", c->users_file);
+		static const char *const names[] = { "file", "pam", "ldap", "radius" };
+		conf_cat(out, outlen, pos, " userpass (");
+		for (size_t i = 0; i < c->n_backends; i++) {
+			enum conf_userpass_backend b = c->backends[i];
+			conf_cat(out, outlen, pos, "%s%s", i ? ", then " : "", names[b]);
+			if (b == USERPASS_PAM)
+				conf_cat(out, outlen, pos, " service %s", c->pam_service);
+			else if (b == USERPASS_FILE)
+				conf_cat(out, outlen, pos, " %s", c->users_file);
+			else if (b == USERPASS_LDAP)
+				conf_cat(out, outlen, pos, " %s", c->ldap.uri);
+			else
+				conf_cat(out, outlen, pos, " %zu server%s", c->radius.n_servers,
+					 c->radius.n_servers == 1 ? "" : "s");
+		}
+		conf_cat(out, outlen, pos, ")");
+		if (c->auth_cache.ttl)
+			conf_cat(out, outlen, pos, " cache %us x %u", c->auth_cache.ttl,
+				 c->auth_cache.size);
 	}
 	if (c->auth_methods & AUTH_BIT_GSSAPI)
 		conf_cat(out, outlen, pos, " gssapi");

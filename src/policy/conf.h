@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "auth/authconf.h"
 #include "rules.h"
 
 #define CONF_NAME_MAX 64
@@ -40,7 +41,13 @@ enum conf_auth_bits {
 	AUTH_BIT_SSL = 1u << 2,      /* method X'86' and its IANA code X'06' (an extension's) */
 	AUTH_BIT_GSSAPI = 1u << 3,   /* method X'01', RFC 1961 (an extension's) */
 };
-enum conf_userpass_backend { USERPASS_FILE = 0, USERPASS_PAM = 1 };
+/* Same values as auth_backend_kind (auth/authconf.h). */
+enum conf_userpass_backend {
+	USERPASS_FILE = AUTH_KIND_FILE,
+	USERPASS_PAM = AUTH_KIND_PAM,
+	USERPASS_LDAP = AUTH_KIND_LDAP,
+	USERPASS_RADIUS = AUTH_KIND_RADIUS,
+};
 
 struct conf_timeouts {            /* seconds; 0 = none */
 	unsigned handshake;       /* accept -> request parsed (default 10) */
@@ -74,10 +81,17 @@ struct stp_conf {
 	char resolver[CONF_NAME_MAX];  /* "ADDR" or "ADDR:PORT" or "[V6]:PORT", for c-ares */
 
 	unsigned auth_methods;         /* conf_auth_bits, default AUTH_BIT_NONE */
-	enum conf_userpass_backend userpass_backend;
+	enum conf_userpass_backend userpass_backend; /* the chain's first */
+	/* `backend A B ...`: tried in order until one accepts (docs/config.md). */
+	enum conf_userpass_backend backends[AUTH_CHAIN_MAX];
+	size_t n_backends;             /* default 1: file */
 	char users_file[CONF_PATH_MAX];
 	int users_file_line;           /* where the config set it; 0 = command line */
 	char pam_service[CONF_NAME_MAX]; /* default "stpd" */
+	struct auth_cache_conf auth_cache; /* positive results; ttl 0 = off */
+	unsigned auth_down_time;       /* seconds a failing directory is skipped (10) */
+	struct auth_ldap_conf ldap;    /* the ldap { } block; ldap.line 0 = none */
+	struct auth_radius_conf radius; /* the radius { } block; radius.line 0 = none */
 
 	struct conf_timeouts timeouts;
 	struct conf_limits limits;
@@ -122,6 +136,9 @@ int conf_set_users_file(struct stp_conf *c, const char *path, char *err, size_t 
 						   /* require RFC 1929 against that file */
 int conf_set_allow(struct stp_conf *c, const char *const *cidrs, size_t n, char *err,
 		   size_t errlen);                 /* replaces the client rules with pass rules */
+
+/* True when the userpass backend chain lists b. */
+bool conf_backend_used(const struct stp_conf *c, enum conf_userpass_backend b);
 
 struct stp_conf *conf_ref(struct stp_conf *c);
 void conf_unref(struct stp_conf *c);               /* frees at zero */

@@ -9,6 +9,7 @@
 
 #include "common/addrorder.h"
 #include "common/sockaddr.h"
+#include "policy/conf_authkeys.h"
 #include "policy/conf_internal.h"
 #include "policy/conf_parse.h"
 
@@ -184,17 +185,6 @@ static void *k_auth_methods(struct conf_parser *p, const struct conf_stmt *s, vo
 	return ctx;
 }
 
-static void *k_auth_backend(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
-{
-	if (strcmp(arg(s, 0), "file") == 0)
-		p->conf->userpass_backend = USERPASS_FILE;
-	else if (strcmp(arg(s, 0), "pam") == 0)
-		p->conf->userpass_backend = USERPASS_PAM;
-	else
-		conf_error(p, s->line, "'backend' is file or pam, not '%.64s'", arg(s, 0));
-	return ctx;
-}
-
 static void *k_auth_users_file(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	conf_copy(p, s, p->conf->users_file, sizeof(p->conf->users_file));
@@ -309,7 +299,10 @@ static const struct conf_section sec_limits = { SEC_LIMITS, "a limits block", li
 						N(limit_keys) };
 
 static const struct conf_key auth_keys[] = {
-	KEY1(KW_BACKEND, k_auth_backend),
+	{ KW_BACKEND, 1, AUTH_CHAIN_MAX, true, NULL, false, conf_k_auth_backend },
+	KEY1(KW_CACHE_SIZE, conf_k_auth_cache),
+	KEY1(KW_CACHE_TTL, conf_k_auth_cache),
+	KEY1(KW_DOWN_TIME, conf_k_auth_cache),
 	{ KW_METHODS, 1, 8, true, NULL, false, k_auth_methods },
 	KEY1(KW_PAM_SERVICE, k_auth_pam_service),
 	KEY1(KW_USERS_FILE, k_auth_users_file),
@@ -329,9 +322,11 @@ const struct conf_section conf_sec_listen = { SEC_LISTEN, "a listen block", list
 static const struct conf_key top_keys[] = {
 	{ KW_AUTH, 0, 0, false, &sec_auth, true, k_block },
 	{ KW_CLIENT, 1, 1, false, &conf_sec_client_rule, false, conf_key_client },
+	{ KW_LDAP, 0, 0, true, &conf_sec_ldap, true, conf_k_ldap },
 	{ KW_LIMITS, 0, 0, false, &sec_limits, true, k_block },
 	{ KW_LISTEN, 1, 1, false, &conf_sec_listen, false, k_listen },
 	{ KW_LOG, 0, 0, false, &sec_log, true, k_block },
+	{ KW_RADIUS, 0, 0, true, &conf_sec_radius, true, conf_k_radius },
 	{ KW_REQUEST, 1, 1, false, &conf_sec_request_rule, false, conf_key_request },
 	KEY1(KW_RESOLVER, k_resolver),
 	{ KW_TIMEOUTS, 0, 0, false, &sec_timeouts, true, k_block },
@@ -366,11 +361,12 @@ void conf_check_final(struct conf_parser *p)
 	struct stp_conf *c = p->conf;
 	conf_check_listener_refs(p, c->client_rules, c->n_client_rules);
 	conf_check_listener_refs(p, c->request_rules, c->n_request_rules);
-	if ((c->auth_methods & AUTH_BIT_USERPASS) && c->userpass_backend == USERPASS_FILE &&
+	if ((c->auth_methods & AUTH_BIT_USERPASS) && conf_backend_used(c, USERPASS_FILE) &&
 	    c->users_file[0] == '\0') {
 		int line = p->seen[SEC_AUTH][KW_METHODS] ? p->seen[SEC_AUTH][KW_METHODS] :
 							    p->seen[SEC_TOP][KW_AUTH];
 		conf_error(p, line, "auth method userpass with backend file needs 'users-file'");
 	}
 	conf_ext_check_all(p);
+	conf_check_auth_backends(p, conf_auth_used(c) & AUTH_BIT_USERPASS);
 }

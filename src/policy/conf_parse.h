@@ -47,7 +47,7 @@ struct conf_key {
 };
 
 enum conf_section_id {
-	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH,
+	SEC_TOP, SEC_LOG, SEC_TIMEOUTS, SEC_LIMITS, SEC_AUTH, SEC_LDAP, SEC_RADIUS,
 	SEC_EXT_, /* + slot: a registered extension's section */
 	SEC_GLOBAL_COUNT_ = SEC_EXT_ + CONF_EXT_MAX,
 	SEC_LISTEN = SEC_GLOBAL_COUNT_, SEC_CLIENT_RULE, SEC_REQUEST_RULE,

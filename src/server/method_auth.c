@@ -58,7 +58,10 @@ static void userpass_checked(struct auth_job *job)
 	s->auth_pending = false;
 	s->hs->auth = NULL;
 	if (!job->ok) {
-		userpass_fail(s, job->user, "bad user name or password");
+		char why[160];
+		snprintf(why, sizeof(why), "bad user name or password (%s)",
+			 job->why[0] ? job->why : "no backend");
+		userpass_fail(s, job->user, why);
 		free(job);
 		return;
 	}
@@ -102,18 +105,15 @@ static void userpass_input(struct session *s)
 		return;
 	}
 	hs->auth = job;
-	job->backend = s->conf->userpass_backend == USERPASS_PAM ? AUTH_BACKEND_PAM
-								 : AUTH_BACKEND_FILE;
-	job->file = s->snap->users;
-	job->pam_service = s->conf->pam_service;
+	job->set = s->snap->auth;
 	memcpy(job->user, up.user, sizeof(job->user));
 	memcpy(job->pass, up.pass, sizeof(job->pass));
 	explicit_bzero(&up, sizeof(up));
 	job->done = userpass_checked;
 	job->ctx = s;
-	if (job->backend == AUTH_BACKEND_FILE && !job->file) {
+	if (!job->set) {
 		explicit_bzero(job->pass, sizeof(job->pass));
-		userpass_fail(s, job->user, "no users file loaded");
+		userpass_fail(s, job->user, "no userpass backend loaded");
 		return;
 	}
 	s->auth_pending = true;

@@ -14,7 +14,7 @@
 
 #include "policy/conf.h"
 
-struct authfile;
+struct authset;
 struct session;
 struct udp_batch;
 
@@ -22,10 +22,11 @@ struct udp_batch;
 struct snapshot {
 	atomic_int refs;
 	struct stp_conf *conf;
-	struct authfile *users; /* NULL unless userpass with a file backend */
+	struct authset *auth; /* userpass backends; NULL unless userpass is used */
 };
 
-/* Builds a snapshot (loads the users file). NULL with a message in err. */
+/* Builds a snapshot (loads the users file, reads the backends' secret
+ * files). NULL with a message in err. */
 struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen);
 struct snapshot *snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);

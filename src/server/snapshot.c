@@ -1,6 +1,7 @@
 /*
  * snapshot.c - a config snapshot plus what was loaded because of it (the
- * users file), swapped whole on reload; sessions hold a reference.
+ * userpass backends: users file, directories, cache), swapped whole on
+ * reload; sessions hold a reference.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,26 @@
 struct server g_server = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* "CONFIG:LINE: " in front of err. */
-static void prefix_where(const struct stp_conf *conf, char *err, size_t errlen)
+static void prefix_where(const struct stp_conf *conf, int line, char *err, size_t errlen)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s", err);
-	snprintf(err, errlen, "%s:%d: %s", conf->path[0] ? conf->path : "(embedded)",
-		 conf->users_file_line, msg);
+	snprintf(err, errlen, "%s:%d: %s", conf->path[0] ? conf->path : "(embedded)", line, msg);
+}
+
+/* The config line that set up backend k (0: the command line or none). */
+static int backend_line(const struct stp_conf *conf, enum auth_backend_kind k)
+{
+	switch (k) {
+	case AUTH_KIND_FILE:
+		return conf->users_file_line;
+	case AUTH_KIND_LDAP:
+		return conf->ldap.line;
+	case AUTH_KIND_RADIUS:
+		return conf->radius.line;
+	default:
+		return 0;
+	}
 }
 
 struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
@@ -33,12 +48,26 @@ struct snapshot *snapshot_new(struct stp_conf *conf, char *err, size_t errlen)
 	}
 	/* RFC 1929 runs as a method of its own or inside an extension's (X'86'
 	 * subauth). */
-	if ((conf_auth_used(conf) & AUTH_BIT_USERPASS) && conf->userpass_backend == USERPASS_FILE) {
-		s->users = authfile_load(conf->users_file, err, errlen);
-		if (!s->users) {
+	if (conf_auth_used(conf) & AUTH_BIT_USERPASS) {
+		enum auth_backend_kind failed = AUTH_KIND_PAM;
+		struct authset_conf ac = {
+			.failed = &failed,
+			.n_chain = conf->n_backends,
+			.users_file = conf->users_file,
+			.pam_service = conf->pam_service,
+			.ldap = &conf->ldap,
+			.radius = &conf->radius,
+			.cache = conf->auth_cache,
+			.down_time = conf->auth_down_time,
+		};
+		for (size_t i = 0; i < conf->n_backends; i++)
+			ac.chain[i] = (enum auth_backend_kind)conf->backends[i];
+		s->auth = authset_new(&ac, err, errlen);
+		if (!s->auth) {
 			free(s);
-			if (conf->users_file_line > 0) /* point at the line that named it */
-				prefix_where(conf, err, errlen);
+			int line = backend_line(conf, failed);
+			if (line > 0) /* point at the line that named it */
+				prefix_where(conf, line, err, errlen);
 			return NULL;
 		}
 	}
@@ -57,7 +86,7 @@ void snapshot_unref(struct snapshot *s)
 {
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
-	authfile_free(s->users);
+	authset_unref(s->auth);
 	conf_unref(s->conf);
 	free(s);
 }

@@ -104,7 +104,7 @@ static void tls_conf_check(struct conf_parser *p, const struct stp_conf *c, cons
 	if (t->client_cert != TLS_CLIENT_CERT_NONE && !t->client_ca[0])
 		conf_error(p, tls_line, "'client-cert %s' needs 'client-ca'",
 			   t->client_cert == TLS_CLIENT_CERT_REQUIRE ? "require" : "optional");
-	if ((t->subauth & AUTH_BIT_USERPASS) && c->userpass_backend == USERPASS_FILE &&
+	if ((t->subauth & AUTH_BIT_USERPASS) && conf_backend_used(c, USERPASS_FILE) &&
 	    c->users_file[0] == '\0')
 		conf_error(p, tls_line, "subauth userpass with backend file needs 'users-file'");
 }

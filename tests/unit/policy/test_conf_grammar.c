@@ -301,6 +301,39 @@ static void test_values_that_look_like_keywords(void **state)
 	conf_unref(c);
 }
 
+static void test_auth_backends(void **state)
+{
+	struct stp_conf *c = pt_parse(
+		"auth { methods userpass; backend ldap radius file; users-file /u; cache-ttl 30;"
+		" cache-size 9; down-time 0 }\n"
+		"ldap { uri \"ldap://a ldap://b\"; starttls on; ca-file /ca; base \"dc=x\";"
+		" bind-dn \"cn=s,dc=x\"; bind-password-file /pw; filter \"(cn=%u)\";"
+		" group-attribute memberOf; group-filter \"(member=%d)\"; timeout 7 }\n"
+		"radius { server 127.0.0.1 [::1]:1645; server 10.1.2.3:1812; secret-file /s;"
+		" timeout 2; retries 0; method chap; nas-identifier n1 }\n");
+	assert_int_equal(c->n_backends, 3);
+	assert_int_equal(c->backends[0], USERPASS_LDAP);
+	assert_int_equal(c->backends[1], USERPASS_RADIUS);
+	assert_int_equal(c->backends[2], USERPASS_FILE);
+	assert_int_equal(c->userpass_backend, USERPASS_LDAP);
+	assert_int_equal(c->auth_cache.ttl, 30);
+	assert_int_equal(c->auth_cache.size, 9);
+	assert_int_equal(c->auth_down_time, 0);
+	assert_string_equal(c->ldap.uri, "ldap://a ldap://b");
+	assert_true(c->ldap.starttls);
+	assert_string_equal(c->ldap.filter, "(cn=%u)");
+	assert_string_equal(c->ldap.group_name_attribute, "cn"); /* default */
+	assert_int_equal(c->ldap.timeout, 7);
+	assert_int_equal(c->radius.n_servers, 3);
+	assert_string_equal(c->radius.servers[0], "127.0.0.1:1812");
+	assert_string_equal(c->radius.servers[1], "[::1]:1645");
+	assert_string_equal(c->radius.servers[2], "10.1.2.3:1812");
+	assert_true(c->radius.chap);
+	assert_int_equal(c->radius.retries, 0);
+	assert_string_equal(c->radius.nas_identifier, "n1");
+	conf_unref(c);
+}
+
 static void test_days_and_times(void **state)
 {
 	struct stp_conf *c = pt_parse("request pass { days fri-mon }\n"
@@ -406,7 +439,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 5); /* + autoconfig { }, transparent { } */
+	assert_int_equal(blocks, 6); /* + ldap/radius, autoconfig { }, transparent { } */
 }
 
 int main(void)
@@ -424,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_conf_load_file),
 		cmocka_unit_test(test_contrib_example),
 		cmocka_unit_test(test_docs_examples),
+		cmocka_unit_test(test_auth_backends),
 	};
 	return cmocka_run_group_tests(tests, pt_setup, NULL);
 }
