@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "ext/bind/bd_conf.h"
 #include "ext/ext_config.h"
 #include "ext/mcast/mc_conf.h"
 #include "ext/resolve/rs_conf.h"
@@ -23,6 +24,7 @@ static const struct ext_conf_entry {
 	{ &tls_conf_ext, STP_EXT_TLS, "the TLS extension", "ext_tls" },
 	{ &mc_conf_ext, STP_EXT_MCAST, "the multicast extension", "ext_mcast" },
 	{ &rs_conf_ext, STP_EXT_RESOLVE, "the RESOLVE extension", "ext_resolve" },
+	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

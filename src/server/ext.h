@@ -77,5 +77,6 @@ extern const struct stp_ext ext_core;
 extern const struct stp_ext ext_tls;   /* src/ext/tls */
 extern const struct stp_ext ext_mcast; /* src/ext/mcast */
 extern const struct stp_ext ext_resolve; /* src/ext/resolve */
+extern const struct stp_ext ext_bind;    /* src/ext/bind */
 
 #endif

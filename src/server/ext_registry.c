@@ -22,6 +22,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_RESOLVE
 	&ext_resolve,
 #endif
+#if STP_EXT_BIND
+	&ext_bind,
+#endif
 };
 
 const struct stp_ext *const *ext_all(size_t *n)
