@@ -64,6 +64,7 @@ int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);
 int cli_cmd_udp(const struct cli_opts *o);
 int cli_cmd_resolve(const struct cli_opts *o);
+int cli_cmd_listen(const struct cli_opts *o);
 
 /* ---- DNS (RFC 1035), just enough for A and AAAA ---- */
 #define DNS_TYPE_A 1

@@ -15,6 +15,7 @@ static const struct {
 } cli_cmds[] = {
 	{ "bind", cli_cmd_bind, 0, 2 },
 	{ "connect", cli_cmd_connect, 2, 2 },
+	{ "listen", cli_cmd_listen, 1, STP_LISTEN_MAX },
 	{ "resolve", cli_cmd_resolve, 1, 1 },
 	{ "udp", cli_cmd_udp, 2, 2 },
 };

@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve;
+ext_resolve, ext_bind;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -30,8 +30,12 @@ USES = {
         ("request pass { from 127.0.0.0/8 }\nrequest block { command resolve-ptr }\n",
          "resolve-ptr", 2),
     ],
+    "bind": [
+        ("binds { max-binds 4 }\n", "binds", 1),
+        ("request pass { command listen udpbind }\n", "listen", 1),
+    ],
 }
-EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE"}
+EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "bind": "bind"}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +55,7 @@ def check(tmp_path, text):
 def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
-    assert mods <= {"tls", "core", "mcast", "resolve"}
+    assert mods <= {"tls", "core", "mcast", "resolve", "bind"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
