@@ -1,0 +1,148 @@
+"""Application servers behind stpd (docs/protocol.md section 5.5): inside
+servers that never open a port outside, reached from outside through
+binds on the gateway (ip_forward=0, so stpd is the only path).
+
+    outside 10.77.1.2 --- 10.77.1.1 gateway (stpd; binds listen here)
+                          10.77.2.1 (SOCKS listener) --- 10.77.2.2 inside
+
+- `python3 -m http.server` inside behind `stp listen`, served to 100
+  concurrent curl clients outside through one generic TCP bind;
+- dnsmasq inside (local records only, --no-resolv) answering `dig` from
+  outside through a UDP bind.
+
+Needs root. Environment: STPD, STP (the stp binary; default build/).
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+pytestmark = pytest.mark.stpd_module("bind")
+
+
+def _stp():
+    if os.environ.get("STP"):
+        return os.environ["STP"]
+    p = os.path.join(REPO, "build", "src", "cli", "stp")
+    if not os.path.exists(p):
+        pytest.skip("no stp binary (set STP=)")
+    return p
+
+
+def conf(topo):
+    return ("listen %s:1080 { external %s }\n" % (topo.GW_IN, topo.GW_OUT) +
+            "workers 2\n"
+            "binds { max-pending 256; backlog 256; }\n"
+            "client pass { from 10.77.2.0/24 }\n"
+            "request pass { command listen listenreply udpbind udpbindreply }\n")
+
+
+class Listen:
+    """`stp listen SPEC...` inside; .bound[i] = (host, port) on the gateway."""
+
+    def __init__(self, topo, tmp_path, *specs):
+        self.out_path = os.path.join(str(tmp_path), "listen.out")
+        self.out = open(self.out_path, "w+")
+        self.proc = topo.inside.popen(
+            [_stp(), "--proxy", "socks5://%s:1080" % topo.GW_IN, "listen"] + list(specs),
+            stdout=self.out, stderr=subprocess.STDOUT)
+        topo.clients.append(self)
+        deadline = time.time() + 15
+        self.bound = []
+        while time.time() < deadline:
+            lines = [ln.split() for ln in open(self.out_path).read().splitlines()
+                     if ln.startswith("bound ")]
+            if len(lines) == len(specs):
+                for ln in lines:
+                    host, port = ln[2].rsplit(":", 1)
+                    self.bound.append((host, int(port)))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail("stp listen did not bind: %s" % open(self.out_path).read())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.out.close()
+
+
+def start_inside(topo, argv, tmp_path, name):
+    log = open(os.path.join(str(tmp_path), name + ".log"), "w")
+    p = topo.inside.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    class Closer:
+        def close(self):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+            log.close()
+    topo.clients.append(Closer())
+    return p
+
+
+def wait_port(topo, host, port, udp=False):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        out = topo.inside.sh("ss", "-lnu" if udp else "-lnt")
+        if ":%d " % port in out:
+            return
+        time.sleep(0.05)
+    pytest.fail("nothing listens on %s:%d inside" % (host, port))
+
+
+def test_http_server_behind_stp_listen(topo, stpd, tmp_path):
+    for tool in ("curl",):
+        if not shutil.which(tool):
+            pytest.fail("%s missing (scripts/deps.sh)" % tool)
+    s = stpd(conf(topo))
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.txt").write_bytes(b"served-from-inside-7f3a\n" * 100)
+    start_inside(topo, ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1",
+                        "--directory", str(www)], tmp_path, "http")
+    wait_port(topo, "127.0.0.1", 8000)
+    lst = Listen(topo, tmp_path, "tcp:127.0.0.1:8000")
+    host, port = lst.bound[0]
+    assert host == topo.GW_OUT
+    url = "http://%s:%d/index.txt" % (host, port)
+    # 100 clients at once, from outside, each checking the body's size
+    script = ("for i in $(seq 100); do curl -s --max-time 90 -o /dev/null "
+              "-w '%%{http_code} %%{size_download}\\n' %s & done; wait" % url)
+    t0 = time.time()
+    out = subprocess.run(["ip", "netns", "exec", topo.outside.name, "sh", "-c", script],
+                         capture_output=True, text=True, timeout=150).stdout
+    took = time.time() - t0
+    results = out.split("\n")
+    assert results.count("200 2400") == 100, out
+    assert took < 120
+    lst.close()
+    # every peer was a flow of the one control session, with its bytes
+    text = s.wait_log('result="control connection closed"', timeout=10)
+    assert text.count("cmd=accept target=10.77.1.2:") >= 100
+
+
+def test_dnsmasq_behind_udp_bind(topo, stpd, tmp_path):
+    for tool in ("dnsmasq", "dig"):
+        if not shutil.which(tool):
+            pytest.fail("%s missing (scripts/deps.sh)" % tool)
+    stpd(conf(topo))
+    start_inside(topo, [shutil.which("dnsmasq"), "--keep-in-foreground", "--no-resolv",
+                        "--no-hosts", "--port=5353", "--listen-address=127.0.0.1",
+                        "--bind-interfaces", "--address=/app.stp.test/10.9.8.7",
+                        "--pid-file=" + str(tmp_path / "dnsmasq.pid")], tmp_path, "dnsmasq")
+    wait_port(topo, "127.0.0.1", 5353, udp=True)
+    lst = Listen(topo, tmp_path, "udp:127.0.0.1:5353")
+    host, port = lst.bound[0]
+    assert host == topo.GW_OUT
+    for _ in range(3):
+        out = topo.outside.sh("dig", "@" + host, "-p", str(port), "+short", "+time=5",
+                              "+tries=2", "app.stp.test")
+        assert out.strip() == "10.9.8.7"
