@@ -123,6 +123,8 @@ static void conf_apply(const char *key, const char *val, const char *where)
 		shim_conf.log_level = conf_level(val);
 	} else if (strcmp(key, "bind") == 0) {
 		shim_conf.bind = conf_bool(val);
+	} else if (strcmp(key, "serve") == 0) {
+		shim_conf.serve = conf_bool(val);
 	} else if (strcmp(key, "proxy_loopback") == 0) {
 		shim_conf.proxy_loopback = conf_bool(val);
 	} else if (strcmp(key, "dns") == 0) {
@@ -227,6 +229,7 @@ void shim_conf_load(void)
 	shim_conf.noproxy = stp_noproxy_from_env();
 	conf_env("STP_LOG", "log");
 	conf_env("STP_BIND", "bind");
+	conf_env("STP_SERVE", "serve");
 	conf_env("STP_PROXY_LOOPBACK", "proxy_loopback");
 	conf_env("STP_DNS", "dns");
 	conf_env("STP_TIMEOUT", "timeout");

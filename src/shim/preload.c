@@ -94,9 +94,30 @@ int stpify_connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 SHIM_HOOK(listen);
 int stpify_listen(int fd, int backlog)
 {
-	if (!hook_active() || !bindmap_wants(fd))
-		return shim_real.listen(fd, backlog);
+	if (!hook_active() || !bindmap_wants(fd)) {
+		int r = shim_real.listen(fd, backlog);
+		if (r == 0 && !shim_busy())
+			servemap_listen(fd);
+		return r;
+	}
 	return bindmap_listen(fd);
+}
+
+/* A connection our serve thread made for a proxy peer: the program sees
+ * the peer's real address (servemap.c). */
+static void hook_serve_peer(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage real, view;
+	socklen_t vlen;
+	(void)fd;
+	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+		return;
+	if (!servemap_peer((uint16_t)sa_port(addr), &real))
+		return;
+	if (shim_sa_to_family((struct sockaddr *)&real, addr->sa_family, &view, &vlen) < 0)
+		return;
+	memcpy(addr, &view, *len < vlen ? *len : vlen);
+	*len = vlen;
 }
 
 static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -105,7 +126,10 @@ static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND)
 		return bindmap_accept(fd, addr, len, flags);
-	return shim_real.accept4(fd, addr, len, flags);
+	int r = shim_real.accept4(fd, addr, len, flags);
+	if (r >= 0 && addr && len && shim_conf.serve && !shim_busy())
+		hook_serve_peer(r, addr, len);
+	return r;
 }
 
 SHIM_HOOK(accept);
@@ -266,7 +290,10 @@ int stpify_bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	NEED_REAL(bind);
 	if (!shim_busy() && mcastmap_pending(fd))
 		return mcastmap_bind(fd, addr.__sockaddr__, len);
-	return shim_real.bind(fd, addr.__sockaddr__, len);
+	int r = shim_real.bind(fd, addr.__sockaddr__, len);
+	if (r == 0 && !shim_busy())
+		servemap_bind(fd, addr.__sockaddr__);
+	return r;
 }
 
 static void hook_take_err(struct shim_fd *st, void *arg)

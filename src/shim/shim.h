@@ -89,6 +89,7 @@ struct shim_conf {
 	struct stp_noproxy *noproxy;
 	int log_level;
 	bool bind;           /* map listen/accept onto SOCKS BIND */
+	bool serve;          /* listen() / UDP bind() also open a proxy bind (servemap.c) */
 	bool proxy_loopback; /* socksify loopback targets too */
 	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
 	int timeout_ms;      /* connect + handshake deadline */
@@ -205,6 +206,16 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags);
 bool bindmap_wants(int fd);
 int bindmap_listen(int fd);
 int bindmap_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* ---- application servers (servemap.c) ---- */
+
+/* After a successful listen(): a wildcard TCP listener also gets a bind on
+ * the proxy. After a successful bind() of a UDP socket to a wildcard
+ * address and a port: the same for datagrams. */
+void servemap_listen(int fd);
+void servemap_bind(int fd, const struct sockaddr *sa);
+/* The real peer behind our loopback connection from `port` (once). */
+bool servemap_peer(uint16_t port, struct sockaddr_storage *out);
 
 /* ---- replacing a socket that cannot reach the proxy (sockswap.c) ---- */
 

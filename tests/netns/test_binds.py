@@ -8,7 +8,9 @@ binds on the gateway (ip_forward=0, so stpd is the only path).
 - `python3 -m http.server` inside behind `stp listen`, served to 100
   concurrent curl clients outside through one generic TCP bind;
 - dnsmasq inside (local records only, --no-resolv) answering `dig` from
-  outside through a UDP bind.
+  outside through a UDP bind;
+- the same unmodified servers under stpify with `serve` on: their own
+  listen() and UDP bind() open the binds.
 
 Needs root. Environment: STPD, STP (the stp binary; default build/).
 """
@@ -23,6 +25,16 @@ import pytest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 pytestmark = pytest.mark.stpd_module("bind")
+
+
+def _stpify():
+    if os.environ.get("STPIFY"):
+        return os.environ["STPIFY"]
+    for b in ("build-shim", "build"):
+        p = os.path.join(REPO, b, "src", "shim", "stpify")
+        if os.path.exists(p):
+            return p
+    pytest.skip("no stpify binary (set STPIFY=)")
 
 
 def _stp():
@@ -98,31 +110,57 @@ def wait_port(topo, host, port, udp=False):
     pytest.fail("nothing listens on %s:%d inside" % (host, port))
 
 
-def test_http_server_behind_stp_listen(topo, stpd, tmp_path):
-    for tool in ("curl",):
-        if not shutil.which(tool):
-            pytest.fail("%s missing (scripts/deps.sh)" % tool)
-    s = stpd(conf(topo))
+def www_dir(tmp_path):
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.txt").write_bytes(b"served-from-inside-7f3a\n" * 100)
-    start_inside(topo, ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1",
-                        "--directory", str(www)], tmp_path, "http")
-    wait_port(topo, "127.0.0.1", 8000)
-    lst = Listen(topo, tmp_path, "tcp:127.0.0.1:8000")
-    host, port = lst.bound[0]
-    assert host == topo.GW_OUT
-    url = "http://%s:%d/index.txt" % (host, port)
-    # 100 clients at once, from outside, each checking the body's size
+    return str(www)
+
+
+def hundred_curls(topo, url):
+    """100 clients at once from outside; each must get the whole body."""
+    if not shutil.which("curl"):
+        pytest.fail("curl missing (scripts/deps.sh)")
     script = ("for i in $(seq 100); do curl -s --max-time 90 -o /dev/null "
               "-w '%%{http_code} %%{size_download}\\n' %s & done; wait" % url)
     t0 = time.time()
     out = subprocess.run(["ip", "netns", "exec", topo.outside.name, "sh", "-c", script],
                          capture_output=True, text=True, timeout=150).stdout
-    took = time.time() - t0
-    results = out.split("\n")
-    assert results.count("200 2400") == 100, out
-    assert took < 120
+    assert out.split("\n").count("200 2400") == 100, out
+    assert time.time() - t0 < 120
+
+
+def test_http_server_under_stpify(topo, stpd, tmp_path):
+    s = stpd(conf(topo))
+    log = tmp_path / "http.log"
+    start_inside(topo, ["env", "STP_SERVE=1", "STP_LOG=info", _stpify(), "--proxy",
+                        "socks5://%s:1080" % topo.GW_IN, "python3", "-m", "http.server",
+                        "18000", "--bind", "0.0.0.0", "--directory", www_dir(tmp_path)],
+                 tmp_path, "http")
+    # the same port on the gateway, when free there
+    s.wait_log("LISTEN: 1 TCP and 0 UDP binds", timeout=15)
+    hundred_curls(topo, "http://%s:18000/index.txt" % topo.GW_OUT)
+    # the server saw the real peers (accept() reports them)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        text = open(str(log)).read()
+        if text.count("10.77.1.2 - - ") >= 100:
+            break
+        time.sleep(0.1)
+    assert text.count('10.77.1.2 - - ') == text.count('"GET /index.txt HTTP/1.1" 200') == 100
+    assert "127.0.0.1 - - " not in text and "::1 - - " not in text
+
+
+def test_http_server_behind_stp_listen(topo, stpd, tmp_path):
+    s = stpd(conf(topo))
+    start_inside(topo, ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1",
+                        "--directory", www_dir(tmp_path)], tmp_path, "http")
+    wait_port(topo, "127.0.0.1", 8000)
+    lst = Listen(topo, tmp_path, "tcp:127.0.0.1:8000")
+    host, port = lst.bound[0]
+    assert host == topo.GW_OUT
+    url = "http://%s:%d/index.txt" % (host, port)
+    hundred_curls(topo, url)
     lst.close()
     # every peer was a flow of the one control session, with its bytes
     text = s.wait_log('result="control connection closed"', timeout=10)
@@ -144,5 +182,22 @@ def test_dnsmasq_behind_udp_bind(topo, stpd, tmp_path):
     assert host == topo.GW_OUT
     for _ in range(3):
         out = topo.outside.sh("dig", "@" + host, "-p", str(port), "+short", "+time=5",
+                              "+tries=2", "app.stp.test")
+        assert out.strip() == "10.9.8.7"
+
+
+def test_dnsmasq_under_stpify(topo, stpd, tmp_path):
+    for tool in ("dnsmasq", "dig"):
+        if not shutil.which(tool):
+            pytest.fail("%s missing (scripts/deps.sh)" % tool)
+    s = stpd(conf(topo))
+    start_inside(topo, ["env", "STP_SERVE=1", _stpify(), "--proxy",
+                        "socks5://%s:1080" % topo.GW_IN, shutil.which("dnsmasq"),
+                        "--keep-in-foreground", "--no-resolv", "--no-hosts", "--port=15353",
+                        "--address=/app.stp.test/10.9.8.7",
+                        "--pid-file=" + str(tmp_path / "dnsmasq.pid")], tmp_path, "dnsmasq")
+    s.wait_log("0 TCP and 1 UDP binds", timeout=15)
+    for _ in range(3):
+        out = topo.outside.sh("dig", "@" + topo.GW_OUT, "-p", "15353", "+short", "+time=5",
                               "+tries=2", "app.stp.test")
         assert out.strip() == "10.9.8.7"
