@@ -200,3 +200,28 @@ def test_rfc1928_bind_unchanged(stpd_factory):
     assert r2.rep == 0 and r2.port == peer.getsockname()[1]
     peer.sendall(b"hi")
     assert S.recv_exact(s, 2) == b"hi"
+
+
+def test_truncated_and_bad_input(stpd_factory):
+    """Every prefix of a LISTEN and of an ACCEPT, cut and left: the server
+    answers X'01' after timeouts { handshake } and closes; a control
+    message the client may not send closes the control connection."""
+    p = start(stpd_factory, extra=stpdconf.timeouts(handshake=1))
+    listen = B.listen_msg([(B.TCP, 0, 0), (B.UDP, 0, 0)])
+    accept = S.request_msg(B.CMD_ACCEPT, "127.0.0.1", 1) + bytes(8)
+    for msg in (listen, accept):
+        socks = []
+        for cut in range(4, len(msg)):  # past VER CMD RSV ATYP: the request is parsed
+            s = S.dial(p.port)
+            assert S.negotiate(s) == S.M_NONE
+            s.sendall(msg[:cut])
+            socks.append((cut, s))
+        for cut, s in socks:
+            data = S.recv_all(s)
+            assert data == b"" or data[:2] == b"\x05\x01", (cut, data)
+            s.close()
+    ctl, rep, binds = B.listen(p.port, [(B.TCP, 0, 0)])
+    assert rep == 0
+    ctl.sendall(bytes([B.MSG_ARRIVAL]) + bytes(9) + b"\x01" + bytes(6))
+    assert S.closed_by_peer(ctl, 10)
+    p.wait_log(r"result=\"bad control message\"")

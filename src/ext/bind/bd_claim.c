@@ -15,6 +15,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/sockaddr.h"
@@ -182,16 +183,43 @@ static void on_accept_input(struct session *s)
 	claim(s, &acc);
 }
 
+/* The ID behind the header is late: timeouts { handshake }. */
+struct accept_wait {
+	struct session *s;
+	ev_timer timer;
+};
+
+static void on_accept_timeout(EV_P_ ev_timer *t, int revents)
+{
+	struct accept_wait *w = t->data;
+	session_finish(w->s, SOCKS5_REP_GENERAL_FAILURE, "ACCEPT request incomplete");
+}
+
 static void accept_destroy(struct session *s)
 {
-	(void)s;
+	struct accept_wait *w = session_handler_data(s);
+	if (w) {
+		ev_timer_stop(session_loop(s), &w->timer);
+		free(w);
+	}
 }
 
 static const struct session_cmd_ops accept_ops = { "accept", accept_destroy };
 
 void bd_accept_start(struct session *s)
 {
-	session_set_handler(s, &accept_ops, NULL);
+	struct accept_wait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+		return;
+	}
+	w->s = s;
+	ev_timer_init(&w->timer, on_accept_timeout,
+		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
+	w->timer.data = w;
+	if (session_conf(s)->timeouts.handshake) /* 0: none */
+		ev_timer_start(session_loop(s), &w->timer);
+	session_set_handler(s, &accept_ops, w);
 	session_watch_control(s, on_accept_input);
 	on_accept_input(s); /* the id may be here already */
 }

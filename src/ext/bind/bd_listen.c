@@ -450,7 +450,8 @@ void bd_listen_start(struct session *s)
 	ev_timer_init(&c->body_timer, on_body_timeout,
 		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
 	c->body_timer.data = c;
-	ev_timer_start(c->loop, &c->body_timer);
+	if (session_conf(s)->timeouts.handshake) /* 0: none */
+		ev_timer_start(c->loop, &c->body_timer);
 	session_watch_control(s, process_input);
 	process_input(s); /* the body may be here already */
 }
