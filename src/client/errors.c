@@ -98,8 +98,8 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 	[STP_ERR_MCAST_IDLE] = { "multicast: the proxy ended the group: idle (X'B5')", ENETDOWN,
 				 0 },
 	[STP_ERR_BIND_NO_ARRIVAL] = { "proxy refused: no such arrival (X'0A')", ECONNABORTED,
-				      0x0A },
-	[STP_ERR_BIND_LIMIT] = { "proxy refused: bind limit reached (X'0B')", EAGAIN, 0x0B },
+				      0 },
+	[STP_ERR_BIND_LIMIT] = { "proxy refused: bind limit reached (X'0B')", EAGAIN, 0 },
 };
 
 _Static_assert(STP_ERR_REP_PTCL_NOT_SUPPORTED - STP_ERR_REP_GENERAL_FAILURE == 8,

@@ -406,7 +406,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 3);
+	assert_int_equal(blocks, 4);
 }
 
 int main(void)
