@@ -12,7 +12,7 @@ binds on the gateway (ip_forward=0, so stpd is the only path).
 - the same unmodified servers under stpify with `serve` on: their own
   listen() and UDP bind() open the binds.
 
-Needs root. Environment: STPD, STP (the stp binary; default build/).
+Needs root. Environment: STPD, STP_BIN, STPIFY (default: next to $STPD).
 """
 
 import os
@@ -27,22 +27,25 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 pytestmark = pytest.mark.stpd_module("bind")
 
 
+def _build_dir():
+    """The build tree $STPD comes from (build/ without it)."""
+    stpd = os.environ.get("STPD")
+    if stpd:
+        return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd))))
+    return os.path.join(REPO, "build")
+
+
 def _stpify():
-    if os.environ.get("STPIFY"):
-        return os.environ["STPIFY"]
-    for b in ("build-shim", "build"):
-        p = os.path.join(REPO, b, "src", "shim", "stpify")
-        if os.path.exists(p):
-            return p
-    pytest.skip("no stpify binary (set STPIFY=)")
+    p = os.environ.get("STPIFY") or os.path.join(_build_dir(), "src", "shim", "stpify")
+    if not os.path.exists(p):
+        pytest.fail("no stpify binary at %s (set STPIFY=)" % p)
+    return p
 
 
 def _stp():
-    if os.environ.get("STP"):
-        return os.environ["STP"]
-    p = os.path.join(REPO, "build", "src", "cli", "stp")
+    p = os.environ.get("STP_BIN") or os.path.join(_build_dir(), "src", "cli", "stp")
     if not os.path.exists(p):
-        pytest.skip("no stp binary (set STP=)")
+        pytest.fail("no stp binary at %s (set STP_BIN=)" % p)
     return p
 
 
