@@ -117,8 +117,8 @@ static void run(const char *name, void *(*server)(void *), void *sarg, int nserv
 	atomic_store(&stop, true);
 	for (int i = 0; i < clients; i++)
 		pthread_join(c[i], NULL);
-	printf("%-12s %10.0f %s  (%lu in %.2f s, %lu failed)\n", name, (double)n / took, unit,
-	       n, took, atomic_load(&failed));
+	printf("%-12s %10.0f %s  (%lu in %.2f s, %lu failed)\n", name, (double)n / took, unit, n,
+	       took, atomic_load(&failed));
 	fflush(stdout);
 	/* servers blocked in accept/next are left to the process's exit */
 	(void)s;

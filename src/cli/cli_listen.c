@@ -37,7 +37,7 @@ struct spec {
 };
 
 struct udp_peer {
-	int fd;                       /* connected to the local service, -1: free */
+	int fd; /* connected to the local service, -1: free */
 	unsigned bind;
 	struct sockaddr_storage peer; /* where its answers go */
 	time_t used;
@@ -129,7 +129,8 @@ static void pump(int a, int b)
 				continue;
 			}
 			for (ssize_t off = 0; off < n;) {
-				ssize_t w = send(fds[1 - i], buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+				ssize_t w = send(fds[1 - i], buf + off, (size_t)(n - off),
+						 MSG_NOSIGNAL);
 				if (w < 0 && errno == EINTR)
 					continue;
 				if (w <= 0)
@@ -193,8 +194,7 @@ static struct udp_peer *udp_peer_for(unsigned bind, const struct stp_addr *src)
 	struct udp_peer *free_slot = NULL, *oldest = &g_udp[0];
 	for (size_t i = 0; i < LISTEN_UDP_PEERS; i++) {
 		struct udp_peer *p = &g_udp[i];
-		if (p->fd >= 0 && p->bind == bind &&
-		    memcmp(&p->peer, &src->sa, src->salen) == 0)
+		if (p->fd >= 0 && p->bind == bind && memcmp(&p->peer, &src->sa, src->salen) == 0)
 			return p;
 		if (p->fd < 0 && !free_slot)
 			free_slot = p;
@@ -242,8 +242,7 @@ static void udp_from_service(struct udp_peer *p)
 	if (n < 0)
 		return;
 	p->used = time(NULL);
-	stp_listen_udp_sendto(g_listen, p->bind, buf, (size_t)n, (struct sockaddr *)&p->peer,
-			      &err);
+	stp_listen_udp_sendto(g_listen, p->bind, buf, (size_t)n, (struct sockaddr *)&p->peer, &err);
 }
 
 /* ---- the loop ---- */
@@ -290,8 +289,10 @@ int cli_cmd_listen(const struct cli_opts *o)
 
 	for (unsigned i = 0; i < n; i++) {
 		if (spec_parse(&g_specs[i], o->args[i]) < 0) {
-			fprintf(stderr, "stp: listen: bad '%s' (want tcp:[RPORT:]HOST:PORT or "
-				"udp:[RPORT:]HOST:PORT)\n", o->args[i]);
+			fprintf(stderr,
+				"stp: listen: bad '%s' (want tcp:[RPORT:]HOST:PORT or "
+				"udp:[RPORT:]HOST:PORT)\n",
+				o->args[i]);
 			return CLI_EXIT_USAGE;
 		}
 		binds[i] = (struct stp_bind_spec){ .kind = g_specs[i].kind,

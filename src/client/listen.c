@@ -23,12 +23,12 @@
 
 struct stp_listen {
 	struct stp_proxy proxy;
-	int ctl;                          /* the control connection (non-blocking) */
+	int ctl; /* the control connection (non-blocking) */
 	unsigned n;
 	enum stp_bind_kind kind[STP_LISTEN_MAX];
 	struct stp_addr bound[STP_LISTEN_MAX];
-	int udp[STP_LISTEN_MAX];          /* UDP binds: connected to the relay; else -1 */
-	uint8_t in[MBIND_MSG_MAX];        /* a control message being read */
+	int udp[STP_LISTEN_MAX];   /* UDP binds: connected to the relay; else -1 */
+	uint8_t in[MBIND_MSG_MAX]; /* a control message being read */
 	size_t inlen;
 	bool gone;
 };
@@ -101,7 +101,8 @@ static int run_request(const struct stp_proxy *proxy, int fd, const uint8_t *req
 	struct stp_handshake h;
 	enum stp_err e;
 	if (stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0,
-			       (const struct sockaddr *)&(struct sockaddr_in){ .sin_family = AF_INET },
+			       (const struct sockaddr *)&(struct sockaddr_in){
+				       .sin_family = AF_INET },
 			       &e) < 0)
 		return fail(err, e);
 	if (len > sizeof(h.req))
@@ -182,9 +183,8 @@ static int read_binds(struct stp_listen *l, int64_t deadline, enum stp_err *err)
 	return 0;
 }
 
-struct stp_listen *stp_listen_open(const struct stp_proxy *proxy,
-				   const struct stp_bind_spec *binds, unsigned n, int timeout_ms,
-				   enum stp_err *err)
+struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct stp_bind_spec *binds,
+				   unsigned n, int timeout_ms, enum stp_err *err)
 {
 	int64_t deadline = client_deadline(timeout_ms);
 	struct mbind_request req = { .dst = { .atyp = SOCKS_ATYP_IPV4 }, .n = (uint8_t)n };
@@ -307,8 +307,7 @@ static int poll_msg(struct stp_listen *l, struct mbind_msg *m, enum stp_err *err
 	}
 }
 
-int stp_listen_next(struct stp_listen *l, struct stp_arrival *a, int timeout_ms,
-		    enum stp_err *err)
+int stp_listen_next(struct stp_listen *l, struct stp_arrival *a, int timeout_ms, enum stp_err *err)
 {
 	int64_t deadline = client_deadline(timeout_ms);
 	if (l->gone)

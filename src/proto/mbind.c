@@ -93,8 +93,8 @@ size_t mbind_request_write(uint8_t *dst, size_t cap, const struct mbind_request 
  * NBIND and the list only with REP X'00'; RELAY (ATYP ADDR PORT) only for
  * KIND X'02'.
  */
-enum socks_res mbind_reply_parse(struct mbind_reply *out, const uint8_t *p, size_t n,
-				 size_t *used, struct socks_err *err)
+enum socks_res mbind_reply_parse(struct mbind_reply *out, const uint8_t *p, size_t n, size_t *used,
+				 struct socks_err *err)
 {
 	size_t alen = 0;
 	enum socks_res r = head_parse(p, n, &out->bnd, &alen, err);

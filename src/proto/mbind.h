@@ -29,7 +29,7 @@ enum {
 
 enum { MBIND_KIND_TCP = 0x01, MBIND_KIND_UDP = 0x02 };
 
-#define MBIND_MAX 16 /* binds in one LISTEN */
+#define MBIND_MAX    16 /* binds in one LISTEN */
 #define MBIND_ID_LEN 8
 
 /* ---- LISTEN request: VER CMD RSV ATYP DST.ADDR DST.PORT NBIND {KIND PORT ARG} ---- */
@@ -73,8 +73,8 @@ struct mbind_reply {
 
 /* NBIND and the list follow exactly when REP is X'00'. BAD: VER not 5,
  * NBIND 0 or over MBIND_MAX, an unknown KIND, a bad address. */
-enum socks_res mbind_reply_parse(struct mbind_reply *out, const uint8_t *p, size_t n,
-				 size_t *used, struct socks_err *err);
+enum socks_res mbind_reply_parse(struct mbind_reply *out, const uint8_t *p, size_t n, size_t *used,
+				 struct socks_err *err);
 /* Writes r; r->n and the list only when r->rep is X'00'. */
 size_t mbind_reply_write(uint8_t *dst, size_t cap, const struct mbind_reply *r);
 
@@ -87,10 +87,10 @@ enum {
 
 struct mbind_msg {
 	uint8_t type;
-	uint8_t bind;                 /* ARRIVAL: index in the LISTEN list */
+	uint8_t bind; /* ARRIVAL: index in the LISTEN list */
 	uint8_t id[MBIND_ID_LEN];
-	uint8_t rep;                  /* CLOSED: why */
-	struct socks_addr peer;       /* ARRIVAL */
+	uint8_t rep;            /* CLOSED: why */
+	struct socks_addr peer; /* ARRIVAL */
 };
 
 #define MBIND_MSG_MAX (1 + 1 + MBIND_ID_LEN + SOCKS_ADDR_MAX)

@@ -29,7 +29,7 @@
 #include "common/sockaddr.h"
 #include "shim/shim.h"
 
-#define SERVE_PEERS 4096    /* loopback port -> real peer, for accept() */
+#define SERVE_PEERS     4096 /* loopback port -> real peer, for accept() */
 #define SERVE_UDP_PEERS 64
 
 static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -290,8 +290,9 @@ static void serve_start(int fd, enum stp_bind_kind kind)
 		free(sv);
 		return;
 	}
-	shim_log(SHIM_LOG_INFO, "serve: %s fd %d reachable at %s", kind == STP_BIND_TCP ? "tcp" : "udp",
-		 fd, stp_addr_str(stp_listen_bound(sv->l, 0), text, sizeof(text)));
+	shim_log(SHIM_LOG_INFO, "serve: %s fd %d reachable at %s",
+		 kind == STP_BIND_TCP ? "tcp" : "udp", fd,
+		 stp_addr_str(stp_listen_bound(sv->l, 0), text, sizeof(text)));
 	detach(kind == STP_BIND_TCP ? tcp_loop : udp_loop, sv);
 }
 

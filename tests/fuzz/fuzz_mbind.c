@@ -28,20 +28,19 @@ static enum socks_res acc_fn(void *o, const uint8_t *p, size_t n, size_t *u, str
 	return mbind_accept_parse(o, p, n, u, e);
 }
 
-#define ROUNDTRIP(type, fn, writer, max)                                                 \
-	do {                                                                             \
-		type a, b;                                                               \
-		uint8_t buf[max];                                                        \
-		size_t used, used2;                                                      \
-		struct socks_err err;                                                    \
-		if (fuzz_check_stream(fn, &a, sizeof(a), data, size, max, &used) !=      \
-		    SOCKS_DONE)                                                          \
-			return;                                                          \
-		size_t w = writer(buf, sizeof(buf), &a);                                 \
-		FUZZ_CHECK(w == used);                                                   \
-		memset(&b, 0, sizeof(b));                                                \
-		FUZZ_CHECK(fn(&b, buf, w, &used2, &err) == SOCKS_DONE && used2 == w);    \
-		FUZZ_CHECK(memcmp(&a, &b, sizeof(a)) == 0);                              \
+#define ROUNDTRIP(type, fn, writer, max)                                                        \
+	do {                                                                                    \
+		type a, b;                                                                      \
+		uint8_t buf[max];                                                               \
+		size_t used, used2;                                                             \
+		struct socks_err err;                                                           \
+		if (fuzz_check_stream(fn, &a, sizeof(a), data, size, max, &used) != SOCKS_DONE) \
+			return;                                                                 \
+		size_t w = writer(buf, sizeof(buf), &a);                                        \
+		FUZZ_CHECK(w == used);                                                          \
+		memset(&b, 0, sizeof(b));                                                       \
+		FUZZ_CHECK(fn(&b, buf, w, &used2, &err) == SOCKS_DONE && used2 == w);           \
+		FUZZ_CHECK(memcmp(&a, &b, sizeof(a)) == 0);                                     \
 	} while (0)
 
 static void fuzz_req(const uint8_t *data, size_t size)
@@ -66,10 +65,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	switch (data[0] & 3) {
-	case 0: fuzz_req(data + 1, size - 1); break;
-	case 1: fuzz_rep(data + 1, size - 1); break;
-	case 2: fuzz_msg(data + 1, size - 1); break;
-	default: fuzz_acc(data + 1, size - 1); break;
+	case 0:
+		fuzz_req(data + 1, size - 1);
+		break;
+	case 1:
+		fuzz_rep(data + 1, size - 1);
+		break;
+	case 2:
+		fuzz_msg(data + 1, size - 1);
+		break;
+	default:
+		fuzz_acc(data + 1, size - 1);
+		break;
 	}
 	return 0;
 }

@@ -31,16 +31,16 @@ struct bd_ctl;
 
 struct bd_tcp {
 	struct bd_ctl *ctl;
-	uint8_t index;             /* in the LISTEN list: ARRIVAL's BIND */
+	uint8_t index; /* in the LISTEN list: ARRIVAL's BIND */
 	int fd;
 	ev_io io;
-	struct flow *flow;         /* the bind's own line: its peers' bytes add up here */
+	struct flow *flow; /* the bind's own line: its peers' bytes add up here */
 };
 
 struct bd_udp {
 	struct bd_ctl *ctl;
-	struct flow *flow;         /* owns the datagram relay */
-	struct socks_udp_hdr h;    /* the last client header; names point into it */
+	struct flow *flow;      /* owns the datagram relay */
+	struct socks_udp_hdr h; /* the last client header; names point into it */
 };
 
 enum bd_arrival_state {
@@ -54,22 +54,22 @@ struct bd_arrival {
 	enum bd_arrival_state state;
 	struct bd_ctl *ctl;
 	struct bd_tcp *bind;
-	int fd;                    /* the peer (the flow's once relaying) */
+	int fd; /* the peer (the flow's once relaying) */
 	struct socks_addr peer;
 	struct flow *flow;
-	ev_timer timer;            /* accept-timeout while pending */
-	struct conn conn;          /* BD_CLAIMED: the data connection handed over */
+	ev_timer timer;                 /* accept-timeout while pending */
+	struct conn conn;               /* BD_CLAIMED: the data connection handed over */
 	struct bd_arrival *prev, *next; /* ctl->arrivals */
-	struct bd_arrival *hnext;  /* table chain (pending only) */
-	struct bd_arrival *cnext;  /* ctl->claimed queue */
+	struct bd_arrival *hnext;       /* table chain (pending only) */
+	struct bd_arrival *cnext;       /* ctl->claimed queue */
 };
 
 struct bd_ctl {
 	struct session *s;
 	struct ev_loop *loop;
 	const struct bd_conf *conf;
-	ev_async wake;             /* an ACCEPT elsewhere queued a claim */
-	ev_timer body_timer;       /* the LISTEN body is late */
+	ev_async wake;       /* an ACCEPT elsewhere queued a claim */
+	ev_timer body_timer; /* the LISTEN body is late */
 	char user[256];
 	struct sockaddr_storage client;
 	struct bd_tcp tcp[MBIND_MAX];
@@ -97,7 +97,6 @@ struct bd_arrival *bd_table_detach(struct bd_ctl *c);
 struct bd_arrival *bd_table_take_claimed(struct bd_ctl *c);
 /* bd_udp.c: opens UDP bind i (port, the client's UDP port), fills its
  * reply entry; -1 with errno. */
-int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e,
-		struct mbind_bound *out);
+int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struct mbind_bound *out);
 
 #endif

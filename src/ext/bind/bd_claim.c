@@ -214,8 +214,8 @@ void bd_accept_start(struct session *s)
 		return;
 	}
 	w->s = s;
-	ev_timer_init(&w->timer, on_accept_timeout,
-		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
+	ev_timer_init(&w->timer, on_accept_timeout, (ev_tstamp)session_conf(s)->timeouts.handshake,
+		      0.);
 	w->timer.data = w;
 	if (session_conf(s)->timeouts.handshake) /* 0: none */
 		ev_timer_start(session_loop(s), &w->timer);

@@ -29,12 +29,19 @@ static void k_number(struct conf_parser *p, const struct conf_ext_stmt *s, void 
 static void bd_conf_defaults(void *data)
 {
 	*(struct bd_conf *)data = (struct bd_conf){
-		.max_binds = 16, .max_pending = 64, .max_peers = 1024, .accept_timeout = 30,
-		.backlog = 128, .max_backlog = 1024,
+		.max_binds = 16,
+		.max_pending = 64,
+		.max_peers = 1024,
+		.accept_timeout = 30,
+		.backlog = 128,
+		.max_backlog = 1024,
 	};
 }
 
-#define KEY1(name) { name, 1, 1, true, k_number }
+#define KEY1(name)                         \
+	{                                  \
+		name, 1, 1, true, k_number \
+	}
 
 static const struct conf_ext_key bd_keys[] = {
 	KEY1("accept-timeout"), KEY1("backlog"),   KEY1("max-backlog"),

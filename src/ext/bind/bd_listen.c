@@ -152,7 +152,8 @@ static void on_bind_readable(EV_P_ ev_io *w, int revents)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-				static struct log_rate rl = LOG_RATE_INIT("accept on a LISTEN bind");
+				static struct log_rate rl = LOG_RATE_INIT(
+					"accept on a LISTEN bind");
 				log_warn_rl(&rl, "accept on a LISTEN bind");
 			}
 			return;
@@ -348,8 +349,9 @@ static void open_binds(struct bd_ctl *c, const struct mbind_request *req)
 			rc = open_tcp(c, i, e, &rep.b[i]);
 		}
 		if (rc < 0) {
-			fail(c, e->port && errno == EADDRINUSE ? SOCKS5_REP_NOT_ALLOWED
-							       : SOCKS5_REP_GENERAL_FAILURE,
+			fail(c,
+			     e->port && errno == EADDRINUSE ? SOCKS5_REP_NOT_ALLOWED :
+							      SOCKS5_REP_GENERAL_FAILURE,
 			     "cannot open a bind socket");
 			return;
 		}
@@ -424,8 +426,8 @@ static void process_input(struct session *s)
 		if (r == SOCKS_MORE)
 			return;
 		if (r == SOCKS_BAD || m.type != MBIND_MSG_REFUSE) {
-			session_warnx(s, "LISTEN control: %s", r == SOCKS_BAD ? err.why :
-				      "not a client message");
+			session_warnx(s, "LISTEN control: %s",
+				      r == SOCKS_BAD ? err.why : "not a client message");
 			session_close(s, "bad control message");
 			return;
 		}

@@ -19,8 +19,7 @@
 #include "server/flow.h"
 #include "server/session.h"
 
-static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *dst,
-		     size_t *hdrlen)
+static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *dst, size_t *hdrlen)
 {
 	struct bd_udp *u = ctx;
 	struct socks_udp_hdr *h = &u->h;
@@ -50,8 +49,8 @@ static size_t udp_encap(void *ctx, const struct sockaddr *from, uint8_t *payload
 }
 
 /* Both ways the peer is what the rules look at (udpbindreply). */
-static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr,
-		      const char *name, bool log)
+static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr, const char *name,
+		      bool log)
 {
 	struct bd_udp *u = ctx;
 	(void)dir;
@@ -65,8 +64,7 @@ static const struct dgram_ops bd_udp_ops = {
 	.allow = udp_allow,
 };
 
-int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e,
-		struct mbind_bound *out)
+int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struct mbind_bound *out)
 {
 	struct bd_udp *u = &c->udp[c->n_udp];
 	struct sockaddr_storage where, relay;

@@ -53,11 +53,11 @@ static size_t w_acc(uint8_t *d, size_t cap, const void *a)
 }
 
 /* Two TCP binds and one UDP bind, peers from 10.0.0.0:0 (any port). */
-static const uint8_t listen3[] = { 0x05, 0x10, 0x00, 0x01, 10, 0, 0, 0, 0, 0,
-				   3,
-				   0x01, 0x00, 0x00, 0x00, 0x80, /* TCP any port, backlog 128 */
-				   0x01, 0x1f, 0x90, 0x00, 0x00, /* TCP 8080, default backlog */
-				   0x02, 0x00, 0x35, 0x13, 0x88 /* UDP 53, client port 5000 */ };
+static const uint8_t
+	listen3[] = { 0x05, 0x10, 0x00, 0x01, 10,   0,    0,    0, 0,
+		      0,    3,    0x01, 0x00, 0x00, 0x00, 0x80, /* TCP any port, backlog 128 */
+		      0x01, 0x1f, 0x90, 0x00, 0x00,             /* TCP 8080, default backlog */
+		      0x02, 0x00, 0x35, 0x13, 0x88 /* UDP 53, client port 5000 */ };
 
 static void test_listen(void **state)
 {
@@ -100,11 +100,11 @@ static void test_listen_bad(void **state)
 }
 
 /* Success: first bind 192.0.2.1:40000; TCP then UDP with its relay. */
-static const uint8_t reply2[] = { 0x05, 0x00, 0x00, 0x01, 192, 0, 2, 1, 0x9c, 0x40,
-				  2,
-				  0x01, 0x01, 192, 0, 2, 1, 0x9c, 0x40,
-				  0x02, 0x01, 192, 0, 2, 1, 0x00, 0x35,
-				  0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x9c, 0x41 };
+static const uint8_t reply2[] = { 0x05, 0x00, 0x00, 0x01, 192,  0,    2,    1,    0x9c, 0x40,
+				  2,    0x01, 0x01, 192,  0,    2,    1,    0x9c, 0x40, 0x02,
+				  0x01, 192,  0,    2,    1,    0x00, 0x35, 0x04, 0,    0,
+				  0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+				  0,    0,    0,    1,    0x9c, 0x41 };
 
 static void test_reply(void **state)
 {
@@ -136,8 +136,8 @@ static void test_reply_refused(void **state)
 	pc_check_writer(w_rep, &copy, limit, sizeof(limit));
 }
 
-static const uint8_t arrival[] = { 0x01, 0x02, 1, 2, 3, 4, 5, 6, 7, 8,
-				   0x03, 9, 'p', 'e', 'e', 'r', '.', 't', 'e', 's', 't', 0x12, 0x34 };
+static const uint8_t arrival[] = { 0x01, 0x02, 1,   2,   3,   4,   5,   6,   7,   8,    0x03, 9,
+				   'p',  'e',  'e', 'r', '.', 't', 'e', 's', 't', 0x12, 0x34 };
 static const uint8_t closed[] = { 0x02, 1, 2, 3, 4, 5, 6, 7, 8, SOCKS5_REP_TTL_EXPIRED };
 static const uint8_t refuse[] = { 0x03, 8, 7, 6, 5, 4, 3, 2, 1 };
 
@@ -173,8 +173,8 @@ static void test_msgs(void **state)
 	pc_expect_bad(p_msg, junk, sizeof(junk), SOCKS5_REP_CMD_NOT_SUPPORTED);
 }
 
-static const uint8_t accept4[] = { 0x05, 0x11, 0x00, 0x01, 198, 51, 100, 7, 0xc3, 0x50,
-				   0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03 };
+static const uint8_t accept4[] = { 0x05, 0x11, 0x00, 0x01, 198,  51,   100,  7,    0xc3,
+				   0x50, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03 };
 
 static void test_accept(void **state)
 {
@@ -195,9 +195,9 @@ static void test_accept(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_listen),      cmocka_unit_test(test_listen_bad),
-		cmocka_unit_test(test_reply),       cmocka_unit_test(test_reply_refused),
-		cmocka_unit_test(test_msgs),        cmocka_unit_test(test_accept),
+		cmocka_unit_test(test_listen), cmocka_unit_test(test_listen_bad),
+		cmocka_unit_test(test_reply),  cmocka_unit_test(test_reply_refused),
+		cmocka_unit_test(test_msgs),   cmocka_unit_test(test_accept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
