@@ -120,6 +120,25 @@ def test_limits(stpd_factory):
     assert a2 == p2.getsockname()[:2]
 
 
+def test_max_peers(stpd_factory):
+    p = start(stpd_factory, extra="binds { max-peers 1; }\n")
+    ctl, rep, binds = B.listen(p.port, [(B.TCP, 0, 0)])
+    assert rep == 0
+    p1 = B.connect_peer(binds[0][1])
+    d1, _ = take(p, ctl, p1)  # relaying: the one peer allowed
+    p2 = B.connect_peer(binds[0][1])
+    ctl.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        ctl.recv(1)  # not announced while p1 relays
+    ctl.settimeout(10)
+    d1.close()
+    assert S.closed_by_peer(p1, 10)  # half-closed toward the peer
+    p1.close()  # both directions ended: the relay ends
+    d2, _ = take(p, ctl, p2)  # p1 ended: p2 is announced and taken
+    p2.sendall(b"ok")
+    assert S.recv_exact(d2, 2) == b"ok"
+
+
 def test_rules(stpd_factory):
     rules = ("request block { command listen; to 0.0.0.0/32; port 1 }\n"
              "request block { command listenreply; from 127.0.0.1/32; to 127.0.0.2/32 }\n"
@@ -138,6 +157,35 @@ def test_rules(stpd_factory):
     good = B.connect_peer(binds[0][1])
     _, _, ident, addr = B.read_msg(ctl)
     assert addr == good.getsockname()[:2]
+
+
+def test_udp_peer_rules(stpd_factory):
+    rules = ("request block { command udpbindreply; to 127.0.0.2/32 }\n"
+             "request pass { }\n")
+    p = start(stpd_factory, rules=rules)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(1.0)
+    ctl, rep, binds = B.listen(p.port, [(B.UDP, 0, client.getsockname()[1])])
+    assert rep == 0
+    _, bnd, relay = binds[0]
+    bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bad.bind(("127.0.0.2", 0))
+    bad.sendto(b"refused", bnd)
+    with pytest.raises(socket.timeout):
+        client.recvfrom(65535)
+    p.wait_log(r"deny .*cmd=udpbindreply target=127\.0\.0\.2:")
+    good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    good.bind(("127.0.0.1", 0))
+    good.sendto(b"welcome", bnd)
+    client.settimeout(10)
+    pkt, _ = client.recvfrom(65535)
+    assert S.udp_parse(pkt)[4] == b"welcome"
+    # nor may the client send to a refused peer
+    client.sendto(S.udp_packet("127.0.0.2", bad.getsockname()[1], b"no"), relay)
+    bad.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        bad.recvfrom(65535)
 
 
 def test_control_close_closes_peers(stpd_factory):
