@@ -13,8 +13,9 @@
  * of its own; accept() then reports the peer's real address, found by the
  * loopback connection's port. UDP: datagrams from each peer reach the
  * program from a loopback socket of that peer (up to SERVE_UDP_PEERS),
- * whose answers go back to the peer from the proxy's bound port; the
- * program sees the loopback address as the sender.
+ * and the program's recvfrom()/recvmsg() report the real peer; what it
+ * sends to a peer with sendto()/sendmsg() leaves the proxy from the bound
+ * port (stp_listen_udp_sendto), as do answers on the loopback socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,11 +37,21 @@ static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	uint16_t port; /* our loopback end's port, 0: free */
 	struct sockaddr_storage peer;
+	struct sockaddr_storage bound; /* where the peer reached us on the proxy */
 } peers[SERVE_PEERS];
+
+/* Connections the program accepted from a proxy peer: fd -> the proxy's
+ * address, what getsockname() reports (an RTSP server names it in its
+ * Transport header; loopback would send the peer to itself). */
+static struct {
+	int fd; /* -1: free */
+	struct sockaddr_storage bound;
+} conns[SERVE_PEERS];
+static bool conns_ready;
 
 /* Open addressing from port % SERVE_PEERS; a full table overwrites the
  * home slot (that peer is then reported as loopback). */
-static void peer_note(uint16_t port, const struct stp_addr *peer)
+static void peer_note(uint16_t port, const struct stp_addr *peer, const struct stp_addr *bound)
 {
 	pthread_mutex_lock(&peers_lock);
 	unsigned home = port % SERVE_PEERS, i = home;
@@ -51,18 +62,52 @@ static void peer_note(uint16_t port, const struct stp_addr *peer)
 		i = home;
 	peers[i].port = port;
 	memcpy(&peers[i].peer, &peer->sa, peer->salen);
+	memset(&peers[i].bound, 0, sizeof(peers[i].bound));
+	memcpy(&peers[i].bound, &bound->sa, bound->salen);
 	pthread_mutex_unlock(&peers_lock);
 }
 
-bool servemap_peer(uint16_t port, struct sockaddr_storage *out)
+bool servemap_peer(int fd, uint16_t port, struct sockaddr_storage *out)
 {
 	bool found = false;
+	struct sockaddr_storage bound;
 	pthread_mutex_lock(&peers_lock);
 	unsigned i = port % SERVE_PEERS;
 	for (unsigned k = 0; k < SERVE_PEERS; k++, i = (i + 1) % SERVE_PEERS) {
 		if (peers[i].port == port) {
 			*out = peers[i].peer;
+			bound = peers[i].bound;
 			peers[i].port = 0;
+			found = true;
+			break;
+		}
+	}
+	if (found) {
+		if (!conns_ready) {
+			for (unsigned k = 0; k < SERVE_PEERS; k++)
+				conns[k].fd = -1;
+			conns_ready = true;
+		}
+		unsigned j = (unsigned)fd % SERVE_PEERS;
+		for (unsigned k = 0; k < SERVE_PEERS; k++, j = (j + 1) % SERVE_PEERS) {
+			if (conns[j].fd < 0 || conns[j].fd == fd) {
+				conns[j].fd = fd;
+				conns[j].bound = bound;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&peers_lock);
+	return found;
+}
+
+bool servemap_sockname(int fd, struct sockaddr_storage *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&peers_lock);
+	for (unsigned k = 0; conns_ready && k < SERVE_PEERS; k++) {
+		if (conns[k].fd == fd) {
+			*out = conns[k].bound;
 			found = true;
 			break;
 		}
@@ -71,12 +116,108 @@ bool servemap_peer(uint16_t port, struct sockaddr_storage *out)
 	return found;
 }
 
+void servemap_drop(int fd)
+{
+	pthread_mutex_lock(&peers_lock);
+	for (unsigned k = 0; conns_ready && k < SERVE_PEERS; k++)
+		if (conns[k].fd == fd)
+			conns[k].fd = -1;
+	pthread_mutex_unlock(&peers_lock);
+}
+
 struct serve {
 	struct stp_listen *l;
 	int kind;
 	struct sockaddr_storage app; /* the program's socket, as loopback */
 	socklen_t applen;
+	/* UDP: our per-peer loopback socket's port -> the real peer, for
+	 * the program's recvfrom (under lock) */
+	pthread_mutex_t lock;
+	struct {
+		uint16_t port;
+		struct sockaddr_storage peer;
+	} map[SERVE_UDP_PEERS];
 };
+
+/* The program's served UDP sockets (fd -> serve), for its sendto/recvfrom. */
+#define SERVE_FDS 64
+static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int fd;
+	struct serve *sv;
+} served[SERVE_FDS];
+static int n_served;
+
+static struct serve *served_udp(int fd)
+{
+	struct serve *sv = NULL;
+	pthread_mutex_lock(&fds_lock);
+	for (int i = 0; i < n_served; i++)
+		if (served[i].fd == fd)
+			sv = served[i].sv;
+	pthread_mutex_unlock(&fds_lock);
+	return sv;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+	struct sockaddr_storage u;
+	memcpy(&u, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						 : sizeof(struct sockaddr_in));
+	sa_unmap(&u);
+	if (u.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&u)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	return u.ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&u)->sin6_addr);
+}
+
+ssize_t servemap_sendto(int fd, const void *buf, size_t n, const struct sockaddr *dst)
+{
+	enum stp_err err;
+	if (dst == NULL || (dst->sa_family != AF_INET && dst->sa_family != AF_INET6) ||
+	    is_loopback(dst))
+		return -2;
+	struct serve *sv = served_udp(fd);
+	if (!sv)
+		return -2;
+	struct sockaddr_storage real;
+	memcpy(&real, dst, dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						      : sizeof(struct sockaddr_in));
+	sa_unmap(&real);
+	shim_enter();
+	ssize_t r = stp_listen_udp_sendto(sv->l, 0, buf, n, (struct sockaddr *)&real, &err);
+	shim_leave();
+	if (r < 0)
+		errno = stp_err_errno(err);
+	return r;
+}
+
+void servemap_fix_src(int fd, struct sockaddr *src, socklen_t *len)
+{
+	if (src == NULL || len == NULL || *len == 0 ||
+	    (src->sa_family != AF_INET && src->sa_family != AF_INET6) || !is_loopback(src))
+		return;
+	struct serve *sv = served_udp(fd);
+	if (!sv)
+		return;
+	uint16_t port = (uint16_t)sa_port(src);
+	struct sockaddr_storage real;
+	bool found = false;
+	pthread_mutex_lock(&sv->lock);
+	for (int i = 0; i < SERVE_UDP_PEERS; i++) {
+		if (sv->map[i].port == port) {
+			real = sv->map[i].peer;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&sv->lock);
+	struct sockaddr_storage view;
+	socklen_t vlen;
+	if (!found || shim_sa_to_family((struct sockaddr *)&real, src->sa_family, &view, &vlen) < 0)
+		return;
+	memcpy(src, &view, *len < vlen ? *len : vlen);
+	*len = vlen;
+}
 
 struct serve_peer {
 	struct serve *sv;
@@ -146,7 +287,8 @@ static void *tcp_peer(void *arg)
 		stp_listen_refuse(sv->l, &p->a, &err);
 		goto out;
 	}
-	peer_note((uint16_t)sa_port((struct sockaddr *)&me), &p->a.peer);
+	peer_note((uint16_t)sa_port((struct sockaddr *)&me), &p->a.peer,
+		  stp_listen_bound(sv->l, 0));
 	int fd = stp_listen_accept(sv->l, &p->a, shim_conf.timeout_ms, &err);
 	if (fd < 0) {
 		shim_log(SHIM_LOG_INFO, "serve: accept: %s", stp_strerror(err));
@@ -243,6 +385,18 @@ static void *udp_loop(void *arg)
 						up[k].fd = -1;
 					}
 					memcpy(&up[k].peer, &src.sa, src.salen);
+					struct sockaddr_storage me;
+					socklen_t ml = sizeof(me);
+					pthread_mutex_lock(&sv->lock);
+					sv->map[k].port = 0;
+					if (up[k].fd >= 0 &&
+					    shim_real.getsockname(up[k].fd, (struct sockaddr *)&me,
+								  &ml) == 0) {
+						sv->map[k].port = (uint16_t)sa_port((struct sockaddr *)&me);
+						memset(&sv->map[k].peer, 0, sizeof(sv->map[k].peer));
+						memcpy(&sv->map[k].peer, &src.sa, src.salen);
+					}
+					pthread_mutex_unlock(&sv->lock);
 				}
 				if (up[k].fd >= 0) {
 					up[k].used = time(NULL);
@@ -274,6 +428,7 @@ static void serve_start(int fd, enum stp_bind_kind kind)
 	if (!sv)
 		return;
 	sv->kind = kind;
+	pthread_mutex_init(&sv->lock, NULL);
 	app_addr(fd, &sv->app, &sv->applen);
 	struct stp_bind_spec spec = { .kind = kind,
 				      .port = (uint16_t)sa_port((struct sockaddr *)&sv->app) };
@@ -289,6 +444,14 @@ static void serve_start(int fd, enum stp_bind_kind kind)
 			 stp_strerror(err));
 		free(sv);
 		return;
+	}
+	if (kind == STP_BIND_UDP) {
+		pthread_mutex_lock(&fds_lock);
+		if (n_served < SERVE_FDS) {
+			served[n_served].fd = fd;
+			served[n_served++].sv = sv;
+		}
+		pthread_mutex_unlock(&fds_lock);
 	}
 	shim_log(SHIM_LOG_INFO, "serve: %s fd %d reachable at %s",
 		 kind == STP_BIND_TCP ? "tcp" : "udp", fd,

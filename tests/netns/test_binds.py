@@ -204,3 +204,62 @@ def test_dnsmasq_under_stpify(topo, stpd, tmp_path):
         out = topo.outside.sh("dig", "@" + topo.GW_OUT, "-p", "15353", "+short", "+time=5",
                               "+tries=2", "app.stp.test")
         assert out.strip() == "10.9.8.7"
+
+
+def _etc(topo, ns, hosts):
+    """/etc/netns/NAME/{hosts,resolv.conf} for `ip netns exec` (removed
+    with the topology): names only this test knows, and no real resolver."""
+    d = "/etc/netns/" + ns.name
+    os.makedirs(d, exist_ok=True)
+    with open(d + "/hosts", "w") as f:
+        f.write("127.0.0.1 localhost\n" + hosts)
+    with open(d + "/resolv.conf", "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+
+    class Remover:
+        def close(self):
+            shutil.rmtree(d, ignore_errors=True)
+    topo.clients.append(Remover())
+
+
+def test_rtsp_rtp_through_binds(topo, stpd, tmp_path):
+    """An RTSP session with RTP over UDP: ffmpeg inside is the RTSP server
+    (listen mode, RECORD), socksified with `serve`: its RTSP port and its
+    RTP/RTCP ports become binds on the gateway, and ffmpeg outside pushes
+    4 s of test video over RTP/UDP to them. Checked by the frames the
+    inside end decodes.
+
+    ffmpeg's listen mode names its listen URL's host as the RTP source in
+    its Transport header, so the URL uses a name that is the wildcard
+    inside and the gateway outside (/etc/netns hosts files)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        pytest.fail("ffmpeg missing (scripts/deps.sh)")
+    _etc(topo, topo.inside, "0.0.0.0 rtsp.stp.test\n")
+    _etc(topo, topo.outside, "%s rtsp.stp.test\n" % topo.GW_OUT)
+    s = stpd(conf(topo))
+    frames = tmp_path / "frames.txt"
+    url = "rtsp://rtsp.stp.test:18554/live.sdp"
+    inside = start_inside(topo, ["env", "STP_SERVE=1", "STP_DNS=local", "STP_LOG=info",
+                                 _stpify(), "--proxy", "socks5://%s:1080" % topo.GW_IN,
+                                 ffmpeg, "-nostdin", "-hide_banner", "-rtsp_flags", "listen",
+                                 "-listen_timeout", "60", "-i", url, "-f", "framemd5", "-y",
+                                 str(frames)], tmp_path, "rtsp-inside")
+    s.wait_log("LISTEN: 1 TCP and 0 UDP binds", timeout=15)
+    out = subprocess.run(["ip", "netns", "exec", topo.outside.name, ffmpeg, "-nostdin",
+                          "-hide_banner", "-re", "-f", "lavfi", "-i",
+                          "testsrc=size=160x120:rate=25", "-t", "4", "-c:v", "mpeg4",
+                          "-f", "rtsp", "-rtsp_transport", "udp", url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    inside.wait(30)
+    lines = [ln for ln in open(str(frames)).read().splitlines() if not ln.startswith("#")]
+    log = open(str(tmp_path / "rtsp-inside.log")).read()
+    assert len(lines) >= 75, log[-3000:]  # 100 sent; a few may be lost at the start
+    # the RTP and RTCP ports were UDP binds of the gateway, and carried the media
+    assert s.text().count("0 TCP and 1 UDP binds") == 2
+    import re
+    udp_bytes = [int(m) for m in re.findall(
+        r"flow id=\d+\.1 .*cmd=listen target=0\.0\.0\.0:0 up=\d+ down=(\d+) ",
+        s.wait_log('result="control connection closed"', timeout=10))]
+    assert max(udp_bytes) > 50000, s.text()[-3000:]
