@@ -20,6 +20,7 @@ TEST_PKGS=(
 	nodejs wget mount universal-ctags tor
 	conntrack iperf3 krb5-kdc krb5-admin-server krb5-user python3-gssapi
 	freeradius freeradius-utils slapd ldap-utils
+	ffmpeg
 )
 
 mode=all

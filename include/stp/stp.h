@@ -102,6 +102,9 @@ enum stp_err {
 	STP_ERR_GSS_PROTECTION,  /* the proxy chose less protection than asked, or wrap failed */
 	/* client auto-configuration (stp_autoconf_*, CMD X'F4') */
 	STP_ERR_AUTOCONF,        /* the configuration document is malformed or of another version */
+	/* binds for application servers (stp_listen_*, docs/client.md) */
+	STP_ERR_BIND_NO_ARRIVAL, /* X'0A': ACCEPT of an arrival that is gone (or not ours) */
+	STP_ERR_BIND_LIMIT,      /* X'0B': over the proxy's per-control-connection limits */
 	STP_ERR_COUNT
 };
 
@@ -724,6 +727,66 @@ void stp_features_flush(void);
  * (STP_ERR_UNSUPPORTED). *via_proxy says which was used. 0, or -1. */
 int stp_lookup(const struct stp_proxy *proxy, const char *name, struct stp_addr *out,
 	       bool *via_proxy, int timeout_ms, enum stp_err *err);
+/* Binds for application servers (stpd's LISTEN X'10' / ACCEPT X'11',        */
+/* docs/protocol.md section 5.9, docs/client.md)                             */
+/*
+ * One control connection holds n binds on the proxy: TCP ports that accept
+ * any number of peers, and UDP ports any peer may send to. Each peer that
+ * connects to a TCP bind is announced (stp_listen_next); the caller takes
+ * it (stp_listen_accept: a new connection to the proxy that then carries
+ * the peer's bytes) or refuses it. A UDP bind's datagrams arrive with
+ * their sender through stp_listen_udp_recvfrom; what stp_listen_udp_sendto
+ * sends leaves the proxy from the bound port. Closing the control
+ * connection (stp_listen_close) ends every bind and every peer. Plain
+ * SOCKS5 proxies only (socks5://, socks5h://).
+ */
+struct stp_listen;
+
+enum stp_bind_kind { STP_BIND_TCP = 1, STP_BIND_UDP = 2 };
+#define STP_LISTEN_MAX 16
+struct stp_bind_spec {
+	enum stp_bind_kind kind;
+	uint16_t port;    /* port asked for on the proxy; 0: any */
+	uint16_t backlog; /* TCP: listen backlog; 0: the proxy's default */
+};
+
+struct stp_arrival {
+	unsigned bind;            /* index in the specs given to stp_listen_open */
+	uint8_t id[8];
+	struct stp_addr peer;
+};
+
+/* Opens the binds (all or none). NULL with *err: a refusal maps to
+ * STP_ERR_REP_* or STP_ERR_BIND_LIMIT. */
+struct stp_listen *stp_listen_open(const struct stp_proxy *proxy,
+				   const struct stp_bind_spec *binds, unsigned n, int timeout_ms,
+				   enum stp_err *err);
+unsigned stp_listen_count(const struct stp_listen *l);
+/* Where peers reach bind i (an unspecified address is replaced with the
+ * proxy's), or NULL for a bad i. */
+const struct stp_addr *stp_listen_bound(const struct stp_listen *l, unsigned i);
+/* Waits up to timeout_ms for the next peer announced on the control
+ * connection. 0, or -1 with STP_ERR_TIMEOUT or STP_ERR_PROXY_CLOSED (the
+ * binds are gone). Arrivals the proxy closed unclaimed are skipped. */
+int stp_listen_next(struct stp_listen *l, struct stp_arrival *a, int timeout_ms,
+		    enum stp_err *err);
+/* Takes arrival a: a blocking fd carrying the peer's stream, or -1 with
+ * *err (STP_ERR_BIND_NO_ARRIVAL when it timed out on the proxy). */
+int stp_listen_accept(struct stp_listen *l, const struct stp_arrival *a, int timeout_ms,
+		      enum stp_err *err);
+/* Refuses arrival a: the proxy closes the peer. 0, or -1 with *err. */
+int stp_listen_refuse(struct stp_listen *l, const struct stp_arrival *a, enum stp_err *err);
+/* UDP bind i: one datagram from a peer (payload, its sender in *src), or
+ * one to a peer. As stp_udp_recvfrom / stp_udp_sendto_sa. */
+ssize_t stp_listen_udp_recvfrom(struct stp_listen *l, unsigned i, void *buf, size_t cap,
+				struct stp_addr *src, int timeout_ms, enum stp_err *err);
+ssize_t stp_listen_udp_sendto(struct stp_listen *l, unsigned i, const void *buf, size_t len,
+			      const struct sockaddr *dst, enum stp_err *err);
+/* For event loops: the control connection, and UDP bind i's socket (-1
+ * for a TCP bind). */
+int stp_listen_fd(const struct stp_listen *l);
+int stp_listen_udp_fd(const struct stp_listen *l, unsigned i);
+void stp_listen_close(struct stp_listen *l);
 
 #ifdef __cplusplus
 }

@@ -77,6 +77,7 @@ int cli_cmd_autoconfig(const struct cli_opts *o);
 int cli_cmd_features(const struct cli_opts *o); /* cli_features.c */
 int cli_cmd_lookup(const struct cli_opts *o);
 int cli_cmd_transparent(const struct cli_opts *o); /* cli_transparent.c */
+int cli_cmd_listen(const struct cli_opts *o);
 
 /* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1

@@ -19,6 +19,7 @@ static const struct {
 	{ "connect", cli_cmd_connect, 2, 2, false },
 	{ "dns", cli_cmd_dns, 0, 1, true },
 	{ "features", cli_cmd_features, 0, 1, true },
+	{ "listen", cli_cmd_listen, 1, STP_LISTEN_MAX, false },
 	{ "lookup", cli_cmd_lookup, 1, 1, false },
 	{ "resolve", cli_cmd_resolve, 1, 1, false },
 	{ "transparent", cli_cmd_transparent, 1, 2, true },

@@ -106,6 +106,9 @@ static const struct err_row err_table[STP_ERR_COUNT] = {
 				  EACCES, 0 },
 	[STP_ERR_GSS_PROTECTION] = { "GSS-API: the proxy chose less protection than asked",
 				     ECONNABORTED, 0 },
+	[STP_ERR_BIND_NO_ARRIVAL] = { "proxy refused: no such arrival (X'0A')", ECONNABORTED,
+				      0 },
+	[STP_ERR_BIND_LIMIT] = { "proxy refused: bind limit reached (X'0B')", EAGAIN, 0 },
 };
 
 _Static_assert(STP_ERR_REP_PTCL_NOT_SUPPORTED - STP_ERR_REP_GENERAL_FAILURE == 8,

@@ -2,6 +2,7 @@
  * names.c - code -> name strings for log lines and docs. Every unknown
  * value gets a fixed fallback, so callers can print any byte they read.
  */
+#include "proto/mbind.h"
 #include "proto/socks.h"
 
 const char *socks5_rep_name(uint8_t rep)
@@ -34,6 +35,10 @@ const char *socks5_rep_name(uint8_t rep)
 		return "multicast: relay idle timeout";
 	case SOCKS5_REP_MCAST_NOT_GROUP:
 		return "multicast: not a multicast group";
+	case MBIND_REP_NO_ARRIVAL:
+		return "bind: no such arrival";
+	case MBIND_REP_LIMIT:
+		return "bind: limit reached";
 	default:
 		break;
 	}
@@ -69,6 +74,10 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "autoconfig";
 	case SOCKS_CMD_FEATURES:
 		return "features";
+	case MBIND_CMD_LISTEN:
+		return "listen";
+	case MBIND_CMD_ACCEPT:
+		return "accept";
 	default:
 		return "unknown";
 	}

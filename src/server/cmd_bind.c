@@ -98,9 +98,7 @@ static void on_peer(EV_P_ ev_io *w, int revents)
  * configured, else the address the client reached us on. */
 static int open_bind_socket(struct session *s, struct sockaddr_storage *where)
 {
-	const struct conf_listener *l = s->listener;
-	*where = l->has_external ? l->external : s->local;
-	sa_set_port((struct sockaddr *)where, 0);
+	session_bind_address(s, where);
 	int fd = socket(where->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;

@@ -335,6 +335,15 @@ struct dgram_relay *dgram_relay_new(const struct dgram_params *p, struct sockadd
 	}
 	getsockname(r->cfd, (struct sockaddr *)bound, &len);
 	sa_unmap(bound);
+	if (p->has_target_fd) {
+		struct sockaddr_storage t;
+		socklen_t tl = sizeof(t);
+		getsockname(p->target_fd, (struct sockaddr *)&t, &tl);
+		int i = t.ss_family == AF_INET6 ? 1 : 0;
+		r->rfd[i] = p->target_fd;
+		ev_io_init(&r->rio[i], on_target, p->target_fd, EV_READ);
+		r->rio[i].data = r;
+	}
 	return r;
 }
 
@@ -346,6 +355,9 @@ void dgram_relay_start(struct dgram_relay *r)
 	ev_io_init(&r->cio, on_client, r->cfd, EV_READ);
 	r->cio.data = r;
 	ev_io_start(r->loop, &r->cio);
+	for (int i = 0; i < 2; i++)
+		if (r->rfd[i] >= 0 && !ev_is_active(&r->rio[i]))
+			ev_io_start(r->loop, &r->rio[i]); /* a user's target socket */
 	if (r->idle_secs && r->ops->idle) {
 		ev_timer_init(&r->idle, on_idle, r->idle_secs, r->idle_secs);
 		r->idle.data = r;

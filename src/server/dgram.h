@@ -91,6 +91,11 @@ struct dgram_params {
 	const struct sockaddr_storage *source; /* target sockets of its family bind to it
 	                                        * (NULL: the kernel picks) */
 	unsigned idle_secs;                   /* 0: no idle timeout */
+	/* A target-facing socket made by the user (a UDP bind's public port,
+	 * which peers send to unasked): the relay takes it over as its socket
+	 * of that family and reads it from the start. */
+	bool has_target_fd;
+	int target_fd;
 };
 
 struct dgram_counts {

@@ -115,6 +115,31 @@ void flow_own_dgram(struct flow *f, struct dgram_relay *r)
 	f->dgram = r;
 }
 
+void flow_set_data(struct flow *f, void *data)
+{
+	f->data = data;
+}
+
+void *flow_data(const struct flow *f)
+{
+	return f->data;
+}
+
+void flow_counts(const struct flow *f, uint64_t *up, uint64_t *down)
+{
+	*up = f->up;
+	*down = f->down;
+	if (f->relaying) {
+		*up += f->relay.half[0].bytes;
+		*down += f->relay.half[1].bytes;
+	}
+	if (f->dgram) {
+		const struct dgram_counts *n = dgram_relay_counts(f->dgram);
+		*up += n->up_bytes;
+		*down += n->down_bytes;
+	}
+}
+
 void flow_close(struct flow *f, const char *result)
 {
 	struct session *s = f->s;

@@ -49,6 +49,13 @@ int flow_relay_stream(struct flow *f, struct conn *client, int target,
 struct dgram_relay;
 void flow_own_dgram(struct flow *f, struct dgram_relay *r);
 
+/* The user's pointer for the flow (NULL until set), e.g. for a relay's
+ * done callback to find its owner. */
+void flow_set_data(struct flow *f, void *data);
+void *flow_data(const struct flow *f);
+/* Bytes counted so far, with those of a relay still running. */
+void flow_counts(const struct flow *f, uint64_t *up, uint64_t *down);
+
 /* Writes the flow's log line and frees it; its rule slot is given back, a
  * relay it runs is stopped and its sockets closed. */
 void flow_close(struct flow *f, const char *result);

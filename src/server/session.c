@@ -956,3 +956,15 @@ void session_close(struct session *s, const char *reason)
 	w->dead = s;
 	worker_session_ended(w);
 }
+
+int session_take_conn(struct session *s, struct conn *out, const char *reason)
+{
+	if (s->state == SS_CLOSED || s->closing_after_flush ||
+	    (s->hs && s->hs->outoff < s->hs->outlen))
+		return -1;
+	ev_io_stop(s->w->loop, &s->io);
+	*out = s->conn;
+	conn_init(&s->conn, -1); /* session_close then closes nothing */
+	session_close(s, reason);
+	return 0;
+}

@@ -106,6 +106,18 @@ void session_close_after_output(struct session *s, const char *reason);
  * `reason` once it is written. -1 (always: the session is over). */
 int session_finish(struct session *s, uint8_t rep, const char *reason);
 
+/* Hands the client connection (socket and filter) to the caller and ends
+ * the session with `reason` (its log line is written): for a data
+ * connection another session's flow carries from here (the bind
+ * extension's ACCEPT). The session must have nothing queued for the
+ * client. 0, or -1 (nothing changed) when output is still queued or the
+ * session is over. The conn holds no watcher: another worker may use it. */
+struct conn;
+int session_take_conn(struct session *s, struct conn *out, const char *reason);
+/* Where a bind of this session listens: the listener's external address
+ * when it has one, else our end of the client connection; port 0. */
+void session_bind_address(const struct session *s, struct sockaddr_storage *out);
+
 /* ---- log lines ---- */
 
 /* A warning / info line prefixed with the session's tag (id, client,

@@ -179,3 +179,10 @@ void session_info(const struct session *s, const char *fmt, ...)
 	vlog_tagged(s, LOG_INFO, fmt, ap);
 	va_end(ap);
 }
+
+void session_bind_address(const struct session *s, struct sockaddr_storage *out)
+{
+	const struct conf_listener *l = s->listener;
+	*out = l->has_external ? l->external : s->local;
+	sa_set_port((struct sockaddr *)out, 0);
+}

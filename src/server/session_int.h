@@ -34,6 +34,7 @@ struct flow {
 	struct conn client;
 	struct relay relay;
 	void (*relay_done)(struct flow *f, const char *reason);
+	void *data;                          /* flow_set_data() */
 };
 
 /* Ends every flow still open (the session is closing) with this result. */

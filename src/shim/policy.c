@@ -133,6 +133,8 @@ static void conf_apply(const char *key, const char *val, const char *where)
 		shim_conf.bind = conf_bool(val);
 	} else if (strcmp(key, "udp_transparent") == 0) {
 		shim_conf.udp_transparent = conf_bool(val);
+	} else if (strcmp(key, "serve") == 0) {
+		shim_conf.serve = conf_bool(val);
 	} else if (strcmp(key, "proxy_loopback") == 0) {
 		shim_conf.proxy_loopback = conf_bool(val);
 	} else if (strcmp(key, "dns") == 0) {
@@ -258,6 +260,7 @@ void shim_conf_load(void)
 	conf_autoconf();
 	conf_env("STP_LOG", "log");
 	conf_env("STP_BIND", "bind");
+	conf_env("STP_SERVE", "serve");
 	conf_env("STP_PROXY_LOOPBACK", "proxy_loopback");
 	conf_env("STP_DNS", "dns");
 	conf_env("STP_TIMEOUT", "timeout");

@@ -94,9 +94,29 @@ int stpify_connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 SHIM_HOOK(listen);
 int stpify_listen(int fd, int backlog)
 {
-	if (!hook_active() || !bindmap_wants(fd))
-		return shim_real.listen(fd, backlog);
+	if (!hook_active() || !bindmap_wants(fd)) {
+		int r = shim_real.listen(fd, backlog);
+		if (r == 0 && !shim_busy())
+			servemap_listen(fd);
+		return r;
+	}
 	return bindmap_listen(fd);
+}
+
+/* A connection our serve thread made for a proxy peer: the program sees
+ * the peer's real address (servemap.c). */
+static void hook_serve_peer(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage real, view;
+	socklen_t vlen;
+	if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+		return;
+	if (!servemap_peer(fd, (uint16_t)sa_port(addr), &real))
+		return;
+	if (shim_sa_to_family((struct sockaddr *)&real, addr->sa_family, &view, &vlen) < 0)
+		return;
+	memcpy(addr, &view, *len < vlen ? *len : vlen);
+	*len = vlen;
 }
 
 static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -105,7 +125,10 @@ static int hook_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 	if (hook_active() && fdtab_get(fd, &st) && st.kind == SHIM_FD_BIND)
 		return bindmap_accept(fd, addr, len, flags);
-	return shim_real.accept4(fd, addr, len, flags);
+	int r = shim_real.accept4(fd, addr, len, flags);
+	if (r >= 0 && addr && len && shim_conf.serve && !shim_busy())
+		hook_serve_peer(r, addr, len);
+	return r;
 }
 
 SHIM_HOOK(accept);
@@ -138,6 +161,8 @@ int stpify_close(int fd)
 		return -1;
 	}
 	mcastmap_drop(fd); /* multicast: closing the control connection leaves */
+	if (shim_conf.serve)
+		servemap_drop(fd);
 	if (fdtab_tracked(fd)) {
 		int ctl = fdtab_drop(fd);
 		if (ctl >= 0) {
@@ -244,6 +269,15 @@ int stpify_getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 		return hook_copy_sa(&st.bound.sa, st.bound.salen, addr.__sockaddr__, len);
 	if (mcastmap_sockname(fd, addr.__sockaddr__, len))
 		return 0;
+	struct sockaddr_storage pub, view;
+	socklen_t vlen;
+	if (shim_conf.serve && servemap_sockname(fd, &pub)) {
+		struct sockaddr_storage mine;
+		socklen_t ml = sizeof(mine);
+		if (shim_real.getsockname(fd, (struct sockaddr *)&mine, &ml) == 0 &&
+		    shim_sa_to_family((struct sockaddr *)&pub, mine.ss_family, &view, &vlen) == 0)
+			return hook_copy_sa(&view, vlen, addr.__sockaddr__, len);
+	}
 	if (tracked && st.app_family != 0)
 		return hook_sockname_swapped(fd, &st, addr.__sockaddr__, len);
 	return shim_real.getsockname(fd, addr.__sockaddr__, len);
@@ -266,7 +300,10 @@ int stpify_bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	NEED_REAL(bind);
 	if (!shim_busy() && mcastmap_pending(fd))
 		return mcastmap_bind(fd, addr.__sockaddr__, len);
-	return shim_real.bind(fd, addr.__sockaddr__, len);
+	int r = shim_real.bind(fd, addr.__sockaddr__, len);
+	if (r == 0 && !shim_busy())
+		servemap_bind(fd, addr.__sockaddr__);
+	return r;
 }
 
 static void hook_take_err(struct shim_fd *st, void *arg)
@@ -375,6 +412,11 @@ ssize_t stpify_sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCK
 
 	if (mcastmap_tracked(fd) && hook_active() && mcastmap_wants_send(fd, dst))
 		return mcastmap_sendto1(fd, buf, n, flags);
+	if (shim_conf.serve && hook_active()) {
+		ssize_t r = servemap_sendto(fd, buf, n, dst);
+		if (r != -2)
+			return r;
+	}
 	if (hook_udp_send(fd, dst))
 		return hook_send1(fd, buf, n, flags, dst, alen);
 	return shim_real.sendto(fd, buf, n, flags, dst, alen);
@@ -405,6 +447,12 @@ ssize_t stpify_sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (msg != NULL && mcastmap_tracked(fd) && !shim_busy() &&
 	    mcastmap_wants_send(fd, msg->msg_name))
 		return mcastmap_sendmsg(fd, msg, flags);
+	if (msg != NULL && shim_conf.serve && !shim_busy() && msg->msg_iovlen == 1) {
+		ssize_t r = servemap_sendto(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len,
+					    msg->msg_name);
+		if (r != -2)
+			return r;
+	}
 	if (msg != NULL && hook_udp_send(fd, msg->msg_name))
 		return udp_sendmsg(fd, msg, flags);
 	return shim_real.sendmsg(fd, msg, flags);
@@ -438,7 +486,10 @@ ssize_t stpify_recvfrom(int fd, void *buf, size_t n, int flags, __SOCKADDR_ARG a
 		return mcastmap_recv1(fd, buf, n, flags, addr.__sockaddr__, alen);
 	if (hook_udp_recv(fd))
 		return hook_recv1(fd, buf, n, flags, addr.__sockaddr__, alen);
-	return shim_real.recvfrom(fd, buf, n, flags, addr.__sockaddr__, alen);
+	ssize_t r = shim_real.recvfrom(fd, buf, n, flags, addr.__sockaddr__, alen);
+	if (r >= 0 && shim_conf.serve && !shim_busy())
+		servemap_fix_src(fd, addr.__sockaddr__, alen);
+	return r;
 }
 
 SHIM_HOOK(recv);
@@ -471,7 +522,10 @@ ssize_t stpify_recvmsg(int fd, struct msghdr *msg, int flags)
 		return mcastmap_recvmsg(fd, msg, flags);
 	if (msg != NULL && hook_udp_recv(fd))
 		return udp_recvmsg(fd, msg, flags);
-	return shim_real.recvmsg(fd, msg, flags);
+	ssize_t r = shim_real.recvmsg(fd, msg, flags);
+	if (r >= 0 && msg != NULL && shim_conf.serve && !shim_busy())
+		servemap_fix_src(fd, msg->msg_name, &msg->msg_namelen);
+	return r;
 }
 
 /* One recvmsg per message; the timeout is not applied (mmsg.c). */

@@ -89,6 +89,7 @@ struct shim_conf {
 	struct stp_noproxy *noproxy;
 	int log_level;
 	bool bind;           /* map listen/accept onto SOCKS BIND */
+	bool serve;          /* listen() / UDP bind() also open a proxy bind (servemap.c) */
 	bool proxy_loopback; /* socksify loopback targets too */
 	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
 	int timeout_ms;      /* connect + handshake deadline */
@@ -211,6 +212,27 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags);
 bool bindmap_wants(int fd);
 int bindmap_listen(int fd);
 int bindmap_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* ---- application servers (servemap.c) ---- */
+
+/* After a successful listen(): a wildcard TCP listener also gets a bind on
+ * the proxy. After a successful bind() of a UDP socket to a wildcard
+ * address and a port: the same for datagrams. */
+void servemap_listen(int fd);
+void servemap_bind(int fd, const struct sockaddr *sa);
+/* A served UDP socket sending to a (non-loopback) peer: the datagram goes
+ * out of the proxy's bound port. The count, -1 with errno, or -2 when fd
+ * is not served or dst is not a peer (the caller sends as usual). */
+ssize_t servemap_sendto(int fd, const void *buf, size_t n, const struct sockaddr *dst);
+/* A datagram a served UDP socket got from one of our loopback sockets:
+ * *src becomes the real peer. */
+void servemap_fix_src(int fd, struct sockaddr *src, socklen_t *len);
+/* The real peer behind our loopback connection from `port` (once); the
+ * accepted fd then reports the proxy's address as its own (below). */
+bool servemap_peer(int fd, uint16_t port, struct sockaddr_storage *out);
+/* An accepted connection from a proxy peer: the proxy's address. */
+bool servemap_sockname(int fd, struct sockaddr_storage *out);
+void servemap_drop(int fd);
 
 /* ---- replacing a socket that cannot reach the proxy (sockswap.c) ---- */
 

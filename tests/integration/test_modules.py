@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent;
+ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -46,10 +46,14 @@ USES = {
         ("transparent { idle 60 }\n", "transparent", 1),
         ("request pass { command transparent; ptcl udp }\n", "ptcl", 1),
     ],
+    "bind": [
+        ("binds { max-binds 4 }\n", "binds", 1),
+        ("request pass { command listen udpbind }\n", "listen", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
-            "transparent": "TRANSPARENT"}
+            "transparent": "TRANSPARENT", "bind": "bind"}
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +74,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent"}
+                    "transparent", "bind"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

@@ -49,8 +49,8 @@ def _need_binaries():
 
 
 PROXY_VARS = ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "STP_LOG",
-              "STP_BIND", "STP_PROXY_LOOPBACK", "STP_DEBUG", "LD_PRELOAD", "SOCKS_CONF",
-              "SOCKS_SERVER", "STPIFY_CONFIG")
+              "STP_BIND", "STP_SERVE", "STP_PROXY_LOOPBACK", "STP_DEBUG", "LD_PRELOAD",
+              "SOCKS_CONF", "SOCKS_SERVER", "STPIFY_CONFIG")
 
 
 def clean_env(**extra):

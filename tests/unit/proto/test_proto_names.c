@@ -28,7 +28,9 @@ static void test_rep_names(void **state)
 		{0xB0, "multicast: not allowed to send"},
 		{0xB1, "multicast: not allowed to receive"},
 		{0xB2, "multicast: neither send nor receive"},
-		{0x0A, "unassigned"},
+		{0x0A, "bind: no such arrival"},
+		{0x0B, "bind: limit reached"},
+		{0x0C, "unassigned"},
 		{0x7F, "unassigned"},
 		{0xAF, "unassigned"},
 		{0xB3, "multicast: group bandwidth exceeded"},
@@ -47,6 +49,8 @@ static void test_cmd_names(void **state)
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_BIND), "bind");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_UDP_ASSOCIATE), "udpassociate");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_TRANSPARENT), "transparent");
+	assert_string_equal(socks5_cmd_name(0x10), "listen");
+	assert_string_equal(socks5_cmd_name(0x11), "accept");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_JOIN_MCAST), "mcast-join");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_LEAVE_MCAST), "mcast-leave");
 	assert_string_equal(socks5_cmd_name(0x00), "unknown");

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -369,6 +370,42 @@ static void test_idle(void **state)
 	close(c);
 }
 
+/* A user-made target socket (a UDP bind's public port): the relay reads it
+ * from the start, so a peer that was never sent to reaches the client, and
+ * datagrams to the target leave from that socket's port; freeing the relay
+ * closes it. */
+static void test_user_target_socket(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in ca, pub, bound, from;
+	int c = bound_socket("127.0.0.1", &ca), t = bound_socket("127.0.0.1", &f->target);
+	int mine = bound_socket("127.0.0.1", &pub);
+	struct dgram_params p = {
+		.loop = f->loop, .batch = f->batch, .ops = &naked_ops, .ctx = f,
+		.pin_port = true, .has_target_fd = true, .target_fd = mine,
+	};
+	struct sockaddr_storage b;
+	struct sockaddr_in *local = (struct sockaddr_in *)&p.local;
+	local->sin_family = AF_INET;
+	local->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memcpy(&p.pin, &ca, sizeof(ca));
+	struct dgram_relay *r = dgram_relay_new(&p, &b);
+	assert_non_null(r);
+	memcpy(&bound, &b, sizeof(bound));
+	dgram_relay_start(r);
+
+	send_to(t, "unasked", 7, &pub); /* the peer speaks first */
+	expect_payload(f, c, "unasked", &from);
+	assert_int_equal(from.sin_port, bound.sin_port);
+	send_to(c, "answer", 6, &bound);
+	expect_payload(f, t, "answer", &from);
+	assert_int_equal(from.sin_port, pub.sin_port); /* from the user's socket */
+	dgram_relay_free(r);
+	assert_int_equal(fcntl(mine, F_GETFD), -1); /* closed with the relay */
+	close(c);
+	close(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +414,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_framed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_without_resolver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_target_socket, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
