@@ -7,6 +7,7 @@
 
 #include <ev.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +44,7 @@ struct worker {
 	pthread_t thread;
 	struct ev_loop *loop;
 	ev_async wake;              /* reload / stop requests from the main thread */
+	sem_t started;              /* posted once its modules and listeners run */
 	atomic_bool want_reload, want_stop;
 	ev_timer accept_pause;      /* EMFILE back-off */
 	ev_timer drain;

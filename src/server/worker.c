@@ -3,6 +3,7 @@
  * (SO_REUSEPORT), resolver, pipe cache and auth completions. The main thread
  * talks to it only through want_reload / want_stop and an ev_async.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,7 @@ static void *worker_main(void *arg)
 			fatalx("worker %u: module %s failed to start", w->id, exts[i]->name);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		listener_start(&w->listeners[i]);
+	sem_post(&w->started);
 
 	ev_run(w->loop, 0);
 
@@ -168,9 +170,17 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Returns once the worker's modules have started (a module that fails
+ * ends the process first), so "ready" is logged only for a server that
+ * is. */
 int worker_spawn(struct worker *w)
 {
-	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+	if (sem_init(&w->started, 0, 0) < 0 || pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	while (sem_wait(&w->started) < 0 && errno == EINTR)
+		;
+	sem_destroy(&w->started);
+	return 0;
 }
 
 void worker_request(struct worker *w, bool reload, bool stop)

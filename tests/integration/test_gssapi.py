@@ -20,6 +20,8 @@ import pytest
 
 import kdc as K
 import socksraw as S
+import servers
+import services
 import stpdconf
 
 gssapi = pytest.importorskip("gssapi")
@@ -517,11 +519,21 @@ def test_curl_socks5_gssapi(gssd, realm, http):
         p.wait_log(r"session id=1 .* result=\"(client closed during handshake|GSS-API)")
 
 
-def test_bad_keytab_stops_start(stpd_factory, realm, tmp_path):
+def test_bad_keytab_stops_start(realm, tmp_path):
     """A keytab that does not load stops stpd at start (worker_init), with
-    the GSS-API reason, rather than refusing every client later."""
+    the GSS-API reason and exit status 1, before it says it is ready,
+    rather than refusing every client later."""
     missing = tmp_path / "no.keytab"
+    port = services.free_port()
     text = gss_conf(realm).replace(realm.keytab, str(missing))
-    with pytest.raises(RuntimeError) as e:
-        stpd_factory(conf=text, env=realm.env)
-    assert "gssapi: acceptor credentials (keytab %s)" % missing in str(e.value)
+    text = text.replace("$port", str(port)).replace("$dns", "127.0.0.1:53")
+    conf = tmp_path / "stpd.conf"
+    conf.write_text(text)
+    env = dict(os.environ)
+    env.update(realm.env)
+    r = subprocess.run([servers.stpd_binary(), "-c", str(conf)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "gssapi: acceptor credentials (keytab %s)" % missing in out, out
+    assert "ready" not in out, out

@@ -52,7 +52,7 @@ def _stp():
 def conf(topo):
     return ("listen %s:1080 { external %s }\n" % (topo.GW_IN, topo.GW_OUT) +
             "workers 2\n"
-            "binds { max-pending 256; backlog 256; }\n"
+            "binds { max-pending 256; backlog 256; accept-timeout 120; }\n"
             "client pass { from 10.77.2.0/24 }\n"
             "request pass { command listen listenreply udpbind udpbindreply }\n")
 
