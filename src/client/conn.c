@@ -279,6 +279,7 @@ static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *hos
 	/* Check the target before the proxy is bothered with it. */
 	if (client_conn_hs_init(NULL, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0)
 		return NULL;
+	client_pipe_prepare(proxy, deadline);
 	c = client_conn_connect(proxy, deadline, err);
 	if (c == NULL)
 		return NULL;
