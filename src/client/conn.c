@@ -58,8 +58,8 @@ int conn_send_some(struct stp_conn *c, enum stp_err *err)
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS))
+			return 0; /* EINPROGRESS: a Fast Open connect under way */
 		if (n < 0)
 			return conn_fail(err, STP_ERR_IO);
 		c->out_off += (size_t)n;

@@ -137,7 +137,10 @@ static enum stp_step hs_fail(struct stp_handshake *h, enum stp_err err, int sys_
  * proxy itself failed (a non-blocking connect reports it on first I/O). */
 static enum stp_step hs_io_fail(struct stp_handshake *h, int e)
 {
-	return hs_fail(h, h->io_ok ? STP_ERR_IO : STP_ERR_PROXY_UNREACHABLE, e);
+	/* With Fast Open the greeting "went through" before the SYN was
+	 * answered: a refusal still means the proxy was not reached. */
+	bool connecting = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH;
+	return hs_fail(h, h->io_ok && !connecting ? STP_ERR_IO : STP_ERR_PROXY_UNREACHABLE, e);
 }
 
 int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, int fd,
@@ -281,7 +284,8 @@ static enum stp_step hs_send(struct stp_handshake *h)
 					  h->out_len - h->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		/* EINPROGRESS: a Fast Open connect still under way (eyeballs.c). */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS))
 			return STP_WANT_WRITE;
 		if (n < 0)
 			return hs_io_fail(h, errno);
