@@ -8,8 +8,9 @@
  * message. Both come from feature discovery (features.c): the "methods"
  * list is in the proxy's preference order, and stpd announces the server
  * flag "pipelining". Discovery costs a connection, so it is asked only
- * from the second connection to a proxy on (a program that connects once
- * pays nothing), once per proxy per STP_FEATURES_TTL, and a pipelined
+ * after PIPE_ASK_AFTER step-by-step handshakes with a proxy (a program that
+ * connects once pays nothing, nor does `stp connect` after fetching the
+ * auto-configuration), once per proxy per STP_FEATURES_TTL, and a pipelined
  * handshake that failed in a way pipelining may explain turns it off for
  * that proxy for the same time.
  */
@@ -24,12 +25,14 @@
 #include "proto/socks.h"
 
 #define PIPE_N 8
+#define PIPE_ASK_AFTER 2 /* step-by-step handshakes before discovery is worth it */
 
 static struct pipe_entry {
 	bool used;
 	char host[STP_NAME_MAX + 1];
 	uint16_t port;
-	time_t seen;  /* a handshake with this proxy (0: none yet) */
+	time_t seen;  /* the last step-by-step handshake with this proxy (0: none) */
+	unsigned n_seen;
 	time_t asked; /* discovery was asked (0: never) */
 	time_t off;   /* a pipelined handshake failed (0: never) */
 } pipe_tab[PIPE_N];
@@ -82,7 +85,9 @@ void client_pipe_seen(const struct stp_proxy *p)
 	if (!pipe_eligible(p))
 		return;
 	pthread_mutex_lock(&pipe_lock);
-	pipe_find(p, true)->seen = time(NULL);
+	struct pipe_entry *e = pipe_find(p, true);
+	e->seen = time(NULL);
+	e->n_seen++;
 	pthread_mutex_unlock(&pipe_lock);
 }
 
@@ -102,7 +107,8 @@ static bool pipe_should_ask(const struct stp_proxy *p)
 	bool ask = false;
 	pthread_mutex_lock(&pipe_lock);
 	struct pipe_entry *e = pipe_find(p, false);
-	if (e && e->seen != 0 && !pipe_fresh(e->off, now) && !pipe_fresh(e->asked, now)) {
+	if (e && e->n_seen >= PIPE_ASK_AFTER && !pipe_fresh(e->off, now) &&
+	    !pipe_fresh(e->asked, now)) {
 		e->asked = now;
 		ask = true;
 	}
