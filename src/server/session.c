@@ -147,8 +147,9 @@ static void hs_free(struct handshake *hs)
  * segment with it (bench/ttfb.py: 22 -> 20 segments per connection). Only
  * before the request and only while more input is buffered: the parsers
  * run on it in this same turn, and session_update_io asks for EV_WRITE, so
- * nothing waits longer than one loop turn (an asynchronous check of the
- * password included). Not through a filter: TLS has its own records.
+ * nothing waits longer than one loop turn (a password checked on the auth
+ * pool ends the turn: the choice then leaves alone). Not through a filter:
+ * TLS has its own records.
  */
 static bool hold_answer(const struct session *s)
 {

@@ -187,6 +187,7 @@ def run_client(rec, echo, tmp_path, auth=None, **env):
     return r.stderr.decode()
 
 
+@pytest.mark.stpd_module("discovery")
 def test_libstp_pipelines_with_stpd(stpd_factory, echo, tmp_path):
     p = stpd_factory()
     rec = Recorder(p.port)
@@ -203,6 +204,7 @@ def test_libstp_pipelines_with_stpd(stpd_factory, echo, tmp_path):
     assert log.count("(pipelined)") >= 2, log
 
 
+@pytest.mark.stpd_module("discovery")
 def test_libstp_pipelines_userpass(stpd_factory, echo, tmp_path):
     p = stpd_factory(users={"alice": "pw-for-alice"})
     rec = Recorder(p.port)
@@ -248,6 +250,7 @@ def test_libstp_never_pipelines_without_the_flag(proxy_factory, echo, tmp_path, 
 
 # ---- inside TLS (method X'86', docs/tls.md): the same, after the handshake ----
 
+@pytest.mark.stpd_module("tls")
 def test_every_split_x86(stpd_factory, pki, echo):  # noqa: F811  (pki is a fixture)
     """Last handshake flight, options, sub-method list, RFC 1929, request,
     data and close_notify in one write, then cut at every byte of it."""

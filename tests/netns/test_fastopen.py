@@ -16,7 +16,6 @@ import threading
 
 import pytest
 
-import netns  # noqa: F401  (the topology fixture's module)
 
 PORT = 7100
 CLIENT = r"""
@@ -121,6 +120,7 @@ def prepare(topo):
     return echo_outside(topo.outside)
 
 
+@pytest.mark.stpd_module("discovery")
 def test_fastopen_and_pipelining(topo, stpd, tmp_path):
     ls = prepare(topo)
     stpd(conf(True))
