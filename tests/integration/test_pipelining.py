@@ -95,8 +95,10 @@ class Recorder:
     """A TCP relay in front of a proxy: per connection, the bytes the
     client sent before the proxy's first byte came back."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, sabotage=None):
         self.upstream = upstream
+        self.sabotage = sabotage  # bytes: the first connection opening so is cut
+        self.sabotaged = 0
         self.first = []  # one entry per connection, in accept order
         self.lock = threading.Lock()
         self.lsock = socket.socket()
@@ -137,6 +139,12 @@ class Recorder:
                     if key.fileobj is c and not answered:
                         with self.lock:
                             self.first[slot] += data
+                            cut = (self.sabotage is not None and not self.sabotaged
+                                   and self.first[slot] == self.sabotage)
+                            if cut:
+                                self.sabotaged += 1
+                        if cut:  # the proxy "closes" before answering
+                            return
                     if not data:
                         sel.unregister(key.fileobj)
                         open_ends -= 1
@@ -285,3 +293,45 @@ def test_every_split_x86(stpd_factory, pki, echo):  # noqa: F811  (pki is a fixt
         c.close()
         k += 1
     assert p.alive()
+
+
+FLAKY_CLIENT = r"""
+import socket, sys
+port = int(sys.argv[1])
+for i in range(6):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"ping %d\n" % i)
+        print(s.recv(100).decode().strip() or "closed")
+        s.close()
+    except OSError as e:
+        print("failed")
+"""
+
+
+@pytest.mark.stpd_module("discovery")
+def test_libstp_falls_back_after_a_failed_pipelined_handshake(stpd_factory, echo, tmp_path):
+    """A proxy that closes a pipelined handshake: that connection fails,
+    the next ones to the proxy go step by step (docs/client.md)."""
+    p = stpd_factory()
+    whole = S.greeting((S.M_NONE,)) + S.request_msg(S.CMD_CONNECT, "127.0.0.1", echo.port)
+    rec = Recorder(p.port, sabotage=whole)
+    script = tmp_path / "flaky.py"
+    script.write_text(FLAKY_CLIENT)
+    e = {k: v for k, v in os.environ.items()
+         if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "STP_PIPELINING")}
+    e.update(STP_PROXY="socks5://127.0.0.1:%d" % rec.port, STP_PROXY_LOOPBACK="1",
+             STP_DEBUG="1")
+    try:
+        r = subprocess.run([stpify_bin(), "python3", str(script), str(echo.port)], env=e,
+                           capture_output=True, timeout=60)
+    finally:
+        rec.close()
+    lines = r.stdout.decode().split("\n")[:6]
+    assert rec.sabotaged == 1, rec.first
+    assert lines.count("failed") == 1, lines
+    assert [x for x in lines if x != "failed"] == ["ping %d" % i for i in range(6)
+                                                  if lines[i] != "failed"]
+    cut_at = rec.first.index(whole)
+    assert all(len(f) <= 4 for f in rec.first[cut_at + 1:]), rec.first
+    assert "pipelining to 127.0.0.1:%d off" % rec.port in r.stderr.decode()
