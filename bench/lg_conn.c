@@ -7,6 +7,10 @@
  *   connect -> VER NMETHODS METHODS -> VER METHOD
  *          [-> VER ULEN UNAME PLEN PASSWD -> VER STATUS]   (RFC 1929, --userpass)
  *           -> VER CMD RSV ATYP ADDR PORT -> VER REP RSV ATYP ADDR PORT
+ *
+ * With --pipeline the three messages leave in one write and the answers
+ * are read in order (docs/protocol.md 5.11): only for servers that say
+ * they take it (stpd's discovery flag "pipelining").
  */
 #include <errno.h>
 #include <string.h>
@@ -18,6 +22,12 @@
 
 /* Set once by main() before any worker starts, read-only afterwards. */
 static const char *lg_user, *lg_pass;
+static bool lg_pipeline;
+
+void lg_conn_pipeline(bool on)
+{
+	lg_pipeline = on;
+}
 
 void lg_conn_userpass(const char *user, const char *pass)
 {
@@ -144,14 +154,35 @@ static enum lg_step on_connected(struct lg_conn *c, int ep)
 		c->hs = LG_HS_DONE;
 		return LG_STEP_DONE;
 	}
-	return start_send(c, ep, LG_HS_GREETING,
-			  socks5_greeting_write(c->out, sizeof(c->out), &method, 1));
+	size_t n = socks5_greeting_write(c->out, sizeof(c->out), &method, 1);
+	if (lg_pipeline && lg_user)
+		n += socks_userpass_write(c->out + n, sizeof(c->out) - n, lg_user, lg_pass);
+	if (lg_pipeline)
+		n += socks5_request_write(c->out + n, sizeof(c->out) - n, c->cmd, &c->dst);
+	return start_send(c, ep, LG_HS_GREETING, n);
 }
 
 static enum lg_step send_request(struct lg_conn *c, int ep)
 {
 	return start_send(c, ep, LG_HS_REQUEST,
 			  socks5_request_write(c->out, sizeof(c->out), c->cmd, &c->dst));
+}
+
+static enum lg_step on_auth_status(struct lg_conn *c, int ep);
+static enum lg_step on_reply(struct lg_conn *c);
+
+/* Pipelined: the message after this answer went out already; the rest of
+ * c->in (answers sent together) belongs to the next one. */
+static enum lg_step pipelined_next(struct lg_conn *c, size_t used, enum lg_hs next, bool ok)
+{
+	if (!ok)
+		return fail(c, "proxy chose another method");
+	memmove(c->in, c->in + used, c->inlen - used);
+	c->inlen -= used;
+	c->hs = next;
+	if (c->inlen == 0)
+		return LG_STEP_MORE;
+	return next == LG_HS_AUTH_STATUS ? on_auth_status(c, -1) : on_reply(c);
 }
 
 static enum lg_step on_choice(struct lg_conn *c, int ep)
@@ -168,6 +199,9 @@ static enum lg_step on_choice(struct lg_conn *c, int ep)
 	case SOCKS_DONE:
 		break;
 	}
+	if (lg_pipeline)
+		return pipelined_next(c, used, lg_user ? LG_HS_AUTH_STATUS : LG_HS_REPLY,
+				      method == (lg_user ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE));
 	if (used != c->inlen)
 		return fail(c, "bytes after the method choice");
 	if (lg_user && method == SOCKS_METHOD_USERPASS)
@@ -195,6 +229,8 @@ static enum lg_step on_auth_status(struct lg_conn *c, int ep)
 	}
 	if (status != 0)
 		return fail(c, "username/password rejected");
+	if (lg_pipeline)
+		return pipelined_next(c, used, LG_HS_REPLY, true);
 	if (used != c->inlen)
 		return fail(c, "bytes after the auth status");
 	return send_request(c, ep);

@@ -46,6 +46,8 @@ static void usage(FILE *out)
 		"  --window N            udp: datagrams in flight per flow (default 32)\n"
 		"  --size BYTES          udp datagram payload (512) / connrate echo (64)\n"
 		"  --userpass USER:PASS  authenticate with RFC 1929 username/password\n"
+		"  --pipeline            greeting, RFC 1929 and request in one write (stpd's\n"
+		"                        pipelining, docs/protocol.md 5.11; not for microsocks)\n"
 		"  --tls                 throughput/connrate: SOCKS over TLS (TLS from the first\n"
 		"                        byte; the certificate is NOT verified); blocking, one\n"
 		"                        thread per stream or client\n"
@@ -104,7 +106,7 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 {
 	enum { O_PROXY = 256, O_DIRECT, O_THREADS, O_TTHREADS, O_TARGETS, O_DURATION,
 	       O_WARMUP, O_STREAMS, O_DIRECTION, O_CLIENTS, O_SESSIONS, O_PID, O_WINDOW,
-	       O_SIZE, O_USERPASS, O_TLS, O_BLOCKING };
+	       O_SIZE, O_USERPASS, O_TLS, O_BLOCKING, O_PIPELINE };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, O_PROXY },
 		{ "direct", no_argument, NULL, O_DIRECT },
@@ -122,6 +124,7 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "userpass", required_argument, NULL, O_USERPASS },
 		{ "tls", no_argument, NULL, O_TLS },
+		{ "pipeline", no_argument, NULL, O_PIPELINE },
 		{ "blocking", no_argument, NULL, O_BLOCKING },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -171,6 +174,7 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		case O_SIZE: size = num_arg("size", optarg, 1, 8192); break;
 		case O_USERPASS: parse_userpass(o, optarg); break;
 		case O_TLS: o->tls = o->blocking = true; break;
+		case O_PIPELINE: lg_conn_pipeline(true); break;
 		case O_BLOCKING: o->blocking = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);

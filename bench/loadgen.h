@@ -115,7 +115,7 @@ struct lg_conn {
 	bool direct;
 	uint32_t events;   /* current epoll interest */
 	struct socks_addr dst;
-	uint8_t out[SOCKS_USERPASS_MAX]; /* the longest message sent */
+	uint8_t out[3 + SOCKS_USERPASS_MAX + SOCKS5_REQUEST_MAX]; /* all three, pipelined */
 	size_t outlen, outoff;
 	uint8_t in[512];
 	size_t inlen;
@@ -139,6 +139,8 @@ int lg_conn_watch(struct lg_conn *c, int ep, uint32_t events);
 void lg_conn_close(struct lg_conn *c);
 /* Credentials for every later handshake (NULL user: method none only). */
 void lg_conn_userpass(const char *user, const char *pass);
+/* --pipeline: greeting, RFC 1929 and request in one write (before workers start). */
+void lg_conn_pipeline(bool on);
 void lg_addr_from_sin(struct socks_addr *a, const struct sockaddr_in *sin);
 
 /* ---- helpers (lg_util.c) ---- */

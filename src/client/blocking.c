@@ -28,6 +28,7 @@ static int blk_handshake(struct stp_handshake *h, const struct stp_proxy *proxy,
 	int fd;
 
 	/* Check the target before the proxy is bothered with it. */
+	client_pipe_prepare(proxy, deadline);
 	if (stp_handshake_init(&tmp, proxy, 0, cmd, host, port, sa, &e) < 0)
 		return blk_fail(err, e);
 	fd = client_proxy_connect_until(proxy, deadline, &e);

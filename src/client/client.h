@@ -61,6 +61,21 @@ int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, 
 int client_he_connect(const struct sockaddr_storage *a, size_t n, int64_t deadline);
 int client_set_blocking(int fd, bool blocking);
 
+/* ---- pipelining (pipeline.c, docs/protocol.md 5.11) ---- */
+/* The method to pipeline greeting, sub-negotiation and request with (the
+ * one the proxy will pick), or -1: do not pipeline. Caches only. */
+int client_pipe_method(const struct stp_proxy *p);
+/* A full (unpipelined) handshake with p got a method choice. */
+void client_pipe_seen(const struct stp_proxy *p);
+/* A pipelined handshake with p failed: no pipelining to p for a while. */
+void client_pipe_forget(const struct stp_proxy *p);
+/* Blocking callers, before connecting: asks discovery (once per TTL) when
+ * p was seen before and its features are not cached. */
+void client_pipe_prepare(const struct stp_proxy *p, int64_t deadline);
+void client_pipe_flush(void);
+/* features.c: p's features from the cache only (no connection). */
+bool client_features_cached(const struct stp_proxy *p, struct stp_features *f);
+
 /* ---- logging (errors.c) ---- */
 bool client_debug_on(void);
 /* Sets stp_err_detail() for this thread. */

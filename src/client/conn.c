@@ -58,8 +58,8 @@ int conn_send_some(struct stp_conn *c, enum stp_err *err)
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS))
+			return 0; /* EINPROGRESS: a Fast Open connect under way */
 		if (n < 0)
 			return conn_fail(err, STP_ERR_IO);
 		c->out_off += (size_t)n;
@@ -279,6 +279,7 @@ static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *hos
 	/* Check the target before the proxy is bothered with it. */
 	if (client_conn_hs_init(NULL, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0)
 		return NULL;
+	client_pipe_prepare(proxy, deadline);
 	c = client_conn_connect(proxy, deadline, err);
 	if (c == NULL)
 		return NULL;

@@ -11,6 +11,10 @@
  * ms, not the timeout. With one address this is the plain connect + poll.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +67,34 @@ static void he_close_others(struct he_run *r, size_t keep, const char *why)
 	r->nrun = 0;
 }
 
+/*
+ * TCP Fast Open (RFC 7413) toward the proxy, where the kernel allows the
+ * client side (net.ipv4.tcp_fastopen bit 1, Linux's default) and
+ * STP_FASTOPEN is not "0". With TCP_FASTOPEN_CONNECT and a cookie from an
+ * earlier connection, connect() returns at once and the first write (the
+ * greeting, with pipelining the whole handshake) rides in the SYN; without
+ * a cookie it is the usual connect that asks for one. Only with a single
+ * address: a deferred connect "succeeds" before anything is known, which
+ * would defeat the race between addresses.
+ */
+static bool he_fastopen(void)
+{
+	static int allowed = -1; /* once per process */
+	const char *env = getenv("STP_FASTOPEN");
+	if (env && strcmp(env, "0") == 0)
+		return false;
+	if (allowed < 0) {
+		FILE *f = fopen("/proc/sys/net/ipv4/tcp_fastopen", "re");
+		int v = 0;
+		if (f && fscanf(f, "%d", &v) != 1)
+			v = 0;
+		if (f)
+			fclose(f);
+		allowed = (v & 1) != 0;
+	}
+	return allowed == 1;
+}
+
 /* Starts a[next]. The fd once connected, -2 in flight, -1 failed. */
 static int he_start(struct he_run *r)
 {
@@ -73,6 +105,10 @@ static int he_start(struct he_run *r)
 	if (fd < 0) {
 		he_failed(r, i, errno);
 		return -1;
+	}
+	if (r->n == 1 && he_fastopen()) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
 	}
 	if (connect(fd, sa, sa_len(sa)) == 0)
 		return fd;

@@ -191,6 +191,11 @@ static bool feat_cache_get(const struct stp_proxy *p, struct stp_features *f)
 	return hit;
 }
 
+bool client_features_cached(const struct stp_proxy *proxy, struct stp_features *f)
+{
+	return feat_cache_get(proxy, f);
+}
+
 static void feat_cache_put(const struct stp_proxy *p, const struct stp_features *f)
 {
 	size_t slot = 0;

@@ -59,11 +59,38 @@ const char *stp_handshake_state(const struct stp_handshake *h)
 	return hs_names[h->state];
 }
 
+/*
+ * Pipelined (docs/protocol.md 5.11): the greeting offers only the method the
+ * proxy will pick, its sub-negotiation and the request follow in the same
+ * write. False (and pipelining off) when the three do not fit in h->out.
+ */
+static bool hs_load_pipelined(struct stp_handshake *h)
+{
+	uint8_t method = (uint8_t)(h->pipe - 1);
+	size_t n = socks5_greeting_write(h->out, sizeof(h->out), &method, 1), a = 0;
+
+	if (n > 0 && method == SOCKS_METHOD_USERPASS) {
+		a = socks_userpass_write(h->out + n, sizeof(h->out) - n, h->proxy.user,
+					 h->proxy.pass);
+		if (a == 0)
+			n = 0;
+	}
+	if (n == 0 || n + a + h->req_len > sizeof(h->out)) {
+		h->pipe = 0;
+		return false;
+	}
+	memcpy(h->out + n + a, h->req, h->req_len);
+	h->out_len = n + a + h->req_len;
+	return true;
+}
+
 /* Loads the message a sending state sends. */
 static void hs_load(struct stp_handshake *h, enum hs_state st)
 {
 	h->out_off = 0;
 	h->out_len = 0;
+	if (st == HS_GREETING && h->pipe && hs_load_pipelined(h))
+		return;
 	if (st == HS_GREETING) {
 		const uint8_t methods[] = { SOCKS_METHOD_NONE, SOCKS_METHOD_USERPASS };
 		h->out_len = socks5_greeting_write(h->out, sizeof(h->out), methods,
@@ -77,9 +104,14 @@ static void hs_load(struct stp_handshake *h, enum hs_state st)
 	}
 }
 
-/* The one place the state changes. */
+/* The one place the state changes. Pipelined, the sub-negotiation and the
+ * request went out with the greeting: their states become the reads. */
 static void hs_state(struct stp_handshake *h, enum hs_state st)
 {
+	if (h->pipe && st == HS_AUTH)
+		st = HS_AUTH_STATUS;
+	else if (h->pipe && st == HS_REQUEST)
+		st = HS_REPLY;
 	log_debug("handshake fd %d: %s -> %s", h->fd, stp_handshake_state(h), hs_names[st]);
 	h->state = (int)st;
 	h->in_len = 0;
@@ -88,6 +120,11 @@ static void hs_state(struct stp_handshake *h, enum hs_state st)
 
 static enum stp_step hs_fail(struct stp_handshake *h, enum stp_err err, int sys_errno)
 {
+	/* Failures pipelining may explain (not a refusal of the target or of
+	 * the password): the next handshakes with this proxy go step by step. */
+	if (h->pipe && (err == STP_ERR_NO_METHOD || err == STP_ERR_PROTOCOL ||
+			err == STP_ERR_PROXY_CLOSED || err == STP_ERR_IO))
+		client_pipe_forget(&h->proxy);
 	h->err = err;
 	h->sys_errno = sys_errno;
 	hs_state(h, HS_FAILED);
@@ -100,7 +137,10 @@ static enum stp_step hs_fail(struct stp_handshake *h, enum stp_err err, int sys_
  * proxy itself failed (a non-blocking connect reports it on first I/O). */
 static enum stp_step hs_io_fail(struct stp_handshake *h, int e)
 {
-	return hs_fail(h, h->io_ok ? STP_ERR_IO : STP_ERR_PROXY_UNREACHABLE, e);
+	/* With Fast Open the greeting "went through" before the SYN was
+	 * answered: a refusal still means the proxy was not reached. */
+	bool connecting = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH;
+	return hs_fail(h, h->io_ok && !connecting ? STP_ERR_IO : STP_ERR_PROXY_UNREACHABLE, e);
 }
 
 int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, int fd,
@@ -143,6 +183,10 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 		goto fail;
 	}
 	h->state = hs_socks4(h) ? HS_REQUEST : HS_GREETING;
+	if (h->state == HS_GREETING) {
+		int m = client_pipe_method(proxy);
+		h->pipe = m >= 0 ? (uint8_t)(m + 1) : 0;
+	}
 	hs_load(h, (enum hs_state)h->state);
 	return 0;
 fail:
@@ -162,9 +206,12 @@ int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 		return -1;
 	h->req_len = n;
 	h->cmd = cmd;
-	/* Already at the request (inside X'86'): what is loaded is the old one. */
+	/* Already at the request (inside X'86'): what is loaded is the old one.
+	 * Pipelined, it rides in the greeting's write. */
 	if (h->state == HS_REQUEST && h->out_off == 0)
 		hs_load(h, HS_REQUEST);
+	else if (h->state == HS_GREETING && h->pipe && h->out_off == 0)
+		hs_load(h, HS_GREETING);
 	return 0;
 }
 
@@ -197,11 +244,14 @@ int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const st
 	h->req_len = n;
 	if (h->state == HS_REQUEST)
 		hs_load(h, HS_REQUEST);
+	else if (h->state == HS_GREETING && h->pipe && h->out_off == 0)
+		hs_load(h, HS_GREETING);
 	return 0;
 }
 
 void client_handshake_skip_greeting(struct stp_handshake *h)
 {
+	h->pipe = 0; /* the request is sent alone */
 	if (h->state == HS_GREETING)
 		hs_state(h, HS_REQUEST);
 }
@@ -234,7 +284,8 @@ static enum stp_step hs_send(struct stp_handshake *h)
 					  h->out_len - h->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		/* EINPROGRESS: a Fast Open connect still under way (eyeballs.c). */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS))
 			return STP_WANT_WRITE;
 		if (n < 0)
 			return hs_io_fail(h, errno);
@@ -286,7 +337,13 @@ static int hs_on_choice(struct stp_handshake *h)
 
 	if (socks5_choice_parse(&method, h->in, h->in_len, NULL, NULL) != SOCKS_DONE)
 		return hs_fail(h, STP_ERR_PROTOCOL, 0);
-	log_debug("handshake fd %d: proxy chose method %s", h->fd, socks_method_name(method));
+	log_debug("handshake fd %d: proxy chose method %s%s", h->fd, socks_method_name(method),
+		  h->pipe ? " (pipelined)" : "");
+	if (h->pipe && method != h->pipe - 1)
+		return hs_fail(h, method == SOCKS_METHOD_NOACCEPT ? STP_ERR_NO_METHOD
+								  : STP_ERR_PROTOCOL, 0);
+	if (!h->pipe && method != SOCKS_METHOD_NOACCEPT)
+		client_pipe_seen(&h->proxy);
 	if (method == SOCKS_METHOD_NONE)
 		hs_state(h, HS_REQUEST);
 	else if (method == SOCKS_METHOD_USERPASS && h->proxy.has_auth)

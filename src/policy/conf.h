@@ -24,6 +24,7 @@ struct conf_listener {
 	struct sockaddr_storage addr;   /* where to listen */
 	socklen_t addrlen;
 	bool proxy_protocol;            /* expect a PROXY v1/v2 header first */
+	bool no_fastopen;               /* tcp-fastopen off: no TFO on this socket */
 	bool has_udp_advertise;         /* BND.ADDR for UDP ASSOCIATE behind NAT */
 	struct sockaddr_storage udp_advertise; /* port ignored */
 	bool has_external;              /* source address for outgoing sockets */

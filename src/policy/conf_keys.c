@@ -249,6 +249,19 @@ static void *k_listen_proxy(struct conf_parser *p, const struct conf_stmt *s, vo
 	return ctx;
 }
 
+/* tcp-fastopen: on by default (the kernel decides whether it is used:
+ * net.ipv4.tcp_fastopen bit 2 enables the server side). */
+static void *k_listen_fastopen(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	struct conf_listener *l = ctx;
+	bool on = true;
+	if (l && cv_bool(arg(s, 0), &on) < 0)
+		conf_error(p, s->line, "'tcp-fastopen' is on or off, not '%.64s'", arg(s, 0));
+	if (l)
+		l->no_fastopen = !on;
+	return ctx;
+}
+
 /* udp-advertise and external: an IP address; a port, if any, is ignored. */
 static void *k_listen_addr(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
@@ -314,6 +327,7 @@ static const struct conf_key listen_keys[] = {
 	KEY1(KW_EXTERNAL, k_listen_addr),
 	KEY1(KW_NAME, k_listen_name),
 	KEY1(KW_PROXY_PROTOCOL, k_listen_proxy),
+	KEY1(KW_TCP_FASTOPEN, k_listen_fastopen),
 	KEY1(KW_UDP_ADVERTISE, k_listen_addr),
 };
 const struct conf_section conf_sec_listen = { SEC_LISTEN, "a listen block", listen_keys,

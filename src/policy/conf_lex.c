@@ -67,6 +67,7 @@ static const struct kw_entry kw_table[] = {
 	{ "sessions-per-client", KW_SESSIONS_PER_CLIENT },
 	{ "starttls", KW_STARTTLS },
 	{ "target", KW_TARGET },
+	{ "tcp-fastopen", KW_TCP_FASTOPEN },
 	{ "time", KW_TIME },
 	{ "timeout", KW_TIMEOUT },
 	{ "timeouts", KW_TIMEOUTS },

@@ -22,6 +22,7 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_SECS 0.2
+#define LISTENER_TFO_QLEN 256 /* SYNs with data pending at once (listener_fastopen) */
 
 /* A socket of the listener's family with the options every bind here uses:
  * SO_REUSEADDR (a restart is not blocked by the old instance's TIME_WAIT or
@@ -148,6 +149,24 @@ bool listener_conf_changed(const struct worker *w, const struct stp_conf *c)
 	return false;
 }
 
+/*
+ * TCP Fast Open (RFC 7413): a client with a cookie sends its greeting (and
+ * with libstp's pipelining the whole handshake) in the SYN, so the first
+ * round trip carries SOCKS bytes. stpd takes them like any other input. The
+ * kernel decides whether it is used: net.ipv4.tcp_fastopen bit 2 (value 2
+ * or 3) enables the server side; without it the option is inert. The queue
+ * bounds the connections whose SYN data was accepted before the handshake
+ * completed (the kernel's defence against SYN floods with data).
+ */
+static void listener_fastopen(int fd, const struct conf_listener *cl, const char *where)
+{
+	int qlen = LISTENER_TFO_QLEN;
+	if (cl->no_fastopen)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) < 0)
+		log_debug("listen %s: TCP_FASTOPEN: %s", where, strerror(errno));
+}
+
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 {
 	char where[SA_STR_MAX];
@@ -173,6 +192,7 @@ int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	listener_fastopen(fd, cl, where);
 	return fd;
 }
 

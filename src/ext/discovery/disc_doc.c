@@ -56,6 +56,9 @@ size_t disc_doc_build(const struct session *s, bool user_known, uint8_t *buf, si
 	feat_put_codes(&w, FEAT_SCOPE_SERVER, 0, "commands", cmds, n_cmds);
 	if (socks4)
 		feat_put_codes(&w, FEAT_SCOPE_VERSION, SOCKS4_VER, "commands", v4, n4);
+	/* stpd parses its input however it is cut: a client may send greeting,
+	 * sub-negotiation, request and first data in one write (5.11). */
+	feat_put_flag(&w, FEAT_SCOPE_SERVER, 0, "pipelining");
 	if (user_known && session_user(s)[0])
 		feat_put_text(&w, FEAT_SCOPE_SERVER, 0, "user", session_user(s));
 	ext_describe(s, &w);

@@ -395,6 +395,86 @@ static void test_connect_relay(void **state)
 	fx_free(f);
 }
 
+/* ---- pipelined: greeting, sub-negotiation, CONNECT and the first data in
+ * one write, and cut at every byte: the target gets the data, the client
+ * the same answers (docs/protocol.md 5.11) ---- */
+
+static const uint8_t up_alice[] = { 0x01, 5, 'a', 'l', 'i', 'c', 'e', 6, 's', 'e', 'c', 'r', 'e', 't' };
+
+/* One run: p (ending in 5 bytes "hello") cut at cuts; the answers must be
+ * `pre` (choice, status) then a CONNECT reply that succeeded, and the
+ * target must read "hello" and its answer reach the client. */
+static void run_pipelined(struct fx *(*mk)(void), int lfd, const uint8_t *p, size_t n,
+			  const size_t *cuts, size_t ncuts, const uint8_t *pre, size_t prelen)
+{
+	struct fx *f = mk();
+	uint8_t buf[32];
+	fx_start(f);
+	send_cut(f, p, n, cuts, ncuts);
+	assert_int_equal(h_read(&f->w, f->sv[1], buf, prelen + 10), prelen + 10);
+	if (memcmp(buf, pre, prelen) != 0)
+		fail_msg("cut at %zu: wrong method/auth answer", ncuts ? cuts[0] : 0);
+	assert_int_equal(buf[prelen + 1], 0x00); /* succeeded */
+	int t = accept(lfd, NULL, NULL);
+	assert_true(t >= 0);
+	assert_int_equal(h_read(&f->w, t, buf, 5), 5);
+	assert_memory_equal(buf, "hello", 5);
+	h_write(t, "world", 5);
+	assert_int_equal(h_read(&f->w, f->sv[1], buf, 5), 5);
+	assert_memory_equal(buf, "world", 5);
+	close(t);
+	shutdown(f->sv[1], SHUT_WR);
+	assert_int_equal(transcript(f, buf, sizeof(buf)), 0);
+	fx_free(f);
+}
+
+static void check_pipelined(struct fx *(*mk)(void), const uint8_t *auth, size_t alen,
+			    const uint8_t *greet, size_t glen, const uint8_t *pre, size_t prelen)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t slen = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	uint8_t req[10] = { 0x05, 0x01, 0x00, 0x01, 127, 0, 0, 1 }, p[64];
+	size_t cuts[64], n = 0;
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &slen), 0);
+	memcpy(req + 8, &a.sin_port, 2);
+	memcpy(p, greet, glen);
+	n = glen;
+	memcpy(p + n, auth, alen);
+	n += alen;
+	memcpy(p + n, req, sizeof(req));
+	n += sizeof(req);
+	memcpy(p + n, "hello", 5);
+	n += 5;
+
+	run_pipelined(mk, lfd, p, n, NULL, 0, pre, prelen); /* one write */
+	for (size_t k = 1; k < n; k++) {                   /* two writes, cut after k */
+		cuts[0] = k;
+		run_pipelined(mk, lfd, p, n, cuts, 1, pre, prelen);
+	}
+	for (size_t k = 1; k < n; k++) /* one byte at a time */
+		cuts[k - 1] = k;
+	run_pipelined(mk, lfd, p, n, cuts, n - 1, pre, prelen);
+	close(lfd);
+}
+
+static void test_pipelined_none(void **state)
+{
+	static const uint8_t pre[] = { 0x05, 0x00 };
+	check_pipelined(mk_none, NULL, 0, greet_none, sizeof(greet_none), pre, sizeof(pre));
+}
+
+static void test_pipelined_userpass(void **state)
+{
+	static const uint8_t greet[] = { 0x05, 0x01, 0x02 }; /* userpass alone, as libstp sends */
+	static const uint8_t pre[] = { 0x05, 0x02, 0x01, 0x00 };
+	check_pipelined(fx_new_userpass, up_alice, sizeof(up_alice), greet, sizeof(greet), pre,
+			sizeof(pre));
+}
+
 static int group_setup(void **state)
 {
 	return authpool_start(2);
@@ -422,6 +502,8 @@ int main(void)
 		cmocka_unit_test(test_split_userpass),
 		cmocka_unit_test(test_userpass_wrong),
 		cmocka_unit_test(test_connect_relay),
+		cmocka_unit_test(test_pipelined_none),
+		cmocka_unit_test(test_pipelined_userpass),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

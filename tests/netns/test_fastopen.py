@@ -1,0 +1,158 @@
+"""TCP Fast Open (RFC 7413) between libstp and stpd, with pipelining
+(docs/protocol.md 5.11): stpd's listener has it on by default
+(listen { tcp-fastopen }), libstp asks for it on its connection to the
+proxy. The kernel's counters in each namespace say whether SYNs carried
+data: TCPFastOpenActive on the client's side, TCPFastOpenPassive on
+stpd's. net.ipv4.tcp_fastopen=3 (client and server) is set in both
+namespaces; the machine's own setting is not touched.
+
+    inside (stpify + python) --> stpd 10.77.2.1:1080 (gateway) --> echo 10.77.1.2
+"""
+
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+
+PORT = 7100
+CLIENT = r"""
+import socket, sys
+for i in range(int(sys.argv[2])):
+    s = socket.create_connection((sys.argv[1], %d), timeout=10)
+    s.sendall(b"ping %%d\n" %% i)
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    print(got.decode().strip())
+    s.close()
+""" % PORT
+
+
+def _build():
+    stpd = os.environ.get("STPD") or "build/src/server/stpd"
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(stpd))))
+
+
+def stpify_bin():
+    return os.environ.get("STPIFY") or os.path.join(_build(), "src", "shim", "stpify")
+
+
+def stp_bin():
+    return os.environ.get("STP_BIN") or os.path.join(_build(), "src", "cli", "stp")
+
+
+def run_stp(topo, times):
+    """`stp connect` once per process: no pipelining (nothing known yet),
+    but the kernel's Fast Open cookie outlives the process."""
+    for i in range(times):
+        p = topo.inside.popen([stp_bin(), "--proxy", "socks5://%s:1080" % topo.GW_IN,
+                               "connect", topo.OUT_IP, str(PORT)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        out, err = p.communicate(b"stp %d\n" % i, timeout=30)
+        assert p.returncode == 0 and out == b"stp %d\n" % i, err.decode()
+
+
+def echo_outside(ns):
+    def open_():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ns_addr, PORT))
+        s.listen(16)
+        return s
+
+    ns_addr = "10.77.1.2"
+    ls = ns.run(open_)
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            with c:
+                while True:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    c.sendall(d)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return ls
+
+
+def counters(ns):
+    """TcpExt counters of the namespace, by name."""
+    lines = [l.split() for l in ns.read("/proc/net/netstat").splitlines()
+             if l.startswith("TcpExt:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
+
+
+def run_client(topo, tmp_path, n, **env):
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    e = {k: v for k, v in os.environ.items()
+         if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "STP_FASTOPEN",
+                              "STP_PIPELINING")}
+    e.update(STP_PROXY="socks5://%s:1080" % topo.GW_IN, STP_DEBUG="1", **env)
+    p = topo.inside.popen([stpify_bin(), "python3", str(script), topo.OUT_IP, str(n)], env=e,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err.decode()[-3000:]
+    assert out.decode().split("\n")[:n] == ["ping %d" % i for i in range(n)]
+    return err.decode()
+
+
+def conf(fastopen):
+    return ("listen %s:1080 { tcp-fastopen %s }\nclient pass { from 10.77.2.0/24 }\n"
+            "request pass { }\n" % ("10.77.2.1", "on" if fastopen else "off"))
+
+
+def prepare(topo):
+    for ns in (topo.inside, topo.gateway):
+        ns.sysctl("net.ipv4.tcp_fastopen", 3)
+    return echo_outside(topo.outside)
+
+
+@pytest.mark.stpd_module("discovery")
+def test_fastopen_and_pipelining(topo, stpd, tmp_path):
+    ls = prepare(topo)
+    stpd(conf(True))
+    try:
+        # stpify pipelines (its connections to the proxy are the program's
+        # own sockets, without Fast Open); each stp gets SYN + greeting.
+        log = run_client(topo, tmp_path, 5)
+        run_stp(topo, 3)
+    finally:
+        ls.close()
+    assert "(pipelined)" in log, log
+    active = counters(topo.inside).get("TCPFastOpenActive", 0)
+    passive = counters(topo.gateway).get("TCPFastOpenPassive", 0)
+    assert active >= 2 and passive >= 2, (active, passive)
+
+
+def test_fastopen_off_on_listener(topo, stpd, tmp_path):
+    ls = prepare(topo)
+    stpd(conf(False))
+    try:
+        run_client(topo, tmp_path, 4)
+    finally:
+        ls.close()
+    assert counters(topo.gateway).get("TCPFastOpenPassive", 0) == 0
+
+
+def test_fastopen_off_in_client(topo, stpd, tmp_path):
+    ls = prepare(topo)
+    stpd(conf(True))
+    try:
+        run_client(topo, tmp_path, 4, STP_FASTOPEN="0")
+    finally:
+        ls.close()
+    c = counters(topo.inside)
+    assert c.get("TCPFastOpenActive", 0) == 0 and c.get("TCPFastOpenCookieReqd", 0) == 0, c
