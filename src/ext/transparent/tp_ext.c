@@ -24,6 +24,7 @@
 #include "ext/transparent/tp_conf.h"
 #include "ext/transparent/tp_engine.h"
 #include "policy/rules.h"
+#include "proto/featdoc.h"
 #include "proto/socks.h"
 #include "server/dgram.h"
 #include "server/ext.h"
@@ -455,6 +456,23 @@ static void tp_conf_report(const struct stp_conf *c, char *buf, size_t cap)
 	snprintf(buf, cap, "engine %s", tc ? tc->engine_name : "user");
 }
 
+/* Feature discovery (docs/protocol.md 5.6): the PTCLs relayed and by which
+ * engine, so a client prefers X'04' over UDP ASSOCIATE when UDP is in. */
+static void tp_describe(const struct session *s, struct feat_writer *w)
+{
+	static const uint8_t ptcls[] = { SOCKS_PTCL_TCP, SOCKS_PTCL_UDP };
+	const struct tp_conf *tc = tp_conf_get(session_conf(s));
+
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "ptcls", ptcls,
+		       sizeof(ptcls));
+	feat_put_text(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "engine",
+		      tc ? tc->engine_name : "user");
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "idle-timeout",
+		      tc ? tc->idle_ms / 1000u : 300u);
+	if (!tc || tc->end_on_fin)
+		feat_put_flag(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "end-on-fin");
+}
+
 static const struct stp_command tp_commands[] = {
 	{ SOCKS_CMD_TRANSPARENT, RULE_CMD_TRANSPARENT, false, tp_start },
 };
@@ -466,4 +484,5 @@ const struct stp_ext ext_transparent = {
 	.worker_init = tp_worker_init,
 	.worker_fini = tp_worker_fini,
 	.conf_report = tp_conf_report,
+	.describe = tp_describe,
 };
