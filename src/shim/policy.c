@@ -34,7 +34,6 @@ struct shim_conf shim_conf = {
 	.log_level = SHIM_LOG_ERROR,
 	.remote_dns = true,
 	.timeout_ms = 30000,
-	.udp_transparent = SHIM_TP_AUTO,
 };
 
 void shim_log(int level, const char *fmt, ...)

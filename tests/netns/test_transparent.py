@@ -923,12 +923,12 @@ def test_stpd_sigkill_then_restart(topo, world):
 
 
 def test_stpify_udp_transparent_auto(topo, world, tmp_path):
-    """udp_transparent auto (the default): stpify asks feature discovery
+    """udp_transparent auto: stpify asks feature discovery
     once; stpd advertises X'04' with PTCL X'11', so dig's socket gets a
     TRANSPARENT association."""
     st = world.start()
     _target_dns(topo, tmp_path)
-    out, err = _stpify_dig(topo, tmp_path, mode=None)
+    out, err = _stpify_dig(topo, tmp_path, mode="auto")
     assert out.strip() == "192.0.2.55", err
     assert "udp_transparent auto: the proxy advertises TRANSPARENT for UDP" in err, err
     assert "UDP TRANSPARENT association for fd" in err, err
