@@ -946,3 +946,30 @@ def test_stpify_udp_transparent_auto_not_advertised(topo, world, tmp_path):
     assert "UDP association for fd" in err, err
     t = st.wait_log("cmd=udpassociate")
     assert "cmd=transparent" not in t and "PTCL udp" not in t, t
+
+
+@tp_remote
+def test_engine_refusals(topo, world, engine):
+    """What an engine refuses synchronously (errno, or OPENED's REP over
+    N2) reaches the client as the documented reply: an IPv4 source with an
+    IPv6 DST is X'08' for nftables (NAT keeps the family; the user engine
+    relays it), a family the relay host does not forward is X'03'."""
+    st = world.start()
+    cli = udp_sock(topo.inside, "10.77.2.2")
+    c, rep, bnd = transparent(topo.inside, world.proxy, UDP, (topo.OUT_IP6, UDP_PORT),
+                              ("10.77.2.2", cli.getsockname()[1]))
+    if not world.kernel:
+        assert rep == 0
+        cli.sendto(b"4to6", bnd)
+        assert cli.recvfrom(100)[0] == b"4to6"
+        return
+    assert rep == 8
+    assert control_closed(c)
+    topo.gateway.sysctl("net.ipv6.conf.all.forwarding", 0)
+    cli6 = udp_sock(topo.inside, topo.IN_IP6)
+    c, rep, _ = transparent(topo.inside, world.proxy6, UDP, (topo.OUT_IP6, UDP_PORT),
+                            (topo.IN_IP6, cli6.getsockname()[1]))
+    assert rep == 3
+    t = st.wait_log('rep="network unreachable"')
+    assert 'rep="address type not supported"' in t, t
+    assert_no_pinhole(topo, world, cli6.getsockname()[1])
