@@ -973,3 +973,40 @@ def test_engine_refusals(topo, world, engine):
     t = st.wait_log('rep="network unreachable"')
     assert 'rep="address type not supported"' in t, t
     assert_no_pinhole(topo, world, cli6.getsockname()[1])
+
+
+@tp_remote
+def test_stpd_t_reports_engine(topo, world, engine):
+    """`stpd -t` on the running configuration names the engine in use."""
+    from conftest import stpd_binary
+    st = world.start()
+    out = world.stpd_ns.sh(stpd_binary(), "-t", "-c", st.conf_path)
+    assert "transparent: engine %s\nconfiguration OK" % engine.split("-")[0] in out, out
+
+
+def test_engine_privileges(topo, world, engine, tmp_path):
+    """stpd's workers run as `user`, without capabilities. engine user works
+    so; engine kernel needs CAP_NET_ADMIN in the workers, and stpd stops
+    at start saying why rather than refusing each request later."""
+    from conftest import stpd_binary
+    conf = tmp_path / "nobody.conf"
+    conf.write_text("listen %s:1081\nuser nobody\ntransparent {\n%s}\nrequest pass\n"
+                    % (topo.GW_IN, world.tp_conf))
+    p = world.stpd_ns.popen([stpd_binary(), "-c", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    if engine == "kernel":
+        out = p.communicate(timeout=20)[0].decode()
+        assert p.returncode != 0, out
+        assert "transparent: engine kernel: kernel engine: conntrack netlink: " \
+               "Operation not permitted" in out, out
+        assert "module transparent failed to start" in out, out
+        return
+    try:
+        out = p.communicate(timeout=1.5)[0].decode()
+        raise AssertionError("stpd exited %s:\n%s" % (p.returncode, out))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
