@@ -823,7 +823,7 @@ def test_stpify_udp_transparent(topo, world, tmp_path):
     st = world.start()
     _target_dns(topo, tmp_path)
     out, err = _stpify_dig(topo, tmp_path)
-    assert out.strip() == "192.0.2.55", err
+    assert out.strip().splitlines()[-1:] == ["192.0.2.55"], err  # dig may retry under load
     assert "UDP TRANSPARENT association for fd" in err, err
     t = st.wait_log("ended: control connection closed", 10)
     assert " udp 10.77.2.2:" in t and "-> %s:53" % topo.OUT_IP in t
@@ -835,7 +835,7 @@ def test_stpify_udp_transparent_falls_back(topo, world, tmp_path):
     st = world.start("request pass { command transparent; ptcl tcp }\nrequest pass\n")
     _target_dns(topo, tmp_path)
     out, err = _stpify_dig(topo, tmp_path)
-    assert out.strip() == "192.0.2.55", err
+    assert out.strip().splitlines()[-1:] == ["192.0.2.55"], err  # dig may retry under load
     assert "UDP association for fd" in err, err
     t = st.wait_log("cmd=udpassociate")
     assert "PTCL udp not granted" in t
@@ -929,7 +929,7 @@ def test_stpify_udp_transparent_auto(topo, world, tmp_path):
     st = world.start()
     _target_dns(topo, tmp_path)
     out, err = _stpify_dig(topo, tmp_path, mode="auto")
-    assert out.strip() == "192.0.2.55", err
+    assert out.strip().splitlines()[-1:] == ["192.0.2.55"], err  # dig may retry under load
     assert "udp_transparent auto: the proxy advertises TRANSPARENT for UDP" in err, err
     assert "UDP TRANSPARENT association for fd" in err, err
     st.wait_log("ended: control connection closed", 10)
@@ -941,7 +941,7 @@ def test_stpify_udp_transparent_auto_not_advertised(topo, world, tmp_path):
     st = world.start("request block { command transparent }\nrequest pass\n")
     _target_dns(topo, tmp_path)
     out, err = _stpify_dig(topo, tmp_path, mode="auto")
-    assert out.strip() == "192.0.2.55", err
+    assert out.strip().splitlines()[-1:] == ["192.0.2.55"], err  # dig may retry under load
     assert "udp_transparent auto: the proxy does not advertise TRANSPARENT" in err, err
     assert "UDP association for fd" in err, err
     t = st.wait_log("cmd=udpassociate")
