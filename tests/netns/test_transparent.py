@@ -7,8 +7,12 @@ stpd relays them to DST and back.
     second  10.77.3.2 (another client host)   --+         |
                                                  outside 10.77.1.2, fd77:1::2 (targets)
 
-The gateway does not forward: anything that reaches a target went through
-stpd. Needs root.
+With engine user the gateway does not forward: anything that reaches a
+target went through stpd. With the kernel and remote engines it forwards,
+and the engine's nftables table (forward policy drop) lets the pinholes
+through and nothing else. Engine remote over TLS puts stpd on a control
+host of its own (10.77.5.1 toward the clients, 10.77.6.2 toward the relay
+at 10.77.6.1). Needs root.
 """
 
 import os
@@ -198,7 +202,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("engine", e)
 
 
-def _remote_tls_host(topo, w):
+def _remote_tls_host(topo):
     """The control host: stpd runs there, linked to the inside (clients
     reach it) and to the gateway (it reaches stp-relayd)."""
     ctl = netns.Netns("ct")
@@ -252,7 +256,7 @@ def world(topo, stpd, tmp_path, engine):
                           ["-l", "unix:" + path])
         w.tp_conf = "engine remote\nrelay unix:%s\n" % path
     elif engine == "remote-tls":
-        w.stpd_ns = _remote_tls_host(topo, w)
+        w.stpd_ns = _remote_tls_host(topo)
         w.proxy, w.proxy6, w.proxy2 = (CTL_IN, 1080), (CTL_IN6, 1080), None
         p = make_pki(str(tmp_path), GW_CTL)
         w.relayd = Relayd(type("T", (), {"relay": topo.gateway}), str(tmp_path),
