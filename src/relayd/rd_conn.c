@@ -217,9 +217,8 @@ static int on_open(struct rd_conn *c, const struct n2_msg *m)
 	describe(rr, &a, &a.bnd);
 	rr->next = c->relays;
 	c->relays = rr;
-	rr->r = bnd_toward_src(&rr->a) == 0 ?
-			c->d->ops->open(c->d->engine, &rr->a, &relay_cb, rr) :
-			NULL;
+	rr->r = bnd_toward_src(&rr->a) == 0 ? c->d->ops->open(c->d->engine, &rr->a, &relay_cb, rr) :
+					      NULL;
 	if (!rr->r) {
 		int e = errno;
 

@@ -463,8 +463,7 @@ static void tp_describe(const struct session *s, struct feat_writer *w)
 	static const uint8_t ptcls[] = { SOCKS_PTCL_TCP, SOCKS_PTCL_UDP };
 	const struct tp_conf *tc = tp_conf_get(session_conf(s));
 
-	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "ptcls", ptcls,
-		       sizeof(ptcls));
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "ptcls", ptcls, sizeof(ptcls));
 	feat_put_text(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "engine",
 		      tc ? tc->engine_name : "user");
 	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "idle-timeout",
