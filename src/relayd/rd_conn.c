@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -160,19 +161,33 @@ static int addr_from(struct sockaddr_storage *ss, const struct n2_addr *a)
 	return sa_from_socks(ss, &len, &sa);
 }
 
-/* errno of a refused open -> the REP of OPENED (docs/protocol.md N2). */
-static uint8_t rep_of_errno(int e)
+/* BND unspecified (a control side on another host does not know our
+ * addresses): our address toward S, as the routing table picks it, port
+ * kept. 0, or -1 with errno (ENETUNREACH: no route toward S). */
+static int bnd_toward_src(struct tp_assoc *a)
 {
-	switch (e) {
-	case EPROTONOSUPPORT:
-		return SOCKS5_REP_PTCL_NOT_SUPPORTED;
-	case EAFNOSUPPORT:
-		return SOCKS5_REP_ATYP_NOT_SUPPORTED;
-	case ENETUNREACH:
-		return SOCKS5_REP_NET_UNREACHABLE;
-	default:
-		return SOCKS5_REP_GENERAL_FAILURE;
-	}
+	static const uint8_t zeros[16];
+	socklen_t len = sizeof(a->bnd);
+	unsigned port = sa_port((struct sockaddr *)&a->bnd);
+	bool unspec = a->bnd.ss_family == AF_INET ?
+			      ((struct sockaddr_in *)&a->bnd)->sin_addr.s_addr == 0 :
+			      memcmp(&((struct sockaddr_in6 *)&a->bnd)->sin6_addr, zeros, 16) == 0;
+	int fd, rc, saved;
+
+	if (!unspec || a->src.ss_family != a->bnd.ss_family)
+		return 0;
+	fd = socket(a->src.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	rc = connect(fd, (struct sockaddr *)&a->src, sa_len((struct sockaddr *)&a->src));
+	if (rc == 0)
+		rc = getsockname(fd, (struct sockaddr *)&a->bnd, &len);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (rc == 0)
+		sa_set_port((struct sockaddr *)&a->bnd, port);
+	return rc;
 }
 
 /* 0, or -1 when the connection was closed (a protocol error). */
@@ -202,13 +217,14 @@ static int on_open(struct rd_conn *c, const struct n2_msg *m)
 	describe(rr, &a, &a.bnd);
 	rr->next = c->relays;
 	c->relays = rr;
-	rr->r = c->d->ops->open(c->d->engine, &a, &relay_cb, rr);
+	rr->r = bnd_toward_src(&rr->a) == 0 ? c->d->ops->open(c->d->engine, &rr->a, &relay_cb, rr) :
+					      NULL;
 	if (!rr->r) {
 		int e = errno;
 
 		log_warnx("conn %lu relay %" PRIu32 ": %s refused: %s", c->num, rr->id, rr->desc,
 			  strerror(e));
-		relay_opened(rr, rep_of_errno(e), NULL);
+		relay_opened(rr, tp_rep_of_errno(e), NULL);
 	}
 	return 0;
 }

@@ -81,6 +81,9 @@ struct stp_ext {
 
 /* The configuration a worker runs under (for worker_init checks). */
 const struct stp_conf *worker_conf(const struct worker *w);
+/* The worker's event loop (for a module that sets up per-worker state in
+ * worker_init, e.g. TRANSPARENT's relay engine). */
+struct ev_loop *worker_loop(const struct worker *w);
 
 /* The configuration new sessions get now (after any reload), referenced
  * for the caller, who conf_unref()s it; NULL before stpd serves. For a

@@ -201,3 +201,8 @@ const struct stp_conf *worker_conf(const struct worker *w)
 {
 	return w->snap->conf;
 }
+
+struct ev_loop *worker_loop(const struct worker *w)
+{
+	return w->loop;
+}

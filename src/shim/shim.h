@@ -93,7 +93,9 @@ struct shim_conf {
 	bool proxy_loopback; /* socksify loopback targets too */
 	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
 	int timeout_ms;      /* connect + handshake deadline */
-	bool udp_transparent; /* connected UDP sockets try TRANSPARENT X'04' first */
+	/* connected UDP sockets: TRANSPARENT X'04' first (SHIM_TP_YES), only
+	 * when the proxy advertises it for UDP (SHIM_TP_AUTO), never (SHIM_TP_NO) */
+	enum { SHIM_TP_NO, SHIM_TP_YES, SHIM_TP_AUTO } udp_transparent;
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;

@@ -33,6 +33,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,12 +315,74 @@ fail:
 	return -1;
 }
 
-/* The peer a new association of fd asks TRANSPARENT for: peer (a
- * connect() under way) or the one recorded, when the option is on and the
- * proxy has not refused it. */
-static const struct sockaddr *tp_peer(const struct shim_fd *n, const struct sockaddr *peer)
+/* n bytes from ctl by deadline (real calls: ctl is ours). 0, or -1. */
+static int ctl_read(int ctl, uint8_t *buf, size_t n, int64_t deadline)
 {
-	if (!shim_conf.udp_transparent || tp_unsupported || n->no_transparent)
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd p = { .fd = ctl, .events = POLLIN };
+		int left = shim_remaining(deadline);
+		if (left == 0 || shim_real.poll(&p, 1, left) <= 0)
+			return -1;
+		ssize_t r = shim_real.recv(ctl, buf + got, n - got, 0);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* udp_transparent auto: does the proxy advertise TRANSPARENT with PTCL
+ * UDP (feature discovery, docs/protocol.md 5.6: command X'04', `ptcls`)?
+ * Asked once per process on a connection of its own (greeting X'87'
+ * alone), under udp_create_lock; a proxy without discovery, or one behind
+ * TLS from the first byte (not asked), gets UDP ASSOCIATE. */
+static int tp_advertised = -1; /* -1 not asked yet, 0 no, 1 yes */
+
+static bool tp_offered(int fd, int64_t deadline)
+{
+	static const uint8_t greeting[] = { 0x05, 0x01, 0x87 };
+	static const uint8_t prefs[] = { 0x04, 0x03 }; /* TRANSPARENT, else UDP ASSOCIATE */
+	uint8_t head[2], doc[STP_FEATURES_DOC_MAX];
+	static struct stp_features f; /* large: under udp_create_lock */
+	struct stp_feature e;
+	int ctl;
+
+	if (tp_advertised >= 0)
+		return tp_advertised == 1;
+	tp_advertised = 0;
+	if (shim_conf.proxy.tls.mode == STP_TLS_WRAP || (ctl = udp_ctl_open(fd, deadline)) < 0)
+		return false;
+	if (shim_real.send(ctl, greeting, sizeof(greeting), MSG_NOSIGNAL) == 3 &&
+	    ctl_read(ctl, head, 2, deadline) == 0 && head[0] == 0x05 && head[1] == 0x87 &&
+	    ctl_read(ctl, doc, 4, deadline) == 0) {
+		size_t len = (size_t)doc[2] << 8 | doc[3];
+		if (4 + len <= sizeof(doc) && ctl_read(ctl, doc + 4, len, deadline) == 0 &&
+		    stp_features_parse(&f, doc, 4 + len) == 0 &&
+		    stp_features_pick(&f, STP_FEAT_COMMAND, prefs, sizeof(prefs)) == 0x04 &&
+		    stp_features_find(&f, STP_FEAT_COMMAND, 0x04, "ptcls", &e) &&
+		    memchr(e.value, 0x11, e.len) != NULL)
+			tp_advertised = 1;
+	}
+	fdtab_set_internal(ctl, false);
+	shim_real.close(ctl);
+	shim_log(SHIM_LOG_DEBUG, "udp_transparent auto: the proxy %s TRANSPARENT for UDP",
+		 tp_advertised ? "advertises" : "does not advertise");
+	return tp_advertised == 1;
+}
+
+/* The peer a new association of fd asks TRANSPARENT for: peer (a
+ * connect() under way) or the one recorded, when the option is on (auto:
+ * and the proxy advertises it) and the proxy has not refused it. */
+static const struct sockaddr *tp_peer(int fd, const struct shim_fd *n,
+				      const struct sockaddr *peer)
+{
+	if (shim_conf.udp_transparent == SHIM_TP_NO || tp_unsupported || n->no_transparent)
+		return NULL;
+	if (!peer && !(n->kind == SHIM_FD_UDP && n->udp_connected))
+		return NULL;
+	if (shim_conf.udp_transparent == SHIM_TP_AUTO &&
+	    !tp_offered(fd, shim_deadline(shim_conf.timeout_ms)))
 		return NULL;
 	if (peer)
 		return peer;
@@ -354,7 +417,7 @@ static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer)
 			shim_real.close(st->ctl);
 		}
 	}
-	ctl = udp_associate(fd, &n, tp_peer(&n, peer));
+	ctl = udp_associate(fd, &n, tp_peer(fd, &n, peer));
 	int e = errno;
 	n.ctl = ctl;
 	if (ctl >= 0 || n.app_family != 0)

@@ -391,3 +391,19 @@ def test_require_tls_and_tls_listener(stpd_factory, pki):  # noqa: F811
         assert S.userpass(s, "alice", "tls-Secret-42") == 0
         assert S.request(s, CMD_FEATURES, "0.0.0.0", 0).rep == 0
         assert read_doc(s)[1][(0, 0, "user")] == "alice"
+
+
+def test_transparent_describes_itself(stpd_factory):
+    """TRANSPARENT lists the PTCLs it relays, its engine and its limits
+    (docs/protocol.md 5.6), what stpify's udp_transparent auto reads."""
+    if "transparent" not in servers.stpd_modules(servers.stpd_binary()):
+        pytest.skip("stpd built without the transparent extension")
+    p = stpd_factory(conf=stpdconf.conf(extra="transparent {\n idle 60\n end-on-fin no\n}\n"))
+    e = features(p.port)
+    assert 0x04 in cmds(e)
+    assert e[(2, 0x04, "ptcls")] == [0x06, 0x11]
+    assert e[(2, 0x04, "engine")] == "user"
+    assert e[(2, 0x04, "idle-timeout")] == 60
+    assert (2, 0x04, "end-on-fin") not in e
+    e = features(stpd_factory().port)  # the defaults
+    assert e[(2, 0x04, "idle-timeout")] == 300 and e[(2, 0x04, "end-on-fin")] is True

@@ -140,3 +140,8 @@ def test_transparent_engine_reported(tmp_path):
         assert "%s:2: engine 'remote' is not built in" % path in out, out
     else:
         assert "transparent: engine remote" in out, out
+    rc, out, path = check(tmp_path, "transparent {\n engine kernel\n}\n")
+    if rc != 0:
+        assert "%s:2: engine 'kernel' is not built in" % path in out, out
+    else:
+        assert "transparent: engine kernel\nconfiguration OK" in out, out

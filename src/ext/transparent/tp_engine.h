@@ -59,3 +59,9 @@ struct tp_engine_ops {
 
 /* tp_engines.c: the engines built in, by name; NULL if none has that name. */
 const struct tp_engine_ops *tp_engine_find(const char *name);
+
+/* tp_rep.c: the SOCKS reply for an engine's refusal (errno of a NULL open, or of a relay
+ * that refused over N2), one table for stpd's module and stp-relayd (docs/protocol.md §5.8):
+ * EPROTONOSUPPORT X'09', EAFNOSUPPORT X'08', ENETUNREACH/EHOSTUNREACH X'03', EACCES/EPERM
+ * X'02', anything else (EADDRNOTAVAIL, EADDRINUSE, EIO, ECONNREFUSED: the relay is down) X'01'. */
+uint8_t tp_rep_of_errno(int err);

@@ -19,10 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/sockaddr.h"
 #include "ext/transparent/tp_conf.h"
 #include "ext/transparent/tp_engine.h"
 #include "policy/rules.h"
+#include "proto/featdoc.h"
 #include "proto/socks.h"
 #include "server/dgram.h"
 #include "server/ext.h"
@@ -52,23 +54,42 @@ struct tp_state {
 
 /* ---- the engine of this worker ---- */
 
+/* Makes this worker's engine under conf c; NULL (and a warning) when it
+ * cannot run, e.g. engine kernel without CAP_NET_ADMIN. */
+static const struct tp_engine_ops *engine_make(struct ev_loop *loop, const struct stp_conf *c)
+{
+	const struct tp_conf *tc = tp_conf_get(c);
+	const struct tp_engine_ops *ops = tp_engine_find(tc ? tc->engine_name : "user");
+	char err[256] = "";
+	if (!ops)
+		return NULL;
+	tl_engine = ops->create(loop, tc, err, sizeof(err));
+	if (!tl_engine) {
+		log_warnx("transparent: engine %s: %s", ops->name, err);
+		return NULL;
+	}
+	tl_ops = ops;
+	return ops;
+}
+
 static const struct tp_engine_ops *engine_of(struct session *s, struct tp_engine **out)
 {
-	if (!tl_engine) {
-		const struct tp_conf *tc = tp_conf_get(session_conf(s));
-		const struct tp_engine_ops *ops = tp_engine_find(tc ? tc->engine_name : "user");
-		char err[256] = "";
-		if (!ops)
-			return NULL;
-		tl_engine = ops->create(session_loop(s), tc, err, sizeof(err));
-		if (!tl_engine) {
-			session_warnx(s, "transparent: engine %s: %s", ops->name, err);
-			return NULL;
-		}
-		tl_ops = ops;
-	}
+	if (!tl_engine && !engine_make(session_loop(s), session_conf(s)))
+		return NULL;
 	*out = tl_engine;
 	return tl_ops;
+}
+
+/* An engine other than user is made when the worker starts, not at the
+ * first request: the kernel engine then resets its table at once, so the
+ * pinholes of a killed stpd close when stpd restarts (docs/config.md), and
+ * a missing CAP_NET_ADMIN stops stpd at start rather than refusing later. */
+static int tp_worker_init(struct worker *w)
+{
+	const struct tp_conf *tc = tp_conf_get(worker_conf(w));
+	if (!tc || tc->engine == TP_ENGINE_USER)
+		return 0;
+	return engine_make(worker_loop(w), worker_conf(w)) ? 0 : -1;
 }
 
 static void tp_worker_fini(struct worker *w)
@@ -215,7 +236,16 @@ static int pick_bnd(struct session *s, const struct sockaddr_storage *src,
 {
 	struct dgram_params p = { 0 };
 	socklen_t len = sizeof(*bnd);
+	const struct tp_conf *tc = tp_conf_get(session_conf(s));
 	int fd, rc;
+	/* A relay on another host (engine remote over TLS) relays on its own
+	 * addresses: BND unspecified, stp-relayd picks its address toward S. */
+	if (tc && tc->engine == TP_ENGINE_REMOTE && tc->relay &&
+	    strncmp(tc->relay, "unix:", 5) != 0) {
+		memset(bnd, 0, sizeof(*bnd));
+		bnd->ss_family = src->ss_family;
+		return 0;
+	}
 	dgram_params_from_session(&p, s);
 	if (p.local.ss_family == src->ss_family &&
 	    sa_equal_addr((const struct sockaddr *)src,
@@ -255,7 +285,7 @@ static void open_relay(struct session *s, struct tp_state *st)
 	if (!st->relay) {
 		int err = errno;
 		session_warnx(s, "transparent: engine %s: %s", ops->name, strerror(err));
-		refuse(s, st, session_errno_rep(err), "relay failed");
+		refuse(s, st, tp_rep_of_errno(err), "relay refused by the engine");
 		return;
 	}
 	if (st->opened_early) {
@@ -426,6 +456,22 @@ static void tp_conf_report(const struct stp_conf *c, char *buf, size_t cap)
 	snprintf(buf, cap, "engine %s", tc ? tc->engine_name : "user");
 }
 
+/* Feature discovery (docs/protocol.md 5.6): the PTCLs relayed and by which
+ * engine, so a client prefers X'04' over UDP ASSOCIATE when UDP is in. */
+static void tp_describe(const struct session *s, struct feat_writer *w)
+{
+	static const uint8_t ptcls[] = { SOCKS_PTCL_TCP, SOCKS_PTCL_UDP };
+	const struct tp_conf *tc = tp_conf_get(session_conf(s));
+
+	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "ptcls", ptcls, sizeof(ptcls));
+	feat_put_text(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "engine",
+		      tc ? tc->engine_name : "user");
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "idle-timeout",
+		      tc ? tc->idle_ms / 1000u : 300u);
+	if (!tc || tc->end_on_fin)
+		feat_put_flag(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "end-on-fin");
+}
+
 static const struct stp_command tp_commands[] = {
 	{ SOCKS_CMD_TRANSPARENT, RULE_CMD_TRANSPARENT, false, tp_start },
 };
@@ -434,6 +480,8 @@ const struct stp_ext ext_transparent = {
 	.name = "transparent",
 	.commands = tp_commands,
 	.n_commands = sizeof(tp_commands) / sizeof(tp_commands[0]),
+	.worker_init = tp_worker_init,
 	.worker_fini = tp_worker_fini,
 	.conf_report = tp_conf_report,
+	.describe = tp_describe,
 };
