@@ -130,7 +130,12 @@ def test_transparent_engine_reported(tmp_path):
     """`stpd -t` says which TRANSPARENT relay engine runs; one this build
     lacks is refused at its line."""
     if "transparent" not in servers.stpd_modules(servers.stpd_binary()):
-        pytest.skip("stpd built without the transparent extension")
+        # Without the module the block is refused, naming the option.
+        rc, out, path = check(tmp_path, "transparent { engine user }\n")
+        assert rc == 1 and "ext_transparent=false" in out, out
+        rc, out, path = check(tmp_path, "")
+        assert rc == 0 and out.strip() == "configuration OK", out
+        return
     rc, out, path = check(tmp_path, "transparent { engine user }\n")
     assert rc == 0 and "transparent: engine user\nconfiguration OK" in out, out
     rc, out, path = check(tmp_path, "")  # no block: the plain answer
