@@ -111,9 +111,15 @@ int session_finish(struct session *s, uint8_t rep, const char *reason);
  * connection another session's flow carries from here (the bind
  * extension's ACCEPT). The session must have nothing queued for the
  * client. 0, or -1 (nothing changed) when output is still queued or the
- * session is over. The conn holds no watcher: another worker may use it. */
+ * session is over. The conn holds no watcher: another worker may use it.
+ * When `counted` is not NULL the connection keeps its place in the client
+ * limits (limits { sessions, sessions-per-client }): *counted says whether
+ * it held one, and the caller gives it back with session_uncount() (the
+ * session's client address) when the connection ends. */
 struct conn;
-int session_take_conn(struct session *s, struct conn *out, const char *reason);
+int session_take_conn(struct session *s, struct conn *out, bool *counted, const char *reason);
+/* Gives back a place in the client limits kept by session_take_conn. */
+void session_uncount(const struct sockaddr_storage *client);
 /* Where a bind of this session listens: the listener's external address
  * when it has one, else our end of the client connection; port 0. */
 void session_bind_address(const struct session *s, struct sockaddr_storage *out);
