@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct stp_listen {
 	struct stp_proxy proxy;
 	int ctl;               /* the control connection's socket (non-blocking) */
 	struct stp_conn *conn; /* TLS or GSS-API proxies: the control connection */
+	pthread_mutex_t lock;  /* conn: REFUSE may come from other threads */
 	unsigned n;
 	enum stp_bind_kind kind[STP_LISTEN_MAX];
 	struct stp_addr bound[STP_LISTEN_MAX];
@@ -66,11 +68,15 @@ static ssize_t ctl_recv(struct stp_listen *l, uint8_t *p, size_t n, enum stp_err
 	if (l->conn == NULL)
 		return recv(l->ctl, p, n, MSG_DONTWAIT);
 	enum stp_err e = STP_OK;
-	if (conn_send_some(l->conn, &e) < 0) {
+	pthread_mutex_lock(&l->lock);
+	ssize_t r = conn_send_some(l->conn, &e) < 0 ? -1 : conn_read_some(l->conn, p, n, &e);
+	int saved = errno;
+	pthread_mutex_unlock(&l->lock);
+	errno = saved;
+	if (r < 0 && e != STP_OK) {
 		errno = EIO;
 		return fail(err, e);
 	}
-	ssize_t r = conn_read_some(l->conn, p, n, &e);
 	if (r < 0 && errno != EAGAIN) {
 		errno = EIO;
 		return fail(err, e);
@@ -137,10 +143,8 @@ static int run_request(const struct stp_proxy *proxy, struct stp_conn *c, int fd
 	if ((c ? client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, NULL, 0, any, &e)
 	       : stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0, any, &e)) < 0)
 		return fail(err, e);
-	if (len > sizeof(h.req))
+	if (client_handshake_set_raw_request(&h, req, len) < 0)
 		return fail(err, STP_ERR_INVALID);
-	memcpy(h.req, req, len); /* the engine sends h.req as the request */
-	h.req_len = len;
 	if ((c ? client_conn_hs_run(c, &h, deadline) : client_handshake_run(&h, deadline)) !=
 		    STP_DONE &&
 	    !(h.err >= STP_ERR_REP_GENERAL_FAILURE && h.err <= STP_ERR_REP_OTHER)) {
@@ -250,6 +254,7 @@ struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct s
 	}
 	l->proxy = *proxy;
 	l->n = n;
+	pthread_mutex_init(&l->lock, NULL);
 	for (unsigned i = 0; i < STP_LISTEN_MAX; i++)
 		l->udp[i] = -1;
 	l->ctl = -1;
@@ -433,8 +438,12 @@ int stp_listen_refuse(struct stp_listen *l, const struct stp_arrival *a, enum st
 	uint8_t buf[MBIND_MSG_MAX];
 	memcpy(m.id, a->id, sizeof(m.id));
 	size_t n = mbind_msg_write(buf, sizeof(buf), &m);
-	if (l->conn != NULL)
-		return conn_write_all(l->conn, buf, n, client_deadline(5000), err);
+	if (l->conn != NULL) {
+		pthread_mutex_lock(&l->lock);
+		int r = conn_write_all(l->conn, buf, n, client_deadline(5000), err);
+		pthread_mutex_unlock(&l->lock);
+		return r;
+	}
 	if (send(l->ctl, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
 		return fail(err, STP_ERR_IO);
 	return 0;
@@ -499,5 +508,6 @@ void stp_listen_close(struct stp_listen *l)
 	for (unsigned i = 0; i < STP_LISTEN_MAX; i++)
 		if (l->udp[i] >= 0)
 			close(l->udp[i]);
+	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

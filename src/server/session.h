@@ -62,6 +62,9 @@ bool session_ending(const struct session *s);
 /* Policy flags a method sets for the rest of the session. */
 void session_require_tls(struct session *s, bool on);  /* only TLS methods */
 void session_refuse_udp(struct session *s, bool on);   /* refuse UDP ASSOCIATE */
+/* True after session_refuse_udp(s, true): commands that carry datagrams
+ * (UDP ASSOCIATE, a LISTEN's UDP binds) are refused with X'07'. */
+bool session_udp_refused(const struct session *s);
 
 /* A method whose protection covers datagrams too (GSS-API, RFC 1961
  * section 5) sets this: UDP ASSOCIATE then runs every client datagram

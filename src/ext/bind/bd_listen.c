@@ -370,6 +370,14 @@ static void open_binds(struct bd_ctl *c, const struct mbind_request *req)
 		return;
 	}
 	for (unsigned i = 0; i < req->n; i++) {
+		/* As UDP ASSOCIATE: X'86' without UDP-Naked has no agreed way
+		 * to carry datagrams. */
+		if (req->e[i].kind == MBIND_KIND_UDP && session_udp_refused(s)) {
+			fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP bind without UDP-Naked");
+			return;
+		}
+	}
+	for (unsigned i = 0; i < req->n; i++) {
 		const struct mbind_entry *e = &req->e[i];
 		bool udp = e->kind == MBIND_KIND_UDP;
 		struct flow *f = flow_open(s, udp ? RULE_CMD_UDPBIND : RULE_CMD_LISTEN,
