@@ -217,3 +217,26 @@ def test_listen_prints_how_the_service_sees_peers(stpd_factory, pki, listen_fact
         assert m.group(1) == me and m.group(2) == seen
     finally:
         srv.close()
+
+
+def test_x86_udp_bind_needs_udp_naked_on_the_wire(stpd_factory, pki):
+    """stpd's side, in raw X'86' frames: a LISTEN with a UDP bind inside
+    X'86' without UDP-Naked gets X'07' (as UDP ASSOCIATE does); with
+    UDP-Naked agreed the same request opens its TCP and UDP binds."""
+    import bindraw as B
+    import test_tls as T
+    import x86_client as X
+    p = T.start(stpd_factory, pki)
+    req = B.listen_msg([(B.TCP, 0, 0), (B.UDP, 0, 0)])
+    c = T.client(p, pki)
+    assert T.full_login(c, opts=(X.OPT_SUBAUTH,)) == [X.OPT_SUBAUTH]
+    c.send_plain(X.DATA, req)
+    assert c.recv_plain(2, X.DATA) == b"\x05\x07"
+    p.wait_log(r"LISTEN refused: UDP bind without UDP-Naked")
+    c.close()
+    c = T.client(p, pki)
+    assert T.full_login(c) == [X.OPT_SUBAUTH, X.OPT_UDP_NAKED]
+    c.send_plain(X.DATA, req)
+    assert c.recv_plain(2, X.DATA) == b"\x05\x00"
+    p.wait_log(r"LISTEN: 1 TCP and 1 UDP binds")
+    c.close()
