@@ -104,7 +104,7 @@ enum { M_TCP_DIRECT, M_TCP_LISTEN, M_TCP_BIND, M_UDP_DIRECT, M_UDP_BIND, M_N };
 static double rate[M_N];
 
 static double run(const char *name, void *(*server)(void *), void *sarg, int nserver,
-		void *(*client)(void *), void *carg, const char *unit)
+		  void *(*client)(void *), void *carg, const char *unit)
 {
 	pthread_t s[64], c[64];
 	atomic_store(&stop, false);
@@ -327,7 +327,8 @@ int main(int argc, char **argv)
 		clients = 8;
 
 	direct_lfd = listen_tcp(&direct_addr, SOCK_STREAM);
-	rate[M_TCP_DIRECT] = run("tcp-direct", direct_server, NULL, 8, tcp_clients, &direct_addr, "conn/s");
+	rate[M_TCP_DIRECT] = run("tcp-direct", direct_server, NULL, 8, tcp_clients, &direct_addr,
+				 "conn/s");
 
 	struct stp_bind_spec specs[2] = { { STP_BIND_TCP, 0, 1024 }, { STP_BIND_UDP, 0, 0 } };
 	lst = stp_listen_open(&proxy, specs, 2, 5000, &err);
@@ -338,12 +339,15 @@ int main(int argc, char **argv)
 	memcpy(&lst_addr, &stp_listen_bound(lst, 0)->sa, sizeof(lst_addr));
 	pthread_t d;
 	pthread_create(&d, NULL, listen_dispatch, NULL);
-	rate[M_TCP_LISTEN] = run("tcp-listen", listen_worker, NULL, 8, tcp_clients, &lst_addr, "conn/s");
+	rate[M_TCP_LISTEN] = run("tcp-listen", listen_worker, NULL, 8, tcp_clients, &lst_addr,
+				 "conn/s");
 
-	rate[M_TCP_BIND] = run("tcp-bind", bind_server, NULL, clients, bind_clients, NULL, "conn/s");
+	rate[M_TCP_BIND] = run("tcp-bind", bind_server, NULL, clients, bind_clients, NULL,
+			       "conn/s");
 
 	echo_fd = listen_tcp(&echo_addr, SOCK_DGRAM);
-	rate[M_UDP_DIRECT] = run("udp-direct", udp_echo, NULL, 1, udp_clients, &echo_addr, "dgram/s");
+	rate[M_UDP_DIRECT] = run("udp-direct", udp_echo, NULL, 1, udp_clients, &echo_addr,
+				 "dgram/s");
 	struct sockaddr_in ub;
 	memcpy(&ub, &stp_listen_bound(lst, 1)->sa, sizeof(ub));
 	rate[M_UDP_BIND] = run("udp-bind", udp_bind_echo, NULL, 1, udp_clients, &ub, "dgram/s");
@@ -352,6 +356,7 @@ int main(int argc, char **argv)
 	ratio("accepted conn/s, RFC 1928 BIND each / direct", M_TCP_BIND, M_TCP_DIRECT);
 	ratio("accepted conn/s, one generic bind / RFC 1928 BIND", M_TCP_LISTEN, M_TCP_BIND);
 	ratio("UDP datagrams/s, UDP bind / direct", M_UDP_BIND, M_UDP_DIRECT);
-	printf("  %-50s %s\n", "UDP datagrams/s, UDP bind / RFC 1928", "n/a (RFC 1928 has no UDP bind)");
+	printf("  %-50s %s\n", "UDP datagrams/s, UDP bind / RFC 1928",
+	       "n/a (RFC 1928 has no UDP bind)");
 	return 0;
 }

@@ -137,11 +137,10 @@ static int run_request(const struct stp_proxy *proxy, struct stp_conn *c, int fd
 {
 	struct stp_handshake h;
 	enum stp_err e;
-	const struct sockaddr *any = (const struct sockaddr *)&(struct sockaddr_in){
-		.sin_family = AF_INET
-	};
-	if ((c ? client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, NULL, 0, any, &e)
-	       : stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0, any, &e)) < 0)
+	const struct sockaddr *any = (const struct sockaddr *)&(
+		struct sockaddr_in){ .sin_family = AF_INET };
+	if ((c ? client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, NULL, 0, any, &e) :
+		 stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0, any, &e)) < 0)
 		return fail(err, e);
 	if (client_handshake_set_raw_request(&h, req, len) < 0)
 		return fail(err, STP_ERR_INVALID);
@@ -403,8 +402,8 @@ int stp_listen_accept(struct stp_listen *l, const struct stp_arrival *a, int tim
 		struct stp_conn *c = client_conn_connect(&l->proxy, deadline, &e);
 		if (c == NULL)
 			return fail(err, e);
-		if (run_request(&l->proxy, c, stp_conn_fd(c), buf, len, &rep, NULL, deadline,
-				&e) < 0 ||
+		if (run_request(&l->proxy, c, stp_conn_fd(c), buf, len, &rep, NULL, deadline, &e) <
+			    0 ||
 		    rep != SOCKS5_REP_SUCCEEDED) {
 			stp_conn_close(c);
 			return fail(err, e != STP_OK ? e : rep_err(rep));
