@@ -9,7 +9,10 @@
  *   udp-bind     the same echo behind a UDP bind (LISTEN X'10', KIND X'02')
  *
  * usage: bindbench PROXY_URL [SECONDS] [CLIENTS]
- * Loopback only; every mode stops after SECONDS (default 3).
+ * Loopback only; every mode stops after SECONDS (default 3). The run ends
+ * with the issue's comparisons as ratios: the generic bind and the UDP
+ * bind against the direct path, and the generic bind against an RFC 1928
+ * BIND per connection (RFC 1928 has no UDP bind to compare with).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,8 +99,12 @@ static void *tcp_clients(void *arg)
 	return NULL;
 }
 
-static void run(const char *name, void *(*server)(void *), void *sarg, int nserver,
-		void *(*client)(void *), void *carg, const char *unit)
+/* Each mode's rate, for the ratios at the end. */
+enum { M_TCP_DIRECT, M_TCP_LISTEN, M_TCP_BIND, M_UDP_DIRECT, M_UDP_BIND, M_N };
+static double rate[M_N];
+
+static double run(const char *name, void *(*server)(void *), void *sarg, int nserver,
+		  void *(*client)(void *), void *carg, const char *unit)
 {
 	pthread_t s[64], c[64];
 	atomic_store(&stop, false);
@@ -122,6 +129,12 @@ static void run(const char *name, void *(*server)(void *), void *sarg, int nserv
 	fflush(stdout);
 	/* servers blocked in accept/next are left to the process's exit */
 	(void)s;
+	return (double)n / took;
+}
+
+static void ratio(const char *what, int a, int b)
+{
+	printf("  %-50s %6.2fx\n", what, rate[b] > 0 ? rate[a] / rate[b] : 0.0);
 }
 
 /* ---- one generic bind ---- */
@@ -314,7 +327,8 @@ int main(int argc, char **argv)
 		clients = 8;
 
 	direct_lfd = listen_tcp(&direct_addr, SOCK_STREAM);
-	run("tcp-direct", direct_server, NULL, 8, tcp_clients, &direct_addr, "conn/s");
+	rate[M_TCP_DIRECT] = run("tcp-direct", direct_server, NULL, 8, tcp_clients, &direct_addr,
+				 "conn/s");
 
 	struct stp_bind_spec specs[2] = { { STP_BIND_TCP, 0, 1024 }, { STP_BIND_UDP, 0, 0 } };
 	lst = stp_listen_open(&proxy, specs, 2, 5000, &err);
@@ -325,14 +339,24 @@ int main(int argc, char **argv)
 	memcpy(&lst_addr, &stp_listen_bound(lst, 0)->sa, sizeof(lst_addr));
 	pthread_t d;
 	pthread_create(&d, NULL, listen_dispatch, NULL);
-	run("tcp-listen", listen_worker, NULL, 8, tcp_clients, &lst_addr, "conn/s");
+	rate[M_TCP_LISTEN] = run("tcp-listen", listen_worker, NULL, 8, tcp_clients, &lst_addr,
+				 "conn/s");
 
-	run("tcp-bind", bind_server, NULL, clients, bind_clients, NULL, "conn/s");
+	rate[M_TCP_BIND] = run("tcp-bind", bind_server, NULL, clients, bind_clients, NULL,
+			       "conn/s");
 
 	echo_fd = listen_tcp(&echo_addr, SOCK_DGRAM);
-	run("udp-direct", udp_echo, NULL, 1, udp_clients, &echo_addr, "dgram/s");
+	rate[M_UDP_DIRECT] = run("udp-direct", udp_echo, NULL, 1, udp_clients, &echo_addr,
+				 "dgram/s");
 	struct sockaddr_in ub;
 	memcpy(&ub, &stp_listen_bound(lst, 1)->sa, sizeof(ub));
-	run("udp-bind", udp_bind_echo, NULL, 1, udp_clients, &ub, "dgram/s");
+	rate[M_UDP_BIND] = run("udp-bind", udp_bind_echo, NULL, 1, udp_clients, &ub, "dgram/s");
+	printf("ratios (%d clients)\n", clients);
+	ratio("accepted conn/s, one generic bind / direct", M_TCP_LISTEN, M_TCP_DIRECT);
+	ratio("accepted conn/s, RFC 1928 BIND each / direct", M_TCP_BIND, M_TCP_DIRECT);
+	ratio("accepted conn/s, one generic bind / RFC 1928 BIND", M_TCP_LISTEN, M_TCP_BIND);
+	ratio("UDP datagrams/s, UDP bind / direct", M_UDP_BIND, M_UDP_DIRECT);
+	printf("  %-50s %s\n", "UDP datagrams/s, UDP bind / RFC 1928",
+	       "n/a (RFC 1928 has no UDP bind)");
 	return 0;
 }

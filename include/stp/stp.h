@@ -739,8 +739,12 @@ int stp_lookup(const struct stp_proxy *proxy, const char *name, struct stp_addr 
  * the peer's bytes) or refuses it. A UDP bind's datagrams arrive with
  * their sender through stp_listen_udp_recvfrom; what stp_listen_udp_sendto
  * sends leaves the proxy from the bound port. Closing the control
- * connection (stp_listen_close) ends every bind and every peer. Plain
- * SOCKS5 proxies only (socks5://, socks5h://).
+ * connection (stp_listen_close) ends every bind and every peer. SOCKS5
+ * proxies: plain, TLS (socks5s://, socks5+tls://) and GSS-API. Through TLS
+ * or GSS-API, stp_listen_accept returns a socketpair end joined to the
+ * data connection by a relay thread (as stp_connect); UDP binds need
+ * udp-naked=1 with TLS (STP_ERR_TLS_UDP_NAKED) and are STP_ERR_UNSUPPORTED
+ * with GSS-API (datagrams are not sealed).
  */
 struct stp_listen;
 

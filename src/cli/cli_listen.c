@@ -12,9 +12,18 @@
  * UDP: each peer gets its own local socket connected to the service, so
  * the service's answers find their way back to that peer; LISTEN_UDP_PEERS
  * peers at most, the least recently used one is dropped.
+ *
+ * The service sees each peer as the local socket that carries it (as with
+ * ssh -R): a local process cannot take the remote peer's address without
+ * transparent-proxy routing. So every new peer is printed with the local
+ * address the service sees it as:
+ *   peer tcp|udp PEERADDR:PORT seen as LOCALADDR:PORT
+ * which maps the service's logs back to real peers (a program that must
+ * see the real address runs under stpify with `serve`, docs/stpify.md).
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,6 +55,20 @@ struct udp_peer {
 static struct stp_listen *g_listen;
 static struct spec g_specs[STP_LISTEN_MAX];
 static struct udp_peer g_udp[LISTEN_UDP_PEERS];
+
+/* One "peer ... seen as ..." line (threads print too: one write each). */
+static void print_peer(const char *kind, const struct stp_addr *peer, int local)
+{
+	struct stp_addr l = { .salen = sizeof(l.sa) };
+	char pt[STP_ADDR_STR_MAX], lt[STP_ADDR_STR_MAX];
+	if (getsockname(local, (struct sockaddr *)&l.sa, &l.salen) < 0)
+		return;
+	/* sin_port and sin6_port sit at the same offset */
+	l.port = (uint16_t)ntohs(((const struct sockaddr_in *)&l.sa)->sin_port);
+	printf("peer %s %s seen as %s\n", kind, stp_addr_str(peer, pt, sizeof(pt)),
+	       stp_addr_str(&l, lt, sizeof(lt)));
+	fflush(stdout);
+}
 
 /* tcp:[REMOTEPORT:]HOST:PORT or udp:[REMOTEPORT:]HOST:PORT ([V6] allowed). */
 static int spec_parse(struct spec *s, const char *arg)
@@ -157,6 +180,7 @@ static void *tcp_peer(void *arg)
 	}
 	int fd = stp_listen_accept(g_listen, &j->a, j->timeout_ms, &err);
 	if (fd >= 0) {
+		print_peer("tcp", &j->a.peer, local);
 		pump(fd, local);
 		close(fd);
 	} else {
@@ -216,6 +240,7 @@ static struct udp_peer *udp_peer_for(unsigned bind, const struct stp_addr *src)
 	p->bind = bind;
 	memset(&p->peer, 0, sizeof(p->peer));
 	memcpy(&p->peer, &src->sa, src->salen);
+	print_peer("udp", src, p->fd);
 	return p;
 }
 

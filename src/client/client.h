@@ -44,6 +44,9 @@ enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
  * as to CONNECT. -1 for a SOCKS4 proxy or a DST that does not encode. */
 int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 				 const struct socks_addr *dst);
+/* A whole request message of another command (LISTEN, ACCEPT: listen.c)
+ * in place of the one built at init; the reply is read as RFC 1928's. */
+int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t len);
 /* TRANSPARENT: the request h was prepared with (any command, DST) becomes
  * CMD X'04' with PTCL and src (an address and port) after DST.PORT. -1 for
  * SOCKS4 or a source that cannot be written. */

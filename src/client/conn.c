@@ -8,6 +8,8 @@
  * SSL instead of the socket. The hooks get the connection as their ctx.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -171,6 +173,10 @@ struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t dead
 	c->fd = client_proxy_connect_until(proxy, deadline, &e);
 	if (c->fd < 0)
 		goto fail;
+	{
+		int one = 1;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (c->mode == STP_TLS_WRAP && conn_tls_handshake(c, deadline, &e) < 0)
 		goto fail;
 	if (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0)

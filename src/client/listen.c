@@ -8,22 +8,32 @@
  * socket made before the request (its port goes in the request, so the
  * proxy pins it), connected to the bind's relay once the reply names it.
  * ACCEPT runs on a fresh connection with the same engine.
+ *
+ * Through a TLS (socks5s://, socks5+tls://) or GSS-API proxy both the
+ * control and the data connections are libstp connection objects (conn.c):
+ * the control messages are read as plaintext through it, and an accepted
+ * data connection goes to a relay thread (conn_relay.c), so the caller
+ * gets a socketpair end, as with stp_connect.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/conn.h"
 #include "common/log.h"
 #include "common/sockaddr.h"
 #include "proto/mbind.h"
 
 struct stp_listen {
 	struct stp_proxy proxy;
-	int ctl; /* the control connection (non-blocking) */
+	int ctl;               /* the control connection's socket (non-blocking) */
+	struct stp_conn *conn; /* TLS or GSS-API proxies: the control connection */
+	pthread_mutex_t lock;  /* conn: REFUSE may come from other threads */
 	unsigned n;
 	enum stp_bind_kind kind[STP_LISTEN_MAX];
 	struct stp_addr bound[STP_LISTEN_MAX];
@@ -51,12 +61,37 @@ static enum stp_err rep_err(uint8_t rep)
 	return STP_ERR_REP_OTHER;
 }
 
-/* Exactly n bytes before the deadline. */
-static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, enum stp_err *err)
+/* Plaintext from the control connection now: as recv(2) with
+ * MSG_DONTWAIT (through the connection object when there is one). */
+static ssize_t ctl_recv(struct stp_listen *l, uint8_t *p, size_t n, enum stp_err *err)
 {
+	if (l->conn == NULL)
+		return recv(l->ctl, p, n, MSG_DONTWAIT);
+	enum stp_err e = STP_OK;
+	pthread_mutex_lock(&l->lock);
+	ssize_t r = conn_send_some(l->conn, &e) < 0 ? -1 : conn_read_some(l->conn, p, n, &e);
+	int saved = errno;
+	pthread_mutex_unlock(&l->lock);
+	errno = saved;
+	if (r < 0 && e != STP_OK) {
+		errno = EIO;
+		return fail(err, e);
+	}
+	if (r < 0 && errno != EAGAIN) {
+		errno = EIO;
+		return fail(err, e);
+	}
+	return r;
+}
+
+/* Exactly n bytes before the deadline. */
+static int read_full(struct stp_listen *l, uint8_t *p, size_t n, int64_t deadline,
+		     enum stp_err *err)
+{
+	int fd = l->ctl;
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
+		ssize_t r = ctl_recv(l, p + got, n - got, err);
 		if (r > 0) {
 			got += (size_t)r;
 			continue;
@@ -75,11 +110,12 @@ static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, enum stp_er
 }
 
 /* An address block from the control connection, byte-exact. */
-static int read_addr(int fd, struct socks_addr *a, int64_t deadline, enum stp_err *err)
+static int read_addr(struct stp_listen *l, struct socks_addr *a, int64_t deadline,
+		     enum stp_err *err)
 {
 	uint8_t buf[SOCKS_ADDR_MAX];
 	size_t have = 1, used;
-	if (read_full(fd, buf, 1, deadline, err) < 0)
+	if (read_full(l, buf, 1, deadline, err) < 0)
 		return -1;
 	for (;;) {
 		enum socks_res r = socks_addr_parse(a, buf, have, &used, NULL);
@@ -87,7 +123,7 @@ static int read_addr(int fd, struct socks_addr *a, int64_t deadline, enum stp_er
 			return 0;
 		if (r == SOCKS_BAD || have == sizeof(buf))
 			return fail(err, STP_ERR_PROTOCOL);
-		if (read_full(fd, buf + have, 1, deadline, err) < 0)
+		if (read_full(l, buf + have, 1, deadline, err) < 0)
 			return -1;
 		have++;
 	}
@@ -95,21 +131,21 @@ static int read_addr(int fd, struct socks_addr *a, int64_t deadline, enum stp_er
 
 /* Greeting, authentication and `req` through the engine on fd; the reply
  * code in *rep (its BND in *bnd). 0 when a reply came, whatever its code. */
-static int run_request(const struct stp_proxy *proxy, int fd, const uint8_t *req, size_t len,
-		       uint8_t *rep, struct stp_addr *bnd, int64_t deadline, enum stp_err *err)
+static int run_request(const struct stp_proxy *proxy, struct stp_conn *c, int fd,
+		       const uint8_t *req, size_t len, uint8_t *rep, struct stp_addr *bnd,
+		       int64_t deadline, enum stp_err *err)
 {
 	struct stp_handshake h;
 	enum stp_err e;
-	if (stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0,
-			       (const struct sockaddr *)&(struct sockaddr_in){
-				       .sin_family = AF_INET },
-			       &e) < 0)
+	const struct sockaddr *any = (const struct sockaddr *)&(
+		struct sockaddr_in){ .sin_family = AF_INET };
+	if ((c ? client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, NULL, 0, any, &e) :
+		 stp_handshake_init(&h, proxy, fd, STP_CMD_CONNECT, NULL, 0, any, &e)) < 0)
 		return fail(err, e);
-	if (len > sizeof(h.req))
+	if (client_handshake_set_raw_request(&h, req, len) < 0)
 		return fail(err, STP_ERR_INVALID);
-	memcpy(h.req, req, len); /* the engine sends h.req as the request */
-	h.req_len = len;
-	if (client_handshake_run(&h, deadline) != STP_DONE &&
+	if ((c ? client_conn_hs_run(c, &h, deadline) : client_handshake_run(&h, deadline)) !=
+		    STP_DONE &&
 	    !(h.err >= STP_ERR_REP_GENERAL_FAILURE && h.err <= STP_ERR_REP_OTHER)) {
 		errno = h.sys_errno;
 		return fail(err, h.err);
@@ -156,15 +192,15 @@ static int udp_socket(int ctl, uint16_t *port)
 static int read_binds(struct stp_listen *l, int64_t deadline, enum stp_err *err)
 {
 	uint8_t n;
-	if (read_full(l->ctl, &n, 1, deadline, err) < 0)
+	if (read_full(l, &n, 1, deadline, err) < 0)
 		return -1;
 	if (n != l->n)
 		return fail(err, STP_ERR_PROTOCOL);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t kind;
 		struct socks_addr bnd, relay;
-		if (read_full(l->ctl, &kind, 1, deadline, err) < 0 ||
-		    read_addr(l->ctl, &bnd, deadline, err) < 0)
+		if (read_full(l, &kind, 1, deadline, err) < 0 ||
+		    read_addr(l, &bnd, deadline, err) < 0)
 			return -1;
 		if (kind != (uint8_t)l->kind[i])
 			return fail(err, STP_ERR_PROTOCOL);
@@ -172,7 +208,7 @@ static int read_binds(struct stp_listen *l, int64_t deadline, enum stp_err *err)
 		fix_unspecified(&l->bound[i], l->ctl);
 		if (kind != MBIND_KIND_UDP)
 			continue;
-		if (read_addr(l->ctl, &relay, deadline, err) < 0)
+		if (read_addr(l, &relay, deadline, err) < 0)
 			return -1;
 		struct stp_addr r;
 		client_addr_from_socks(&r, &relay);
@@ -199,9 +235,16 @@ struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct s
 		fail(err, STP_ERR_UNSUPPORTED);
 		return NULL;
 	}
-	if (proxy->tls.mode != STP_TLS_NONE) {
-		fail(err, STP_ERR_UNSUPPORTED); /* plain proxies only, for now */
-		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (binds[i].kind != STP_BIND_UDP)
+			continue;
+		/* As stp_udp_open: TLS covers the control connection only, so
+		 * clear datagrams need udp-naked=1; GSS-API would have to seal
+		 * each datagram, which the bind relay does not do. */
+		if (proxy->gss.on || (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked)) {
+			fail(err, proxy->gss.on ? STP_ERR_UNSUPPORTED : STP_ERR_TLS_UDP_NAKED);
+			return NULL;
+		}
 	}
 	struct stp_listen *l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -210,11 +253,20 @@ struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct s
 	}
 	l->proxy = *proxy;
 	l->n = n;
+	pthread_mutex_init(&l->lock, NULL);
 	for (unsigned i = 0; i < STP_LISTEN_MAX; i++)
 		l->udp[i] = -1;
-	l->ctl = client_proxy_connect_until(proxy, deadline, &e);
-	if (l->ctl < 0)
-		goto out;
+	l->ctl = -1;
+	if (client_proxy_needs_conn(proxy)) {
+		l->conn = client_conn_connect(proxy, deadline, &e);
+		if (l->conn == NULL)
+			goto out;
+		l->ctl = stp_conn_fd(l->conn);
+	} else {
+		l->ctl = client_proxy_connect_until(proxy, deadline, &e);
+		if (l->ctl < 0)
+			goto out;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		l->kind[i] = binds[i].kind;
 		req.e[i].port = binds[i].port;
@@ -235,7 +287,7 @@ struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct s
 	}
 	size_t len = mbind_request_write(buf, sizeof(buf), &req);
 	uint8_t rep = 0;
-	if (run_request(proxy, l->ctl, buf, len, &rep, NULL, deadline, &e) < 0)
+	if (run_request(proxy, l->conn, l->ctl, buf, len, &rep, NULL, deadline, &e) < 0)
 		goto out;
 	if (rep != SOCKS5_REP_SUCCEEDED) {
 		e = rep_err(rep);
@@ -290,7 +342,7 @@ static int poll_msg(struct stp_listen *l, struct mbind_msg *m, enum stp_err *err
 		}
 		/* One byte at a time past what a message needs: never more than
 		 * the message, so the buffer cannot overflow. */
-		ssize_t r = recv(l->ctl, l->in + l->inlen, 1, MSG_DONTWAIT);
+		ssize_t r = ctl_recv(l, l->in + l->inlen, 1, err);
 		if (r == 1) {
 			l->inlen++;
 			continue;
@@ -303,7 +355,7 @@ static int poll_msg(struct stp_listen *l, struct mbind_msg *m, enum stp_err *err
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
-		return fail(err, STP_ERR_IO);
+		return l->conn ? -1 : fail(err, STP_ERR_IO);
 	}
 }
 
@@ -346,10 +398,29 @@ int stp_listen_accept(struct stp_listen *l, const struct stp_arrival *a, int tim
 		return fail(err, STP_ERR_INVALID);
 	memcpy(acc.id, a->id, sizeof(acc.id));
 	size_t len = mbind_accept_write(buf, sizeof(buf), &acc);
+	if (l->conn != NULL) {
+		struct stp_conn *c = client_conn_connect(&l->proxy, deadline, &e);
+		if (c == NULL)
+			return fail(err, e);
+		if (run_request(&l->proxy, c, stp_conn_fd(c), buf, len, &rep, NULL, deadline, &e) <
+			    0 ||
+		    rep != SOCKS5_REP_SUCCEEDED) {
+			stp_conn_close(c);
+			return fail(err, e != STP_OK ? e : rep_err(rep));
+		}
+		/* The peer's bytes are TLS (or GSS-API) records on the socket:
+		 * a relay thread gives the caller a plain socket. */
+		int fd = client_conn_to_thread(c, &e);
+		if (fd < 0)
+			return fail(err, e);
+		if (err)
+			*err = STP_OK;
+		return fd;
+	}
 	int fd = client_proxy_connect_until(&l->proxy, deadline, &e);
 	if (fd < 0)
 		return fail(err, e);
-	if (run_request(&l->proxy, fd, buf, len, &rep, NULL, deadline, &e) < 0 ||
+	if (run_request(&l->proxy, NULL, fd, buf, len, &rep, NULL, deadline, &e) < 0 ||
 	    rep != SOCKS5_REP_SUCCEEDED) {
 		close(fd);
 		return fail(err, e != STP_OK ? e : rep_err(rep));
@@ -366,6 +437,12 @@ int stp_listen_refuse(struct stp_listen *l, const struct stp_arrival *a, enum st
 	uint8_t buf[MBIND_MSG_MAX];
 	memcpy(m.id, a->id, sizeof(m.id));
 	size_t n = mbind_msg_write(buf, sizeof(buf), &m);
+	if (l->conn != NULL) {
+		pthread_mutex_lock(&l->lock);
+		int r = conn_write_all(l->conn, buf, n, client_deadline(5000), err);
+		pthread_mutex_unlock(&l->lock);
+		return r;
+	}
 	if (send(l->ctl, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
 		return fail(err, STP_ERR_IO);
 	return 0;
@@ -423,10 +500,13 @@ void stp_listen_close(struct stp_listen *l)
 {
 	if (!l)
 		return;
-	if (l->ctl >= 0)
+	if (l->conn != NULL)
+		stp_conn_close(l->conn); /* closes l->ctl */
+	else if (l->ctl >= 0)
 		close(l->ctl);
 	for (unsigned i = 0; i < STP_LISTEN_MAX; i++)
 		if (l->udp[i] >= 0)
 			close(l->udp[i]);
+	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

@@ -25,6 +25,8 @@ enum {
 enum {
 	MBIND_REP_NO_ARRIVAL = 0x0A, /* ACCEPT: no such arrival for this client */
 	MBIND_REP_LIMIT = 0x0B,      /* LISTEN: over a per-control-connection limit */
+	/* CLOSED: the peer closed or reset its connection before an ACCEPT. */
+	MBIND_REP_PEER_GONE = SOCKS5_REP_CONN_REFUSED,
 };
 
 enum { MBIND_KIND_TCP = 0x01, MBIND_KIND_UDP = 0x02 };

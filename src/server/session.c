@@ -978,14 +978,24 @@ void session_close(struct session *s, const char *reason)
 	worker_session_ended(w);
 }
 
-int session_take_conn(struct session *s, struct conn *out, const char *reason)
+int session_take_conn(struct session *s, struct conn *out, bool *counted, const char *reason)
 {
 	if (s->state == SS_CLOSED || s->closing_after_flush ||
 	    (s->hs && s->hs->outoff < s->hs->outlen))
 		return -1;
+	if (counted) {
+		/* The connection lives on: so does its place in the limits. */
+		*counted = s->counted_client;
+		s->counted_client = false;
+	}
 	ev_io_stop(s->w->loop, &s->io);
 	*out = s->conn;
 	conn_init(&s->conn, -1); /* session_close then closes nothing */
 	session_close(s, reason);
 	return 0;
+}
+
+void session_uncount(const struct sockaddr_storage *client)
+{
+	limits_release((const struct sockaddr *)client);
 }

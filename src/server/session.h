@@ -62,6 +62,9 @@ bool session_ending(const struct session *s);
 /* Policy flags a method sets for the rest of the session. */
 void session_require_tls(struct session *s, bool on);  /* only TLS methods */
 void session_refuse_udp(struct session *s, bool on);   /* refuse UDP ASSOCIATE */
+/* True after session_refuse_udp(s, true): commands that carry datagrams
+ * (UDP ASSOCIATE, a LISTEN's UDP binds) are refused with X'07'. */
+bool session_udp_refused(const struct session *s);
 
 /* A method whose protection covers datagrams too (GSS-API, RFC 1961
  * section 5) sets this: UDP ASSOCIATE then runs every client datagram
@@ -111,9 +114,15 @@ int session_finish(struct session *s, uint8_t rep, const char *reason);
  * connection another session's flow carries from here (the bind
  * extension's ACCEPT). The session must have nothing queued for the
  * client. 0, or -1 (nothing changed) when output is still queued or the
- * session is over. The conn holds no watcher: another worker may use it. */
+ * session is over. The conn holds no watcher: another worker may use it.
+ * When `counted` is not NULL the connection keeps its place in the client
+ * limits (limits { sessions, sessions-per-client }): *counted says whether
+ * it held one, and the caller gives it back with session_uncount() (the
+ * session's client address) when the connection ends. */
 struct conn;
-int session_take_conn(struct session *s, struct conn *out, const char *reason);
+int session_take_conn(struct session *s, struct conn *out, bool *counted, const char *reason);
+/* Gives back a place in the client limits kept by session_take_conn. */
+void session_uncount(const struct sockaddr_storage *client);
 /* Where a bind of this session listens: the listener's external address
  * when it has one, else our end of the client connection; port 0. */
 void session_bind_address(const struct session *s, struct sockaddr_storage *out);

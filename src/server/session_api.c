@@ -100,6 +100,11 @@ void session_refuse_udp(struct session *s, bool on)
 	s->no_udp = on;
 }
 
+bool session_udp_refused(const struct session *s)
+{
+	return s->no_udp;
+}
+
 void session_set_method_code(struct session *s, uint8_t code)
 {
 	if (s->hs)

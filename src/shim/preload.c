@@ -78,6 +78,9 @@ int stpify_connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	NEED_REAL(connect);
 	type = shim_sock_type(fd, &family);
 	if (type == SOCK_DGRAM && (family == AF_INET || family == AF_INET6)) {
+		int r;
+		if (shim_conf.serve && !shim_busy() && servemap_connect(fd, sa, &r))
+			return r;
 		if (sa->sa_family == AF_UNSPEC || shim_policy_bypass_sa(sa)) {
 			fdtab_update(fd, hook_clear_peer, NULL);
 			return shim_real.connect(fd, sa, len);
@@ -226,8 +229,13 @@ int stpify_getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	socklen_t rlen = sizeof(real), vlen;
 	struct shim_fd st;
 
-	if (!hook_active() || len == NULL || !fdtab_get(fd, &st))
-		return shim_real.getpeername(fd, addr.__sockaddr__, len);
+	if (!hook_active() || len == NULL || !fdtab_get(fd, &st)) {
+		int r = shim_real.getpeername(fd, addr.__sockaddr__, len);
+		/* a served UDP socket connected to a proxy peer (servemap.c) */
+		if (r == 0 && hook_active() && shim_conf.serve && !shim_busy())
+			servemap_fix_src(fd, addr.__sockaddr__, len);
+		return r;
+	}
 	if (st.peerlen > 0 &&
 	    (st.kind == SHIM_FD_TCP || (st.kind == SHIM_FD_UDP && st.udp_connected)))
 		return hook_copy_sa(&st.peer, st.peerlen, addr.__sockaddr__, len);

@@ -16,6 +16,11 @@
  * and the program's recvfrom()/recvmsg() report the real peer; what it
  * sends to a peer with sendto()/sendmsg() leaves the proxy from the bound
  * port (stp_listen_udp_sendto), as do answers on the loopback socket.
+ * A served UDP socket the program connect()s to a peer (socat's
+ * UDP-LISTEN, TFTP-style servers) is really connected to that peer's
+ * loopback socket, so every send call without an address, sendmmsg()
+ * included, goes back through the bind; getpeername() and recvfrom()
+ * report the real peer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -217,6 +222,35 @@ void servemap_fix_src(int fd, struct sockaddr *src, socklen_t *len)
 		return;
 	memcpy(src, &view, *len < vlen ? *len : vlen);
 	*len = vlen;
+}
+
+bool servemap_connect(int fd, const struct sockaddr *sa, int *ret)
+{
+	if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    is_loopback(sa))
+		return false;
+	struct serve *sv = served_udp(fd);
+	if (!sv)
+		return false;
+	struct sockaddr_storage want, lo;
+	memcpy(&want, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						    : sizeof(struct sockaddr_in));
+	sa_unmap(&want);
+	uint16_t port = 0;
+	pthread_mutex_lock(&sv->lock);
+	for (int i = 0; i < SERVE_UDP_PEERS; i++)
+		if (sv->map[i].port != 0 &&
+		    sa_equal((struct sockaddr *)&sv->map[i].peer, (struct sockaddr *)&want))
+			port = sv->map[i].port;
+	lo = sv->app; /* loopback of the program's family */
+	pthread_mutex_unlock(&sv->lock);
+	if (port == 0)
+		return false;
+	sa_set_port((struct sockaddr *)&lo, port);
+	*ret = shim_real.connect(fd, (struct sockaddr *)&lo, sv->applen);
+	shim_log(SHIM_LOG_DEBUG, "serve: udp fd %d connected to a proxy peer via loopback port %u",
+		 fd, port);
+	return true;
 }
 
 struct serve_peer {

@@ -229,6 +229,13 @@ ssize_t servemap_sendto(int fd, const void *buf, size_t n, const struct sockaddr
 /* A datagram a served UDP socket got from one of our loopback sockets:
  * *src becomes the real peer. */
 void servemap_fix_src(int fd, struct sockaddr *src, socklen_t *len);
+/* connect() of a served UDP socket to a peer that has sent to it: the
+ * socket is connected to that peer's loopback socket instead, so send(),
+ * write(), sendmsg() and sendmmsg() without an address reach the peer
+ * through the bind, and only its datagrams are received. true when
+ * handled (*ret is connect()'s result, errno set); false: not served, or
+ * a peer not heard from (connect() goes the usual way). */
+bool servemap_connect(int fd, const struct sockaddr *sa, int *ret);
 /* The real peer behind our loopback connection from `port` (once); the
  * accepted fd then reports the proxy's address as its own (below). */
 bool servemap_peer(int fd, uint16_t port, struct sockaddr_storage *out);

@@ -273,3 +273,64 @@ def test_truncated_and_bad_input(stpd_factory):
     ctl.sendall(bytes([B.MSG_ARRIVAL]) + bytes(9) + b"\x01" + bytes(6))
     assert S.closed_by_peer(ctl, 10)
     p.wait_log(r"result=\"bad control message\"")
+
+
+def test_peer_leaves_before_accept(stpd_factory):
+    """A parked peer that closes (FIN) or resets (RST) before its ACCEPT is
+    noticed at once: CLOSED with REP X'05' on the control connection, and
+    an ACCEPT naming it gets X'0A'."""
+    p = start(stpd_factory, extra="binds { accept-timeout 60; }\n")
+    ctl, rep, binds = B.listen(p.port, [(B.TCP, 0, 0)])
+    assert rep == 0
+    for how in ("fin", "rst"):
+        peer = B.connect_peer(binds[0][1])
+        addr = peer.getsockname()[:2]
+        kind, _, ident, _ = B.read_msg(ctl)
+        assert kind == "arrival"
+        if how == "rst":
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        t0 = time.time()
+        assert B.read_msg(ctl) == ("closed", ident, B.REP_PEER_GONE)
+        assert time.time() - t0 < 30  # not the 60 s accept timeout
+        _, rep = B.accept(p.port, ident, addr)
+        assert rep == B.REP_NO_ARRIVAL
+    p.wait_log(r"flow .*cmd=accept .*result=\"peer closed before accept\"")
+    p.wait_log(r"flow .*cmd=accept .*result=\"peer reset before accept\"")
+    # a peer that speaks first is not dropped: its bytes reach the data connection
+    peer = B.connect_peer(binds[0][1])
+    peer.sendall(b"early")
+    d, _ = take(p, ctl, peer)
+    assert S.recv_exact(d, 5) == b"early"
+
+
+def test_data_connections_count_toward_client_limit(stpd_factory):
+    """A data connection handed over by ACCEPT keeps its place in
+    limits { sessions-per-client } until its peer's relay ends."""
+    p = start(stpd_factory, extra="limits { sessions-per-client 3; }\n")
+    ctl, rep, binds = B.listen(p.port, [(B.TCP, 0, 0)])  # 1
+    assert rep == 0
+    peers, datas = [], []
+    for _ in range(2):  # 2, 3
+        peer = B.connect_peer(binds[0][1])
+        d, _ = take(p, ctl, peer)
+        peers.append(peer)
+        datas.append(d)
+
+    def refused():
+        s = S.dial(p.port)
+        s.sendall(b"\x05\x01\x00")
+        got = S.recv_exact(s, 2)
+        s.close()
+        return got == b"\x05\xff"
+
+    assert refused()  # a fourth: over the limit
+    p.wait_log(r"session limit for this client reached")
+    datas[0].close()
+    peers[0].close()  # that relay ends: its place comes back
+    deadline = time.time() + 20
+    while refused():
+        assert time.time() < deadline, "the ended data connection kept its place"
+        time.sleep(0.1)
+    peers[1].sendall(b"still")
+    assert S.recv_exact(datas[1], 5) == b"still"

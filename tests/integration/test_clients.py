@@ -357,6 +357,80 @@ def test_socksify_nc_echo(proxy, echo, tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# FTP through the proxy (pyftpdlib on loopback): curl's passive mode is two
+# CONNECTs; active mode under socksify is Dante's client doing an RFC 1928
+# BIND for curl's listen()/accept() (curl itself never sends BIND), so it
+# checks that stpd's BIND still behaves as RFC 1928 says (and as danted's).
+
+
+@pytest.fixture(scope="module")
+def ftp_server(tmp_path_factory):
+    try:
+        import pyftpdlib  # noqa: F401
+    except ImportError:
+        pytest.skip("pyftpdlib (python3-pyftpdlib) not installed")
+    root = tmp_path_factory.mktemp("ftp")
+    body = os.urandom(150000)
+    (root / "file.bin").write_bytes(body)
+    port = services.free_port()
+    log = open(str(root / "ftpd.log"), "w")
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "pyftpdlib", "-i", "127.0.0.1",
+                             "-p", str(port), "-d", str(root)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    _wait_tcp(port)
+
+    class Ftp:
+        pass
+    f = Ftp()
+    f.port, f.body, f.log = port, body, str(root / "ftpd.log")
+    yield f
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def _wait_tcp(port, timeout=15):
+    import socket
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail("the FTP server did not start on port %d" % port)
+
+
+def test_curl_passive_ftp(proxy, ftp_server):
+    mark = proxy.log_mark()
+    r = curl("--proxy", "socks5://127.0.0.1:%d" % proxy.port,
+             "ftp://127.0.0.1:%d/file.bin" % ftp_server.port)
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(ftp_server.body).digest()
+    assert_via_proxy(proxy, "127.0.0.1", ftp_server.port, since=mark)
+
+
+def test_socksify_curl_active_ftp(proxy, ftp_server, tmp_path):
+    """curl --ftp-port under socksify: the data connection comes in through
+    an RFC 1928 BIND (two replies: BND, then the FTP server as the peer)."""
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+    mark = proxy.log_mark()
+    r = socksify(tmp_path, proxy, ["curl", "-sS", "--noproxy", "*", "--max-time", "30",
+                                   "--ftp-port", "-",
+                                   "ftp://127.0.0.1:%d/file.bin" % ftp_server.port])
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(ftp_server.body).digest()
+    # the FTP server really was told to connect (PORT/EPRT), not asked for PASV
+    with open(ftp_server.log) as f:
+        assert "RETR" in f.read()
+    if proxy.has("logs"):
+        m = proxy.wait_log(r"session .*cmd=bind .*rep=\"succeeded\"", timeout=10, since=mark)
+        assert "down=%d" % len(ftp_server.body) in m.string, m.string
+
+
+# ---------------------------------------------------------------------------
 # Chromium
 
 

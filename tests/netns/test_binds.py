@@ -263,3 +263,116 @@ def test_rtsp_rtp_through_binds(topo, stpd, tmp_path):
         r"flow id=\d+\.1 .*cmd=listen target=0\.0\.0\.0:0 up=\d+ down=(\d+) ",
         s.wait_log('result="control connection closed"', timeout=10))]
     assert max(udp_bytes) > 50000, s.text()[-3000:]
+
+
+def _udp_client(topo):
+    """A UDP socket in the outside namespace (usable from the test)."""
+    import socket
+    return topo.outside.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+
+
+def _ask(u, addr, msg, n, timeout=3, tries=10):
+    """Sends msg until n datagrams come back: -> (list of payloads, sources)."""
+    import socket
+    u.settimeout(timeout)
+    for _ in range(tries):
+        u.sendto(msg, addr)
+        got = []
+        try:
+            while len(got) < n:
+                got.append(u.recvfrom(65536))
+        except socket.timeout:
+            continue
+        return [g[0] for g in got], {g[1] for g in got}
+    pytest.fail("no answer from %s:%d" % addr)
+
+
+def test_connected_udp_server_under_stpify(topo, stpd, tmp_path):
+    """socat's UDP-LISTEN under stpify `serve`: it peeks the first datagram's
+    sender, connect()s its socket to it and then only read()s and write()s
+    (an echo, PIPE): socat names the real outside peer, the connected
+    socket goes back through the UDP bind, and the answers leave the
+    gateway's bound port."""
+    if not shutil.which("socat"):
+        pytest.fail("socat missing (scripts/deps.sh)")
+    s = stpd(conf(topo))
+    start_inside(topo, ["env", "STP_SERVE=1", "STP_LOG=debug", _stpify(), "--proxy",
+                        "socks5://%s:1080" % topo.GW_IN, shutil.which("socat"), "-d", "-d",
+                        "-T", "30", "UDP4-LISTEN:16000", "PIPE"], tmp_path, "socat")
+    s.wait_log("0 TCP and 1 UDP binds", timeout=15)
+    u = _udp_client(topo)
+    try:
+        u.bind(("10.77.1.2", 0))
+        got, srcs = _ask(u, (topo.GW_OUT, 16000), b"hello-connected", 1)
+        assert got == [b"hello-connected"] and srcs == {(topo.GW_OUT, 16000)}
+        for i in range(3):  # on the connected socket now
+            u.sendto(b"again-%d" % i, (topo.GW_OUT, 16000))
+            u.settimeout(10)
+            data, src = u.recvfrom(65536)
+            assert data == b"again-%d" % i and src == (topo.GW_OUT, 16000)
+        me = "10.77.1.2:%d" % u.getsockname()[1]
+    finally:
+        u.close()
+    log = open(str(tmp_path / "socat.log")).read()
+    assert "accepting UDP connection from AF=2 %s" % me in log, log
+    assert "connected to a proxy peer via loopback" in log, log
+
+
+SENDMMSG_SERVER = r"""
+import ctypes, socket, sys
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 16001))
+data, peer = s.recvfrom(2048)
+s.connect(peer)
+s.send(b"from=%s:%d getpeername=%s:%d" % (peer[0].encode(), peer[1],
+       s.getpeername()[0].encode(), s.getpeername()[1]))
+bufs = [ctypes.create_string_buffer(b"mmsg-one", 8), ctypes.create_string_buffer(b"mmsg-two", 8)]
+iovs = (iovec * 2)(*[iovec(ctypes.cast(b, ctypes.c_void_p), 8) for b in bufs])
+msgs = (mmsghdr * 2)()
+for i in range(2):
+    msgs[i].hdr.iov = ctypes.pointer(iovs[i])
+    msgs[i].hdr.iovlen = 1
+n = libc.sendmmsg(s.fileno(), msgs, 2, 0)
+print("sendmmsg", n, ctypes.get_errno(), flush=True)
+s.settimeout(30)
+s.recv(2048)  # held open until the test is done
+"""
+
+
+def test_sendmmsg_on_connected_udp_under_stpify(topo, stpd, tmp_path):
+    """A UDP server under stpify `serve` that connect()s to its peer and then
+    answers with send() and sendmmsg() (no addresses): every answer
+    reaches the outside peer from the bound port, and recvfrom() and
+    getpeername() name the real peer."""
+    s = stpd(conf(topo))
+    script = tmp_path / "mmsg_server.py"
+    script.write_text(SENDMMSG_SERVER)
+    start_inside(topo, ["env", "STP_SERVE=1", _stpify(), "--proxy",
+                        "socks5://%s:1080" % topo.GW_IN, "python3", str(script)],
+                 tmp_path, "mmsg")
+    s.wait_log("0 TCP and 1 UDP binds", timeout=15)
+    u = _udp_client(topo)
+    try:
+        u.bind(("10.77.1.2", 0))
+        got, srcs = _ask(u, (topo.GW_OUT, 16001), b"go", 3)
+        me = b"10.77.1.2:%d" % u.getsockname()[1]
+        assert srcs == {(topo.GW_OUT, 16001)}
+        assert got[0] == b"from=" + me + b" getpeername=" + me
+        assert sorted(got[1:]) == [b"mmsg-one", b"mmsg-two"]
+        u.sendto(b"done", (topo.GW_OUT, 16001))
+    finally:
+        u.close()
+    deadline = time.time() + 10  # the line comes after the datagrams
+    while "sendmmsg 2 0" not in open(str(tmp_path / "mmsg.log")).read():
+        assert time.time() < deadline, open(str(tmp_path / "mmsg.log")).read()
+        time.sleep(0.05)

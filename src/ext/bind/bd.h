@@ -58,6 +58,8 @@ struct bd_arrival {
 	struct socks_addr peer;
 	struct flow *flow;
 	ev_timer timer;                 /* accept-timeout while pending */
+	ev_io watch;                    /* pending: the peer leaving (EOF, RST) */
+	bool counted;                   /* the data connection holds a client-limits place */
 	struct conn conn;               /* BD_CLAIMED: the data connection handed over */
 	struct bd_arrival *prev, *next; /* ctl->arrivals */
 	struct bd_arrival *hnext;       /* table chain (pending only) */

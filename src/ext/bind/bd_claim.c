@@ -125,7 +125,8 @@ static void claim(struct session *s, const struct mbind_accept *acc)
 	 * from here (its flow line has the bytes). */
 	snprintf(why, sizeof(why), "accepted: data in a flow of the LISTEN session");
 	session_note_reply(s, SOCKS5_REP_SUCCEEDED);
-	if (session_take_conn(s, &conn, why) < 0) {
+	bool counted = false;
+	if (session_take_conn(s, &conn, &counted, why) < 0) {
 		pthread_mutex_unlock(&lock);
 		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "data connection busy");
 		return;
@@ -133,6 +134,7 @@ static void claim(struct session *s, const struct mbind_accept *acc)
 	unchain(a);
 	a->state = BD_CLAIMED;
 	a->conn = conn;
+	a->counted = counted;
 	a->cnext = NULL;
 	struct bd_arrival **q = &c->claimed;
 	while (*q)

@@ -63,12 +63,23 @@ static void unlink_arrival(struct bd_arrival *a)
 		a->next->prev = a->prev;
 }
 
-/* A pending arrival ends without its ACCEPT: expired, refused, or its
- * control is going. */
+/* A data connection handed over by an ACCEPT ends: its place in the
+ * client limits goes back (session_take_conn kept it). */
+static void uncount(struct bd_arrival *a)
+{
+	if (a->counted)
+		session_uncount(&a->ctl->client);
+	a->counted = false;
+}
+
+/* A pending arrival ends without its ACCEPT: expired, refused, the peer
+ * left, or its control is going. */
 static void drop_pending(struct bd_arrival *a, const char *why)
 {
 	struct bd_ctl *c = a->ctl;
 	ev_timer_stop(c->loop, &a->timer);
+	ev_io_stop(c->loop, &a->watch);
+	uncount(a); /* claimed, not yet relaying: the control is going */
 	close(a->fd);
 	flow_close(a->flow, why);
 	unlink_arrival(a);
@@ -85,6 +96,27 @@ static void on_arrival_timeout(EV_P_ ev_timer *t, int revents)
 	struct mbind_msg m = { .type = MBIND_MSG_CLOSED, .rep = SOCKS5_REP_TTL_EXPIRED };
 	memcpy(m.id, a->id, MBIND_ID_LEN);
 	drop_pending(a, "accept timeout");
+	set_paused(c);
+	send_msg(c, &m);
+}
+
+/* A parked peer is readable: it left (FIN or RST), or it sent bytes
+ * first. Peeking consumes nothing; bytes stop the watch (the data
+ * connection gets them, and sees the peer's end then). */
+static void on_peer_readable(EV_P_ ev_io *w, int revents)
+{
+	struct bd_arrival *a = w->data;
+	struct bd_ctl *c = a->ctl;
+	uint8_t b;
+	ssize_t r = recv(a->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	ev_io_stop(c->loop, &a->watch);
+	if (r > 0 || !bd_table_remove(a))
+		return; /* bytes first, or an ACCEPT took it just now: the claim wins */
+	struct mbind_msg m = { .type = MBIND_MSG_CLOSED, .rep = MBIND_REP_PEER_GONE };
+	memcpy(m.id, a->id, MBIND_ID_LEN);
+	drop_pending(a, r == 0 ? "peer closed before accept" : "peer reset before accept");
 	set_paused(c);
 	send_msg(c, &m);
 }
@@ -134,6 +166,9 @@ static void take_peer(struct bd_tcp *b, int fd, const struct sockaddr_storage *f
 	ev_timer_init(&a->timer, on_arrival_timeout, (ev_tstamp)c->conf->accept_timeout, 0.);
 	a->timer.data = a;
 	ev_timer_start(c->loop, &a->timer);
+	ev_io_init(&a->watch, on_peer_readable, fd, EV_READ);
+	a->watch.data = a;
+	ev_io_start(c->loop, &a->watch);
 	bd_table_add(a);
 	set_paused(c);
 	announce(c, a);
@@ -177,6 +212,7 @@ static void on_peer_done(struct flow *f, const char *reason)
 	flow_counts(f, &up, &down);
 	flow_count(a->bind->flow, up, down);
 	flow_close(f, reason);
+	uncount(a);
 	unlink_arrival(a);
 	c->peers--;
 	free(a);
@@ -188,6 +224,7 @@ static void start_relay(struct bd_ctl *c, struct bd_arrival *a)
 	uint8_t buf[SOCKS5_REPLY_MAX];
 	size_t n = socks5_reply_write(buf, sizeof(buf), SOCKS5_REP_SUCCEEDED, &a->peer);
 	ev_timer_stop(c->loop, &a->timer);
+	ev_io_stop(c->loop, &a->watch);
 	c->pending--;
 	/* The reply is the data connection's first bytes; a fresh socket
 	 * takes them whole. */
@@ -196,6 +233,7 @@ static void start_relay(struct bd_ctl *c, struct bd_arrival *a)
 		conn_close(&a->conn);
 		close(a->fd);
 		flow_close(a->flow, "data connection failed");
+		uncount(a);
 		unlink_arrival(a);
 		free(a);
 		return;
@@ -239,6 +277,7 @@ static void bd_destroy(struct session *s)
 			flow_counts(a->flow, &up, &down);
 			flow_count(a->bind->flow, up, down);
 			flow_close(a->flow, why); /* stops the relay, closes both ends */
+			uncount(a);
 			unlink_arrival(a);
 			free(a);
 		} else {
@@ -329,6 +368,14 @@ static void open_binds(struct bd_ctl *c, const struct mbind_request *req)
 	if (req->n > c->conf->max_binds) {
 		fail(c, MBIND_REP_LIMIT, "more binds than max-binds");
 		return;
+	}
+	for (unsigned i = 0; i < req->n; i++) {
+		/* As UDP ASSOCIATE: X'86' without UDP-Naked has no agreed way
+		 * to carry datagrams. */
+		if (req->e[i].kind == MBIND_KIND_UDP && session_udp_refused(s)) {
+			fail(c, SOCKS5_REP_CMD_NOT_SUPPORTED, "UDP bind without UDP-Naked");
+			return;
+		}
 	}
 	for (unsigned i = 0; i < req->n; i++) {
 		const struct mbind_entry *e = &req->e[i];
