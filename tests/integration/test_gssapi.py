@@ -7,7 +7,8 @@ integrity, 2 confidentiality, 3 selective) carries a CONNECT and data
 through the protection, with Kerberos and with SPNEGO; tickets for the
 wrong service, tampered, expired and garbage tokens get the refusal
 X'01' X'FF' and a log line; principals the rules do not allow get REP
-X'02'; principals map to rule users."""
+X'02'; principals map to rule users. Replayed AP-REQs and tickets from a
+KDC that does not share stpd's key (an unknown ticket) are refused too."""
 
 import hashlib
 import os
@@ -207,6 +208,59 @@ def test_expired_ticket(gssd, realm):
     g.s.sendall(G.frame(1, tok))
     refused(g.s)
     p.wait_log(r"GSS-API refused: .*(expired|skew)", timeout=10)
+
+
+def test_replayed_ticket(gssd, realm, echo):
+    """The AP-REQ of a completed session, sent again on a new connection:
+    Kerberos's replay cache refuses it."""
+    p = gssd()
+    g = client(p, realm)
+    g.greet()
+    tok = g.ctx.step()
+    g.context(tok)
+    assert g.negotiate(1) == 1
+    roundtrip(g, echo, 100)
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(G.frame(1, tok))
+    refused(s)
+    p.wait_log(r"GSS-API refused: .*[Rr]eplay")
+
+
+def test_ticket_from_unknown_kdc(gssd, realm, tmp_path):
+    """A ticket for the right name (socks/localhost@STP.TEST) issued by
+    another KDC, whose key for that service stpd's keytab does not hold:
+    refused, never mapped to a user."""
+    rogue = K.Kdc(str(tmp_path / "rogue"))
+    old = os.environ["KRB5_CONFIG"]
+    try:
+        rogue.add_user("alice", "rogue-pw")
+        rogue.kinit("alice", "rogue-pw")
+        os.environ["KRB5_CONFIG"] = rogue.krb5_conf  # the client asks the rogue KDC
+        g = G.GssSocks(None, rogue.ccache("alice"))
+        tok = g.ctx.step()
+    finally:
+        os.environ["KRB5_CONFIG"] = old
+        rogue.close()
+    p = gssd()
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(G.frame(1, tok))
+    refused(s)
+    p.wait_log(r"GSS-API refused: .*Cannot decrypt ticket")
+    assert not p.log_lines(r"GSS-API principal=alice")
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_principal_denied_by_rules_each_level(gssd, realm, echo, level):
+    """carol authenticates at every level; the rule `request block { user
+    carol }` answers her CONNECT with REP X'02' (wrapped at 1 and 2), and
+    the relay never starts."""
+    p = gssd()
+    g = client(p, realm, user="carol")
+    assert g.handshake(level) == level
+    assert g.connect("127.0.0.1", echo.port) == 0x02
+    assert S.closed_by_peer(g.s, 10)
 
 
 def test_unknown_principal_has_no_ticket(realm):
