@@ -51,10 +51,10 @@ def realm(tmp_path_factory):
         k.close()
 
 
-def gss_conf(realm, protection="none", methods="gssapi", extra_gss=""):
+def gss_conf(realm, protection="none", methods="gssapi", extra_gss="", debug=False):
     return stpdconf.conf(
         auth="auth { methods %s; }\n" % methods,
-        extra=("gssapi { keytab %s; principal %s; map bob@%s robert; map *@%s %%u; "
+        extra=("log { level debug }\n" if debug else "") + ("gssapi { keytab %s; principal %s; map bob@%s robert; map *@%s %%u; "
                "protection %s; %s}\n" % (realm.keytab, K.SERVICE, K.REALM, K.REALM, protection,
                                          extra_gss)),
         request_rules="request block { user carol }\nrequest pass { }\n")
@@ -108,6 +108,34 @@ def test_level_zero_is_clear_on_the_wire(gssd, realm, echo):
     r = S.read_reply(g.s)
     assert r.rep == 0
     assert S.echo_roundtrip(g.s, b"clear bytes") == b"clear bytes"
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_level_zero_drops_the_filter(gssd, realm, echo, pipelined):
+    """At level 0 nothing is wrapped: once the level is agreed stpd drops
+    its GSS-API stream filter (session_drop_filter) and the relay splices;
+    a CONNECT sent in the same segment as the level message is parsed from
+    what the filter held. At level 1 the filter stays (copy relay)."""
+    p = gssd(debug=True)
+    g = client(p, realm)
+    g.greet()
+    g.context()
+    req = S.request_msg(S.CMD_CONNECT, "127.0.0.1", echo.port)
+    if pipelined:
+        g.s.sendall(G.frame(2, g.ctx.wrap(b"\x00", False).message) + req)
+        mtyp, tok = G.read_frame(g.s)
+        assert mtyp == 2 and g.ctx.unwrap(tok).message == b"\x00"
+    else:
+        assert g.negotiate(0) == 0
+        g.s.sendall(req)
+    assert S.read_reply(g.s).rep == 0
+    data = os.urandom(200000)
+    assert S.echo_roundtrip(g.s, data) == data
+    p.wait_log(r"user=alice: relay by splice")
+    g = client(p, realm, user="bob")
+    assert g.handshake(1) == 1
+    roundtrip(g, echo, 1000)
+    p.wait_log(r"user=robert: relay by copy")
 
 
 def test_protected_reply_is_framed(gssd, realm, echo):
