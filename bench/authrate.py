@@ -31,7 +31,7 @@ handshake: MB/s of one `stp connect` upload per level.
 
 Run as root with Debian's python3 (pytest for the fixtures' imports):
     /usr/bin/python3 bench/authrate.py [--stpd build/src/server/stpd]
-        [--seconds 5] [--clients 8] [--only NAME[,NAME]] [--bulk MB]
+        [--seconds 5] [--clients 8] [--only NAME[,NAME]] [--bulk MB] [--stp PATH]
 """
 
 import argparse
@@ -247,6 +247,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stpd", default=os.path.join(HERE, "..", "build", "src", "server",
                                                    "stpd"))
+    ap.add_argument("--stp", default=os.path.join(HERE, "..", "build", "src", "cli", "stp"),
+                    help="the client for --bulk")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--only", help="comma-separated rows: file, ldap, ldaps, radius, "
@@ -292,9 +294,7 @@ def main():
                     ref[cache] = r["rate"]
                 ratio = r["rate"] / ref.get(cache or 0, r["rate"] or 1)
                 if a.bulk and kind == "gssapi":
-                    stp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-                        os.path.abspath(a.stpd)))), "src", "cli", "stp")
-                    bulk_rows = bulk(stp, port, realm, a.bulk)
+                    bulk_rows = bulk(a.stp, port, realm, a.bulk)
                 p.terminate()
                 p.wait(15)
                 print("| %s | %s | %.0f | %.1f | %.2f | %.0f | %d |" % (
