@@ -27,7 +27,8 @@ stpd's own CPU time (utime+stime, pool threads included) per
 authentication, which does not depend on how fast the Python clients are.
 
 --bulk MB (default 0: off) adds what the GSS-API protection costs after the
-handshake: MB/s of one `stp connect` upload per level.
+handshake: MB/s of one `stp connect` upload per level, and stpd's CPU time
+per MB (level 0 is spliced: session_drop_filter).
 
 Run as root with Debian's python3 (pytest for the fixtures' imports):
     /usr/bin/python3 bench/authrate.py [--stpd build/src/server/stpd]
@@ -200,14 +201,15 @@ def sink():
     return ls.getsockname()[1]
 
 
-def bulk(stp, port, realm, mb):
+def bulk(stp, port, pid, realm, mb):
+    """(level, MB/s, stpd CPU ms per MB) for each level."""
     target = sink()
     data = b"\0" * (1 << 20)
     rows = []
     for level in ("none", "integrity", "confidentiality"):
         url = "socks5+gssapi://127.0.0.1:%d?gss-service=socks@localhost&gss-protection=%s" % (
             port, level)
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu_secs(pid)
         p = subprocess.Popen([stp, "--proxy", url, "connect", "127.0.0.1", str(target)],
                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                              env=realm.user_env(GSS_USER))
@@ -215,7 +217,7 @@ def bulk(stp, port, realm, mb):
             p.stdin.write(data)
         p.stdin.close()
         p.wait(120)
-        rows.append((level, mb / (time.monotonic() - t0)))
+        rows.append((level, mb / (time.monotonic() - t0), (cpu_secs(pid) - c0) * 1e3 / mb))
     return rows
 
 
@@ -294,7 +296,7 @@ def main():
                     ref[cache] = r["rate"]
                 ratio = r["rate"] / ref.get(cache or 0, r["rate"] or 1)
                 if a.bulk and kind == "gssapi":
-                    bulk_rows = bulk(a.stp, port, realm, a.bulk)
+                    bulk_rows = bulk(a.stp, port, p.pid, realm, a.bulk)
                 p.terminate()
                 p.wait(15)
                 print("| %s | %s | %.0f | %.1f | %.2f | %.0f | %d |" % (
@@ -305,10 +307,11 @@ def main():
                     print("%d failed logins against %s: see %s/%s.log" % (
                         r["bad"], name, d, tag), file=sys.stderr)
         if a.bulk and (not only or "gssapi" in only):
-            print("\n| GSS-API level | upload MB/s (stp connect, %d MB) |" % a.bulk)
-            print("|---|---|")
-            for level, mbs in bulk_rows:
-                print("| %s | %.0f |" % (level, mbs))
+            print("\n| GSS-API level | upload MB/s (stp connect, %d MB) | stpd CPU ms per MB |"
+                  % a.bulk)
+            print("|---|---|---|")
+            for level, mbs, cpu in bulk_rows:
+                print("| %s | %.0f | %.2f |" % (level, mbs, cpu))
     finally:
         for p in procs:
             if p.poll() is None:
