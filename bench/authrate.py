@@ -33,6 +33,7 @@ per MB (level 0 is spliced: session_drop_filter).
 Run as root with Debian's python3 (pytest for the fixtures' imports):
     /usr/bin/python3 bench/authrate.py [--stpd build/src/server/stpd]
         [--seconds 5] [--clients 8] [--only NAME[,NAME]] [--bulk MB] [--stp PATH]
+        [--system-cas]
 """
 
 import argparse
@@ -221,13 +222,13 @@ def bulk(stp, port, pid, realm, mb):
     return rows
 
 
-def cases(d, slapd, radius, realm, pki, users):
+def cases(d, slapd, radius, realm, ca, users):
     """(name, kind, auth block, other blocks, credential, has cache)."""
     ldap = ('ldap { uri %s; bind-dn "%s"; bind-password-file %s/ldap-pw; '
             'base "ou=people,%s"; group-base "ou=groups,%s"; '
             'group-filter "(member=%%d)"; }' % (slapd.uri, D.SERVICE_DN, d, D.SUFFIX, D.SUFFIX))
     ldaps = ('ldap { uri %s; ca-file %s; user-dn "uid=%%u,ou=people,%s"; '
-             'group-attribute memberOf; }' % (slapd.ldaps_uri, pki.path("ca.pem"), D.SUFFIX))
+             'group-attribute memberOf; }' % (slapd.ldaps_uri, ca, D.SUFFIX))
     rad = ("radius { server 127.0.0.1:%d; secret-file %s/radius-secret; timeout 3; method %%s; }"
            % (radius.port, d))
     lalice = ("lalice", D.LDAP_USERS["lalice"][0])
@@ -256,6 +257,8 @@ def main():
     ap.add_argument("--only", help="comma-separated rows: file, ldap, ldaps, radius, "
                     "radius-chap, gssapi (file is always run: it is the reference)")
     ap.add_argument("--bulk", type=int, default=0, help="MB per GSS-API level (0: skip)")
+    ap.add_argument("--system-cas", action="store_true",
+                    help="ldaps trusts the system CA bundle plus the test CA")
     a = ap.parse_args()
     only = set(a.only.split(",")) | {"file"} if a.only else None
     d = tempfile.mkdtemp(prefix="authrate-")
@@ -280,7 +283,16 @@ def main():
         print("| backend | cache | auths/s | x file | p50 ms | stpd CPU/auth (us) | errors |")
         print("|---|---|---|---|---|---|---|")
         ref = {}
-        for name, kind, auth, blocks, cred, has_cache in cases(d, slapd, radius, realm, pki,
+        ca = pki.path("ca.pem")
+        if a.system_cas:
+            # A CA file the size of a real deployment's: the system bundle
+            # plus the test CA (what ldaps:// parses per TLS context).
+            ca = os.path.join(d, "ldaps-ca.pem")
+            with open(ca, "w") as out:
+                for src in ("/etc/ssl/certs/ca-certificates.crt", pki.path("ca.pem")):
+                    with open(src) as f:
+                        out.write(f.read())
+        for name, kind, auth, blocks, cred, has_cache in cases(d, slapd, radius, realm, ca,
                                                                 users):
             if only and name not in only:
                 continue
