@@ -12,9 +12,9 @@
  *
  * One connection per check, closed after: no shared state between threads
  * but the read-only settings and, for ldaps:// and StartTLS, one TLS
- * context per CA file (authldaptls.c: the CA file is not read per check). A whole check is bounded by `timeout` (the
- * watchdog below; libldap's own timeouts bound the connect and each
- * operation). The user name goes into DNs and filters escaped (RFC 4514,
+ * context per CA file (authldaptls.c: the CA file is not read per check).
+ * A whole check is bounded by `timeout` (the watchdog below; libldap's own
+ * timeouts bound the connect and each operation). The user name goes into DNs and filters escaped (RFC 4514,
  * RFC 4515), so it cannot change their meaning.
  */
 #include "auth/authdir.h"

@@ -50,8 +50,8 @@ static void *tls_ctx_make(const char *uri, const char *ca_file)
 	if (ldap_initialize(&ld, uri) != LDAP_SUCCESS)
 		return NULL;
 	if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
-	    (ca_file[0] && ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file) !=
-				   LDAP_OPT_SUCCESS) ||
+	    (ca_file[0] &&
+	     ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file) != LDAP_OPT_SUCCESS) ||
 	    ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS ||
 	    ldap_get_option(ld, LDAP_OPT_X_TLS_CTX, &ctx) != LDAP_OPT_SUCCESS)
 		ctx = NULL;

@@ -123,7 +123,8 @@ static void k_radius_group_attrs(struct conf_parser *p, const struct conf_stmt *
 		else if (strcasecmp(arg(s, i), "filter-id") == 0)
 			id = 11;
 		else {
-			conf_error(p, s->line, "'group-attribute' is Class or Filter-Id, not '%.64s'",
+			conf_error(p, s->line,
+				   "'group-attribute' is Class or Filter-Id, not '%.64s'",
 				   arg(s, i));
 			continue;
 		}
