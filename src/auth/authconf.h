@@ -29,7 +29,12 @@ struct auth_radius_conf {
 	unsigned retries;        /* extra tries per server (default 1) */
 	char nas_identifier[64]; /* default "stpd" */
 	bool chap;               /* CHAP-Password instead of User-Password */
-	int line;                /* where the block starts, for messages */
+	/* Reply attributes of an Access-Accept read as the user's groups
+	 * (`group-attribute`): RADIUS attribute numbers, Class 25 and
+	 * Filter-Id 11; none by default. */
+	unsigned group_attrs[2];
+	size_t n_group_attrs;
+	int line; /* where the block starts, for messages */
 };
 
 struct auth_ldap_conf {

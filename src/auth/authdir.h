@@ -29,6 +29,10 @@ void authdir_add_group(struct auth_job *job, const char *name, size_t len);
 struct authldap;
 struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t errlen);
 void authldap_free(struct authldap *l);
+/* A TLS context shared by every LDAP connection that trusts ca_file ("" =
+ * libldap's default), kept for the process's life (authldaptls.c); NULL
+ * when none could be made: make one per connection then. */
+void *authldap_tls_ctx(const char *uri, const char *ca_file);
 /* why gets a short reason for REJECT and ERROR (never the password). */
 enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *why, size_t whylen);
 

@@ -11,9 +11,10 @@
  *                 group-name-attribute), read with the user's own bind
  *
  * One connection per check, closed after: no shared state between threads
- * but the read-only settings. A whole check is bounded by `timeout` (the
- * watchdog below; libldap's own timeouts bound the connect and each
- * operation). The user name goes into DNs and filters escaped (RFC 4514,
+ * but the read-only settings and, for ldaps:// and StartTLS, one TLS
+ * context per CA file (authldaptls.c: the CA file is not read per check).
+ * A whole check is bounded by `timeout` (the watchdog below; libldap's own
+ * timeouts bound the connect and each operation). The user name goes into DNs and filters escaped (RFC 4514,
  * RFC 4515), so it cannot change their meaning.
  */
 #include "auth/authdir.h"
@@ -31,6 +32,7 @@
 struct authldap {
 	struct auth_ldap_conf c;
 	char bind_pw[256];
+	void *tls_ctx;      /* shared TLS context (authldaptls.c), or NULL */
 	ldap_conncb conncb; /* registers each connection with the watchdog */
 };
 
@@ -192,6 +194,8 @@ struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t 
 		return NULL;
 	}
 	ldap_unbind_ext_s(ld, NULL, NULL);
+	if (strncmp(c->uri, "ldaps://", 8) == 0 || c->starttls)
+		l->tls_ctx = authldap_tls_ctx(c->uri, c->ca_file);
 	return l;
 }
 
@@ -288,10 +292,14 @@ static int authldap_connect(struct authldap *l, LDAP **out)
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &l->conncb);
 	ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-	if (l->c.ca_file[0])
-		ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->c.ca_file);
-	/* The TLS options above take effect in a new context, made last. */
-	ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
+	if (l->tls_ctx != NULL) {
+		ldap_set_option(ld, LDAP_OPT_X_TLS_CTX, l->tls_ctx);
+	} else {
+		if (l->c.ca_file[0])
+			ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, l->c.ca_file);
+		/* The TLS options above take effect in a new context, made last. */
+		ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
+	}
 	if (l->c.starttls && (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
 		ldap_unbind_ext_s(ld, NULL, NULL);
 		return rc;

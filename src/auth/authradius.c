@@ -16,6 +16,11 @@
  * use method X'86' (TLS) for that. The RADIUS server must hold the password
  * in a form CHAP can use (cleartext), which is why PAP is the default.
  *
+ * Groups (`group-attribute`): the values of Class (25) and/or Filter-Id
+ * (11) in the Access-Accept, each one group name; values that are not a
+ * usable name (too long, control characters: Class is often an opaque
+ * session cookie) are skipped by authdir_add_group.
+ *
  * radcli handles are not shared between threads: a small free list holds
  * the ones not in use, each built from the same settings.
  */
@@ -37,7 +42,9 @@ static const char dictionary[] = "ATTRIBUTE User-Name 1 string\n"
 				 "ATTRIBUTE NAS-IP-Address 4 ipaddr\n"
 				 "ATTRIBUTE NAS-Port 5 integer\n"
 				 "ATTRIBUTE Service-Type 6 integer\n"
+				 "ATTRIBUTE Filter-Id 11 string\n"
 				 "ATTRIBUTE Reply-Message 18 string\n"
+				 "ATTRIBUTE Class 25 string\n"
 				 "ATTRIBUTE NAS-Identifier 32 string\n"
 				 "ATTRIBUTE CHAP-Challenge 60 string\n"
 				 "ATTRIBUTE NAS-IPv6-Address 95 string\n";
@@ -49,6 +56,8 @@ struct authradius {
 	char timeout[16], tries[16];
 	char nas_identifier[64];
 	bool chap;
+	unsigned group_attrs[2];
+	size_t n_group_attrs;
 	pthread_mutex_t lock;
 	rc_handle *free_list[FREE_MAX];
 	size_t n_free;
@@ -140,6 +149,8 @@ struct authradius *authradius_new(const struct auth_radius_conf *c, char *err, s
 	snprintf(r->tries, sizeof(r->tries), "%u", c->retries);
 	snprintf(r->nas_identifier, sizeof(r->nas_identifier), "%s", c->nas_identifier);
 	r->chap = c->chap;
+	memcpy(r->group_attrs, c->group_attrs, sizeof(r->group_attrs));
+	r->n_group_attrs = c->n_group_attrs;
 	pthread_mutex_init(&r->lock, NULL);
 	rc_handle *rh = handle_new(r);
 	if (rh == NULL) {
@@ -207,6 +218,20 @@ static int add_chap(rc_handle *rh, VALUE_PAIR **send, const char *pass)
 	return 0;
 }
 
+/* The configured reply attributes' values, in the order received. */
+static void add_groups(const struct authradius *r, VALUE_PAIR *received, struct auth_job *job)
+{
+	for (VALUE_PAIR *vp = received; vp != NULL; vp = rc_avpair_next(vp)) {
+		unsigned type, id;
+		char *val;
+		unsigned len;
+		rc_avpair_get_attr(vp, &type, &id);
+		for (size_t i = 0; i < r->n_group_attrs; i++)
+			if (id == r->group_attrs[i] && rc_avpair_get_raw(vp, &val, &len) == 0)
+				authdir_add_group(job, val, len);
+	}
+}
+
 enum auth_result authradius_check(struct authradius *r, struct auth_job *job, char *why,
 				  size_t whylen)
 {
@@ -240,6 +265,7 @@ enum auth_result authradius_check(struct authradius *r, struct auth_job *job, ch
 	switch (rc) {
 	case OK_RC:
 		res = AUTH_RES_OK;
+		add_groups(r, received, job);
 		break;
 	case REJECT_RC:
 		res = AUTH_RES_REJECT;

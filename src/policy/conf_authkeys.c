@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/sockaddr.h"
 #include "policy/conf_authkeys.h"
@@ -109,6 +110,29 @@ static void k_radius_server(struct conf_parser *p, const struct conf_stmt *s)
 	}
 }
 
+/* group-attribute class|filter-id ...: the Access-Accept attributes whose
+ * values are the user's groups. */
+static void k_radius_group_attrs(struct conf_parser *p, const struct conf_stmt *s,
+				 struct auth_radius_conf *r)
+{
+	r->n_group_attrs = 0;
+	for (size_t i = 0; i < s->nargs; i++) {
+		unsigned id;
+		if (strcasecmp(arg(s, i), "class") == 0)
+			id = 25;
+		else if (strcasecmp(arg(s, i), "filter-id") == 0)
+			id = 11;
+		else {
+			conf_error(p, s->line,
+				   "'group-attribute' is Class or Filter-Id, not '%.64s'",
+				   arg(s, i));
+			continue;
+		}
+		if (r->n_group_attrs < 2 && (r->n_group_attrs == 0 || r->group_attrs[0] != id))
+			r->group_attrs[r->n_group_attrs++] = id;
+	}
+}
+
 static void *k_radius_key(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
 	struct auth_radius_conf *r = &p->conf->radius;
@@ -127,6 +151,9 @@ static void *k_radius_key(struct conf_parser *p, const struct conf_stmt *s, void
 		break;
 	case KW_NAS_IDENTIFIER:
 		set_str(p, s, r->nas_identifier, sizeof(r->nas_identifier));
+		break;
+	case KW_GROUP_ATTRIBUTE:
+		k_radius_group_attrs(p, s, r);
 		break;
 	default: /* KW_METHOD */
 		if (strcmp(arg(s, 0), "pap") == 0)
@@ -228,6 +255,7 @@ static void *k_ldap_key(struct conf_parser *p, const struct conf_stmt *s, void *
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
 static const struct conf_key radius_keys[] = {
+	{ KW_GROUP_ATTRIBUTE, 1, 2, true, NULL, false, k_radius_key },
 	KEY1(KW_METHOD, k_radius_key),
 	KEY1(KW_NAS_IDENTIFIER, k_radius_key),
 	KEY1(KW_RETRIES, k_radius_key),

@@ -141,6 +141,14 @@ int conn_peer_gone(struct conn *c)
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+void conn_drop_filter(struct conn *c)
+{
+	if (c->filter) {
+		c->filter->ops->free(c->filter);
+		c->filter = NULL;
+	}
+}
+
 bool conn_can_splice(const struct conn *c)
 {
 	return !c->filter;

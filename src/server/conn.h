@@ -65,6 +65,11 @@ void conn_fin(struct conn *c);
  * closed or reset the connection, 0 otherwise. Consumes nothing. */
 int conn_peer_gone(struct conn *c);
 
+/* Frees the filter: from here the socket carries plaintext. For a filter
+ * that turned out to change nothing (GSS-API at protection level 0); the
+ * caller has taken its plaintext and checked it has no output. */
+void conn_drop_filter(struct conn *c);
+
 /* splice(2) can move this connection's bytes (no filter). */
 bool conn_can_splice(const struct conn *c);
 

@@ -749,6 +749,30 @@ int session_set_filter(struct session *s, struct stream_filter *f)
 	return 0;
 }
 
+bool session_drop_filter(struct session *s)
+{
+	struct stream_filter *f = s->conn.filter;
+	struct handshake *hs = s->hs;
+	if (f == NULL)
+		return true;
+	if (hs == NULL || hs->outlen > hs->outoff || conn_has_output(&s->conn))
+		return false;
+	/* What the client sent behind the method's last message is plaintext
+	 * the parsers have not seen: it goes where they read. */
+	for (;;) {
+		if (hs->inlen == sizeof(hs->in))
+			return false; /* maybe more inside: keep the filter */
+		ssize_t n = f->ops->read(f, hs->in + hs->inlen, sizeof(hs->in) - hs->inlen);
+		if (n == FILTER_NONE)
+			break;
+		if (n < 0)
+			return false; /* its error or end shows on the next read */
+		hs->inlen += (size_t)n;
+	}
+	conn_drop_filter(&s->conn);
+	return true;
+}
+
 int session_read_control(struct session *s)
 {
 	struct handshake *hs = s->hs;
@@ -904,6 +928,11 @@ void session_start_relay(struct session *s, int peer)
 		s->relay.fd[1] = peer;
 		session_close(s, "out of memory");
 		return;
+	}
+	if (log_getlevel() >= LOG_DEBUG) {
+		char tag[SA_STR_MAX + 300];
+		log_debug("%s: relay by %s", session_tag(s, tag, sizeof(tag)),
+			  s->relay.use_splice ? "splice" : "copy (stream filter)");
 	}
 	/* The handshake state is no longer needed: keep idle sessions small. */
 	s->hs = NULL;

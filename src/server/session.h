@@ -175,6 +175,12 @@ void session_run_method(struct session *s, const struct stp_method *m,
  * it from here). Bytes already in the handshake buffer are input to it. -1
  * when the session was closed. */
 int session_set_filter(struct session *s, struct stream_filter *f);
+/* Removes the stream filter a method set when it turns out to change
+ * nothing (GSS-API with no per-message protection), so that the relay can
+ * splice: the plaintext it holds moves to the handshake buffer. Only when
+ * nothing waits to be sent and all its plaintext fits: true when removed
+ * (the filter is freed), false when it stays (it still works, only slower). */
+bool session_drop_filter(struct session *s);
 /* With a filter: moves plaintext into the handshake buffer and runs the
  * parsers, one TLS record at a time, while the state wants input; then
  * flushes the filter's output. Call after anything that may let the

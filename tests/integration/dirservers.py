@@ -25,6 +25,8 @@ LDAP_USERS = {
     "lbob": ("bob-Ldap-2", ["ops"]),
     "lcarol": ("carol-Ldap-3", []),
     "l,tricky": ("tricky-Ldap-4", ["staff"]),  # a DN special character
+    # group names a config must quote (rules: group "Domain Admins")
+    "ldan": ("dan-Ldap-5", ["Domain Admins", 'R&D "core"']),
 }
 SERVICE_DN = "cn=stpd,ou=services," + SUFFIX
 SERVICE_PW = "service-Secret-5"
@@ -32,6 +34,14 @@ SERVICE_PW = "service-Secret-5"
 RADIUS_SECRET = "radius-Shared-6"
 # user -> password (Cleartext-Password: both PAP and CHAP work).
 RADIUS_USERS = {"ralice": "alice-Radius-1", "rbob": "bob-Radius-2"}
+# user -> reply attributes of the Access-Accept (stpd's radius
+# `group-attribute` reads Class and/or Filter-Id as groups).
+RADIUS_REPLY = {"ralice": [("Class", "web"), ("Class", "Domain Admins"), ("Filter-Id", "ops")]}
+
+
+def dn_escape(v):
+    """An RDN value escaped as RFC 4514 wants it."""
+    return "".join("\\" + c if c in '\\,+"<>;=' else c for c in v)
 
 
 def need(binary, package):
@@ -153,7 +163,7 @@ class Slapd(_Server):
                 groups.setdefault(g, []).append(self.user_dn(uid))
         for g, members in groups.items():
             ents.append("dn: cn=%s,ou=groups,%s\nobjectClass: groupOfNames\ncn: %s\n" % (
-                g, SUFFIX, g) + "".join("member: %s\n" % m for m in members))
+                dn_escape(g), SUFFIX, g) + "".join("member: %s\n" % m for m in members))
         r = subprocess.run(["ldapadd", "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PW],
                            input="\n".join(ents).encode(), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=60)
@@ -162,8 +172,7 @@ class Slapd(_Server):
 
     @staticmethod
     def user_dn(uid):
-        esc = uid.replace("\\", "\\\\").replace(",", "\\,")
-        return "uid=%s,ou=people,%s" % (esc, SUFFIX)
+        return "uid=%s,ou=people,%s" % (dn_escape(uid), SUFFIX)
 
     def binds(self, dn_part):
         """How many BIND requests named a DN containing dn_part (slapd logs
@@ -230,6 +239,9 @@ post-auth {
         with open(os.path.join(self.raddb, "mods-config", "files", "authorize"), "w") as f:
             for u, p in RADIUS_USERS.items():
                 f.write('%s Cleartext-Password := "%s"\n' % (u, p))
+                reply = RADIUS_REPLY.get(u, [])
+                if reply:
+                    f.write("\t%s\n" % ",\n\t".join('%s += "%s"' % a for a in reply))
         logf = open(self.log_path, "ab")
         # -X: foreground, one line per request ("Received Access-Request").
         self.proc = subprocess.Popen(

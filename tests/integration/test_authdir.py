@@ -144,6 +144,23 @@ def test_ldap_simple_bind_ldaps_memberof(stpd_factory, slapd, echo, tmp_path, pk
     assert login(p, "lbob", "alice-Ldap-1") == 1
 
 
+@pytest.mark.parametrize("mode", ["search", "bind"])
+def test_quoted_group_names_from_ldap(stpd_factory, slapd, echo, tmp_path, mode):
+    """Directory group names with spaces and quotes ('Domain Admins',
+    'R&D "core"'), read by a group search (cn) or from memberOf (the DN's
+    first RDN, unescaped), match rules that quote them."""
+    for group in ('"Domain Admins"', r'"R&D \"core\""'):
+        rules = "request pass { group %s; port %d }\n" % (group, echo.port)
+        p = start(stpd_factory, "ldap", ldap_block(tmp_path, slapd, mode), echo, rules=rules)
+        assert connect_rep(p, "ldan", "dan-Ldap-5", echo) == 0
+        assert connect_rep(p, "lalice", "alice-Ldap-1", echo) == 0x02  # staff, web
+        p.stop()
+    # Unquoted, the name is two words: two groups, neither of them dan's.
+    rules = "request pass { group Domain Admins; port %d }\n" % echo.port
+    p = start(stpd_factory, "ldap", ldap_block(tmp_path, slapd, mode), echo, rules=rules)
+    assert connect_rep(p, "ldan", "dan-Ldap-5", echo) == 0x02
+
+
 def test_ldap_starttls_and_untrusted_ca(stpd_factory, slapd, echo, tmp_path, pki):  # noqa: F811
     good = ldap_block(tmp_path, slapd, extra="starttls on\n  ca-file %s" % pki.path("ca.pem"))
     p = start(stpd_factory, "ldap", good, echo)
@@ -317,6 +334,31 @@ def test_radius_pap_chap(stpd_factory, radius, echo, tmp_path, method):
     attr = "CHAP-Password" if method == "chap" else "User-Password"
     assert attr in log
     assert 'NAS-Identifier = "stp-test"' in log
+
+
+def test_radius_groups_from_reply_attributes(stpd_factory, radius, echo, tmp_path):
+    """freeradius answers ralice's Access-Accept with Class "web", Class
+    "Domain Admins" and Filter-Id "ops" (dirservers.RADIUS_REPLY). With
+    `group-attribute Class` those Class values are her groups; Filter-Id
+    only when named too; without the key RADIUS users have no groups."""
+    srv = "127.0.0.1:%d" % radius.port
+    cases = [
+        ("group-attribute Class", '"Domain Admins"', 0),
+        ("group-attribute Class", "web", 0),
+        ("group-attribute Class", "ops", 0x02),
+        ("group-attribute Class Filter-Id", "ops", 0),
+        ("group-attribute filter-id", "web", 0x02),
+        ("", "web", 0x02),
+    ]
+    for key, group, want in cases:
+        rules = "request pass { group %s; port %d }\n" % (group, echo.port)
+        p = start(stpd_factory, "radius", radius_block(tmp_path, [srv], extra="  %s\n" % key),
+                  echo, rules=rules)
+        assert connect_rep(p, "ralice", "alice-Radius-1", echo) == want, (key, group)
+        assert connect_rep(p, "rbob", "bob-Radius-2", echo) == 0x02  # no reply attributes
+        p.stop()
+    # freeradius logs the Class it sent (octets, in hex).
+    assert "Class = 0x" + b"Domain Admins".hex() in radius.log()
 
 
 def test_radius_failover_and_hung(stpd_factory, radius, echo, tmp_path):

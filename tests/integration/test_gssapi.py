@@ -7,7 +7,8 @@ integrity, 2 confidentiality, 3 selective) carries a CONNECT and data
 through the protection, with Kerberos and with SPNEGO; tickets for the
 wrong service, tampered, expired and garbage tokens get the refusal
 X'01' X'FF' and a log line; principals the rules do not allow get REP
-X'02'; principals map to rule users."""
+X'02'; principals map to rule users. Replayed AP-REQs and tickets from a
+KDC that does not share stpd's key (an unknown ticket) are refused too."""
 
 import hashlib
 import os
@@ -52,10 +53,10 @@ def realm(tmp_path_factory):
         k.close()
 
 
-def gss_conf(realm, protection="none", methods="gssapi", extra_gss=""):
+def gss_conf(realm, protection="none", methods="gssapi", extra_gss="", debug=False):
     return stpdconf.conf(
         auth="auth { methods %s; }\n" % methods,
-        extra=("gssapi { keytab %s; principal %s; map bob@%s robert; map *@%s %%u; "
+        extra=("log { level debug }\n" if debug else "") + ("gssapi { keytab %s; principal %s; map bob@%s robert; map *@%s %%u; "
                "protection %s; %s}\n" % (realm.keytab, K.SERVICE, K.REALM, K.REALM, protection,
                                          extra_gss)),
         request_rules="request block { user carol }\nrequest pass { }\n")
@@ -109,6 +110,34 @@ def test_level_zero_is_clear_on_the_wire(gssd, realm, echo):
     r = S.read_reply(g.s)
     assert r.rep == 0
     assert S.echo_roundtrip(g.s, b"clear bytes") == b"clear bytes"
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_level_zero_drops_the_filter(gssd, realm, echo, pipelined):
+    """At level 0 nothing is wrapped: once the level is agreed stpd drops
+    its GSS-API stream filter (session_drop_filter) and the relay splices;
+    a CONNECT sent in the same segment as the level message is parsed from
+    what the filter held. At level 1 the filter stays (copy relay)."""
+    p = gssd(debug=True)
+    g = client(p, realm)
+    g.greet()
+    g.context()
+    req = S.request_msg(S.CMD_CONNECT, "127.0.0.1", echo.port)
+    if pipelined:
+        g.s.sendall(G.frame(2, g.ctx.wrap(b"\x00", False).message) + req)
+        mtyp, tok = G.read_frame(g.s)
+        assert mtyp == 2 and g.ctx.unwrap(tok).message == b"\x00"
+    else:
+        assert g.negotiate(0) == 0
+        g.s.sendall(req)
+    assert S.read_reply(g.s).rep == 0
+    data = os.urandom(200000)
+    assert S.echo_roundtrip(g.s, data) == data
+    p.wait_log(r"user=alice: relay by splice")
+    g = client(p, realm, user="bob")
+    assert g.handshake(1) == 1
+    roundtrip(g, echo, 1000)
+    p.wait_log(r"user=robert: relay by copy")
 
 
 def test_protected_reply_is_framed(gssd, realm, echo):
@@ -209,6 +238,59 @@ def test_expired_ticket(gssd, realm):
     g.s.sendall(G.frame(1, tok))
     refused(g.s)
     p.wait_log(r"GSS-API refused: .*(expired|skew)", timeout=10)
+
+
+def test_replayed_ticket(gssd, realm, echo):
+    """The AP-REQ of a completed session, sent again on a new connection:
+    Kerberos's replay cache refuses it."""
+    p = gssd()
+    g = client(p, realm)
+    g.greet()
+    tok = g.ctx.step()
+    g.context(tok)
+    assert g.negotiate(1) == 1
+    roundtrip(g, echo, 100)
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(G.frame(1, tok))
+    refused(s)
+    p.wait_log(r"GSS-API refused: .*[Rr]eplay")
+
+
+def test_ticket_from_unknown_kdc(gssd, realm, tmp_path):
+    """A ticket for the right name (socks/localhost@STP.TEST) issued by
+    another KDC, whose key for that service stpd's keytab does not hold:
+    refused, never mapped to a user."""
+    rogue = K.Kdc(str(tmp_path / "rogue"))
+    old = os.environ["KRB5_CONFIG"]
+    try:
+        rogue.add_user("alice", "rogue-pw")
+        rogue.kinit("alice", "rogue-pw")
+        os.environ["KRB5_CONFIG"] = rogue.krb5_conf  # the client asks the rogue KDC
+        g = G.GssSocks(None, rogue.ccache("alice"))
+        tok = g.ctx.step()
+    finally:
+        os.environ["KRB5_CONFIG"] = old
+        rogue.close()
+    p = gssd()
+    s = S.dial(p.port)
+    assert S.negotiate(s, (S.M_GSSAPI,)) == S.M_GSSAPI
+    s.sendall(G.frame(1, tok))
+    refused(s)
+    p.wait_log(r"GSS-API refused: .*Cannot decrypt ticket")
+    assert not p.log_lines(r"GSS-API principal=alice")
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_principal_denied_by_rules_each_level(gssd, realm, echo, level):
+    """carol authenticates at every level; the rule `request block { user
+    carol }` answers her CONNECT with REP X'02' (wrapped at 1 and 2), and
+    the relay never starts."""
+    p = gssd()
+    g = client(p, realm, user="carol")
+    assert g.handshake(level) == level
+    assert g.connect("127.0.0.1", echo.port) == 0x02
+    assert S.closed_by_peer(g.s, 10)
 
 
 def test_unknown_principal_has_no_ticket(realm):

@@ -294,6 +294,10 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 	log_info("%s: GSS-API principal=%s mech=%s protection=%s (asked %s)%s",
 		 session_tag(s, tag, sizeof(tag)), g->principal, g->mech,
 		 gss_level_name((uint8_t)lv), gss_level_name(asked), g->nec ? " unwrapped" : "");
+	/* Level 0: the filter has nothing left to do (no per-message
+	 * protection); without it the relay can splice. g is freed with it. */
+	if (lv == GSS_LEVEL_NONE)
+		session_drop_filter(s);
 	session_method_done(s, true);
 }
 

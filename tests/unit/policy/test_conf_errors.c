@@ -111,6 +111,8 @@ static const struct err_case cases[] = {
 	{ "radius { server localhost }\n",
 	  "t.conf:1: bad RADIUS server 'localhost' (want ADDR, ADDR:PORT or [V6]:PORT)\n" },
 	{ "radius { method mschap }\n", "t.conf:1: 'method' is pap or chap, not 'mschap'\n" },
+	{ "radius { group-attribute class reply-message }\n",
+	  "t.conf:1: 'group-attribute' is Class or Filter-Id, not 'reply-message'\n" },
 	{ "auth { cache-ttl 100000 }\n",
 	  "t.conf:1: 'cache-ttl' wants a number from 0 to 86400, not '100000'\n" },
 	{ "auth { pam-service \"a/b\" }\n", "t.conf:1: bad PAM service name 'a/b'\n" },

@@ -297,6 +297,16 @@ static void test_users_and_groups(void **state)
 	assert_false(matches("user bob; group staff", &ctx));
 	ctx.n_groups = 1;
 	assert_false(matches("group staff", &ctx));
+	/* Directory group names hold spaces, quotes and more: quoted in the
+	 * config (\" and \\ the only escapes), matched byte for byte. */
+	const char *dir_groups[] = { "Domain Admins", "R&D \"core\"", "a;b{c}#d" };
+	ctx.groups = dir_groups;
+	ctx.n_groups = 3;
+	assert_true(matches("group \"Domain Admins\"", &ctx));
+	assert_false(matches("group \"domain admins\"", &ctx)); /* exact */
+	assert_false(matches("group Domain", &ctx));
+	assert_true(matches("group ops \"R&D \\\"core\\\"\"", &ctx));
+	assert_true(matches("group \"a;b{c}#d\"", &ctx));
 }
 
 static void test_commands(void **state)

@@ -235,9 +235,39 @@ static void test_filter_errors(void **state)
 	conn_close(&c);
 }
 
+/* conn_drop_filter: the filter is freed and the socket is read and
+ * written as it is (GSS-API at level 0). */
+static void test_drop_filter(void **state)
+{
+	int sp[2];
+	uint8_t buf[64];
+	struct conn c;
+	struct xfilter x = { .f.ops = &x_ops };
+	(void)state;
+	pair(sp);
+	conn_init(&c, sp[0]);
+	assert_int_equal(conn_set_filter(&c, &x.f, NULL, 0), 0);
+	record(sp[1], "framed");
+	assert_int_equal(conn_read(&c, buf, sizeof(buf)), 6);
+	conn_drop_filter(&c);
+	assert_true(x.freed);
+	assert_true(conn_can_splice(&c));
+	assert_string_equal(conn_kind(&c), "plain");
+	assert_int_equal(write(sp[1], "raw", 3), 3);
+	assert_int_equal(conn_read(&c, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "raw", 3);
+	assert_int_equal(conn_write(&c, (const uint8_t *)"out", 3), 3);
+	assert_int_equal(read(sp[1], buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "out", 3);
+	conn_drop_filter(&c); /* none left: nothing happens */
+	conn_close(&c);
+	close(sp[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_drop_filter),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_filter_records_one_per_read),
 		cmocka_unit_test(test_filter_errors),
