@@ -203,26 +203,50 @@ static void conf_file(const char *path)
 	fclose(f);
 }
 
-/* The proxy's addresses, once: a numeric host needs no lookup; a name is
+/* A proxy's addresses, once: a numeric host needs no lookup; a name is
  * resolved here with the real getaddrinfo (the proxy's name is ours to
- * resolve, the application's names are not). */
-static void conf_proxy_addrs(void)
+ * resolve, the application's names are not). Appended to proxy_sa. */
+static void conf_proxy_addrs_of(const struct stp_proxy *p)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char port[8];
 
-	snprintf(port, sizeof(port), "%u", shim_conf.proxy.port);
-	if (shim_real.getaddrinfo(shim_conf.proxy.host, port, &hints, &res) != 0) {
-		shim_log(SHIM_LOG_ERROR, "cannot resolve the proxy %s", shim_conf.proxy.host);
+	snprintf(port, sizeof(port), "%u", p->port);
+	if (shim_real.getaddrinfo(p->host, port, &hints, &res) != 0) {
+		shim_log(SHIM_LOG_ERROR, "cannot resolve the proxy %s", p->host);
 		return;
 	}
-	for (struct addrinfo *ai = res; ai && shim_conf.proxy_naddr < 4; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai && shim_conf.proxy_naddr < SHIM_PROXY_ADDRS;
+	     ai = ai->ai_next) {
 		int i = shim_conf.proxy_naddr++;
 		memcpy(&shim_conf.proxy_sa[i], ai->ai_addr, ai->ai_addrlen);
 		shim_conf.proxy_salen[i] = ai->ai_addrlen;
 	}
 	shim_real.freeaddrinfo(res);
+}
+
+/* The proxy's addresses, then those of the other proxies the served
+ * configuration lists, in its order: connect() tries them in turn, so a
+ * first proxy that does not answer fails over to the next (as a PAC's
+ * "SOCKS5 a; SOCKS5 b" does in a browser). */
+static void conf_proxy_addrs(void)
+{
+	struct stp_proxy alt;
+
+	conf_proxy_addrs_of(&shim_conf.proxy);
+	/* Only while the proxy is the served one (a --proxy or config file
+	 * proxy wins, and has no alternates). */
+	alt = shim_conf.proxy;
+	if (shim_conf.autoconf == NULL || stp_autoconf_proxy_at(shim_conf.autoconf, 0, &alt) < 0 ||
+	    alt.port != shim_conf.proxy.port || strcmp(alt.host, shim_conf.proxy.host) != 0)
+		return;
+	for (size_t i = 1;; i++) {
+		alt = shim_conf.proxy;
+		if (stp_autoconf_proxy_at(shim_conf.autoconf, i, &alt) < 0)
+			break;
+		conf_proxy_addrs_of(&alt);
+	}
 }
 
 static void conf_autoconf(void)

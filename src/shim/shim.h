@@ -80,11 +80,14 @@ void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* ---- configuration and bypass decisions (policy.c) ---- */
 
+#define SHIM_PROXY_ADDRS 8
+
 struct shim_conf {
 	bool have_proxy;
 	struct stp_proxy proxy;
-	struct sockaddr_storage proxy_sa[4]; /* the proxy's addresses, resolved once */
-	socklen_t proxy_salen[4];
+	/* the proxy's addresses, resolved once, then the served alternates' */
+	struct sockaddr_storage proxy_sa[SHIM_PROXY_ADDRS];
+	socklen_t proxy_salen[SHIM_PROXY_ADDRS];
 	int proxy_naddr;
 	struct stp_noproxy *noproxy;
 	int log_level;

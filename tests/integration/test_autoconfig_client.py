@@ -156,3 +156,27 @@ def test_stp_route_other_proxy(stpd_factory, sites, tmp_path):
     assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
     p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert not other.log_lines(r"target=127\.0\.0\.2:")
+
+
+def test_failover_to_the_next_served_proxy(stpd_factory, sites, tmp_path):
+    """The profile serves a dead proxy first, then this stpd: libstp (stp
+    connect) and stpify (curl)
+    fail over to the second, as browsers do with the PAC's list. (libstp's
+    every connection to a proxy goes through client_proxy_connect_until,
+    where the failover is: stp udp, bind and resolve get it too.)"""
+    via, _ = sites
+    dead = services.free_port()  # nothing listens there
+    prof = "\tprofile p\n\tproxy 127.0.0.1:%d 127.0.0.1:$port\n\trefresh 600\n" % dead
+    p = stpd_factory(conf=ac_conf(services.free_port(), prof))
+    env = only_stp_proxy(p, tmp_path)
+    env["STP_DEBUG"] = "1"
+    r = get_page(env, via)
+    assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
+    assert re.search(rb"proxy 127\.0\.0\.1:%d: .*; trying 127\.0\.0\.1:%d \(autoconfig\)"
+                     % (dead, p.port), r.stderr), r.stderr
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    del env["STP_DEBUG"]
+    r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*", via.url],
+                       capture_output=True, env=env, timeout=60)
+    assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
+    assert len(p.log_lines(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)) == 2
