@@ -180,3 +180,92 @@ def test_failover_to_the_next_served_proxy(stpd_factory, sites, tmp_path):
                        capture_output=True, env=env, timeout=60)
     assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
     assert len(p.log_lines(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)) == 2
+
+
+@pytest.fixture
+def udp_echo():
+    e = services.UdpEcho()
+    yield e
+    e.close()
+
+
+def routes_profile(other):
+    """::1 and localhost direct; web6.stp.test and localhost6 through the
+    other stpd; the rest through the one STP_PROXY names."""
+    return ("\tprofile p\n\tproxy 127.0.0.1:$port\n\tdirect ::1 localhost\n"
+            "\troute 127.0.0.1:%d web6.stp.test\n\trefresh 600\n" % other.port)
+
+
+def test_stp_udp_follows_routes(stpd_factory, udp_echo, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    r = stp(env, "-v", "udp", "::1", str(udp_echo.port), data=b"direct-line\n")
+    assert r.stdout == b"direct-line\n", r.stderr
+    assert b"udp: ::1:%d: direct (autoconfig)" % udp_echo.port in r.stderr
+    assert any(d == b"direct-line" and peer[0] == "::1" for d, peer in udp_echo.received)
+    assert not p.log_lines(r"cmd=udpassociate") and not other.log_lines(r"cmd=udpassociate")
+    r = stp(env, "udp", "127.0.0.1", str(udp_echo.port), data=b"proxied-line\n")
+    assert r.stdout == b"proxied-line\n", r.stderr
+    p.wait_log(r"session .*cmd=udpassociate")
+    r = stp(env, "udp", "web6.stp.test", str(udp_echo.port), data=b"routed-line\n")
+    assert r.stdout == b"routed-line\n", r.stderr
+    other.wait_log(r"session .*cmd=udpassociate")
+
+
+def bind_once(env, *args):
+    """stp bind ARGS: the bound address, then one peer connecting to it and
+    sending a line, which stp must print. Returns (bound line, stderr)."""
+    proc = subprocess.Popen([STP, "-v", "--timeout", "20", "bind"] + list(args),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().decode().strip()
+        m = re.match(r"bound \[?([^\]]+?)\]?:(\d+)$", line)
+        assert m, (line, proc.stderr.read1(4000) if proc.poll() is not None else "")
+        host = m.group(1)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        import socket
+        peer = socket.create_connection((host, int(m.group(2))), timeout=10)
+        with peer:
+            assert proc.stdout.readline().startswith(b"peer ")
+            peer.sendall(b"from-peer\n")
+            assert proc.stdout.readline() == b"from-peer\n"
+            proc.stdin.close()
+        proc.wait(timeout=20)
+        return line, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stp_bind_follows_routes(stpd_factory, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    line, err = bind_once(env, "::1", "0")
+    assert line.startswith("bound [::]:") and b"bind: ::1:0: direct (autoconfig)" in err
+    assert not p.log_lines(r"cmd=bind") and not other.log_lines(r"cmd=bind")
+    bind_once(env, "127.0.0.1", "0")
+    p.wait_log(r"session .*cmd=bind")
+    _, err = bind_once(env, "web6.stp.test", "0")
+    assert b"through 127.0.0.1:%d (autoconfig route)" % other.port in err
+    other.wait_log(r"session .*cmd=bind")
+
+
+def test_stp_resolve_follows_routes(stpd_factory, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    r = stp(env, "-v", "resolve", "localhost")  # /etc/hosts: no DNS packet
+    assert r.returncode == 0 and set(r.stdout.split()) & {b"127.0.0.1", b"::1"}, r.stderr
+    assert b"resolve: localhost:0: direct (autoconfig)" in r.stderr
+    assert not p.log_lines(r"cmd=(dns|resolve)") and not other.log_lines(r"cmd=(dns|resolve)")
+    r = stp(env, "resolve", "web.stp.test")
+    assert r.stdout.split() == [b"127.0.0.1"], r.stderr
+    p.wait_log(r"session .*cmd=dns target=web\.stp\.test")
+    r = stp(env, "resolve", "web6.stp.test")
+    assert r.stdout.split() == [b"::1"], r.stderr
+    other.wait_log(r"session .*cmd=dns target=web6\.stp\.test")
+    assert not p.log_lines(r"target=web6\.stp\.test")
