@@ -253,6 +253,7 @@ static void conf_autoconf(void)
 {
 	const char *doc = getenv("STPIFY_AUTOCONF");
 	enum stp_err err;
+	struct stp_proxy asked = shim_conf.proxy;
 
 	if (doc == NULL || *doc == '\0' || !shim_conf.have_proxy)
 		return;
@@ -265,6 +266,7 @@ static void conf_autoconf(void)
 		return;
 	}
 	shim_conf.remote_dns = stp_autoconf_remote_dns(shim_conf.autoconf);
+	shim_ac_init(shim_conf.autoconf, &asked);
 	shim_log(SHIM_LOG_INFO, "autoconfig: profile %s",
 		 stp_autoconf_profile(shim_conf.autoconf));
 }
@@ -341,8 +343,9 @@ bool shim_policy_bypass_sa(const struct sockaddr *sa)
 		return true;
 	if (shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa))
 		return true;
-	if (shim_conf.autoconf != NULL)
-		return stp_autoconf_direct_addr(shim_conf.autoconf, sa);
+	const struct stp_autoconf *ac = shim_ac_current();
+	if (ac != NULL)
+		return stp_autoconf_direct_addr(ac, sa);
 	if (policy_loopback(sa) && !shim_conf.proxy_loopback)
 		return true;
 	return shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa);
@@ -372,7 +375,8 @@ bool shim_policy_bypass_name(const char *name)
 		return true;
 	if (shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name))
 		return true;
-	return shim_conf.autoconf != NULL && stp_autoconf_direct(shim_conf.autoconf, name, 0);
+	const struct stp_autoconf *ac = shim_ac_current();
+	return ac != NULL && stp_autoconf_direct(ac, name, 0);
 }
 
 /* sa as a socket of family (v6only: with IPV6_V6ONLY) connects to it: 0

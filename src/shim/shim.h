@@ -106,6 +106,14 @@ struct shim_conf {
 };
 
 extern struct shim_conf shim_conf;
+
+/* ---- the served configuration over time (acrefresh.c) ---- */
+
+/* ac (owned from now on) was fetched through asked just now. */
+void shim_ac_init(struct stp_autoconf *ac, const struct stp_proxy *asked);
+/* The document in use for a routing decision (NULL: none); once it is
+ * older than its refresh, starts a fetch on a thread of its own. */
+const struct stp_autoconf *shim_ac_current(void);
 /* Reads STPIFY_CONFIG (if set), then the environment; once. */
 void shim_conf_load(void);
 /* True when a connection or datagram to sa must go direct. */

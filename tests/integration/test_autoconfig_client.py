@@ -176,10 +176,11 @@ def test_failover_to_the_next_served_proxy(stpd_factory, sites, tmp_path):
                      % (dead, p.port), r.stderr), r.stderr
     p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     del env["STP_DEBUG"]
+    mark = p.log_mark()
     r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*", via.url],
                        capture_output=True, env=env, timeout=60)
     assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
-    assert len(p.log_lines(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)) == 2
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port, since=mark)
 
 
 @pytest.fixture
@@ -269,3 +270,70 @@ def test_stp_resolve_follows_routes(stpd_factory, tmp_path):
     assert r.stdout.split() == [b"::1"], r.stderr
     other.wait_log(r"session .*cmd=dns target=web6\.stp\.test")
     assert not p.log_lines(r"target=web6\.stp\.test")
+
+
+LONG_RUNNER = r"""
+import socket, sys, time
+port = int(sys.argv[1])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    line = sys.stdin.readline()  # the test says when to connect again
+    if not line or line.strip() == "stop":
+        break
+    s = socket.create_connection(("127.0.0.3", port), timeout=20)
+    s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    body = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        body += d
+    s.close()
+    print("got" if b"SITE-DIRECT" in body else "bad", flush=True)
+"""
+
+
+def test_stpify_refreshes_in_a_long_running_program(stpd_factory, sites, tmp_path):
+    """One process under stpify: 127.0.0.3 goes direct as served; stpd's
+    profile changes (no more `direct`); once the document is older than
+    `refresh` (10 s), the next connect starts a fetch in the background and
+    the connects after it go through the proxy. The program's connects go
+    on meanwhile (each answered within its own timeout)."""
+    _, direct = sites
+    text = ac_conf(services.free_port(), "\tprofile p\n\tproxy 127.0.0.1:$port\n"
+                   "\tdirect 127.0.0.3\n\trefresh 10\n")
+    p = stpd_factory(conf=text)
+    env = only_stp_proxy(p, tmp_path)
+    env["STP_LOG"] = "info"
+    proc = subprocess.Popen([STPIFY, "python3", "-c", LONG_RUNNER, str(direct.port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        def ask():
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"got\n"
+        ask()
+        assert direct.srv.hits == 1 and not p.log_lines(r"target=127\.0\.0\.3:")
+        p.write_conf(text.replace("\tdirect 127.0.0.3\n", ""))
+        mark = p.log_mark()
+        p.signal(signal.SIGHUP)
+        p.wait_log(r"configuration reloaded", since=mark)
+        # Until the document is 10 s old, connects keep going direct; then
+        # one connect starts the refresh and a later one uses it.
+        import time
+        end = time.monotonic() + 45
+        while not p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:") \
+                and time.monotonic() < end:
+            ask()
+            time.sleep(0.5)
+        assert p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
+        assert len(p.log_lines(r"session .*cmd=autoconfig .*succeeded")) == 2
+        proc.stdin.write(b"stop\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+        assert b"autoconfig: refreshed, profile p" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
