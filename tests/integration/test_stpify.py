@@ -937,3 +937,43 @@ def test_stpify_no_source_defines_a_libc_name():
     assert clash == {}
     for name in names:
         assert any(p.endswith("src/shim/preload.c") for p in defined.get("stpify_" + name, [])), name
+
+
+# ---------------------------------------------------------------------------
+# udp_transparent auto: TRANSPARENT over UDP ASSOCIATE when discovery offers it
+
+UDP_CONNECTED_PROG = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.send(b"ping-auto")
+print(s.recv(100).decode())
+"""
+
+
+@pytest.mark.stpd_module("transparent")
+@pytest.mark.stpd_module("discovery")
+@pytest.mark.parametrize("rules,transparent", [
+    ("request pass { }\n", True),
+    # Not offered to this client: never asked (no X'02' round trip first).
+    ("request block { command transparent }\nrequest pass { }\n", False)])
+def test_udp_transparent_auto_follows_discovery(stpd_factory, tmp_path, udp_echo, rules,
+                                                transparent):
+    import stpdconf
+    p = stpd_factory(conf=stpdconf.conf(request_rules=rules))
+    t = tool("stpify", p, tmp_path)
+    r = t.run(pyprog(tmp_path, "udpconn.py", UDP_CONNECTED_PROG) + [str(udp_echo.port)],
+              STP_UDP_TRANSPARENT="auto", STP_LOG="info")
+    assert r.stdout == b"ping-auto\n", r.stderr
+    err = r.stderr.decode()
+    if transparent:
+        assert "discovery: TRANSPARENT for UDP offered" in err, err
+        assert "UDP TRANSPARENT association for fd" in err, err
+        p.wait_log(r"cmd=transparent")
+    else:
+        assert "discovery: TRANSPARENT for UDP not offered: UDP ASSOCIATE" in err, err
+        assert "UDP association for fd" in err, err
+        p.wait_log(r"cmd=udpassociate")
+        assert not p.log_lines(r"cmd=transparent")
+    p.wait_log(r"features sent")
