@@ -14,7 +14,7 @@
  * Readers load the pointer without a lock and use it for one decision
  * (microseconds); a replaced document is freed only two refreshes later
  * (at least 20 s, refresh being at least 10 s), so none is freed under a
- * reader.
+ * reader. The launch document (shim_conf.autoconf) is never freed.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -29,6 +29,7 @@
 #define ACR_TIMEOUT_MS 10000
 
 static struct stp_autoconf *current;  /* atomic */
+static struct stp_autoconf *initial;  /* shim_conf.autoconf: never freed */
 static struct stp_autoconf *retired[2];
 static struct stp_proxy origin;       /* the proxy the launcher asked */
 static int64_t due;                   /* monotonic seconds; atomic */
@@ -50,6 +51,7 @@ static void acr_atfork_child(void)
 void shim_ac_init(struct stp_autoconf *ac, const struct stp_proxy *asked)
 {
 	origin = *asked;
+	initial = ac;
 	__atomic_store_n(&current, ac, __ATOMIC_RELEASE);
 	__atomic_store_n(&due, now_secs() + stp_autoconf_refresh(ac), __ATOMIC_RELAXED);
 	pthread_atfork(NULL, NULL, acr_atfork_child);
@@ -91,7 +93,7 @@ static void *acr_fetch(void *arg)
 		struct stp_autoconf *old = __atomic_exchange_n(&current, ac, __ATOMIC_ACQ_REL);
 		stp_autoconf_free(retired[1]);
 		retired[1] = retired[0];
-		retired[0] = old;
+		retired[0] = old != initial ? old : NULL;
 		__atomic_store_n(&due, now_secs() + stp_autoconf_refresh(ac), __ATOMIC_RELAXED);
 		shim_log(SHIM_LOG_INFO, "autoconfig: refreshed, profile %s",
 			 stp_autoconf_profile(ac));

@@ -104,8 +104,9 @@ struct shim_conf {
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;
-	/* The proxy's served configuration (STPIFY_AUTOCONF, from the
-	 * launcher): when set, its routes replace the loopback default. */
+	/* The proxy's served configuration at launch (STPIFY_AUTOCONF, from
+	 * the launcher): when set, its routes replace the loopback default.
+	 * Decisions read shim_ac_current(), which replaces it after refresh. */
 	struct stp_autoconf *autoconf;
 };
 
