@@ -132,9 +132,7 @@ static void conf_apply(const char *key, const char *val, const char *where)
 	} else if (strcmp(key, "bind") == 0) {
 		shim_conf.bind = conf_bool(val);
 	} else if (strcmp(key, "udp_transparent") == 0) {
-		shim_conf.udp_transparent = strcasecmp(val, "auto") == 0 ? SHIM_TP_AUTO
-					    : conf_bool(val)		 ? SHIM_TP_ON
-									 : SHIM_TP_OFF;
+		shim_conf.udp_transparent = conf_bool(val);
 	} else if (strcmp(key, "serve") == 0) {
 		shim_conf.serve = conf_bool(val);
 	} else if (strcmp(key, "proxy_loopback") == 0) {
@@ -310,9 +308,7 @@ void shim_conf_load(void)
 		 shim_conf.proxy_loopback ? "proxied" : "direct",
 		 shim_conf.remote_dns ? "through the proxy" : "local",
 		 shim_conf.bind ? "on" : "off",
-		 shim_conf.udp_transparent == SHIM_TP_AUTO ? "transparent if offered"
-		 : shim_conf.udp_transparent		    ? "transparent first"
-							    : "associate");
+		 shim_conf.udp_transparent ? "transparent first" : "associate");
 }
 
 static bool policy_is_proxy(const struct sockaddr *sa)

@@ -81,7 +81,6 @@ void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* ---- configuration and bypass decisions (policy.c) ---- */
 
 #define SHIM_PROXY_ADDRS 8
-enum { SHIM_TP_OFF = 0, SHIM_TP_ON = 1, SHIM_TP_AUTO = 2 };
 
 struct shim_conf {
 	bool have_proxy;
@@ -97,10 +96,7 @@ struct shim_conf {
 	bool proxy_loopback; /* socksify loopback targets too */
 	bool remote_dns;     /* fake DNS (default), else getaddrinfo passes through */
 	int timeout_ms;      /* connect + handshake deadline */
-	/* SHIM_TP_ON: connected UDP sockets try TRANSPARENT X'04' first;
-	 * SHIM_TP_AUTO: when feature discovery says the proxy offers it for
-	 * UDP; SHIM_TP_OFF (0): UDP ASSOCIATE */
-	int udp_transparent;
+	bool udp_transparent; /* connected UDP sockets try TRANSPARENT X'04' first */
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;

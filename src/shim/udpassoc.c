@@ -314,41 +314,12 @@ fail:
 	return -1;
 }
 
-/* udp_transparent auto: whether the proxy's features (method X'87',
- * asked once per process, libstp's cache) list TRANSPARENT before UDP
- * ASSOCIATE for this client, with PTCL 17 among its `ptcls` when it says.
- * Under udp_create_lock. */
-static bool tp_offered(void)
-{
-	static int offered = -1;
-	static struct stp_features f; /* 4 KiB: off the stack */
-	static const uint8_t prefs[] = { 0x04, STP_CMD_UDP_ASSOCIATE };
-	struct stp_feature e;
-	enum stp_err err;
-
-	if (offered >= 0)
-		return offered;
-	shim_enter(); /* the features connection is ours: no hook */
-	int rc = stp_features_get(&shim_conf.proxy, &f, 0, shim_conf.timeout_ms, &err);
-	shim_leave();
-	offered = rc == 0 && stp_features_pick(&f, STP_FEAT_COMMAND, prefs, 2) == 0x04 &&
-		  (!stp_features_find(&f, STP_FEAT_COMMAND, 0x04, "ptcls", &e) ||
-		   memchr(e.value, STP_PTCL_UDP, e.len) != NULL);
-	shim_log(SHIM_LOG_INFO, "discovery: TRANSPARENT for UDP %s",
-		 offered ? "offered: used for connected sockets" : "not offered: UDP ASSOCIATE");
-	return offered;
-}
-
 /* The peer a new association of fd asks TRANSPARENT for: peer (a
- * connect() under way) or the one recorded, when the option is on (or
- * auto, and discovery offers it) and the proxy has not refused it. */
+ * connect() under way) or the one recorded, when the option is on and the
+ * proxy has not refused it. */
 static const struct sockaddr *tp_peer(const struct shim_fd *n, const struct sockaddr *peer)
 {
 	if (!shim_conf.udp_transparent || tp_unsupported || n->no_transparent)
-		return NULL;
-	if (!(peer || (n->kind == SHIM_FD_UDP && n->udp_connected)))
-		return NULL; /* unconnected: nothing to ask discovery about */
-	if (shim_conf.udp_transparent == SHIM_TP_AUTO && !tp_offered())
 		return NULL;
 	if (peer)
 		return peer;
