@@ -124,9 +124,9 @@ def json_entries(doc):
 
 
 def test_every_module_in_stp_features_json(stpd_factory):
-    """resolve (X'F2'), autoconf (X'F4'), bind (X'10'/X'11') and transparent
-    (X'04') describe themselves with the values of this config, as `stp
-    features --json` prints them; X'F4' is left out without a profile."""
+    """resolve (X'F2'), autoconf (X'F4') and bind (X'10'/X'11') describe
+    themselves with the values of this config, as `stp features --json`
+    prints them; X'F4' is left out without a profile."""
     mods = servers.stpd_modules(servers.stpd_binary())
     extra = "timeouts { dns 7 }\n"
     if "resolve" in mods:
@@ -137,8 +137,6 @@ def test_every_module_in_stp_features_json(stpd_factory):
     if "bind" in mods:
         extra += "binds { max-binds 3; max-pending 9; max-peers 11; accept-timeout 13; " \
                  "max-backlog 17 }\n"
-    if "transparent" in mods:
-        extra += "transparent { idle 61 }\n"
     p = stpd_factory(conf=stpdconf.conf(extra=extra))
     r = stp("features", "socks5://127.0.0.1:%d" % p.port, "--json")
     assert r.returncode == 0, r.stderr
@@ -169,11 +167,6 @@ def test_every_module_in_stp_features_json(stpd_factory):
         assert e[("command", 0x10, "accept-timeout")] == 13
         assert e[("command", 0x10, "max-backlog")] == 17
         assert e[("command", 0x11, "accept-timeout")] == 13
-    if "transparent" in mods:
-        assert 0x04 in doc["commands"]
-        assert e[("command", 0x04, "ptcls")] == [6, 17]
-        assert e[("command", 0x04, "engine")] == "user"
-        assert e[("command", 0x04, "idle-timeout")] == 61
     # Without a profile X'F4' answers X'07': not listed, not described.
     q = stpd_factory()
     doc = json.loads(stp("features", "socks5://127.0.0.1:%d" % q.port, "--json").stdout)

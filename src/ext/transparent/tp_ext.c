@@ -23,7 +23,6 @@
 #include "ext/transparent/tp_conf.h"
 #include "ext/transparent/tp_engine.h"
 #include "policy/rules.h"
-#include "proto/featdoc.h"
 #include "proto/socks.h"
 #include "server/dgram.h"
 #include "server/ext.h"
@@ -427,18 +426,6 @@ static void tp_conf_report(const struct stp_conf *c, char *buf, size_t cap)
 	snprintf(buf, cap, "engine %s", tc ? tc->engine_name : "user");
 }
 
-/* Feature discovery: the PTCLs relayed (others: REP X'09'), the engine,
- * and when an idle association ends. */
-static void tp_describe(const struct session *s, struct feat_writer *w)
-{
-	static const uint8_t ptcls[] = { IPPROTO_TCP, IPPROTO_UDP };
-	const struct tp_conf *tc = tp_conf_get(session_conf(s));
-	const uint8_t t = SOCKS_CMD_TRANSPARENT, sc = FEAT_SCOPE_COMMAND;
-	feat_put_codes(w, sc, t, "ptcls", ptcls, sizeof(ptcls));
-	feat_put_text(w, sc, t, "engine", tc ? tc->engine_name : "user");
-	feat_put_uint(w, sc, t, "idle-timeout", tc ? tc->idle_ms / 1000 : 300);
-}
-
 static const struct stp_command tp_commands[] = {
 	{ SOCKS_CMD_TRANSPARENT, RULE_CMD_TRANSPARENT, false, tp_start },
 };
@@ -449,5 +436,4 @@ const struct stp_ext ext_transparent = {
 	.n_commands = sizeof(tp_commands) / sizeof(tp_commands[0]),
 	.worker_fini = tp_worker_fini,
 	.conf_report = tp_conf_report,
-	.describe = tp_describe,
 };
