@@ -643,6 +643,11 @@ bool stp_autoconf_route(const struct stp_autoconf *ac, const char *host, uint16_
  * has them. 0, or -1 with *err (proxy address unreadable). */
 int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy,
 		       enum stp_err *err);
+/* The i-th (from 0) proxy the document serves, in its order of
+ * preference, into proxy's host and port: 0, or -1 past the last. After
+ * stp_autoconf_apply, libstp itself tries the next ones whenever the
+ * first is unreachable (every call that connects to the proxy). */
+int stp_autoconf_proxy_at(const struct stp_autoconf *ac, size_t i, struct stp_proxy *proxy);
 /* The cache file of proxy's document into out: 0, or -1 without a
  * cache directory (no $XDG_CACHE_HOME, no $HOME). */
 int stp_autoconf_cache_path(const struct stp_proxy *proxy, char *out, size_t cap);

@@ -67,6 +67,12 @@ uint16_t cli_port(const char *s, bool zero_ok);
 /* Relays stdin -> fd and fd -> stdout until both directions end; stdin EOF
  * becomes shutdown(SHUT_WR). Returns an exit code. */
 int cli_relay(int fd);
+/* The served configuration's word on host (port 0: any) for command what
+ * (docs/client.md "Auto-configuration"): true when it goes direct; else
+ * false with *via the proxy to use, the applied one or the one a `route`
+ * names. Without a document: false, *via the proxy. Says so with -v. */
+bool cli_route(const struct cli_opts *o, const char *what, const char *host, uint16_t port,
+	       struct stp_proxy *via);
 
 int cli_cmd_connect(const struct cli_opts *o);
 int cli_cmd_bind(const struct cli_opts *o);

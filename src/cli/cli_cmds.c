@@ -56,6 +56,58 @@ static int cli_connect_direct(const struct cli_opts *o, uint16_t port)
 	return cli_relay(fd);
 }
 
+bool cli_route(const struct cli_opts *o, const char *what, const char *host, uint16_t port,
+	       struct stp_proxy *via)
+{
+	*via = o->proxy;
+	if (o->ac == NULL || host == NULL)
+		return false;
+	if (stp_autoconf_direct(o->ac, host, port)) {
+		if (o->verbose)
+			fprintf(stderr, "stp: %s: %s:%u: direct (autoconfig)\n", what, host, port);
+		return true;
+	}
+	if (stp_autoconf_route(o->ac, host, port, via) && o->verbose)
+		fprintf(stderr, "stp: %s: %s:%u: through %s:%u (autoconfig route)\n", what, host,
+			port, via->host, via->port);
+	return false;
+}
+
+/* A socket of type connected (UDP) or bound (TCP, for a direct BIND) to
+ * host:port resolved here; -1 with errno. */
+static int direct_socket(const char *host, uint16_t port, int type, bool listening)
+{
+	struct addrinfo hints = { .ai_socktype = type, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char ports[8];
+	int fd = -1;
+
+	snprintf(ports, sizeof(ports), "%u", port);
+	if (getaddrinfo(host, ports, &hints, &res) != 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (listening) {
+			/* The peer's family, any local address, a port of the kernel's. */
+			struct sockaddr_storage any = { .ss_family = (sa_family_t)ai->ai_family };
+			socklen_t len = ai->ai_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								   : sizeof(struct sockaddr_in);
+			if (bind(fd, (struct sockaddr *)&any, len) == 0 && listen(fd, 1) == 0)
+				continue;
+		} else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			continue;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
 int cli_cmd_autoconfig(const struct cli_opts *o)
 {
 	size_t len;
@@ -116,6 +168,35 @@ static int cli_bind_tls(const struct cli_opts *o, struct stp_bind *b)
 	return rc;
 }
 
+/* A BIND whose expected peer the served configuration sends direct: a
+ * listening socket here, printed as the proxy's BND would be, then one
+ * peer accepted and relayed. */
+static int cli_bind_direct(const struct cli_opts *o, const char *host, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char text[STP_ADDR_STR_MAX];
+	int lfd = direct_socket(host, port, SOCK_STREAM, true), fd;
+
+	if (lfd < 0 || getsockname(lfd, (struct sockaddr *)&ss, &len) < 0)
+		return cli_fail(o, "bind (direct)", STP_ERR_SYSTEM);
+	printf("bound %s\n", sa_str((struct sockaddr *)&ss, text, sizeof(text)));
+	fflush(stdout);
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	if (poll(&p, 1, o->timeout_set ? o->timeout_ms : -1) <= 0) {
+		close(lfd);
+		return cli_fail(o, "bind (direct)", STP_ERR_TIMEOUT);
+	}
+	len = sizeof(ss);
+	fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	close(lfd);
+	if (fd < 0)
+		return cli_fail(o, "bind (direct)", STP_ERR_SYSTEM);
+	printf("peer %s\n", sa_str((struct sockaddr *)&ss, text, sizeof(text)));
+	fflush(stdout);
+	return cli_relay(fd);
+}
+
 int cli_cmd_bind(const struct cli_opts *o)
 {
 	static struct stp_bind b;
@@ -132,7 +213,10 @@ int cli_cmd_bind(const struct cli_opts *o)
 		host = o->args[0];
 		port = cli_port(o->args[1], true);
 	}
-	if (stp_bind(&b, &o->proxy, host, port, o->timeout_ms, &err) < 0)
+	struct stp_proxy via;
+	if (cli_route(o, "bind", host, port, &via))
+		return cli_bind_direct(o, host, port);
+	if (stp_bind(&b, &via, host, port, o->timeout_ms, &err) < 0)
 		return cli_fail(o, "bind", err);
 	printf("bound %s\n", stp_addr_str(&b.bound, text, sizeof(text)));
 	fflush(stdout);
@@ -155,11 +239,19 @@ struct udp_lines {
 	unsigned sent, received;
 };
 
+/* The datagrams' path: the association u, or (u NULL: the served
+ * configuration sends the target direct) a UDP socket connected to it. */
+static int udp_direct_fd = -1;
+
 static int udp_send_line(const struct cli_opts *o, struct stp_udp *u, const char *line,
 			 size_t n, uint16_t port)
 {
 	enum stp_err err;
 
+	if (u == NULL)
+		return send(udp_direct_fd, line, n, 0) < 0 && errno != ECONNREFUSED
+			       ? cli_fail(o, "udp: send (direct)", STP_ERR_SYSTEM)
+			       : 0;
 	if (stp_udp_sendto(u, line, n, o->args[0], port, &err) < 0)
 		return cli_fail(o, "udp: send", err);
 	return 0;
@@ -200,8 +292,15 @@ static int udp_print_reply(const struct cli_opts *o, struct stp_udp *u, struct u
 	static char data[65536];
 	enum stp_err err;
 	struct stp_addr src;
-	ssize_t n = stp_udp_recvfrom(u, data, sizeof(data), &src, 0, &err);
+	ssize_t n;
 
+	if (u == NULL) {
+		n = recv(udp_direct_fd, data, sizeof(data), MSG_DONTWAIT);
+		if (n < 0)
+			return 0; /* ICMP unreachable, or nothing after all: UDP loses */
+	} else {
+		n = stp_udp_recvfrom(u, data, sizeof(data), &src, 0, &err);
+	}
 	if (n < 0 && err == STP_ERR_TIMEOUT)
 		return 0; /* a dropped datagram woke us */
 	if (n < 0)
@@ -232,8 +331,8 @@ static int udp_loop(const struct cli_opts *o, struct stp_udp *u, uint16_t port)
 		/* The control connection is watched too: its end is the
 		 * association's end, reported by stp_udp_recvfrom. */
 		struct pollfd p[3] = { { .fd = eof ? -1 : STDIN_FILENO, .events = POLLIN },
-				       { .fd = stp_udp_fd(u), .events = POLLIN },
-				       { .fd = stp_udp_control_fd(u), .events = POLLIN } };
+				       { .fd = u ? stp_udp_fd(u) : udp_direct_fd, .events = POLLIN },
+				       { .fd = u ? stp_udp_control_fd(u) : -1, .events = POLLIN } };
 		int wait = -1;
 		if (eof) {
 			if (l.received >= l.sent)
@@ -264,9 +363,17 @@ int cli_cmd_udp(const struct cli_opts *o)
 {
 	enum stp_err err;
 	uint16_t port = cli_port(o->args[1], false);
-	struct stp_udp *u = stp_udp_open(&o->proxy, o->timeout_ms, &err);
+	struct stp_proxy via;
 	int rc;
 
+	if (cli_route(o, "udp", o->args[0], port, &via)) {
+		if ((udp_direct_fd = direct_socket(o->args[0], port, SOCK_DGRAM, false)) < 0)
+			return cli_fail(o, "udp (direct)", STP_ERR_TARGET_RESOLVE);
+		rc = udp_loop(o, NULL, port);
+		close(udp_direct_fd);
+		return rc;
+	}
+	struct stp_udp *u = stp_udp_open(&via, o->timeout_ms, &err);
 	if (u == NULL)
 		return cli_fail(o, "udp", err);
 	rc = udp_loop(o, u, port);

@@ -3,10 +3,13 @@
  * and reads them, cli_dns.c) answered by the proxy's own resolver with DNS
  * QUERY X'F2', or by Tor's RESOLVE X'F0' when the proxy lacks X'F2'; with
  * --dns ADDR, sent as plain DNS through a UDP ASSOCIATE to that server.
- * Either way the name never leaves through the local network.
+ * Either way the name never leaves through the local network, unless the
+ * served configuration (auto-configuration) sends the name direct: then
+ * getaddrinfo here.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +206,28 @@ static int resolve_via_proxy(const struct cli_opts *o, struct lookup *q, size_t 
 	return resolve_print(o, q, nq);
 }
 
+/* The served configuration sends the name direct: the system's resolver,
+ * the same output. */
+static int resolve_local(const struct cli_opts *o)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char text[INET6_ADDRSTRLEN];
+	int rc = getaddrinfo(o->args[0], NULL, &hints, &res);
+
+	if (rc != 0) {
+		fprintf(stderr, "stp: resolve: %s: %s (local)\n", o->args[0], gai_strerror(rc));
+		return CLI_EXIT_NXDOMAIN;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		const void *a = ai->ai_family == AF_INET
+					? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+					: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+		printf("%s\n", inet_ntop(ai->ai_family, a, text, sizeof(text)));
+	}
+	freeaddrinfo(res);
+	return CLI_EXIT_OK;
+}
+
 int cli_cmd_resolve(const struct cli_opts *o)
 {
 	struct sockaddr_storage server;
@@ -216,11 +241,24 @@ int cli_cmd_resolve(const struct cli_opts *o)
 	base = (uint16_t)(getpid() ^ (resolve_now() & 0xFFFF));
 	q[0].id = base;
 	q[1].id = (uint16_t)(base + 1);
-	if (o->dns == NULL)
-		return resolve_via_proxy(o, q, 2);
+	struct cli_opts ro = *o; /* the proxy the served configuration picks */
+	if (o->dns == NULL) {
+		if (cli_route(o, "resolve", o->args[0], 0, &ro.proxy))
+			return resolve_local(o);
+		return resolve_via_proxy(&ro, q, 2);
+	}
 	if (resolve_server(o, &server) < 0)
 		return CLI_EXIT_USAGE;
-	u = stp_udp_open(&o->proxy, o->timeout_ms, &err);
+	/* --dns SERVER: the server's `route` picks the proxy; the query always
+	 * goes through one (the point of --dns). */
+	char host[INET6_ADDRSTRLEN] = "";
+	inet_ntop(server.ss_family,
+		  server.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&server)->sin_addr
+					      : (void *)&((struct sockaddr_in6 *)&server)->sin6_addr,
+		  host, sizeof(host));
+	if (o->ac && !stp_autoconf_direct(o->ac, host, sa_port((struct sockaddr *)&server)))
+		stp_autoconf_route(o->ac, host, sa_port((struct sockaddr *)&server), &ro.proxy);
+	u = stp_udp_open(&ro.proxy, o->timeout_ms, &err);
 	if (u == NULL)
 		return cli_fail(o, "resolve", err);
 	rc = resolve_loop(o, u, q, 2, (struct sockaddr *)&server);

@@ -277,6 +277,63 @@ static void ac_netrc(struct stp_proxy *p)
 		p->has_auth = true;
 }
 
+int stp_autoconf_proxy_at(const struct stp_autoconf *ac, size_t i, struct stp_proxy *proxy)
+{
+	if (i >= ac->n_proxies)
+		return -1;
+	return ac_set_hostport(proxy, ac->proxies[i], NULL);
+}
+
+/* ---- failover: the served proxies after the first, by applied proxy ----
+ * stp_autoconf_apply records them here, process-wide, so that every way
+ * libstp reaches a proxy (client_proxy_connect_until) can try them in
+ * order when the first does not answer, as browsers do with a PAC's
+ * "SOCKS5 a; SOCKS5 b", without a change to struct stp_proxy. */
+#define FO_ENTRIES 4
+static struct {
+	char host[STP_NAME_MAX + 1];
+	uint16_t port;
+	char alts[AC_PROXIES - 1][ACDOC_VALUE_MAX + 1];
+	size_t n;
+} fo[FO_ENTRIES];
+static size_t fo_next;
+static pthread_mutex_t fo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fo_record(const struct stp_proxy *p, const struct stp_autoconf *ac)
+{
+	size_t i;
+	pthread_mutex_lock(&fo_lock);
+	for (i = 0; i < FO_ENTRIES; i++)
+		if (fo[i].port == p->port && strcmp(fo[i].host, p->host) == 0)
+			break;
+	if (i == FO_ENTRIES)
+		i = fo_next++ % FO_ENTRIES;
+	snprintf(fo[i].host, sizeof(fo[i].host), "%s", p->host);
+	fo[i].port = p->port;
+	fo[i].n = 0;
+	for (size_t k = 1; k < ac->n_proxies; k++)
+		memcpy(fo[i].alts[fo[i].n++], ac->proxies[k], sizeof(fo[i].alts[0]));
+	pthread_mutex_unlock(&fo_lock);
+}
+
+bool client_autoconf_alternate(const struct stp_proxy *p, size_t i, struct stp_proxy *out)
+{
+	bool found = false;
+	char hostport[ACDOC_VALUE_MAX + 1];
+	pthread_mutex_lock(&fo_lock);
+	for (size_t k = 0; k < FO_ENTRIES && !found; k++)
+		if (fo[k].port == p->port && fo[k].port != 0 && strcmp(fo[k].host, p->host) == 0 &&
+		    i < fo[k].n) {
+			memcpy(hostport, fo[k].alts[i], sizeof(hostport));
+			found = true;
+		}
+	pthread_mutex_unlock(&fo_lock);
+	if (!found)
+		return false;
+	*out = *p;
+	return ac_set_hostport(out, hostport, NULL) == 0;
+}
+
 int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy, enum stp_err *err)
 {
 	struct stp_proxy p = *proxy;
@@ -289,6 +346,7 @@ int stp_autoconf_apply(const struct stp_autoconf *ac, struct stp_proxy *proxy, e
 		p.tls.mode = STP_TLS_X86;
 	if (ac->method == AC_USERPASS && ac->creds_netrc)
 		ac_netrc(&p);
+	fo_record(&p, ac);
 	*proxy = p;
 	if (err)
 		*err = STP_OK;

@@ -56,6 +56,10 @@ void client_handshake_skip_greeting(struct stp_handshake *h);
 /* Connects to the proxy: every address of its name, Happy Eyeballs. The
  * fd (non-blocking), or -1 with *err and errno set. */
 int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err);
+/* autoconf.c: the i-th (from 0) proxy served after the first one in the
+ * document applied to p (stp_autoconf_apply): *out is p with that host and
+ * port. false past the last, or when no document was applied to p. */
+bool client_autoconf_alternate(const struct stp_proxy *p, size_t i, struct stp_proxy *out);
 /* eyeballs.c: connects to the first of a[0..n) to answer (RFC 8305
  * section 5, attempts HE_ATTEMPT_DELAY_MS apart, in the order given). The
  * non-blocking fd, or -1 with errno: ETIMEDOUT at the deadline, else the

@@ -100,7 +100,7 @@ int client_set_blocking(int fd, bool blocking)
 	return fcntl(fd, F_SETFL, fl);
 }
 
-int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err)
+static int proxy_connect_one(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
@@ -127,6 +127,24 @@ int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, 
 	int fd = client_he_connect(addrs, n, deadline);
 	if (fd < 0)
 		*err = errno == ETIMEDOUT ? STP_ERR_TIMEOUT : STP_ERR_PROXY_UNREACHABLE;
+	return fd;
+}
+
+/* The proxy, then (auto-configuration) the next served proxies in order
+ * while the one before is unreachable or its name does not resolve; a
+ * timeout leaves no time for the next. */
+int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err)
+{
+	struct stp_proxy alt;
+	int fd = proxy_connect_one(proxy, deadline, err);
+
+	for (size_t i = 0; fd < 0 && *err != STP_ERR_TIMEOUT && client_remaining(deadline) != 0 &&
+			   client_autoconf_alternate(proxy, i, &alt);
+	     i++) {
+		log_debug("proxy %s:%u: %s; trying %s:%u (autoconfig)", proxy->host, proxy->port,
+			  stp_strerror(*err), alt.host, alt.port);
+		fd = proxy_connect_one(&alt, deadline, err);
+	}
 	return fd;
 }
 

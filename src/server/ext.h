@@ -74,6 +74,10 @@ struct stp_ext {
 	 * about a command or method this client is not offered are dropped by
 	 * the writer, so a module writes what it knows without checking. */
 	void (*describe)(const struct session *s, struct feat_writer *w);
+	/* Optional: false when c gives the module's commands nothing to do
+	 * (they then answer X'07' themselves, e.g. X'F4' without a profile),
+	 * so discovery does not list them. */
+	bool (*commands_enabled)(const struct stp_conf *c);
 	/* `stpd -t`: a line about how the module will run under c (e.g.
 	 * TRANSPARENT's engine), printed as "NAME: TEXT"; NULL: none. */
 	void (*conf_report)(const struct stp_conf *c, char *buf, size_t cap);

@@ -5,6 +5,12 @@
  * ev_io per socket and one ev_timer for its retransmission timeouts, and
  * call ares_process_fd() from both. A cancelled look-up keeps its struct
  * until c-ares calls back, with the owner's pointer cleared.
+ *
+ * Raw queries (resolver_send) go through a second channel of their own,
+ * created with ARES_FLAG_NOCHECKRESP: there c-ares hands a SERVFAIL,
+ * NOTIMP or REFUSED answer back as it is instead of trying the next server
+ * and keeping only an error code, so a DNS QUERY client gets the RCODE
+ * (docs/protocol.md 5.4). Look-ups for CONNECT keep c-ares' checks.
  */
 #include "server/resolve.h"
 
@@ -32,6 +38,8 @@ struct resolver {
 	ev_timer timer;
 	struct resolver_sock socks[RESOLVE_MAX_SOCKS];
 	unsigned pending, max_pending;
+	struct resolver *raw;   /* the NOCHECKRESP channel for resolver_send */
+	struct resolver *owner; /* raw's: counts its queries against max_pending */
 };
 
 struct lookup {
@@ -107,8 +115,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	ev_io_start(r->loop, &slot->io);
 }
 
-struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
-			      unsigned max_pending, char *err, size_t errlen)
+static struct resolver *resolver_make(struct ev_loop *loop, const char *servers,
+				      unsigned timeout_secs, int flags, char *err, size_t errlen)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	struct ares_options opts;
@@ -123,8 +131,10 @@ struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigne
 	opts.sock_state_cb_data = r;
 	opts.timeout = (int)(timeout_secs ? timeout_secs * 1000 / 3 : 3000);
 	opts.tries = 3;
+	opts.flags = flags;
 	rc = ares_init_options(&r->channel, &opts,
-			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+				       (flags ? ARES_OPT_FLAGS : 0));
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(r);
@@ -140,16 +150,13 @@ struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigne
 		}
 	}
 	r->loop = loop;
-	r->max_pending = max_pending ? max_pending : 1024;
 	ev_timer_init(&r->timer, on_timer, 1., 0.);
 	r->timer.data = r;
 	return r;
 }
 
-void resolver_free(struct resolver *r)
+static void resolver_destroy(struct resolver *r)
 {
-	if (!r)
-		return;
 	/* Calls every pending callback with ARES_EDESTRUCTION. */
 	ares_destroy(r->channel);
 	for (int i = 0; i < RESOLVE_MAX_SOCKS; i++)
@@ -157,6 +164,30 @@ void resolver_free(struct resolver *r)
 			ev_io_stop(r->loop, &r->socks[i].io);
 	ev_timer_stop(r->loop, &r->timer);
 	free(r);
+}
+
+struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+			      unsigned max_pending, char *err, size_t errlen)
+{
+	struct resolver *r = resolver_make(loop, servers, timeout_secs, 0, err, errlen);
+	if (!r)
+		return NULL;
+	r->raw = resolver_make(loop, servers, timeout_secs, ARES_FLAG_NOCHECKRESP, err, errlen);
+	if (!r->raw) {
+		resolver_destroy(r);
+		return NULL;
+	}
+	r->raw->owner = r;
+	r->max_pending = max_pending ? max_pending : 1024;
+	return r;
+}
+
+void resolver_free(struct resolver *r)
+{
+	if (!r)
+		return;
+	resolver_destroy(r->raw); /* its callbacks count down r->pending */
+	resolver_destroy(r);
 }
 
 static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo *res)
@@ -277,6 +308,7 @@ static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int
 
 	(void)timeouts;
 	l->r->pending--;
+	l->r->owner->pending--;
 	if (status == ARES_SUCCESS && (!abuf || alen <= 0))
 		status = ARES_EBADRESP;
 	if (l->slot)
@@ -297,16 +329,17 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
-	l->r = r;
+	l->r = r->raw;
 	l->raw_cb = cb;
 	l->ctx = ctx;
 	l->slot = slot;
 	*slot = l;
 	r->pending++;
+	r->raw->pending++; /* arms the raw channel's timer */
 	/* c-ares sets its own ID on the wire and gives the answer back with
 	 * the caller's; the hosts file is not consulted (a raw query). */
-	ares_send(r->channel, q, (int)qlen, on_raw, l);
-	arm_timer(r);
+	ares_send(r->raw->channel, q, (int)qlen, on_raw, l);
+	arm_timer(r->raw);
 	return 0;
 }
 

@@ -35,8 +35,10 @@ typedef void (*lookup_name_cb)(void *ctx, int status, const char *name);
 int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_cb cb, void *ctx,
 		     struct lookup **slot);
 /* A raw query (a whole DNS message, ares_send): status 0 and the server's
- * whole answer abuf[0..alen) (valid during the call only), else a c-ares
- * status code. c-ares retries over TCP when the answer is truncated. The
+ * whole answer abuf[0..alen) (valid during the call only) whatever its
+ * RCODE (a channel with ARES_FLAG_NOCHECKRESP: SERVFAIL, NOTIMP and
+ * REFUSED come back too), else a c-ares status code (no answer at all).
+ * c-ares retries over TCP when the answer is truncated. The
  * same slot and cancel rules as resolver_lookup(). */
 typedef void (*lookup_raw_cb)(void *ctx, int status, const uint8_t *abuf, size_t alen);
 int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_cb cb, void *ctx,

@@ -205,21 +205,22 @@ static void conf_file(const char *path)
 	fclose(f);
 }
 
-/* The proxy's addresses, once: a numeric host needs no lookup; a name is
+/* A proxy's addresses, once: a numeric host needs no lookup; a name is
  * resolved here with the real getaddrinfo (the proxy's name is ours to
- * resolve, the application's names are not). */
-static void conf_proxy_addrs(void)
+ * resolve, the application's names are not). Appended to proxy_sa. */
+static void conf_proxy_addrs_of(const struct stp_proxy *p)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char port[8];
 
-	snprintf(port, sizeof(port), "%u", shim_conf.proxy.port);
-	if (shim_real.getaddrinfo(shim_conf.proxy.host, port, &hints, &res) != 0) {
-		shim_log(SHIM_LOG_ERROR, "cannot resolve the proxy %s", shim_conf.proxy.host);
+	snprintf(port, sizeof(port), "%u", p->port);
+	if (shim_real.getaddrinfo(p->host, port, &hints, &res) != 0) {
+		shim_log(SHIM_LOG_ERROR, "cannot resolve the proxy %s", p->host);
 		return;
 	}
-	for (struct addrinfo *ai = res; ai && shim_conf.proxy_naddr < 4; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai && shim_conf.proxy_naddr < SHIM_PROXY_ADDRS;
+	     ai = ai->ai_next) {
 		int i = shim_conf.proxy_naddr++;
 		memcpy(&shim_conf.proxy_sa[i], ai->ai_addr, ai->ai_addrlen);
 		shim_conf.proxy_salen[i] = ai->ai_addrlen;
@@ -227,10 +228,34 @@ static void conf_proxy_addrs(void)
 	shim_real.freeaddrinfo(res);
 }
 
+/* The proxy's addresses, then those of the other proxies the served
+ * configuration lists, in its order: connect() tries them in turn, so a
+ * first proxy that does not answer fails over to the next (as a PAC's
+ * "SOCKS5 a; SOCKS5 b" does in a browser). */
+static void conf_proxy_addrs(void)
+{
+	struct stp_proxy alt;
+
+	conf_proxy_addrs_of(&shim_conf.proxy);
+	/* Only while the proxy is the served one (a --proxy or config file
+	 * proxy wins, and has no alternates). */
+	alt = shim_conf.proxy;
+	if (shim_conf.autoconf == NULL || stp_autoconf_proxy_at(shim_conf.autoconf, 0, &alt) < 0 ||
+	    alt.port != shim_conf.proxy.port || strcmp(alt.host, shim_conf.proxy.host) != 0)
+		return;
+	for (size_t i = 1;; i++) {
+		alt = shim_conf.proxy;
+		if (stp_autoconf_proxy_at(shim_conf.autoconf, i, &alt) < 0)
+			break;
+		conf_proxy_addrs_of(&alt);
+	}
+}
+
 static void conf_autoconf(void)
 {
 	const char *doc = getenv("STPIFY_AUTOCONF");
 	enum stp_err err;
+	struct stp_proxy asked = shim_conf.proxy;
 
 	if (doc == NULL || *doc == '\0' || !shim_conf.have_proxy)
 		return;
@@ -243,6 +268,7 @@ static void conf_autoconf(void)
 		return;
 	}
 	shim_conf.remote_dns = stp_autoconf_remote_dns(shim_conf.autoconf);
+	shim_ac_init(shim_conf.autoconf, &asked);
 	shim_log(SHIM_LOG_INFO, "autoconfig: profile %s",
 		 stp_autoconf_profile(shim_conf.autoconf));
 }
@@ -321,8 +347,9 @@ bool shim_policy_bypass_sa(const struct sockaddr *sa)
 		return true;
 	if (shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa))
 		return true;
-	if (shim_conf.autoconf != NULL)
-		return stp_autoconf_direct_addr(shim_conf.autoconf, sa);
+	const struct stp_autoconf *ac = shim_ac_current();
+	if (ac != NULL)
+		return stp_autoconf_direct_addr(ac, sa);
 	if (policy_loopback(sa) && !shim_conf.proxy_loopback)
 		return true;
 	return shim_conf.noproxy != NULL && stp_noproxy_match_addr(shim_conf.noproxy, sa);
@@ -352,7 +379,8 @@ bool shim_policy_bypass_name(const char *name)
 		return true;
 	if (shim_conf.noproxy != NULL && stp_noproxy_match(shim_conf.noproxy, name))
 		return true;
-	return shim_conf.autoconf != NULL && stp_autoconf_direct(shim_conf.autoconf, name, 0);
+	const struct stp_autoconf *ac = shim_ac_current();
+	return ac != NULL && stp_autoconf_direct(ac, name, 0);
 }
 
 /* sa as a socket of family (v6only: with IPV6_V6ONLY) connects to it: 0

@@ -80,11 +80,14 @@ void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* ---- configuration and bypass decisions (policy.c) ---- */
 
+#define SHIM_PROXY_ADDRS 8
+
 struct shim_conf {
 	bool have_proxy;
 	struct stp_proxy proxy;
-	struct sockaddr_storage proxy_sa[4]; /* the proxy's addresses, resolved once */
-	socklen_t proxy_salen[4];
+	/* the proxy's addresses, resolved once, then the served alternates' */
+	struct sockaddr_storage proxy_sa[SHIM_PROXY_ADDRS];
+	socklen_t proxy_salen[SHIM_PROXY_ADDRS];
 	int proxy_naddr;
 	struct stp_noproxy *noproxy;
 	int log_level;
@@ -99,12 +102,21 @@ struct shim_conf {
 	uint32_t fake4_net, fake4_mask;  /* host order */
 	uint8_t fake6_net[16];
 	int fake6_prefix;
-	/* The proxy's served configuration (STPIFY_AUTOCONF, from the
-	 * launcher): when set, its routes replace the loopback default. */
+	/* The proxy's served configuration at launch (STPIFY_AUTOCONF, from
+	 * the launcher): when set, its routes replace the loopback default.
+	 * Decisions read shim_ac_current(), which replaces it after refresh. */
 	struct stp_autoconf *autoconf;
 };
 
 extern struct shim_conf shim_conf;
+
+/* ---- the served configuration over time (acrefresh.c) ---- */
+
+/* ac (owned from now on) was fetched through asked just now. */
+void shim_ac_init(struct stp_autoconf *ac, const struct stp_proxy *asked);
+/* The document in use for a routing decision (NULL: none); once it is
+ * older than its refresh, starts a fetch on a thread of its own. */
+const struct stp_autoconf *shim_ac_current(void);
 /* Reads STPIFY_CONFIG (if set), then the environment; once. */
 void shim_conf_load(void);
 /* True when a connection or datagram to sa must go direct. */

@@ -130,3 +130,84 @@ def parse(m):
             rrs.append((sec, name, t, ttl, m[off + 10:off + 10 + rdlen]))
             off += 10 + rdlen
     return qid, flags, flags & 0xF, rrs
+
+
+# ---- a static answerer: fixed RCODEs and a signed record set -------------
+
+RRSIG = 46
+SIGNED = "signed.%s" % ZONE
+SIGNED_A = bytes([192, 0, 2, 1])
+# RRSIG over SIGNED's A (RFC 4034 3.1): type covered A, algorithm 13,
+# 3 labels, original TTL 300, expiration, inception, key tag, the signer,
+# then a 64-byte signature (made up: carried, never checked).
+RRSIG_RDATA = (struct.pack(">HBBIIIH", 1, 13, 3, 300, 0x70000000, 0x60000000, 4242)
+               + b"\x07example\x04test\x00" + bytes(range(64, 128)))
+
+
+def _rr(name_off, rtype, ttl, rdata):
+    return struct.pack(">HHHIH", 0xC000 | name_off, rtype, 1, ttl, len(rdata)) + rdata
+
+
+class Fixed:
+    """A DNS server over UDP on 127.0.0.1 answering from a fixed table, for
+    what dnsmasq cannot do: answer SERVFAIL or NOTIMP for a name, and serve
+    a record set with its RRSIG (only when the query has EDNS with DO, as a
+    signing server does). Names: servfail.ZONE (RCODE 2), notimp.ZONE (4),
+    SIGNED (A + RRSIG); anything else REFUSED (5)."""
+
+    RCODES = {"servfail.%s" % ZONE: 2, "notimp.%s" % ZONE: 4}
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.asked = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def answer(self, q):
+        qid, flags = struct.unpack(">HH", q[:4])
+        name, off = _name(q, 12)
+        qtype = struct.unpack(">H", q[off:off + 2])[0]
+        question = q[12:off + 4]
+        do = False
+        if struct.unpack(">H", q[10:12])[0]:  # an OPT: its TTL field holds DO
+            do = bool(struct.unpack(">I", q[off + 4 + 5:off + 4 + 9])[0] & 0x8000)
+        self.asked.append((name, qtype, do))
+        rcode, rrs = self.RCODES.get(name, 5), []
+        if name == SIGNED:
+            rcode = 0
+            if qtype == 1:
+                rrs.append(_rr(12, 1, 300, SIGNED_A))
+                if do:
+                    rrs.append(_rr(12, RRSIG, 300, RRSIG_RDATA))
+        opt = b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000 if do else 0, 0) \
+            if struct.unpack(">H", q[10:12])[0] else b""
+        hdr = struct.pack(">HHHHHH", qid, 0x8400 | (flags & 0x0110) | rcode, 1, len(rrs), 0,
+                          1 if opt else 0)
+        return hdr + question + b"".join(rrs) + opt
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.sock.sendto(self.answer(q), peer)
+            except (IndexError, struct.error):
+                pass  # not a query this table knows how to read: no answer
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()

@@ -156,3 +156,184 @@ def test_stp_route_other_proxy(stpd_factory, sites, tmp_path):
     assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
     p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert not other.log_lines(r"target=127\.0\.0\.2:")
+
+
+def test_failover_to_the_next_served_proxy(stpd_factory, sites, tmp_path):
+    """The profile serves a dead proxy first, then this stpd: libstp (stp
+    connect) and stpify (curl)
+    fail over to the second, as browsers do with the PAC's list. (libstp's
+    every connection to a proxy goes through client_proxy_connect_until,
+    where the failover is: stp udp, bind and resolve get it too.)"""
+    via, _ = sites
+    dead = services.free_port()  # nothing listens there
+    prof = "\tprofile p\n\tproxy 127.0.0.1:%d 127.0.0.1:$port\n\trefresh 600\n" % dead
+    p = stpd_factory(conf=ac_conf(services.free_port(), prof))
+    env = only_stp_proxy(p, tmp_path)
+    env["STP_DEBUG"] = "1"
+    r = get_page(env, via)
+    assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
+    assert re.search(rb"proxy 127\.0\.0\.1:%d: .*; trying 127\.0\.0\.1:%d \(autoconfig\)"
+                     % (dead, p.port), r.stderr), r.stderr
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    del env["STP_DEBUG"]
+    mark = p.log_mark()
+    r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*", via.url],
+                       capture_output=True, env=env, timeout=60)
+    assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
+    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port, since=mark)
+
+
+@pytest.fixture
+def udp_echo():
+    e = services.UdpEcho()
+    yield e
+    e.close()
+
+
+def routes_profile(other):
+    """::1 and localhost direct; web6.stp.test and localhost6 through the
+    other stpd; the rest through the one STP_PROXY names."""
+    return ("\tprofile p\n\tproxy 127.0.0.1:$port\n\tdirect ::1 localhost\n"
+            "\troute 127.0.0.1:%d web6.stp.test\n\trefresh 600\n" % other.port)
+
+
+def test_stp_udp_follows_routes(stpd_factory, udp_echo, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    r = stp(env, "-v", "udp", "::1", str(udp_echo.port), data=b"direct-line\n")
+    assert r.stdout == b"direct-line\n", r.stderr
+    assert b"udp: ::1:%d: direct (autoconfig)" % udp_echo.port in r.stderr
+    assert any(d == b"direct-line" and peer[0] == "::1" for d, peer in udp_echo.received)
+    assert not p.log_lines(r"cmd=udpassociate") and not other.log_lines(r"cmd=udpassociate")
+    r = stp(env, "udp", "127.0.0.1", str(udp_echo.port), data=b"proxied-line\n")
+    assert r.stdout == b"proxied-line\n", r.stderr
+    p.wait_log(r"session .*cmd=udpassociate")
+    r = stp(env, "udp", "web6.stp.test", str(udp_echo.port), data=b"routed-line\n")
+    assert r.stdout == b"routed-line\n", r.stderr
+    other.wait_log(r"session .*cmd=udpassociate")
+
+
+def bind_once(env, *args):
+    """stp bind ARGS: the bound address, then one peer connecting to it and
+    sending a line, which stp must print. Returns (bound line, stderr)."""
+    proc = subprocess.Popen([STP, "-v", "--timeout", "20", "bind"] + list(args),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().decode().strip()
+        m = re.match(r"bound \[?([^\]]+?)\]?:(\d+)$", line)
+        assert m, (line, proc.stderr.read1(4000) if proc.poll() is not None else "")
+        host = m.group(1)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        import socket
+        peer = socket.create_connection((host, int(m.group(2))), timeout=10)
+        with peer:
+            assert proc.stdout.readline().startswith(b"peer ")
+            peer.sendall(b"from-peer\n")
+            assert proc.stdout.readline() == b"from-peer\n"
+            proc.stdin.close()
+        proc.wait(timeout=20)
+        return line, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stp_bind_follows_routes(stpd_factory, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    line, err = bind_once(env, "::1", "0")
+    assert line.startswith("bound [::]:") and b"bind: ::1:0: direct (autoconfig)" in err
+    assert not p.log_lines(r"cmd=bind") and not other.log_lines(r"cmd=bind")
+    bind_once(env, "127.0.0.1", "0")
+    p.wait_log(r"session .*cmd=bind")
+    _, err = bind_once(env, "web6.stp.test", "0")
+    assert b"through 127.0.0.1:%d (autoconfig route)" % other.port in err
+    other.wait_log(r"session .*cmd=bind")
+
+
+def test_stp_resolve_follows_routes(stpd_factory, tmp_path):
+    other = stpd_factory()
+    p = stpd_factory(conf=ac_conf(services.free_port(), routes_profile(other)))
+    env = only_stp_proxy(p, tmp_path)
+    r = stp(env, "-v", "resolve", "localhost")  # /etc/hosts: no DNS packet
+    assert r.returncode == 0 and set(r.stdout.split()) & {b"127.0.0.1", b"::1"}, r.stderr
+    assert b"resolve: localhost:0: direct (autoconfig)" in r.stderr
+    assert not p.log_lines(r"cmd=(dns|resolve)") and not other.log_lines(r"cmd=(dns|resolve)")
+    r = stp(env, "resolve", "web.stp.test")
+    assert r.stdout.split() == [b"127.0.0.1"], r.stderr
+    p.wait_log(r"session .*cmd=dns target=web\.stp\.test")
+    r = stp(env, "resolve", "web6.stp.test")
+    assert r.stdout.split() == [b"::1"], r.stderr
+    other.wait_log(r"session .*cmd=dns target=web6\.stp\.test")
+    assert not p.log_lines(r"target=web6\.stp\.test")
+
+
+LONG_RUNNER = r"""
+import socket, sys, time
+port = int(sys.argv[1])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    line = sys.stdin.readline()  # the test says when to connect again
+    if not line or line.strip() == "stop":
+        break
+    s = socket.create_connection(("127.0.0.3", port), timeout=20)
+    s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    body = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        body += d
+    s.close()
+    print("got" if b"SITE-DIRECT" in body else "bad", flush=True)
+"""
+
+
+def test_stpify_refreshes_in_a_long_running_program(stpd_factory, sites, tmp_path):
+    """One process under stpify: 127.0.0.3 goes direct as served; stpd's
+    profile changes (no more `direct`); once the document is older than
+    `refresh` (10 s), the next connect starts a fetch in the background and
+    the connects after it go through the proxy. The program's connects go
+    on meanwhile (each answered within its own timeout)."""
+    _, direct = sites
+    text = ac_conf(services.free_port(), "\tprofile p\n\tproxy 127.0.0.1:$port\n"
+                   "\tdirect 127.0.0.3\n\trefresh 10\n")
+    p = stpd_factory(conf=text)
+    env = only_stp_proxy(p, tmp_path)
+    env["STP_LOG"] = "info"
+    proc = subprocess.Popen([STPIFY, "python3", "-c", LONG_RUNNER, str(direct.port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        def ask():
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"got\n"
+        ask()
+        assert direct.srv.hits == 1 and not p.log_lines(r"target=127\.0\.0\.3:")
+        p.write_conf(text.replace("\tdirect 127.0.0.3\n", ""))
+        mark = p.log_mark()
+        p.signal(signal.SIGHUP)
+        p.wait_log(r"configuration reloaded", since=mark)
+        # Until the document is 10 s old, connects keep going direct; then
+        # one connect starts the refresh and a later one uses it.
+        import time
+        end = time.monotonic() + 45
+        while not p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:") \
+                and time.monotonic() < end:
+            ask()
+            time.sleep(0.5)
+        assert p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
+        assert len(p.log_lines(r"session .*cmd=autoconfig .*succeeded")) == 2
+        proc.stdin.write(b"stop\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+        assert b"autoconfig: refreshed, profile p" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -118,6 +118,66 @@ def test_modules_describe_themselves(stpd_factory):
         assert e[(2, 0xF0, "atyps")] == [1, 4]
 
 
+def json_entries(doc):
+    """`stp features --json` entries -> {(scope, code, name): value}."""
+    return {(x["scope"], x["code"], x["name"]): x["value"] for x in doc["entries"]}
+
+
+def test_every_module_in_stp_features_json(stpd_factory):
+    """resolve (X'F2'), autoconf (X'F4') and bind (X'10'/X'11') describe
+    themselves with the values of this config, as `stp features --json`
+    prints them; X'F4' is left out without a profile."""
+    mods = servers.stpd_modules(servers.stpd_binary())
+    extra = "timeouts { dns 7 }\n"
+    if "resolve" in mods:
+        extra += "dns-cache { entries 123; max-ttl 456; negative-ttl 78 }\n"
+    if "autoconf" in mods:
+        extra += ("autoconfig {\n http 127.0.0.1:%d\n profile a\n refresh 900\n"
+                  " profile b\n refresh 45\n}\n" % services.free_port())
+    if "bind" in mods:
+        extra += "binds { max-binds 3; max-pending 9; max-peers 11; accept-timeout 13; " \
+                 "max-backlog 17 }\n"
+    p = stpd_factory(conf=stpdconf.conf(extra=extra))
+    r = stp("features", "socks5://127.0.0.1:%d" % p.port, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["truncated"] is False
+    e = json_entries(doc)
+    if "resolve" in mods:
+        assert 0xF2 in doc["commands"]
+        assert e[("command", 0xF2, "timeout")] == 7
+        assert e[("command", 0xF2, "query-max")] == 1232
+        assert e[("command", 0xF2, "answer-max")] == 65535
+        assert e[("command", 0xF2, "cache-entries")] == 123
+        assert e[("command", 0xF2, "cache-max-ttl")] == 456
+        assert e[("command", 0xF2, "cache-negative-ttl")] == 78
+    if "autoconf" in mods:
+        assert 0xF4 in doc["commands"]
+        assert e[("command", 0xF4, "profiles")] == 2
+        assert e[("command", 0xF4, "refresh")] == 45  # the shortest
+        assert e[("command", 0xF4, "doc-max")] == 8192
+        assert e[("command", 0xF4, "pac")] is True
+    if "bind" in mods:
+        assert {0x10, 0x11} <= set(doc["commands"])
+        assert e[("command", 0x10, "kinds")] == [1, 2]
+        assert e[("command", 0x10, "binds-per-request")] == 16
+        assert e[("command", 0x10, "max-binds")] == 3
+        assert e[("command", 0x10, "max-pending")] == 9
+        assert e[("command", 0x10, "max-peers")] == 11
+        assert e[("command", 0x10, "accept-timeout")] == 13
+        assert e[("command", 0x10, "max-backlog")] == 17
+        assert e[("command", 0x11, "accept-timeout")] == 13
+    # Without a profile X'F4' answers X'07': not listed, not described.
+    q = stpd_factory()
+    doc = json.loads(stp("features", "socks5://127.0.0.1:%d" % q.port, "--json").stdout)
+    assert 0xF4 not in doc["commands"]
+    assert not [x for x in doc["entries"] if x["code"] == 0xF4 and x["scope"] == "command"]
+    if "bind" in mods:  # the defaults of docs/config.md
+        e = json_entries(doc)
+        assert e[("command", 0x10, "max-binds")] == 16
+        assert e[("command", 0x10, "accept-timeout")] == 30
+
+
 def test_differs_by_listener(stpd_factory):
     other = services.free_port()
     p = stpd_factory(conf=stpdconf.conf(

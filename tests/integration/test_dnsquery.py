@@ -2,6 +2,7 @@
 type through stpd, answered by its c-ares resolver (a dnsmasq the test
 starts) or its cache; rules refusing names; bad and truncated input."""
 
+import re
 import socket
 import struct
 import time
@@ -111,12 +112,52 @@ def test_nxdomain_is_an_answer(stpd_factory, zone):
     p.wait_log(r"dns nope\.example\.test type 1: NXDOMAIN")
 
 
-def test_upstream_refused_is_04(stpd_factory, zone):
-    """dnsmasq REFUSES names outside its zone; c-ares keeps no such answer."""
+def test_upstream_refused_is_an_answer(stpd_factory, zone):
+    """dnsmasq REFUSES names outside its zone: the client gets that answer,
+    RCODE 5, not a SOCKS error (ARES_FLAG_NOCHECKRESP on the raw channel)."""
     p = stpd_factory(conf=zconf(zone))
-    rep, ans, closed = ask(p, "www.elsewhere.test", "A")
-    assert rep.rep == 4 and ans is None and closed
-    p.wait_log(r"dns www\.elsewhere\.test type 1 failed: ")
+    msg = Z.query("www.elsewhere.test", "A", qid=0x5151)
+    rep, ans, closed = ask(p, "www.elsewhere.test", "A", msg)
+    assert rep.rep == 0 and closed
+    qid, flags, rcode, rrs = Z.parse(ans)
+    assert qid == 0x5151 and flags & 0x8000 and rcode == 5 and rrs == []
+    p.wait_log(r"dns www\.elsewhere\.test type 1: REFUSED, \d+ bytes")
+
+
+@pytest.fixture(scope="module")
+def fixed():
+    f = Z.Fixed()
+    yield f
+    f.close()
+
+
+@pytest.mark.parametrize("name,rcode,word", [("servfail.example.test", 2, "SERVFAIL"),
+                                             ("notimp.example.test", 4, "NOTIMP")])
+def test_upstream_servfail_notimp_are_answers(stpd_factory, fixed, name, rcode, word):
+    """Every upstream RCODE reaches the client whole; none is cached."""
+    p = stpd_factory(conf=zconf(fixed, extra="workers 1\n"))
+    for _ in range(2):
+        rep, ans, _ = ask(p, name, "A")
+        assert rep.rep == 0 and Z.parse(ans)[2] == rcode
+    p.wait_log(r"dns %s type 1: %s, \d+ bytes$" % (re.escape(name), word))
+    assert sum(1 for a in fixed.asked if a[0] == name) >= 2  # not served from the cache
+
+
+def test_dnssec_rrsig_comes_back_whole(stpd_factory, fixed):
+    """A signed record set: with EDNS DO the A record and its RRSIG come
+    back byte for byte with the OPT's DO bit; without DO only the A."""
+    p = stpd_factory(conf=zconf(fixed))
+    msg = Z.query(Z.SIGNED, "A", edns=1232, do=True)
+    rep, ans, _ = ask(p, Z.SIGNED, "A", msg)
+    assert rep.rep == 0 and Z.parse(ans)[2] == 0
+    rrs = Z.parse(ans)[3]
+    assert [rr[4] for rr in rrs if rr[2] == 1 and rr[0] == 0] == [Z.SIGNED_A]
+    assert [rr[4] for rr in rrs if rr[2] == Z.RRSIG and rr[0] == 0] == [Z.RRSIG_RDATA]
+    opt = [rr for rr in rrs if rr[2] == 41 and rr[0] == 2]
+    assert opt and opt[0][3] & 0x8000  # the DO bit, in the OPT's TTL field
+    assert (Z.SIGNED, 1, True) in fixed.asked
+    _, ans, _ = ask(p, Z.SIGNED, "A")
+    assert [rr[2] for rr in Z.parse(ans)[3]] == [1]
 
 
 def test_large_answer_over_tcp(stpd_factory, zone):

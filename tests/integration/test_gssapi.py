@@ -660,3 +660,20 @@ def test_stp_listen_through_gssapi(gssd, realm, echo, level):
         proc.terminate()
         proc.wait(10)
         out.close()
+
+
+def test_described_to_feature_discovery(gssd):
+    """Method X'01' describes itself (docs/protocol.md 5.6): the mechanisms
+    and the levels the configured minimum leaves, in `stp features --json`."""
+    import json
+    from test_client_lib import clean_env, stp_bin
+    p = gssd(protection="integrity", methods="gssapi none")
+    r = subprocess.run([stp_bin(), "features", "socks5://127.0.0.1:%d" % p.port, "--json"],
+                       capture_output=True, timeout=30, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert 0x01 in doc["methods"]
+    e = {(x["scope"], x["code"], x["name"]): x["value"] for x in doc["entries"]}
+    assert e[("method", 1, "mechanisms")] == "krb5 spnego"
+    assert e[("method", 1, "levels")] == [1, 2]
+    assert e[("method", 1, "min-level")] == 1

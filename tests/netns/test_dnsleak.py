@@ -8,7 +8,9 @@ And, watched by tshark on the client's interface: programs under stpify
 (getaddrinfo, curl) and dig asking `stp dns` (the stub resolver inside the
 client's namespace, forwarding through stpd's DNS QUERY X'F2') send no
 packet to or from port 53 out of the namespace; the same capture sees the
-packets of an unproxied control run.
+packets of an unproxied control run. With auto-configuration, stpify
+launched with only STP_PROXY=socks5:// (local DNS as the URL says) learns
+`dns remote` from the served profile and leaks nothing either.
 
     client ns  c0 10.78.0.2/24 --veth-- p0 10.78.0.1/24  proxy ns
       resolv.conf: nameserver 10.78.0.1      counting resolver 10.78.0.1:53
@@ -92,6 +94,20 @@ class _Page(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def world(tmp_path):
+    yield from _world(tmp_path, "")
+
+
+# The auto-configuration profile: names to the proxy, everything through it.
+AUTOCONFIG = ("autoconfig {\n\tprofile leakproof\n\tproxy %s:1080\n\tdns remote\n"
+              "\tdefault proxy\n}\n" % PROXY_IP)
+
+
+@pytest.fixture
+def ac_world(tmp_path):
+    yield from _world(tmp_path, AUTOCONFIG)
+
+
+def _world(tmp_path, extra_conf):
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     stpd, stpify = _binary("STPD", "src/server/stpd"), _binary("STPIFY", "src/shim/stpify")
@@ -127,8 +143,8 @@ def world(tmp_path):
         stdout=log, stderr=subprocess.STDOUT))
     conf = os.path.join(str(tmp_path), "stpd.conf")
     with open(conf, "w") as f:
-        f.write("listen %s:1080\nresolver 127.0.0.1:5353\n"
-                "client pass { from 10.78.0.0/24 }\nrequest pass\n" % PROXY_IP)
+        f.write("listen %s:1080\nresolver 127.0.0.1:5353\n%s"
+                "client pass { from 10.78.0.0/24 }\nrequest pass\n" % (PROXY_IP, extra_conf))
     procs.append(proxy.popen([stpd, "-c", conf], stdout=log, stderr=subprocess.STDOUT))
     deadline = time.time() + 10
     while "0A" not in proxy.sh("sh", "-c", "grep ':0438 ' /proc/net/tcp || true"):
@@ -137,6 +153,7 @@ def world(tmp_path):
     w = type("World", (), {})()
     w.proxy, w.client, w.counter, w.stpify = proxy, client, counter, stpify
     w.stp, w.tmp = _binary("STP_BIN", "src/cli/stp"), str(tmp_path)
+    w.log_path = os.path.join(str(tmp_path), "servers.log")
     yield w
     for p in procs:
         p.terminate()
@@ -264,3 +281,37 @@ def test_tshark_sees_an_unproxied_client(world):
     assert r.returncode != 0  # the counting resolver never answers
     pkts = cap.packets()
     assert pkts and all(".53 " in p or " 53 " in p or "DNS" in p for p in pkts), pkts
+
+
+@pytest.mark.stpd_module("autoconf")
+def test_autoconfig_only_stp_proxy_leaks_no_dns(ac_world):
+    """stpify with nothing but STP_PROXY: the launcher fetches the profile
+    (X'F4', `dns remote`), and getaddrinfo and curl under it send no packet
+    to or from port 53 out of the client's namespace (tshark), nor ask the
+    configured resolver (the counter)."""
+    w = ac_world
+    home = os.path.join(w.tmp, "home")
+    os.makedirs(home)
+    env = {k: v for k, v in os.environ.items()
+           if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "HTTP_PROXY",
+                                "LD_PRELOAD", "STP_AUTOCONF", "STP_DNS", "XDG_CACHE_HOME")}
+    env.update(STP_PROXY="socks5://%s:1080" % PROXY_IP, HOME=home, STP_LOG="info")
+    cap = Capture(w, "autoconfig")
+    runs = []
+    for argv in (["/usr/bin/python3", "-c",
+                  "import socket;"
+                  "print(sorted({a[4][0] for a in socket.getaddrinfo('%s', 8080)}))" % SECRET],
+                 ["curl", "-sS", "--max-time", "10", "http://%s:8080/" % SECRET]):
+        runs.append(subprocess.run(["ip", "netns", "exec", w.client.name, w.stpify] + argv,
+                                   env=env, capture_output=True, timeout=60))
+    r = runs[0]
+    assert r.returncode == 0 and "240." in r.stdout.decode(), r.stderr
+    # STP_PROXY said socks5://: socks5h is the served `dns remote`.
+    assert b"proxy socks5h://%s:1080" % PROXY_IP.encode() in r.stderr, r.stderr
+    assert b"dns through the proxy" in r.stderr
+    assert runs[1].stdout == BODY, runs[1].stderr
+    pkts = cap.packets()
+    assert pkts == [], "DNS packets left the client's namespace:\n" + "\n".join(pkts)
+    assert w.counter.names == []
+    with open(w.log_path, "rb") as f:
+        assert b"cmd=autoconfig" in f.read()

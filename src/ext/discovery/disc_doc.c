@@ -20,7 +20,9 @@ static void disc_commands(const struct session *s, bool user_known, struct feat_
 	size_t n_ext;
 	const struct stp_ext *const *all = ext_all(&n_ext);
 	*n = *n4 = 0;
-	for (size_t i = 0; i < n_ext; i++)
+	for (size_t i = 0; i < n_ext; i++) {
+		if (all[i]->commands_enabled && !all[i]->commands_enabled(session_conf(s)))
+			continue;
 		for (size_t j = 0; j < all[i]->n_commands; j++) {
 			const struct stp_command *c = &all[i]->commands[j];
 			if (memchr(cmds, c->code, *n) ||
@@ -31,6 +33,7 @@ static void disc_commands(const struct session *s, bool user_known, struct feat_
 			if (c->socks4)
 				v4[(*n4)++] = c->code;
 		}
+	}
 }
 
 size_t disc_doc_build(const struct session *s, bool user_known, uint8_t *buf, size_t cap)

@@ -35,6 +35,7 @@
 #include "common/sockaddr.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/gssapi/gss_int.h"
+#include "proto/featdoc.h"
 #include "proto/gssframe.h"
 #include "server/ext.h"
 #include "server/session.h"
@@ -367,6 +368,22 @@ static int gss_worker_init(struct worker *w)
 	return 0;
 }
 
+/* Feature discovery: the mechanisms gss_accept_sec_context takes with the
+ * keytab's credentials (MIT's default set: Kerberos alone or inside
+ * SPNEGO), and the protection levels stpd agrees to: the configured
+ * minimum and above (RFC 1961 4: 0 none, 1 integrity, 2 confidentiality). */
+static void gss_describe(const struct session *s, struct feat_writer *w)
+{
+	static const uint8_t all[] = { 0, 1, 2 };
+	unsigned min = gss_conf_get(session_conf(s))->min_level;
+	const uint8_t m = SOCKS_METHOD_GSSAPI;
+	if (min > 2)
+		min = 2;
+	feat_put_text(w, FEAT_SCOPE_METHOD, m, "mechanisms", "krb5 spnego");
+	feat_put_codes(w, FEAT_SCOPE_METHOD, m, "levels", all + min, sizeof(all) - min);
+	feat_put_uint(w, FEAT_SCOPE_METHOD, m, "min-level", min);
+}
+
 static const struct stp_method gss_methods[] = {
 	{ SOCKS_METHOD_GSSAPI, gss_enabled, gss_start, gss_input },
 };
@@ -376,4 +393,5 @@ const struct stp_ext ext_gssapi = {
 	.methods = gss_methods,
 	.n_methods = sizeof(gss_methods) / sizeof(gss_methods[0]),
 	.worker_init = gss_worker_init,
+	.describe = gss_describe,
 };

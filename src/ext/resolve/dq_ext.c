@@ -19,6 +19,7 @@
 #include "ext/resolve/dq_msg.h"
 #include "ext/resolve/rs_conf.h"
 #include "proto/dnsq.h"
+#include "proto/featdoc.h"
 #include "proto/socks.h"
 #include "server/resolve.h"
 #include "server/session.h"
@@ -255,4 +256,20 @@ void dq_start(struct session *s)
 	session_watch_control(s, dq_on_input);
 	/* The message may have come with the request. */
 	dq_on_input(s);
+}
+
+/* Feature discovery: the frame sizes a client may send and get, how long
+ * stpd waits for its resolver, and the answer cache (0 entries: none). */
+void dq_describe(const struct session *s, struct feat_writer *w)
+{
+	const struct rs_dns_conf *dc = rs_dns_conf_get(session_conf(s));
+	const uint8_t c = SOCKS_CMD_DNS_QUERY, sc = FEAT_SCOPE_COMMAND;
+	feat_put_uint(w, sc, c, "timeout", session_conf(s)->timeouts.dns);
+	feat_put_uint(w, sc, c, "query-max", DNSQ_QUERY_MAX);
+	feat_put_uint(w, sc, c, "answer-max", DNSQ_ANSWER_MAX);
+	feat_put_uint(w, sc, c, "cache-entries", dc->cache_entries);
+	if (dc->cache_entries > 0) {
+		feat_put_uint(w, sc, c, "cache-max-ttl", dc->cache_max_ttl);
+		feat_put_uint(w, sc, c, "cache-negative-ttl", dc->cache_negative_ttl);
+	}
 }

@@ -176,7 +176,7 @@ static void rs_resolve_ptr(struct session *s)
 
 /* Feature discovery: how long a look-up may take; the families a RESOLVE
  * answer may have (the first address found, IPv4 or IPv6) and that
- * RESOLVE_PTR takes both. */
+ * RESOLVE_PTR takes both; DNS QUERY's in dq_ext.c. */
 static void rs_describe(const struct session *s, struct feat_writer *w)
 {
 	static const uint8_t atyps[] = { SOCKS_ATYP_IPV4, SOCKS_ATYP_IPV6 };
@@ -185,6 +185,7 @@ static void rs_describe(const struct session *s, struct feat_writer *w)
 	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE, "atyps", atyps, sizeof(atyps));
 	feat_put_uint(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "timeout", dns);
 	feat_put_codes(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_RESOLVE_PTR, "atyps", atyps, sizeof(atyps));
+	dq_describe(s, w);
 }
 
 static const struct stp_command rs_commands[] = {
