@@ -142,8 +142,10 @@ static void *ext_key_rule(struct conf_parser *p, const struct conf_stmt *s, void
 	struct rule *r = ctx;
 	const struct conf_ext *e = reg.ext[ext_key_of(p)->slot];
 	void *data = r ? ext_slot_data(p, r->ext, e->rule_size, s->line) : NULL;
-	if (data)
+	if (data) {
+		r->ext_match[ext_key_of(p)->slot] = e->rule_match;
 		ext_call(p, s, data);
+	}
 	return ctx;
 }
 

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -32,6 +35,7 @@ struct resolver {
 	ev_timer timer;
 	struct resolver_sock socks[RESOLVE_MAX_SOCKS];
 	unsigned pending, max_pending;
+	struct resolver_sockets sockfns; /* open NULL: c-ares makes its own */
 };
 
 struct lookup {
@@ -107,11 +111,57 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	ev_io_start(r->loop, &slot->io);
 }
 
+/* c-ares' socket functions, for resolver_new_in: only socket creation
+ * differs from c-ares' own; the rest are the plain system calls. */
+static ares_socket_t rs_socket(int domain, int type, int protocol, void *data)
+{
+	struct resolver *r = data;
+	int fd = r->sockfns.open(r->sockfns.ctx, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	return fd < 0 ? ARES_SOCKET_BAD : fd;
+}
+
+static int rs_close(ares_socket_t fd, void *data)
+{
+	(void)data;
+	return close(fd);
+}
+
+static int rs_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len, void *data)
+{
+	(void)data;
+	return connect(fd, sa, len);
+}
+
+static ares_ssize_t rs_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
+				struct sockaddr *from, ares_socklen_t *fromlen, void *data)
+{
+	(void)data;
+	return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+static ares_ssize_t rs_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *data)
+{
+	(void)data;
+	return writev(fd, iov, n);
+}
+
+static const struct ares_socket_functions rs_funcs = {
+	rs_socket, rs_close, rs_connect, rs_recvfrom, rs_sendv,
+};
+
 struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
 			      unsigned max_pending, char *err, size_t errlen)
 {
+	return resolver_new_in(loop, servers, timeout_secs, max_pending, NULL, err, errlen);
+}
+
+struct resolver *resolver_new_in(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+				 unsigned max_pending, const struct resolver_sockets *socks,
+				 char *err, size_t errlen)
+{
 	struct resolver *r = calloc(1, sizeof(*r));
 	struct ares_options opts;
+	int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 	int rc;
 
 	if (!r) {
@@ -123,8 +173,13 @@ struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigne
 	opts.sock_state_cb_data = r;
 	opts.timeout = (int)(timeout_secs ? timeout_secs * 1000 / 3 : 3000);
 	opts.tries = 3;
-	rc = ares_init_options(&r->channel, &opts,
-			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+	if (socks) {
+		/* A compartment's names come from its DNS, never from the
+		 * hosts file of the namespace stpd runs in. */
+		opts.lookups = (char *)"b";
+		optmask |= ARES_OPT_LOOKUPS;
+	}
+	rc = ares_init_options(&r->channel, &opts, optmask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(r);
@@ -138,6 +193,10 @@ struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigne
 			free(r);
 			return NULL;
 		}
+	}
+	if (socks) {
+		r->sockfns = *socks;
+		ares_set_socket_functions(r->channel, &rs_funcs, r);
 	}
 	r->loop = loop;
 	r->max_pending = max_pending ? max_pending : 1024;

@@ -231,6 +231,7 @@ const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.user = s->user[0] ? s->user : NULL,
 		.groups = groups,
 		.n_groups = s->n_groups,
@@ -252,6 +253,7 @@ bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_know
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.user = s->user[0] ? s->user : NULL,
 		.groups = groups,
 		.n_groups = s->n_groups,
@@ -283,7 +285,24 @@ bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr
 		s->rule = r;
 		s->rule_held = r->max_sessions > 0;
 	}
+	s->pass_rule = r;
 	return true;
+}
+
+const struct rule *session_pass_rule(const struct session *s)
+{
+	return s->pass_rule;
+}
+
+int session_socket(struct session *s, int domain, int type, int protocol)
+{
+	return ext_open_socket(s, s->pass_rule, domain, type, protocol);
+}
+
+struct resolver *session_resolver_for(struct session *s, const struct rule *r)
+{
+	struct resolver *res = ext_resolver(s, r);
+	return res ? res : s->w->resolver;
 }
 
 /* ---- phases ---- */
@@ -294,6 +313,7 @@ static bool admit(struct session *s)
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.now = time(NULL),
 	};
 	const char *why;
