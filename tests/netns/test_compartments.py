@@ -341,3 +341,101 @@ def test_reload_changes_crossings_and_keeps_sessions(world):
         data += chunk
     held.close()
     assert data.endswith(b"10.81.9.2:80\n")
+
+
+class UdpEcho:
+    def __init__(self, ns, ip, port):
+        self.sock = ns.run(self._open, ip, port)
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    @staticmethod
+    def _open(ip, port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((ip, port))
+        return s
+
+    def _loop(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(2048)
+                self.sock.sendto(b"echo:" + data, peer)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_udp_associate_crosses_as_its_rule_says(world):
+    # Datagrams: to and from 10.81.9.2:7 only. The request itself has no
+    # destination yet, so only the last rule (without `to`) matches it.
+    rules = ("request pass { from-compartment app1; to-compartment inside; "
+             "command udpassociate udpreply; to 10.81.9.2; port 7 }\n"
+             "request block { command udpassociate udpreply; to 0.0.0.0/0 }\n"
+             "request pass { from-compartment app1; to-compartment inside; "
+             "command udpassociate }")
+    world.servers.append(UdpEcho(world.inside, "10.81.9.2", 7))
+    world.start(world.conf(rules))
+
+    def associate():
+        c = socket.create_connection(("127.0.0.1", 1080), timeout=5)
+        c.sendall(b"\x05\x01\x00")
+        assert c.recv(2) == b"\x05\x00"
+        c.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+        rep = c.recv(10)
+        assert rep[:2] == b"\x05\x00", rep
+        bnd = (socket.inet_ntoa(rep[4:8]), int.from_bytes(rep[8:10], "big"))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(5)
+        hdr = b"\x00\x00\x00\x01" + socket.inet_aton("10.81.9.2") + (7).to_bytes(2, "big")
+        u.sendto(hdr + b"hello", bnd)
+        data = u.recv(2048)
+        # Not allowed: port 9 of the same host; nothing comes back.
+        u.sendto(b"\x00\x00\x00\x01" + socket.inet_aton("10.81.9.2") + (9).to_bytes(2, "big")
+                 + b"x", bnd)
+        return c, u, bnd, data
+
+    c, u, bnd, data = world.app1.run(associate)
+    try:
+        assert bnd[0] == "127.0.0.1"  # the client side is in app1
+        assert data == hdr_expect() + b"echo:hello", data
+        text = world.wait_log("target=10.81.9.2:9 ")
+    finally:
+        u.close()
+        c.close()
+    assert re.search(r"deny .*cmd=udpassociate target=10\.81\.9\.2:9 .*"
+                     r"compartment=app1->app1", text), text
+    text = world.wait_log("result=\"control connection closed\"")
+    assert re.search(r"session .*listener=app1-l .*cmd=udpassociate .*"
+                     r"compartment=app1->inside", text), text
+
+
+def hdr_expect():
+    return b"\x00\x00\x00\x01" + socket.inet_aton("10.81.9.2") + (7).to_bytes(2, "big")
+
+
+def test_one_stpd_per_compartment(world, tmp_path):
+    """Model 1: a plain stpd started inside one namespace (what
+    contrib/stpd@.service does with NetworkNamespacePath=) serves that
+    namespace only."""
+    conf = tmp_path / "inside.conf"
+    conf.write_text("listen 10.81.9.2:1081\nclient pass { from 10.81.9.0/24 }\nrequest pass\n")
+    log = open(str(tmp_path / "inside.log"), "w+")
+    p = world.inside.popen([_stpd(), "-c", str(conf)], stdout=log, stderr=log,
+                           stdin=subprocess.DEVNULL)
+    world.procs.append(p)
+    deadline = time.time() + 10
+    while "ready" not in open(str(tmp_path / "inside.log")).read():
+        assert p.poll() is None and time.time() < deadline, open(str(tmp_path / "inside.log")).read()
+        time.sleep(0.05)
+    r = subprocess.run(["ip", "netns", "exec", world.inside.name, "curl", "-s", "-m", "5",
+                        "--proxy", "socks5h://10.81.9.2:1081", "http://10.81.9.3/"],
+                       stdout=subprocess.PIPE, timeout=30)
+    assert (r.returncode, r.stdout) == (0, b"10.81.9.3:80\n")
+    # It cannot bridge: the outside network is not in its namespace.
+    r = subprocess.run(["ip", "netns", "exec", world.inside.name, "curl", "-s", "-m", "5",
+                        "--proxy", "socks5h://10.81.9.2:1081", "http://10.81.8.2/"],
+                       stdout=subprocess.PIPE, timeout=30)
+    assert r.returncode != 0 and r.stdout == b""
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
