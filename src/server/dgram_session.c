@@ -25,7 +25,7 @@ void dgram_params_from_session(struct dgram_params *p, const struct session *s)
 
 	p->loop = s->w->loop;
 	p->batch = s->w->udp;
-	p->resolver = s->w->resolver;
+	p->resolver = session_resolver(s); /* where the command's rule sends it */
 	p->local = s->local;
 	sa_set_port((struct sockaddr *)&p->local, 0);
 	p->source = l->has_external ? &l->external : NULL;

@@ -100,7 +100,9 @@ struct stp_ext {
 			   int protocol);
 	int (*listen_socket)(const struct conf_listener *cl, int domain, int type, int protocol);
 	/* The resolver for names of session s's request, which rule r (may be
-	 * NULL) matches by name; NULL: the worker's. */
+	 * NULL) matches by name; NULL: the worker's; EXT_RESOLVER_FAILED: the
+	 * module's, which it could not make (look-ups then fail rather than go
+	 * to the worker's). */
 	struct resolver *(*resolver)(struct session *s, const struct rule *r);
 	/* Fields for the session line (r: the rule that passed the request, or
 	 * NULL) and the deny line (r: the denying rule, or NULL); returns how
@@ -112,6 +114,7 @@ struct stp_ext {
 };
 
 #define EXT_NOT_MINE (-2)
+#define EXT_RESOLVER_FAILED ((struct resolver *)-1)
 
 /* The configuration a worker runs under (for worker_init checks). */
 const struct stp_conf *worker_conf(const struct worker *w);

@@ -257,6 +257,8 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	struct lookup *l;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (r->pending >= r->max_pending)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))
@@ -305,6 +307,8 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	int addrlen;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (sa->sa_family == AF_INET) {
 		addr = &((const struct sockaddr_in *)sa)->sin_addr;
 		addrlen = 4;
@@ -352,6 +356,8 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	struct lookup *l;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (r->pending >= r->max_pending || qlen > 65535)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))

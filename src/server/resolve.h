@@ -36,7 +36,8 @@ struct resolver *resolver_new_in(struct ev_loop *loop, const char *servers, unsi
 void resolver_free(struct resolver *r);
 /* Starts a look-up; *slot holds its handle until the callback runs (it is
  * cleared first), which may happen before this returns. -1 when max_pending
- * look-ups are already running (or out of memory). */
+ * look-ups are already running (or out of memory), or r is NULL (as the
+ * other look-ups). */
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
 		    struct lookup **slot);
 /* A reverse (PTR) look-up of sa's address: status 0 and the first name,

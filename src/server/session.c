@@ -302,6 +302,8 @@ int session_socket(struct session *s, int domain, int type, int protocol)
 struct resolver *session_resolver_for(struct session *s, const struct rule *r)
 {
 	struct resolver *res = ext_resolver(s, r);
+	if (res == EXT_RESOLVER_FAILED)
+		return NULL; /* look-ups fail (resolve.h) */
 	return res ? res : s->w->resolver;
 }
 

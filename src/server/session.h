@@ -211,7 +211,8 @@ const struct rule *session_pass_rule(const struct session *s);
 int session_socket(struct session *s, int domain, int type, int protocol);
 /* The resolver for this session's names, as rule r (the rule matching the
  * request by name, or NULL) says: a module's (ext.h resolver), else the
- * worker's. */
+ * worker's; NULL when the module's could not be made (look-ups with it
+ * fail). */
 struct resolver *session_resolver_for(struct session *s, const struct rule *r);
 
 

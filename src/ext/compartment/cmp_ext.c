@@ -135,9 +135,9 @@ static struct resolver *cmp_resolver(struct session *s, const struct rule *r)
 		if (strcmp(tl.res[i].in, in) == 0 && strcmp(tl.res[i].out, out) == 0)
 			return tl.res[i].r;
 	if (tl.n_res == CMP_RESOLVERS_MAX) {
-		log_warnx("compartments: too many resolvers on one worker; %s -> %s uses the "
-			  "first", in, out);
-		return tl.res[0].r;
+		log_warnx("compartments: too many resolvers on one worker; no look-ups for "
+			  "%s -> %s", in, out);
+		return EXT_RESOLVER_FAILED;
 	}
 	struct cmp_res *cr = &tl.res[tl.n_res];
 	const struct cmp_entry *e = cmp_conf_find(c, out);
@@ -150,8 +150,10 @@ static struct resolver *cmp_resolver(struct session *s, const struct rule *r)
 	cr->r = resolver_new_in(tl.loop, servers, c->timeouts.dns, c->limits.max_dns_pending,
 				&socks, err, sizeof(err));
 	if (!cr->r) {
+		/* Never the worker's resolver instead: that would ask stpd's
+		 * own namespace about the compartment's names. */
 		log_warnx("compartment %s: resolver: %s", out, err);
-		return NULL;
+		return EXT_RESOLVER_FAILED;
 	}
 	tl.n_res++;
 	return cr->r;
