@@ -259,7 +259,8 @@ void cmp_broker_stop(void)
 	if (!cmp_pid)
 		return;
 	for (unsigned i = 0; i < cmp_n_chan; i++)
-		close(cmp_chan[i]);
+		if (cmp_chan[i] >= 0)
+			close(cmp_chan[i]);
 	waitpid(cmp_pid, NULL, 0); /* it exits when its channels close */
 	cmp_pid = 0;
 	cmp_n_chan = 0;
@@ -342,7 +343,24 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
 		errno = EINVAL;
 		return -1;
 	}
+	if (cmp_chan[chan] < 0) {
+		errno = ENETUNREACH;
+		return -1;
+	}
 	int fd = ask(cmp_chan[chan], q, qlen, &rep);
+	if (fd < 0 && rep.status == 0xFF) {
+		/* No reply in time (or the broker is gone): a late reply would
+		 * be taken for the next request's, with another compartment's
+		 * socket. The channel is dropped; this worker gets no more
+		 * sockets from the broker. */
+		int e = errno;
+		log_warnx("compartments: no answer from the broker on channel %u (%s); "
+			  "channel closed", chan, strerror(e));
+		close(cmp_chan[chan]);
+		cmp_chan[chan] = -1;
+		errno = e;
+		return -1;
+	}
 	if (fd < 0 && rep.status == BROKER_ST_REFUSED)
 		errno = EACCES;
 	else if (fd < 0 && rep.status == BROKER_ST_FAILED)
@@ -358,7 +376,7 @@ void cmp_broker_reload(void)
 	struct broker_reply rep;
 	uint8_t q[4];
 	size_t qlen = broker_request_write(q, sizeof(q), &rq);
-	if (!cmp_n_chan)
+	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
 		return;
 	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
 	if (rep.status != BROKER_ST_OK)
