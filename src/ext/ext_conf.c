@@ -12,6 +12,7 @@
 #include "ext/autoconf/ac_conf.h"
 #include "ext/discovery/disc_conf.h"
 #include "ext/bind/bd_conf.h"
+#include "ext/compartment/cmp_conf.h"
 #include "ext/ext_config.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
@@ -33,6 +34,7 @@ static const struct ext_conf_entry {
 	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
 	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
+	{ &cmp_conf_ext, STP_EXT_COMPARTMENT, "the compartment extension", "ext_compartment" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -142,8 +142,10 @@ static void *ext_key_rule(struct conf_parser *p, const struct conf_stmt *s, void
 	struct rule *r = ctx;
 	const struct conf_ext *e = reg.ext[ext_key_of(p)->slot];
 	void *data = r ? ext_slot_data(p, r->ext, e->rule_size, s->line) : NULL;
-	if (data)
+	if (data) {
+		r->ext_match[ext_key_of(p)->slot] = e->rule_match;
 		ext_call(p, s, data);
+	}
 	return ctx;
 }
 
@@ -289,7 +291,7 @@ int conf_ext_register(const struct conf_ext *e, char *err, size_t errlen)
 
 /* ---- extensions left out of this build ---- */
 
-#define CONF_EXT_ABSENT_MAX 8
+#define CONF_EXT_ABSENT_MAX RULE_EXT_MAX
 
 static struct absent_ext {
 	const struct conf_ext *e;

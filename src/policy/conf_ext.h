@@ -90,6 +90,10 @@ struct conf_ext {
 	 * sub-authentication), so that the core loads what they need.
 	 * settings is NULL for an extension without a section. */
 	unsigned (*auth_used)(const struct stp_conf *c, const void *settings);
+	/* Optional: a condition its rule keys add. A rule holding data of e
+	 * matches only when this returns true for the request (ctx); rules
+	 * without e's keys are not asked. Pure: runs on any thread. */
+	bool (*rule_match)(const void *rule_data, const struct rule_ctx *ctx);
 };
 
 #define CONF_EXT_ARGS_MAX 64 /* values of one statement (CONF_ARGS_MAX) */

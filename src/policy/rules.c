@@ -226,9 +226,18 @@ static bool rule_match_time(const struct rule *r, const struct rule_ctx *ctx)
 	return m >= r->minute_from || m <= r->minute_to; /* wraps past midnight */
 }
 
+/* Extensions' conditions (e.g. the arriving compartment): each must agree. */
+static bool rule_match_ext(const struct rule *r, const struct rule_ctx *ctx)
+{
+	for (size_t i = 0; i < RULE_EXT_MAX; i++)
+		if (r->ext_match[i] && r->ext[i] && !r->ext_match[i](r->ext[i], ctx))
+			return false;
+	return true;
+}
+
 static bool rule_matches(const struct rule *r, const struct rule_ctx *ctx)
 {
-	return rule_match_from(r, ctx) && rule_match_listener(r, ctx) &&
+	return rule_match_from(r, ctx) && rule_match_listener(r, ctx) && rule_match_ext(r, ctx) &&
 	       rule_match_user(r, ctx) && rule_match_group(r, ctx) &&
 	       rule_match_command(r, ctx) && rule_match_to(r, ctx) &&
 	       rule_match_port(r, ctx) && rule_match_time(r, ctx);
@@ -249,7 +258,7 @@ bool rules_may_pass(const struct rule *rules, size_t n, const struct rule_ctx *c
 		const struct rule *r = &rules[i];
 		bool by_user = r->n_users > 0 || r->n_groups > 0;
 		if (!rule_match_from(r, ctx) || !rule_match_listener(r, ctx) ||
-		    !rule_match_command(r, ctx) || !rule_match_time(r, ctx))
+		    !rule_match_ext(r, ctx) || !rule_match_command(r, ctx) || !rule_match_time(r, ctx))
 			continue;
 		if (!user_unknown && (!rule_match_user(r, ctx) || !rule_match_group(r, ctx)))
 			continue;

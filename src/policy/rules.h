@@ -40,7 +40,10 @@ struct rule_ports {
 
 #define RULE_LIST_MAX 16 /* per kind of matcher in one rule */
 #define RULE_STR_MAX 256
-#define RULE_EXT_MAX 8 /* extensions' data slots (policy/conf_ext.h) */
+#define RULE_EXT_MAX 16 /* extensions' data slots (policy/conf_ext.h) */
+
+struct rule_ctx;
+struct conf_listener;
 
 struct rule {
 	char file[128];
@@ -67,6 +70,10 @@ struct rule {
 	unsigned max_sessions;           /* 0 = none: concurrent sessions matching this rule */
 	unsigned idle_timeout;           /* 0 = config default */
 	void *ext[RULE_EXT_MAX];         /* extensions' data (conf_ext_rule) */
+	/* The matcher of the extension owning ext[i] (conf_ext.h rule_match),
+	 * or NULL: a rule with data of an extension that matches on it also
+	 * needs that extension's yes. */
+	bool (*ext_match[RULE_EXT_MAX])(const void *data, const struct rule_ctx *ctx);
 
 	atomic_uint active;              /* sessions currently held by this rule */
 };
@@ -77,6 +84,7 @@ struct rule {
 struct rule_ctx {
 	const struct sockaddr *client;   /* client address */
 	const char *listener;            /* listener name */
+	const struct conf_listener *listener_conf; /* its settings, for extensions' matchers */
 	const char *user;                /* NULL: no authentication */
 	const char *const *groups;       /* the user's groups */
 	size_t n_groups;

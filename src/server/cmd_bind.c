@@ -99,7 +99,7 @@ static void on_peer(EV_P_ ev_io *w, int revents)
 static int open_bind_socket(struct session *s, struct sockaddr_storage *where)
 {
 	session_bind_address(s, where);
-	int fd = socket(where->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = session_socket(s, where->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (bind(fd, (struct sockaddr *)where, sa_len((struct sockaddr *)where)) < 0 ||

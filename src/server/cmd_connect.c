@@ -160,7 +160,7 @@ static int start_connect(struct session *s, struct connect_try *t)
 	const struct sockaddr *addr = (const struct sockaddr *)&t->addr;
 	int one = 1;
 
-	t->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	t->fd = session_socket(s, addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->fd < 0)
 		return -1;
 	setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -305,8 +305,12 @@ void cmd_connect_start(struct session *s)
 		try_next(s);
 		return;
 	}
-	if (resolver_lookup(s->w->resolver, s->target.u.name, s->target.port, on_resolved, s,
-			    &st->lookup) < 0) {
+	/* The name is looked up where the rule matching it by name sends the
+	 * request (a compartment's own DNS); each address is checked again. */
+	const struct rule *by_name = session_match_rule(s, RULE_CMD_CONNECT, NULL,
+							s->target.u.name, s->target.port);
+	if (resolver_lookup(session_resolver_for(s, by_name), s->target.u.name, s->target.port,
+			    on_resolved, s, &st->lookup) < 0) {
 		static struct log_rate rl = LOG_RATE_INIT("too many DNS look-ups pending");
 		char tag[SA_STR_MAX + 300];
 		log_warnx_rl(&rl, "%s: too many DNS look-ups pending",

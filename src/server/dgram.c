@@ -34,6 +34,8 @@ struct dgram_relay {
 	struct resolver *resolver;
 	const struct dgram_ops *ops;
 	void *ctx;
+	int (*open_socket)(void *sock_ctx, bool target, int domain, int type);
+	void *sock_ctx;
 
 	int cfd;                              /* client side */
 	int rfd[2];                           /* target side: [0] IPv4, [1] IPv6 */
@@ -117,13 +119,20 @@ static void on_target(EV_P_ ev_io *w, int revents)
 
 /* ---- client -> target ---- */
 
+static int dgram_socket(struct dgram_relay *r, bool target, int family)
+{
+	int type = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+	return r->open_socket ? r->open_socket(r->sock_ctx, target, family, type)
+			      : socket(family, type, 0);
+}
+
 static int target_socket(struct dgram_relay *r, int family)
 {
 	int i = family == AF_INET6 ? 1 : 0;
 
 	if (r->rfd[i] >= 0)
 		return r->rfd[i];
-	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = dgram_socket(r, true, family);
 	if (fd < 0)
 		return -1;
 	if (r->has_source && r->source.ss_family == family) {
@@ -325,7 +334,9 @@ struct dgram_relay *dgram_relay_new(const struct dgram_params *p, struct sockadd
 		r->has_source = true;
 	}
 	r->idle_secs = p->idle_secs;
-	r->cfd = socket(where.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	r->open_socket = p->open_socket;
+	r->sock_ctx = p->sock_ctx;
+	r->cfd = dgram_socket(r, false, where.ss_family);
 	if (r->cfd < 0 ||
 	    bind(r->cfd, (struct sockaddr *)&where, sa_len((struct sockaddr *)&where)) < 0) {
 		int e = errno;

@@ -96,6 +96,11 @@ struct dgram_params {
 	 * of that family and reads it from the start. */
 	bool has_target_fd;
 	int target_fd;
+	/* Where its sockets are made (the compartments' seam): the
+	 * client-facing one (target false) and the target-facing ones;
+	 * socket(2)'s result. NULL: socket(2) here. */
+	int (*open_socket)(void *sock_ctx, bool target, int domain, int type);
+	void *sock_ctx;
 };
 
 struct dgram_counts {

@@ -7,8 +7,17 @@
  */
 #include "common/sockaddr.h"
 #include "server/dgram.h"
+#include "server/ext.h"
 #include "server/server.h"
 #include "server/session_int.h"
+
+/* The client-facing socket is made where the client arrived (no rule: the
+ * arriving compartment), target-facing ones where the command's rule says. */
+static int session_dgram_socket(void *ctx, bool target, int domain, int type)
+{
+	struct session *s = ctx;
+	return ext_open_socket(s, target ? s->rule : NULL, domain, type, 0);
+}
 
 void dgram_params_from_session(struct dgram_params *p, const struct session *s)
 {
@@ -16,11 +25,13 @@ void dgram_params_from_session(struct dgram_params *p, const struct session *s)
 
 	p->loop = s->w->loop;
 	p->batch = s->w->udp;
-	p->resolver = s->w->resolver;
+	p->resolver = session_resolver(s); /* where the command's rule sends it */
 	p->local = s->local;
 	sa_set_port((struct sockaddr *)&p->local, 0);
 	p->source = l->has_external ? &l->external : NULL;
 	p->idle_secs = s->conf->timeouts.udp_idle;
+	p->open_socket = session_dgram_socket;
+	p->sock_ctx = (struct session *)s; /* the relay dies with its session */
 }
 
 void dgram_advertised(const struct session *s, struct sockaddr_storage *bound)

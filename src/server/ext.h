@@ -17,6 +17,16 @@ struct session;
 struct worker;
 struct stp_conf;
 struct feat_writer;
+struct rule;
+struct resolver;
+struct conf_listener;
+
+/* One name=value pair a module adds to a session's or deny's log line. */
+struct ext_log_field {
+	const char *key;  /* static */
+	char value[80];
+};
+#define EXT_LOG_FIELDS_MAX 4
 
 struct stp_command {
 	uint8_t code;       /* SOCKS5 CMD */
@@ -81,7 +91,34 @@ struct stp_ext {
 	/* `stpd -t`: a line about how the module will run under c (e.g.
 	 * TRANSPARENT's engine), printed as "NAME: TEXT"; NULL: none. */
 	void (*conf_report)(const struct stp_conf *c, char *buf, size_t cap);
+
+	/* Where sockets are made (the compartments' seam): a module may make a
+	 * socket somewhere else than stpd's own network namespace. Each
+	 * returns an fd, -1 with errno when it owns the decision and failed,
+	 * or EXT_NOT_MINE to leave it to the next module (and, last, to
+	 * socket(2)).
+	 * open_socket: an outgoing socket of session s whose request passed
+	 * rule r (session_socket()). listen_socket: a listening socket for
+	 * listener cl, from the main thread before privileges are dropped. */
+	int (*open_socket)(struct session *s, const struct rule *r, int domain, int type,
+			   int protocol);
+	int (*listen_socket)(const struct conf_listener *cl, int domain, int type, int protocol);
+	/* The resolver for names of session s's request, which rule r (may be
+	 * NULL) matches by name; NULL: the worker's; EXT_RESOLVER_FAILED: the
+	 * module's, which it could not make (look-ups then fail rather than go
+	 * to the worker's). */
+	struct resolver *(*resolver)(struct session *s, const struct rule *r);
+	/* Fields for the session line (r: the rule that passed the request, or
+	 * NULL) and the deny line (r: the denying rule, or NULL); returns how
+	 * many it wrote into f[0..max). */
+	size_t (*log_fields)(const struct session *s, const struct rule *r, bool deny,
+			     struct ext_log_field *f, size_t max);
+	/* After SIGHUP installed a new configuration (main thread). */
+	void (*reloaded)(const struct stp_conf *c);
 };
+
+#define EXT_NOT_MINE (-2)
+#define EXT_RESOLVER_FAILED ((struct resolver *)-1)
 
 /* The configuration a worker runs under (for worker_init checks). */
 const struct stp_conf *worker_conf(const struct worker *w);
@@ -113,6 +150,15 @@ bool ext_method_informational(uint8_t code);
 bool ext_method_offered(const struct session *s, uint8_t code);
 /* Runs every module's session_open; -1 when one closed the session. */
 int ext_session_open(struct session *s);
+/* The socket seam (above): the first module that owns it, else socket(2). */
+int ext_open_socket(struct session *s, const struct rule *r, int domain, int type, int protocol);
+int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int protocol);
+/* The first module's resolver for r, or NULL. */
+struct resolver *ext_resolver(struct session *s, const struct rule *r);
+/* Every module's log fields, in registry order; how many. */
+size_t ext_log_fields(const struct session *s, const struct rule *r, bool deny,
+		      struct ext_log_field *f, size_t max);
+void ext_reloaded(const struct stp_conf *c);
 /* Runs every module's describe, in registry order. */
 void ext_describe(const struct session *s, struct feat_writer *w);
 /* The first method, in preference order, that the config enables and the
@@ -131,5 +177,6 @@ extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
 extern const struct stp_ext ext_discovery; /* src/ext/discovery */
 extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 extern const struct stp_ext ext_bind;    /* src/ext/bind */
+extern const struct stp_ext ext_compartment; /* src/ext/compartment */
 
 #endif

@@ -6,7 +6,9 @@
  * which modules are built: a disabled one is not named here, so its library
  * need not be linked.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -35,6 +37,9 @@ static const struct stp_ext *const registry[] = {
 #endif
 #if STP_EXT_BIND
 	&ext_bind,
+#endif
+#if STP_EXT_COMPARTMENT
+	&ext_compartment,
 #endif
 #if STP_EXT_DISCOVERY
 	/* last: X'87' is chosen only when nothing else offered is acceptable,
@@ -146,4 +151,55 @@ void ext_describe(const struct session *s, struct feat_writer *w)
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (registry[i]->describe)
 			registry[i]->describe(s, w);
+}
+
+int ext_open_socket(struct session *s, const struct rule *r, int domain, int type, int protocol)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		if (!registry[i]->open_socket)
+			continue;
+		int fd = registry[i]->open_socket(s, r, domain, type, protocol);
+		if (fd != EXT_NOT_MINE)
+			return fd;
+	}
+	return socket(domain, type, protocol);
+}
+
+int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int protocol)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		if (!registry[i]->listen_socket)
+			continue;
+		int fd = registry[i]->listen_socket(cl, domain, type, protocol);
+		if (fd != EXT_NOT_MINE)
+			return fd;
+	}
+	return socket(domain, type, protocol);
+}
+
+struct resolver *ext_resolver(struct session *s, const struct rule *r)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		struct resolver *res = registry[i]->resolver ? registry[i]->resolver(s, r) : NULL;
+		if (res)
+			return res;
+	}
+	return NULL;
+}
+
+size_t ext_log_fields(const struct session *s, const struct rule *r, bool deny,
+		      struct ext_log_field *f, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]) && n < max; i++)
+		if (registry[i]->log_fields)
+			n += registry[i]->log_fields(s, r, deny, f + n, max - n);
+	return n;
+}
+
+void ext_reloaded(const struct stp_conf *c)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->reloaded)
+			registry[i]->reloaded(c);
 }

@@ -54,6 +54,7 @@ struct flow *flow_open(struct session *s, uint32_t rule_cmd, uint8_t cmd,
 	f->cmd = cmd;
 	f->target = *target;
 	f->rule = r;
+	s->pass_rule = r; /* session_socket() makes the flow's sockets where r says */
 	f->started = ev_now(s->w->loop);
 	f->next = s->flows;
 	if (s->flows)

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/sockaddr.h"
+#include "server/ext.h"
 #include "server/listendiag.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -31,7 +32,9 @@
 static int listener_socket(const struct conf_listener *cl)
 {
 	int one = 1;
-	int fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* A module may make it elsewhere (a compartment's namespace). */
+	int fd = ext_listen_socket(cl, cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				   0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

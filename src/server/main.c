@@ -260,6 +260,7 @@ static void reload(const struct options *o)
 		log_warnx("reload: listen statements changed; they take effect on restart "
 			  "(still listening as started)");
 	server_set_snapshot(s);
+	ext_reloaded(s->conf);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);
 	log_info("configuration reloaded%s%s", o->conf_path ? " from " : "",

@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -40,6 +43,7 @@ struct resolver {
 	unsigned pending, max_pending;
 	struct resolver *raw;   /* the NOCHECKRESP channel for resolver_send */
 	struct resolver *owner; /* raw's: counts its queries against max_pending */
+	struct resolver_sockets sockfns; /* open NULL: c-ares makes its own */
 };
 
 struct lookup {
@@ -115,11 +119,51 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	ev_io_start(r->loop, &slot->io);
 }
 
+/* c-ares' socket functions, for resolver_new_in: only socket creation
+ * differs from c-ares' own; the rest are the plain system calls. */
+static ares_socket_t rs_socket(int domain, int type, int protocol, void *data)
+{
+	struct resolver *r = data;
+	int fd = r->sockfns.open(r->sockfns.ctx, domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	return fd < 0 ? ARES_SOCKET_BAD : fd;
+}
+
+static int rs_close(ares_socket_t fd, void *data)
+{
+	(void)data;
+	return close(fd);
+}
+
+static int rs_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len, void *data)
+{
+	(void)data;
+	return connect(fd, sa, len);
+}
+
+static ares_ssize_t rs_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
+				struct sockaddr *from, ares_socklen_t *fromlen, void *data)
+{
+	(void)data;
+	return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+static ares_ssize_t rs_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *data)
+{
+	(void)data;
+	return writev(fd, iov, n);
+}
+
+static const struct ares_socket_functions rs_funcs = {
+	rs_socket, rs_close, rs_connect, rs_recvfrom, rs_sendv,
+};
+
 static struct resolver *resolver_make(struct ev_loop *loop, const char *servers,
-				      unsigned timeout_secs, int flags, char *err, size_t errlen)
+				      unsigned timeout_secs, int flags,
+				      const struct resolver_sockets *socks, char *err, size_t errlen)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	struct ares_options opts;
+	int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 	int rc;
 
 	if (!r) {
@@ -132,9 +176,15 @@ static struct resolver *resolver_make(struct ev_loop *loop, const char *servers,
 	opts.timeout = (int)(timeout_secs ? timeout_secs * 1000 / 3 : 3000);
 	opts.tries = 3;
 	opts.flags = flags;
-	rc = ares_init_options(&r->channel, &opts,
-			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-				       (flags ? ARES_OPT_FLAGS : 0));
+	if (flags)
+		optmask |= ARES_OPT_FLAGS;
+	if (socks) {
+		/* A compartment's names come from its DNS, never from the
+		 * hosts file of the namespace stpd runs in. */
+		opts.lookups = (char *)"b";
+		optmask |= ARES_OPT_LOOKUPS;
+	}
+	rc = ares_init_options(&r->channel, &opts, optmask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(r);
@@ -148,6 +198,10 @@ static struct resolver *resolver_make(struct ev_loop *loop, const char *servers,
 			free(r);
 			return NULL;
 		}
+	}
+	if (socks) {
+		r->sockfns = *socks;
+		ares_set_socket_functions(r->channel, &rs_funcs, r);
 	}
 	r->loop = loop;
 	ev_timer_init(&r->timer, on_timer, 1., 0.);
@@ -169,10 +223,21 @@ static void resolver_destroy(struct resolver *r)
 struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
 			      unsigned max_pending, char *err, size_t errlen)
 {
-	struct resolver *r = resolver_make(loop, servers, timeout_secs, 0, err, errlen);
+	return resolver_new_in(loop, servers, timeout_secs, max_pending, NULL, err, errlen);
+}
+
+/* Two channels: r for look-ups, and r->raw (same servers and sockets) with
+ * ARES_FLAG_NOCHECKRESP for resolver_send, so DNS QUERY answers with
+ * SERVFAIL/NOTIMP/REFUSED reach the client. */
+struct resolver *resolver_new_in(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+				 unsigned max_pending, const struct resolver_sockets *socks,
+				 char *err, size_t errlen)
+{
+	struct resolver *r = resolver_make(loop, servers, timeout_secs, 0, socks, err, errlen);
 	if (!r)
 		return NULL;
-	r->raw = resolver_make(loop, servers, timeout_secs, ARES_FLAG_NOCHECKRESP, err, errlen);
+	r->raw = resolver_make(loop, servers, timeout_secs, ARES_FLAG_NOCHECKRESP, socks, err,
+			       errlen);
 	if (!r->raw) {
 		resolver_destroy(r);
 		return NULL;
@@ -229,6 +294,8 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	struct lookup *l;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (r->pending >= r->max_pending)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))
@@ -277,6 +344,8 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	int addrlen;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (sa->sa_family == AF_INET) {
 		addr = &((const struct sockaddr_in *)sa)->sin_addr;
 		addrlen = 4;
@@ -325,6 +394,8 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	struct lookup *l;
 
 	*slot = NULL;
+	if (!r)
+		return -1; /* a module's resolver that could not be made (session_resolver_for) */
 	if (r->pending >= r->max_pending || qlen > 65535)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))

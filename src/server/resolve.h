@@ -22,10 +22,22 @@ typedef void (*lookup_cb)(void *ctx, int status, const struct sockaddr_storage *
 /* servers: NULL for /etc/resolv.conf, else "ADDR[:PORT]" / "[V6]:PORT". */
 struct resolver *resolver_new(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
 			      unsigned max_pending, char *err, size_t errlen);
+/* Where a resolver makes its sockets (the compartments' seam): open
+ * returns a socket of that domain/type/protocol, or -1 with errno. */
+struct resolver_sockets {
+	int (*open)(void *ctx, int domain, int type, int protocol);
+	void *ctx;
+};
+/* resolver_new with its sockets made by socks->open (copied), and names
+ * looked up in DNS only (no hosts file of stpd's host). */
+struct resolver *resolver_new_in(struct ev_loop *loop, const char *servers, unsigned timeout_secs,
+				 unsigned max_pending, const struct resolver_sockets *socks,
+				 char *err, size_t errlen);
 void resolver_free(struct resolver *r);
 /* Starts a look-up; *slot holds its handle until the callback runs (it is
  * cleared first), which may happen before this returns. -1 when max_pending
- * look-ups are already running (or out of memory). */
+ * look-ups are already running (or out of memory), or r is NULL (as the
+ * other look-ups). */
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
 		    struct lookup **slot);
 /* A reverse (PTR) look-up of sa's address: status 0 and the first name,

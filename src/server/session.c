@@ -252,6 +252,7 @@ const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.user = s->user[0] ? s->user : NULL,
 		.groups = groups,
 		.n_groups = s->n_groups,
@@ -273,6 +274,7 @@ bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_know
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.user = s->user[0] ? s->user : NULL,
 		.groups = groups,
 		.n_groups = s->n_groups,
@@ -304,7 +306,26 @@ bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr
 		s->rule = r;
 		s->rule_held = r->max_sessions > 0;
 	}
+	s->pass_rule = r;
 	return true;
+}
+
+const struct rule *session_pass_rule(const struct session *s)
+{
+	return s->pass_rule;
+}
+
+int session_socket(struct session *s, int domain, int type, int protocol)
+{
+	return ext_open_socket(s, s->pass_rule, domain, type, protocol);
+}
+
+struct resolver *session_resolver_for(struct session *s, const struct rule *r)
+{
+	struct resolver *res = ext_resolver(s, r);
+	if (res == EXT_RESOLVER_FAILED)
+		return NULL; /* look-ups fail (resolve.h) */
+	return res ? res : s->w->resolver;
 }
 
 /* ---- phases ---- */
@@ -315,6 +336,7 @@ static bool admit(struct session *s)
 	struct rule_ctx ctx = {
 		.client = (const struct sockaddr *)&s->client,
 		.listener = s->listener->name,
+		.listener_conf = s->listener,
 		.now = time(NULL),
 	};
 	const char *why;

@@ -217,6 +217,18 @@ bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_know
  * denial with the rule and returns false when blocked. dst may be NULL. */
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
 		     const char *dst_name, uint16_t dst_port, bool log_denial);
+/* The rule that passed the session's last session_allowed(), or NULL. */
+const struct rule *session_pass_rule(const struct session *s);
+
+/* An outgoing socket for the request that session_allowed() last passed,
+ * made where that rule says (the compartments' seam, ext.h open_socket):
+ * socket(2)'s arguments and result. Commands call this, never socket(). */
+int session_socket(struct session *s, int domain, int type, int protocol);
+/* The resolver for this session's names, as rule r (the rule matching the
+ * request by name, or NULL) says: a module's (ext.h resolver), else the
+ * worker's; NULL when the module's could not be made (look-ups with it
+ * fail). */
+struct resolver *session_resolver_for(struct session *s, const struct rule *r);
 
 
 /* "client=... user=..." prefix for log lines about this session. */

@@ -47,9 +47,11 @@ const struct socks_addr *session_target(const struct session *s)
 	return &s->target;
 }
 
+/* Names of a request resolve where the rule that passed it sends it (a
+ * compartment's resolver, ext.h), else with the worker's. */
 struct resolver *session_resolver(const struct session *s)
 {
-	return s->w->resolver;
+	return session_resolver_for((struct session *)s, s->pass_rule);
 }
 
 const char *session_user(const struct session *s)

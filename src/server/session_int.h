@@ -103,6 +103,7 @@ struct session {
 	size_t n_groups;
 	const struct rule *rule;             /* request rule that passed the command */
 	const struct rule *client_rule;      /* client rule that admitted us */
+	const struct rule *pass_rule;        /* passed the last session_allowed() */
 	bool rule_held, client_rule_held;    /* hold a slot of their `sessions` limit */
 	bool counted_client;                 /* holds a per-client slot */
 	bool refusing;                       /* counted in worker n_refusing */

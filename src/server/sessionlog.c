@@ -10,6 +10,7 @@
 #include "common/sockaddr.h"
 #include "policy/conf_ext.h"
 #include "policy/rules.h"
+#include "server/ext.h"
 #include "server/server.h"
 #include "server/session_int.h"
 
@@ -31,6 +32,22 @@ static const char *target_str(const struct session *s, char *out, size_t cap)
 	if (s->target.atyp == 0)
 		return strcpy(out, "-");
 	return socks_addr_str(&s->target, out, cap);
+}
+
+/* Modules' fields (ext.h log_fields) appended to line: ` k=v` in text,
+ * `,"k":"v"` in JSON. Values are the module's (names from the config). */
+static void add_ext_fields(char *line, size_t cap, const struct session *s, const struct rule *r,
+			   bool deny, bool json)
+{
+	struct ext_log_field f[EXT_LOG_FIELDS_MAX];
+	size_t n = ext_log_fields(s, r, deny, f, EXT_LOG_FIELDS_MAX), len = strlen(line);
+	for (size_t i = 0; i < n && len < cap; i++) {
+		int w = json ? snprintf(line + len, cap - len, ",\"%s\":\"%s\"", f[i].key, f[i].value)
+			     : snprintf(line + len, cap - len, " %s=%s", f[i].key, f[i].value);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
 }
 
 /* Escapes a value for JSON into out. */
@@ -68,6 +85,7 @@ void sessionlog_session(const struct session *s, const char *result)
 			 j(e2, sizeof(e2), user), session_cmd_name(s),
 			 j(e3, sizeof(e3), target), bound, (unsigned long long)s->up,
 			 (unsigned long long)s->down, dur, rep, j(e4, sizeof(e4), result));
+		add_ext_fields(line, sizeof(line), s, s->pass_rule, false, true);
 		log_record(level, "", line);
 		return;
 	}
@@ -77,6 +95,7 @@ void sessionlog_session(const struct session *s, const char *result)
 		 (unsigned long long)s->id, client, s->listener->name, user, session_cmd_name(s),
 		 target, bound, (unsigned long long)s->up, (unsigned long long)s->down, dur, rep,
 		 result);
+	add_ext_fields(line, sizeof(line), s, s->pass_rule, false, false);
 	log_record(level, line, NULL);
 }
 
@@ -117,6 +136,7 @@ void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct so
 			 (unsigned long long)s->id, client, s->listener->name,
 			 j(e1, sizeof(e1), user), rule_cmd_name(rule_cmd),
 			 j(e2, sizeof(e2), target), rule, why);
+		add_ext_fields(line, sizeof(line), s, r, true, true);
 		log_record(level, "", line);
 		return;
 	}
@@ -124,6 +144,7 @@ void sessionlog_deny(const struct session *s, uint32_t rule_cmd, const struct so
 		 "deny id=%llu client=%s listener=%s user=%s cmd=%s target=%s rule=\"%s\" why=\"%s\"",
 		 (unsigned long long)s->id, client, s->listener->name, user,
 		 rule_cmd_name(rule_cmd), target, rule, why);
+	add_ext_fields(line, sizeof(line), s, r, true, false);
 	log_record(level, line, NULL);
 }
 

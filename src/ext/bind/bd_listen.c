@@ -309,7 +309,7 @@ static int open_tcp(struct bd_ctl *c, unsigned i, const struct mbind_entry *e,
 		backlog = c->conf->max_backlog;
 	session_bind_address(c->s, &where);
 	sa_set_port((struct sockaddr *)&where, e->port);
-	int fd = socket(where.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = session_socket(c->s, where.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

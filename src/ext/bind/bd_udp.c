@@ -73,7 +73,7 @@ int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struc
 	u->ctl = c;
 	session_bind_address(c->s, &where);
 	sa_set_port((struct sockaddr *)&where, e->port);
-	int fd = socket(where.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = session_socket(c->s, where.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&where, sa_len((struct sockaddr *)&where)) < 0) {

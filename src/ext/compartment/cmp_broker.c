@@ -1,0 +1,385 @@
+/*
+ * cmp_broker.c - the privileged broker (docs/compartments.md): the one
+ * process that may enter compartments after stpd drops its privileges.
+ *
+ * stpd forks it from server_start, as root, before the drop; it keeps
+ * root (setns needs CAP_SYS_ADMIN) and does nothing but answer requests
+ * (proto/broker.h) on one SOCK_SEQPACKET channel per worker: parse, check
+ * against the configuration it holds itself (cmp_conf_allows), make the
+ * socket in the namespace, pass it back with SCM_RIGHTS. Its policy comes
+ * from the file, never from a worker: RELOAD only makes it read the file
+ * again. It dies with stpd (PR_SET_PDEATHSIG) or when every channel is
+ * closed.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ext/compartment/cmp.h"
+#include "ext/compartment/cmp_conf.h"
+#include "policy/conf.h"
+#include "proto/broker.h"
+
+#define BROKER_TIMEOUT_MS 2000
+#define CHAN_MAX 1025
+
+static int cmp_chan[CHAN_MAX]; /* stpd's ends, by worker id; main thread last */
+static unsigned cmp_n_chan;
+static pid_t cmp_pid;
+
+/* ---- the broker's side ---- */
+
+static int map_family(uint8_t f)
+{
+	return f == BROKER_FAMILY_INET ? AF_INET : AF_INET6;
+}
+
+static int map_type(uint8_t t)
+{
+	return t == BROKER_TYPE_STREAM ? SOCK_STREAM : SOCK_DGRAM;
+}
+
+static void send_reply(int fd, uint8_t status, int err, int sock)
+{
+	uint8_t buf[BROKER_REPLY_LEN];
+	struct broker_reply rep = { status, (uint16_t)err };
+	struct iovec iov = { buf, broker_reply_write(buf, sizeof(buf), &rep) };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (sock >= 0) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.space;
+		msg.msg_controllen = sizeof(cm.space);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &sock, sizeof(int));
+	}
+	(void)sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+/* One request on fd under c (which *c may replace on RELOAD). -1 when
+ * the channel has ended (EOF or error). */
+static int serve_request(int fd, struct stp_conf **c, bool may_reload)
+{
+	uint8_t buf[BROKER_REQUEST_MAX + 1];
+	struct broker_request rq;
+	struct socks_err err;
+	size_t used = 0;
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return -1;
+	if (n < 0)
+		return 0;
+	/* One message is one request: MORE (cut short) is as bad as BAD. */
+	if (broker_request_parse(&rq, buf, (size_t)n, &used, &err) != SOCKS_DONE ||
+	    used != (size_t)n) {
+		log_warnx("broker: bad request (%zd bytes) refused", n);
+		send_reply(fd, BROKER_ST_BAD, 0, -1);
+		return 0;
+	}
+	if (rq.op == BROKER_OP_RELOAD) {
+		char e[4096] = "";
+		struct stp_conf *nc = may_reload && (*c)->path[0] ? conf_load((*c)->path, e, sizeof(e))
+								  : NULL;
+		if (!nc) {
+			log_warnx("broker: reload refused, keeping the running policy%s%s",
+				  e[0] ? ": " : "", e);
+			send_reply(fd, BROKER_ST_FAILED, 0, -1);
+			return 0;
+		}
+		conf_unref(*c);
+		*c = nc;
+		log_info("broker: policy reloaded from %s", nc->path);
+		send_reply(fd, BROKER_ST_OK, 0, -1);
+		return 0;
+	}
+	if (!cmp_conf_allows(*c, rq.in, rq.out)) {
+		log_warnx("broker: refused a socket in compartment %s for a session from %s "
+			  "(no rule allows it)", rq.out, rq.in);
+		send_reply(fd, BROKER_ST_REFUSED, 0, -1);
+		return 0;
+	}
+	const struct cmp_entry *e = cmp_conf_find(*c, rq.out);
+	int type = map_type(rq.type) | SOCK_CLOEXEC;
+	int s = e ? cmp_ns_socket(e->netns, map_family(rq.family), type, rq.proto)
+		  : socket(map_family(rq.family), type, rq.proto); /* CMP_HOST: ours */
+	if (s < 0) {
+		log_warn("broker: socket in compartment %s", rq.out);
+		send_reply(fd, BROKER_ST_FAILED, errno, -1);
+		return 0;
+	}
+	send_reply(fd, BROKER_ST_OK, 0, s);
+	close(s);
+	return 0;
+}
+
+void cmp_broker_serve_one(int fd, const struct stp_conf *c)
+{
+	struct stp_conf *cur = conf_ref((struct stp_conf *)c);
+	struct pollfd p = { fd, POLLIN, 0 };
+	while (poll(&p, 1, -1) >= 0 || errno == EINTR) {
+		if (p.revents & POLLIN) {
+			if (serve_request(fd, &cur, false) < 0)
+				break;
+		} else if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			break;
+		}
+	}
+	conf_unref(cur);
+}
+
+/* The broker needs CAP_SYS_ADMIN (setns) and nothing else: every other
+ * capability leaves the bounding, permitted and effective sets, and no
+ * exec can give any back. It stays uid 0, so it still opens root's files
+ * (namespaces, the config) by ordinary permission. */
+static void keep_only_sys_admin(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	for (int cap = 0; cap <= 63; cap++)
+		if (cap != CAP_SYS_ADMIN)
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = 1u << CAP_SYS_ADMIN;
+	if (syscall(SYS_capset, &h, d) < 0)
+		log_warn("broker: cannot drop capabilities other than CAP_SYS_ADMIN");
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+static void broker_main(int *fds, unsigned n, struct stp_conf *c)
+{
+	struct pollfd p[CHAN_MAX];
+	unsigned open_n = n;
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGHUP, SIG_IGN); /* reloads come over the main thread's channel */
+	signal(SIGINT, SIG_IGN); /* a terminal's ^C reaches stpd, which ends us */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	prctl(PR_SET_NAME, "stpd-broker");
+	keep_only_sys_admin();
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (struct pollfd){ fds[i], POLLIN, 0 };
+	log_info("broker: serving %u channels", n);
+	while (open_n > 0) {
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			/* Only the main thread's channel may ask for a reload. */
+			if ((p[i].revents & POLLIN) && serve_request(p[i].fd, &c, i == n - 1) == 0)
+				continue;
+			{
+				close(p[i].fd);
+				p[i].fd = -1;
+				open_n--;
+			}
+		}
+	}
+	_exit(0);
+}
+
+/* Closes every fd but 0-2 and keep[0..n): the broker must not hold stpd's
+ * listeners, or client connections of a later fork. */
+static void close_others(const int *keep, unsigned n)
+{
+	int max = (int)sysconf(_SC_OPEN_MAX);
+	for (int fd = 3; fd < max && fd < 65536; fd++) {
+		bool k = false;
+		for (unsigned i = 0; i < n && !k; i++)
+			k = keep[i] == fd;
+		if (!k)
+			close(fd);
+	}
+}
+
+int cmp_broker_start(const struct stp_conf *c, unsigned n_workers, char *err, size_t errlen)
+{
+	int theirs[CHAN_MAX];
+	unsigned n = n_workers + 1;
+
+	if (n > CHAN_MAX) {
+		snprintf(err, errlen, "compartments: too many workers for the broker");
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			snprintf(err, errlen, "compartments: socketpair: %s", strerror(errno));
+			return -1;
+		}
+		cmp_chan[i] = sv[0];
+		theirs[i] = sv[1];
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "compartments: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close_others(theirs, n);
+		broker_main(theirs, n, conf_ref((struct stp_conf *)c));
+	}
+	for (unsigned i = 0; i < n; i++)
+		close(theirs[i]);
+	cmp_n_chan = n;
+	cmp_pid = pid;
+	log_info("compartments: broker started (pid %d)", (int)pid);
+	return 0;
+}
+
+void cmp_broker_stop(void)
+{
+	if (!cmp_pid)
+		return;
+	for (unsigned i = 0; i < cmp_n_chan; i++)
+		if (cmp_chan[i] >= 0)
+			close(cmp_chan[i]);
+	waitpid(cmp_pid, NULL, 0); /* it exits when its channels close */
+	cmp_pid = 0;
+	cmp_n_chan = 0;
+}
+
+bool cmp_broker_running(void)
+{
+	return cmp_pid != 0;
+}
+
+/* ---- stpd's side ---- */
+
+/* Sends a request and waits for its reply (and fd). Runs on the channel's
+ * own thread only. */
+static int ask(int fd, const uint8_t *q, size_t qlen, struct broker_reply *rep)
+{
+	uint8_t buf[BROKER_REPLY_LEN + 1];
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+			      .msg_controllen = sizeof(cm.space) };
+	struct pollfd p = { fd, POLLIN, 0 };
+	struct socks_err err;
+	size_t used;
+	int got = -1;
+
+	rep->status = 0xFF; /* none yet */
+	rep->err = 0;
+	if (send(fd, q, qlen, MSG_NOSIGNAL) != (ssize_t)qlen)
+		return -1;
+	int pr = poll(&p, 1, BROKER_TIMEOUT_MS);
+	if (pr <= 0) {
+		errno = pr == 0 ? ETIMEDOUT : errno;
+		return -1;
+	}
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n <= 0) {
+		errno = n == 0 ? EPIPE : errno;
+		return -1;
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&got, CMSG_DATA(c), sizeof(int));
+	if (broker_reply_parse(rep, buf, (size_t)n, &used, &err) != SOCKS_DONE) {
+		if (got >= 0)
+			close(got);
+		errno = EPROTO;
+		return -1;
+	}
+	if (rep->status != BROKER_ST_OK && got >= 0) {
+		close(got);
+		got = -1;
+	}
+	return got;
+}
+
+int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain, int type,
+		      int protocol)
+{
+	struct broker_request rq = { .op = BROKER_OP_SOCKET };
+	struct broker_reply rep;
+	uint8_t q[BROKER_REQUEST_MAX];
+	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (chan >= cmp_n_chan) {
+		errno = ENETUNREACH;
+		return -1;
+	}
+	rq.family = domain == AF_INET ? BROKER_FAMILY_INET : BROKER_FAMILY_INET6;
+	rq.type = base == SOCK_STREAM ? BROKER_TYPE_STREAM : BROKER_TYPE_DGRAM;
+	rq.proto = (uint8_t)protocol;
+	snprintf(rq.in, sizeof(rq.in), "%s", in);
+	snprintf(rq.out, sizeof(rq.out), "%s", out);
+	size_t qlen = broker_request_write(q, sizeof(q), &rq);
+	if (qlen == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (cmp_chan[chan] < 0) {
+		errno = ENETUNREACH;
+		return -1;
+	}
+	int fd = ask(cmp_chan[chan], q, qlen, &rep);
+	if (fd < 0 && rep.status == 0xFF) {
+		/* No reply in time (or the broker is gone): a late reply would
+		 * be taken for the next request's, with another compartment's
+		 * socket. The channel is dropped; this worker gets no more
+		 * sockets from the broker. */
+		int e = errno;
+		log_warnx("compartments: no answer from the broker on channel %u (%s); "
+			  "channel closed", chan, strerror(e));
+		close(cmp_chan[chan]);
+		cmp_chan[chan] = -1;
+		errno = e;
+		return -1;
+	}
+	if (fd < 0 && rep.status == BROKER_ST_REFUSED)
+		errno = EACCES;
+	else if (fd < 0 && rep.status == BROKER_ST_FAILED)
+		errno = rep.err ? rep.err : EIO;
+	if (fd >= 0 && (type & SOCK_NONBLOCK))
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+void cmp_broker_reload(void)
+{
+	struct broker_request rq = { .op = BROKER_OP_RELOAD };
+	struct broker_reply rep;
+	uint8_t q[4];
+	size_t qlen = broker_request_write(q, sizeof(q), &rq);
+	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
+		return;
+	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	if (rep.status != BROKER_ST_OK)
+		log_warnx("compartments: the broker did not take the new configuration; it "
+			  "keeps allowing what the old one did");
+}

@@ -1,0 +1,227 @@
+/*
+ * test_cmp.c - compartments: the config (names, netns paths, errors at
+ * their lines, what a rule matches and where it sends a request), and the
+ * broker's side of a channel driven over a socketpair: a request the
+ * configuration allows gets a socket (SCM_RIGHTS), every other request
+ * gets REFUSED or BAD and no descriptor, and RELOAD is refused on a
+ * worker's channel.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ext/compartment/cmp.h"
+#include "ext/compartment/cmp_conf.h"
+#include "ext/ext_conf.h"
+#include "policy/conf.h"
+#include "policy/rules.h"
+#include "proto/broker.h"
+
+static int setup(void **state)
+{
+	char err[256];
+	return ext_conf_register(err, sizeof(err));
+}
+
+static struct stp_conf *parse(const char *text, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return conf_parse_string("t.conf", text, strlen(text), err, errlen);
+}
+
+/* Two compartments that are both this process's own namespace, so the
+ * broker can enter them without privileges. */
+static const char good[] =
+	"compartments {\n"
+	"  compartment app1 netns /proc/self/ns/net\n"
+	"  compartment inside netns /proc/self/ns/net resolver 127.0.0.1:5353\n"
+	"  compartment app2 netns app2\n"
+	"}\n"
+	"listen 127.0.0.1:1080 { compartment app1 }\n"
+	"listen 127.0.0.1:1081 { name two; compartment app2 }\n"
+	"client pass { from-compartment app1 app2 }\n"
+	"request pass { from-compartment app1; to-compartment inside; port 80 }\n"
+	"request block { to-compartment host; from-compartment app2 }\n"
+	"request block\n";
+
+static void test_conf(void **state)
+{
+	char err[2048];
+	struct stp_conf *c = parse(good, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	assert_string_equal(cmp_conf_find(c, "app2")->netns, "/run/netns/app2");
+	assert_string_equal(cmp_conf_find(c, "inside")->resolver, "127.0.0.1:5353");
+	assert_null(cmp_conf_find(c, "host"));
+	assert_string_equal(cmp_listener_name(&c->listeners[0]), "app1");
+	assert_string_equal(cmp_listener_name(&c->listeners[1]), "app2");
+	/* Rules match the arriving compartment and name the outgoing one. */
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(80) };
+	struct rule_ctx ctx = { .listener_conf = &c->listeners[0], .command = RULE_CMD_CONNECT,
+				.dst_addr = (struct sockaddr *)&to, .dst_port = 80 };
+	const struct rule *r = rules_match(c->request_rules, c->n_request_rules, &ctx);
+	assert_non_null(r);
+	assert_int_equal(r->action, RULE_PASS);
+	assert_string_equal(cmp_rule_out(r, "app1"), "inside");
+	ctx.listener_conf = &c->listeners[1];
+	r = rules_match(c->request_rules, c->n_request_rules, &ctx);
+	assert_int_equal(r->action, RULE_BLOCK);
+	assert_string_equal(cmp_rule_out(NULL, "app2"), "app2"); /* no crossing by default */
+	ctx.listener_conf = NULL; /* no listener: a from-compartment rule cannot match */
+	r = rules_match(c->client_rules, c->n_client_rules, &ctx);
+	assert_null(r);
+	/* The broker's policy. */
+	assert_true(cmp_conf_allows(c, "app1", "inside"));
+	assert_true(cmp_conf_allows(c, "app1", "app1"));
+	assert_false(cmp_conf_allows(c, "app2", "inside"));
+	assert_false(cmp_conf_allows(c, "inside", "inside")); /* no listener there */
+	assert_false(cmp_conf_allows(c, "app2", "host"));     /* a block rule grants nothing */
+	assert_false(cmp_conf_allows(c, "app1", "nosuch"));
+	conf_unref(c);
+}
+
+static void expect_error(const char *text, const char *msg)
+{
+	char err[2048];
+	struct stp_conf *c = parse(text, err, sizeof(err));
+	if (c)
+		fail_msg("parsed: %s", text);
+	if (!strstr(err, msg))
+		fail_msg("want '%s' in:\n%s", msg, err);
+}
+
+static void test_conf_errors(void **state)
+{
+	expect_error("compartments { compartment a }\n", "t.conf:1:");
+	expect_error("compartments { compartment a resolver 1.2.3.4 }\n",
+		     "t.conf:1: compartment 'a' needs 'netns NAME|PATH'");
+	expect_error("compartments { compartment host netns x }\n",
+		     "t.conf:1: 'host' is stpd's own namespace");
+	expect_error("compartments {\ncompartment a netns x\ncompartment a netns y\n}\n",
+		     "t.conf:3: duplicate compartment 'a' (first at line 2)");
+	expect_error("compartments { compartment a/b netns x }\n",
+		     "t.conf:1: bad compartment name 'a/b'");
+	expect_error("compartments { compartment a netns x/y }\n", "t.conf:1: bad netns 'x/y'");
+	expect_error("compartments { compartment a netns x color red }\n",
+		     "'color' is not a compartment setting");
+	expect_error("request pass {\nto-compartment nosuch\n}\n",
+		     "t.conf:2: unknown compartment 'nosuch'");
+	expect_error("client pass {\nfrom-compartment x\n}\n",
+		     "t.conf:2: unknown compartment 'x'");
+	expect_error("client pass { to-compartment host }\n", "t.conf:1:");
+	expect_error("listen 127.0.0.1:1080 { compartment nosuch }\n",
+		     "unknown compartment 'nosuch'");
+}
+
+struct served {
+	int fd;
+	struct stp_conf *c;
+};
+
+static void *serve(void *arg)
+{
+	struct served *s = arg;
+	cmp_broker_serve_one(s->fd, s->c);
+	return NULL;
+}
+
+/* Sends q and returns the reply's status; *got is the fd passed, or -1. */
+static int ask(int fd, const uint8_t *q, size_t n, int *got)
+{
+	uint8_t buf[16];
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+			      .msg_controllen = sizeof(cm.space) };
+	*got = -1;
+	assert_int_equal(send(fd, q, n, 0), (ssize_t)n);
+	ssize_t r = recvmsg(fd, &msg, 0);
+	assert_int_equal(r, BROKER_REPLY_LEN);
+	assert_int_equal(buf[0], BROKER_VERSION);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_type == SCM_RIGHTS)
+			memcpy(got, CMSG_DATA(c), sizeof(int));
+	return buf[1];
+}
+
+static int ask_socket(int fd, const char *in, const char *out, uint8_t type, int *got)
+{
+	struct broker_request rq = { .op = BROKER_OP_SOCKET, .family = BROKER_FAMILY_INET,
+				     .type = type };
+	uint8_t q[BROKER_REQUEST_MAX];
+	snprintf(rq.in, sizeof(rq.in), "%s", in);
+	snprintf(rq.out, sizeof(rq.out), "%s", out);
+	size_t n = broker_request_write(q, sizeof(q), &rq);
+	assert_true(n > 0);
+	return ask(fd, q, n, got);
+}
+
+static void test_broker(void **state)
+{
+	char err[2048];
+	struct served s;
+	pthread_t t;
+	int sv[2], got, type;
+	socklen_t len = sizeof(type);
+
+	s.c = parse(good, err, sizeof(err));
+	assert_non_null(s.c);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	s.fd = sv[1];
+	assert_int_equal(pthread_create(&t, NULL, serve, &s), 0);
+
+	/* Allowed: a socket of the kind asked for. */
+	assert_int_equal(ask_socket(sv[0], "app1", "inside", BROKER_TYPE_DGRAM, &got),
+			 BROKER_ST_OK);
+	assert_true(got >= 0);
+	assert_int_equal(getsockopt(got, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+	assert_int_equal(type, SOCK_DGRAM);
+	close(got);
+	assert_int_equal(ask_socket(sv[0], "app1", "app1", BROKER_TYPE_STREAM, &got),
+			 BROKER_ST_OK);
+	close(got);
+	/* Whatever a worker asks, nothing the config does not allow. */
+	assert_int_equal(ask_socket(sv[0], "app2", "inside", BROKER_TYPE_STREAM, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
+	assert_int_equal(ask_socket(sv[0], "app1", "host", BROKER_TYPE_STREAM, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
+	assert_int_equal(ask_socket(sv[0], "x", "nosuch", BROKER_TYPE_STREAM, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
+	/* Garbage, a cut message, trailing bytes: BAD, nothing passed. */
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x01\x04", 3, &got), BROKER_ST_BAD);
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x07", 1, &got), BROKER_ST_BAD);
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02\x00", 3, &got), BROKER_ST_BAD);
+	assert_int_equal(got, -1);
+	/* A worker's channel may not make the broker reload. */
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02", 2, &got), BROKER_ST_FAILED);
+	/* The channel's end ends the broker's side. */
+	close(sv[0]);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	conf_unref(s.c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_conf_errors),
+		cmocka_unit_test(test_broker),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
