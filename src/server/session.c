@@ -320,6 +320,11 @@ int session_socket(struct session *s, int domain, int type, int protocol)
 	return ext_open_socket(s, s->pass_rule, domain, type, protocol);
 }
 
+bool session_resolver_is_default(const struct session *s, const struct resolver *r)
+{
+	return r != NULL && r == s->w->resolver;
+}
+
 struct resolver *session_resolver_for(struct session *s, const struct rule *r)
 {
 	struct resolver *res = ext_resolver(s, r);

@@ -56,6 +56,9 @@ struct stream_filter *session_filter(const struct session *s);
 const char *session_close_reason(const struct session *s);
 /* The worker's asynchronous resolver (resolve.h), shared by its sessions. */
 struct resolver *session_resolver(const struct session *s);
+/* Whether r is the worker's own resolver (the one `resolver` configures),
+ * not a compartment's: answers kept across sessions must not mix them. */
+bool session_resolver_is_default(const struct session *s, const struct resolver *r);
 /* Closed, or closing once what is queued is written: take no more input. */
 bool session_ending(const struct session *s);
 

@@ -38,6 +38,10 @@ static _Thread_local unsigned dq_cache_cap;
 
 static struct dq_cache *dq_worker_cache(const struct session *s)
 {
+	/* The cache holds the worker's own resolver's answers only: a
+	 * compartment's DNS (its own resolver) may answer otherwise. */
+	if (!session_resolver_is_default(s, session_resolver(s)))
+		return NULL;
 	unsigned want = rs_dns_conf_get(session_conf(s))->cache_entries;
 
 	if (dq_cache_tl && dq_cache_cap != want) { /* a reload changed the size */
