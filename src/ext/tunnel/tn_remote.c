@@ -109,19 +109,25 @@ static void to_far(struct tn_remote *t, const uint8_t *p, size_t n)
 static void tls_input(struct session *s)
 {
 	struct tn_remote *t = session_handler_data(s);
-	for (;;) {
+	/* The handshake buffer holds SOCKS_HANDSHAKE_MAX bytes; TLS may hold a
+	 * record's worth more that the socket no longer signals, so read
+	 * again once the frames are out (bounded per wake-up). */
+	for (int round = 0; round < 256; round++) {
 		size_t len, cap, used, dlen;
 		const uint8_t *in = session_input(s, &len, &cap), *data;
-		if (tunnel_frame_parse(in, len, &used, &data, &dlen) != SOCKS_DONE) {
-			if (len >= 2 && (size_t)((in[0] << 8) | in[1]) > TN_DGRAM_MAX) {
-				session_warnx(s, "tunnel relay: a frame of %u bytes (limit %d)",
-					      (unsigned)((in[0] << 8) | in[1]), TN_DGRAM_MAX);
-				session_close(s, "tunnel frame too large");
-			}
+		while (tunnel_frame_parse(in, len, &used, &data, &dlen) == SOCKS_DONE) {
+			to_far(t, data, dlen);
+			session_consume(s, used);
+			in = session_input(s, &len, &cap);
+		}
+		if (len >= 2 && (size_t)((in[0] << 8) | in[1]) > TN_DGRAM_MAX) {
+			session_warnx(s, "tunnel relay: a frame of %u bytes (limit %d)",
+				      (unsigned)((in[0] << 8) | in[1]), TN_DGRAM_MAX);
+			session_close(s, "tunnel frame too large");
 			return;
 		}
-		to_far(t, data, dlen);
-		session_consume(s, used);
+		if (session_read_control(s) <= 0)
+			return; /* nothing more now, or the session is gone */
 	}
 }
 
