@@ -4,6 +4,7 @@
  */
 #include "proto/mbind.h"
 #include "proto/socks.h"
+#include "proto/tunnel.h"
 
 const char *socks5_rep_name(uint8_t rep)
 {
@@ -39,6 +40,10 @@ const char *socks5_rep_name(uint8_t rep)
 		return "bind: no such arrival";
 	case MBIND_REP_LIMIT:
 		return "bind: limit reached";
+	case SOCKS5_REP_TUNNEL_AUTH:
+		return "tunnel: the two servers did not authenticate";
+	case SOCKS5_REP_TUNNEL_REFUSED:
+		return "tunnel: the remote server refused";
 	default:
 		break;
 	}

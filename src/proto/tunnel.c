@@ -28,6 +28,7 @@ static enum socks_res head_parse(uint8_t cmd, struct socks_addr *dst, uint8_t *t
 	size_t rlen = 0;
 	enum socks_res r;
 
+	memset(&req, 0, sizeof(req)); /* copied whole into the caller's struct */
 	if (n >= 1 && p[0] != SOCKS5_VER)
 		return wire_bad(err, SOCKS5_REP_GENERAL_FAILURE, "bad version");
 	if (n >= 2 && p[1] != cmd)
@@ -149,7 +150,10 @@ enum socks_res tunnel_relay_reply_parse(struct tunnel_relay_reply *out, uint8_t 
 {
 	struct socks5_reply rep;
 	size_t rlen = 0;
-	enum socks_res r = socks5_reply_parse(&rep, p, n, &rlen, err);
+	enum socks_res r;
+
+	memset(&rep, 0, sizeof(rep)); /* copied whole into the caller's struct */
+	r = socks5_reply_parse(&rep, p, n, &rlen, err);
 
 	if (r != SOCKS_DONE)
 		return r;
