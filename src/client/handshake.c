@@ -200,6 +200,17 @@ int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const st
 	return 0;
 }
 
+int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t n)
+{
+	if (hs_socks4(h) || h->state == HS_FAILED || n == 0 || n > sizeof(h->req))
+		return -1;
+	memcpy(h->req, req, n);
+	h->req_len = n;
+	if (h->state == HS_REQUEST && h->out_off == 0)
+		hs_load(h, HS_REQUEST);
+	return 0;
+}
+
 void client_handshake_skip_greeting(struct stp_handshake *h)
 {
 	if (h->state == HS_GREETING)

@@ -394,3 +394,43 @@ def test_transit_cut(env, trans):
     t.close()
     env.a.wait_log("ended (control connection closed)")
     env.b.wait_log("tunnel relay to far end ended")
+
+
+def stp_binary():
+    p = os.path.join(os.path.dirname(stpd_binary()), "..", "cli", "stp")
+    if not os.path.exists(p):
+        pytest.skip("no stp binary next to stpd")
+    return os.path.abspath(p)
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_stp_tunnel_cli(env, trans):
+    """`stp tunnel` (libstp's stp_tunnel_open) exposes a local UDP port in
+    net A: dig against it reaches dnsmasq in net B; with a wrong password
+    it exits 20 (a reply code above X'09') naming X'0C'."""
+    env.start_b()
+    env.start_a()
+    dnsmasq(env)
+    extra = ["--tls"] if trans == TLS else []
+    envv = dict(os.environ, STP_TUNNEL_PASSWORD="secret")
+    p = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5353", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "%s:53" % T.B],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    try:
+        line = p.stderr.readline().decode()
+        assert "stp: tunnel 127.0.0.1:5353 -> %s:53" % T.B in line, line
+        out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", "5353", "+tries=2", "+time=5",
+                               "+short", "far.tunnel.test", "A")
+        assert out.strip() == "10.9.8.7"
+    finally:
+        p.terminate()
+        p.wait(10)
+    env.a.wait_log("ended (control connection closed)")
+    envv["STP_TUNNEL_PASSWORD"] = "wrong"
+    r = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5354", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "%s:53" % T.B],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    _, err = r.communicate(timeout=30)
+    assert r.returncode == 20, err
