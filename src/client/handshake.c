@@ -288,6 +288,8 @@ static enum stp_err hs_rep5_err(uint8_t rep)
 {
 	if (rep >= SOCKS5_REP_GENERAL_FAILURE && rep <= SOCKS5_REP_PTCL_NOT_SUPPORTED)
 		return (enum stp_err)(STP_ERR_REP_GENERAL_FAILURE + rep - 1);
+	/* an extension's code (a tunnel's X'0C'/X'0D', ...): say which */
+	client_err_detail("reply X'%02X': %s", rep, socks5_rep_name(rep));
 	return STP_ERR_REP_OTHER;
 }
 

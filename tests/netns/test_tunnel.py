@@ -434,3 +434,4 @@ def test_stp_tunnel_cli(env, trans):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
     _, err = r.communicate(timeout=30)
     assert r.returncode == 20, err
+    assert b"reply X'0C'" in err, err
