@@ -111,11 +111,18 @@ class Setup:
             f.write("gwa:%s\n" % h)
         return path
 
-    def start_b(self, relay_rule="request pass { command tunnel-relay; to 10.80.4.0/24 }\n"):
+    def start_b(self, relay_rule="request pass { command tunnel-relay; to 10.80.4.0/24 }\n",
+                certs=False):
         cert, key = make_leaf(self.pki, "gwb", T.GB_OUT)
+        tls = "tls { cert %s; key %s; }\n" % (cert, key)
+        methods = "userpass"
+        if certs:
+            tls = ("tls { cert %s; key %s; client-ca %s; client-cert require; cert-user on }\n"
+                   % (cert, key, self.pki.path("ca.pem")))
+            methods = "none userpass"
         conf = ("listen %s:1443 { tls on; }\n" % T.GB_OUT +
-                "auth { methods userpass; backend file; users-file %s }\n" % self.users() +
-                "tls { cert %s; key %s; }\n" % (cert, key) +
+                "auth { methods %s; backend file; users-file %s }\n" % (methods, self.users()) +
+                tls +
                 "tunnel { cert %s; key %s; idle 30 }\n" % (cert, key) +
                 "client pass { from 10.80.2.0/24 }\n" + relay_rule +
                 "request block { }\n")
@@ -127,10 +134,10 @@ class Setup:
         self.daemons.append(self.b)
         return self.b
 
-    def start_a(self):
+    def start_a(self, tunnel_extra=""):
         conf = ("listen %s:1080\n" % T.GA_IN +
                 "auth { methods none; }\n"
-                "tunnel { ca %s; idle 30 }\n" % self.pki.path("ca.pem") +
+                "tunnel { ca %s; idle 30; %s }\n" % (self.pki.path("ca.pem"), tunnel_extra) +
                 "client pass { from 10.80.1.0/24 }\n"
                 "request pass { command tunnel; to %s }\n" % T.GB_OUT +
                 "request block { }\n")
@@ -435,3 +442,73 @@ def test_stp_tunnel_cli(env, trans):
     _, err = r.communicate(timeout=30)
     assert r.returncode == 20, err
     assert b"reply X'0C'" in err, err
+
+
+def test_client_certificate_credentials(env):
+    """CRED X'02': stpd A presents its configured client certificate (CN
+    alice) and stpd B makes that the user (cert-user on); B's rules pass
+    tunnel-relay for alice only. Without the certificate configured on A:
+    X'01'."""
+    env.start_b(relay_rule="request pass { command tunnel-relay; user alice; to 10.80.4.0/24 }\n",
+                certs=True)
+    env.start_a(tunnel_extra="client-cert %s; client-key %s" % (env.pki.path("alice.pem"),
+                                                               env.pki.path("alice.key")))
+    dnsmasq(env)
+    t = env.tunnel(DTLS, user=None, password=None, cred=2)
+    assert t.rep == 0
+    fwd = Forwarder(env, t)
+    out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", str(fwd.port), "+tries=2", "+time=5",
+                           "+short", "far.tunnel.test", "A")
+    assert out.strip() == "10.9.8.7"
+    fwd.close()
+    t.close()
+    env.b.wait_log("alice")
+    # without the certificate (CRED X'01'), B's TLS refuses stpd A: X'0C'
+    t = env.tunnel(DTLS, password="wrong")
+    assert t.rep == 0x0C
+    t.close()
+
+
+def test_malformed_and_hung(env, tmp_path):
+    """Malformed X'20' bodies get X'01'/X'08' and leave stpd A serving; a
+    remote that accepts but never speaks TLS: X'04' after connect-timeout;
+    a client that leaves during set-up: the thread ends, nothing leaks."""
+    import struct
+    env.start_a(tunnel_extra="connect-timeout 2")
+
+    def raw(body):
+        s = socket.create_connection((T.GA_IN, 1080), timeout=15)
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        s.sendall(b"\x05\x20\x00\x01" + socket.inet_aton(T.GB_OUT) + struct.pack("!H", 1443) +
+                  body)
+        r = s.recv(10)
+        s.close()
+        return r[1] if len(r) > 1 else None
+    far = b"\x01" + socket.inet_aton(T.B) + struct.pack("!H", 53)
+    assert env.topo.neta.run(raw, b"\x02\x01\x00" + far) == 0x01      # TVER
+    assert env.topo.neta.run(raw, b"\x01\x07\x00" + far) == 0x01      # TRANS
+    assert env.topo.neta.run(raw, b"\x01\x01\x05" + far) == 0x01      # CRED
+    assert env.topo.neta.run(raw, b"\x01\x01\x01\x00") == 0x01       # empty UNAME
+    assert env.topo.neta.run(raw, b"\x01\x01\x00\x09") == 0x08       # F.ATYP
+    # a "remote" that accepts and never answers
+    lst = env.topo.gwb.run(lambda: socket.socket())
+    env.topo.gwb.run(lst.bind, REMOTE)
+    lst.listen(8)
+    t0 = time.time()
+    t = env.tunnel(DTLS)
+    assert t.rep == 0x04
+    assert 1.5 < time.time() - t0 < 10
+    t.close()
+    env.a.wait_log("timed out")
+    # a client that leaves while stpd A waits for the silent remote
+    s = env.topo.neta.run(lambda: socket.create_connection((T.GA_IN, 1080), timeout=5))
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    from tunnel_client import setup_request
+    s.sendall(setup_request(REMOTE, (T.B, 53), DTLS, "gwa", "secret"))
+    time.sleep(0.3)
+    s.close()
+    env.a.wait_log("tunnel to %s:1443 (dtls)" % T.GB_OUT)
+    lst.close()
+    assert env.a.proc.poll() is None

@@ -166,8 +166,10 @@ static int tls_open(struct tn_local *t, struct tn_chan *c, long long deadline)
 typedef enum socks_res (*parse_fn)(struct tn_local *t, void *out, const uint8_t *p, size_t n,
 				   size_t *used);
 
+/* closed_rep: what B closing the connection here means (during
+ * authentication it refused us, e.g. our certificate under TLS 1.3). */
 static int read_msg(struct tn_local *t, struct tn_chan *c, parse_fn fn, void *out,
-		    long long deadline, const char *what)
+		    long long deadline, const char *what, uint8_t closed_rep)
 {
 	for (;;) {
 		size_t used = 0;
@@ -182,8 +184,7 @@ static int read_msg(struct tn_local *t, struct tn_chan *c, parse_fn fn, void *ou
 		if (tn_chan_read(c, deadline) < 0) {
 			if (c->stopped)
 				return fail(t, SOCKS5_REP_GENERAL_FAILURE, "stopped");
-			return fail(t, errno == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE
-							  : SOCKS5_REP_TUNNEL_REFUSED,
+			return fail(t, errno == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE : closed_rep,
 				    "the remote stpd %s before its %s",
 				    errno == ETIMEDOUT ? "timed out" : "closed", what);
 		}
@@ -213,7 +214,7 @@ static int authenticate(struct tn_local *t, struct tn_chan *c, long long deadlin
 	uint8_t m = t->req.cred == TUNNEL_CRED_USERPASS ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
 	uint8_t greet[3] = { SOCKS5_VER, 1, m }, ans[2];
 	if (tn_chan_write(c, greet, sizeof(greet), deadline) < 0 ||
-	    read_msg(t, c, parse2, ans, deadline, "method choice") < 0)
+	    read_msg(t, c, parse2, ans, deadline, "method choice", SOCKS5_REP_TUNNEL_AUTH) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "greeting not sent");
 	if (ans[0] != SOCKS5_VER || ans[1] != m)
 		return fail(t, SOCKS5_REP_TUNNEL_AUTH, "the remote stpd refused method X'%02X'", m);
@@ -231,7 +232,8 @@ static int authenticate(struct tn_local *t, struct tn_chan *c, long long deadlin
 	int w = tn_chan_write(c, up, n, deadline);
 	OPENSSL_cleanse(up, sizeof(up));
 	OPENSSL_cleanse(t->req.pass, sizeof(t->req.pass));
-	if (w < 0 || read_msg(t, c, parse2, ans, deadline, "authentication status") < 0)
+	if (w < 0 || read_msg(t, c, parse2, ans, deadline, "authentication status",
+				   SOCKS5_REP_TUNNEL_AUTH) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "credentials not sent");
 	if (ans[1] != 0)
 		return fail(t, SOCKS5_REP_TUNNEL_AUTH, "the remote stpd refused user %s",
@@ -285,7 +287,7 @@ static int setup(struct tn_local *t, struct tn_chan *c)
 		return -1;
 	n = tunnel_relay_write(buf, sizeof(buf), &rq);
 	if (tn_chan_write(c, buf, n, deadline) < 0 ||
-	    read_msg(t, c, parse_reply, &rr, deadline, "reply") < 0)
+	    read_msg(t, c, parse_reply, &rr, deadline, "reply", SOCKS5_REP_TUNNEL_REFUSED) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "request not sent");
 	if (rr.rep != SOCKS5_REP_SUCCEEDED)
 		return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "the remote stpd refused: REP X'%02X'",
