@@ -10,9 +10,10 @@ from its first datagram to its last):
   dtls    the sender sends to `stp tunnel --local` in net A, which carries
           each datagram through stpd A, DTLS to stpd B, and on to net B;
   tls     the same with --tls (TLS over TCP between the servers).
+  openvpn Debian's openvpn between the gateways (TLS mode, p2p, UDP, TUN
+          devices, data cipher AES-256-GCM as DTLS 1.2 negotiates here), the
+          gateways forwarding between their inside link and tun0.
 Prints one Markdown table (medians of --reps, ratios to routed).
-OpenVPN is not measured yet (issue 14 asks for it; not in Debian's
-packages installed here).
 
     bench/tunnel_bench.py [--build build] [--reps 3] [--seconds 3] [--size 512]
 """
@@ -42,6 +43,43 @@ def wait_port(ns, proc, what):
         time.sleep(0.1)
         return
     sys.exit("%s did not start" % what)
+
+
+def openvpn_run(topo, pki, tmp, measure):
+    """One measurement over an OpenVPN p2p tunnel between the gateways."""
+    common = ["openvpn", "--dev", "tun0", "--dev-type", "tun", "--proto", "udp",
+              "--port", "1194", "--ca", pki.path("ca.pem"), "--data-ciphers", "AES-256-GCM",
+              "--verb", "1"]
+    ovb = topo.gwb.popen(common + ["--tls-server", "--dh", "none", "--local", T.GB_OUT,
+                                   "--remote", T.GA_OUT, "--ifconfig", "10.99.0.2", "10.99.0.1",
+                                   "--cert", pki.path("gwb.pem"), "--key", pki.path("gwb.key")],
+                         stdout=open(os.path.join(tmp, "ovb.log"), "w"), stderr=subprocess.STDOUT)
+    ova = topo.gwa.popen(common + ["--tls-client", "--local", T.GA_OUT, "--remote", T.GB_OUT,
+                                   "--ifconfig", "10.99.0.1", "10.99.0.2",
+                                   "--cert", pki.path("alice.pem"), "--key", pki.path("alice.key")],
+                         stdout=open(os.path.join(tmp, "ova.log"), "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            logs = [open(os.path.join(tmp, n)).read() for n in ("ova.log", "ovb.log")]
+            if all("Initialization Sequence Completed" in t for t in logs):
+                break
+            time.sleep(0.2)
+        else:
+            sys.exit("openvpn did not come up: %s" % logs)
+        topo.gwa.ip("route", "replace", "10.80.4.0/24", "dev", "tun0")
+        topo.gwb.ip("route", "replace", "10.80.1.0/24", "dev", "tun0")
+        for gw in (topo.gwa, topo.gwb):
+            gw.sysctl("net.ipv4.ip_forward", 1)
+        return measure()
+    finally:
+        for gw in (topo.gwa, topo.gwb):
+            gw.sysctl("net.ipv4.ip_forward", 0)
+        for p in (ova, ovb):
+            p.terminate()
+            p.wait(15)
+        topo.gwa.ip("route", "replace", "10.80.4.0/24", "via", T.T_A)
+        topo.gwb.ip("route", "replace", "10.80.1.0/24", "via", T.T_B)
 
 
 def main():
@@ -84,7 +122,7 @@ def main():
     topo.transit.ip("route", "add", "10.80.1.0/24", "via", T.GA_OUT)
     topo.transit.ip("route", "add", "10.80.4.0/24", "via", T.GB_OUT)
     procs = []
-    results = {"routed": [], "dtls": [], "tls": []}
+    results = {"routed": [], "dtls": [], "tls": [], "openvpn": []}
     try:
         for ns, conf in ((topo.gwb, "b.conf"), (topo.gwa, "a.conf")):
             procs.append(ns.popen([stpd, "-c", os.path.join(tmp, conf)],
@@ -119,6 +157,8 @@ def main():
                 results[mode].append(one("127.0.0.1:5400", topo.netb))
                 c.terminate()
                 c.wait(10)
+            results["openvpn"].append(openvpn_run(topo, pki, tmp, lambda: one("%s:9000" % T.B,
+                                                                              topo.netb)))
     finally:
         for p in procs:
             p.terminate()
@@ -128,7 +168,7 @@ def main():
     print("| path | datagrams/s (median of %d, %d-byte, one way) | ratio to routed |" %
           (a.reps, a.size))
     print("|---|---|---|")
-    for k in ("routed", "dtls", "tls"):
+    for k in ("routed", "dtls", "tls", "openvpn"):
         m = statistics.median(results[k])
         print("| %s | %.0f | %.2f |" % (k, m, m / base))
 
