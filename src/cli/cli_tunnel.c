@@ -59,7 +59,8 @@ static int relay(struct stp_udp *u, int lfd, const char *far, uint16_t port)
 		}
 		if (p[0].revents & POLLIN) {
 			socklen_t l = sizeof(peer);
-			ssize_t n = recvfrom(lfd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &l);
+			ssize_t n = recvfrom(lfd, buf, sizeof(buf), 0, (struct sockaddr *)&peer,
+					     &l);
 			if (n >= 0) {
 				plen = l;
 				stp_udp_sendto(u, buf, (size_t)n, far, port, &err);
@@ -84,7 +85,8 @@ static int relay(struct stp_udp *u, int lfd, const char *far, uint16_t port)
 int cli_cmd_tunnel(const struct cli_opts *o)
 {
 	char remote[256], far[256];
-	struct stp_tunnel_opts t = { .transport = o->tunnel_tls ? STP_TUNNEL_TLS : STP_TUNNEL_DTLS };
+	struct stp_tunnel_opts t = { .transport = o->tunnel_tls ? STP_TUNNEL_TLS :
+								  STP_TUNNEL_DTLS };
 	struct sockaddr_storage local;
 	socklen_t len;
 	enum stp_err err;

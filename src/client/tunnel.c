@@ -49,7 +49,8 @@ int client_handshake_tunnel(struct stp_handshake *h, const struct stp_tunnel_opt
 	if (o->client_cert) {
 		t.cred = TUNNEL_CRED_CERT;
 	} else if (o->user || o->password) {
-		size_t ul = o->user ? strlen(o->user) : 0, pl = o->password ? strlen(o->password) : 0;
+		size_t ul = o->user ? strlen(o->user) : 0,
+		       pl = o->password ? strlen(o->password) : 0;
 		if (ul == 0 || ul > 255 || pl == 0 || pl > 255)
 			return -1;
 		t.cred = TUNNEL_CRED_USERPASS;

@@ -50,8 +50,8 @@ static enum socks_res head_parse(uint8_t cmd, struct socks_addr *dst, uint8_t *t
 }
 
 /* LEN(1) BYTES(LEN), LEN >= 1, copied NUL-terminated into out. */
-static enum socks_res lstr_parse(char *out, uint8_t *len, const uint8_t *p, size_t n,
-				 size_t *used, struct socks_err *err, const char *why_empty)
+static enum socks_res lstr_parse(char *out, uint8_t *len, const uint8_t *p, size_t n, size_t *used,
+				 struct socks_err *err, const char *why_empty)
 {
 	if (n < 1)
 		return SOCKS_MORE;

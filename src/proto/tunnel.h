@@ -17,11 +17,11 @@
 
 #define TUNNEL_CMD_SETUP 0x20 /* client -> local stpd */
 #define TUNNEL_CMD_RELAY 0x21 /* local stpd -> remote stpd */
-#define TUNNEL_VER 0x01
+#define TUNNEL_VER       0x01
 
 /* TRANS: how the two stpd carry datagrams. */
-#define TUNNEL_TRANS_DTLS 0x01 /* DTLS 1.2 over UDP, one record per datagram */
-#define TUNNEL_TRANS_TLS  0x02 /* the TLS control connection, LEN(2) DATA frames */
+#define TUNNEL_TRANS_DTLS    0x01 /* DTLS 1.2 over UDP, one record per datagram */
+#define TUNNEL_TRANS_TLS     0x02 /* the TLS control connection, LEN(2) DATA frames */
 /* CRED: what the local stpd presents to the remote one. */
 #define TUNNEL_CRED_NONE     0x00 /* method X'00' */
 #define TUNNEL_CRED_USERPASS 0x01 /* RFC 1929 with the UNAME/PASSWD given */
@@ -31,11 +31,11 @@
 #define SOCKS5_REP_TUNNEL_AUTH    0x0C /* the two stpd did not authenticate each other */
 #define SOCKS5_REP_TUNNEL_REFUSED 0x0D /* the remote stpd refused or failed the relay */
 
-#define TUNNEL_TOKEN_LEN 16
-#define TUNNEL_SETUP_MAX (SOCKS5_REQUEST_MAX + 3 + 1 + 255 + 1 + 255 + SOCKS_ADDR_MAX)
-#define TUNNEL_RELAY_MAX (SOCKS5_REQUEST_MAX + 2)
+#define TUNNEL_TOKEN_LEN       16
+#define TUNNEL_SETUP_MAX       (SOCKS5_REQUEST_MAX + 3 + 1 + 255 + 1 + 255 + SOCKS_ADDR_MAX)
+#define TUNNEL_RELAY_MAX       (SOCKS5_REQUEST_MAX + 2)
 #define TUNNEL_RELAY_REPLY_MAX (SOCKS5_REPLY_MAX + TUNNEL_TOKEN_LEN)
-#define TUNNEL_FRAME_HDR 2
+#define TUNNEL_FRAME_HDR       2
 
 /* X'20': VER CMD RSV ATYP DST.ADDR DST.PORT (the remote stpd), then
  * TVER TRANS CRED [ULEN UNAME PLEN PASSWD] F.ATYP F.ADDR F.PORT. */

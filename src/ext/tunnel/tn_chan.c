@@ -134,9 +134,9 @@ int tn_chan_read_now(struct tn_chan *c)
 	int e = SSL_get_error(c->tls, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return 0;
-	errno = e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0) ? 0
-		: e == SSL_ERROR_SYSCALL				   ? errno
-									   : EPROTO;
+	errno = e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0) ? 0 :
+		e == SSL_ERROR_SYSCALL                                               ? errno :
+										       EPROTO;
 	return -1;
 }
 

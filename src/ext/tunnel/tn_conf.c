@@ -8,11 +8,11 @@
 static void k_path(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct tn_conf *c = data;
-	char *dst = strcmp(s->key, "ca") == 0		 ? c->ca
-		    : strcmp(s->key, "cert") == 0	 ? c->cert
-		    : strcmp(s->key, "key") == 0	 ? c->key
-		    : strcmp(s->key, "client-cert") == 0 ? c->client_cert
-							 : c->client_key;
+	char *dst = strcmp(s->key, "ca") == 0          ? c->ca :
+		    strcmp(s->key, "cert") == 0        ? c->cert :
+		    strcmp(s->key, "key") == 0         ? c->key :
+		    strcmp(s->key, "client-cert") == 0 ? c->client_cert :
+							 c->client_key;
 	conf_ext_string(p, s, dst, TN_PATH_MAX);
 }
 

@@ -19,13 +19,13 @@
 
 /* tunnel { } */
 struct tn_conf {
-	char ca[TN_PATH_MAX];          /* verifies the remote stpd (local side) */
-	char cert[TN_PATH_MAX];        /* the DTLS server certificate (remote side) */
+	char ca[TN_PATH_MAX];   /* verifies the remote stpd (local side) */
+	char cert[TN_PATH_MAX]; /* the DTLS server certificate (remote side) */
 	char key[TN_PATH_MAX];
 	char client_cert[TN_PATH_MAX]; /* CRED X'02': presented to the remote */
 	char client_key[TN_PATH_MAX];
-	unsigned idle;                 /* seconds without a datagram (default 120) */
-	unsigned connect_timeout;      /* seconds to set up with the remote (default 10) */
+	unsigned idle;            /* seconds without a datagram (default 120) */
+	unsigned connect_timeout; /* seconds to set up with the remote (default 10) */
 };
 
 extern const struct conf_ext tn_conf_ext;

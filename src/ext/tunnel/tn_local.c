@@ -103,7 +103,8 @@ static int tcp_connect(struct tn_local *t, struct tn_chan *c, long long deadline
 	else if (getsockopt(c->tcp, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
 		err = errno;
 	if (err)
-		return fail(t, err == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE : session_errno_rep(err),
+		return fail(t,
+			    err == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE : session_errno_rep(err),
 			    "remote stpd unreachable: %s", strerror(err));
 	return 0;
 }
@@ -150,11 +151,12 @@ static int tls_open(struct tn_local *t, struct tn_chan *c, long long deadline)
 	c->tctx = tn_client_ctx(&t->conf, false, t->req.cred == TUNNEL_CRED_CERT, err, sizeof(err));
 	if (!c->tctx)
 		return fail(t, SOCKS5_REP_GENERAL_FAILURE, "%s", err);
-	SSL_CTX_set_mode(c->tctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(c->tctx,
+			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	c->tls = SSL_new(c->tctx);
 	remote_host(t, host, sizeof(host), &is_ip);
-	if (!c->tls || SSL_set_fd(c->tls, c->tcp) != 1 || tn_ssl_expect_peer(c->tls, host, is_ip) < 0)
+	if (!c->tls || SSL_set_fd(c->tls, c->tcp) != 1 ||
+	    tn_ssl_expect_peer(c->tls, host, is_ip) < 0)
 		return fail(t, SOCKS5_REP_GENERAL_FAILURE, "TLS setup failed");
 	SSL_set_connect_state(c->tls);
 	if (tn_chan_handshake(c, c->tls, c->tcp, deadline) < 0)
@@ -180,11 +182,13 @@ static int read_msg(struct tn_local *t, struct tn_chan *c, parse_fn fn, void *ou
 			return 0;
 		}
 		if (r == SOCKS_BAD)
-			return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "bad %s from the remote stpd", what);
+			return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "bad %s from the remote stpd",
+				    what);
 		if (tn_chan_read(c, deadline) < 0) {
 			if (c->stopped)
 				return fail(t, SOCKS5_REP_GENERAL_FAILURE, "stopped");
-			return fail(t, errno == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE : closed_rep,
+			return fail(t,
+				    errno == ETIMEDOUT ? SOCKS5_REP_HOST_UNREACHABLE : closed_rep,
 				    "the remote stpd %s before its %s",
 				    errno == ETIMEDOUT ? "timed out" : "closed", what);
 		}
@@ -233,7 +237,7 @@ static int authenticate(struct tn_local *t, struct tn_chan *c, long long deadlin
 	OPENSSL_cleanse(up, sizeof(up));
 	OPENSSL_cleanse(t->req.pass, sizeof(t->req.pass));
 	if (w < 0 || read_msg(t, c, parse2, ans, deadline, "authentication status",
-				   SOCKS5_REP_TUNNEL_AUTH) < 0)
+			      SOCKS5_REP_TUNNEL_AUTH) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "credentials not sent");
 	if (ans[1] != 0)
 		return fail(t, SOCKS5_REP_TUNNEL_AUTH, "the remote stpd refused user %s",
@@ -349,8 +353,8 @@ static int from_client(struct tn_local *t, struct tn_chan *c)
 		}
 		const uint8_t *p = buf + h.hdrlen;
 		size_t len = (size_t)n - h.hdrlen;
-		bool ok = c->dtls ? SSL_write(c->dtls, p, (int)len) > 0 || len == 0
-				  : tn_chan_queue_frame(c, p, len);
+		bool ok = c->dtls ? SSL_write(c->dtls, p, (int)len) > 0 || len == 0 :
+				    tn_chan_queue_frame(c, p, len);
 		if (!ok) {
 			ERR_clear_error();
 			t->dropped++;
@@ -368,8 +372,9 @@ static int from_tls(struct tn_local *t, struct tn_chan *c)
 	for (int k = 0; k < TN_BURST; k++) {
 		int r = tn_chan_read_now(c);
 		if (r < 0)
-			return fail(t, 0, errno ? "the remote connection failed: %s"
-						: "the remote stpd closed the tunnel%s",
+			return fail(t, 0,
+				    errno ? "the remote connection failed: %s" :
+					    "the remote stpd closed the tunnel%s",
 				    errno ? strerror(errno) : "");
 		size_t off = 0, used, dlen;
 		const uint8_t *data;
@@ -401,8 +406,9 @@ static int from_dtls(struct tn_local *t, struct tn_chan *c)
 		if (e == SSL_ERROR_WANT_READ)
 			return 0;
 		ERR_clear_error();
-		return fail(t, 0, e == SSL_ERROR_ZERO_RETURN ? "the remote stpd closed the tunnel"
-							     : "DTLS error from the remote");
+		return fail(t, 0,
+			    e == SSL_ERROR_ZERO_RETURN ? "the remote stpd closed the tunnel" :
+							 "DTLS error from the remote");
 	}
 	return 0;
 }
@@ -504,8 +510,9 @@ static void tl_destroy(struct session *s)
 	ev_async_stop(t->loop, &t->wake);
 	if (t->flow) {
 		const char *why = t->why[0] ? t->why : session_close_reason(s);
-		session_info(s, "tunnel to %s (%s) for %s ended (%s): up=%llu/%llu down=%llu/%llu "
-				"dropped=%llu",
+		session_info(s,
+			     "tunnel to %s (%s) for %s ended (%s): up=%llu/%llu down=%llu/%llu "
+			     "dropped=%llu",
 			     socks_addr_str(&t->req.remote, remote, sizeof(remote)),
 			     tunnel_trans_name(t->req.trans),
 			     socks_addr_str(&t->req.far, far, sizeof(far)), why,
@@ -585,8 +592,9 @@ static void begin(struct tn_local *t)
 	memset(&p, 0, sizeof(p));
 	t->flow = flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, &why);
 	if (!t->flow) {
-		session_finish(s, strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE
-								  : SOCKS5_REP_NOT_ALLOWED,
+		session_finish(s,
+			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
+								   SOCKS5_REP_NOT_ALLOWED,
 			       why);
 		return;
 	}

@@ -73,11 +73,12 @@ static void tr_destroy(struct session *s)
 		close(t->dfd);
 	if (t->flow) {
 		const char *why = session_close_reason(s);
-		session_info(s, "tunnel relay to far end ended (%s): %s up=%llu/%llu down=%llu/%llu "
-				"dropped=%llu", why, tunnel_trans_name(t->req.trans),
-			     (unsigned long long)t->up, (unsigned long long)t->upb,
-			     (unsigned long long)t->down, (unsigned long long)t->downb,
-			     (unsigned long long)t->dropped);
+		session_info(s,
+			     "tunnel relay to far end ended (%s): %s up=%llu/%llu down=%llu/%llu "
+			     "dropped=%llu",
+			     why, tunnel_trans_name(t->req.trans), (unsigned long long)t->up,
+			     (unsigned long long)t->upb, (unsigned long long)t->down,
+			     (unsigned long long)t->downb, (unsigned long long)t->dropped);
 		flow_count(t->flow, t->upb, t->downb);
 		flow_close(t->flow, why[0] ? why : "closed");
 	}
@@ -154,7 +155,8 @@ static int d_connect_peer(struct tn_remote *t)
 		return errno == EAGAIN ? 0 : -1;
 	struct sockaddr_storage peer = from;
 	sa_unmap(&peer);
-	if (!sa_equal_addr((struct sockaddr *)&peer, (const struct sockaddr *)session_client(t->s))) {
+	if (!sa_equal_addr((struct sockaddr *)&peer,
+			   (const struct sockaddr *)session_client(t->s))) {
 		recv(t->dfd, &b, 1, MSG_DONTWAIT); /* not our peer: drop it */
 		t->dropped++;
 		return 0;
@@ -293,7 +295,8 @@ static void on_far(EV_P_ ev_io *w, int revents)
 			if (session_send(t->s, buf, (size_t)n + TUNNEL_FRAME_HDR) < 0)
 				return; /* the session is gone */
 		} else {
-			if (!t->d_authed || SSL_write(t->ssl, buf + TUNNEL_FRAME_HDR, (int)n) <= 0) {
+			if (!t->d_authed ||
+			    SSL_write(t->ssl, buf + TUNNEL_FRAME_HDR, (int)n) <= 0) {
 				ERR_clear_error();
 				t->dropped++;
 				continue;
@@ -384,8 +387,8 @@ static void accept_relay(struct tn_remote *t)
 	t->flow = flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far, &why);
 	if (!t->flow) {
 		session_finish(t->s,
-			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE
-								 : SOCKS5_REP_NOT_ALLOWED,
+			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
+								   SOCKS5_REP_NOT_ALLOWED,
 			       why);
 		return;
 	}
@@ -402,7 +405,8 @@ static void accept_relay(struct tn_remote *t)
 	session_note_reply(t->s, SOCKS5_REP_SUCCEEDED);
 	flow_reply(t->flow, SOCKS5_REP_SUCCEEDED);
 	session_info(t->s, "tunnel relay to %s over %s",
-		     socks_addr_str(&t->req.far, far, sizeof(far)), tunnel_trans_name(t->req.trans));
+		     socks_addr_str(&t->req.far, far, sizeof(far)),
+		     tunnel_trans_name(t->req.trans));
 	/* the reply first, then the watchers: nothing moves before it is queued */
 	if (session_send(t->s, buf, n) < 0)
 		return;

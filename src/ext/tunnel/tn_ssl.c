@@ -21,8 +21,7 @@ const char *tn_ssl_error(char *buf, size_t cap)
 	return buf;
 }
 
-SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char *err,
-		       size_t errlen)
+SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char *err, size_t errlen)
 {
 	char e[256];
 	SSL_CTX *ctx = SSL_CTX_new(dtls ? DTLS_client_method() : TLS_client_method());
@@ -31,8 +30,8 @@ SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char 
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, dtls ? DTLS1_2_VERSION : TLS1_2_VERSION);
-	int ok = c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL)
-			  : SSL_CTX_set_default_verify_paths(ctx);
+	int ok = c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL) :
+			    SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
 		snprintf(err, errlen, "tunnel ca %s: %s", c->ca, tn_ssl_error(e, sizeof(e)));
 		SSL_CTX_free(ctx);
@@ -47,8 +46,7 @@ SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char 
 		}
 		if (SSL_CTX_use_certificate_chain_file(ctx, c->client_cert) != 1 ||
 		    SSL_CTX_use_PrivateKey_file(ctx, c->client_key, SSL_FILETYPE_PEM) != 1) {
-			snprintf(err, errlen, "tunnel client-cert: %s",
-				 tn_ssl_error(e, sizeof(e)));
+			snprintf(err, errlen, "tunnel client-cert: %s", tn_ssl_error(e, sizeof(e)));
 			SSL_CTX_free(ctx);
 			return NULL;
 		}

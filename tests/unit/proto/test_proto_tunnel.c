@@ -30,22 +30,20 @@ static enum socks_res parse_rr(const uint8_t *p, size_t n, size_t *used, struct 
 }
 
 /* to the remote 192.0.2.1:1443 over DTLS as gwa/secret, far 10.0.0.2:53 */
-static const uint8_t setup_up[] = { 5,   0x20, 0,   1,   192, 0,   2,   1,   0x05, 0xa3,
-				    1,   1,	   1,   3,   'g', 'w', 'a', 6,   's',  'e',
-				    'c', 'r',  'e', 't', 1,   10,  0,   0,   2,	   0,
-				    53 };
+static const uint8_t setup_up[] = { 5,   0x20, 0, 1,   192, 0,   2, 1,   0x05, 0xa3, 1,
+				    1,   1,    3, 'g', 'w', 'a', 6, 's', 'e',  'c',  'r',
+				    'e', 't',  1, 10,  0,   0,   2, 0,   53 };
 /* to stpd.example:1443 over TLS with the certificate, far [2001:db8::2]:5004 */
 static const uint8_t setup_cert[] = {
-	5,    0x20, 0,	  3,	12,   's',  't',  'p',  'd', '.', 'e', 'x', 'a', 'm', 'p',
-	'l',  'e',  0x05, 0xa3, 1,    2,    2,	  4,	0x20, 1,   0xd, 0xb8, 0,  0,   0,
-	0,    0,    0,	  0,	0,    0,    0,	  0,	2,    0x13, 0x8c,
+	5,   0x20, 0,   3,    12,   's', 't', 'p', 'd', '.',  'e', 'x',  'a',  'm',
+	'p', 'l',  'e', 0x05, 0xa3, 1,   2,   2,   4,   0x20, 1,   0xd,  0xb8, 0,
+	0,   0,    0,   0,    0,    0,   0,   0,   0,   0,    2,   0x13, 0x8c,
 };
 /* TUNNEL RELAY to 10.0.0.2:53 over DTLS */
 static const uint8_t relay[] = { 5, 0x21, 0, 1, 10, 0, 0, 2, 0, 53, 1, 1 };
 /* its reply: the DTLS port 198.51.100.1:40000 and the token 0..15 */
-static const uint8_t reply_dtls[] = { 5,  0, 0, 1, 198, 51, 100, 1,  0x9c, 0x40, 0,  1,
-				      2,  3, 4, 5, 6,   7,  8,   9,  10,   11,   12, 13,
-				      14, 15 };
+static const uint8_t reply_dtls[] = { 5, 0, 0, 1, 198, 51, 100, 1,  0x9c, 0x40, 0,  1,  2,
+				      3, 4, 5, 6, 7,   8,  9,   10, 11,   12,   13, 14, 15 };
 /* a refusal: no token whatever the transport */
 static const uint8_t reply_refused[] = { 5, 2, 0, 1, 0, 0, 0, 0, 0, 0 };
 
@@ -231,8 +229,8 @@ static void test_frames(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stream),	cmocka_unit_test(test_cuts),
-		cmocka_unit_test(test_fields),	cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_stream),  cmocka_unit_test(test_cuts),
+		cmocka_unit_test(test_fields),  cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_writers), cmocka_unit_test(test_frames),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
