@@ -83,6 +83,10 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "listen";
 	case MBIND_CMD_ACCEPT:
 		return "accept";
+	case TUNNEL_CMD_SETUP:
+		return "tunnel";
+	case TUNNEL_CMD_RELAY:
+		return "tunnel-relay";
 	default:
 		return "unknown";
 	}

@@ -134,10 +134,11 @@ class Setup:
         self.daemons.append(self.b)
         return self.b
 
-    def start_a(self, tunnel_extra=""):
+    def start_a(self, tunnel_extra="", idle=30):
         conf = ("listen %s:1080\n" % T.GA_IN +
                 "auth { methods none; }\n"
-                "tunnel { ca %s; idle 30; %s }\n" % (self.pki.path("ca.pem"), tunnel_extra) +
+                "tunnel { ca %s; idle %d; %s }\n" % (self.pki.path("ca.pem"), idle,
+                                                     tunnel_extra) +
                 "client pass { from 10.80.1.0/24 }\n"
                 "request pass { command tunnel; to %s }\n" % T.GB_OUT +
                 "request block { }\n")
@@ -512,3 +513,53 @@ def test_malformed_and_hung(env, tmp_path):
     env.a.wait_log("tunnel to %s:1443 (dtls)" % T.GB_OUT)
     lst.close()
     assert env.a.proc.poll() is None
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_idle_timeout(env, trans):
+    """An idle tunnel ends on stpd A's timer (idle 2 s) with its counts; the
+    client's control connection closes and stpd B ends its side."""
+    env.start_b()
+    env.start_a(idle=2)
+    stop = threading.Event()
+    echo_server(env, stop)
+    t = env.tunnel(trans, far=ECHO)
+    assert t.rep == 0
+    t.send(b"ping")
+    assert t.recv() == b"ping"
+    env.a.wait_log("ended (tunnel idle timeout): up=1/4 down=1/4", timeout=15)
+    t.ctl.settimeout(10)
+    assert t.ctl.recv(1) == b""
+    t.close()
+    env.b.wait_log("tunnel relay to far end ended")
+    a = env.a.text()
+    assert "cmd=tunnel target=%s:1443" % T.GB_OUT in a
+    assert "cmd=tunnel-relay target=%s:7000" % T.B in env.b.text()
+    stop.set()
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_remote_drops(env, trans):
+    """stpd B dying (SIGKILL: its sockets close) ends the tunnel on stpd A,
+    which closes the client's control connection."""
+    env.start_b()
+    env.start_a()
+    stop = threading.Event()
+    echo_server(env, stop)
+    t = env.tunnel(trans, far=ECHO)
+    assert t.rep == 0
+    t.send(b"ping")
+    assert t.recv() == b"ping"
+    env.b.proc.kill()
+    env.b.proc.wait(10)
+    env.b.log.close()
+    env.daemons.remove(env.b)
+    # DTLS: the TLS connection's FIN; TLS: OpenSSL's "unexpected EOF" (no
+    # close_notify from a killed process)
+    a = env.a.wait_log("ended (the remote", timeout=15)
+    assert ("ended (the remote stpd closed the tunnel)" in a or
+            "ended (the remote connection failed" in a)
+    t.ctl.settimeout(10)
+    assert t.ctl.recv(1) == b""
+    t.close()
+    stop.set()

@@ -53,6 +53,8 @@ static void test_cmd_names(void **state)
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_TRANSPARENT), "transparent");
 	assert_string_equal(socks5_cmd_name(0x10), "listen");
 	assert_string_equal(socks5_cmd_name(0x11), "accept");
+	assert_string_equal(socks5_cmd_name(0x20), "tunnel");
+	assert_string_equal(socks5_cmd_name(0x21), "tunnel-relay");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_JOIN_MCAST), "mcast-join");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_LEAVE_MCAST), "mcast-leave");
 	assert_string_equal(socks5_cmd_name(0x00), "unknown");
