@@ -536,6 +536,12 @@ def test_idle_timeout(env, trans):
     assert "cmd=tunnel target=%s:1443" % T.GB_OUT in a
     assert "cmd=tunnel-relay target=%s:7000" % T.B in env.b.text()
     stop.set()
+    # feature discovery names the tunnel's transports and limits (stpd A
+    # has no DTLS certificate: as a far end it would offer TLS only)
+    out = env.topo.neta.sh(stp_binary(), "features", "socks5://%s:1080" % T.GA_IN)
+    assert "command X'20': transports=X'01',X'02'" in out, out
+    assert "command X'21': transports=X'02'" in out, out
+    assert "command X'20': idle-timeout=2" in out, out
 
 
 @pytest.mark.parametrize("trans", TRANSPORTS)
