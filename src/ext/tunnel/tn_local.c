@@ -613,6 +613,9 @@ static void begin(struct tn_local *t)
 		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "no UDP socket for the tunnel");
 		return;
 	}
+	/* bursts wait here while the thread encrypts (the kernel caps it) */
+	int rcvbuf = 1 << 20;
+	setsockopt(t->udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	ev_async_init(&t->wake, on_wake);
 	t->wake.data = t;
 	ev_async_start(t->loop, &t->wake);
