@@ -35,16 +35,6 @@ from tunnel_topo import TunnelTopology as T  # noqa: E402
 from tls_fixtures import Pki  # noqa: E402
 
 
-def wait_port(ns, proc, what):
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("%s exited" % what)
-        time.sleep(0.1)
-        return
-    sys.exit("%s did not start" % what)
-
-
 def openvpn_run(topo, pki, tmp, measure):
     """One measurement over an OpenVPN p2p tunnel between the gateways."""
     common = ["openvpn", "--dev", "tun0", "--dev-type", "tun", "--proto", "udp",
