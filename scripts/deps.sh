@@ -22,6 +22,7 @@ TEST_PKGS=(
 	freeradius freeradius-utils slapd ldap-utils
 	ffmpeg
 	python3-pyftpdlib
+	openvpn
 )
 
 mode=all

@@ -379,6 +379,32 @@ int stp_udp_control_fd(const struct stp_udp *u);
 const struct stp_addr *stp_udp_relay(const struct stp_udp *u);
 void stp_udp_close(struct stp_udp *u);
 
+/* SETUP_UDP_TUNNEL (CMD X'20', docs/protocol.md 5.10, docs/client.md): the
+ * proxy carries this association's datagrams through another stpd
+ * (remote_host:remote_port, a TLS listener there) to one far endpoint, over
+ * DTLS (STP_TUNNEL_DTLS) or TLS (STP_TUNNEL_TLS) between the two servers.
+ * The proxy presents user/password to the remote stpd (both NULL: none),
+ * or, with client_cert, its own configured certificate. The result is a
+ * UDP association: stp_udp_sendto to any address goes to the far
+ * endpoint, stp_udp_recvfrom gives its replies, stp_udp_close ends the
+ * tunnel on both servers. Far-side failures: STP_ERR_REP_OTHER with the
+ * reply X'0C' (the servers did not authenticate) or X'0D' (the remote
+ * refused) in stp_err_detail(); the remote unreachable: X'03'..X'05'.
+ * The whole request must fit in STP_HS_BUF bytes (else STP_ERR_INVALID). */
+#define STP_TUNNEL_DTLS 1
+#define STP_TUNNEL_TLS 2
+struct stp_tunnel_opts {
+	const char *remote_host;
+	uint16_t remote_port;
+	int transport;
+	const char *user, *password;
+	bool client_cert;
+	const char *far_host;
+	uint16_t far_port;
+};
+struct stp_udp *stp_tunnel_open(const struct stp_proxy *proxy, const struct stp_tunnel_opts *o,
+				int timeout_ms, enum stp_err *err);
+
 /* TRANSPARENT (CMD X'04', seed 003; docs/client.md). The proxy relays
  * plain, unsocksified PTCL packets between one source address and port and
  * the target: no header on datagrams, a plain TCP connection for TCP.

@@ -44,7 +44,10 @@ struct cli_opts {
 	bool insecure;     /* --insecure: as ?insecure=1 */
 	bool json;         /* --json: stp features prints JSON */
 	int ptcl;          /* transparent: --udp (17) or --tcp (6) */
-	const char *local; /* transparent: --local ADDR:PORT */
+	const char *local; /* transparent, tunnel: --local ADDR:PORT */
+	bool tunnel_tls;   /* tunnel: --tls (TLS between the servers, not DTLS) */
+	bool tunnel_cert;  /* tunnel: --tunnel-cert (the proxy's certificate) */
+	const char *tunnel_user; /* tunnel: --tunnel-user (STP_TUNNEL_PASSWORD) */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;
@@ -84,6 +87,7 @@ int cli_cmd_features(const struct cli_opts *o); /* cli_features.c */
 int cli_cmd_lookup(const struct cli_opts *o);
 int cli_cmd_transparent(const struct cli_opts *o); /* cli_transparent.c */
 int cli_cmd_listen(const struct cli_opts *o);
+int cli_cmd_tunnel(const struct cli_opts *o); /* cli_tunnel.c */
 
 /* ---- DNS messages (cli_dns.c, on c-ares) ---- */
 #define DNS_TYPE_A 1

@@ -38,6 +38,11 @@ void cli_usage(FILE *f)
 	      "                                         forward a local UDP or TCP port to\n"
 	      "                                         HOST:PORT through TRANSPARENT (X'04'):\n"
 	      "                                         plain packets, no SOCKS header\n"
+	      "       stp [options] tunnel --local ADDR:PORT [--tls] [--tunnel-user USER]\n"
+	      "           [--tunnel-cert] [PROXY-URL] REMOTE:PORT FAR:PORT\n"
+	      "                                         a local UDP port tunnelled through the\n"
+	      "                                         proxy and the stpd at REMOTE to FAR\n"
+	      "                                         (X'20'; password: STP_TUNNEL_PASSWORD)\n"
 	      "       stp mcast join GROUP:PORT [--send] [--source ADDR]...\n"
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
@@ -229,7 +234,8 @@ void cli_load_proxy(struct cli_opts *o)
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
-	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL };
+	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL,
+	       OPT_TUNNEL_TLS, OPT_TUNNEL_USER, OPT_TUNNEL_CERT };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -243,6 +249,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "udp", no_argument, NULL, OPT_UDP },
 		{ "tcp", no_argument, NULL, OPT_TCP },
 		{ "local", required_argument, NULL, OPT_LOCAL },
+		{ "tls", no_argument, NULL, OPT_TUNNEL_TLS },
+		{ "tunnel-user", required_argument, NULL, OPT_TUNNEL_USER },
+		{ "tunnel-cert", no_argument, NULL, OPT_TUNNEL_CERT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -269,6 +278,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_UDP: o->ptcl = STP_PTCL_UDP; break;
 		case OPT_TCP: o->ptcl = STP_PTCL_TCP; break;
 		case OPT_LOCAL: o->local = optarg; break;
+		case OPT_TUNNEL_TLS: o->tunnel_tls = true; break;
+		case OPT_TUNNEL_USER: o->tunnel_user = optarg; break;
+		case OPT_TUNNEL_CERT: o->tunnel_cert = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -24,6 +24,7 @@ static const struct {
 	{ "resolve", cli_cmd_resolve, 1, 1, false },
 	{ "transparent", cli_cmd_transparent, 1, 2, true },
 	{ "udp", cli_cmd_udp, 2, 2, false },
+	{ "tunnel", cli_cmd_tunnel, 2, 3, true },
 };
 
 int main(int argc, char **argv)

@@ -53,6 +53,12 @@ int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req
 int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
+/* Replaces the request with req[0..n) whole (an extension's request with
+ * a body); -1 when it does not fit or the handshake is SOCKS4. */
+int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t n);
+/* Rewrites the loaded request into SETUP_UDP_TUNNEL X'20' for o
+ * (tunnel.c); -1 when o is invalid or it does not fit. */
+int client_handshake_tunnel(struct stp_handshake *h, const struct stp_tunnel_opts *o);
 /* Connects to the proxy: every address of its name, Happy Eyeballs. The
  * fd (non-blocking), or -1 with *err and errno set. */
 int client_proxy_connect_until(const struct stp_proxy *proxy, int64_t deadline, enum stp_err *err);

@@ -261,6 +261,17 @@ int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const st
 	return 0;
 }
 
+int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t n)
+{
+	if (hs_socks4(h) || h->state == HS_FAILED || n == 0 || n > sizeof(h->req))
+		return -1;
+	memcpy(h->req, req, n);
+	h->req_len = n;
+	if (h->state == HS_REQUEST && h->out_off == 0)
+		hs_load(h, HS_REQUEST);
+	return 0;
+}
+
 void client_handshake_skip_greeting(struct stp_handshake *h)
 {
 	h->pipe = 0; /* the request is sent alone */
@@ -340,6 +351,8 @@ static enum stp_err hs_rep5_err(uint8_t rep)
 {
 	if (rep >= SOCKS5_REP_GENERAL_FAILURE && rep <= SOCKS5_REP_PTCL_NOT_SUPPORTED)
 		return (enum stp_err)(STP_ERR_REP_GENERAL_FAILURE + rep - 1);
+	/* an extension's code (a tunnel's X'0C'/X'0D', ...): say which */
+	client_err_detail("reply X'%02X': %s", rep, socks5_rep_name(rep));
 	return STP_ERR_REP_OTHER;
 }
 

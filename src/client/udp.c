@@ -86,7 +86,7 @@ static int udp_relay_addr(struct stp_udp *u, const struct stp_addr *bnd)
 }
 
 static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy,
-				int64_t deadline, enum stp_err *err)
+				const struct stp_tunnel_opts *tun, int64_t deadline, enum stp_err *err)
 {
 	struct sockaddr_storage local;
 	socklen_t len;
@@ -117,6 +117,8 @@ static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy
 		    : stp_handshake_init(&h, proxy, u->ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0,
 					 (struct sockaddr *)&local, &e) < 0)
 		return udp_fail(err, e);
+	if (tun && client_handshake_tunnel(&h, tun) < 0)
+		return udp_fail(err, STP_ERR_INVALID);
 	if ((u->conn != NULL ? client_conn_hs_run(u->conn, &h, deadline)
 			     : client_handshake_run(&h, deadline)) != STP_DONE) {
 		errno = h.sys_errno;
@@ -142,7 +144,8 @@ static struct stp_udp *udp_open(struct stp_udp *u, const struct stp_proxy *proxy
 	return u;
 }
 
-struct stp_udp *stp_udp_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
+static struct stp_udp *udp_new(const struct stp_proxy *proxy, const struct stp_tunnel_opts *tun,
+			       int timeout_ms, enum stp_err *err)
 {
 	struct stp_udp *u;
 
@@ -152,13 +155,26 @@ struct stp_udp *stp_udp_open(const struct stp_proxy *proxy, int timeout_ms, enum
 	if (u == NULL)
 		return udp_fail(err, STP_ERR_NOMEM);
 	u->ctl = u->udp = -1;
-	if (udp_open(u, proxy, client_deadline(timeout_ms), err) == NULL) {
+	if (udp_open(u, proxy, tun, client_deadline(timeout_ms), err) == NULL) {
 		int saved = errno;
 		stp_udp_close(u);
 		errno = saved;
 		return NULL;
 	}
 	return u;
+}
+
+struct stp_udp *stp_udp_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
+{
+	return udp_new(proxy, NULL, timeout_ms, err);
+}
+
+struct stp_udp *stp_tunnel_open(const struct stp_proxy *proxy, const struct stp_tunnel_opts *o,
+				int timeout_ms, enum stp_err *err)
+{
+	if (o == NULL)
+		return udp_fail(err, STP_ERR_INVALID);
+	return udp_new(proxy, o, timeout_ms, err);
 }
 
 void stp_udp_close(struct stp_udp *u)

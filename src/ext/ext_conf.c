@@ -19,6 +19,7 @@
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "ext/transparent/tp_conf.h"
+#include "ext/tunnel/tn_conf.h"
 #include "policy/conf_ext.h"
 
 static const struct ext_conf_entry {
@@ -35,6 +36,7 @@ static const struct ext_conf_entry {
 	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
 	{ &cmp_conf_ext, STP_EXT_COMPARTMENT, "the compartment extension", "ext_compartment" },
+	{ &tn_conf_ext, STP_EXT_TUNNEL, "the tunnel extension", "ext_tunnel" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

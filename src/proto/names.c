@@ -4,6 +4,7 @@
  */
 #include "proto/mbind.h"
 #include "proto/socks.h"
+#include "proto/tunnel.h"
 
 const char *socks5_rep_name(uint8_t rep)
 {
@@ -39,6 +40,10 @@ const char *socks5_rep_name(uint8_t rep)
 		return "bind: no such arrival";
 	case MBIND_REP_LIMIT:
 		return "bind: limit reached";
+	case SOCKS5_REP_TUNNEL_AUTH:
+		return "tunnel: the two servers did not authenticate";
+	case SOCKS5_REP_TUNNEL_REFUSED:
+		return "tunnel: the remote server refused";
 	default:
 		break;
 	}
@@ -78,6 +83,10 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "listen";
 	case MBIND_CMD_ACCEPT:
 		return "accept";
+	case TUNNEL_CMD_SETUP:
+		return "tunnel";
+	case TUNNEL_CMD_RELAY:
+		return "tunnel-relay";
 	default:
 		return "unknown";
 	}

@@ -178,5 +178,6 @@ extern const struct stp_ext ext_discovery; /* src/ext/discovery */
 extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 extern const struct stp_ext ext_bind;    /* src/ext/bind */
 extern const struct stp_ext ext_compartment; /* src/ext/compartment */
+extern const struct stp_ext ext_tunnel;  /* src/ext/tunnel */
 
 #endif

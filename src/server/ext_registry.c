@@ -41,6 +41,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_COMPARTMENT
 	&ext_compartment,
 #endif
+#if STP_EXT_TUNNEL
+	&ext_tunnel,
+#endif
 #if STP_EXT_DISCOVERY
 	/* last: X'87' is chosen only when nothing else offered is acceptable,
 	 * so a client that offers it among methods it uses gets what it got

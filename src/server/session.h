@@ -201,6 +201,10 @@ int session_read_control(struct session *s);
  * SESSION_OUT_MAX (64 KiB + 1 KiB) may be queued: beyond the reply
  * buffer's size, the queue moves to a heap block. */
 int session_send(struct session *s, const uint8_t *p, size_t n);
+/* Bytes queued for the client and not yet written: a command that carries
+ * datagrams on the control connection (a tunnel's TLS transport) drops one
+ * rather than overfill the queue (session_send closes the session then). */
+size_t session_output_queued(const struct session *s);
 /* Drops `used` bytes from the front of the handshake input. */
 void session_consume(struct session *s, size_t used);
 

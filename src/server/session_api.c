@@ -193,3 +193,8 @@ void session_bind_address(const struct session *s, struct sockaddr_storage *out)
 	*out = l->has_external ? l->external : s->local;
 	sa_set_port((struct sockaddr *)out, 0);
 }
+
+size_t session_output_queued(const struct session *s)
+{
+	return s->hs ? s->hs->outlen - s->hs->outoff : 0;
+}

@@ -1,6 +1,6 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
 ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind,
-ext_compartment;
+ext_compartment, ext_tunnel;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -55,10 +55,15 @@ USES = {
         ("compartments { compartment a netns a }\n", "compartments", 1),
         ("request pass { to-compartment host }\n", "to-compartment", 1),
     ],
+    "tunnel": [
+        ("tunnel { idle 60 }\n", "tunnel", 1),
+        ("request pass { command tunnel-relay; to 10.0.0.0/8 }\n", "tunnel-relay", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
-            "transparent": "TRANSPARENT", "bind": "bind", "compartment": "compartment"}
+            "transparent": "TRANSPARENT", "bind": "bind", "compartment": "compartment",
+            "tunnel": "tunnel"}
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +84,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent", "bind", "compartment"}
+                    "transparent", "bind", "compartment", "tunnel"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

@@ -30,7 +30,9 @@ static void test_rep_names(void **state)
 		{0xB2, "multicast: neither send nor receive"},
 		{0x0A, "bind: no such arrival"},
 		{0x0B, "bind: limit reached"},
-		{0x0C, "unassigned"},
+		{0x0C, "tunnel: the two servers did not authenticate"},
+		{0x0D, "tunnel: the remote server refused"},
+		{0x0E, "unassigned"},
 		{0x7F, "unassigned"},
 		{0xAF, "unassigned"},
 		{0xB3, "multicast: group bandwidth exceeded"},
@@ -51,6 +53,8 @@ static void test_cmd_names(void **state)
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_TRANSPARENT), "transparent");
 	assert_string_equal(socks5_cmd_name(0x10), "listen");
 	assert_string_equal(socks5_cmd_name(0x11), "accept");
+	assert_string_equal(socks5_cmd_name(0x20), "tunnel");
+	assert_string_equal(socks5_cmd_name(0x21), "tunnel-relay");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_JOIN_MCAST), "mcast-join");
 	assert_string_equal(socks5_cmd_name(SOCKS_CMD_LEAVE_MCAST), "mcast-leave");
 	assert_string_equal(socks5_cmd_name(0x00), "unknown");
