@@ -44,9 +44,6 @@ enum stp_step client_handshake_run(struct stp_handshake *h, int64_t deadline);
  * as to CONNECT. -1 for a SOCKS4 proxy or a DST that does not encode. */
 int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 				 const struct socks_addr *dst);
-/* A whole request message of another command (LISTEN, ACCEPT: listen.c)
- * in place of the one built at init; the reply is read as RFC 1928's. */
-int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t len);
 /* TRANSPARENT: the request h was prepared with (any command, DST) becomes
  * CMD X'04' with PTCL and src (an address and port) after DST.PORT. -1 for
  * SOCKS4 or a source that cannot be written. */
@@ -54,7 +51,8 @@ int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const st
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
 /* Replaces the request with req[0..n) whole (an extension's request with
- * a body); -1 when it does not fit or the handshake is SOCKS4. */
+ * a body: LISTEN, ACCEPT, SETUP_UDP_TUNNEL); the reply is read as RFC
+ * 1928's. -1 when it does not fit or the handshake is SOCKS4. */
 int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t n);
 /* Rewrites the loaded request into SETUP_UDP_TUNNEL X'20' for o
  * (tunnel.c); -1 when o is invalid or it does not fit. */

@@ -215,18 +215,6 @@ int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 	return 0;
 }
 
-int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req, size_t len)
-{
-	if (len > sizeof(h->req) || hs_socks4(h))
-		return -1;
-	memcpy(h->req, req, len);
-	h->req_len = len;
-	/* Already at the request (inside X'86', after X'01'): reload it. */
-	if (h->state == HS_REQUEST && h->out_off == 0)
-		hs_load(h, HS_REQUEST);
-	return 0;
-}
-
 int stp_handshake_transparent(struct stp_handshake *h, int ptcl, const struct sockaddr *src,
 			      enum stp_err *err)
 {
@@ -267,6 +255,7 @@ int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req
 		return -1;
 	memcpy(h->req, req, n);
 	h->req_len = n;
+	/* Already at the request (inside X'86', after X'01'): reload it. */
 	if (h->state == HS_REQUEST && h->out_off == 0)
 		hs_load(h, HS_REQUEST);
 	return 0;
