@@ -15,6 +15,7 @@
 #include "ext/ext_config.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
+#include "ext/metrics/mt_conf.h"
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "ext/transparent/tp_conf.h"
@@ -33,6 +34,7 @@ static const struct ext_conf_entry {
 	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
 	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
+	{ &mt_conf_ext, STP_EXT_METRICS, "the metrics extension", "ext_metrics" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

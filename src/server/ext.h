@@ -17,6 +17,7 @@ struct session;
 struct worker;
 struct stp_conf;
 struct feat_writer;
+struct ext_gauge;
 
 struct stp_command {
 	uint8_t code;       /* SOCKS5 CMD */
@@ -77,7 +78,22 @@ struct stp_ext {
 	/* `stpd -t`: a line about how the module will run under c (e.g.
 	 * TRANSPARENT's engine), printed as "NAME: TEXT"; NULL: none. */
 	void (*conf_report)(const struct stp_conf *c, char *buf, size_t cap);
+	/* Metrics (docs/operations.md): the module's gauges now, at most cap
+	 * of them; how many it wrote. Called from the metrics thread at
+	 * scrape time, never on a session's loop. */
+	size_t (*gauges)(struct ext_gauge *out, size_t cap);
 };
+
+/* One gauge of a module: a Prometheus metric name ("stp_" + module
+ * prefix), its help text, and its value. */
+struct ext_gauge {
+	const char *name;
+	const char *help;
+	uint64_t value;
+};
+
+/* Every module's gauges, in registry order; how many were written. */
+size_t ext_gauges(struct ext_gauge *out, size_t cap);
 
 /* The configuration a worker runs under (for worker_init checks). */
 const struct stp_conf *worker_conf(const struct worker *w);
@@ -124,5 +140,6 @@ extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
 extern const struct stp_ext ext_discovery; /* src/ext/discovery */
 extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 extern const struct stp_ext ext_bind;    /* src/ext/bind */
+extern const struct stp_ext ext_metrics; /* src/ext/metrics */
 
 #endif

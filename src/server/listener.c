@@ -202,6 +202,7 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 			/* A flood of connections reaches this at will. */
 			static struct log_rate rl = LOG_RATE_INIT("accept failed");
 			log_warn_rl(&rl, "accept on %s", l->conf->name);
+			stats_limit(STATS_LIM_ACCEPT);
 		}
 			listener_pause(wk, ACCEPT_PAUSE_SECS);
 			return;

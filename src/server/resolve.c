@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "server/stats.h"
 
 #define RESOLVE_MAX_SOCKS 16
 
@@ -42,6 +43,7 @@ struct lookup {
 	void *ctx;              /* NULL once cancelled */
 	struct lookup **slot;   /* the owner's handle, cleared when done */
 	uint16_t port;
+	uint64_t t0;            /* stats_now_us() when asked */
 };
 
 static void arm_timer(struct resolver *r)
@@ -184,6 +186,7 @@ static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 	if (res)
 		ares_freeaddrinfo(res);
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -198,8 +201,10 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	struct lookup *l;
 
 	*slot = NULL;
-	if (r->pending >= r->max_pending)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
 		return -1;
+	}
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
 	l->r = r;
@@ -212,6 +217,7 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_flags = ARES_AI_NOSORT;
 	r->pending++;
+	l->t0 = stats_now_us();
 	/* May call on_result before returning (e.g. a name in /etc/hosts). */
 	ares_getaddrinfo(r->channel, name, NULL, &hints, on_result, l);
 	arm_timer(r);
@@ -231,6 +237,7 @@ static void on_host(void *arg, int status, int timeouts, struct hostent *h)
 		else
 			status = ARES_ENODATA;
 	}
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -255,8 +262,10 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	} else {
 		return -1;
 	}
-	if (r->pending >= r->max_pending)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
 		return -1;
+	}
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
 	l->r = r;
@@ -265,6 +274,7 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	l->slot = slot;
 	*slot = l;
 	r->pending++;
+	l->t0 = stats_now_us();
 	/* May call on_host before returning (an address in /etc/hosts). */
 	ares_gethostbyaddr(r->channel, addr, addrlen, sa->sa_family, on_host, l);
 	arm_timer(r);
@@ -279,6 +289,7 @@ static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int
 	l->r->pending--;
 	if (status == ARES_SUCCESS && (!abuf || alen <= 0))
 		status = ARES_EBADRESP;
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -293,7 +304,11 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	struct lookup *l;
 
 	*slot = NULL;
-	if (r->pending >= r->max_pending || qlen > 65535)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
+		return -1;
+	}
+	if (qlen > 65535)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
@@ -303,6 +318,7 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	l->slot = slot;
 	*slot = l;
 	r->pending++;
+	l->t0 = stats_now_us();
 	/* c-ares sets its own ID on the wire and gives the answer back with
 	 * the caller's; the hosts file is not consulted (a raw query). */
 	ares_send(r->channel, q, (int)qlen, on_raw, l);

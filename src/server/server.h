@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "policy/conf.h"
+#include "server/stats.h"
 
 struct authset;
 struct session;
@@ -63,6 +64,10 @@ struct worker {
 	unsigned n_sessions;
 	unsigned n_refusing;        /* sessions in SS_REFUSING (refuse.c caps them) */
 	struct udp_batch *udp;      /* datagram slots for the UDP relay, shared by sessions */
+
+	struct stats stats;         /* this worker's counters (stats.h) */
+	atomic_bool want_report;    /* stats_sessions() waits for our session list */
+	bool stats_gone;            /* loop going away: ask no more (under stats.c's lock) */
 };
 
 struct server {

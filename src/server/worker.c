@@ -62,7 +62,10 @@ static void reap(struct worker *w)
 
 static void on_reap(EV_P_ ev_prepare *p, int revents)
 {
-	reap(p->data);
+	struct worker *w = p->data;
+	/* Runs once per loop iteration: the worker's load, for the metrics. */
+	stats_inc(&w->stats.loops);
+	reap(w);
 }
 
 static void on_wake(EV_P_ ev_async *a, int revents)
@@ -75,6 +78,8 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 	}
 	if (atomic_exchange(&w->want_stop, false))
 		start_drain(w);
+	if (atomic_exchange(&w->want_report, false))
+		stats_worker_answer(w);
 }
 
 int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char *err,
@@ -132,6 +137,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 
 void worker_fini(struct worker *w)
 {
+	stats_worker_gone(w);
 	listener_close_all(w);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);
@@ -152,6 +158,7 @@ static void *worker_main(void *arg)
 	size_t n_ext;
 	const struct stp_ext *const *exts = ext_all(&n_ext);
 
+	stats_bind(w);
 	w->auth = authpool_attach(w->loop);
 	for (size_t i = 0; i < n_ext; i++)
 		if (exts[i]->worker_init && exts[i]->worker_init(w) < 0)

@@ -38,6 +38,7 @@
 #include "proto/gssframe.h"
 #include "server/ext.h"
 #include "server/session.h"
+#include "server/stats.h"
 
 static struct gss_filter *gf_of(struct session *s)
 {
@@ -52,6 +53,7 @@ static void refuse(struct session *s, const char *why)
 	char tag[SA_STR_MAX + 300];
 	uint8_t abort_msg[GSSFRAME_ABORT_LEN];
 	log_warnx_rl(&rl, "%s: GSS-API refused: %s", session_tag(s, tag, sizeof(tag)), why);
+	stats_auth(SOCKS_METHOD_GSSAPI, STATS_BE_NONE, false);
 	session_close_after_output(s, "GSS-API authentication failed");
 	session_send(s, abort_msg, gssframe_abort_write(abort_msg, sizeof(abort_msg)));
 }
@@ -294,6 +296,7 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 	log_info("%s: GSS-API principal=%s mech=%s protection=%s (asked %s)%s",
 		 session_tag(s, tag, sizeof(tag)), g->principal, g->mech,
 		 gss_level_name((uint8_t)lv), gss_level_name(asked), g->nec ? " unwrapped" : "");
+	stats_auth(SOCKS_METHOD_GSSAPI, STATS_BE_GSSAPI, true);
 	session_method_done(s, true);
 }
 
