@@ -67,7 +67,6 @@ static void userpass_checked(struct auth_job *job)
 		return;
 	}
 	stats_auth(SOCKS_METHOD_USERPASS, stats_backend_named(job->via), true);
-	stats_auth(SOCKS_METHOD_USERPASS, stats_backend_named(job->via), true);
 	snprintf(s->user, sizeof(s->user), "%s", job->user);
 	/* Groups live on the heap: most sessions have none. */
 	if (job->n_groups > 0 && (s->groups = calloc(job->n_groups, sizeof(*s->groups)))) {

@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind;
+ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind, ext_metrics;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -50,10 +50,13 @@ USES = {
         ("binds { max-binds 4 }\n", "binds", 1),
         ("request pass { command listen udpbind }\n", "listen", 1),
     ],
+    "metrics": [
+        ("metrics { http 127.0.0.1:9180; allow 127.0.0.0/8 }\n", "metrics", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
-            "transparent": "TRANSPARENT", "bind": "bind"}
+            "transparent": "TRANSPARENT", "bind": "bind", "metrics": "metrics"}
 
 
 @pytest.fixture(autouse=True)
