@@ -66,6 +66,7 @@ void cli_usage(FILE *f)
 	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
+	      "  --version          print the version\n"
 	      "exit codes:\n"
 	      "  0 ok, 1 usage, 2 bad proxy URL (or none set), 3 proxy unreachable,\n"
 	      "  4 authentication failed (or no acceptable method), 5 protocol error,\n"
@@ -232,7 +233,7 @@ void cli_load_proxy(struct cli_opts *o)
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
-	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL };
+	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL, OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -248,6 +249,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "local", required_argument, NULL, OPT_LOCAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -272,6 +274,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_UDP: o->ptcl = STP_PTCL_UDP; break;
 		case OPT_TCP: o->ptcl = STP_PTCL_TCP; break;
 		case OPT_LOCAL: o->local = optarg; break;
+		case OPT_VERSION: printf("stp %s\n", STP_VERSION); exit(CLI_EXIT_OK);
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);
