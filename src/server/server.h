@@ -45,7 +45,11 @@ struct worker {
 	struct ev_loop *loop;
 	ev_async wake;              /* reload / stop requests from the main thread */
 	atomic_bool want_reload, want_stop;
-	ev_timer accept_pause;      /* EMFILE back-off */
+	ev_timer accept_pause;      /* ENOBUFS/ENOMEM back-off */
+	int spare_fd;               /* /dev/null, given up to refuse one connection at EMFILE */
+	bool fd_short;              /* out of fds since fd_logged; fd_refused so far */
+	double fd_logged;
+	unsigned long long fd_refused, fd_refused_logged;
 	ev_timer drain;
 	bool draining;
 
@@ -114,6 +118,8 @@ bool listener_conf_changed(const struct worker *w, const struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);
+/* The spare descriptor a worker keeps for refusing at EMFILE; -1 on error. */
+int listener_spare_open(void);
 
 /* limits.c: global and per-client session counts. */
 bool limits_acquire(const struct sockaddr *client, const struct conf_limits *lim,

@@ -89,6 +89,7 @@ int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char 
 
 	memset(w, 0, sizeof(*w));
 	w->id = id;
+	w->spare_fd = listener_spare_open();
 	w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
 	if (!w->loop) {
 		snprintf(err, errlen, "cannot create an event loop");
@@ -146,6 +147,8 @@ void worker_fini(struct worker *w)
 	authpool_detach(w->auth);
 	pipepool_free(w->pipes);
 	udp_batch_free(w->udp);
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
 	free(w->listeners);
 	snapshot_unref(w->snap);
 	reap(w);
