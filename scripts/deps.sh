@@ -21,6 +21,7 @@ TEST_PKGS=(
 	conntrack iperf3 krb5-kdc krb5-admin-server krb5-user python3-gssapi
 	freeradius freeradius-utils slapd ldap-utils
 	ffmpeg
+	man-db systemd dpkg-dev debhelper
 )
 
 mode=all
