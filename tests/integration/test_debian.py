@@ -48,7 +48,7 @@ def debs(tmp_path_factory):
 
 
 WANT = {
-    "stpd": ["./usr/bin/stpd", "./usr/sbin/stp-relayd", "./usr/lib/systemd/system/stpd.service",
+    "stpd": ["./usr/bin/stpd", "./usr/sbin/stp-relayd", "./lib/systemd/system/stpd.service",
              "./etc/stpd/stpd.conf", "./usr/share/man/man8/stpd.8.gz",
              "./usr/share/man/man5/stpd.conf.5.gz"],
     "stp": ["./usr/bin/stp", "./usr/bin/stpify", "./usr/lib/%s/libstpify.so" % MULTIARCH,
@@ -81,7 +81,7 @@ def test_unpacked_root_runs(debs, tmp_path, proxy, echo):
     r = run([os.path.join(root, "usr/bin/stpd"), "-t", "-c",
              os.path.join(root, "etc/stpd/stpd.conf")])
     assert r.returncode == 0, r.stderr
-    unit = open(os.path.join(root, "usr/lib/systemd/system/stpd.service")).read()
+    unit = open(os.path.join(root, "lib/systemd/system/stpd.service")).read()
     assert "ExecStart=/usr/bin/stpd -c /etc/stpd/stpd.conf" in unit
     postinst = run(["dpkg-deb", "-I", debs["stpd"], "postinst"]).stdout.decode()
     assert "adduser --system" in postinst and "deb-systemd-helper" in postinst
