@@ -50,6 +50,12 @@ def installed(tmp_path_factory):
     return dest, opts["prefix"], opts["libdir"], info["version"]
 
 
+def installed_sanitize():
+    opts = {o["name"]: o["value"] for o in json.loads(
+        run(["meson", "introspect", "--buildoptions", build_dir()]).stdout)}
+    return opts.get("b_sanitize", "none")
+
+
 def test_files(installed):
     dest, prefix, libdir, _ = installed
     root = dest + prefix
@@ -124,7 +130,10 @@ def test_example_builds_against_installed_library(installed, tmp_path, proxy, ec
     flags = flags.stdout.decode().split()
     assert "-I%s/include" % (dest + prefix) in flags
     exe = str(tmp_path / "connect")
-    r = run([cc, "-o", exe, os.path.join(REPO, "examples/connect.c")] + flags)
+    # A sanitized build's libstp needs its runtime linked first, as meson does.
+    san = installed_sanitize()
+    san = ["-fsanitize=%s" % san] if san not in ("none", "") else []
+    r = run([cc, "-o", exe, os.path.join(REPO, "examples/connect.c")] + san + flags)
     assert r.returncode == 0, r.stderr.decode()
     # The installed copy is the one the program loads (LD_LIBRARY_PATH,
     # as for any library installed outside the linker's directories).
