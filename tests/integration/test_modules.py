@@ -77,7 +77,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent", "bind"}
+                    "transparent", "bind", "metrics"}
 
 
 @pytest.mark.parametrize("module,text,word,line",
