@@ -23,6 +23,7 @@ TEST_PKGS=(
 	ffmpeg
 	python3-pyftpdlib
 	openvpn
+	man-db systemd dpkg-dev debhelper
 )
 
 mode=all

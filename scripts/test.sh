@@ -138,6 +138,12 @@ if step "build ($B-noext)" bash -c "$(declare -f setup_or_reconfigure); \
 		tests/integration/test_modules.py
 fi
 
+# ---- the Debian package (debian/): built once from HEAD, its files checked,
+# unpacked into a fresh root and run (tests/package).
+if [ -x "$B/src/server/stpd" ]; then
+	pytest_stage "package" "$ROOT/$B/src/server/stpd" tests/package
+fi
+
 # ---- every bench mode once against the plain stpd: completes, no errors (no
 # timing). Last of the runtime stages: its connection bursts leave many
 # TIME_WAIT sockets behind that earlier stages would trip over.

@@ -84,6 +84,7 @@ struct auth_job {
 	char groups[AUTH_GROUPS_MAX][64];
 	size_t n_groups;
 	bool cached;                 /* answered by the cache, no backend asked */
+	const char *via;             /* when ok: "file", "pam", "ldap", "radius", "cache" */
 	char why[128];               /* when !ok: what each backend said */
 	/* pool-private */
 	size_t step;                 /* index in set's chain */

@@ -106,8 +106,10 @@ authpool_check_one(struct auth_job *job)
 {
 	if (job->backend == AUTH_BACKEND_FILE && job->file != NULL) {
 		authpool_file_check(job);
+		job->via = "file";
 	} else if (job->backend == AUTH_BACKEND_PAM && job->pam_service != NULL) {
 		job->ok = authpam_check(job->pam_service, job->user, job->pass);
+		job->via = "pam";
 		if (job->ok)
 			authpool_system_groups(job);
 	}
@@ -347,6 +349,7 @@ auth_submit(struct authpool_loop *pl, struct auth_job *job)
 	job->ok = false;
 	job->cancelled = false;
 	job->cached = false;
+	job->via = NULL;
 	job->why[0] = '\0';
 	job->n_groups = 0;
 	job->step = 0;
@@ -359,6 +362,7 @@ auth_submit(struct authpool_loop *pl, struct auth_job *job)
 		/* A hit costs one HMAC: answered here, still through the loop. */
 		if (authset_cache_lookup(job->set, job)) {
 			job->ok = job->cached = true;
+			job->via = "cache";
 			authpool_complete(job);
 			return;
 		}

@@ -208,6 +208,8 @@ bool authset_check_step(struct authset *s, struct auth_job *job)
 	}
 	if (!job->ok)
 		job->n_groups = 0;
+	else
+		job->via = kind_names[b->kind];
 	if (job->ok && s->cache)
 		authcache_put(s->cache, job->key, job);
 	return job->ok;

@@ -47,6 +47,9 @@ void cli_usage(FILE *f)
 	      "                                         receive a multicast group through the\n"
 	      "                                         proxy (stdin lines sent with --send);\n"
 	      "                                         see stp mcast --help\n"
+	      "       stp status [--metrics] http://HOST:PORT\n"
+	      "                                         stpd's status (sessions, counters) from\n"
+	      "                                         its metrics listener; --metrics: Prometheus\n"
 	      "options:\n"
 	      "  --proxy URL        socks5://, socks5h://, socks4://, socks4a://[user:pass@]host[:port]\n"
 	      "                     TLS: socks5+tls:// (any scheme +tls), socks5s:// (method X'86'),\n"
@@ -68,6 +71,7 @@ void cli_usage(FILE *f)
 	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
+	      "  --version          print the version\n"
 	      "exit codes:\n"
 	      "  0 ok, 1 usage, 2 bad proxy URL (or none set), 3 proxy unreachable,\n"
 	      "  4 authentication failed (or no acceptable method), 5 protocol error,\n"
@@ -235,7 +239,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
 	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL,
-	       OPT_TUNNEL_TLS, OPT_TUNNEL_USER, OPT_TUNNEL_CERT };
+	       OPT_TUNNEL_TLS, OPT_TUNNEL_USER, OPT_TUNNEL_CERT, OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -254,6 +258,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "tunnel-cert", no_argument, NULL, OPT_TUNNEL_CERT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -281,6 +286,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_TUNNEL_TLS: o->tunnel_tls = true; break;
 		case OPT_TUNNEL_USER: o->tunnel_user = optarg; break;
 		case OPT_TUNNEL_CERT: o->tunnel_cert = true; break;
+		case OPT_VERSION: printf("stp %s\n", STP_VERSION); exit(CLI_EXIT_OK);
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -12,5 +12,7 @@
 bool cli_mcast_wanted(int argc, char **argv);
 /* The whole command: options, join, the loop. Returns the exit code. */
 int cli_mcast_main(int argc, char **argv);
+/* `stp status [--metrics] URL` (cli_status.c): stpd's status page as text. */
+int cli_status_main(int argc, char **argv);
 
 #endif

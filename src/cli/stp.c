@@ -36,6 +36,9 @@ int main(int argc, char **argv)
 	/* `mcast join` takes options after its operands: its own parser. */
 	if (cli_mcast_wanted(argc, argv))
 		return cli_mcast_main(argc, argv);
+	/* `status` talks to stpd's metrics listener, not through a proxy. */
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return cli_status_main(argc, argv);
 	cli_parse(&o, argc, argv);
 	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++) {
 		if (strcmp(o.cmd, cli_cmds[i].name) != 0)

@@ -16,6 +16,7 @@
 #include "ext/ext_config.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/mcast/mc_conf.h"
+#include "ext/metrics/mt_conf.h"
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "ext/transparent/tp_conf.h"
@@ -37,6 +38,7 @@ static const struct ext_conf_entry {
 	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
 	{ &cmp_conf_ext, STP_EXT_COMPARTMENT, "the compartment extension", "ext_compartment" },
 	{ &tn_conf_ext, STP_EXT_TUNNEL, "the tunnel extension", "ext_tunnel" },
+	{ &mt_conf_ext, STP_EXT_METRICS, "the metrics extension", "ext_metrics" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

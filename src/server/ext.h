@@ -27,6 +27,7 @@ struct ext_log_field {
 	char value[80];
 };
 #define EXT_LOG_FIELDS_MAX 4
+struct ext_gauge;
 
 struct stp_command {
 	uint8_t code;       /* SOCKS5 CMD */
@@ -115,7 +116,22 @@ struct stp_ext {
 			     struct ext_log_field *f, size_t max);
 	/* After SIGHUP installed a new configuration (main thread). */
 	void (*reloaded)(const struct stp_conf *c);
+	/* Metrics (docs/operations.md): the module's gauges now, at most cap
+	 * of them; how many it wrote. Called from the metrics thread at
+	 * scrape time, never on a session's loop. */
+	size_t (*gauges)(struct ext_gauge *out, size_t cap);
 };
+
+/* One gauge of a module: a Prometheus metric name ("stp_" + module
+ * prefix), its help text, and its value. */
+struct ext_gauge {
+	const char *name;
+	const char *help;
+	uint64_t value;
+};
+
+/* Every module's gauges, in registry order; how many were written. */
+size_t ext_gauges(struct ext_gauge *out, size_t cap);
 
 #define EXT_NOT_MINE (-2)
 #define EXT_RESOLVER_FAILED ((struct resolver *)-1)
@@ -179,5 +195,6 @@ extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 extern const struct stp_ext ext_bind;    /* src/ext/bind */
 extern const struct stp_ext ext_compartment; /* src/ext/compartment */
 extern const struct stp_ext ext_tunnel;  /* src/ext/tunnel */
+extern const struct stp_ext ext_metrics; /* src/ext/metrics */
 
 #endif

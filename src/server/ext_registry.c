@@ -44,6 +44,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_TUNNEL
 	&ext_tunnel,
 #endif
+#if STP_EXT_METRICS
+	&ext_metrics, /* no command or method: only its listener */
+#endif
 #if STP_EXT_DISCOVERY
 	/* last: X'87' is chosen only when nothing else offered is acceptable,
 	 * so a client that offers it among methods it uses gets what it got
@@ -147,6 +150,15 @@ void ext_server_stop(void)
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (registry[i]->server_stop)
 			registry[i]->server_stop();
+}
+
+size_t ext_gauges(struct ext_gauge *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->gauges && n < cap)
+			n += registry[i]->gauges(out + n, cap - n);
+	return n;
 }
 
 void ext_describe(const struct session *s, struct feat_writer *w)

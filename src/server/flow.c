@@ -160,6 +160,11 @@ void flow_close(struct flow *f, const char *result)
 		f->relaying = false;
 	}
 	sessionlog_flow(s, f, result);
+	stats_inc(&stats_here()->flows);
+	stats_add(&stats_here()->bytes_up, f->up);
+	stats_add(&stats_here()->bytes_down, f->down);
+	if (f->rep_set)
+		stats_inc(&stats_here()->replies[f->rep]);
 	rule_slot_give(f->rule);
 	if (f->prev)
 		f->prev->next = f->next;

@@ -1,9 +1,17 @@
 /*
  * listener.c - listening sockets: one SO_REUSEPORT socket per configured
  * address per worker, so the kernel spreads connections over the workers.
- * Accepts in batches; on EMFILE/ENFILE pauses accepting for a moment instead
- * of spinning on a socket it cannot drain.
+ * Accepts in batches. Out of file descriptors (EMFILE/ENFILE), a worker
+ * refuses new connections at once instead of leaving them in the backlog:
+ * it closes its spare descriptor, accepts and closes the connection, and
+ * opens the spare again (the client sees its connection closed, not a
+ * hang). It logs the shortage once when it starts, once per
+ * LOG_RATE_INTERVAL while it lasts and once when an accept succeeds again,
+ * with the number refused. Without a spare (ENOBUFS, ENOMEM, or the spare
+ * could not be reopened) it pauses accepting for a moment instead of
+ * spinning on a socket it cannot drain.
  */
+#include <fcntl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -199,6 +207,58 @@ int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 	return fd;
 }
 
+int listener_spare_open(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* EMFILE/ENFILE: refuse one connection with the spare descriptor. True
+ * when one was refused and the spare is back (the caller goes on). */
+static bool refuse_one(struct listener *l, int err)
+{
+	struct worker *w = l->w;
+	double now = ev_now(w->loop);
+	bool refused = false;
+
+	if (w->spare_fd >= 0) {
+		close(w->spare_fd);
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			refused = true;
+		}
+		w->spare_fd = listener_spare_open();
+	}
+	if (refused) {
+		stats_limit(STATS_LIM_ACCEPT);
+		w->fd_refused++;
+	}
+	if (!w->fd_short) {
+		w->fd_short = true;
+		w->fd_logged = now;
+		w->fd_refused_logged = 0;
+		log_warnx("worker %u: out of file descriptors (%s): refusing new connections "
+			  "on %s until some are free",
+			  w->id, strerror(err), l->conf->name);
+	} else if (now - w->fd_logged >= LOG_RATE_INTERVAL) {
+		log_warnx("worker %u: still out of file descriptors: refused %llu connections "
+			  "in the last %.0f s",
+			  w->id, (unsigned long long)(w->fd_refused - w->fd_refused_logged),
+			  now - w->fd_logged);
+		w->fd_logged = now;
+		w->fd_refused_logged = w->fd_refused;
+	}
+	return refused && w->spare_fd >= 0;
+}
+
+static void fds_back(struct worker *w)
+{
+	log_info("worker %u: file descriptors available again; %llu connections were refused",
+		 w->id, (unsigned long long)w->fd_refused);
+	w->fd_short = false;
+	w->fd_refused = 0;
+}
+
 static void on_accept(EV_P_ ev_io *w, int revents)
 {
 	struct listener *l = w->data;
@@ -210,6 +270,8 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		int fd = accept4(l->fd, (struct sockaddr *)&peer, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			if (wk->fd_short)
+				fds_back(wk);
 			session_start(wk, l->conf, fd, &peer);
 			continue;
 		}
@@ -219,12 +281,19 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 			continue;
 		case EMFILE:
 		case ENFILE:
+			if (refuse_one(l, errno))
+				continue;
+			if (wk->spare_fd >= 0)
+				return; /* nothing was waiting */
+			listener_pause(wk, ACCEPT_PAUSE_SECS);
+			return;
 		case ENOBUFS:
 		case ENOMEM:
 		{
 			/* A flood of connections reaches this at will. */
 			static struct log_rate rl = LOG_RATE_INIT("accept failed");
 			log_warn_rl(&rl, "accept on %s", l->conf->name);
+			stats_limit(STATS_LIM_ACCEPT);
 		}
 			listener_pause(wk, ACCEPT_PAUSE_SECS);
 			return;

@@ -26,7 +26,7 @@
 #include "server/ext.h"
 #include "server/server.h"
 
-#define STPD_VERSION "0.1.0"
+#define STPD_VERSION STP_VERSION /* meson.build: the project version */
 #define MAX_CLI_LIST 64
 #define DRAIN_SECS 10 /* SIGTERM: open sessions get this long to finish */
 

@@ -36,6 +36,7 @@ static void userpass_start(struct session *s)
 static void userpass_fail(struct session *s, const char *user, const char *why)
 {
 	static const uint8_t fail[2] = { SOCKS_USERPASS_VER, 0x01 };
+	stats_auth(SOCKS_METHOD_USERPASS, STATS_BE_NONE, false);
 	sessionlog_auth_failed(s, user, why);
 	/* RFC 1929: on failure the server MUST close the connection. */
 	session_close_after_output(s, "authentication failed");
@@ -65,6 +66,7 @@ static void userpass_checked(struct auth_job *job)
 		free(job);
 		return;
 	}
+	stats_auth(SOCKS_METHOD_USERPASS, stats_backend_named(job->via), true);
 	snprintf(s->user, sizeof(s->user), "%s", job->user);
 	/* Groups live on the heap: most sessions have none. */
 	if (job->n_groups > 0 && (s->groups = calloc(job->n_groups, sizeof(*s->groups)))) {

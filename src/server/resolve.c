@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/stats.h"
 
 #define RESOLVE_MAX_SOCKS 16
 
@@ -54,6 +55,7 @@ struct lookup {
 	void *ctx;              /* NULL once cancelled */
 	struct lookup **slot;   /* the owner's handle, cleared when done */
 	uint16_t port;
+	uint64_t t0;            /* stats_now_us() when asked */
 };
 
 static void arm_timer(struct resolver *r)
@@ -280,6 +282,7 @@ static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 	if (res)
 		ares_freeaddrinfo(res);
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -296,8 +299,10 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	*slot = NULL;
 	if (!r)
 		return -1; /* a module's resolver that could not be made (session_resolver_for) */
-	if (r->pending >= r->max_pending)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
 		return -1;
+	}
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
 	l->r = r;
@@ -310,6 +315,7 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_flags = ARES_AI_NOSORT;
 	r->pending++;
+	l->t0 = stats_now_us();
 	/* May call on_result before returning (e.g. a name in /etc/hosts). */
 	ares_getaddrinfo(r->channel, name, NULL, &hints, on_result, l);
 	arm_timer(r);
@@ -329,6 +335,7 @@ static void on_host(void *arg, int status, int timeouts, struct hostent *h)
 		else
 			status = ARES_ENODATA;
 	}
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -355,8 +362,10 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	} else {
 		return -1;
 	}
-	if (r->pending >= r->max_pending)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
 		return -1;
+	}
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
 	l->r = r;
@@ -365,6 +374,7 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	l->slot = slot;
 	*slot = l;
 	r->pending++;
+	l->t0 = stats_now_us();
 	/* May call on_host before returning (an address in /etc/hosts). */
 	ares_gethostbyaddr(r->channel, addr, addrlen, sa->sa_family, on_host, l);
 	arm_timer(r);
@@ -380,6 +390,7 @@ static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int
 	l->r->owner->pending--;
 	if (status == ARES_SUCCESS && (!abuf || alen <= 0))
 		status = ARES_EBADRESP;
+	stats_dns(stats_now_us() - l->t0, status == ARES_SUCCESS);
 	if (l->slot)
 		*l->slot = NULL;
 	if (l->ctx)
@@ -396,7 +407,11 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	*slot = NULL;
 	if (!r)
 		return -1; /* a module's resolver that could not be made (session_resolver_for) */
-	if (r->pending >= r->max_pending || qlen > 65535)
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
+		return -1;
+	}
+	if (qlen > 65535)
 		return -1;
 	if (!(l = calloc(1, sizeof(*l))))
 		return -1;
@@ -407,6 +422,7 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	*slot = l;
 	r->pending++;
 	r->raw->pending++; /* arms the raw channel's timer */
+	l->t0 = stats_now_us();
 	/* c-ares sets its own ID on the wire and gives the answer back with
 	 * the caller's; the hosts file is not consulted (a raw query). */
 	ares_send(r->raw->channel, q, (int)qlen, on_raw, l);

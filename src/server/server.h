@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "policy/conf.h"
+#include "server/stats.h"
 
 struct authset;
 struct session;
@@ -46,7 +47,11 @@ struct worker {
 	ev_async wake;              /* reload / stop requests from the main thread */
 	sem_t started;              /* posted once its modules and listeners run */
 	atomic_bool want_reload, want_stop;
-	ev_timer accept_pause;      /* EMFILE back-off */
+	ev_timer accept_pause;      /* ENOBUFS/ENOMEM back-off */
+	int spare_fd;               /* /dev/null, given up to refuse one connection at EMFILE */
+	bool fd_short;              /* out of fds since fd_logged; fd_refused so far */
+	double fd_logged;
+	unsigned long long fd_refused, fd_refused_logged;
 	ev_timer drain;
 	bool draining;
 
@@ -65,6 +70,10 @@ struct worker {
 	unsigned n_sessions;
 	unsigned n_refusing;        /* sessions in SS_REFUSING (refuse.c caps them) */
 	struct udp_batch *udp;      /* datagram slots for the UDP relay, shared by sessions */
+
+	struct stats stats;         /* this worker's counters (stats.h) */
+	atomic_bool want_report;    /* stats_sessions() waits for our session list */
+	bool stats_gone;            /* loop going away: ask no more (under stats.c's lock) */
 };
 
 struct server {
@@ -111,6 +120,8 @@ bool listener_conf_changed(const struct worker *w, const struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);
+/* The spare descriptor a worker keeps for refusing at EMFILE; -1 on error. */
+int listener_spare_open(void);
 
 /* limits.c: global and per-client session counts. */
 bool limits_acquire(const struct sockaddr *client, const struct conf_limits *lim,

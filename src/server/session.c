@@ -36,6 +36,12 @@ static void on_client(EV_P_ ev_io *w, int revents);
 /* Lines any client can cause at will are rate-limited (log.h). */
 static struct log_rate rl_filter = LOG_RATE_INIT("TLS/filter error");
 
+const char *session_state_name(enum session_state st)
+{
+	return st < sizeof(state_names) / sizeof(state_names[0]) && state_names[st] ? state_names[st]
+										  : "?";
+}
+
 void session_set_state(struct session *s, enum session_state st)
 {
 	if (log_getlevel() >= LOG_DEBUG)
@@ -355,6 +361,7 @@ static bool admit(struct session *s)
 		return false;
 	}
 	if (!rule_slot_take(r)) {
+		stats_limit(STATS_LIM_RULE_SESSIONS);
 		sessionlog_deny(s, 0, NULL, NULL, 0, r, "session limit of rule reached");
 		session_refuse(s, "client rule session limit");
 		return false;
@@ -364,6 +371,8 @@ static bool admit(struct session *s)
 	if (!limits_acquire((const struct sockaddr *)&s->client, &c->limits, &why)) {
 		static struct log_rate rl = LOG_RATE_INIT("refused client");
 		char tag[SA_STR_MAX + 300];
+		stats_limit(strstr(why, "server session") ? STATS_LIM_SESSIONS
+							   : STATS_LIM_PER_CLIENT);
 		if (log_rate_pass(&rl, LOG_WARNING))
 			log_warnx("refused %s: %s", session_tag(s, tag, sizeof(tag)), why);
 		session_refuse(s, why);
@@ -907,6 +916,8 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 	w->sessions = s;
 	w->n_sessions++;
 	atomic_fetch_add(&g_server.sessions, 1);
+	stats_inc(&w->stats.accepted);
+	stats_inc(&w->stats.sessions);
 
 	session_arm_timer(s, s->conf->timeouts.handshake, on_handshake_timeout);
 	if (l->proxy_protocol) {
@@ -1027,6 +1038,12 @@ void session_close(struct session *s, const char *reason)
 		s->next->prev = s->prev;
 	w->n_sessions--;
 	atomic_fetch_sub(&g_server.sessions, 1);
+	atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
+	stats_inc(&w->stats.closed[s->target.atyp ? s->cmd : 0]);
+	stats_add(&w->stats.bytes_up, s->up);
+	stats_add(&w->stats.bytes_down, s->down);
+	if (s->rep_sent && s->version == 5)
+		stats_inc(&w->stats.replies[s->rep]);
 	/* Freed by the worker before its next poll: callers up the stack may
 	 * still look at s->state (SS_CLOSED) after this returns. */
 	s->next = w->dead;

@@ -139,6 +139,8 @@ void session_start(struct worker *w, const struct conf_listener *l, int fd,
 		   const struct sockaddr_storage *peer);
 
 void session_set_state(struct session *s, enum session_state st);
+/* "relay", "auth-wait", ...: for the log and the status page. */
+const char *session_state_name(enum session_state st);
 /* Re-derives the client watcher's events from the state. */
 void session_update_io(struct session *s);
 /* Phase timer: (re)arms s->timer for `secs` (0 = none) with cb. */

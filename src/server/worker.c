@@ -63,7 +63,10 @@ static void reap(struct worker *w)
 
 static void on_reap(EV_P_ ev_prepare *p, int revents)
 {
-	reap(p->data);
+	struct worker *w = p->data;
+	/* Runs once per loop iteration: the worker's load, for the metrics. */
+	stats_inc(&w->stats.loops);
+	reap(w);
 }
 
 static void on_wake(EV_P_ ev_async *a, int revents)
@@ -76,6 +79,8 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 	}
 	if (atomic_exchange(&w->want_stop, false))
 		start_drain(w);
+	if (atomic_exchange(&w->want_report, false))
+		stats_worker_answer(w);
 }
 
 int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char *err,
@@ -85,6 +90,7 @@ int worker_init_loop(struct worker *w, unsigned id, struct snapshot *snap, char 
 
 	memset(w, 0, sizeof(*w));
 	w->id = id;
+	w->spare_fd = listener_spare_open();
 	w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
 	if (!w->loop) {
 		snprintf(err, errlen, "cannot create an event loop");
@@ -133,6 +139,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 
 void worker_fini(struct worker *w)
 {
+	stats_worker_gone(w);
 	listener_close_all(w);
 	ev_timer_stop(w->loop, &w->drain);
 	ev_async_stop(w->loop, &w->wake);
@@ -141,6 +148,8 @@ void worker_fini(struct worker *w)
 	authpool_detach(w->auth);
 	pipepool_free(w->pipes);
 	udp_batch_free(w->udp);
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
 	free(w->listeners);
 	snapshot_unref(w->snap);
 	reap(w);
@@ -153,6 +162,7 @@ static void *worker_main(void *arg)
 	size_t n_ext;
 	const struct stp_ext *const *exts = ext_all(&n_ext);
 
+	stats_bind(w);
 	w->auth = authpool_attach(w->loop);
 	for (size_t i = 0; i < n_ext; i++)
 		if (exts[i]->worker_init && exts[i]->worker_init(w) < 0)

@@ -31,7 +31,8 @@ static void usage(FILE *f)
 		   "                 else $ALL_PROXY)\n"
 		   "  --config FILE  settings file (proxy, no_proxy, log, bind, proxy_loopback,\n"
 		   "                 dns, timeout, fake_net, fake_net6)\n"
-		   "  -v             log connections (info); -vv adds debug lines\n");
+		   "  -v             log connections (info); -vv adds debug lines\n"
+		   "  --version      print the version\n");
 }
 
 /* A socksified program's TCP socket carries its own bytes: TLS to the
@@ -124,18 +125,20 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *proxy = NULL, *config = NULL;
 	char lib[PATH_MAX], conf_abs[PATH_MAX];
 	int verbose = 0, c;
 
-	while ((c = getopt_long(argc, argv, "+p:c:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:c:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': proxy = optarg; break;
 		case 'c': config = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("stpify %s\n", STP_VERSION); return 0;
 		default: usage(stderr); return 1;
 		}
 	}

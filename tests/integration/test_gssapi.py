@@ -677,3 +677,27 @@ def test_described_to_feature_discovery(gssd):
     assert e[("method", 1, "mechanisms")] == "krb5 spnego"
     assert e[("method", 1, "levels")] == [1, 2]
     assert e[("method", 1, "min-level")] == 1
+
+
+@pytest.mark.stpd_module("metrics")
+def test_metrics_count_gssapi(stpd_factory, realm, echo):
+    """stp_auth_total{method="gssapi"} (docs/operations.md §1): one good
+    context and one tampered ticket."""
+    import services
+    import test_metrics as TM
+    mp = services.free_port()
+    conf = gss_conf(realm).replace("gssapi {", "metrics { http 127.0.0.1:%d }\ngssapi {" % mp)
+    p = stpd_factory(conf=conf, env=realm.env)
+    g = client(p, realm)
+    assert g.handshake(0) == 0
+    roundtrip(g, echo, 1000)
+    g.s.close()
+    g = client(p, realm)
+    g.greet()
+    tok = bytearray(g.ctx.step())
+    tok[len(tok) // 2] ^= 0x55
+    g.s.sendall(G.frame(1, bytes(tok)))
+    refused(g.s)
+    m = TM.wait_idle(mp)
+    assert TM.val(m, "stp_auth_total", method="gssapi", backend="gssapi", result="ok") == 1
+    assert TM.val(m, "stp_auth_total", method="gssapi", backend="none", result="fail") == 1

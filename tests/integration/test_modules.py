@@ -1,6 +1,6 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
 ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind,
-ext_compartment, ext_tunnel;
+ext_compartment, ext_tunnel, ext_metrics;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -59,11 +59,14 @@ USES = {
         ("tunnel { idle 60 }\n", "tunnel", 1),
         ("request pass { command tunnel-relay; to 10.0.0.0/8 }\n", "tunnel-relay", 1),
     ],
+    "metrics": [
+        ("metrics { http 127.0.0.1:9180; allow 127.0.0.0/8 }\n", "metrics", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
             "transparent": "TRANSPARENT", "bind": "bind", "compartment": "compartment",
-            "tunnel": "tunnel"}
+            "tunnel": "tunnel", "metrics": "metrics"}
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +87,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent", "bind", "compartment", "tunnel"}
+                    "transparent", "bind", "compartment", "tunnel", "metrics"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

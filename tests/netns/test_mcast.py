@@ -521,3 +521,36 @@ def test_pipelined_requests_and_bad_input(topo, stpd):
     assert topo.inside.run(c.read_reply, 0).rep == 0x01
     assert topo.inside.run(lambda: c.sock.recv(1)) == b""
     c.close()
+
+
+def _mcast_gauges(topo, port):
+    """(groups, members) from stpd's metrics listener in the gateway."""
+    def get():
+        import urllib.request
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+        vals = dict(ln.split() for ln in text.splitlines()
+                    if ln.startswith("stp_mcast_relay_"))
+        return int(vals["stp_mcast_relay_groups"]), int(vals["stp_mcast_relay_members"])
+    return topo.gateway.run(get)
+
+
+@pytest.mark.stpd_module("metrics")
+def test_metrics_count_relays_and_members(topo, stpd):
+    """stp_mcast_relay_groups / _members (docs/operations.md §1) follow JOIN,
+    LEAVE and a closed control connection."""
+    mport = 9180
+    stpd(conf(topo) + "metrics { http 127.0.0.1:%d }\n" % mport)
+    assert _mcast_gauges(topo, mport) == (0, 0)
+    a, b = control(topo, topo.INSIDE[0]), control(topo, topo.INSIDE[1])
+    assert join(topo, a, GROUP4).rep == mc.REP_OK
+    assert join(topo, b, GROUP4).rep == mc.REP_OK
+    assert join(topo, a, "239.1.2.4").rep == mc.REP_OK
+    assert _mcast_gauges(topo, mport) == (2, 3)
+    assert topo.inside.run(a.leave, "239.1.2.4", PORT).rep == mc.REP_OK
+    assert wait_until(lambda: _mcast_gauges(topo, mport) == (1, 2))
+    b.close()
+    assert wait_until(lambda: _mcast_gauges(topo, mport) == (1, 1))
+    a.close()
+    assert wait_until(lambda: _mcast_gauges(topo, mport) == (0, 0))

@@ -39,6 +39,7 @@
 #include "proto/gssframe.h"
 #include "server/ext.h"
 #include "server/session.h"
+#include "server/stats.h"
 
 static struct gss_filter *gf_of(struct session *s)
 {
@@ -53,6 +54,7 @@ static void refuse(struct session *s, const char *why)
 	char tag[SA_STR_MAX + 300];
 	uint8_t abort_msg[GSSFRAME_ABORT_LEN];
 	log_warnx_rl(&rl, "%s: GSS-API refused: %s", session_tag(s, tag, sizeof(tag)), why);
+	stats_auth(SOCKS_METHOD_GSSAPI, STATS_BE_NONE, false);
 	session_close_after_output(s, "GSS-API authentication failed");
 	session_send(s, abort_msg, gssframe_abort_write(abort_msg, sizeof(abort_msg)));
 }
@@ -299,6 +301,7 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 	 * protection); without it the relay can splice. g is freed with it. */
 	if (lv == GSS_LEVEL_NONE)
 		session_drop_filter(s);
+	stats_auth(SOCKS_METHOD_GSSAPI, STATS_BE_GSSAPI, true);
 	session_method_done(s, true);
 }
 

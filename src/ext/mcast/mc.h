@@ -97,6 +97,9 @@ int mc_hub_join(struct mc_member *m, const struct mc_key *k, const struct mc_set
 /* Takes m out of its relay (if still in one); the relay ends with its last
  * member. */
 void mc_hub_leave(struct mc_member *m);
+/* The metrics' gauges (stp_ext.gauges): relays and their members. */
+struct ext_gauge;
+size_t mc_hub_gauges(struct ext_gauge *out, size_t cap);
 /* Reads m->kicked under the lock. */
 uint8_t mc_hub_kicked(struct mc_member *m);
 

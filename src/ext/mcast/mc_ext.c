@@ -52,5 +52,6 @@ const struct stp_ext ext_mcast = {
 	.n_commands = sizeof(mc_commands) / sizeof(mc_commands[0]),
 	.worker_init = mc_worker_init,
 	.worker_fini = mc_worker_fini,
+	.gauges = mc_hub_gauges,
 	.describe = mc_describe,
 };

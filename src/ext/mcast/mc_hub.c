@@ -11,6 +11,7 @@
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
 #include "mcrypto/mc_crypt.h"
+#include "server/ext.h"
 
 #define HUB_BUF_SIZE (65536 + 256)
 
@@ -302,6 +303,29 @@ void mc_hub_leave(struct mc_member *m)
 	mc_hub_unlock();
 	if (wake)
 		ev_async_send(hub->loop, &hub->wake);
+}
+
+size_t mc_hub_gauges(struct ext_gauge *out, size_t cap)
+{
+	uint64_t groups = 0, members = 0;
+
+	pthread_mutex_lock(&attach_lock); /* the hub exists while a worker runs */
+	if (hub) {
+		mc_hub_lock();
+		for (struct relay_node *n = hub->live; n; n = n->next) {
+			groups++;
+			members += mc_relay_members(n->r);
+		}
+		mc_hub_unlock();
+	}
+	pthread_mutex_unlock(&attach_lock);
+	if (cap < 2)
+		return 0;
+	out[0] = (struct ext_gauge){ "stp_mcast_relay_groups", "multicast relays (groups) open",
+				     groups };
+	out[1] = (struct ext_gauge){ "stp_mcast_relay_members",
+				     "memberships in the multicast relays", members };
+	return 2;
 }
 
 uint8_t mc_hub_kicked(struct mc_member *m)

@@ -439,7 +439,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 10); /* + ldap/radius, autoconfig, transparent (2), binds, compartments, tunnel */
+	assert_int_equal(blocks, 11); /* + ldap/radius, autoconfig, transparent (2), binds, compartments, tunnel, metrics */
 }
 
 int main(void)
