@@ -18,6 +18,7 @@
 #include "ext/resolve/rs_conf.h"
 #include "ext/tls/tls_conf.h"
 #include "ext/transparent/tp_conf.h"
+#include "ext/mux/mx_conf.h"
 #include "policy/conf_ext.h"
 
 static const struct ext_conf_entry {
@@ -33,6 +34,7 @@ static const struct ext_conf_entry {
 	{ &disc_conf_ext, STP_EXT_DISCOVERY, "the feature discovery extension", "ext_discovery" },
 	{ &tp_conf_ext, STP_EXT_TRANSPARENT, "the TRANSPARENT extension", "ext_transparent" },
 	{ &bd_conf_ext, STP_EXT_BIND, "the bind extension", "ext_bind" },
+	{ &mx_conf_ext, STP_EXT_MUX, "the multiplexing extension", "ext_mux" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -40,7 +40,7 @@ struct rule_ports {
 
 #define RULE_LIST_MAX 16 /* per kind of matcher in one rule */
 #define RULE_STR_MAX 256
-#define RULE_EXT_MAX 8 /* extensions' data slots (policy/conf_ext.h) */
+#define RULE_EXT_MAX 16 /* extensions' data slots (policy/conf_ext.h) */
 
 struct rule {
 	char file[128];

@@ -39,6 +39,8 @@ const char *socks5_rep_name(uint8_t rep)
 		return "bind: no such arrival";
 	case MBIND_REP_LIMIT:
 		return "bind: limit reached";
+	case SOCKS5_REP_MUX_REFUSED:
+		return "multiplexing refused";
 	default:
 		break;
 	}
@@ -78,6 +80,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "listen";
 	case MBIND_CMD_ACCEPT:
 		return "accept";
+	case SOCKS_CMD_MUX:
+		return "mux";
 	default:
 		return "unknown";
 	}

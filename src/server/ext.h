@@ -124,5 +124,6 @@ extern const struct stp_ext ext_autoconf; /* src/ext/autoconf */
 extern const struct stp_ext ext_discovery; /* src/ext/discovery */
 extern const struct stp_ext ext_transparent; /* src/ext/transparent */
 extern const struct stp_ext ext_bind;    /* src/ext/bind */
+extern const struct stp_ext ext_mux;     /* src/ext/mux */
 
 #endif

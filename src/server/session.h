@@ -114,6 +114,13 @@ int session_finish(struct session *s, uint8_t rep, const char *reason);
  * session is over. The conn holds no watcher: another worker may use it. */
 struct conn;
 int session_take_conn(struct session *s, struct conn *out, const char *reason);
+/* For a command that runs the client connection itself for the rest of
+ * the session (multiplexing, src/ext/mux): stops the session's watcher and
+ * timer and returns the connection, which the session keeps owning (the
+ * caller reads and writes it with its own watcher on conn->fd, never
+ * session_send; session_close closes it). Input already buffered stays in
+ * session_input(). NULL when output is still queued or the session is over. */
+struct conn *session_run_conn(struct session *s);
 /* Where a bind of this session listens: the listener's external address
  * when it has one, else our end of the client connection; port 0. */
 void session_bind_address(const struct session *s, struct sockaddr_storage *out);

@@ -1,0 +1,202 @@
+"""Multiplexing (docs/protocol.md 5.11): CMD X'30' switches the SOCKS
+connection to HTTP/2 and every CONNECT stream is a flow. The client is
+python3-h2, an HTTP/2 implementation independent of nghttp2 (stpd's)."""
+
+import socket
+import threading
+
+import h2.config
+import h2.errors
+import h2.connection
+import h2.events
+import h2.settings
+import pytest
+
+import stpdconf
+
+pytestmark = pytest.mark.stpd_module("mux")
+
+
+def flood_server(total):
+    """A target that sends `total` bytes to whoever connects."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def run():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                c.sendall(b"x" * total)
+            except OSError:
+                pass
+            c.close()
+    threading.Thread(target=run, daemon=True).start()
+    return ls
+
+
+class Mux:
+    def __init__(self, port, hello_rep=0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.s.sendall(b"\x05\x01\x00" + b"\x05\x30\x00\x01\x00\x00\x00\x00\x00\x00")
+        assert self._recv_exact(2) == b"\x05\x00"
+        rep = self._recv_exact(10)
+        self.rep = rep[1]
+        if self.rep != 0:
+            return
+        self.h = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
+        self.h.initiate_connection()
+        self.flush()
+        self.data, self.ended, self.status, self.reset = {}, set(), {}, {}
+        self.goaway = None
+        self.stalled = set()
+
+    def _recv_exact(self, n):
+        b = b""
+        while len(b) < n:
+            c = self.s.recv(n - len(b))
+            assert c, "stpd closed"
+            b += c
+        return b
+
+    def flush(self):
+        out = self.h.data_to_send()
+        if out:
+            self.s.sendall(out)
+
+    def connect(self, authority, body=b"", end=True):
+        sid = self.h.get_next_available_stream_id()
+        self.h.send_headers(sid, [(":method", "CONNECT"), (":authority", authority)])
+        if body:
+            self.h.send_data(sid, body, end_stream=end)
+        elif end:
+            self.h.end_stream(sid)
+        self.flush()
+        self.data[sid] = b""
+        return sid
+
+    def pump(self, until, limit=60):
+        import time
+        deadline = time.monotonic() + limit
+        while not until():
+            assert time.monotonic() < deadline, "timed out"
+            try:
+                b = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            if not b:
+                return False
+            for ev in self.h.receive_data(b):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    self.status[ev.stream_id] = dict(ev.headers)[b":status"]
+                elif isinstance(ev, h2.events.DataReceived):
+                    self.data[ev.stream_id] = self.data.get(ev.stream_id, b"") + ev.data
+                    n = ev.flow_controlled_length
+                    if ev.stream_id not in self.stalled:
+                        self.h.acknowledge_received_data(n, ev.stream_id)
+                    elif n:
+                        # the connection's window opens, the stream's does not
+                        self.h.increment_flow_control_window(n)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    self.ended.add(ev.stream_id)
+                elif isinstance(ev, h2.events.StreamReset):
+                    self.reset[ev.stream_id] = ev.error_code
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    self.goaway = ev.error_code
+            if self.goaway is None:
+                self.flush()
+        return True
+
+
+def test_fifty_streams_one_stalled(proxy_factory, echo):
+    p = proxy_factory(conf=stpdconf.conf())
+    fl = flood_server(4 << 20)
+    m = Mux(p.port)
+    assert m.rep == 0
+    stalled = m.connect("127.0.0.1:%d" % fl.getsockname()[1], end=False)
+    m.stalled.add(stalled)
+    sids = [m.connect("127.0.0.1:%d" % echo.port, b"hello %d" % i) for i in range(49)]
+    assert m.pump(lambda: all(s in m.ended for s in sids))
+    for i, s in enumerate(sids):
+        assert m.status[s] == b"200"
+        assert m.data[s] == b"hello %d" % i
+    # The stalled stream got at most its window (stpd respects it) and is still open.
+    assert m.status[stalled] == b"200"
+    assert 0 < len(m.data[stalled]) <= 65535
+    assert stalled not in m.ended
+    fl.close()
+
+
+def test_reset_one_stream_others_go_on(proxy_factory, echo):
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % echo.port, b"one", end=False)
+    b = m.connect("127.0.0.1:%d" % echo.port, b"two", end=False)
+    assert m.pump(lambda: m.data[a] == b"one" and m.data[b] == b"two")
+    m.h.reset_stream(a, error_code=h2.errors.ErrorCodes.CANCEL)
+    m.flush()
+    m.h.send_data(b, b" more", end_stream=True)
+    m.flush()
+    assert m.pump(lambda: b in m.ended)
+    assert m.data[b] == b"two more"
+    p.wait_log(r"flow id=1\.1 .*cmd=connect .*up=3 down=3 .*result=\"stream reset \(CANCEL\)\"",
+               timeout=10)
+    p.wait_log(r"flow id=1\.2 .*up=8 down=8 .*result=\"stream closed\"", timeout=10)
+
+
+def test_refused_target_and_bad_authority(proxy_factory, port):
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % port)
+    b = m.connect("no-port-here")
+    assert m.pump(lambda: a in m.status and b in m.status)
+    assert m.status[a] == b"502"
+    assert m.status[b] == b"400"
+
+
+def test_blocked_target_is_403(proxy_factory, echo):
+    rules = "request block { command connect; to 127.0.0.1/32; port %d }\nrequest pass { }\n" % echo.port
+    p = proxy_factory(conf=stpdconf.conf(request_rules=rules))
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % echo.port)
+    assert m.pump(lambda: a in m.status)
+    assert m.status[a] == b"403"
+
+
+def test_max_streams(proxy_factory, echo):
+    p = proxy_factory(conf=stpdconf.conf(extra="mux { max-streams 2; }\n"))
+    m = Mux(p.port)
+    # wait for stpd's SETTINGS to know the limit, then ignore it
+    assert m.pump(lambda: m.h.remote_settings.max_concurrent_streams == 2)
+    m.h.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = 100
+    m.h.remote_settings.acknowledge()
+    ids = [m.connect("127.0.0.1:%d" % echo.port, b"x", end=False) for _ in range(2)]
+    assert m.pump(lambda: all(m.data[i] == b"x" for i in ids))
+    # A third stream beyond the acknowledged limit: nghttp2 makes it a
+    # connection error (RFC 9113 5.1.2 allows it), GOAWAY PROTOCOL_ERROR.
+    m.connect("127.0.0.1:%d" % echo.port, b"x", end=False)
+    assert m.pump(lambda: m.goaway is not None)
+    assert m.goaway == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: (goaway|protocol error)\"", timeout=10)
+
+
+def test_mux_refused_by_rule(proxy_factory):
+    rules = "request block { command mux; }\nrequest pass { }\n"
+    p = proxy_factory(conf=stpdconf.conf(request_rules=rules))
+    m = Mux(p.port)
+    assert m.rep == 0x0E
+
+
+def test_garbage_gets_goaway_and_stpd_survives(proxy_factory, echo):
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    m.s.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x01" + b"\x00" * 8 + b"\xff" * 64)
+    assert m.pump(lambda: m.goaway is not None, limit=20)
+    assert m.goaway == h2.errors.ErrorCodes.PROTOCOL_ERROR  # PING on a stream
+    m2 = Mux(p.port)
+    a = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
+    assert m2.pump(lambda: a in m2.ended)
+    assert m2.data[a] == b"alive"
