@@ -289,7 +289,7 @@ int conf_ext_register(const struct conf_ext *e, char *err, size_t errlen)
 
 /* ---- extensions left out of this build ---- */
 
-#define CONF_EXT_ABSENT_MAX 8
+#define CONF_EXT_ABSENT_MAX CONF_EXT_MAX
 
 static struct absent_ext {
 	const struct conf_ext *e;

@@ -1,5 +1,5 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
-ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind;
+ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind, ext_mux;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -50,10 +50,14 @@ USES = {
         ("binds { max-binds 4 }\n", "binds", 1),
         ("request pass { command listen udpbind }\n", "listen", 1),
     ],
+    "mux": [
+        ("mux { max-streams 8 }\n", "mux", 1),
+        ("request block { command mux }\n", "mux", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
-            "transparent": "TRANSPARENT", "bind": "bind"}
+            "transparent": "TRANSPARENT", "bind": "bind", "mux": "multiplexing"}
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +78,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent", "bind"}
+                    "transparent", "bind", "mux"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

@@ -12,7 +12,9 @@ import h2.events
 import h2.settings
 import pytest
 
+import services
 import stpdconf
+from tls_fixtures import pki  # noqa: F401  (pki is a fixture)
 
 pytestmark = pytest.mark.stpd_module("mux")
 
@@ -39,8 +41,10 @@ def flood_server(total):
 
 
 class Mux:
-    def __init__(self, port, hello_rep=0):
+    def __init__(self, port, context=None):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        if context:  # a 'tls on' listener: SOCKS and HTTP/2 inside TLS
+            self.s = context.wrap_socket(self.s, server_hostname="localhost")
         self.s.sendall(b"\x05\x01\x00" + b"\x05\x30\x00\x01\x00\x00\x00\x00\x00\x00")
         assert self._recv_exact(2) == b"\x05\x00"
         rep = self._recv_exact(10)
@@ -53,6 +57,7 @@ class Mux:
         self.data, self.ended, self.status, self.reset = {}, set(), {}, {}
         self.goaway = None
         self.stalled = set()
+        self.pending = {}  # stream -> [bytes still to send, end_stream]
 
     def _recv_exact(self, n):
         b = b""
@@ -62,6 +67,22 @@ class Mux:
             b += c
         return b
 
+    def send_pending(self):
+        """Sends queued bodies as far as the windows allow (h2 refuses
+        more, as a real client must)."""
+        for sid, pe in list(self.pending.items()):
+            while pe[0]:
+                room = min(self.h.local_flow_control_window(sid),
+                           self.h.max_outbound_frame_size)
+                if room <= 0:
+                    break
+                chunk, pe[0] = pe[0][:room], pe[0][room:]
+                self.h.send_data(sid, chunk)
+            if not pe[0]:
+                if pe[1]:
+                    self.h.end_stream(sid)
+                del self.pending[sid]
+
     def flush(self):
         out = self.h.data_to_send()
         if out:
@@ -70,10 +91,8 @@ class Mux:
     def connect(self, authority, body=b"", end=True):
         sid = self.h.get_next_available_stream_id()
         self.h.send_headers(sid, [(":method", "CONNECT"), (":authority", authority)])
-        if body:
-            self.h.send_data(sid, body, end_stream=end)
-        elif end:
-            self.h.end_stream(sid)
+        self.pending[sid] = [body, end]
+        self.send_pending()
         self.flush()
         self.data[sid] = b""
         return sid
@@ -107,6 +126,7 @@ class Mux:
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     self.goaway = ev.error_code
             if self.goaway is None:
+                self.send_pending()
                 self.flush()
         return True
 
@@ -138,7 +158,8 @@ def test_reset_one_stream_others_go_on(proxy_factory, echo):
     assert m.pump(lambda: m.data[a] == b"one" and m.data[b] == b"two")
     m.h.reset_stream(a, error_code=h2.errors.ErrorCodes.CANCEL)
     m.flush()
-    m.h.send_data(b, b" more", end_stream=True)
+    m.pending[b] = [b" more", True]
+    m.send_pending()
     m.flush()
     assert m.pump(lambda: b in m.ended)
     assert m.data[b] == b"two more"
@@ -200,3 +221,21 @@ def test_garbage_gets_goaway_and_stpd_survives(proxy_factory, echo):
     a = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
     assert m2.pump(lambda: a in m2.ended)
     assert m2.data[a] == b"alive"
+
+
+@pytest.mark.stpd_module("tls")
+def test_streams_inside_tls(proxy_factory, echo, pki):
+    """The same streams through a 'tls on' listener: one TLS handshake, many
+    streams (the conn's filter carries HTTP/2 like any other bytes)."""
+    tport = services.free_port()
+    conf = ("listen 127.0.0.1:$port\nlisten 127.0.0.1:%d { tls on; }\nresolver $dns\n"
+            "tls { cert %s; key %s; }\n" % (tport, pki.path("server.pem"), pki.path("server.key"))
+            + stpdconf.LOOPBACK_CLIENTS + "request pass { }\n")
+    p = proxy_factory(conf=conf)
+    m = Mux(tport, context=pki.client_context())
+    assert m.rep == 0
+    big = bytes(range(256)) * 1024  # 256 KiB: more than one window each way
+    sids = [m.connect("127.0.0.1:%d" % echo.port, big) for _ in range(4)]
+    assert m.pump(lambda: all(s in m.ended for s in sids))
+    for s in sids:
+        assert m.data[s] == big
