@@ -3,12 +3,15 @@ connection to HTTP/2 and every CONNECT stream is a flow. The client is
 python3-h2, an HTTP/2 implementation independent of nghttp2 (stpd's)."""
 
 import socket
+import struct
 import threading
 
 import h2.config
 import h2.errors
 import h2.connection
 import h2.events
+import h2.exceptions
+import hpack
 import h2.settings
 import pytest
 
@@ -239,3 +242,48 @@ def test_streams_inside_tls(proxy_factory, echo, pki):
     assert m.pump(lambda: all(s in m.ended for s in sids))
     for s in sids:
         assert m.data[s] == big
+
+
+def raw_frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+def test_window_overflow_is_reset(proxy_factory, echo):
+    """DATA beyond the stream's window (mux { window 16384 }) before stpd
+    opened it: RST_STREAM FLOW_CONTROL_ERROR (or GOAWAY), stpd serves on."""
+    p = proxy_factory(conf=stpdconf.conf(extra="mux { window 16384; }\n"))
+    m = Mux(p.port)
+    assert m.pump(lambda: m.h.remote_settings.initial_window_size == 16384)
+    m.flush()  # our SETTINGS ACK: stpd's window is in force from here
+    sid = m.h.get_next_available_stream_id()
+    m.h.send_headers(sid, [(":method", "CONNECT"), (":authority", "127.0.0.1:%d" % echo.port)])
+    raw = m.h.data_to_send() + raw_frame(0, 0, sid, b"a" * 16384) + raw_frame(0, 0, sid, b"b" * 8000)
+    m.s.sendall(raw)
+    m.data[sid] = b""
+    try:
+        m.pump(lambda: sid in m.reset or m.goaway is not None, limit=20)
+    except h2.exceptions.ProtocolError:
+        pass  # h2 itself objects to frames after the reset: stpd did reset
+    assert (m.reset.get(sid) == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR or
+            m.goaway == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR), (m.reset, m.goaway)
+    m2 = Mux(p.port)
+    a = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
+    assert m2.pump(lambda: a in m2.ended)
+
+
+def test_stream_id_reuse_is_goaway(proxy_factory, echo):
+    """HEADERS on a stream id already used and closed: GOAWAY
+    PROTOCOL_ERROR, stpd serves on."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % echo.port, b"one")
+    assert m.pump(lambda: a in m.ended)
+    block = hpack.Encoder().encode([(":method", "CONNECT"),
+                                    (":authority", "127.0.0.1:%d" % echo.port)])
+    m.s.sendall(raw_frame(1, 0x4, a, block))  # HEADERS, END_HEADERS, old id
+    assert m.pump(lambda: m.goaway is not None, limit=20)
+    assert m.goaway in (h2.errors.ErrorCodes.PROTOCOL_ERROR, h2.errors.ErrorCodes.STREAM_CLOSED)
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: (goaway|protocol error)\"", timeout=10)
+    m2 = Mux(p.port)
+    b = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
+    assert m2.pump(lambda: b in m2.ended)
