@@ -287,3 +287,50 @@ def test_stream_id_reuse_is_goaway(proxy_factory, echo):
     m2 = Mux(p.port)
     b = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
     assert m2.pump(lambda: b in m2.ended)
+
+
+def mux_drive():
+    import os
+    if os.environ.get("STPD"):
+        b = os.path.dirname(os.path.dirname(os.path.dirname(os.environ["STPD"])))
+    else:
+        b = os.path.join(os.path.dirname(__file__), "..", "..", "build")
+    path = os.path.join(b, "tests", "client", "mux_drive")
+    if not os.path.exists(path):
+        pytest.skip("tests/client/mux_drive not built")
+    return path
+
+
+def test_libstp_fifty_streams_one_stalled(proxy_factory, echo):
+    """libstp's stp_mux_*: one connection, one stream whose socket is never
+    read while 49 others echo to the end."""
+    import subprocess
+    p = proxy_factory(conf=stpdconf.conf())
+    fl = flood_server(4 << 20)
+    r = subprocess.run([mux_drive(), "socks5://127.0.0.1:%d" % p.port, "127.0.0.1",
+                        str(echo.port), str(fl.getsockname()[1]), "49"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sum(1 for ln in r.stdout.splitlines() if ln.startswith("ok ")) == 49
+    assert "stalled open" in r.stdout
+    # one session, fifty flows
+    assert len(p.log_lines(r"session id=\d+ .*cmd=mux")) <= 1
+    fl.close()
+    # the stalled stream moved about one window plus the socketpair's
+    # buffer (~400 KiB) of the 4 MiB its target offered, no more
+    m = p.wait_log(r"flow id=1\.1 .*up=0 down=(\d+) ", timeout=10)
+    assert 0 < int(m.group(1)) < (1 << 20)
+
+
+def test_libstp_max_streams(proxy_factory, echo):
+    """With max-streams 3 and three streams open, a fourth waits (nghttp2
+    queues it) and stp_mux_connect times out; nothing else breaks."""
+    import subprocess
+    p = proxy_factory(conf=stpdconf.conf(extra="mux { max-streams 3; }\n"))
+    r = subprocess.run([mux_drive(), "socks5://127.0.0.1:%d" % p.port, "127.0.0.1",
+                        str(echo.port), "0", "3", "limit", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("open ")] == \
+        ["open 0", "open 1", "open 2"], r.stdout
+    assert "extra fail 0 timed out" in r.stdout, r.stdout
