@@ -439,7 +439,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 7); /* + ldap/radius, autoconfig, transparent, binds */
+	assert_int_equal(blocks, 8); /* + ldap/radius, autoconfig, transparent, binds, mux */
 }
 
 int main(void)
