@@ -45,6 +45,7 @@ struct cli_opts {
 	bool json;         /* --json: stp features prints JSON */
 	int ptcl;          /* transparent: --udp (17) or --tcp (6) */
 	const char *local; /* transparent: --local ADDR:PORT */
+	bool mux;          /* connect --mux: through stp_mux_* (CMD X'30') */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;

@@ -61,6 +61,7 @@ void cli_usage(FILE *f)
 	      "  --json             features: print JSON\n"
 	      "  --udp, --tcp       transparent: the protocol forwarded\n"
 	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
+	      "  --mux              connect: a stream of a multiplexed connection (X'30')\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "exit codes:\n"
@@ -229,7 +230,7 @@ void cli_load_proxy(struct cli_opts *o)
 void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
-	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL };
+	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL, OPT_MUX };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -243,6 +244,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "udp", no_argument, NULL, OPT_UDP },
 		{ "tcp", no_argument, NULL, OPT_TCP },
 		{ "local", required_argument, NULL, OPT_LOCAL },
+		{ "mux", no_argument, NULL, OPT_MUX },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -269,6 +271,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_UDP: o->ptcl = STP_PTCL_UDP; break;
 		case OPT_TCP: o->ptcl = STP_PTCL_TCP; break;
 		case OPT_LOCAL: o->local = optarg; break;
+		case OPT_MUX: o->mux = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -334,3 +334,26 @@ def test_libstp_max_streams(proxy_factory, echo):
     assert [ln for ln in r.stdout.splitlines() if ln.startswith("open ")] == \
         ["open 0", "open 1", "open 2"], r.stdout
     assert "extra fail 0 timed out" in r.stdout, r.stdout
+
+
+def test_stp_connect_mux(proxy_factory, echo):
+    """`stp connect --mux`: the bytes go through a stream (a flow of a mux
+    session), and a refused target gives the SOCKS reply's exit code."""
+    import os
+    import subprocess
+    stp = os.environ.get("STP_BIN") or os.path.join(
+        os.path.dirname(mux_drive()), "..", "..", "src", "cli", "stp")
+    p = proxy_factory(conf=stpdconf.conf())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
+    url = "socks5://127.0.0.1:%d" % p.port
+    r = subprocess.run([stp, "--proxy", url, "--no-autoconfig", "connect", "--mux",
+                        "127.0.0.1", str(echo.port)],
+                       input=b"through a stream\n", capture_output=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"through a stream\n"
+    p.wait_log(r"session id=1 .*cmd=mux", timeout=10)
+    p.wait_log(r"flow id=1\.1 .*cmd=connect .*up=17 down=17 ", timeout=10)
+    r = subprocess.run([stp, "--proxy", url, "--no-autoconfig", "connect", "--mux",
+                        "127.0.0.1", str(services.free_port())],
+                       input=b"", capture_output=True, timeout=30, env=env)
+    assert r.returncode == 15, r.stderr  # 10 + X'05' connection refused (socks-rep 5)
