@@ -11,6 +11,8 @@
  * stops only that stream's target.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +196,8 @@ static void st_connect(struct mx_stream *st, int last_err)
 			close(fd);
 			continue;
 		}
+		int one = 1; /* as CONNECT's target sockets (cmd_connect.c) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		st->fd = fd;
 		ev_io_init(&st->io, on_target, fd, EV_WRITE);
 		st->io.data = st;
