@@ -31,6 +31,7 @@ struct mx {
 	uint8_t *out;    /* nghttp2 output the socket did not take yet */
 	size_t outlen, outoff, outcap;
 	bool in_step;    /* mx_step is running: no recursion */
+	bool in_recv;    /* inside nghttp2_session_mem_recv: no mem_send from its callbacks */
 	bool dead;       /* session_close ran */
 	struct mx_stream *streams; /* nghttp2_session_del frees none of ours */
 };

@@ -72,8 +72,8 @@ static int mx_flush(struct mx *m)
 
 void mx_step(struct mx *m)
 {
-	if (m->dead || m->in_step)
-		return;
+	if (m->dead || m->in_step || m->in_recv)
+		return; /* the caller of mem_recv steps once it returns */
 	m->in_step = true;
 	int f = mx_flush(m);
 	m->in_step = false;
@@ -97,7 +97,9 @@ void mx_step(struct mx *m)
 
 static int mx_feed(struct mx *m, const uint8_t *p, size_t n)
 {
+	m->in_recv = true;
 	ssize_t r = nghttp2_session_mem_recv(m->h2, p, n);
+	m->in_recv = false;
 	if (r < 0) {
 		session_info(m->s, "mux: %s", nghttp2_strerror((int)r));
 		/* nghttp2 queued GOAWAY where the error allows one: try to send it. */
