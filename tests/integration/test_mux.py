@@ -357,3 +357,28 @@ def test_stp_connect_mux(proxy_factory, echo):
                         "127.0.0.1", str(services.free_port())],
                        input=b"", capture_output=True, timeout=30, env=env)
     assert r.returncode == 15, r.stderr  # 10 + X'05' connection refused (socks-rep 5)
+
+
+@pytest.mark.stpd_module("discovery")
+def test_discovery_announces_mux(proxy_factory):
+    """Feature discovery lists X'30' with its limits, and not where the
+    rules block `mux`."""
+    import json
+    import os
+    import subprocess
+    stp = os.environ.get("STP_BIN") or os.path.join(
+        os.path.dirname(mux_drive()), "..", "..", "src", "cli", "stp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
+    p = proxy_factory(conf=stpdconf.conf(extra="mux { max-streams 7; }\n"))
+    r = subprocess.run([stp, "features", "socks5://127.0.0.1:%d" % p.port, "--json"],
+                       capture_output=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert 0x30 in a["commands"]
+    assert {"scope": "command", "code": 0x30, "name": "max-streams", "type": "uint",
+            "value": 7} in a["entries"]
+    q = proxy_factory(conf=stpdconf.conf(request_rules="request block { command mux }\n"
+                                                       "request pass { }\n"))
+    r = subprocess.run([stp, "features", "socks5://127.0.0.1:%d" % q.port, "--json"],
+                       capture_output=True, timeout=30, env=env)
+    assert 0x30 not in json.loads(r.stdout)["commands"]

@@ -10,6 +10,7 @@
 
 #include "ext/mux/mx.h"
 #include "ext/mux/mx_conf.h"
+#include "proto/featdoc.h"
 #include "server/conn.h"
 #include "server/ext.h"
 #include "server/session.h"
@@ -300,6 +301,15 @@ static void mx_start(struct session *s)
 		on_client(m->loop, &m->io, EV_READ);
 }
 
+/* Discovery (docs/protocol.md 5.6): X'30' is in `commands` when the rules
+ * may pass it (the core lists registered commands); these say its limits. */
+static void mx_describe(const struct session *s, struct feat_writer *w)
+{
+	const struct mx_conf *mc = mx_conf_get(session_conf(s));
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, MX_CMD_MUX, "max-streams", mc->max_streams);
+	feat_put_uint(w, FEAT_SCOPE_COMMAND, MX_CMD_MUX, "window", mc->window);
+}
+
 static const struct stp_command mx_commands[] = {
 	{ MX_CMD_MUX, RULE_CMD_MUX, false, mx_start },
 };
@@ -308,4 +318,5 @@ const struct stp_ext ext_mux = {
 	.name = "mux",
 	.commands = mx_commands,
 	.n_commands = sizeof(mx_commands) / sizeof(mx_commands[0]),
+	.describe = mx_describe,
 };
