@@ -179,6 +179,10 @@ def test_refused_target_and_bad_authority(proxy_factory, port):
     assert m.pump(lambda: a in m.status and b in m.status)
     assert m.status[a] == b"502"
     assert m.status[b] == b"400"
+    bad = ["host:0", "host:65536", ":80", "[::1:80", "[]:80", "host:8x", "a:b:c", "host:"]
+    ids = [m.connect(x) for x in bad]
+    assert m.pump(lambda: all(i in m.status for i in ids))
+    assert [m.status[i] for i in ids] == [b"400"] * len(bad)
 
 
 def test_blocked_target_is_403(proxy_factory, echo):
@@ -237,6 +241,9 @@ def test_streams_inside_tls(proxy_factory, echo, pki):
     p = proxy_factory(conf=conf)
     m = Mux(tport, context=pki.client_context())
     assert m.rep == 0
+    v6 = m.connect("[::1]:%d" % echo.port, b"six")
+    assert m.pump(lambda: v6 in m.ended)
+    assert m.status[v6] == b"200" and m.data[v6] == b"six"
     big = bytes(range(256)) * 1024  # 256 KiB: more than one window each way
     sids = [m.connect("127.0.0.1:%d" % echo.port, big) for _ in range(4)]
     assert m.pump(lambda: all(s in m.ended for s in sids))
