@@ -22,6 +22,7 @@ TEST_PKGS=(
 	conntrack iperf3 krb5-kdc krb5-admin-server krb5-user python3-gssapi
 	freeradius freeradius-utils slapd ldap-utils
 	ffmpeg
+	python3-h2
 )
 
 mode=all
