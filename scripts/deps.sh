@@ -11,6 +11,7 @@ BUILD_PKGS=(
 	libev-dev libc-ares-dev libssl-dev libcrypt-dev libpam0g-dev libcmocka-dev
 	libmicrohttpd-dev libnftables-dev libnetfilter-conntrack-dev libmnl-dev
 	libkrb5-dev libldap-dev libradcli-dev
+	libnghttp2-dev
 )
 TEST_PKGS=(
 	curl python3 python3-pytest python3-socks python3-python-socks python3-async-timeout
@@ -24,6 +25,7 @@ TEST_PKGS=(
 	python3-pyftpdlib
 	openvpn
 	man-db systemd dpkg-dev debhelper
+	python3-h2
 )
 
 mode=all

@@ -339,6 +339,25 @@ int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port,
 int stp_connect_sa(const struct stp_proxy *proxy, const struct sockaddr *sa, int timeout_ms,
 		   enum stp_err *err);
 
+/* Multiplexing (CMD X'30', docs/protocol.md 5.11, docs/client.md): one
+ * connection to the proxy, switched to HTTP/2, carries many streams.
+ * stp_mux_open connects and authenticates (plain socks5:// or socks5h://,
+ * method X'00' or X'02'; else STP_ERR_UNSUPPORTED) and starts a thread
+ * that runs the connection; a refusal is STP_ERR_REP_OTHER (X'0E') or
+ * STP_ERR_REP_CMD_NOT_SUPPORTED (a server without multiplexing).
+ * stp_mux_connect opens one stream to host:port (a name goes to the proxy)
+ * and returns a socket (one end of a socketpair: blocking, close-on-exec)
+ * carrying the target's bytes, or -1 with *err (the proxy's socks-rep as
+ * STP_ERR_REP_*; STP_ERR_TIMEOUT, also while the proxy's max-streams are
+ * all open). shutdown(SHUT_WR) on it ends our side of the stream, close()
+ * resets it. Thread-safe. stp_mux_close ends every stream and the
+ * connection. */
+struct stp_mux;
+struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err);
+int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int timeout_ms,
+		    enum stp_err *err);
+void stp_mux_close(struct stp_mux *m);
+
 /* BIND. stp_bind opens the listening side: b->bound is where the peer must
  * connect (an unspecified BND.ADDR is replaced with the proxy's address).
  * stp_bind_accept waits for the second reply and fills b->peer; b->fd then

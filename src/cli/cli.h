@@ -48,6 +48,7 @@ struct cli_opts {
 	bool tunnel_tls;   /* tunnel: --tls (TLS between the servers, not DTLS) */
 	bool tunnel_cert;  /* tunnel: --tunnel-cert (the proxy's certificate) */
 	const char *tunnel_user; /* tunnel: --tunnel-user (STP_TUNNEL_PASSWORD) */
+	bool mux;          /* connect --mux: through stp_mux_* (CMD X'30') */
 	char **args;       /* after the command name */
 	int nargs;
 	const char *cmd;

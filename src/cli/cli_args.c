@@ -69,6 +69,7 @@ void cli_usage(FILE *f)
 	      "  --json             features: print JSON\n"
 	      "  --udp, --tcp       transparent: the protocol forwarded\n"
 	      "  --local ADDR:PORT  transparent: where to listen ([V6]:PORT for IPv6)\n"
+	      "  --mux              connect: a stream of a multiplexed connection (X'30')\n"
 	      "  -v, --verbose      debug lines on stderr\n"
 	      "  -h, --help         this text\n"
 	      "  --version          print the version\n"
@@ -239,7 +240,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 {
 	enum { OPT_PROXY = 256, OPT_TIMEOUT, OPT_DNS, OPT_CA, OPT_INSECURE, OPT_LISTEN, OPT_AC,
 	       OPT_NO_AC, OPT_JSON, OPT_UDP, OPT_TCP, OPT_LOCAL,
-	       OPT_TUNNEL_TLS, OPT_TUNNEL_USER, OPT_TUNNEL_CERT, OPT_VERSION };
+	       OPT_TUNNEL_TLS, OPT_TUNNEL_USER, OPT_TUNNEL_CERT, OPT_VERSION, OPT_MUX };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -256,6 +257,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		{ "tls", no_argument, NULL, OPT_TUNNEL_TLS },
 		{ "tunnel-user", required_argument, NULL, OPT_TUNNEL_USER },
 		{ "tunnel-cert", no_argument, NULL, OPT_TUNNEL_CERT },
+		{ "mux", no_argument, NULL, OPT_MUX },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -287,6 +289,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv)
 		case OPT_TUNNEL_USER: o->tunnel_user = optarg; break;
 		case OPT_TUNNEL_CERT: o->tunnel_cert = true; break;
 		case OPT_VERSION: printf("stp %s\n", STP_VERSION); exit(CLI_EXIT_OK);
+		case OPT_MUX: o->mux = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': cli_usage(stdout); exit(CLI_EXIT_OK);
 		default: cli_usage_exit(NULL);

@@ -119,6 +119,23 @@ int cli_cmd_autoconfig(const struct cli_opts *o)
 	return CLI_EXIT_OK;
 }
 
+/* --mux: one stream of a multiplexed connection (docs/protocol.md 5.11). */
+static int cli_connect_mux(const struct cli_opts *o, uint16_t port)
+{
+	enum stp_err err;
+	struct stp_mux *m = stp_mux_open(&o->proxy, o->timeout_ms, &err);
+	if (!m)
+		return cli_fail(o, "connect (mux)", err);
+	int fd = stp_mux_connect(m, o->args[0], port, o->timeout_ms, &err);
+	if (fd < 0) {
+		stp_mux_close(m);
+		return cli_fail(o, "connect (mux)", err);
+	}
+	int rc = cli_relay(fd); /* closes fd */
+	stp_mux_close(m);
+	return rc;
+}
+
 int cli_cmd_connect(const struct cli_opts *o)
 {
 	enum stp_err err;
@@ -136,6 +153,8 @@ int cli_cmd_connect(const struct cli_opts *o)
 				port, routed.host, routed.port);
 		return cli_cmd_connect(&ro);
 	}
+	if (o->mux)
+		return cli_connect_mux(o, port);
 	if (o->proxy.tls.mode != STP_TLS_NONE || o->proxy.gss.on)
 		return cli_connect_tls(o, port);
 	int fd = stp_connect(&o->proxy, o->args[0], port, o->timeout_ms, &err);

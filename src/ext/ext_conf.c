@@ -21,6 +21,7 @@
 #include "ext/tls/tls_conf.h"
 #include "ext/transparent/tp_conf.h"
 #include "ext/tunnel/tn_conf.h"
+#include "ext/mux/mx_conf.h"
 #include "policy/conf_ext.h"
 
 static const struct ext_conf_entry {
@@ -39,6 +40,7 @@ static const struct ext_conf_entry {
 	{ &cmp_conf_ext, STP_EXT_COMPARTMENT, "the compartment extension", "ext_compartment" },
 	{ &tn_conf_ext, STP_EXT_TUNNEL, "the tunnel extension", "ext_tunnel" },
 	{ &mt_conf_ext, STP_EXT_METRICS, "the metrics extension", "ext_metrics" },
+	{ &mx_conf_ext, STP_EXT_MUX, "the multiplexing extension", "ext_mux" },
 };
 
 static int register_list(bool all, char *err, size_t errlen)

@@ -44,6 +44,8 @@ const char *socks5_rep_name(uint8_t rep)
 		return "tunnel: the two servers did not authenticate";
 	case SOCKS5_REP_TUNNEL_REFUSED:
 		return "tunnel: the remote server refused";
+	case SOCKS5_REP_MUX_REFUSED:
+		return "multiplexing refused";
 	default:
 		break;
 	}
@@ -87,6 +89,8 @@ const char *socks5_cmd_name(uint8_t cmd)
 		return "tunnel";
 	case TUNNEL_CMD_RELAY:
 		return "tunnel-relay";
+	case SOCKS_CMD_MUX:
+		return "mux";
 	default:
 		return "unknown";
 	}

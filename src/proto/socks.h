@@ -46,6 +46,7 @@ enum {
 	SOCKS_CMD_DNS_QUERY = 0xF2,   /* stp: a whole DNS message (docs/protocol.md 5.4) */
 	SOCKS_CMD_AUTOCONFIG = 0xF4,  /* stp: get client configuration (proto/autoconf.h) */
 	SOCKS_CMD_FEATURES = 0xF3,    /* stp: feature discovery after authentication */
+	SOCKS_CMD_MUX = 0x30,         /* stp: switch to HTTP/2 streams (docs/protocol.md 5.11) */
 };
 
 enum {
@@ -73,6 +74,7 @@ enum {
 	SOCKS5_REP_MCAST_TIME = 0xB4,
 	SOCKS5_REP_MCAST_IDLE = 0xB5,
 	SOCKS5_REP_MCAST_NOT_GROUP = 0xB6,
+	SOCKS5_REP_MUX_REFUSED = 0x0E, /* stp: CMD X'30' refused (docs/protocol.md 5.11) */
 };
 
 /* SOCKS4 (and 4a) reply codes. */

@@ -196,5 +196,6 @@ extern const struct stp_ext ext_bind;    /* src/ext/bind */
 extern const struct stp_ext ext_compartment; /* src/ext/compartment */
 extern const struct stp_ext ext_tunnel;  /* src/ext/tunnel */
 extern const struct stp_ext ext_metrics; /* src/ext/metrics */
+extern const struct stp_ext ext_mux;     /* src/ext/mux */
 
 #endif

@@ -47,6 +47,9 @@ static const struct stp_ext *const registry[] = {
 #if STP_EXT_METRICS
 	&ext_metrics, /* no command or method: only its listener */
 #endif
+#if STP_EXT_MUX
+	&ext_mux,
+#endif
 #if STP_EXT_DISCOVERY
 	/* last: X'87' is chosen only when nothing else offered is acceptable,
 	 * so a client that offers it among methods it uses gets what it got

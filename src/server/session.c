@@ -1051,6 +1051,17 @@ void session_close(struct session *s, const char *reason)
 	worker_session_ended(w);
 }
 
+struct conn *session_run_conn(struct session *s)
+{
+	if (s->state == SS_CLOSED || s->closing_after_flush ||
+	    (s->hs && (s->hs->outoff < s->hs->outlen || conn_has_output(&s->conn))))
+		return NULL;
+	ev_io_stop(s->w->loop, &s->io);
+	ev_timer_stop(s->w->loop, &s->timer);
+	s->on_control = NULL;
+	return &s->conn;
+}
+
 int session_take_conn(struct session *s, struct conn *out, bool *counted, const char *reason)
 {
 	if (s->state == SS_CLOSED || s->closing_after_flush ||

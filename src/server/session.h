@@ -126,6 +126,13 @@ struct conn;
 int session_take_conn(struct session *s, struct conn *out, bool *counted, const char *reason);
 /* Gives back a place in the client limits kept by session_take_conn. */
 void session_uncount(const struct sockaddr_storage *client);
+/* For a command that runs the client connection itself for the rest of
+ * the session (multiplexing, src/ext/mux): stops the session's watcher and
+ * timer and returns the connection, which the session keeps owning (the
+ * caller reads and writes it with its own watcher on conn->fd, never
+ * session_send; session_close closes it). Input already buffered stays in
+ * session_input(). NULL when output is still queued or the session is over. */
+struct conn *session_run_conn(struct session *s);
 /* Where a bind of this session listens: the listener's external address
  * when it has one, else our end of the client connection; port 0. */
 void session_bind_address(const struct session *s, struct sockaddr_storage *out);

@@ -1,6 +1,6 @@
 """The extensions built into stpd (meson options ext_tls, ext_mcast,
 ext_resolve, ext_gssapi, ext_autoconf, ext_discovery, ext_transparent, ext_bind,
-ext_compartment, ext_tunnel, ext_metrics;
+ext_compartment, ext_tunnel, ext_metrics, ext_mux;
 docs/architecture.md "Libraries and build options"): `stpd -V` names them,
 and a configuration that relies on one stpd was built without is refused
 by `stpd -t` with the option to turn on, instead of a "tls on" listener
@@ -62,11 +62,15 @@ USES = {
     "metrics": [
         ("metrics { http 127.0.0.1:9180; allow 127.0.0.0/8 }\n", "metrics", 1),
     ],
+    "mux": [
+        ("mux { max-streams 8 }\n", "mux", 1),
+        ("request block { command mux }\n", "mux", 1),
+    ],
 }
 EXT_NAME = {"tls": "TLS", "mcast": "multicast", "resolve": "RESOLVE", "gssapi": "GSS-API",
             "autoconf": "autoconfig", "discovery": "feature discovery",
             "transparent": "TRANSPARENT", "bind": "bind", "compartment": "compartment",
-            "tunnel": "tunnel", "metrics": "metrics"}
+            "tunnel": "tunnel", "metrics": "metrics", "mux": "multiplexing"}
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +91,7 @@ def test_version_lists_modules():
     mods = servers.stpd_modules(servers.stpd_binary())
     assert "core" in mods
     assert mods <= {"tls", "core", "mcast", "resolve", "gssapi", "autoconf", "discovery",
-                    "transparent", "bind", "compartment", "tunnel", "metrics"}
+                    "transparent", "bind", "compartment", "tunnel", "metrics", "mux"}
 
 
 @pytest.mark.parametrize("module,text,word,line",

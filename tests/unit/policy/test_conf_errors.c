@@ -161,7 +161,7 @@ static const struct err_case cases[] = {
 	{ "request pass { time 08:00-18:00 20:00-21:00 }\n", "t.conf:1: 'time' takes 1 value, not 2\n" },
 	{ "request pass { days monday }\n", "t.conf:1: bad day 'monday'" },
 	{ "request pass { days mon-xyz }\n", "t.conf:1: bad day 'mon-xyz'" },
-	{ "request pass { command udp }\n", "t.conf:1: unknown command 'udp' (connect, bind, bindreply, udpassociate, udpreply, transparent, mcast-join, mcast-leave, resolve, resolve-ptr, dns, autoconfig, discover, listen, listenreply, udpbind, udpbindreply, tunnel, tunnel-relay)\n" },
+	{ "request pass { command udp }\n", "t.conf:1: unknown command 'udp' (connect, bind, bindreply, udpassociate, udpreply, transparent, mcast-join, mcast-leave, resolve, resolve-ptr, dns, autoconfig, discover, listen, listenreply, udpbind, udpbindreply, tunnel, tunnel-relay, mux)\n" },
 	{ "request pass { log loud }\n", "t.conf:1: 'log' is error, warning, notice, info or debug, not 'loud'\n" },
 	{ "request pass { sessions 0 }\n", "t.conf:1: 'sessions' wants a number from 1 to 1000000, not '0'\n" },
 	{ "request pass { idle-timeout x }\n", "t.conf:1: 'idle-timeout' wants a number from 1 to 604800, not 'x'\n" },

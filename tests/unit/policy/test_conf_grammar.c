@@ -439,7 +439,7 @@ static void test_docs_examples(void **state)
 		blocks++;
 		at = end + 3;
 	}
-	assert_int_equal(blocks, 11); /* + ldap/radius, autoconfig, transparent (2), binds, compartments, tunnel, metrics */
+	assert_int_equal(blocks, 12); /* + ldap/radius, autoconfig, transparent (2), binds, compartments, tunnel, metrics, mux */
 }
 
 int main(void)

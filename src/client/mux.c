@@ -1,0 +1,556 @@
+/*
+ * mux.c - multiplexed connections to a proxy (docs/protocol.md 5.11,
+ * docs/client.md): one SOCKS connection switched to HTTP/2 with CMD X'30',
+ * and one CONNECT stream per stp_mux_connect. A thread per stp_mux runs
+ * nghttp2's client session; each stream reaches the caller as one end of a
+ * socketpair, so any code that reads and writes an fd can use it.
+ *
+ * Flow control both ways is HTTP/2's: a stream's window opens only as the
+ * caller reads its socket (what the socketpair does not take waits in the
+ * stream's buffer, at most one window), and the caller's writes are read
+ * only when nghttp2 may send them; a caller that stops reading one stream
+ * holds up that stream only. Plain socks5:// proxies with method X'00' or
+ * X'02' (no TLS, no GSS-API).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/socks.h"
+#include "stp/stp.h"
+
+#define MUX_MAX_STREAMS 1024
+#define MUX_DOWN_MAX (256 * 1024) /* our stream window: what one stream may buffer */
+
+struct mux_stream {
+	int32_t id;
+	int fd;           /* our end of the socketpair, non-blocking; -1 when closed */
+	char authority[STP_NAME_MAX + 16];
+	int status;       /* 0 until the response; HTTP status */
+	int rep;          /* socks-rep header, -1 when absent */
+	bool done;        /* closed (reset, or both ends) */
+	bool local_eof;   /* the caller shut its side: END_STREAM sent */
+	bool deferred;
+	uint8_t *down;    /* received, not yet taken by the socketpair */
+	size_t downlen, downoff, downcap;
+	bool remote_eof;  /* END_STREAM from the proxy: shut our end after down */
+};
+
+struct stp_mux {
+	int fd;           /* to the proxy, non-blocking */
+	int wake[2];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	nghttp2_session *h2;
+	struct mux_stream *streams[MUX_MAX_STREAMS];
+	size_t n;
+	bool dead, stop;
+	uint8_t *out;
+	size_t outlen, outoff;
+};
+
+static struct mux_stream *find(struct stp_mux *m, int32_t id)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->streams[i]->id == id)
+			return m->streams[i];
+	return NULL;
+}
+
+static bool alive(const struct stp_mux *m, const struct mux_stream *st)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->streams[i] == st)
+			return true;
+	return false;
+}
+
+/* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
+
+static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms)
+{
+	while (n > 0) {
+		struct pollfd pf = { fd, wr ? POLLOUT : POLLIN, 0 };
+		if (poll(&pf, 1, timeout_ms) <= 0)
+			return -1;
+		ssize_t r = wr ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err)
+{
+	uint8_t buf[600];
+	uint8_t method = p->has_auth ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
+	size_t n = socks5_greeting_write(buf, sizeof(buf), &method, 1);
+	*err = STP_ERR_PROTOCOL;
+	if (io_all(fd, buf, n, true, t) < 0 || io_all(fd, buf, 2, false, t) < 0)
+		return -1;
+	if (buf[0] != 5 || buf[1] != method) {
+		*err = STP_ERR_NO_METHOD;
+		return -1;
+	}
+	if (method == SOCKS_METHOD_USERPASS) {
+		n = socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
+		if (!n || io_all(fd, buf, n, true, t) < 0 || io_all(fd, buf, 2, false, t) < 0)
+			return -1;
+		if (buf[1] != 0) {
+			*err = STP_ERR_AUTH_FAILED;
+			return -1;
+		}
+	}
+	static const uint8_t req[] = { 5, SOCKS_CMD_MUX, 0, 1, 0, 0, 0, 0, 0, 0 };
+	memcpy(buf, req, sizeof(req));
+	if (io_all(fd, buf, sizeof(req), true, t) < 0 || io_all(fd, buf, 4, false, t) < 0)
+		return -1;
+	size_t rest = buf[3] == SOCKS_ATYP_IPV4 ? 6 : buf[3] == SOCKS_ATYP_IPV6 ? 18 : 0;
+	if (!rest || io_all(fd, buf + 4, rest, false, t) < 0)
+		return -1;
+	if (buf[1] != 0) {
+		*err = buf[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED
+		       : buf[1] == SOCKS5_REP_NOT_ALLOWED    ? STP_ERR_REP_NOT_ALLOWED
+							     : STP_ERR_REP_OTHER;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the thread: everything below runs with m->mu held ---- */
+
+static void stream_drop(struct stp_mux *m, struct mux_stream *st)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->streams[i] == st) {
+			m->streams[i] = m->streams[--m->n];
+			break;
+		}
+	if (st->fd >= 0)
+		close(st->fd);
+	free(st->down);
+	free(st);
+}
+
+/* Hands received bytes to the socketpair; the stream's window opens by
+ * what it took. */
+static void stream_flush_down(struct stp_mux *m, struct mux_stream *st)
+{
+	size_t took = 0;
+	while (st->fd >= 0 && st->downoff < st->downlen) {
+		ssize_t n = send(st->fd, st->down + st->downoff, st->downlen - st->downoff,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			st->downoff = st->downlen;
+			break;
+		}
+		st->downoff += (size_t)n;
+		took += (size_t)n;
+	}
+	if (took && !st->done)
+		nghttp2_session_consume_stream(m->h2, st->id, took);
+	if (st->downoff == st->downlen) {
+		st->downoff = st->downlen = 0;
+		if (st->remote_eof && st->fd >= 0)
+			shutdown(st->fd, SHUT_WR);
+		if (st->done)
+			stream_drop(m, st);
+	}
+}
+
+static ssize_t cb_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
+		       uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	(void)h2;
+	(void)id;
+	(void)user;
+	struct mux_stream *st = src->ptr;
+	ssize_t n = st->fd < 0 ? 0 : recv(st->fd, buf, len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (n <= 0) { /* the caller shut its side (or closed it) */
+		st->local_eof = true;
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return 0;
+	}
+	return n;
+}
+
+static int cb_header(nghttp2_session *h2, const nghttp2_frame *fr, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user)
+{
+	(void)h2;
+	(void)flags;
+	struct mux_stream *st = find(user, fr->hd.stream_id);
+	char v[16];
+	if (!st || valuelen >= sizeof(v))
+		return 0;
+	memcpy(v, value, valuelen);
+	v[valuelen] = '\0';
+	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
+		st->status = atoi(v);
+	else if (namelen == 9 && memcmp(name, "socks-rep", 9) == 0)
+		st->rep = atoi(v);
+	return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *user)
+{
+	(void)h2;
+	struct stp_mux *m = user;
+	struct mux_stream *st = find(m, fr->hd.stream_id);
+	if (!st)
+		return 0;
+	if (fr->hd.type == NGHTTP2_HEADERS)
+		pthread_cond_broadcast(&m->cv);
+	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
+	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		st->remote_eof = true;
+		if (st->downoff == st->downlen && st->fd >= 0 && st->status == 200)
+			shutdown(st->fd, SHUT_WR);
+	}
+	return 0;
+}
+
+static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+		   size_t len, void *user)
+{
+	(void)flags;
+	struct stp_mux *m = user;
+	nghttp2_session_consume_connection(h2, len);
+	struct mux_stream *st = find(m, id);
+	if (!st)
+		return 0;
+	if (st->downlen + len > st->downcap) {
+		size_t cap = st->downcap ? st->downcap * 2 : 16384;
+		while (cap < st->downlen + len)
+			cap *= 2;
+		uint8_t *b = realloc(st->down, cap);
+		if (!b) {
+			nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+			return 0;
+		}
+		st->down = b;
+		st->downcap = cap;
+	}
+	memcpy(st->down + st->downlen, data, len);
+	st->downlen += len;
+	stream_flush_down(m, st);
+	return 0;
+}
+
+static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
+{
+	(void)h2;
+	struct stp_mux *m = user;
+	struct mux_stream *st = find(m, id);
+	if (!st)
+		return 0;
+	st->done = true;
+	pthread_cond_broadcast(&m->cv);
+	if (code != NGHTTP2_NO_ERROR || st->downoff == st->downlen)
+		stream_drop(m, st);
+	return 0;
+}
+
+/* 0, or -1 when the connection is over. */
+static int mux_send(struct stp_mux *m)
+{
+	for (;;) {
+		while (m->outoff < m->outlen) {
+			ssize_t n = send(m->fd, m->out + m->outoff, m->outlen - m->outoff,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0)
+				return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+			m->outoff += (size_t)n;
+		}
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(m->h2, &data);
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		uint8_t *b = realloc(m->out, (size_t)n);
+		if (!b)
+			return -1;
+		m->out = b;
+		memcpy(m->out, data, (size_t)n);
+		m->outlen = (size_t)n;
+		m->outoff = 0;
+	}
+}
+
+static void *mux_thread(void *arg)
+{
+	struct stp_mux *m = arg;
+	struct pollfd pf[MUX_MAX_STREAMS + 2];
+	struct mux_stream *who[MUX_MAX_STREAMS + 2];
+	pthread_mutex_lock(&m->mu);
+	while (!m->stop && !m->dead) {
+		if (mux_send(m) < 0 ||
+		    (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
+		     m->outoff == m->outlen)) {
+			m->dead = true;
+			break;
+		}
+		size_t k = 0;
+		pf[k++] = (struct pollfd){ m->wake[0], POLLIN, 0 };
+		pf[k++] = (struct pollfd){ m->fd, (short)(POLLIN | (m->outoff < m->outlen ? POLLOUT : 0)), 0 };
+		for (size_t i = 0; i < m->n; i++) {
+			struct mux_stream *st = m->streams[i];
+			short ev = 0;
+			if (st->deferred && !st->local_eof)
+				ev |= POLLIN;
+			if (st->downoff < st->downlen)
+				ev |= POLLOUT;
+			if (ev && st->fd >= 0) {
+				who[k] = st;
+				pf[k++] = (struct pollfd){ st->fd, ev, 0 };
+			}
+		}
+		pthread_mutex_unlock(&m->mu);
+		int r = poll(pf, k, 1000);
+		pthread_mutex_lock(&m->mu);
+		if (r <= 0)
+			continue;
+		if (pf[0].revents) {
+			char b[64];
+			while (read(m->wake[0], b, sizeof(b)) > 0)
+				;
+		}
+		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			uint8_t buf[16384];
+			ssize_t n = recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+			    (n > 0 && nghttp2_session_mem_recv(m->h2, buf, (size_t)n) < 0)) {
+				m->dead = true;
+				break;
+			}
+		}
+		for (size_t j = 2; j < k; j++) {
+			struct mux_stream *st = who[j];
+			if (!pf[j].revents || !alive(m, st))
+				continue;
+			if (pf[j].revents & (POLLIN | POLLHUP) && st->deferred) {
+				st->deferred = false;
+				nghttp2_session_resume_data(m->h2, st->id);
+			}
+			if (pf[j].revents & (POLLOUT | POLLERR))
+				stream_flush_down(m, st);
+		}
+	}
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	return NULL;
+}
+
+/* ---- the API ---- */
+
+static nghttp2_session *client_new(struct stp_mux *m)
+{
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	nghttp2_session *h2 = NULL;
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		return NULL;
+	nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_close);
+	if (nghttp2_option_new(&opt) == 0) {
+		nghttp2_option_set_no_auto_window_update(opt, 1);
+		if (nghttp2_session_client_new2(&h2, cbs, m, opt) != 0)
+			h2 = NULL;
+		nghttp2_option_del(opt);
+	}
+	nghttp2_session_callbacks_del(cbs);
+	if (!h2)
+		return NULL;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, MUX_DOWN_MAX },
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+	};
+	if (nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
+	    nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, 1 << 30) != 0) {
+		nghttp2_session_del(h2);
+		return NULL;
+	}
+	return h2;
+}
+
+struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
+{
+	enum stp_err e = STP_ERR_INVALID;
+	if (!proxy || (proxy->kind != STP_SOCKS5 && proxy->kind != STP_SOCKS5H) ||
+	    proxy->tls.mode != STP_TLS_NONE || proxy->gss.on) {
+		*err = STP_ERR_UNSUPPORTED;
+		return NULL;
+	}
+	int fd = stp_proxy_connect(proxy, timeout_ms, &e);
+	if (fd < 0) {
+		*err = e;
+		return NULL;
+	}
+	if (handshake(fd, proxy, timeout_ms, &e) < 0) {
+		close(fd);
+		*err = e;
+		return NULL;
+	}
+	struct stp_mux *m = calloc(1, sizeof(*m));
+	if (!m || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(m);
+		close(fd);
+		*err = STP_ERR_NOMEM;
+		return NULL;
+	}
+	m->fd = fd;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* Frames are small and must leave at once (Nagle would hold a DATA
+	 * behind the HEADERS until the ACK: 40 ms a stream). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cv, NULL);
+	m->h2 = client_new(m);
+	if (!m->h2 || pthread_create(&m->thread, NULL, mux_thread, m) != 0) {
+		if (m->h2)
+			nghttp2_session_del(m->h2);
+		close(m->wake[0]);
+		close(m->wake[1]);
+		close(fd);
+		free(m);
+		*err = STP_ERR_NOMEM;
+		return NULL;
+	}
+	return m;
+}
+
+static enum stp_err rep_err(int rep)
+{
+	if (rep >= 1 && rep <= 9)
+		return (enum stp_err)(STP_ERR_REP_GENERAL_FAILURE + rep - 1);
+	return STP_ERR_REP_OTHER;
+}
+
+static void wake(struct stp_mux *m)
+{
+	ssize_t r = write(m->wake[1], "x", 1);
+	(void)r;
+}
+
+int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int timeout_ms,
+		    enum stp_err *err)
+{
+	int sp[2];
+	if (!m || !host || !*host || strlen(host) > STP_NAME_MAX) {
+		*err = STP_ERR_INVALID;
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		*err = STP_ERR_SYSTEM;
+		return -1;
+	}
+	struct mux_stream *st = calloc(1, sizeof(*st));
+	if (!st) {
+		close(sp[0]);
+		close(sp[1]);
+		*err = STP_ERR_NOMEM;
+		return -1;
+	}
+	st->fd = sp[1];
+	st->rep = -1;
+	fcntl(st->fd, F_SETFL, fcntl(st->fd, F_GETFL) | O_NONBLOCK);
+	snprintf(st->authority, sizeof(st->authority), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
+		 host, port);
+	nghttp2_nv nva[] = {
+		{ (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":authority", (uint8_t *)st->authority, 10, strlen(st->authority),
+		  NGHTTP2_NV_FLAG_NONE },
+	};
+	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read };
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	if (timeout_ms >= 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&m->mu);
+	int32_t id = -1;
+	if (!m->dead && m->n < MUX_MAX_STREAMS)
+		id = nghttp2_submit_request(m->h2, NULL, nva, 2, &prd, st);
+	if (id < 0) {
+		pthread_mutex_unlock(&m->mu);
+		close(sp[0]);
+		close(sp[1]);
+		free(st);
+		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_NOMEM;
+		return -1;
+	}
+	st->id = id;
+	m->streams[m->n++] = st;
+	wake(m);
+	int rc = 0;
+	while (alive(m, st) && st->status == 0 && !m->dead && rc == 0)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&m->cv, &m->mu)
+				    : pthread_cond_timedwait(&m->cv, &m->mu, &dl);
+	if (alive(m, st) && st->status == 200) {
+		pthread_mutex_unlock(&m->mu);
+		return sp[0];
+	}
+	if (!alive(m, st))
+		*err = STP_ERR_PROXY_CLOSED;
+	else if (st->status == 0)
+		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_TIMEOUT;
+	else
+		*err = st->rep >= 0 ? rep_err(st->rep) : STP_ERR_PROTOCOL;
+	if (alive(m, st) && !st->done)
+		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	wake(m);
+	pthread_mutex_unlock(&m->mu);
+	close(sp[0]);
+	return -1;
+}
+
+void stp_mux_close(struct stp_mux *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->stop = true;
+	wake(m);
+	pthread_mutex_unlock(&m->mu);
+	pthread_join(m->thread, NULL);
+	while (m->n)
+		stream_drop(m, m->streams[0]);
+	nghttp2_session_del(m->h2);
+	close(m->fd);
+	close(m->wake[0]);
+	close(m->wake[1]);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cv);
+	free(m->out);
+	free(m);
+}
