@@ -443,7 +443,8 @@ static void check_pipelined(struct fx *(*mk)(void), const uint8_t *auth, size_t 
 	memcpy(req + 8, &a.sin_port, 2);
 	memcpy(p, greet, glen);
 	n = glen;
-	memcpy(p + n, auth, alen);
+	if (alen > 0) /* method none: no RFC 1929 request (auth is NULL) */
+		memcpy(p + n, auth, alen);
 	n += alen;
 	memcpy(p + n, req, sizeof(req));
 	n += sizeof(req);
