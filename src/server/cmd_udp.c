@@ -80,28 +80,8 @@ static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *
 		return -1;
 	}
 	*hdrlen = h->hdrlen;
-	if (h->addr.atyp == SOCKS_ATYP_DOMAIN) {
-		dst->name = h->addr.u.name;
-		dst->port = h->addr.port;
-	} else {
-		socklen_t dlen;
-		sa_from_socks(&dst->addr, &dlen, &h->addr);
-	}
+	dgram_socks_dst(h, dst);
 	return 0;
-}
-
-/* A reply gets the header naming its sender, written in the slot's
- * headroom right before the payload. */
-static size_t udp_encap(void *ctx, const struct sockaddr *from, uint8_t *payload, size_t len)
-{
-	struct socks_addr a;
-
-	(void)ctx;
-	(void)len;
-	sa_to_socks(&a, from);
-	size_t hl = socks_addr_wire_len(&a) + 3;
-	socks_udp_write(payload - hl, hl, 0, &a);
-	return hl;
 }
 
 static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr,
@@ -118,7 +98,7 @@ static void udp_idle(void *ctx)
 
 static const struct dgram_ops udp_dgram_ops = {
 	.decap = udp_decap,
-	.encap = udp_encap,
+	.encap = dgram_socks_encap, /* the reply names its sender */
 	.allow = udp_allow,
 	.idle = udp_idle,
 };
@@ -138,7 +118,7 @@ static uint8_t *udp_seal(void *ctx, uint8_t *p, size_t *len, size_t room)
 
 static const struct dgram_ops udp_guarded_ops = {
 	.decap = udp_decap,
-	.encap = udp_encap,
+	.encap = dgram_socks_encap, /* the reply names its sender */
 	.allow = udp_allow,
 	.idle = udp_idle,
 	.unseal = udp_unseal,

@@ -398,3 +398,27 @@ const struct dgram_counts *dgram_relay_counts(const struct dgram_relay *r)
 {
 	return &r->n;
 }
+
+void dgram_socks_dst(const struct socks_udp_hdr *h, struct dgram_dst *dst)
+{
+	if (h->addr.atyp == SOCKS_ATYP_DOMAIN) {
+		dst->name = h->addr.u.name;
+		dst->port = h->addr.port;
+	} else {
+		socklen_t dlen;
+		sa_from_socks(&dst->addr, &dlen, &h->addr);
+	}
+}
+
+size_t dgram_socks_encap(void *ctx, const struct sockaddr *from, uint8_t *payload, size_t len)
+{
+	struct socks_addr a;
+
+	(void)ctx;
+	(void)len;
+	sa_to_socks(&a, from);
+	size_t hl = socks_addr_wire_len(&a) + 3;
+	socks_udp_write(payload - hl, hl, 0, &a);
+	return hl;
+}
+

@@ -41,6 +41,8 @@ enum dgram_dir {
 };
 
 /* Where a client datagram goes, as decap found it. */
+struct socks_udp_hdr;
+
 struct dgram_dst {
 	struct sockaddr_storage addr; /* with its port; unused when name is set */
 	const char *name;             /* or a name the relay resolves (cached); must
@@ -136,3 +138,10 @@ void dgram_params_from_session(struct dgram_params *p, const struct session *s);
 void dgram_advertised(const struct session *s, struct sockaddr_storage *bound);
 
 #endif
+
+/* RFC 1928 section 7 framing, shared by the relays that speak it (UDP
+ * ASSOCIATE, the binds' UDP ports): the destination a parsed header names,
+ * and an encap op writing the header that names a datagram's sender into
+ * the headroom before its payload (its ctx and len are unused). */
+void dgram_socks_dst(const struct socks_udp_hdr *h, struct dgram_dst *dst);
+size_t dgram_socks_encap(void *ctx, const struct sockaddr *from, uint8_t *payload, size_t len);

@@ -27,25 +27,8 @@ static int udp_decap(void *ctx, const uint8_t *p, size_t len, struct dgram_dst *
 	if (socks_udp_parse(h, p, len, &err) != SOCKS_DONE || h->frag != 0)
 		return -1; /* counted as dropped by the relay's totals */
 	*hdrlen = h->hdrlen;
-	if (h->addr.atyp == SOCKS_ATYP_DOMAIN) {
-		dst->name = h->addr.u.name;
-		dst->port = h->addr.port;
-	} else {
-		socklen_t dlen;
-		sa_from_socks(&dst->addr, &dlen, &h->addr);
-	}
+	dgram_socks_dst(h, dst);
 	return 0;
-}
-
-static size_t udp_encap(void *ctx, const struct sockaddr *from, uint8_t *payload, size_t len)
-{
-	struct socks_addr a;
-	(void)ctx;
-	(void)len;
-	sa_to_socks(&a, from);
-	size_t hl = socks_addr_wire_len(&a) + 3;
-	socks_udp_write(payload - hl, hl, 0, &a);
-	return hl;
 }
 
 /* Both ways the peer is what the rules look at (udpbindreply). */
@@ -60,7 +43,7 @@ static bool udp_allow(void *ctx, enum dgram_dir dir, const struct sockaddr *addr
 
 static const struct dgram_ops bd_udp_ops = {
 	.decap = udp_decap,
-	.encap = udp_encap,
+	.encap = dgram_socks_encap, /* the reply names its sender */
 	.allow = udp_allow,
 };
 
