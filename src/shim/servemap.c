@@ -512,6 +512,12 @@ void servemap_listen(int fd)
 	    shim_real.getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
 	    !wildcard((struct sockaddr *)&ss))
 		return;
+	/* Remote peers queue at the proxy (binds' backlog); the serve threads
+	 * then connect them over loopback all at once. With the program's own
+	 * small backlog (python's http.server asks for 5) the overflowed
+	 * handshakes hang for up to a minute in SYN-cookie and retransmit
+	 * back-off: give the loopback side the kernel's maximum. */
+	shim_real.listen(fd, SOMAXCONN);
 	serve_start(fd, STP_BIND_TCP);
 }
 
