@@ -290,6 +290,26 @@ static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo 
 	free(l);
 }
 
+/* A look-up counted against r's max_pending, or NULL (limit, memory). */
+static struct lookup *lookup_start(struct resolver *r, void *ctx, struct lookup **slot)
+{
+	struct lookup *l;
+
+	if (r->pending >= r->max_pending) {
+		stats_limit(STATS_LIM_DNS_PENDING);
+		return NULL;
+	}
+	if (!(l = calloc(1, sizeof(*l))))
+		return NULL;
+	l->r = r;
+	l->ctx = ctx;
+	l->slot = slot;
+	*slot = l;
+	r->pending++;
+	l->t0 = stats_now_us();
+	return l;
+}
+
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_cb cb, void *ctx,
 		    struct lookup **slot)
 {
@@ -299,23 +319,13 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, lookup_
 	*slot = NULL;
 	if (!r)
 		return -1; /* a module's resolver that could not be made (session_resolver_for) */
-	if (r->pending >= r->max_pending) {
-		stats_limit(STATS_LIM_DNS_PENDING);
+	if (!(l = lookup_start(r, ctx, slot)))
 		return -1;
-	}
-	if (!(l = calloc(1, sizeof(*l))))
-		return -1;
-	l->r = r;
 	l->cb = cb;
-	l->ctx = ctx;
 	l->port = port;
-	l->slot = slot;
-	*slot = l;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_flags = ARES_AI_NOSORT;
-	r->pending++;
-	l->t0 = stats_now_us();
 	/* May call on_result before returning (e.g. a name in /etc/hosts). */
 	ares_getaddrinfo(r->channel, name, NULL, &hints, on_result, l);
 	arm_timer(r);
@@ -362,19 +372,9 @@ int resolver_reverse(struct resolver *r, const struct sockaddr *sa, lookup_name_
 	} else {
 		return -1;
 	}
-	if (r->pending >= r->max_pending) {
-		stats_limit(STATS_LIM_DNS_PENDING);
+	if (!(l = lookup_start(r, ctx, slot)))
 		return -1;
-	}
-	if (!(l = calloc(1, sizeof(*l))))
-		return -1;
-	l->r = r;
 	l->name_cb = cb;
-	l->ctx = ctx;
-	l->slot = slot;
-	*slot = l;
-	r->pending++;
-	l->t0 = stats_now_us();
 	/* May call on_host before returning (an address in /etc/hosts). */
 	ares_gethostbyaddr(r->channel, addr, addrlen, sa->sa_family, on_host, l);
 	arm_timer(r);
@@ -407,22 +407,11 @@ int resolver_send(struct resolver *r, const uint8_t *q, size_t qlen, lookup_raw_
 	*slot = NULL;
 	if (!r)
 		return -1; /* a module's resolver that could not be made (session_resolver_for) */
-	if (r->pending >= r->max_pending) {
-		stats_limit(STATS_LIM_DNS_PENDING);
+	if (qlen > 65535 || !(l = lookup_start(r, ctx, slot)))
 		return -1;
-	}
-	if (qlen > 65535)
-		return -1;
-	if (!(l = calloc(1, sizeof(*l))))
-		return -1;
-	l->r = r->raw;
+	l->r = r->raw; /* on_raw counts down both */
 	l->raw_cb = cb;
-	l->ctx = ctx;
-	l->slot = slot;
-	*slot = l;
-	r->pending++;
 	r->raw->pending++; /* arms the raw channel's timer */
-	l->t0 = stats_now_us();
 	/* c-ares sets its own ID on the wire and gives the answer back with
 	 * the caller's; the hosts file is not consulted (a raw query). */
 	ares_send(r->raw->channel, q, (int)qlen, on_raw, l);

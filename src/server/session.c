@@ -247,47 +247,45 @@ static void on_handshake_timeout(EV_P_ ev_timer *w, int revents)
 
 /* ---- rules ---- */
 
+/* The request-rule context of what the session knows so far; groups must
+ * hold AUTH_GROUPS_MAX entries and outlive ctx. */
+static void request_ctx(const struct session *s, uint32_t rule_cmd, const char **groups,
+			struct rule_ctx *ctx)
+{
+	for (size_t i = 0; i < s->n_groups; i++)
+		groups[i] = s->groups[i];
+	*ctx = (struct rule_ctx){
+		.client = (const struct sockaddr *)&s->client,
+		.listener = s->listener->name,
+		.listener_conf = s->listener,
+		.user = s->user[0] ? s->user : NULL,
+		.groups = groups,
+		.n_groups = s->n_groups,
+		.command = rule_cmd,
+		.now = time(NULL),
+	};
+}
+
 const struct rule *session_match_rule(const struct session *s, uint32_t rule_cmd,
 				      const struct sockaddr *dst_addr, const char *dst_name,
 				      uint16_t dst_port)
 {
 	const char *groups[AUTH_GROUPS_MAX];
-	const struct stp_conf *c = s->conf;
-	for (size_t i = 0; i < s->n_groups; i++)
-		groups[i] = s->groups[i];
-	struct rule_ctx ctx = {
-		.client = (const struct sockaddr *)&s->client,
-		.listener = s->listener->name,
-		.listener_conf = s->listener,
-		.user = s->user[0] ? s->user : NULL,
-		.groups = groups,
-		.n_groups = s->n_groups,
-		.command = rule_cmd,
-		.dst_name = dst_name,
-		.dst_addr = dst_addr,
-		.dst_port = dst_port,
-		.now = time(NULL),
-	};
-	return rules_match(c->request_rules, c->n_request_rules, &ctx);
+	struct rule_ctx ctx;
+	request_ctx(s, rule_cmd, groups, &ctx);
+	ctx.dst_name = dst_name;
+	ctx.dst_addr = dst_addr;
+	ctx.dst_port = dst_port;
+	return rules_match(s->conf->request_rules, s->conf->n_request_rules, &ctx);
 }
 
 bool session_may_pass(const struct session *s, uint32_t rule_cmd, bool user_known)
 {
 	const char *groups[AUTH_GROUPS_MAX];
-	const struct stp_conf *c = s->conf;
-	for (size_t i = 0; i < s->n_groups; i++)
-		groups[i] = s->groups[i];
-	struct rule_ctx ctx = {
-		.client = (const struct sockaddr *)&s->client,
-		.listener = s->listener->name,
-		.listener_conf = s->listener,
-		.user = s->user[0] ? s->user : NULL,
-		.groups = groups,
-		.n_groups = s->n_groups,
-		.command = rule_cmd,
-		.now = time(NULL),
-	};
-	return rules_may_pass(c->request_rules, c->n_request_rules, &ctx, !user_known);
+	struct rule_ctx ctx;
+	request_ctx(s, rule_cmd, groups, &ctx);
+	return rules_may_pass(s->conf->request_rules, s->conf->n_request_rules, &ctx,
+			      !user_known);
 }
 
 bool session_allowed(struct session *s, uint32_t rule_cmd, const struct sockaddr *dst_addr,
