@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sockaddr.h"
 #include "policy/conf_internal.h"
 #include "policy/conf_parse.h"
 
@@ -417,6 +418,28 @@ void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char 
 		return;
 	}
 	memcpy(dst, s->args[0], n + 1);
+}
+
+void conf_ext_addrs(struct conf_parser *p, const struct conf_ext_stmt *s,
+		    struct sockaddr_storage *addr, socklen_t *len, size_t *n, size_t max)
+{
+	for (size_t i = 0; i < s->nargs; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		if (sa_parse(&ss, &sl, s->args[i], 0) < 0 || sa_port((struct sockaddr *)&ss) == 0) {
+			conf_error(p, s->line, "bad address '%.64s' for '%s' (want IP:PORT or [V6]:PORT)",
+				   s->args[i], s->key);
+			continue;
+		}
+		if (*n == max) {
+			conf_error(p, s->line, "at most %zu '%s' addresses", max, s->key);
+			return;
+		}
+		addr[*n] = ss;
+		if (len)
+			len[*n] = sl;
+		(*n)++;
+	}
 }
 
 /* ---- the data in a snapshot ---- */

@@ -137,6 +137,11 @@ void conf_ext_bool(struct conf_parser *p, const struct conf_ext_stmt *s, bool *o
 /* 1 to cap - 1 characters, copied into dst: */
 void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap);
 
+/* Numeric IP:PORT or [V6]:PORT arguments (a port required: they are bound
+ * at start), appended to addr[] (and len[] unless NULL) up to max. */
+void conf_ext_addrs(struct conf_parser *p, const struct conf_ext_stmt *s,
+		    struct sockaddr_storage *addr, socklen_t *len, size_t *n, size_t max);
+
 /* The name of one rule_cmd_bits value, the core's or registered; "-" for
  * 0, "unknown" for others. */
 const char *conf_command_name(uint32_t bit);

@@ -88,24 +88,7 @@ static void k_profile(struct conf_parser *p, const struct conf_ext_stmt *s, void
 static void k_http(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct ac_conf *ac = settings(data);
-	for (size_t i = 0; i < s->nargs; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		if (sa_parse(&ss, &len, s->args[i], 0) < 0 ||
-		    sa_port((struct sockaddr *)&ss) == 0) {
-			conf_error(p, s->line,
-				   "bad address '%.64s' for 'http' (want IP:PORT or "
-				   "[V6]:PORT)",
-				   s->args[i]);
-			continue;
-		}
-		if (ac->n_http == AC_HTTP_MAX) {
-			conf_error(p, s->line, "at most %d 'http' addresses", AC_HTTP_MAX);
-			return;
-		}
-		ac->http[ac->n_http] = ss;
-		ac->http_len[ac->n_http++] = len;
-	}
+	conf_ext_addrs(p, s, ac->http, ac->http_len, &ac->n_http, AC_HTTP_MAX);
 	ac->http_line = s->line;
 }
 

@@ -8,26 +8,10 @@
 
 #include "common/sockaddr.h"
 
-/* IP:PORT or [V6]:PORT, numeric: it is bound at start. */
 static void k_http(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
 	struct mt_conf *m = data;
-	for (size_t i = 0; i < s->nargs; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		if (sa_parse(&ss, &len, s->args[i], 0) < 0 ||
-		    sa_port((struct sockaddr *)&ss) == 0) {
-			conf_error(p, s->line,
-				   "bad address '%.64s' for 'http' (want IP:PORT or [V6]:PORT)",
-				   s->args[i]);
-			continue;
-		}
-		if (m->n_http == MT_HTTP_MAX) {
-			conf_error(p, s->line, "at most %d 'http' addresses", MT_HTTP_MAX);
-			return;
-		}
-		m->http[m->n_http++] = ss;
-	}
+	conf_ext_addrs(p, s, m->http, NULL, &m->n_http, MT_HTTP_MAX);
 }
 
 static void k_allow(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
