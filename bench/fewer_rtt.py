@@ -361,6 +361,9 @@ def main():
     ap.add_argument("-n", type=int, default=2000, help="requests per time-to-first-byte mode")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--render", metavar="JSON", help="print the table of an earlier run")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: stpd modes only, once, briefly, nothing written; "
+                         "exit 1 on any failure (meson test --suite bench)")
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.echo:
@@ -371,9 +374,11 @@ def main():
         rates = {(k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1])): v for k, v in j["rates"].items()}
         print(markdown(rates, j["ttfb_us"], j["meta"]))
         return
+    if args.quick:
+        args.reps, args.duration, args.warmup, args.n = 1, 0.5, 0.2, 50
     stpd, loadgen = compare.build(argparse.Namespace(stpd=args.stpd, loadgen=args.loadgen))
     names = ["stpd", "stpd+tls"] + [s for s in ("danted", "microsocks") if
-                                   shutil_which(s)]
+                                   shutil_which(s) and not args.quick]
     workdir = tempfile.mkdtemp(prefix="stp-fewer-rtt-")
     compare.make_stpd_files(stpd, workdir)
     servers = {n: Server(n, stpd, workdir, 2) for n in names}
@@ -408,6 +413,11 @@ def main():
     meta["load_end"] = os.getloadavg()[0]
     md = markdown(rates, ttfbs, meta)
     print(md)
+    if args.quick:
+        bad = [k for k, v in rates.items() if not all(r["ok"] for r in v)]
+        if bad:
+            sys.exit("fewer_rtt: failed: %s" % bad)
+        return
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, time.strftime("%Y-%m-%d-%H%M", time.gmtime()) + "-fewer-rtt")
     with open(stem + ".md", "w") as f:
