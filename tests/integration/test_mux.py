@@ -351,6 +351,9 @@ def test_ack_flood_is_closed(proxy_factory, echo, frame):
     m = Mux(p.port)
     one = raw_frame(6, 0, 0, b"12345678") if frame == "ping" else raw_frame(4, 0, 0, b"")
     burst = one * (96 * 1024 // len(one))  # > 5000 frames, one loopback write
+    # The whole burst in the socket at once, so stpd reads it in one turn
+    # (it writes ACKs only between turns, and stops reading while they wait).
+    m.s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     try:
         m.s.sendall(burst)
     except (BrokenPipeError, ConnectionResetError):
