@@ -18,5 +18,5 @@ $cc -std=c17 -O2 -g -D_GNU_SOURCE -pthread \
 	"$here"/loadgen.c "$here"/lg_*.c \
 	"$root"/src/proto/addr.c "$root"/src/proto/greeting.c "$root"/src/proto/request.c \
 	"$root"/src/proto/udp.c "$root"/src/proto/names.c "$root"/src/proto/userpass.c \
-	-lssl -lcrypto
+	-lssl -lcrypto -lnghttp2
 echo "$out/loadgen"

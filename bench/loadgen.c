@@ -51,7 +51,10 @@ static void usage(FILE *out)
 		"  --tls                 throughput/connrate: SOCKS over TLS (TLS from the first\n"
 		"                        byte; the certificate is NOT verified); blocking, one\n"
 		"                        thread per stream or client\n"
-		"  --blocking            the same blocking threads without TLS (the TLS base)\n");
+		"  --blocking            the same blocking threads without TLS (the TLS base)\n"
+		"  --mux                 connrate: each cycle an HTTP/2 CONNECT stream of stpd's\n"
+		"                        multiplexing (CMD X'30'); with --tls over TLS\n"
+		"  --mux-conns N         multiplexed connections (default: --threads)\n");
 }
 
 static long num_arg(const char *name, const char *s, long lo, long hi)
@@ -106,7 +109,7 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 {
 	enum { O_PROXY = 256, O_DIRECT, O_THREADS, O_TTHREADS, O_TARGETS, O_DURATION,
 	       O_WARMUP, O_STREAMS, O_DIRECTION, O_CLIENTS, O_SESSIONS, O_PID, O_WINDOW,
-	       O_SIZE, O_USERPASS, O_TLS, O_BLOCKING, O_PIPELINE };
+	       O_SIZE, O_USERPASS, O_TLS, O_BLOCKING, O_PIPELINE, O_MUX, O_MUXCONNS };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, O_PROXY },
 		{ "direct", no_argument, NULL, O_DIRECT },
@@ -126,6 +129,8 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		{ "tls", no_argument, NULL, O_TLS },
 		{ "pipeline", no_argument, NULL, O_PIPELINE },
 		{ "blocking", no_argument, NULL, O_BLOCKING },
+		{ "mux", no_argument, NULL, O_MUX },
+		{ "mux-conns", required_argument, NULL, O_MUXCONNS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -176,6 +181,8 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 		case O_TLS: o->tls = o->blocking = true; break;
 		case O_PIPELINE: lg_conn_pipeline(true); break;
 		case O_BLOCKING: o->blocking = true; break;
+		case O_MUX: o->mux = true; break;
+		case O_MUXCONNS: o->mux_conns = (int)num_arg("mux-conns", optarg, 1, 1024); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -187,6 +194,13 @@ static void parse_args(struct lg_opts *o, int argc, char **argv)
 	if (o->blocking && o->mode != LG_THROUGHPUT && o->mode != LG_CONNRATE) {
 		fprintf(stderr, "loadgen: --tls and --blocking: throughput and connrate only\n");
 		exit(2);
+	}
+	if (o->mux) {
+		if (o->mode != LG_CONNRATE || o->direct || o->user) {
+			fprintf(stderr, "loadgen: --mux: connrate through a proxy, method none\n");
+			exit(2);
+		}
+		o->blocking = false; /* --tls with --mux: TLS inside lg_mux.c's loop */
 	}
 	if ((o->tls || o->user) && o->direct) {
 		fprintf(stderr, "loadgen: --tls and --userpass need --proxy\n");
@@ -207,9 +221,9 @@ static enum lg_tkind target_kind(const struct lg_opts *o)
 static void print_json(const struct lg_opts *o, const struct lg_run *run,
 		       const struct lg_result *r, int rc)
 {
-	printf("{\"mode\":\"%s\",\"direct\":%s,\"tls\":%s,\"blocking\":%s,\"userpass\":%s,"
+	printf("{\"mode\":\"%s\",\"mux\":%s,\"direct\":%s,\"tls\":%s,\"blocking\":%s,\"userpass\":%s,"
 	       "\"ok\":%s,\"errors\":%lu,\"failed\":%lu,\"seconds\":%.3f",
-	       mode_names[o->mode], o->direct ? "true" : "false", o->tls ? "true" : "false",
+	       mode_names[o->mode], o->mux ? "true" : "false", o->direct ? "true" : "false", o->tls ? "true" : "false",
 	       o->blocking ? "true" : "false", o->user ? "true" : "false",
 	       rc == 0 ? "true" : "false",
 	       (unsigned long)atomic_load(&run->errors), (unsigned long)atomic_load(&run->failed),
@@ -252,7 +266,10 @@ static void print_json(const struct lg_opts *o, const struct lg_run *run,
 
 static void print_human(const struct lg_opts *o, const struct lg_result *r)
 {
-	const char *via = o->direct ? "direct" : o->tls ? "proxy+tls" : "proxy";
+	const char *via = o->direct ? "direct"
+			  : o->mux  ? (o->tls ? "proxy+mux+tls" : "proxy+mux")
+			  : o->tls  ? "proxy+tls"
+				    : "proxy";
 	switch (o->mode) {
 	case LG_THROUGHPUT:
 		fprintf(stderr, "throughput %s %d stream(s) %s: %.1f MB/s\n", via, o->streams,
@@ -301,7 +318,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	lg_conn_userpass(o.user, o.pass);
-	int rc = o.blocking ? lg_mode_blocking(&run, &res) : modes[o.mode](&run, &res);
+	int rc = o.mux	    ? lg_mode_mux(&run, &res)
+		 : o.blocking ? lg_mode_blocking(&run, &res)
+			      : modes[o.mode](&run, &res);
 	lg_targets_stop(&tg);
 	if (atomic_load(&run.errors) || atomic_load(&run.failed))
 		rc = -1;

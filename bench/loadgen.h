@@ -56,6 +56,8 @@ struct lg_opts {
 	const char *pass;
 	bool tls;           /* --tls: SOCKS over TLS (lg_tls.c) */
 	bool blocking;      /* --blocking: the threaded path of lg_tls.c, TLS or not */
+	bool mux;           /* --mux: connrate as HTTP/2 streams over X'30' (lg_mux.c) */
+	int mux_conns;      /* --mux-conns: multiplexed connections (default: threads) */
 };
 
 /* ---- targets (lg_target.c) ---- */
@@ -185,6 +187,8 @@ int lg_mode_udp(struct lg_run *run, struct lg_result *res);
 /* --tls / --blocking: throughput and connrate with one blocking connection
  * per thread (lg_tls.c). */
 int lg_mode_blocking(struct lg_run *run, struct lg_result *res);
+/* --mux: connrate as streams of multiplexed connections (lg_mux.c). */
+int lg_mode_mux(struct lg_run *run, struct lg_result *res);
 
 /* One client thread and the connections it owns. */
 struct lg_worker {

@@ -147,6 +147,38 @@ EXTRA["tunnel"] = [
     b"\x05\x20\x00\x01\xc0\x00\x02\x01\x05\xa3\x02",
     b"\x05\x20\x00\x01\xc0\x00\x02\x01\x05\xa3\x01\x01\x01\x00",
 ]
+
+
+# Multiplexing (docs/protocol.md 5.11, fuzz_mxauth): byte 0 even, an
+# :authority value; odd, HTTP/2 frames after the client preface.
+def h2_frame(ftype, flags, sid, payload):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def hpack_literal(name, value):
+    """Literal header field without indexing, new name, no Huffman."""
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def h2_connect(sid, authority, method=b"CONNECT", extra=b""):
+    block = hpack_literal(b":method", method) + hpack_literal(b":authority", authority) + extra
+    return h2_frame(1, 0x4, sid, block)
+
+
+EXTRA["mxauth"] = [
+    b"\x00127.0.0.1:80", b"\x00[::1]:443", b"\x00[2001:db8::1]:65535",
+    b"\x00example.com:8080", b"\x00" + b"a" * 255 + b":1", b"\x00" + b"a" * 256 + b":1",
+    b"\x00host:0", b"\x00host:65536", b"\x00[1.2.3.4]:80", b"\x00[foo]:80", b"\x00::1:80",
+    b"\x00host:+80", b"\x00user@host:80", b"\x00[::1]", b"\x00h%41:1", b"\x00h\x00x:1",
+    b"\x01" + h2_connect(1, b"127.0.0.1:80") + h2_frame(0, 0, 1, b"hi"),
+    b"\x01" + h2_connect(1, b"[::1]:22") + h2_connect(3, b"bad") +
+    h2_connect(5, b"x:1", method=b"GET"),
+    b"\x01" + h2_frame(1, 0, 1, hpack_literal(b":method", b"CONNECT")) +
+    h2_frame(9, 0x4, 1, hpack_literal(b":authority", b"name.test:443")),
+    b"\x01" + h2_connect(1, b"a:1", extra=hpack_literal(b":authority", b"b:2")),
+    b"\x01" + h2_frame(6, 0, 0, bytes(8)) + h2_frame(3, 0, 1, bytes(4)) +
+    h2_frame(8, 0, 0, b"\x00\x01\x00\x00") + h2_connect(1, b"h:9") + h2_frame(3, 0, 1, b"\x00\x00\x00\x08"),
+]
 EXTRA.update(PARSERS)
 
 

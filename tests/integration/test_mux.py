@@ -2,9 +2,12 @@
 connection to HTTP/2 and every CONNECT stream is a flow. The client is
 python3-h2, an HTTP/2 implementation independent of nghttp2 (stpd's)."""
 
+import os
+import re
 import socket
 import struct
 import threading
+import time
 
 import h2.config
 import h2.errors
@@ -294,6 +297,204 @@ def test_stream_id_reuse_is_goaway(proxy_factory, echo):
     m2 = Mux(p.port)
     b = m2.connect("127.0.0.1:%d" % echo.port, b"alive")
     assert m2.pump(lambda: b in m2.ended)
+
+
+# ---- abuse and limits (nghttp2's protections, set by stpd: mx_ext.c) ----
+
+def fd_count(p):
+    return len(os.listdir("/proc/%d/fd" % p.proc.pid))
+
+
+def wait_fds(p, want, limit=20):
+    deadline = time.monotonic() + limit
+    while fd_count(p) > want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return fd_count(p)
+
+
+def drain_until_closed(m, limit=20):
+    """Reads (feeding h2 when it still can) until stpd closes the
+    connection; returns the GOAWAY code seen, or None."""
+    deadline = time.monotonic() + limit
+    m.s.settimeout(1)
+    while time.monotonic() < deadline:
+        try:
+            b = m.s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return m.goaway
+        if not b:
+            return m.goaway
+        try:
+            for ev in m.h.receive_data(b):
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    m.goaway = ev.error_code
+        except h2.exceptions.ProtocolError:
+            pass  # h2 objecting to what follows our own abuse
+    raise AssertionError("stpd did not close the abusive connection")
+
+
+def still_serves(p, echo):
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % echo.port, b"alive")
+    assert m.pump(lambda: a in m.ended)
+    assert m.data[a] == b"alive"
+
+
+@pytest.mark.parametrize("frame", ["ping", "settings"])
+def test_ack_flood_is_closed(proxy_factory, echo, frame):
+    """PING or SETTINGS frames faster than their ACKs leave (the client
+    reads none): past 1000 queued ACKs nghttp2 reports a flood and stpd
+    closes the connection (session result "mux: flood")."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    one = raw_frame(6, 0, 0, b"12345678") if frame == "ping" else raw_frame(4, 0, 0, b"")
+    burst = one * (96 * 1024 // len(one))  # > 5000 frames, one loopback write
+    # The whole burst in the socket at once, so stpd reads it in one turn
+    # (it writes ACKs only between turns, and stops reading while they wait).
+    m.s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    try:
+        m.s.sendall(burst)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    drain_until_closed(m)
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: flood\"", timeout=10)
+    still_serves(p, echo)
+
+
+def test_too_many_settings_entries_is_goaway(proxy_factory, echo):
+    """One SETTINGS frame with 33 entries (the limit is 32): GOAWAY
+    ENHANCE_YOUR_CALM."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    entry = struct.pack(">HI", 0x4, 65535)  # INITIAL_WINDOW_SIZE
+    m.s.sendall(raw_frame(4, 0, 0, entry * 33))
+    assert drain_until_closed(m) == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: (goaway|protocol error)\"", timeout=10)
+    still_serves(p, echo)
+
+
+def test_rapid_reset_is_goaway(proxy_factory, echo, port):
+    """HEADERS then RST_STREAM, over and over ("rapid reset", CVE-2023-44487):
+    past the token bucket (1000 at once, 33/s) GOAWAY, and every target
+    socket those streams made is closed again."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    assert m.pump(lambda: m.h.remote_settings.max_concurrent_streams == 100)
+    m.flush()
+    base = fd_count(p)
+    enc = hpack.Encoder()
+    out = b""
+    for i in range(1500):
+        sid = 2 * i + 1
+        out += raw_frame(1, 0x4, sid, enc.encode([(":method", "CONNECT"),
+                                                   (":authority", "127.0.0.1:%d" % port)]))
+        out += raw_frame(3, 0, sid, struct.pack(">I", 8))  # RST_STREAM CANCEL
+    try:
+        m.s.sendall(out)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    code = drain_until_closed(m)
+    assert code in (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, h2.errors.ErrorCodes.INTERNAL_ERROR,
+                    None), code
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: (goaway|flood|protocol error)\"",
+               timeout=10)
+    assert wait_fds(p, base - 1) <= base - 1  # the mux connection and every target gone
+    still_serves(p, echo)
+
+
+def test_headers_flood_beyond_max_streams(proxy_factory, echo):
+    """500 HEADERS at once on a connection that allows 10 streams: a
+    connection error (GOAWAY PROTOCOL_ERROR or REFUSED_STREAM resets), at
+    most 10 targets were connected, and none is left open."""
+    p = proxy_factory(conf=stpdconf.conf(extra="mux { max-streams 10; }\n"))
+    m = Mux(p.port)
+    assert m.pump(lambda: m.h.remote_settings.max_concurrent_streams == 10)
+    m.flush()
+    base = fd_count(p)
+    enc = hpack.Encoder()
+    out = b"".join(raw_frame(1, 0x4, 2 * i + 1, enc.encode(
+        [(":method", "CONNECT"), (":authority", "127.0.0.1:%d" % echo.port)])) for i in range(500))
+    try:
+        m.s.sendall(out)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert drain_until_closed(m) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    log = p.log()
+    assert len(re.findall(r"flow id=1\.\d+ ", log)) <= 10
+    assert wait_fds(p, base - 1) <= base - 1
+    still_serves(p, echo)
+
+
+def test_continuation_flood_is_closed(proxy_factory, echo):
+    """A HEADERS block spread over more than 8 CONTINUATION frames
+    (CVE-2024-27316's shape): the connection is closed."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    block = hpack.Encoder().encode([(":method", "CONNECT"),
+                                    (":authority", "127.0.0.1:%d" % echo.port)])
+    frames = raw_frame(1, 0, 1, block[:1])
+    frames += b"".join(raw_frame(9, 0, 1, block[i:i + 1]) for i in range(1, len(block)))
+    frames += b"".join(raw_frame(9, 0, 1, b"") for _ in range(40))
+    m.s.sendall(frames)
+    drain_until_closed(m)
+    p.wait_log(r"session id=1 .*cmd=mux .*result=\"mux: (goaway|protocol error)\"", timeout=10)
+    assert not re.search(r"flow id=1\.1 ", p.log())
+    still_serves(p, echo)
+
+
+@pytest.mark.parametrize("sid,inc,code", [
+    (0, 0x7fffffff, "FLOW_CONTROL_ERROR"),  # connection window past 2^31-1
+    (0, 0, "PROTOCOL_ERROR"),               # increment 0
+])
+def test_window_update_abuse_is_goaway(proxy_factory, echo, sid, inc, code):
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    m.s.sendall(raw_frame(8, 0, sid, struct.pack(">I", inc)))
+    assert drain_until_closed(m) == getattr(h2.errors.ErrorCodes, code)
+    still_serves(p, echo)
+
+
+def test_stream_window_overflow_by_window_update(proxy_factory, echo):
+    """WINDOW_UPDATE that takes one stream's window past 2^31-1:
+    RST_STREAM FLOW_CONTROL_ERROR for that stream; the others go on."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    a = m.connect("127.0.0.1:%d" % echo.port, b"one", end=False)
+    b = m.connect("127.0.0.1:%d" % echo.port, b"two", end=False)
+    assert m.pump(lambda: m.data[a] == b"one" and m.data[b] == b"two")
+    m.s.sendall(raw_frame(8, 0, a, struct.pack(">I", 0x7fffffff)))
+    try:
+        m.pump(lambda: a in m.reset or m.goaway is not None, limit=20)
+    except h2.exceptions.ProtocolError:
+        pass
+    assert m.reset.get(a) == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR, (m.reset, m.goaway)
+    m.pending[b] = [b" more", True]
+    m.send_pending()
+    m.flush()
+    assert m.pump(lambda: b in m.ended)
+    assert m.data[b] == b"two more"
+
+
+def test_authority_forms(proxy_factory, echo):
+    """Which :authority values open a stream (docs/protocol.md 5.11): a
+    bracketed literal is IPv6 only, a bare IPv6 is refused, the port is
+    digits only; nghttp2 may refuse some first (RST_STREAM PROTOCOL_ERROR)."""
+    p = proxy_factory(conf=stpdconf.conf())
+    m = Mux(p.port)
+    ok = ["127.0.0.1:%d" % echo.port, "[::1]:%d" % echo.port, "localhost:%d" % echo.port]
+    bad = ["[127.0.0.1]:%d" % echo.port, "[localhost]:%d" % echo.port, "::1:%d" % echo.port,
+           "localhost:+%d" % echo.port, "user@localhost:%d" % echo.port,
+           "localhost:%05d0" % echo.port, "[::1]", "[::1]:%d]" % echo.port]
+    good = [m.connect(x, b"hi") for x in ok]
+    refused = [m.connect(x) for x in bad]
+    assert m.pump(lambda: all(i in m.ended for i in good) and
+                  all(i in m.status or i in m.reset for i in refused))
+    assert [m.data[i] for i in good] == [b"hi"] * len(good)
+    for x, i in zip(bad, refused):
+        assert (m.status.get(i) == b"400" or
+                m.reset.get(i) == h2.errors.ErrorCodes.PROTOCOL_ERROR), (x, m.status.get(i))
 
 
 def mux_drive():

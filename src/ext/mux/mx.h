@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ext/mux/mx_req.h"
+
 struct session;
 struct conn;
 struct flow;
@@ -28,6 +30,7 @@ struct mx {
 	struct ev_loop *loop;
 	nghttp2_session *h2;
 	ev_io io;
+	ev_prepare flush; /* active while output waits for the end of the loop turn */
 	uint8_t *out;    /* nghttp2 output the socket did not take yet */
 	size_t outlen, outoff, outcap;
 	bool in_step;    /* mx_step is running: no recursion */
@@ -45,24 +48,25 @@ struct mx_stream {
 	ev_timer timer;  /* connect timeout */
 	struct lookup *lookup;
 	struct mx_addrs *addrs; /* to try, until connected */
-	char authority[300];
+	struct mx_req req; /* what its HEADERS said */
 	char host[256];  /* a name's, for the rules on its addresses */
 	uint16_t port;
-	bool is_connect; /* :method was CONNECT */
 	bool connected, replied;
 	bool target_eof; /* the target's FIN: END_STREAM after buf */
 	bool client_eof; /* END_STREAM from the client: FIN after up */
 	bool deferred;   /* the data provider said DEFERRED */
-	uint8_t down[MX_DOWN_BUF];
 	size_t downlen, downoff;
 	uint8_t *up;     /* client -> target, bounded by the stream's window */
 	size_t uplen, upoff, upcap;
 	uint64_t nup, ndown;
 	struct mx_stream *prev, *next;
+	/* Last: a new stream zeroes what is above, not these 16 KiB. */
+	uint8_t down[MX_DOWN_BUF];
 };
 
-/* Runs nghttp2 output to the client and re-arms the client watcher; closes
- * the session when the HTTP/2 connection is over. */
+/* Asks for nghttp2's output to go to the client at the end of this event
+ * loop turn (one write for the turn); that re-arms the client watcher and
+ * closes the session when the HTTP/2 connection is over. */
 void mx_step(struct mx *m);
 
 /* mx_stream.c */

@@ -5,6 +5,7 @@
  * file moves its bytes through the session's conn (plain or TLS alike).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,16 @@
 #include "server/session.h"
 
 #define MX_IN_CHUNK 16384
+/* Abuse limits (nghttp2 options): queued SETTINGS/PING ACKs the client
+ * has not read, entries in one SETTINGS frame, RST_STREAMs from the
+ * client (token bucket: burst, then per second; "rapid reset"),
+ * CONTINUATION frames after one HEADERS. Past any: GOAWAY, closed. */
+#define MX_MAX_OUTBOUND_ACK 1000
+#define MX_MAX_SETTINGS 32
+#define MX_RST_BURST 1000
+#define MX_RST_RATE 33
+#define MX_MAX_CONTINUATIONS 8
+#define MX_OUT_BATCH 65536 /* gathered per write; the rest waits for the next */
 
 static void mx_destroy(struct session *s)
 {
@@ -24,6 +35,7 @@ static void mx_destroy(struct session *s)
 		return;
 	m->dead = true;
 	ev_io_stop(m->loop, &m->io);
+	ev_prepare_stop(m->loop, &m->flush);
 	mxs_free_all(m, session_close_reason(s));
 	nghttp2_session_del(m->h2);
 	free(m->out);
@@ -38,7 +50,9 @@ static void mx_end(struct mx *m, const char *reason)
 		session_close(m->s, reason); /* runs mx_destroy */
 }
 
-/* Writes what is pending, then what nghttp2 has, until the socket is full.
+/* Writes what is pending; then gathers what nghttp2 has (one frame per
+ * mem_send) into one buffer and writes that with one call: a loop turn
+ * that answered 30 streams costs one write (one TLS record), not 90.
  * 1 all out, 0 would block, -1 error. */
 static int mx_flush(struct mx *m)
 {
@@ -54,27 +68,35 @@ static int mx_flush(struct mx *m)
 		if (f <= 0)
 			return f;
 		const uint8_t *data;
-		ssize_t n = nghttp2_session_mem_send(m->h2, &data);
+		ssize_t n = 0;
+		while (m->outlen < MX_OUT_BATCH && (n = nghttp2_session_mem_send(m->h2, &data)) > 0) {
+			if (m->outlen + (size_t)n > m->outcap) {
+				size_t cap = m->outcap ? m->outcap : MX_OUT_BATCH;
+				while (cap < m->outlen + (size_t)n)
+					cap *= 2;
+				uint8_t *b = realloc(m->out, cap);
+				if (!b)
+					return -1;
+				m->out = b;
+				m->outcap = cap;
+			}
+			/* data is valid only until the next mem_send */
+			memcpy(m->out + m->outlen, data, (size_t)n);
+			m->outlen += (size_t)n;
+		}
 		if (n < 0)
 			return -1;
-		if (n == 0)
+		if (m->outlen == 0)
 			return 1;
-		if ((size_t)n > m->outcap) {
-			uint8_t *b = realloc(m->out, (size_t)n);
-			if (!b)
-				return -1;
-			m->out = b;
-			m->outcap = (size_t)n;
-		}
-		memcpy(m->out, data, (size_t)n); /* valid only until the next mem_send */
-		m->outlen = (size_t)n;
 	}
 }
 
-void mx_step(struct mx *m)
+/* What mx_step asks for, done now. */
+static void mx_step_now(struct mx *m)
 {
 	if (m->dead || m->in_step || m->in_recv)
 		return; /* the caller of mem_recv steps once it returns */
+	ev_prepare_stop(m->loop, &m->flush);
 	m->in_step = true;
 	int f = mx_flush(m);
 	m->in_step = false;
@@ -91,9 +113,25 @@ void mx_step(struct mx *m)
 	int ev = f == 0 ? EV_WRITE : EV_READ;
 	if (!(m->io.events & ev) || (m->io.events & ~ev & (EV_READ | EV_WRITE))) {
 		ev_io_stop(m->loop, &m->io);
-		ev_io_set(&m->io, m->c->fd, ev);
+		ev_io_modify(&m->io, ev); /* same fd: no new epoll registration */
 		ev_io_start(m->loop, &m->io);
 	}
+}
+
+static void on_flush(EV_P_ ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	mx_step_now(w->data);
+}
+
+/* Output leaves once per event-loop turn: the prepare watcher runs after
+ * every callback of the turn, so each target event and stream answer only
+ * marks the connection, and the turn's frames go out in one write. */
+void mx_step(struct mx *m)
+{
+	if (!m->dead && !ev_is_active(&m->flush))
+		ev_prepare_start(m->loop, &m->flush);
 }
 
 static int mx_feed(struct mx *m, const uint8_t *p, size_t n)
@@ -116,7 +154,7 @@ static void on_client(EV_P_ ev_io *w, int revents)
 	struct mx *m = w->data;
 	(void)loop;
 	if (revents & EV_WRITE) {
-		mx_step(m);
+		mx_step_now(m);
 		return;
 	}
 	uint8_t buf[MX_IN_CHUNK];
@@ -147,9 +185,10 @@ static int cb_begin_headers(nghttp2_session *h2, const nghttp2_frame *fr, void *
 	struct mx *m = user;
 	if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct mx_stream *st = calloc(1, sizeof(*st));
+	struct mx_stream *st = malloc(sizeof(*st));
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST for this stream */
+	memset(st, 0, offsetof(struct mx_stream, down));
 	st->m = m;
 	st->id = fr->hd.stream_id;
 	st->fd = -1;
@@ -173,15 +212,8 @@ static int cb_header(nghttp2_session *h2, const nghttp2_frame *fr, const uint8_t
 	if (fr->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	struct mx_stream *st = nghttp2_session_get_stream_user_data(h2, fr->hd.stream_id);
-	if (!st)
-		return 0;
-	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-		st->is_connect = valuelen == 7 && memcmp(value, "CONNECT", 7) == 0;
-	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0 &&
-		 valuelen < sizeof(st->authority)) {
-		memcpy(st->authority, value, valuelen);
-		st->authority[valuelen] = '\0';
-	}
+	if (st)
+		mx_req_header(&st->req, name, namelen, value, valuelen);
 	return 0;
 }
 
@@ -242,6 +274,12 @@ static nghttp2_session *mx_h2_new(struct mx *m, const struct mx_conf *mc)
 		 * (mxs_up -> nghttp2_session_consume): the client's send
 		 * window is our buffer's bound. */
 		nghttp2_option_set_no_auto_window_update(opt, 1);
+		/* Flood limits, set here so they do not depend on the library's
+		 * defaults (docs/protocol.md 5.11; tests in test_mux.py): */
+		nghttp2_option_set_max_outbound_ack(opt, MX_MAX_OUTBOUND_ACK);
+		nghttp2_option_set_max_settings(opt, MX_MAX_SETTINGS);
+		nghttp2_option_set_stream_reset_rate_limit(opt, MX_RST_BURST, MX_RST_RATE);
+		nghttp2_option_set_max_continuations(opt, MX_MAX_CONTINUATIONS);
 		if (nghttp2_session_server_new2(&h2, cbs, m, opt) != 0)
 			h2 = NULL;
 		nghttp2_option_del(opt);
@@ -286,6 +324,8 @@ static void mx_start(struct session *s)
 	}
 	ev_io_init(&m->io, on_client, m->c->fd, EV_READ);
 	m->io.data = m;
+	ev_prepare_init(&m->flush, on_flush);
+	m->flush.data = m;
 	ev_io_start(m->loop, &m->io);
 	/* The client's preface may have come right behind the request. */
 	size_t len, cap;

@@ -10,7 +10,6 @@
  * within the client's window, so a client that does not read one stream
  * stops only that stream's target.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
@@ -34,7 +33,9 @@ static void st_io_set(struct mx_stream *st, int ev)
 	ev_io_stop(loop, &st->io);
 	if (!ev)
 		return;
-	ev_io_set(&st->io, st->fd, ev);
+	/* Same fd: ev_io_modify, which (unlike ev_io_set) does not make libev
+	 * register the fd with epoll again (EPOLL_CTL_ADD, EEXIST, MOD). */
+	ev_io_modify(&st->io, ev);
 	ev_io_start(loop, &st->io);
 }
 
@@ -42,6 +43,16 @@ static void st_io_set(struct mx_stream *st, int ev)
 static void st_arm(struct mx_stream *st)
 {
 	int ev = 0;
+	if (st->fd >= 0 && st->connected && st->target_eof && st->client_eof &&
+	    st->upoff == st->uplen) {
+		/* Both FINs are through: the socket has nothing more to give. Closed
+		 * now, not when the stream ends, so its EOF (level-triggered) does
+		 * not wake the loop again meanwhile. */
+		ev_io_stop(st->m->loop, &st->io);
+		close(st->fd);
+		st->fd = -1;
+		return;
+	}
 	if (!st->connected) {
 		ev = EV_WRITE;
 	} else {
@@ -256,51 +267,14 @@ static void on_addrs(void *ctx, int status, const struct sockaddr_storage *addrs
 	st_connect(st, 0);
 }
 
-/* host:port or [v6]:port, RFC 9113 8.5's authority-form. */
-static int parse_authority(const char *auth, struct socks_addr *a)
-{
-	const char *colon = strrchr(auth, ':');
-	if (!colon || colon == auth)
-		return -1;
-	char *end;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (*end || colon[1] == '\0' || port == 0 || port > 65535)
-		return -1;
-	char host[256];
-	size_t hl = (size_t)(colon - auth);
-	if (auth[0] == '[') {
-		if (hl < 3 || auth[hl - 1] != ']')
-			return -1;
-		auth++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host) || hl > SOCKS_DOMAIN_MAX)
-		return -1;
-	memcpy(host, auth, hl);
-	host[hl] = '\0';
-	memset(a, 0, sizeof(*a));
-	a->port = (uint16_t)port;
-	if (inet_pton(AF_INET, host, a->u.v4) == 1) {
-		a->atyp = SOCKS_ATYP_IPV4;
-	} else if (inet_pton(AF_INET6, host, a->u.v6) == 1) {
-		a->atyp = SOCKS_ATYP_IPV6;
-	} else {
-		if (strchr(host, '[') || strchr(host, ']') || hl == 0)
-			return -1;
-		a->atyp = SOCKS_ATYP_DOMAIN;
-		a->namelen = (uint8_t)hl;
-		memcpy(a->u.name, host, hl + 1);
-	}
-	return 0;
-}
-
 void mxs_start(struct mx_stream *st)
 {
 	struct mx *m = st->m;
 	struct session *s = m->s;
 	struct socks_addr a;
-	if (!st->is_connect || parse_authority(st->authority, &a) < 0) {
-		st_respond(st, SOCKS5_REP_ATYP_NOT_SUPPORTED); /* 400 */
+	uint8_t rep = mx_req_target(&st->req, &a);
+	if (rep != SOCKS5_REP_SUCCEEDED) {
+		st_respond(st, rep); /* 400 */
 		return;
 	}
 	const char *why = NULL;
@@ -366,8 +340,10 @@ int mxs_up(struct mx_stream *st, const uint8_t *p, size_t n)
 void mxs_client_end(struct mx_stream *st)
 {
 	st->client_eof = true;
-	if (st->connected && st->fd >= 0 && st->upoff == st->uplen)
+	if (st->connected && st->fd >= 0 && st->upoff == st->uplen) {
 		shutdown(st->fd, SHUT_WR);
+		st_arm(st); /* closes it when the target's FIN came first */
+	}
 }
 
 ssize_t mxs_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
