@@ -37,7 +37,7 @@ struct stp_conf *conf_new(void)
 	snprintf(c->pam_service, sizeof(c->pam_service), "stpd");
 	c->timeouts = (struct conf_timeouts){
 		.handshake = 10, .connect = 30, .connect_attempt_delay = 250, .idle = 3600,
-		.bind_accept = 120, .udp_idle = 300, .dns = 10,
+		.bind_accept = 120, .udp_idle = 300, .dns = 10, .drain = 10,
 	};
 	c->limits = (struct conf_limits){
 		.max_sessions = 10000, .max_sessions_per_client = 1000,

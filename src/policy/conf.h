@@ -57,6 +57,7 @@ struct conf_timeouts {            /* seconds; 0 = none */
 	unsigned bind_accept;     /* BIND waiting for the peer (default 120) */
 	unsigned udp_idle;        /* UDP association with no datagram (default 300) */
 	unsigned dns;             /* one name look-up (default 10) */
+	unsigned drain;           /* SIGTERM: sessions get this long to end (default 10) */
 	/* Milliseconds, not seconds: how long a CONNECT attempt to one
 	 * address runs alone before the next address is tried too (RFC 8305
 	 * Connection Attempt Delay; default 250, 10-2000). */

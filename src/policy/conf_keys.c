@@ -128,7 +128,9 @@ static void *k_timeout(struct conf_parser *p, const struct conf_stmt *s, void *c
 			  s->kw == KW_CONNECT ? &t->connect :
 			  s->kw == KW_IDLE ? &t->idle :
 			  s->kw == KW_BIND_ACCEPT ? &t->bind_accept :
-			  s->kw == KW_UDP_IDLE ? &t->udp_idle : &t->dns;
+			  s->kw == KW_UDP_IDLE ? &t->udp_idle :
+			  s->kw == KW_DRAIN    ? &t->drain :
+						 &t->dns;
 	conf_set_uint(p, s, 0, CONF_TIMEOUT_MAX, field);
 	return ctx;
 }
@@ -299,6 +301,7 @@ static const struct conf_section sec_log = { SEC_LOG, "a log block", log_keys, N
 static const struct conf_key timeout_keys[] = {
 	KEY1(KW_BIND_ACCEPT, k_timeout), KEY1(KW_CONNECT, k_timeout),
 	KEY1(KW_CONNECT_ATTEMPT_DELAY, k_attempt_delay), KEY1(KW_DNS, k_timeout),
+	KEY1(KW_DRAIN, k_timeout),
 	KEY1(KW_HANDSHAKE, k_timeout), KEY1(KW_IDLE, k_timeout), KEY1(KW_UDP_IDLE, k_timeout),
 };
 static const struct conf_section sec_timeouts = { SEC_TIMEOUTS, "a timeouts block",

@@ -31,6 +31,7 @@ static const struct kw_entry kw_table[] = {
 	{ "dns", KW_DNS },
 	{ "dns-pending", KW_DNS_PENDING },
 	{ "down-time", KW_DOWN_TIME },
+	{ "drain", KW_DRAIN },
 	{ "external", KW_EXTERNAL },
 	{ "filter", KW_FILTER },
 	{ "format", KW_FORMAT },

@@ -42,6 +42,7 @@ enum conf_kw {
 	KW_DAYS,
 	KW_DNS,
 	KW_DNS_PENDING,
+	KW_DRAIN,
 	KW_EXTERNAL,
 	KW_FORMAT,
 	KW_FROM,

@@ -28,7 +28,6 @@
 
 #define STPD_VERSION STP_VERSION /* meson.build: the project version */
 #define MAX_CLI_LIST 64
-#define DRAIN_SECS 10 /* SIGTERM: open sessions get this long to finish */
 
 struct options {
 	const char *conf_path;
@@ -267,6 +266,26 @@ static void reload(const struct options *o)
 		 o->conf_path ? o->conf_path : "");
 }
 
+/* Joins the workers; a second SIGTERM or SIGINT meanwhile ends the
+ * sessions still draining at once (SIGHUP is ignored by now). */
+static void wait_workers(const sigset_t *sigs, unsigned n)
+{
+	const struct timespec tick = { 0, 200 * 1000 * 1000 };
+	bool forced = false;
+	for (unsigned done = 0; done < n;) {
+		int sig = sigtimedwait(sigs, NULL, &tick);
+		if (sig > 0 && sig != SIGHUP && !forced) {
+			forced = true;
+			log_info("signal %d again: closing %u sessions now", sig,
+				 atomic_load(&g_server.sessions));
+			for (unsigned i = done; i < n; i++)
+				worker_request(&g_server.workers[i], false, true);
+		}
+		while (done < n && worker_tryjoin(&g_server.workers[done]))
+			done++;
+	}
+}
+
 static int serve(const struct options *o, struct snapshot *boot)
 {
 	const struct stp_conf *c = boot->conf;
@@ -279,7 +298,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 	ares_library_init(ARES_LIB_INIT_ALL);
 	if (authpool_start(n > 1 ? n : 2) < 0)
 		fatalx("cannot start the authentication threads");
-	g_server.drain_secs = DRAIN_SECS;
+	g_server.drain_secs = c->timeouts.drain;
 	g_server.snap = snapshot_ref(boot);
 	g_server.n_workers = n;
 	g_server.workers = calloc(n, sizeof(*g_server.workers));
@@ -326,13 +345,14 @@ static int serve(const struct options *o, struct snapshot *boot)
 			reload(o);
 			continue;
 		}
-		log_info("signal %d: draining %u sessions", sig, atomic_load(&g_server.sessions));
+		g_server.drain_secs = g_server.snap->conf->timeouts.drain;
+		log_info("signal %d: draining %u sessions for up to %u s", sig,
+			 atomic_load(&g_server.sessions), g_server.drain_secs);
 		break;
 	}
 	for (unsigned i = 0; i < n; i++)
 		worker_request(&g_server.workers[i], false, true);
-	for (unsigned i = 0; i < n; i++)
-		worker_join(&g_server.workers[i]);
+	wait_workers(&sigs, n);
 	ext_server_stop();
 	free(g_server.workers);
 	server_set_snapshot(NULL);

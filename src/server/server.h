@@ -105,6 +105,8 @@ void worker_fini(struct worker *w);
 int worker_spawn(struct worker *w);
 void worker_request(struct worker *w, bool reload, bool stop);
 void worker_join(struct worker *w);
+/* worker_join without waiting: true once the worker has ended. */
+bool worker_tryjoin(struct worker *w);
 void worker_session_ended(struct worker *w);
 
 /* listener.c */

@@ -40,10 +40,15 @@ static void on_drain_timeout(EV_P_ ev_timer *t, int revents)
 	maybe_finish_drain(w);
 }
 
+/* A first stop closes the listeners and gives sessions drain_secs to end;
+ * a second one (the operator's second SIGTERM) ends them at once. */
 static void start_drain(struct worker *w)
 {
-	if (w->draining)
+	if (w->draining) {
+		ev_timer_stop(w->loop, &w->drain);
+		on_drain_timeout(w->loop, &w->drain, 0);
 		return;
+	}
 	w->draining = true;
 	listener_close_all(w);
 	ev_timer_init(&w->drain, on_drain_timeout, g_server.drain_secs, 0.);
@@ -205,6 +210,11 @@ void worker_request(struct worker *w, bool reload, bool stop)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+bool worker_tryjoin(struct worker *w)
+{
+	return pthread_tryjoin_np(w->thread, NULL) == 0;
 }
 
 const struct stp_conf *worker_conf(const struct worker *w)
