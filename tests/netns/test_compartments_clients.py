@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,10 +27,13 @@ import time
 import pytest
 
 from test_compartments import REPO, World
+from test_transparent import TCP, tcp_sock, transparent
 
 # app1 -> inside: HTTP as in test_compartments; DNS to 10.81.9.53:53 over
 # UDP ASSOCIATE or TRANSPARENT; the multicast group 239.1.2.3.
+# (rules are one line each: stpd.conf has no line continuation)
 RULES = """
+request pass { from-compartment app1; to-compartment inside; command transparent; to 10.81.9.2; port 80; ptcl tcp }
 mcast {
     pool 239.255.0.0/16
 }
@@ -39,6 +41,7 @@ request pass { from-compartment app1; to-compartment inside; command udpassociat
 request block { command udpassociate udpreply transparent; to 0.0.0.0/0 }
 request pass { from-compartment app1; to-compartment inside; command udpassociate }
 request pass { from-compartment app1; to-compartment inside; command mcast-join; to 239.1.2.3 }
+request pass { from-compartment app1; command mux }
 """
 
 GROUP, PORT = "239.1.2.3", 5000
@@ -94,6 +97,18 @@ def stpified(w, ns, argv, extra_env=None, timeout=60):
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
+def wait_re(w, pattern, timeout=10.0):
+    """The log once pattern is in it (session lines come when the client's
+    connection has been closed, maybe after the client exited)."""
+    deadline = time.time() + timeout
+    while True:
+        text = w.text()
+        if re.search(pattern, text) or time.time() > deadline:
+            assert re.search(pattern, text), (pattern, text)
+            return text
+        time.sleep(0.05)
+
+
 def deny_lines(w, listener):
     return [ln for ln in w.text().splitlines()
             if " deny " in " %s " % ln and "listener=%s " % listener in ln + " "]
@@ -116,21 +131,20 @@ def test_curl_under_stpify_reaches_only_its_rules(world):
                     (w.app2, "http://www.test/")):
         rc, out, err = curl(ns, url)
         assert rc == 7 and out == "", (url, rc, out, err)  # could not connect
-    text = w.text()
-    assert re.search(r"session .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:80 .*"
-                     r"compartment=app1->inside", text), text
-    assert re.search(r"session .*listener=app1-l .*target=www\.test:80 .*"
-                     r"compartment=app1->inside", text), text
-    assert re.search(r"session .*listener=app2-l .*target=10\.81\.9\.3:80 .*"
-                     r"compartment=app2->inside", text), text
+    wait_re(w, r"session .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:80 .*"
+               r"compartment=app1->inside")
+    wait_re(w, r"session .*listener=app1-l .*target=www\.test:80 .*"
+               r"compartment=app1->inside")
+    wait_re(w, r"session .*listener=app2-l .*target=10\.81\.9\.3:80 .*"
+               r"compartment=app2->inside")
     d1, d2 = " ".join(deny_lines(w, "app1-l")), " ".join(deny_lines(w, "app2-l"))
     for target in ("10.81.9.2:8080", "10.81.9.3:80", "10.81.8.2:80"):
         assert "target=%s " % target in d1 + " ", d1
     assert "target=10.81.9.2:80 " in d2, d2
     # No rule sends app2's names inside: www.test is looked up in app2,
     # which has no DNS server, and the connection fails there.
-    assert re.search(r"session .*listener=app2-l .*target=www\.test:80 .*"
-                     r"rep=\"host unreachable\".*compartment=app2->app2", text), text
+    wait_re(w, r"session .*listener=app2-l .*target=www\.test:80 .*"
+               r"rep=\"host unreachable\".*compartment=app2->app2")
 
 
 SOCKET_SCRIPT = r'''
@@ -195,9 +209,8 @@ def test_dig_over_udp_associate(world):
     rc, out, err = dig(w, w.app1, "10.81.9.53")
     assert rc == 0 and out.strip().splitlines()[-1:] == ["10.81.9.2"], (rc, out, err)
     assert "UDP association for fd" in err, err
-    text = w.text()
-    assert re.search(r"session .*listener=app1-l .*cmd=udpassociate .*"
-                     r"compartment=app1->inside", text), text
+    wait_re(w, r"session .*listener=app1-l .*cmd=udpassociate .*"
+               r"compartment=app1->inside")
     # The outside DNS server: the datagram is denied, dig gets nothing.
     rc, out, err = dig(w, w.app1, "10.81.8.53")
     assert rc != 0 and not ANSWER.search(out), (rc, out, err)
@@ -214,13 +227,13 @@ def test_dig_over_transparent_user_engine(world):
     rc, out, err = dig(w, w.app1, "10.81.9.53", transparent=True)
     assert rc == 0 and out.strip().splitlines()[-1:] == ["10.81.9.2"], (rc, out, err)
     assert "UDP TRANSPARENT association for fd" in err, err
-    text = w.wait_log("ended: control connection closed")
+    w.wait_log("ended: control connection closed")
     # The client side in app1 (127.0.0.1, where the client is), the target
     # side inside; the flow's line names both compartments.
-    assert re.search(r"transparent \S+ udp 127\.0\.0\.1:\d+ -> 10\.81\.9\.53:53 bnd=127\.0\.0\.1:"
-                     r"\d+ ended: control connection closed up=\d+ bytes/[1-9]", text), text
-    assert re.search(r"flow id=\S+ .*listener=app1-l .*cmd=transparent .*"
-                     r"target=10\.81\.9\.53:53 .*compartment=app1->inside", text), text
+    wait_re(w, r"transparent \S+ udp 127\.0\.0\.1:\d+ -> 10\.81\.9\.53:53 bnd=127\.0\.0\.1:"
+               r"\d+ ended: control connection closed up=\d+ bytes/[1-9]")
+    wait_re(w, r"flow id=\S+ .*listener=app1-l .*cmd=transparent .*"
+               r"target=10\.81\.9\.53:53 .*compartment=app1->inside")
     # app2: X'02' for TRANSPARENT, and the UDP ASSOCIATE stpify falls back
     # to is refused too.
     rc, out, err = dig(w, w.app2, "10.81.9.53", transparent=True)
@@ -320,13 +333,13 @@ def test_mcast_member_in_app1_group_inside(world, tmp_path):
     assert [bytes.fromhex(g[1]) for g in got] == [b"datagram %04d" % i
                                                  for i in range(first, first + n)]
     tx.stdin.close()
-    text = w.wait_log("ended (last member left)")
-    assert re.search(r"flow id=\S+ .*listener=app1-l .*cmd=mcast-join .*"
-                     r"target=239\.1\.2\.3:5000 .*compartment=app1->inside", text), text
+    w.wait_log("ended (last member left)")
+    wait_re(w, r"flow id=\S+ .*listener=app1-l .*cmd=mcast-join .*"
+               r"target=239\.1\.2\.3:5000 .*compartment=app1->inside")
     # The relay's own intranet copies, which app1's loopback device hands
     # back to its member socket, are not counted as bad member frames.
-    assert re.search(r"multicast relay 239\.1\.2\.3:5000 in app1->inside: ended .* "
-                     r"unknown=0 malformed=0 ", text), text
+    wait_re(w, r"multicast relay 239\.1\.2\.3:5000 in app1->inside: ended .* "
+               r"unknown=0 malformed=0 ")
 
     # app2: no rule grants it the group; refused, and stpd says so.
     rx2 = subprocess.run(["ip", "netns", "exec", w.app2.name, w.stp, "--proxy",
@@ -382,5 +395,59 @@ def test_mcast_member_in_app1_sends_to_the_group_inside(world, tmp_path):
     assert tx.wait(15) == 0, txl.err
     assert orl.wait(lambda: len(orl.out) >= 1 + len(lines)), (orl.out, orl.err)
     assert orl.out[1:] == ["%d %s" % (PORT, ln.decode()) for ln in lines]
-    text = w.wait_log("ended (last member left)")
-    assert re.search(r"multicast relay 239\.1\.2\.3:5000 in app1->inside: ended .* out=3 ", text), text
+    w.wait_log("ended (last member left)")
+    wait_re(w, r"multicast relay 239\.1\.2\.3:5000 in app1->inside: ended .* out=3 ")
+
+
+def test_mux_streams_go_where_their_rule_says(world):
+    """CONNECT streams of a multiplexed connection (X'30', `stp connect
+    --mux`) are made in the stream's rule's compartment, as CONNECT's are,
+    and refused where no rule lets them cross."""
+    w = world
+
+    def mux(target, port):
+        return subprocess.run(["ip", "netns", "exec", w.app1.name, w.stp, "--proxy",
+                               "socks5://127.0.0.1:1080", "--no-autoconfig", "connect", "--mux",
+                               target, str(port)],
+                              input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=30)
+
+    r = mux("10.81.9.2", 80)
+    assert r.returncode == 0 and r.stdout.endswith(b"\r\n\r\n10.81.9.2:80\n"), r
+    r = mux("10.81.9.2", 8080)
+    assert r.returncode == 12, r  # 10 + X'02' not allowed
+    wait_re(w, r"flow id=\S+ .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:80 .*"
+               r"compartment=app1->inside")
+    wait_re(w, r"deny .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:8080 .*"
+               r"compartment=app1->app1")
+
+
+def test_transparent_tcp_user_engine(world):
+    """TCP through TRANSPARENT (user engine): the relay's listening socket
+    on BND is in app1 (the client connects to it from app1), its
+    connection to DST is in the inside compartment."""
+    w = world
+    ts = tcp_sock(w.app1, "127.0.0.1")
+    src = ("127.0.0.1", ts.getsockname()[1])
+    c, rep, bnd = transparent(w.app1, ("127.0.0.1", 1080), TCP, ("10.81.9.2", 80), src)
+    assert rep == 0 and bnd[0] == "127.0.0.1", (rep, bnd)
+
+    def fetch():
+        ts.connect(bnd)
+        ts.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            d = ts.recv(4096)
+            if not d:
+                return data
+            data += d
+    assert w.app1.run(fetch).endswith(b"\r\n\r\n10.81.9.2:80\n")
+    c.close()
+    ts.close()
+    w.wait_log("cmd=transparent target=10.81.9.2:80 bound=")
+    wait_re(w, r"session .*listener=app1-l .*cmd=transparent target=10\.81\.9\.2:80 .*"
+               r"compartment=app1->inside")
+    # Another inside host: no rule, X'02' and a deny line.
+    c2, rep, _ = transparent(w.app1, ("127.0.0.1", 1080), TCP, ("10.81.9.3", 80), src)
+    c2.close()
+    assert rep == 2
+    assert any("cmd=transparent target=10.81.9.3:80" in ln for ln in deny_lines(w, "app1-l"))

@@ -293,8 +293,10 @@ static bool engine_cannot_place(struct session *s, struct tp_state *st)
 	ops = engine_of(s, &e);
 	if (!ops || ops == tp_engine_find("user"))
 		return false;
-	session_info(s, "transparent: engine %s cannot relay in compartments (%s); only engine user "
-			"makes its sockets there", ops->name, place);
+	session_info(s,
+		     "transparent: engine %s cannot relay in compartments (%s); only engine user "
+		     "makes its sockets there",
+		     ops->name, place);
 	refuse(s, st, tp_rep_of_errno(EPROTONOSUPPORT), "engine cannot relay in compartments");
 	return true;
 }
