@@ -451,3 +451,28 @@ def test_transparent_tcp_user_engine(world):
     c2.close()
     assert rep == 2
     assert any("cmd=transparent target=10.81.9.3:80" in ln for ln in deny_lines(w, "app1-l"))
+
+
+def test_kernel_engine_refuses_compartments(world):
+    """The kernel engine's NAT works in stpd's own namespace only: an
+    association of a compartment's session is refused with X'09' and a line
+    saying why, and stpify's udp_transparent falls back to UDP ASSOCIATE,
+    which crosses. (Workers keep root here: the kernel engine needs
+    CAP_NET_ADMIN.)"""
+    w = world
+    w.stpd.send_signal(signal.SIGTERM)
+    assert w.stpd.wait(20) == 0
+    shutil.rmtree(w.conf_dir, ignore_errors=True)
+    # The kernel engine will not start on a host that does not forward.
+    # stpd's own namespace has nothing but lo: nothing can be forwarded
+    # there, and every other namespace keeps ip_forward 0.
+    w.gw.sysctl("net.ipv4.ip_forward", 1)
+    w.start(w.conf(RULES).replace("user nobody\n", "") + "transparent { engine kernel }\n")
+    c, rep, _ = transparent(w.app1, ("127.0.0.1", 1080), TCP, ("10.81.9.2", 80),
+                            ("127.0.0.1", 40000))
+    c.close()
+    assert rep == 9
+    w.wait_log("transparent: engine kernel cannot relay in compartments (app1->inside)")
+    rc, out, err = dig(w, w.app1, "10.81.9.53", transparent=True)
+    assert rc == 0 and out.strip().splitlines()[-1:] == ["10.81.9.2"], (rc, out, err)
+    assert "UDP association for fd" in err and "TRANSPARENT association" not in err, err
