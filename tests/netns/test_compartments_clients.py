@@ -41,6 +41,7 @@ request pass { from-compartment app1; to-compartment inside; command udpassociat
 request block { command udpassociate udpreply transparent; to 0.0.0.0/0 }
 request pass { from-compartment app1; to-compartment inside; command udpassociate }
 request pass { from-compartment app1; to-compartment inside; command mcast-join; to 239.1.2.3 }
+request pass { from-compartment app2; to-compartment inside; command mcast-join; to 239.1.2.3; mcast receive }
 request pass { from-compartment app1; command mux }
 """
 
@@ -341,13 +342,13 @@ def test_mcast_member_in_app1_group_inside(world, tmp_path):
     wait_re(w, r"multicast relay 239\.1\.2\.3:5000 in app1->inside: ended .* "
                r"unknown=0 malformed=0 ")
 
-    # app2: no rule grants it the group; refused, and stpd says so.
+    # app2: no rule grants it another group; refused, and stpd says so.
     rx2 = subprocess.run(["ip", "netns", "exec", w.app2.name, w.stp, "--proxy",
-                          "socks5://127.0.0.2:1080", "mcast", "join", "%s:%d" % (GROUP, PORT),
+                          "socks5://127.0.0.2:1080", "mcast", "join", "239.1.2.9:%d" % PORT,
                           "--count", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, timeout=30)
     assert rx2.returncode != 0, rx2.stderr
-    assert any("cmd=mcast-join target=239.1.2.3:5000" in ln and "compartment=app2->app2" in ln
+    assert any("cmd=mcast-join target=239.1.2.9:5000" in ln and "compartment=app2->app2" in ln
                for ln in deny_lines(w, "app2-l")), w.text()
 
 
@@ -476,3 +477,54 @@ def test_kernel_engine_refuses_compartments(world):
     rc, out, err = dig(w, w.app1, "10.81.9.53", transparent=True)
     assert rc == 0 and out.strip().splitlines()[-1:] == ["10.81.9.2"], (rc, out, err)
     assert "UDP association for fd" in err and "TRANSPARENT association" not in err, err
+
+
+def test_mcast_one_relay_per_compartment(world, tmp_path):
+    """Members of one group from app1 and app2: two relays (their member
+    sockets are in different namespaces), each with its own intranet
+    group, both hearing the one sender inside."""
+    w = world
+    for ns in (w.inside, w.app1, w.app2):
+        _multicast_on_lo(ns)
+    script = tmp_path / "sender.py"
+    script.write_text(SENDER)
+    os.chmod(str(tmp_path), 0o755)
+    n = 10
+    rxs = []
+    for ns, proxy in ((w.app1, "127.0.0.1"), (w.app2, "127.0.0.2")):
+        p = subprocess.Popen(["ip", "netns", "exec", ns.name, w.stp, "--proxy",
+                              "socks5://%s:1080" % proxy, "mcast", "join",
+                              "%s:%d" % (GROUP, PORT), "--hex", "--count", str(n)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        w.clients.append(p)
+        rxs.append(Lines(p))
+    for rl in rxs:
+        assert rl.wait(lambda: any("stp: joined" in ln for ln in rl.err)), rl.err
+    tx = subprocess.Popen(["ip", "netns", "exec", w.inside.name, "/usr/bin/python3", str(script),
+                           str(n), GROUP, str(PORT)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    w.clients.append(tx)
+    txl = Lines(tx)
+    assert txl.wait(lambda: txl.out), txl.err
+    deadline = time.time() + 20
+    i = 0
+    while any(len(rl.out) < n for rl in rxs) and time.time() < deadline:
+        tx.stdin.write(b"%d\n" % i)
+        tx.stdin.flush()
+        i += 1
+        time.sleep(0.02)
+    for rl in rxs:
+        assert len(rl.out) >= n, (rl.out, rl.err)
+        nums = [int(bytes.fromhex(ln).split(b" ")[1]) for ln in rl.out[:n]]
+        assert nums == list(range(nums[0], nums[0] + n)), nums  # in order, none lost
+    tx.stdin.close()
+    text = w.wait_log("in app2->inside: ended")
+    starts = re.findall(r"multicast relay 239\.1\.2\.3:5000 in (app\d->inside): joined on "
+                        r"\S+, intranet (\S+)", text)
+    assert sorted(p for p, _ in starts) == ["app1->inside", "app2->inside"], text
+    assert starts[0][1] != starts[1][1], starts  # an intranet group each
+    # app2's grant is receive only (X'B0'), app1's both.
+    assert re.search(r"flow id=\S+ .*listener=app2-l .*cmd=mcast-join .*"
+                     r"rep=\"multicast: not allowed to send\".*compartment=app2->inside",
+                     text), text
