@@ -179,6 +179,7 @@ int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int 
 /* The first module's socket_place for (s, r) in buf; false and "" when no
  * module moves those sockets (stpd's own namespace). */
 bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap);
+#define EXT_SOCKET_PLACE_MAX 136 /* a place's buffer: "IN->OUT", names up to 63 octets */
 /* The first module's resolver for r, or NULL. */
 struct resolver *ext_resolver(struct session *s, const struct rule *r);
 /* Every module's log fields, in registry order; how many. */

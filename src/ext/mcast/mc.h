@@ -27,6 +27,7 @@
 #include "mcrypto/mc_replay.h"
 #include "policy/conf.h"
 #include "proto/mcast.h"
+#include "server/ext.h"
 
 struct session;
 struct mc_relay;
@@ -56,7 +57,7 @@ struct mc_key {
 	struct mcast_filter filter; /* sources sorted, unused bytes zero */
 	/* Where its sockets are (ext_socket_place: "" = stpd's own namespace):
 	 * members of one group in two compartments get two relays. */
-	char place[136];
+	char place[EXT_SOCKET_PLACE_MAX];
 };
 
 /* Where a relay's sockets are made (the compartments' seam, server/ext.h

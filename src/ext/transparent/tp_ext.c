@@ -284,7 +284,7 @@ static int tp_socket(void *ctx, bool target, int domain, int type)
  * engine's NAT and stp-relayd work in their own network namespace only. */
 static bool engine_cannot_place(struct session *s, struct tp_state *st)
 {
-	char place[136];
+	char place[EXT_SOCKET_PLACE_MAX];
 	struct tp_engine *e;
 	const struct tp_engine_ops *ops;
 
