@@ -120,6 +120,13 @@ struct stp_ext {
 	 * of them; how many it wrote. Called from the metrics thread at
 	 * scrape time, never on a session's loop. */
 	size_t (*gauges)(struct ext_gauge *out, size_t cap);
+	/* Where open_socket puts session s's sockets under rule r (NULL: the
+	 * side facing its client), as a short name written to buf; false when
+	 * the module leaves them in stpd's own namespace. A module that shares
+	 * sockets between sessions (multicast relays) shares them only between
+	 * sessions whose sockets are in one place, and a relay engine that
+	 * cannot make its sockets through open_socket refuses such sessions. */
+	bool (*socket_place)(const struct session *s, const struct rule *r, char *buf, size_t cap);
 };
 
 /* One gauge of a module: a Prometheus metric name ("stp_" + module
@@ -169,6 +176,10 @@ int ext_session_open(struct session *s);
 /* The socket seam (above): the first module that owns it, else socket(2). */
 int ext_open_socket(struct session *s, const struct rule *r, int domain, int type, int protocol);
 int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int protocol);
+/* The first module's socket_place for (s, r) in buf; false and "" when no
+ * module moves those sockets (stpd's own namespace). */
+bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap);
+#define EXT_SOCKET_PLACE_MAX 136 /* a place's buffer: "IN->OUT", names up to 63 octets */
 /* The first module's resolver for r, or NULL. */
 struct resolver *ext_resolver(struct session *s, const struct rule *r);
 /* Every module's log fields, in registry order; how many. */

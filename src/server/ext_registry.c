@@ -195,6 +195,16 @@ int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int 
 	return socket(domain, type, protocol);
 }
 
+bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap)
+{
+	if (cap)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->socket_place && registry[i]->socket_place(s, r, buf, cap))
+			return true;
+	return false;
+}
+
 struct resolver *ext_resolver(struct session *s, const struct rule *r)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {

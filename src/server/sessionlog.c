@@ -172,6 +172,7 @@ void sessionlog_flow(const struct session *s, const struct flow *f, const char *
 			 socks5_cmd_name(f->cmd), j(e3, sizeof(e3), target),
 			 (unsigned long long)f->up, (unsigned long long)f->down, dur, rep,
 			 j(e4, sizeof(e4), result));
+		add_ext_fields(line, sizeof(line), s, f->rule, false, true);
 		log_record(level, "", line);
 		return;
 	}
@@ -181,6 +182,9 @@ void sessionlog_flow(const struct session *s, const struct flow *f, const char *
 		 (unsigned long long)s->id, f->n, client, s->listener->name, user,
 		 socks5_cmd_name(f->cmd), target, (unsigned long long)f->up,
 		 (unsigned long long)f->down, dur, rep, result);
+	/* Each flow's own rule: one session's flows may go to different
+	 * compartments (multicast groups, binds). */
+	add_ext_fields(line, sizeof(line), s, f->rule, false, false);
 	log_record(level, line, NULL);
 }
 

@@ -171,6 +171,16 @@ static size_t cmp_log_fields(const struct session *s, const struct rule *r, bool
 	return 1;
 }
 
+/* "IN->OUT" unless both are stpd's own namespace. */
+static bool cmp_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap)
+{
+	const char *in = session_in(s), *out = cmp_rule_out(r, in);
+	if (strcmp(in, CMP_HOST) == 0 && strcmp(out, CMP_HOST) == 0)
+		return false;
+	snprintf(buf, cap, "%s->%s", in, out);
+	return true;
+}
+
 static void cmp_conf_report(const struct stp_conf *c, char *buf, size_t cap)
 {
 	const struct cmp_settings *st = cmp_conf_get(c);
@@ -190,4 +200,5 @@ const struct stp_ext ext_compartment = {
 	.resolver = cmp_resolver,
 	.log_fields = cmp_log_fields,
 	.reloaded = cmp_reloaded,
+	.socket_place = cmp_socket_place,
 };

@@ -27,6 +27,7 @@
 #include "mcrypto/mc_replay.h"
 #include "policy/conf.h"
 #include "proto/mcast.h"
+#include "server/ext.h"
 
 struct session;
 struct mc_relay;
@@ -54,6 +55,18 @@ struct mc_key {
 	uint8_t group[16];
 	uint16_t port;
 	struct mcast_filter filter; /* sources sorted, unused bytes zero */
+	/* Where its sockets are (ext_socket_place: "" = stpd's own namespace):
+	 * members of one group in two compartments get two relays. */
+	char place[EXT_SOCKET_PLACE_MAX];
+};
+
+/* Where a relay's sockets are made (the compartments' seam, server/ext.h
+ * open_socket), called by the joining worker: outside = the real group's
+ * side (the compartment of the rule that passed the JOIN), else the
+ * members' side (the compartment they arrived in). NULL open: socket(2). */
+struct mc_sockets {
+	int (*open)(void *ctx, bool outside, int domain, int type);
+	void *ctx;
 };
 
 /* Builds a key; 0, or -1 when the sources' family differs from the group's. */
@@ -93,7 +106,7 @@ void mc_hub_detach(void);  /* worker_fini: the last one stops it */
  * the relay of k, creating it if needed. 0 and *g filled; or -1 with the
  * reply code in *rep and static text in *why. */
 int mc_hub_join(struct mc_member *m, const struct mc_key *k, const struct mc_settings *set,
-		struct mc_grant *g, uint8_t *rep, const char **why);
+		const struct mc_sockets *sk, struct mc_grant *g, uint8_t *rep, const char **why);
 /* Takes m out of its relay (if still in one); the relay ends with its last
  * member. */
 void mc_hub_leave(struct mc_member *m);
@@ -105,7 +118,8 @@ uint8_t mc_hub_kicked(struct mc_member *m);
 
 /* ---- relays (mc_relay.c); every call holds the hub lock ---- */
 struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings *set,
-			       const struct sockaddr_storage *int_sa, const char **why);
+			       const struct mc_sockets *sk, const struct sockaddr_storage *int_sa,
+			       const char **why);
 /* Hub thread: starts the watchers on the hub loop. */
 void mc_relay_start(struct mc_relay *r, struct ev_loop *loop);
 /* Hub thread: stops watchers, closes the sockets (leaving the real group),

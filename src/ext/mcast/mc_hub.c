@@ -228,7 +228,7 @@ static int pick_intranet(const struct rule_cidr *pool, struct sockaddr_storage *
 }
 
 static struct mc_relay *relay_for(const struct mc_key *k, const struct mc_settings *set,
-				  bool *created, const char **why)
+				  const struct mc_sockets *sk, bool *created, const char **why)
 {
 	struct sockaddr_storage int_sa;
 
@@ -245,7 +245,7 @@ static struct mc_relay *relay_for(const struct mc_key *k, const struct mc_settin
 		*why = "out of memory";
 		return NULL;
 	}
-	n->r = mc_relay_open(k, set, &int_sa, why);
+	n->r = mc_relay_open(k, set, sk, &int_sa, why);
 	if (!n->r) {
 		free(n);
 		return NULL;
@@ -257,13 +257,13 @@ static struct mc_relay *relay_for(const struct mc_key *k, const struct mc_settin
 }
 
 int mc_hub_join(struct mc_member *m, const struct mc_key *k, const struct mc_settings *set,
-		struct mc_grant *g, uint8_t *rep, const char **why)
+		const struct mc_sockets *sk, struct mc_grant *g, uint8_t *rep, const char **why)
 {
 	bool created;
 	int rc = -1;
 
 	mc_hub_lock();
-	struct mc_relay *r = relay_for(k, set, &created, why);
+	struct mc_relay *r = relay_for(k, set, sk, &created, why);
 	if (!r) {
 		*rep = SOCKS5_REP_GENERAL_FAILURE;
 	} else if (mc_relay_add(r, m, rep, why) == 0) {

@@ -16,12 +16,18 @@
  *   int_fd  sends to the intranet group, port P, without looping back, so
  *           mem_fd never reads the relay's own copies.
  * Opened by a worker under the hub lock; watched only by the hub thread.
+ * The worker makes the sockets through its session's socket seam
+ * (mc_sockets): ext_fd where the JOIN's rule sends it (to-compartment),
+ * mem_fd and int_fd where the members are (the compartment they arrived
+ * in). Interface names are looked up on those sockets, so in their own
+ * network namespace.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -46,7 +52,8 @@ struct relay_counts {
 struct mc_relay {
 	struct mc_key key;
 	struct mc_settings set;
-	char name[SA_STR_MAX + 16];
+	const struct mc_sockets *sk;    /* only while mc_relay_open runs */
+	char name[SA_STR_MAX + 16 + sizeof(((struct mc_key *)0)->place)];
 	int ext_fd, mem_fd, int_fd;
 	unsigned ext_ifindex, int_ifindex;
 	struct sockaddr_storage group_sa, int_sa;
@@ -87,6 +94,24 @@ static void key_sockaddr(struct sockaddr_storage *ss, int family, const uint8_t 
 		a->sin6_port = htons(port);
 		a->sin6_scope_id = ifindex;
 	}
+}
+
+static int relay_socket(const struct mc_relay *r, bool outside, int family)
+{
+	int type = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+	if (r->sk && r->sk->open)
+		return r->sk->open(r->sk->ctx, outside, family, type);
+	return socket(family, type, 0);
+}
+
+/* The index of interface name in fd's network namespace (if_nametoindex
+ * would look in stpd's own); 0 when there is none. */
+static unsigned if_index_on(int fd, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	return ioctl(fd, SIOCGIFINDEX, &ifr) == 0 ? (unsigned)ifr.ifr_ifindex : 0;
 }
 
 /* Outgoing multicast: interface, hop limit, and no copy back to ourselves. */
@@ -146,11 +171,16 @@ static int open_ext(struct mc_relay *r, const char **why)
 	int one = 1, zero = 0;
 	int fam = r->key.family;
 
-	r->ext_fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	r->ext_fd = relay_socket(r, true, fam);
 	if (r->ext_fd < 0) {
 		*why = "external socket";
 		return -1;
 	}
+	if (r->set.ext_if[0] && !(r->ext_ifindex = if_index_on(r->ext_fd, r->set.ext_if))) {
+		*why = "configured interface not found";
+		return -1;
+	}
+	key_sockaddr(&r->group_sa, fam, r->key.group, r->key.port, r->ext_ifindex);
 	setsockopt(r->ext_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Only this socket's own memberships, not every group on the port. */
 	if (fam == AF_INET)
@@ -207,21 +237,33 @@ static int open_member(struct mc_relay *r, const char **why)
 	socklen_t len = sizeof(me);
 	int zero = 0;
 
-	r->mem_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	r->mem_fd = relay_socket(r, false, AF_INET6);
 	if (r->mem_fd >= 0) {
 		setsockopt(r->mem_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	} else {
-		r->mem_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		r->mem_fd = relay_socket(r, false, AF_INET);
 		if (r->mem_fd < 0) {
 			*why = "member socket";
 			return -1;
 		}
 	}
+	if (r->set.int_if[0] && !(r->int_ifindex = if_index_on(r->mem_fd, r->set.int_if))) {
+		*why = "configured interface not found";
+		return -1;
+	}
+	if (r->int_sa.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&r->int_sa)->sin6_scope_id = r->int_ifindex;
 	if (r->set.int_if[0] && setsockopt(r->mem_fd, SOL_SOCKET, SO_BINDTODEVICE, r->set.int_if,
 					   (socklen_t)strlen(r->set.int_if)) < 0) {
 		*why = "cannot bind the member socket to the internal interface";
 		return -1;
 	}
+	/* In a compartment the members share the relay's namespace: each binds
+	 * I:P with SO_REUSEADDR (docs/mcast.md 3.1), which a wildcard :P held
+	 * without it would refuse. */
+	int one = 1;
+	if (r->key.place[0])
+		setsockopt(r->mem_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	struct sockaddr *any = (struct sockaddr *)&any6;
 	socklen_t anylen = sizeof(any6);
 	if (getsockname(r->mem_fd, (struct sockaddr *)&me, &len) == 0 && me.ss_family == AF_INET) {
@@ -245,7 +287,7 @@ static int open_member(struct mc_relay *r, const char **why)
 static int open_int(struct mc_relay *r, const char **why)
 {
 	int fam = r->int_sa.ss_family;
-	r->int_fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	r->int_fd = relay_socket(r, false, fam);
 	if (r->int_fd < 0 || set_mcast_out(r->int_fd, fam, r->int_ifindex, r->set.ttl) < 0) {
 		*why = "cannot set up the intranet group";
 		return -1;
@@ -265,7 +307,8 @@ static void close_fds(struct mc_relay *r)
 }
 
 struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings *set,
-			       const struct sockaddr_storage *int_sa, const char **why)
+			       const struct mc_sockets *sk, const struct sockaddr_storage *int_sa,
+			       const char **why)
 {
 	struct mc_relay *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -276,23 +319,22 @@ struct mc_relay *mc_relay_open(const struct mc_key *k, const struct mc_settings 
 	r->set = *set;
 	r->ext_fd = r->mem_fd = r->int_fd = -1;
 	r->next_id = 1;
-	r->ext_ifindex = set->ext_if[0] ? if_nametoindex(set->ext_if) : 0;
-	r->int_ifindex = set->int_if[0] ? if_nametoindex(set->int_if) : 0;
+	r->sk = sk;
 	r->int_sa = *int_sa;
-	if (r->int_sa.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&r->int_sa)->sin6_scope_id = r->int_ifindex;
-	key_sockaddr(&r->group_sa, k->family, k->group, k->port, r->ext_ifindex);
+	key_sockaddr(&r->group_sa, k->family, k->group, k->port, 0); /* scope: open_ext */
 	sa_str((struct sockaddr *)&r->group_sa, r->name, sizeof(r->name));
 	if (k->filter.mode)
 		snprintf(r->name + strlen(r->name), sizeof(r->name) - strlen(r->name), "/%s%u",
 			 k->filter.mode == MCAST_FMODE_INCLUDE ? "include" : "exclude",
 			 k->filter.nsrc);
-	if ((set->ext_if[0] && !r->ext_ifindex) || (set->int_if[0] && !r->int_ifindex)) {
-		*why = "configured interface not found";
-	} else if (set->suite != MCAST_SUITE_NONE && mc_random(r->recv_key, sizeof(r->recv_key))) {
+	if (k->place[0])
+		snprintf(r->name + strlen(r->name), sizeof(r->name) - strlen(r->name), " in %s",
+			 k->place);
+	if (set->suite != MCAST_SUITE_NONE && mc_random(r->recv_key, sizeof(r->recv_key))) {
 		*why = "no random bytes";
 	} else if (open_ext(r, why) == 0 && open_member(r, why) == 0 && open_int(r, why) == 0) {
 		r->tokens = (double)set->burst;
+		r->sk = NULL;
 		return r;
 	}
 	static struct log_rate rl = LOG_RATE_INIT("multicast relay start failed");
@@ -484,7 +526,13 @@ static bool from_member(struct mc_relay *r, ev_tstamp now, uint8_t *p, size_t n,
 
 	mc_hub_buf(&bcap);
 	struct sockaddr *sa = (struct sockaddr *)from;
-	if (mcast_frame_parse(&f, p, n, &err) != SOCKS_DONE || f.kind != MCAST_KIND_MEMBER) {
+	enum socks_res pr = mcast_frame_parse(&f, p, n, &err);
+	/* In a compartment the members' interface is shared with stpd's own
+	 * socket, and a loopback device delivers the relay's intranet copies
+	 * to mem_fd whatever IP_MULTICAST_LOOP says: not worth a drop. */
+	if (pr == SOCKS_DONE && f.kind == MCAST_KIND_RELAY && r->key.place[0])
+		return true;
+	if (pr != SOCKS_DONE || f.kind != MCAST_KIND_MEMBER) {
 		drop(r, &r->n.malformed, NULL, now, sa, "not a member frame");
 		return true;
 	}

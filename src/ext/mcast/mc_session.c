@@ -22,6 +22,7 @@
 #include "common/sockaddr.h"
 #include "ext/mcast/mc.h"
 #include "mcrypto/mc_crypt.h"
+#include "server/ext.h"
 #include "server/flow.h"
 #include "server/session.h"
 
@@ -237,6 +238,20 @@ static void log_join(struct mc_conn *c, const struct mc_membership *ms,
 		 g->created ? ", relay started" : "");
 }
 
+/* A relay socket of a JOIN that rule r passed: the real group's side where
+ * r sends the session (to-compartment), the members' side where it came
+ * from (server/ext.h, the socket seam). */
+struct join_sockets {
+	struct session *s;
+	const struct rule *r;
+};
+
+static int join_socket(void *ctx, bool outside, int domain, int type)
+{
+	const struct join_sockets *js = ctx;
+	return ext_open_socket(js->s, outside ? js->r : NULL, domain, type, 0);
+}
+
 static int do_join(struct mc_conn *c, const struct mcast_request *req)
 {
 	struct session *s = c->s;
@@ -257,11 +272,14 @@ static int do_join(struct mc_conn *c, const struct mcast_request *req)
 		return refuse(c, req->cmd, SOCKS5_REP_MCAST_NEITHER, &req->group,
 			      "rules allow neither sending nor receiving");
 	mc_settings_get(session_conf(s), &set);
+	struct join_sockets js = { s, flow_rule(f) };
+	struct mc_sockets sk = { join_socket, &js };
+	ext_socket_place(s, js.r, key.place, sizeof(key.place));
 	struct mc_membership *ms = membership_new(c, perms, &set);
 	if (!ms) {
 		why = "out of memory";
 		rep = SOCKS5_REP_GENERAL_FAILURE;
-	} else if (mc_hub_join(&ms->m, &key, &set, &g, &rep, &why) < 0) {
+	} else if (mc_hub_join(&ms->m, &key, &set, &sk, &g, &rep, &why) < 0) {
 		free(ms);
 		ms = NULL;
 	}

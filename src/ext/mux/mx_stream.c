@@ -21,6 +21,7 @@
 
 #include "common/sockaddr.h"
 #include "ext/mux/mx.h"
+#include "server/ext.h"
 #include "server/flow.h"
 #include "server/resolve.h"
 #include "server/session.h"
@@ -196,7 +197,9 @@ static void st_connect(struct mx_stream *st, int last_err)
 	struct mx_addrs *as = st->addrs;
 	while (as && as->next < as->n) {
 		struct sockaddr_storage *sa = &as->a[as->next++];
-		int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		/* Where the stream's rule sends it (to-compartment), as CONNECT. */
+		int fd = ext_open_socket(st->m->s, flow_rule(st->f), sa->ss_family,
+					 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			last_err = errno;
 			continue;

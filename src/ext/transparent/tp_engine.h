@@ -23,6 +23,13 @@ struct tp_assoc {
 	struct sockaddr_storage bnd; /* address to receive on, on the client's side; port 0 = any */
 	bool end_on_fin;             /* TCP: the association ends when the target sends FIN */
 	uint32_t idle_ms;            /* end after this long without a packet; 0 = never */
+	/* Where the user engine makes the association's sockets (the compartments' seam,
+	 * server/ext.h open_socket): the client-facing ones (target false) in the compartment
+	 * S is in, the target-facing ones where the rule sends the session; socket(2)'s result.
+	 * NULL: socket(2) here. Engines that cannot make their sockets this way (kernel,
+	 * remote) are never given an association whose sockets belong elsewhere. */
+	int (*open_socket)(void *sock_ctx, bool target, int domain, int type);
+	void *sock_ctx;
 };
 
 /* up = client -> target, down = target -> client */

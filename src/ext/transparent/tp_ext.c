@@ -254,7 +254,8 @@ static int pick_bnd(struct session *s, const struct sockaddr_storage *src,
 		sa_set_port((struct sockaddr *)bnd, 0);
 		return 0;
 	}
-	fd = socket(src->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* S is on the client's side: asked where the client arrived. */
+	fd = ext_open_socket(s, NULL, src->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	rc = connect(fd, (const struct sockaddr *)src, sa_len((const struct sockaddr *)src));
@@ -266,6 +267,38 @@ static int pick_bnd(struct session *s, const struct sockaddr_storage *src,
 	if (rc == 0)
 		sa_set_port((struct sockaddr *)bnd, 0);
 	return rc;
+}
+
+/* The user engine's sockets (tp_assoc.open_socket): toward S where the
+ * client arrived, toward DST where the association's rule sends it. */
+static int tp_socket(void *ctx, bool target, int domain, int type)
+{
+	struct session *s = ctx;
+	struct tp_state *st = session_handler_data(s);
+	return ext_open_socket(s, target ? flow_rule(st->flow) : NULL, domain, type, 0);
+}
+
+/* True (and the session refused with X'09', so a client such as stpify
+ * falls back to UDP ASSOCIATE) when the association's sockets belong in a
+ * compartment and this worker's engine cannot put them there: the kernel
+ * engine's NAT and stp-relayd work in their own network namespace only. */
+static bool engine_cannot_place(struct session *s, struct tp_state *st)
+{
+	char place[EXT_SOCKET_PLACE_MAX];
+	struct tp_engine *e;
+	const struct tp_engine_ops *ops;
+
+	if (!ext_socket_place(s, flow_rule(st->flow), place, sizeof(place)))
+		return false;
+	ops = engine_of(s, &e);
+	if (!ops || ops == tp_engine_find("user"))
+		return false;
+	session_info(s,
+		     "transparent: engine %s cannot relay in compartments (%s); only engine user "
+		     "makes its sockets there",
+		     ops->name, place);
+	refuse(s, st, tp_rep_of_errno(EPROTONOSUPPORT), "engine cannot relay in compartments");
+	return true;
 }
 
 static void open_relay(struct session *s, struct tp_state *st)
@@ -280,6 +313,8 @@ static void open_relay(struct session *s, struct tp_state *st)
 	}
 	st->a.end_on_fin = tc ? tc->end_on_fin : true;
 	st->a.idle_ms = tc ? tc->idle_ms : 300000;
+	st->a.open_socket = tp_socket;
+	st->a.sock_ctx = s;
 	st->phase = TP_OPENING;
 	st->relay = ops->open(e, &st->a, &tp_cb, s);
 	if (!st->relay) {
@@ -354,6 +389,8 @@ static void handle(struct session *s, struct tp_state *st)
 		refuse(s, st, SOCKS5_REP_NOT_ALLOWED, "PTCL not allowed by rule");
 		return;
 	}
+	if (engine_cannot_place(s, st))
+		return;
 	/* S.ADDR all zeros: the control connection's own address */
 	sa_from_socks(&st->a.src, &len, &st->req.src);
 	{

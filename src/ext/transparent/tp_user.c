@@ -167,6 +167,8 @@ static int open_udp(struct tp_relay *r, struct sockaddr_storage *bound)
 		.pin = r->a.src,
 		.pin_port = true,
 		.idle_secs = r->idle_secs,
+		.open_socket = r->a.open_socket,
+		.sock_ctx = r->a.sock_ctx,
 	};
 	r->dg = dgram_relay_new(&p, bound);
 	if (!r->dg)
@@ -226,6 +228,15 @@ static void reset_close(int fd)
 	close(fd);
 }
 
+/* A TCP socket of the association, where tp_assoc says. */
+static int relay_socket(const struct tp_relay *r, bool target, int family)
+{
+	int type = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+	if (r->a.open_socket)
+		return r->a.open_socket(r->a.sock_ctx, target, family, type);
+	return socket(family, type, 0);
+}
+
 static void on_accept(EV_P_ ev_io *w, int revents)
 {
 	struct tp_relay *r = w->data;
@@ -251,7 +262,7 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 		ev_io_init(&r->cio, on_client_early, fd, EV_READ);
 		r->cio.data = r;
 		ev_io_start(EV_A, &r->cio);
-		r->tfd = socket(r->a.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		r->tfd = relay_socket(r, true, r->a.dst.ss_family);
 		if (r->tfd < 0 || (connect(r->tfd, (struct sockaddr *)&r->a.dst,
 					   sa_len((struct sockaddr *)&r->a.dst)) < 0 &&
 				   errno != EINPROGRESS)) {
@@ -279,7 +290,7 @@ static int open_tcp(struct tp_relay *r, struct sockaddr_storage *bound)
 {
 	socklen_t len = sizeof(*bound);
 	int one = 1;
-	r->lfd = socket(r->a.bnd.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	r->lfd = relay_socket(r, false, r->a.bnd.ss_family);
 	if (r->lfd < 0)
 		return -1;
 	setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
