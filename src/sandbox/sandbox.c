@@ -170,8 +170,11 @@ static int allow_families(scmp_filter_ctx f, const int *fam, size_t n, char *err
 			  size_t errlen)
 {
 	for (size_t i = 0; i < n; i++) {
-		int rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam[i]));
+		/* socket(family == fam[i], ...): written out, SCMP_A0 leaves a field
+		 * to the compiler's zeroing, which clang warns about. */
+		struct scmp_arg_cmp eq = { .arg = 0, .op = SCMP_CMP_EQ,
+					   .datum_a = (scmp_datum_t)fam[i], .datum_b = 0 };
+		int rc = seccomp_rule_add_array(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &eq);
 		if (rc < 0) {
 			snprintf(err, errlen, "seccomp: allow socket(%d): %s", fam[i],
 				 strerror(-rc));

@@ -249,7 +249,7 @@ static void sandbox_workers(const struct stp_conf *c)
 		return;
 	}
 	if (sandbox_install(SANDBOX_WORKERS, err, sizeof(err)) < 0)
-		fatalx("%s", err);
+		fatalx("%s (`seccomp off` runs without the filter)", err);
 	log_info("seccomp: workers' filter installed");
 }
 
