@@ -277,7 +277,10 @@ def test_broker_keeps_sys_admin_alone_under_its_filter(world):
         text = world.wait_log("broker: seccomp filter installed")
         broker = int(re.search(r"broker started \(pid (\d+)\)", text).group(1))
         st = _status(broker)
-        assert st["Uid"].split() == ["0"] * 4
+        # uid nobody like stpd (`user nobody`), CAP_SYS_ADMIN alone.
+        assert st["Uid"].split() == ["65534"] * 4
+        assert st["Gid"].split() == ["65534"] * 4
+        assert "broker: running as nobody with CAP_SYS_ADMIN only" in text
         for key in ("CapEff", "CapPrm"):
             assert _cap(st, key) == 1 << CAP_SYS_ADMIN, (key, st[key])
         # stpd emptied the bounding set before forking it (user nobody).
