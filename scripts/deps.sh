@@ -12,6 +12,7 @@ BUILD_PKGS=(
 	libmicrohttpd-dev libnftables-dev libnetfilter-conntrack-dev libmnl-dev
 	libkrb5-dev libldap-dev libradcli-dev
 	libnghttp2-dev
+	libseccomp-dev
 )
 TEST_PKGS=(
 	curl python3 python3-pytest python3-socks python3-python-socks python3-async-timeout

@@ -363,6 +363,8 @@ void conf_describe(const struct stp_conf *c, char *out, size_t outlen)
 		 "/etc/resolv.conf");
 	if (c->run_as_user[0])
 		conf_cat(out, outlen, &pos, ", user: %s", c->run_as_user);
+	if (c->no_seccomp)
+		conf_cat(out, outlen, &pos, ", seccomp: off");
 	conf_cat(out, outlen, &pos, "\nlog: %s %s %s\n",
 		 c->log_target == LOG_TO_SYSLOG ? "syslog" : "stderr",
 		 c->log_format == LOG_FMT_JSON ? "json" : "text", cv_log_level_name(c->log_level));

@@ -103,6 +103,7 @@ struct stp_conf {
 	int log_level;                 /* LOG_ERR..LOG_DEBUG from syslog.h, default LOG_INFO */
 
 	char run_as_user[CONF_NAME_MAX]; /* drop privileges after binding; "" = stay */
+	bool no_seccomp;                 /* `seccomp off`: no filter (debugging) */
 
 	/* Two levels, as in Dante: client rules when a connection is accepted,
 	 * request rules for each request (and each UDP datagram). First match

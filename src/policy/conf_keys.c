@@ -80,6 +80,17 @@ static void *k_user(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 	return ctx;
 }
 
+/* seccomp on|off: the workers' and the broker's filters (on by default). */
+static void *k_seccomp(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
+{
+	bool on = true;
+	if (cv_bool(arg(s, 0), &on) < 0)
+		conf_error(p, s->line, "'seccomp' is on or off, not '%.64s'", arg(s, 0));
+	else
+		p->conf->no_seccomp = !on;
+	return ctx;
+}
+
 /* log, timeouts, limits, auth: the block's keys write to p->conf. */
 static void *k_block(struct conf_parser *p, const struct conf_stmt *s, void *ctx)
 {
@@ -346,6 +357,7 @@ static const struct conf_key top_keys[] = {
 	{ KW_RADIUS, 0, 0, true, &conf_sec_radius, true, conf_k_radius },
 	{ KW_REQUEST, 1, 1, false, &conf_sec_request_rule, false, conf_key_request },
 	KEY1(KW_RESOLVER, k_resolver),
+	KEY1(KW_SECCOMP, k_seccomp),
 	{ KW_TIMEOUTS, 0, 0, false, &sec_timeouts, true, k_block },
 	KEY1(KW_USER, k_user),
 	KEY1(KW_WORKERS, k_workers),

@@ -62,6 +62,7 @@ static const struct kw_entry kw_table[] = {
 	{ "request", KW_REQUEST },
 	{ "resolver", KW_RESOLVER },
 	{ "retries", KW_RETRIES },
+	{ "seccomp", KW_SECCOMP },
 	{ "secret-file", KW_SECRET_FILE },
 	{ "server", KW_SERVER },
 	{ "sessions", KW_SESSIONS },

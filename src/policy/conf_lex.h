@@ -98,6 +98,7 @@ enum conf_kw {
 	KW_URI,
 	KW_USER_DN,
 	KW_TCP_FASTOPEN,
+	KW_SECCOMP,
 	KW_COUNT_
 };
 #define CONF_EXT_KW_MAX 128                   /* extensions' keywords, all together */

@@ -24,6 +24,7 @@
 #include "common/sockaddr.h"
 #include "ext/ext_conf.h"
 #include "server/ext.h"
+#include "sandbox/sandbox.h"
 #include "server/server.h"
 
 #define STPD_VERSION STP_VERSION /* meson.build: the project version */
@@ -229,9 +230,26 @@ static void drop_privileges(const char *user)
 		fatalx("user %s: no such user", user);
 	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
 		return; /* already there (e.g. started by systemd as that user) */
+	/* setuid clears the permitted and effective sets (the bounding set
+	 * was emptied at the start of serve). */
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s", user);
 	log_info("running as %s", user);
+}
+
+/* The workers' seccomp filter (src/sandbox), on every thread of this
+ * process, unless `seccomp off` or built without it. */
+static void sandbox_workers(const struct stp_conf *c)
+{
+	char err[256];
+	if (c->no_seccomp || !sandbox_built()) {
+		log_info("seccomp: no filter (%s)", c->no_seccomp ? "seccomp off" :
+				"built with -Dseccomp=false");
+		return;
+	}
+	if (sandbox_install(SANDBOX_WORKERS, err, sizeof(err)) < 0)
+		fatalx("%s (`seccomp off` runs without the filter)", err);
+	log_info("seccomp: workers' filter installed");
 }
 
 /* The fd limit caps sessions: take all the hard limit allows. */
@@ -295,6 +313,12 @@ static int serve(const struct options *o, struct snapshot *boot)
 	sigset_t sigs;
 
 	raise_fd_limit();
+	/* Going to drop to `user`: empty the capability bounding set now,
+	 * while this is the only thread (the set is per thread and threads
+	 * inherit it; CAP_SETPCAP is still ours). The permitted set keeps
+	 * what binding listeners and the broker need until the drop. */
+	if (c->run_as_user[0] && geteuid() == 0)
+		privs_bound_only(0);
 	ares_library_init(ARES_LIB_INIT_ALL);
 	if (authpool_start(n > 1 ? n : 2) < 0)
 		fatalx("cannot start the authentication threads");
@@ -319,6 +343,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 	if (ext_server_start(c, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	drop_privileges(c->run_as_user);
+	sandbox_workers(c);
 
 	/* Workers inherit a mask with every signal we handle blocked. */
 	sigemptyset(&sigs);

@@ -7,7 +7,7 @@ servers and an outside network, with nothing routing between them.
     inside ns 10.81.9.2:80, 10.81.9.2:8080, 10.81.9.3:80 (legacy HTTP)
               dnsmasq 10.81.9.53: www.test -> 10.81.9.2; a listener too
     outside   10.81.8.2:80 (web); dnsmasq 10.81.8.53: www.test -> 10.81.8.2
-    stpd ns   stpd itself ("host"), running as nobody; its broker as root
+    stpd ns   stpd itself ("host"), running as nobody; its broker as nobody with CAP_SYS_ADMIN
 
 No veth joins any of them: every byte between compartments passes through
 stpd's sockets, and ip_forward is 0 everywhere. Needs root, curl, dnsmasq.

@@ -36,6 +36,9 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
 		      int protocol);
 /* Asks the broker to re-read the configuration file (main thread). */
 void cmp_broker_reload(void);
+/* In the broker, as it starts: CAP_SYS_ADMIN only, NO_NEW_PRIVS and its
+ * seccomp filter (cmp_harden.c). */
+void cmp_broker_harden(const struct stp_conf *c);
 /* The broker's side of one channel, for tests: serves fd until EOF under
  * configuration c (never returns a socket c does not allow). */
 void cmp_broker_serve_one(int fd, const struct stp_conf *c);

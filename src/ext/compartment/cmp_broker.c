@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -147,25 +146,6 @@ void cmp_broker_serve_one(int fd, const struct stp_conf *c)
 	conf_unref(cur);
 }
 
-/* The broker needs CAP_SYS_ADMIN (setns) and nothing else: every other
- * capability leaves the bounding, permitted and effective sets, and no
- * exec can give any back. It stays uid 0, so it still opens root's files
- * (namespaces, the config) by ordinary permission. */
-static void keep_only_sys_admin(void)
-{
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
-
-	for (int cap = 0; cap <= 63; cap++)
-		if (cap != CAP_SYS_ADMIN)
-			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-	memset(d, 0, sizeof(d));
-	d[0].effective = d[0].permitted = 1u << CAP_SYS_ADMIN;
-	if (syscall(SYS_capset, &h, d) < 0)
-		log_warn("broker: cannot drop capabilities other than CAP_SYS_ADMIN");
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
-
 static void broker_main(int *fds, unsigned n, struct stp_conf *c)
 {
 	struct pollfd p[CHAN_MAX];
@@ -178,7 +158,7 @@ static void broker_main(int *fds, unsigned n, struct stp_conf *c)
 	signal(SIGINT, SIG_IGN); /* a terminal's ^C reaches stpd, which ends us */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	prctl(PR_SET_NAME, "stpd-broker");
-	keep_only_sys_admin();
+	cmp_broker_harden(c); /* cmp_harden.c */
 	for (unsigned i = 0; i < n; i++)
 		p[i] = (struct pollfd){ fds[i], POLLIN, 0 };
 	log_info("broker: serving %u channels", n);

@@ -33,6 +33,7 @@ static void test_default(void **state)
 	assert_int_equal(c->auth_methods, AUTH_BIT_NONE);
 	assert_string_equal(c->pam_service, "stpd");
 	assert_string_equal(c->run_as_user, "");
+	assert_false(c->no_seccomp); /* the filters are on unless `seccomp off` */
 	assert_int_equal(c->timeouts.handshake, 10);
 	assert_int_equal(c->timeouts.connect, 30);
 	assert_int_equal(c->timeouts.connect_attempt_delay, 250);

@@ -168,6 +168,8 @@ static const struct err_case cases[] = {
 	{ "request pass { user \"\" }\n", "t.conf:1: bad user '' (1 to 255 characters)\n" },
 	{ "listen 127.0.0.1:1\n\nclient pass { listener nope }\n", "t.conf:3: no listener named 'nope'\n" },
 	{ "request pass { listener default }\nlisten 127.0.0.1:1\n", "t.conf:1: no listener named 'default'\n" },
+	{ "seccomp maybe\n", "t.conf:1: 'seccomp' is on or off, not 'maybe'\n" },
+	{ "seccomp off\nseccomp on\n", "t.conf:2: duplicate 'seccomp' in the top level (first at line 1)\n" },
 };
 
 static void test_each_error(void **state)

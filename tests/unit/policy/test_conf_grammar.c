@@ -227,6 +227,20 @@ static void test_empty_is_default(void **state)
 	conf_unref(c);
 }
 
+/* seccomp: on unless the file says off (docs/config.md). */
+static void test_seccomp_key(void **state)
+{
+	struct stp_conf *c = pt_parse("user nobody\n");
+	assert_false(c->no_seccomp);
+	conf_unref(c);
+	c = pt_parse("seccomp off\n");
+	assert_true(c->no_seccomp);
+	conf_unref(c);
+	c = pt_parse("seccomp on\n");
+	assert_false(c->no_seccomp);
+	conf_unref(c);
+}
+
 /* What a file sets is kept; only what it leaves out is defaulted. */
 static void test_partial_defaults(void **state)
 {
@@ -449,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_lexer_tokens),
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_empty_is_default),
+		cmocka_unit_test(test_seccomp_key),
 		cmocka_unit_test(test_partial_defaults),
 		cmocka_unit_test(test_separators_and_layout),
 		cmocka_unit_test(test_values_that_look_like_keywords),

@@ -1,0 +1,61 @@
+/*
+ * cmp_harden.c - what the broker keeps of root (docs/compartments.md,
+ * docs/operations.md "Privilege separation"): CAP_SYS_ADMIN alone (setns)
+ * in its bounding, permitted and effective sets; stpd's `user` as its
+ * uid when stpd drops to one (setns needs the capability, not uid 0: the
+ * namespace files under /run/netns are world-readable, and the file it
+ * re-reads on reload must be readable by that user for stpd anyway);
+ * NO_NEW_PRIVS; and its own seccomp filter (src/sandbox: poll, its
+ * channels, threads, setns, INET/INET6 sockets, reading the configuration
+ * on reload), unless the configuration says `seccomp off`.
+ */
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ext/compartment/cmp.h"
+#include "policy/conf.h"
+#include "sandbox/sandbox.h"
+
+#define SYS_ADMIN_ONLY (1ULL << CAP_SYS_ADMIN)
+
+/* uid/gid of `user`, keeping the permitted set across setuid. The broker
+ * is single-threaded here (forked from stpd's main thread). */
+static void become_user(const char *user)
+{
+	struct passwd *pw;
+
+	if (!user[0] || geteuid() != 0)
+		return;
+	if (!(pw = getpwnam(user)) || pw->pw_uid == 0)
+		return; /* stpd itself refuses an unknown user */
+	prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	if (setgroups(1, &pw->pw_gid) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+		log_warn("broker: cannot become %s; not serving", user);
+		_exit(1);
+	}
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	log_info("broker: running as %s with CAP_SYS_ADMIN only", user);
+}
+
+void cmp_broker_harden(const struct stp_conf *c)
+{
+	char err[256];
+
+	privs_bound_only(SYS_ADMIN_ONLY); /* while CAP_SETPCAP is still effective */
+	become_user(c->run_as_user);
+	if (privs_keep_only(SYS_ADMIN_ONLY) < 0)
+		log_warn("broker: cannot drop capabilities other than CAP_SYS_ADMIN");
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (c->no_seccomp || !sandbox_built())
+		return;
+	if (sandbox_install(SANDBOX_BROKER, err, sizeof(err)) < 0) {
+		log_warnx("broker: %s; not serving", err);
+		_exit(1);
+	}
+	log_info("broker: seccomp filter installed");
+}
