@@ -116,6 +116,11 @@ struct stp_ext {
 			     struct ext_log_field *f, size_t max);
 	/* After SIGHUP installed a new configuration (main thread). */
 	void (*reloaded)(const struct stp_conf *c);
+	/* After worker w took the new configuration c for its new sessions
+	 * (w's thread, after reloaded): per-worker state that depends on the
+	 * configuration, and sessions the new one no longer allows
+	 * (worker_end_sessions). */
+	void (*worker_reloaded)(struct worker *w, const struct stp_conf *c);
 	/* Metrics (docs/operations.md): the module's gauges now, at most cap
 	 * of them; how many it wrote. Called from the metrics thread at
 	 * scrape time, never on a session's loop. */
@@ -175,6 +180,17 @@ struct resolver *ext_resolver(struct session *s, const struct rule *r);
 size_t ext_log_fields(const struct session *s, const struct rule *r, bool deny,
 		      struct ext_log_field *f, size_t max);
 void ext_reloaded(const struct stp_conf *c);
+void ext_worker_reloaded(struct worker *w, const struct stp_conf *c);
+
+/* Ends each of w's sessions for which judge() returns true, with the
+ * reason it wrote into why (the session's close reason); r is the rule
+ * that passed the session's request (NULL before one). judge must not
+ * close sessions itself. From w's thread. How many ended. */
+#define EXT_REASON_MAX 64
+unsigned worker_end_sessions(struct worker *w,
+			     bool (*judge)(const struct session *s, const struct rule *r,
+					   void *ctx, char *why, size_t whylen),
+			     void *ctx);
 /* Runs every module's describe, in registry order. */
 void ext_describe(const struct session *s, struct feat_writer *w);
 /* The first method, in preference order, that the config enables and the

@@ -221,3 +221,10 @@ void ext_reloaded(const struct stp_conf *c)
 		if (registry[i]->reloaded)
 			registry[i]->reloaded(c);
 }
+
+void ext_worker_reloaded(struct worker *w, const struct stp_conf *c)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->worker_reloaded)
+			registry[i]->worker_reloaded(w, c);
+}

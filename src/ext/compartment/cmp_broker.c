@@ -100,6 +100,10 @@ static int serve_request(int fd, struct stp_conf **c, bool may_reload)
 		char e[4096] = "";
 		struct stp_conf *nc = may_reload && (*c)->path[0] ? conf_load((*c)->path, e, sizeof(e))
 								  : NULL;
+		if (nc && cmp_conf_check_netns(nc, e, sizeof(e)) < 0) {
+			conf_unref(nc);
+			nc = NULL;
+		}
 		if (!nc) {
 			log_warnx("broker: reload refused, keeping the running policy%s%s",
 				  e[0] ? ": " : "", e);
