@@ -104,6 +104,13 @@ struct stp_ext {
 	int (*open_socket)(struct session *s, const struct rule *r, int domain, int type,
 			   int protocol);
 	int (*listen_socket)(const struct conf_listener *cl, int domain, int type, int protocol);
+	/* Listeners that follow reloads: a module whose listen_socket can
+	 * make cl's socket after privileges are dropped (from a worker's
+	 * thread) returns a key for where cl listens (a compartment's name),
+	 * else NULL. On SIGHUP such listeners are opened, kept (same name,
+	 * address and key) or closed as the new file says
+	 * (listener_reload.c); every other listener stays as started. */
+	const char *(*listener_follows_reload)(const struct conf_listener *cl);
 	/* The resolver for names of session s's request, which rule r (may be
 	 * NULL) matches by name; NULL: the worker's; EXT_RESOLVER_FAILED: the
 	 * module's, which it could not make (look-ups then fail rather than go
@@ -174,6 +181,8 @@ int ext_session_open(struct session *s);
 /* The socket seam (above): the first module that owns it, else socket(2). */
 int ext_open_socket(struct session *s, const struct rule *r, int domain, int type, int protocol);
 int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int protocol);
+/* The first module's listener_follows_reload key for cl, or NULL. */
+const char *ext_listener_follows_reload(const struct conf_listener *cl);
 /* The first module's resolver for r, or NULL. */
 struct resolver *ext_resolver(struct session *s, const struct rule *r);
 /* Every module's log fields, in registry order; how many. */

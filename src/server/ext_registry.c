@@ -195,6 +195,18 @@ int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int 
 	return socket(domain, type, protocol);
 }
 
+const char *ext_listener_follows_reload(const struct conf_listener *cl)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		const char *k = registry[i]->listener_follows_reload
+					? registry[i]->listener_follows_reload(cl)
+					: NULL;
+		if (k)
+			return k;
+	}
+	return NULL;
+}
+
 struct resolver *ext_resolver(struct session *s, const struct rule *r)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {

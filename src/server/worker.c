@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "common/log.h"
+#include "policy/conf.h"
 #include "server/ext.h"
 #include "server/resolve.h"
 #include "server/server.h"
@@ -111,6 +112,7 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
+		listener_reload(w, s->conf);
 		ext_worker_reloaded(w, s->conf);
 	}
 	if (atomic_exchange(&w->want_stop, false))
@@ -186,6 +188,9 @@ void worker_fini(struct worker *w)
 	udp_batch_free(w->udp);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].held)
+			conf_unref(w->listeners[i].held);
 	free(w->listeners);
 	snapshot_unref(w->snap);
 	reap(w);

@@ -183,6 +183,16 @@ static int cmp_listen_socket(const struct conf_listener *cl, int domain, int typ
 	const char *name = cmp_listener_name(cl);
 	if (strcmp(name, CMP_HOST) == 0)
 		return EXT_NOT_MINE;
+	/* A worker's thread (a listener added by reload): it cannot enter
+	 * namespaces; the broker makes the socket if its own copy of the new
+	 * file has a listener in that compartment. */
+	if (tl.set) {
+		int fd = socket_in(name, name, domain, type, protocol);
+		if (fd < 0)
+			log_warn("compartment %s: listening socket for %s from the broker", name,
+				 cl->name);
+		return fd;
+	}
 	struct stp_conf *c = ext_conf_current();
 	const struct cmp_entry *e = c ? cmp_conf_find(c, name) : NULL;
 	int fd = -1;
@@ -195,6 +205,12 @@ static int cmp_listen_socket(const struct conf_listener *cl, int domain, int typ
 	if (c)
 		conf_unref(c);
 	return fd;
+}
+
+static const char *cmp_listener_follows_reload(const struct conf_listener *cl)
+{
+	const char *name = cmp_listener_name(cl);
+	return strcmp(name, CMP_HOST) == 0 ? NULL : name;
 }
 
 static int res_open(void *ctx, int domain, int type, int protocol)
@@ -272,6 +288,7 @@ const struct stp_ext ext_compartment = {
 	.conf_report = cmp_conf_report,
 	.open_socket = cmp_open_socket,
 	.listen_socket = cmp_listen_socket,
+	.listener_follows_reload = cmp_listener_follows_reload,
 	.resolver = cmp_resolver,
 	.log_fields = cmp_log_fields,
 	.reloaded = cmp_reloaded,
