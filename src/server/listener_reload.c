@@ -22,8 +22,8 @@
 #include "server/server.h"
 
 /* The listener of c that l is (same name, address and module key), or -1. */
-static ssize_t find_same(const struct conf_listener *l, const char *key,
-			 const struct stp_conf *c, const bool *taken)
+static ssize_t find_same(const struct conf_listener *l, const char *key, const struct stp_conf *c,
+			 const bool *taken)
 {
 	for (size_t j = 0; j < c->n_listeners; j++) {
 		const struct conf_listener *b = &c->listeners[j];
@@ -41,13 +41,19 @@ static void say(const struct worker *w, const char *what, const struct conf_list
 	char where[SA_STR_MAX];
 	if (w->id == 0) /* once, not once per worker */
 		log_info("%s %s (%s) on reload", what,
-			 sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where)), cl->name);
+			 sa_str((const struct sockaddr *)&cl->addr, where, sizeof(where)),
+			 cl->name);
 }
 
 void listener_reload(struct worker *w, struct stp_conf *c)
 {
-	if (w->draining)
-		return;
+	bool any = false;
+	for (size_t i = 0; i < w->n_listeners && !any; i++)
+		any = ext_listener_follows_reload(w->listeners[i].conf) != NULL;
+	for (size_t j = 0; j < c->n_listeners && !any; j++)
+		any = ext_listener_follows_reload(&c->listeners[j]) != NULL;
+	if (w->draining || !any)
+		return; /* nothing to do: the watchers (maybe paused) stay as they are */
 	struct listener *nl = calloc(w->n_listeners + c->n_listeners + 1, sizeof(*nl));
 	bool *taken = calloc(c->n_listeners + 1, sizeof(*taken));
 	size_t n = 0;
@@ -96,8 +102,9 @@ void listener_reload(struct worker *w, struct stp_conf *c)
 			continue;
 		}
 		say(w, "listening on", &c->listeners[j]);
-		nl[n++] = (struct listener){ .w = w, .conf = &c->listeners[j], .held = conf_ref(c),
-					     .fd = fd };
+		nl[n++] = (struct listener){
+			.w = w, .conf = &c->listeners[j], .held = conf_ref(c), .fd = fd
+		};
 	}
 	free(taken);
 	free(w->listeners);
