@@ -146,10 +146,10 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
 }
 
 /* True when c's listen statements (addresses, names) differ from the ones
- * the running sockets were opened for. */
-/* Listeners that follow reloads (listener_reload.c) are not compared: the
- * others are exactly the ones stpd started with (started), on every worker;
- * the workers' own arrays change under reloads on their threads. */
+ * the running sockets were opened for. Listeners that follow reloads
+ * (listener_reload.c) are not compared: the others are exactly the ones
+ * stpd started with (started), on every worker; the workers' own arrays
+ * change under reloads on their threads. */
 bool listener_conf_changed(const struct stp_conf *started, const struct stp_conf *c)
 {
 	size_t i = 0, j = 0;

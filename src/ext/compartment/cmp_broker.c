@@ -382,7 +382,9 @@ void cmp_broker_reload(void)
 	size_t qlen = broker_request_write(q, sizeof(q), &rq);
 	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
 		return;
-	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	int fd = ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	if (fd >= 0)
+		close(fd); /* RELOAD's reply never carries one */
 	if (rep.status != BROKER_ST_OK)
 		log_warnx("compartments: the broker did not take the new configuration; it "
 			  "keeps allowing what the old one did");

@@ -153,9 +153,12 @@ static void cmp_server_stop(void)
 
 static void cmp_reloaded(const struct stp_conf *c)
 {
-	(void)c;
 	if (cmp_broker_running())
 		cmp_broker_reload();
+	else if (cmp_conf_used(c))
+		/* The broker is forked as root at start only. */
+		log_warnx("compartments: stpd started without any, so no broker runs: the "
+			  "compartments of this file take effect on restart");
 }
 
 /* A socket in out for a session from in: stpd's own namespace needs no
