@@ -80,5 +80,7 @@ int ext_conf_check(const struct stp_conf *c, char *err, size_t errlen)
 			 c->path[0] ? c->path : "(embedded)");
 		return -1;
 	}
+	if (STP_EXT_COMPARTMENT && cmp_conf_check_netns(c, err, errlen) < 0)
+		return -1;
 	return 0;
 }

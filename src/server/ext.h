@@ -104,6 +104,13 @@ struct stp_ext {
 	int (*open_socket)(struct session *s, const struct rule *r, int domain, int type,
 			   int protocol);
 	int (*listen_socket)(const struct conf_listener *cl, int domain, int type, int protocol);
+	/* Listeners that follow reloads: a module whose listen_socket can
+	 * make cl's socket after privileges are dropped (from a worker's
+	 * thread) returns a key for where cl listens (a compartment's name),
+	 * else NULL. On SIGHUP such listeners are opened, kept (same name,
+	 * address and key) or closed as the new file says
+	 * (listener_reload.c); every other listener stays as started. */
+	const char *(*listener_follows_reload)(const struct conf_listener *cl);
 	/* The resolver for names of session s's request, which rule r (may be
 	 * NULL) matches by name; NULL: the worker's; EXT_RESOLVER_FAILED: the
 	 * module's, which it could not make (look-ups then fail rather than go
@@ -116,6 +123,11 @@ struct stp_ext {
 			     struct ext_log_field *f, size_t max);
 	/* After SIGHUP installed a new configuration (main thread). */
 	void (*reloaded)(const struct stp_conf *c);
+	/* After worker w took the new configuration c for its new sessions
+	 * (w's thread, after reloaded): per-worker state that depends on the
+	 * configuration, and sessions the new one no longer allows
+	 * (worker_end_sessions). */
+	void (*worker_reloaded)(struct worker *w, const struct stp_conf *c);
 	/* Metrics (docs/operations.md): the module's gauges now, at most cap
 	 * of them; how many it wrote. Called from the metrics thread at
 	 * scrape time, never on a session's loop. */
@@ -180,12 +192,25 @@ int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int 
  * module moves those sockets (stpd's own namespace). */
 bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap);
 #define EXT_SOCKET_PLACE_MAX 136 /* a place's buffer: "IN->OUT", names up to 63 octets */
+/* The first module's listener_follows_reload key for cl, or NULL. */
+const char *ext_listener_follows_reload(const struct conf_listener *cl);
 /* The first module's resolver for r, or NULL. */
 struct resolver *ext_resolver(struct session *s, const struct rule *r);
 /* Every module's log fields, in registry order; how many. */
 size_t ext_log_fields(const struct session *s, const struct rule *r, bool deny,
 		      struct ext_log_field *f, size_t max);
 void ext_reloaded(const struct stp_conf *c);
+void ext_worker_reloaded(struct worker *w, const struct stp_conf *c);
+
+/* Ends each of w's sessions for which judge() returns true, with the
+ * reason it wrote into why (the session's close reason); r is the rule
+ * that passed the session's request (NULL before one). judge must not
+ * close sessions itself. From w's thread. How many ended. */
+#define EXT_REASON_MAX 64
+unsigned worker_end_sessions(struct worker *w,
+			     bool (*judge)(const struct session *s, const struct rule *r,
+					   void *ctx, char *why, size_t whylen),
+			     void *ctx);
 /* Runs every module's describe, in registry order. */
 void ext_describe(const struct session *s, struct feat_writer *w);
 /* The first method, in preference order, that the config enables and the

@@ -205,6 +205,18 @@ bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, 
 	return false;
 }
 
+const char *ext_listener_follows_reload(const struct conf_listener *cl)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		const char *k = registry[i]->listener_follows_reload
+					? registry[i]->listener_follows_reload(cl)
+					: NULL;
+		if (k)
+			return k;
+	}
+	return NULL;
+}
+
 struct resolver *ext_resolver(struct session *s, const struct rule *r)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
@@ -230,4 +242,11 @@ void ext_reloaded(const struct stp_conf *c)
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (registry[i]->reloaded)
 			registry[i]->reloaded(c);
+}
+
+void ext_worker_reloaded(struct worker *w, const struct stp_conf *c)
+{
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->worker_reloaded)
+			registry[i]->worker_reloaded(w, c);
 }

@@ -146,18 +146,27 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
 }
 
 /* True when c's listen statements (addresses, names) differ from the ones
- * the running sockets were opened for. */
-bool listener_conf_changed(const struct worker *w, const struct stp_conf *c)
+ * the running sockets were opened for. Listeners that follow reloads
+ * (listener_reload.c) are not compared: the others are exactly the ones
+ * stpd started with (started), on every worker; the workers' own arrays
+ * change under reloads on their threads. */
+bool listener_conf_changed(const struct stp_conf *started, const struct stp_conf *c)
 {
-	if (w->n_listeners != c->n_listeners)
-		return true;
-	for (size_t i = 0; i < c->n_listeners; i++) {
-		const struct conf_listener *a = w->listeners[i].conf, *b = &c->listeners[i];
+	size_t i = 0, j = 0;
+	for (;;) {
+		while (i < started->n_listeners && ext_listener_follows_reload(&started->listeners[i]))
+			i++;
+		while (j < c->n_listeners && ext_listener_follows_reload(&c->listeners[j]))
+			j++;
+		if (i == started->n_listeners || j == c->n_listeners)
+			return i != started->n_listeners || j != c->n_listeners;
+		const struct conf_listener *a = &started->listeners[i], *b = &c->listeners[j];
 		if (!sa_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr) ||
 		    strcmp(a->name, b->name) != 0)
 			return true;
+		i++;
+		j++;
 	}
-	return false;
 }
 
 /*

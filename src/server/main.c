@@ -262,6 +262,10 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* The configuration stpd started with (serve() holds it): the listeners
+ * that do not follow reloads are its. */
+static const struct stp_conf *started_conf;
+
 static void reload(const struct options *o)
 {
 	char err[4096] = "";
@@ -273,7 +277,7 @@ static void reload(const struct options *o)
 	log_setlevel(s->conf->log_level);
 	/* Listeners stay: new addresses could need privileges dropped since
 	 * start (docs/architecture.md). Say so rather than ignore the edit. */
-	if (listener_conf_changed(&g_server.workers[0], s->conf))
+	if (listener_conf_changed(started_conf, s->conf))
 		log_warnx("reload: listen statements changed; they take effect on restart "
 			  "(still listening as started)");
 	server_set_snapshot(s);
@@ -324,6 +328,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 		fatalx("cannot start the authentication threads");
 	g_server.drain_secs = c->timeouts.drain;
 	g_server.snap = snapshot_ref(boot);
+	started_conf = c;
 	g_server.n_workers = n;
 	g_server.workers = calloc(n, sizeof(*g_server.workers));
 	if (!g_server.workers)

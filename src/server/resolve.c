@@ -257,6 +257,11 @@ void resolver_free(struct resolver *r)
 	resolver_destroy(r);
 }
 
+unsigned resolver_pending(const struct resolver *r)
+{
+	return r ? r->pending : 0;
+}
+
 static void on_result(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
 	struct lookup *l = arg;

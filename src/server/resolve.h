@@ -34,6 +34,9 @@ struct resolver *resolver_new_in(struct ev_loop *loop, const char *servers, unsi
 				 unsigned max_pending, const struct resolver_sockets *socks,
 				 char *err, size_t errlen);
 void resolver_free(struct resolver *r);
+/* Look-ups (and raw queries) r still has running: a resolver a module
+ * retires is freed once this is 0, so no caller's look-up fails for it. */
+unsigned resolver_pending(const struct resolver *r);
 /* Starts a look-up; *slot holds its handle until the callback runs (it is
  * cleared first), which may happen before this returns. -1 when max_pending
  * look-ups are already running (or out of memory), or r is NULL (as the

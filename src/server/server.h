@@ -36,6 +36,7 @@ void snapshot_unref(struct snapshot *s);
 struct listener {
 	struct worker *w;
 	const struct conf_listener *conf; /* from the snapshot the server started with */
+	struct stp_conf *held;            /* conf's, for listeners a reload opened or kept */
 	int fd;
 	ev_io io;
 };
@@ -118,7 +119,10 @@ int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen
 int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
-bool listener_conf_changed(const struct worker *w, const struct stp_conf *c);
+bool listener_conf_changed(const struct stp_conf *started, const struct stp_conf *c);
+/* listener_reload.c: on w's thread after a reload to c, opens, keeps or
+ * closes the listeners that follow reloads (ext_listener_follows_reload). */
+void listener_reload(struct worker *w, struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);

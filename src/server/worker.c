@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "common/log.h"
+#include "policy/conf.h"
 #include "server/ext.h"
 #include "server/resolve.h"
 #include "server/server.h"
@@ -23,6 +24,41 @@ static void maybe_finish_drain(struct worker *w)
 {
 	if (w->draining && w->n_sessions == 0 && w->auth_orphans == 0)
 		ev_break(w->loop, EVBREAK_ALL);
+}
+
+unsigned worker_end_sessions(struct worker *w,
+			     bool (*judge)(const struct session *s, const struct rule *r,
+					   void *ctx, char *why, size_t whylen),
+			     void *ctx)
+{
+	struct ended {
+		struct session *s;
+		char why[EXT_REASON_MAX];
+	} *v = NULL;
+	size_t n = 0, cap = 0;
+
+	/* Judge first, close after: a command's destroy may end other
+	 * sessions, and closed ones stay allocated until the reaper runs. */
+	for (struct session *s = w->sessions; s; s = s->next) {
+		char why[EXT_REASON_MAX] = "";
+		if (s->state == SS_CLOSED || !judge(s, s->rule, ctx, why, sizeof(why)))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct ended *nv = realloc(v, nc * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+			cap = nc;
+		}
+		v[n].s = s;
+		snprintf(v[n].why, sizeof(v[n].why), "%s", why);
+		n++;
+	}
+	for (size_t i = 0; i < n; i++)
+		session_close(v[i].s, v[i].why);
+	free(v);
+	return (unsigned)n;
 }
 
 void worker_session_ended(struct worker *w)
@@ -81,6 +117,8 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
+		listener_reload(w, s->conf);
+		ext_worker_reloaded(w, s->conf);
 	}
 	if (atomic_exchange(&w->want_stop, false))
 		start_drain(w);
@@ -155,6 +193,9 @@ void worker_fini(struct worker *w)
 	udp_batch_free(w->udp);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].held)
+			conf_unref(w->listeners[i].held);
 	free(w->listeners);
 	snapshot_unref(w->snap);
 	reap(w);

@@ -52,7 +52,7 @@ USES = {
         ("request pass { command listen udpbind }\n", "listen", 1),
     ],
     "compartment": [
-        ("compartments { compartment a netns a }\n", "compartments", 1),
+        ("compartments { compartment a netns /proc/self/ns/net }\n", "compartments", 1),
         ("request pass { to-compartment host }\n", "to-compartment", 1),
     ],
     "tunnel": [

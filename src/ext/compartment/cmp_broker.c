@@ -99,6 +99,10 @@ static int serve_request(int fd, struct stp_conf **c, bool may_reload)
 		char e[4096] = "";
 		struct stp_conf *nc = may_reload && (*c)->path[0] ? conf_load((*c)->path, e, sizeof(e))
 								  : NULL;
+		if (nc && cmp_conf_check_netns(nc, e, sizeof(e)) < 0) {
+			conf_unref(nc);
+			nc = NULL;
+		}
 		if (!nc) {
 			log_warnx("broker: reload refused, keeping the running policy%s%s",
 				  e[0] ? ": " : "", e);
@@ -358,7 +362,9 @@ void cmp_broker_reload(void)
 	size_t qlen = broker_request_write(q, sizeof(q), &rq);
 	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
 		return;
-	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	int fd = ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	if (fd >= 0)
+		close(fd); /* RELOAD's reply never carries one */
 	if (rep.status != BROKER_ST_OK)
 		log_warnx("compartments: the broker did not take the new configuration; it "
 			  "keeps allowing what the old one did");

@@ -3,8 +3,10 @@
  */
 #include "ext/compartment/cmp_conf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy/conf.h"
 #include "policy/rules.h"
@@ -252,4 +254,18 @@ bool cmp_conf_used(const struct stp_conf *c)
 {
 	const struct cmp_settings *st = cmp_conf_get(c);
 	return st && st->n > 0;
+}
+
+int cmp_conf_check_netns(const struct stp_conf *c, char *err, size_t errlen)
+{
+	const struct cmp_settings *st = cmp_conf_get(c);
+	struct stat sb;
+	for (unsigned i = 0; st && i < st->n; i++)
+		if (stat(st->c[i].netns, &sb) < 0) {
+			snprintf(err, errlen, "%s:%d: compartment '%s': netns %s: %s",
+				 c->path[0] ? c->path : "(embedded)", st->c[i].line, st->c[i].name,
+				 st->c[i].netns, strerror(errno));
+			return -1;
+		}
+	return 0;
 }

@@ -13,6 +13,7 @@
 #define STP_EXT_COMPARTMENT_CMP_CONF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "policy/conf_ext.h"
 #include "proto/broker.h"
@@ -60,6 +61,11 @@ const char *cmp_rule_out(const struct rule *r, const char *in);
  * pass request rule says `to-compartment out` and its from-compartment
  * list is empty or names `in`. The broker's whole policy. */
 bool cmp_conf_allows(const struct stp_conf *c, const char *in, const char *out);
+/* Every compartment's namespace is there (stat): run where the file is
+ * about to be used (stpd's start and reload, the broker's reload), not by
+ * the parser, so a file can be checked on another machine. -1 with
+ * "FILE:LINE: compartment 'NAME': netns PATH: ERROR" in err. */
+int cmp_conf_check_netns(const struct stp_conf *c, char *err, size_t errlen);
 /* True when the file names any compartment (section or keys). */
 bool cmp_conf_used(const struct stp_conf *c);
 

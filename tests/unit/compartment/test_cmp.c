@@ -122,6 +122,29 @@ static void test_conf_errors(void **state)
 		     "unknown compartment 'nosuch'");
 }
 
+/* A namespace that is not there refuses the file where it is used (start,
+ * reload, the broker's RELOAD), naming the line; the parser alone does not
+ * look (a file can be checked elsewhere). */
+static void test_netns_present(void **state)
+{
+	char err[512];
+	struct stp_conf *c = parse(good, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	/* app2 is /run/netns/app2, which this test never makes. */
+	assert_int_equal(cmp_conf_check_netns(c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "t.conf:4: compartment 'app2': netns /run/netns/app2: "));
+	conf_unref(c);
+	static const char here[] = "compartments {\n"
+				   "  compartment a netns /proc/self/ns/net\n"
+				   "}\n";
+	c = parse(here, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	assert_int_equal(cmp_conf_check_netns(c, err, sizeof(err)), 0);
+	conf_unref(c);
+}
+
 struct served {
 	int fd;
 	struct stp_conf *c;
@@ -221,6 +244,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf),
 		cmocka_unit_test(test_conf_errors),
+		cmocka_unit_test(test_netns_present),
 		cmocka_unit_test(test_broker),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
