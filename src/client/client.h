@@ -126,6 +126,23 @@ int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
 int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
 			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
 			  int *relay_fd, enum stp_err *err);
+/* For stpify: method X'01' and UDP ASSOCIATE declaring decl on fd, a
+ * socket connected to the GSS-API proxy (it stays the caller's, as the
+ * association's control connection); h holds the reply (the relay).
+ * Levels 1, 2: *gss is the context that seals and unseals the datagrams
+ * (RFC 1961 section 5, client_gss_seal/unseal; client_gss_release frees
+ * it); level none: *gss is NULL. 0, or -1 with *err and errno. */
+int client_gss_associate_fd(int fd, const struct stp_proxy *proxy, const struct sockaddr *decl,
+			    int64_t deadline, struct stp_handshake *h, struct stp_conn **gss,
+			    enum stp_err *err);
+/* A whole RFC 1928 UDP datagram <-> one X'03' frame: the length written
+ * to out, or -1 (does not fit, does not unwrap, a replay, no
+ * confidentiality at level 2). Not thread-safe on one context. */
+ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			size_t cap);
+ssize_t client_gss_unseal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			  size_t cap);
+void client_gss_release(struct stp_conn *c);
 
 /* ---- auto-configuration (netrc.c, autoconf.c) ---- */
 /* The login and password of host in $NETRC or ~/.netrc (else its default
