@@ -656,13 +656,59 @@ def test_stp_listen_through_gssapi(gssd, realm, echo, level):
         p.wait_log(r"session .*user=alice cmd=accept .*result=\"accepted: data in a flow")
         p.wait_log(r"flow id=\d+\.\d+ .*user=alice cmd=accept .*up=200000 down=200000 ",
                    timeout=20)
-        # UDP binds would need each datagram sealed: refused by libstp
-        r = run_stp(realm, "alice", "listen", "udp:127.0.0.1:9", proxy=gss_url(p, level))
-        assert r.returncode != 0 and b"not available" in r.stderr, r.stderr
     finally:
         proc.terminate()
         proc.wait(10)
         out.close()
+
+
+@pytest.mark.stpd_module("bind")
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stp_listen_udp_through_gssapi(gssd, realm, udp_echo, tmp_path, level):
+    """A UDP bind (LISTEN X'10', docs/protocol.md 5.9) through method X'01':
+    at integrity and confidentiality the datagrams between `stp listen` and
+    the bind's relay are sealed like UDP ASSOCIATE's (5.7); an outside peer
+    gets its datagrams echoed by the local service, and stpd drops none
+    for failing the protection."""
+    p = gssd()
+    out = tmp_path / "listen-udp.out"
+    with open(out, "w+") as f:
+        proc = subprocess.Popen([stp_bin(), "--proxy", gss_url(p, level), "listen",
+                                 "udp:127.0.0.1:%d" % udp_echo.port],
+                                stdout=f, stderr=subprocess.STDOUT,
+                                env=user_env(realm, "alice"))
+    try:
+        deadline = time.time() + 20
+        bound = None
+        while time.time() < deadline and bound is None:
+            for ln in open(out).read().splitlines():
+                if ln.startswith("bound udp "):
+                    h, port = ln.split()[2].rsplit(":", 1)
+                    bound = (h, int(port))
+            assert proc.poll() is None, open(out).read()
+            time.sleep(0.05)
+        assert bound, open(out).read()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(3)
+        got = 0
+        for i in range(5):
+            msg = b"bind-dgram-%d-" % i + os.urandom(100)
+            for _ in range(5):  # UDP: a lost first datagram is sent again
+                u.sendto(msg, bound)
+                try:
+                    back, src = u.recvfrom(65536)
+                except socket.timeout:
+                    continue
+                assert back == msg and src == bound
+                got += 1
+                break
+        assert got == 5
+        u.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    assert "failing the method's protection" not in p.log()
 
 
 def test_described_to_feature_discovery(gssd):
