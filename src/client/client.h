@@ -96,6 +96,13 @@ void client_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* Percent-decodes s[0..n) into out (cap with the NUL); -1 on a bad escape,
  * an encoded NUL or an overflow. */
 int client_url_decode(char *out, size_t cap, const char *s, size_t n);
+/* Walks the ?options of a proxy URL (q: after the '?'): key=value pairs
+ * split at '&', each value percent-decoded, handed to one(opts, key, val)
+ * (its -1: a bad key or value). A pair without '=' or key, a key of 20
+ * octets or more, a '#', a bad escape or a value over STP_PATH_MAX - 1
+ * octets is -1. A key given twice is handed twice (the last one wins). */
+int client_url_query(const char *q, int (*one)(void *opts, const char *key, const char *val),
+		     void *opts);
 /* The ?options of a TLS proxy URL (q: after the '?'). 0, or -1 with *err. */
 int client_url_tls_query(struct stp_tls_opts *o, const char *q, enum stp_err *err);
 /* The ?options of a GSS-API proxy URL (url_gss.c). 0, or -1 with *err. */
