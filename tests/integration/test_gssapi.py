@@ -711,6 +711,66 @@ def test_stp_listen_udp_through_gssapi(gssd, realm, udp_echo, tmp_path, level):
     assert "failing the method's protection" not in p.log()
 
 
+class _Plain:
+    """GssSocks' plaintext as a socket for socksraw's readers."""
+    def __init__(self, g):
+        self.g = g
+
+    def recv(self, n):
+        return self.g.recv_exact(1)
+
+
+@pytest.mark.stpd_module("bind")
+@pytest.mark.parametrize("level", [1, 2])
+def test_udp_bind_sealed_raw(gssd, realm, level):
+    """A UDP bind (LISTEN X'10') from the independent RFC 1961 client: the
+    datagrams between it and RELAY are single X'03' frames wrapping the RFC
+    1928 datagram with the control connection's context (protocol.md 5.7,
+    "UDP binds"); a peer's datagram arrives sealed, a sealed one reaches the
+    peer from BND, and a clear or tampered one is dropped and counted."""
+    import bindraw as B
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(level) == level
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(10)
+    u.bind(("127.0.0.1", 0))
+    g.send(B.listen_msg([(B.UDP, 0, u.getsockname()[1])]))
+    rep, binds = B.read_listen_reply(_Plain(g))
+    assert rep == 0 and binds[0][0] == B.UDP
+    bnd, relay = binds[0][1], binds[0][2]
+    bnd = ("127.0.0.1", bnd[1])
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.settimeout(10)
+    peer.bind(("127.0.0.1", 0))
+    # peer -> BND -> client, sealed
+    peer.sendto(b"from-peer-MARKER", bnd)
+    back, _ = u.recvfrom(70000)
+    assert back[:2] == b"\x01\x03" and struct.unpack(">H", back[2:4])[0] == len(back) - 4
+    assert (b"from-peer-MARKER" in back) == (level == 1)
+    un = g.ctx.unwrap(back[4:])
+    assert un.encrypted == (level == 2)
+    frag, atyp, host, port, data = S.udp_parse(un.message)
+    assert (frag, host, port, data) == (0, "127.0.0.1", peer.getsockname()[1],
+                                        b"from-peer-MARKER")
+    # client -> RELAY -> peer, from BND
+    dgram = S.udp_packet("127.0.0.1", peer.getsockname()[1], b"to-peer")
+    u.sendto(G.frame(3, g.ctx.wrap(dgram, level == 2).message), relay)
+    data, src = peer.recvfrom(70000)
+    assert data == b"to-peer" and src[1] == bnd[1]
+    # clear, and tampered: dropped, the peer gets nothing
+    u.sendto(S.udp_packet("127.0.0.1", peer.getsockname()[1], b"clear"), relay)
+    bad = bytearray(G.frame(3, g.ctx.wrap(S.udp_packet("127.0.0.1", peer.getsockname()[1],
+                                                         b"tampered"), level == 2).message))
+    bad[-3] ^= 1
+    u.sendto(bytes(bad), relay)
+    peer.settimeout(1)
+    with pytest.raises(socket.timeout):
+        peer.recvfrom(70000)
+    g.s.close()
+    p.wait_log(r"udp datagrams failing the method's protection: 2")
+
+
 def test_described_to_feature_discovery(gssd):
     """Method X'01' describes itself (docs/protocol.md 5.6): the mechanisms
     and the levels the configured minimum leaves, in `stp features --json`."""
