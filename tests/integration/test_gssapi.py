@@ -898,3 +898,18 @@ def test_stpify_udp(gssd, realm, udp_echo, dns, tmp_path, level):
     assert dwire and all((w[:2] == b"\x01\x03") == dsealed for w in dwire)
     # the question's name: in clear at none and integrity, nowhere at confidentiality
     assert any(b"web\x03stp\x04test" in w for w in dwire) == (level != "confidentiality")
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stp_resolve_dns_udp(gssd, realm, dns, level):
+    """`stp resolve --dns` asks dnsmasq over UDP ASSOCIATE: through GSS-API
+    its queries and answers are sealed datagrams at integrity and
+    confidentiality (libstp stp_udp_*), and the answer is right."""
+    p = gssd()
+    r = run_stp(realm, "alice", "resolve", "--dns", dns.addr, "web.stp.test",
+                proxy=gss_url(p, level))
+    assert r.returncode == 0, r.stderr
+    assert b"127.0.0.1" in r.stdout, r.stdout
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    p.wait_log(r"udp datagrams up=\d+ down=[1-9]")
+    assert "failing the method's protection" not in p.log()
