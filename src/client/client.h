@@ -145,8 +145,7 @@ int client_gss_associate_fd(int fd, const struct stp_proxy *proxy, const struct 
 /* A whole RFC 1928 UDP datagram <-> one X'03' frame: the length written
  * to out, or -1 (does not fit, does not unwrap, a replay, no
  * confidentiality at level 2). Not thread-safe on one context. */
-ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
-			size_t cap);
+ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out, size_t cap);
 ssize_t client_gss_unseal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
 			  size_t cap);
 void client_gss_release(struct stp_conn *c);

@@ -478,16 +478,16 @@ fail:;
 	return NULL;
 }
 
-int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
-			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
-			  int *relay_fd, enum stp_err *err)
+int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host, uint16_t port,
+			  const struct sockaddr *sa, int64_t deadline, int *relay_fd,
+			  enum stp_err *err)
 {
 	struct stp_handshake h;
 	enum stp_err e = STP_OK;
 
 	*relay_fd = -1;
-	struct stp_conn *c =
-		gss_request_fd(fd, proxy, STP_CMD_CONNECT, host, port, sa, deadline, &h, err);
+	struct stp_conn *c = gss_request_fd(fd, proxy, STP_CMD_CONNECT, host, port, sa, deadline,
+					    &h, err);
 	if (c == NULL)
 		return -1;
 	if (!c->gss.wrap) {
@@ -528,8 +528,7 @@ int client_gss_associate_fd(int fd, const struct stp_proxy *proxy, const struct 
 	return 0;
 }
 
-ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
-			size_t cap)
+ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out, size_t cap)
 {
 	return conn_gss_seal_dgram(c, p, len, out, cap);
 }

@@ -458,8 +458,8 @@ static ssize_t dgram_gss(struct stp_listen *l, bool seal, uint8_t *p, size_t len
 	if (l->conn == NULL || !l->conn->gss.wrap)
 		return (ssize_t)len;
 	pthread_mutex_lock(&l->lock);
-	ssize_t n = seal ? conn_gss_seal_dgram(l->conn, p, len, p, cap)
-			 : conn_gss_unseal_dgram(l->conn, p, len, p, cap);
+	ssize_t n = seal ? conn_gss_seal_dgram(l->conn, p, len, p, cap) :
+			   conn_gss_unseal_dgram(l->conn, p, len, p, cap);
 	pthread_mutex_unlock(&l->lock);
 	return n;
 }

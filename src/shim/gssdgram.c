@@ -85,14 +85,23 @@ ssize_t gssdgram_seal(unsigned id, bool seal, const uint8_t *p, size_t len, uint
 	pthread_mutex_lock(&gd_lock);
 	struct gd_entry *e = gd_find(id);
 	if (e != NULL)
-		n = seal ? client_gss_seal(e->c, p, len, out, cap)
-			 : client_gss_unseal(e->c, p, len, out, cap);
+		n = seal ? client_gss_seal(e->c, p, len, out, cap) :
+			   client_gss_unseal(e->c, p, len, out, cap);
 	pthread_mutex_unlock(&gd_lock);
 	if (n < 0)
 		errno = e != NULL ? EMSGSIZE : ENOTCONN;
 	return n;
 }
 
-void gssdgram_atfork_prepare(void) { pthread_mutex_lock(&gd_lock); }
-void gssdgram_atfork_parent(void) { pthread_mutex_unlock(&gd_lock); }
-void gssdgram_atfork_child(void) { pthread_mutex_unlock(&gd_lock); }
+void gssdgram_atfork_prepare(void)
+{
+	pthread_mutex_lock(&gd_lock);
+}
+void gssdgram_atfork_parent(void)
+{
+	pthread_mutex_unlock(&gd_lock);
+}
+void gssdgram_atfork_child(void)
+{
+	pthread_mutex_unlock(&gd_lock);
+}

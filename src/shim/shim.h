@@ -172,7 +172,7 @@ struct shim_fd {
 	bool transparent;    /* the association is TRANSPARENT X'04' to peer: no header */
 	bool no_transparent; /* the proxy refused it for this socket: UDP ASSOCIATE */
 	struct sockaddr_storage last_fake; /* last fake-DNS destination sent to */
-	unsigned gss_id;     /* GSS-API levels 1, 2: the context sealing datagrams (gssdgram.c) */
+	unsigned gss_id; /* GSS-API levels 1, 2: the context sealing datagrams (gssdgram.c) */
 	/* BIND */
 	struct stp_handshake *hs;
 	struct stp_addr bound;

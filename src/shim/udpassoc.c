@@ -294,7 +294,8 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 	sa_set_port((struct sockaddr *)&decl, sa_port((struct sockaddr *)&local));
 	sa_unmap(&decl);
 	st->transparent = false;
-	if (peer && udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) == 0) {
+	if (peer &&
+	    udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) == 0) {
 		st->transparent = true;
 	} else if (peer && (h.rep == 0x07 || h.rep == 0x09 || h.rep == 0x02)) {
 		/* This proxy has no TRANSPARENT for UDP (X'07', X'09'), or not
@@ -311,7 +312,8 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 			goto fail;
 	} else if (peer) {
 		goto fail;
-	} else if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) < 0) {
+	} else if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) <
+		   0) {
 		goto fail;
 	}
 	if (h.bound.salen == 0) {
@@ -728,8 +730,10 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 			n = gssdgram_seal(st.gss_id, false, udp_pkt, (size_t)n, udp_gss,
 					  UDP_PKT_MAX);
 			if (n < 0) {
-				shim_log(SHIM_LOG_INFO, "UDP fd %d: dropped a datagram failing the "
-							"GSS-API protection", fd);
+				shim_log(SHIM_LOG_INFO,
+					 "UDP fd %d: dropped a datagram failing the "
+					 "GSS-API protection",
+					 fd);
 				if (flags & MSG_PEEK)
 					shim_real.recv(fd, udp_pkt, 1, MSG_DONTWAIT);
 				continue;

@@ -93,8 +93,8 @@ int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struc
 	getsockname(fd, (struct sockaddr *)&where, &len);
 	sa_unmap(&where);
 
-	struct dgram_params p = { .ops = session_dgram_guard(c->s) ? &bd_udp_guarded_ops
-								   : &bd_udp_ops,
+	struct dgram_params p = { .ops = session_dgram_guard(c->s) ? &bd_udp_guarded_ops :
+								     &bd_udp_ops,
 				  .ctx = u };
 	dgram_params_from_session(&p, c->s);
 	p.idle_secs = 0; /* lives with the control connection */
