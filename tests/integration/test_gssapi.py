@@ -913,3 +913,84 @@ def test_stp_resolve_dns_udp(gssd, realm, dns, level):
     p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
     p.wait_log(r"udp datagrams up=\d+ down=[1-9]")
     assert "failing the method's protection" not in p.log()
+
+
+class _FakeGssProxy:
+    """Just enough of an RFC 1961 proxy, written with python3-gssapi (not
+    stpd), to send stpify a tampered sealed datagram: it accepts the
+    context, the level and UDP ASSOCIATE, and answers each datagram with a
+    tampered copy first and the good one after it."""
+
+    def __init__(self, realm):
+        import threading
+        self.creds = gssapi.Credentials(usage="accept",
+                                        store={b"keytab": realm.keytab.encode()})
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(30)
+        self.error = None
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            c, _ = self.ls.accept()
+            c.settimeout(30)
+            head = S.recv_exact(c, 2)
+            S.recv_exact(c, head[1])
+            c.sendall(b"\x05\x01")
+            ctx = gssapi.SecurityContext(creds=self.creds, usage="accept")
+            _, tok = G.read_frame(c)
+            out = ctx.step(tok)
+            if out:
+                c.sendall(G.frame(1, out))
+            _, tok = G.read_frame(c)
+            level = ctx.unwrap(tok).message
+            c.sendall(G.frame(2, ctx.wrap(level, False).message))
+            conf = level == b"\x02"
+            _, tok = G.read_frame(c)
+            assert ctx.unwrap(tok).message[:2] == b"\x05\x03"
+            rep = b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(
+                ">H", self.udp.getsockname()[1])
+            c.sendall(G.frame(3, ctx.wrap(rep, conf).message))
+            d, src = self.udp.recvfrom(70000)
+            frag, atyp, host, port, data = S.udp_parse(ctx.unwrap(d[4:]).message)
+            good = G.frame(3, ctx.wrap(S.udp_packet(host, port, b"good:" + data), conf).message)
+            bad = bytearray(G.frame(3, ctx.wrap(S.udp_packet(host, port, b"tampered"),
+                                                conf).message))
+            bad[-3] ^= 1
+            self.udp.sendto(bytes(bad), src)
+            self.udp.sendto(good, src)
+            c.recv(1)  # until stpify's program exits
+            c.close()
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+PY_UDP_ONE = """
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(20)
+u.sendto(b"ping", ("127.0.0.1", int(sys.argv[1])))
+print(u.recvfrom(65536)[0].decode())
+"""
+
+
+@pytest.mark.parametrize("level", ["integrity", "confidentiality"])
+def test_stpify_udp_drops_tampered(realm, level):
+    """stpify unseals every datagram from the relay: a tampered one (here
+    from a minimal proxy written with python3-gssapi) never reaches the
+    program, and stpify says so; the good one after it does."""
+    fake = _FakeGssProxy(realm)
+    url = "socks5+gssapi://127.0.0.1:%d?gss-service=socks@localhost&gss-protection=%s" % (
+        fake.port, level)
+    r = run_stpify(realm, "alice", url, "/usr/bin/python3", "-c", PY_UDP_ONE, 9)
+    fake.t.join(30)
+    assert fake.error is None, fake.error
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"good:ping\n"
+    assert b"dropped a datagram failing the GSS-API protection" in r.stderr, r.stderr
