@@ -51,6 +51,43 @@ static bool tp_unsupported; /* the proxy said X'07'/X'09' once: under udp_create
 static __thread uint8_t *udp_pkt; /* one datagram as received, per thread */
 static __thread uint8_t *udp_gss; /* GSS-API: the datagram sealed / unsealed, per thread */
 
+/* A datagram unsealed under MSG_PEEK, kept (per thread) for the read that
+ * takes it out: unsealing the same token twice is a replay to GSS-API. */
+static __thread struct udp_peeked {
+	int fd;
+	uint8_t *sealed, *plain;
+	size_t slen, plen; /* slen 0: nothing kept */
+} udp_peeked = { .fd = -1 };
+
+/* udp_pkt[0..n) from fd's relay, unsealed into udp_gss: the length, or -1
+ * (fails the protection). */
+static ssize_t udp_unseal(int fd, unsigned gss_id, size_t n, bool peek)
+{
+	struct udp_peeked *k = &udp_peeked;
+
+	if (k->slen != 0 && k->fd == fd && k->slen == n && memcmp(k->sealed, udp_pkt, n) == 0) {
+		memcpy(udp_gss, k->plain, k->plen);
+		if (!peek)
+			k->slen = 0;
+		return (ssize_t)k->plen;
+	}
+	/* Copied before unsealing: gss_unwrap may rewrite its input (MIT
+	 * krb5 does so for integrity-only tokens). */
+	bool keep = peek && (k->sealed != NULL || (k->sealed = malloc(UDP_PKT_MAX)) != NULL) &&
+		    (k->plain != NULL || (k->plain = malloc(UDP_PKT_MAX)) != NULL);
+	k->slen = 0;
+	if (keep)
+		memcpy(k->sealed, udp_pkt, n);
+	ssize_t r = gssdgram_seal(gss_id, false, udp_pkt, n, udp_gss, UDP_PKT_MAX);
+	if (r >= 0 && keep) {
+		memcpy(k->plain, udp_gss, (size_t)r);
+		k->fd = fd;
+		k->slen = n;
+		k->plen = (size_t)r;
+	}
+	return r;
+}
+
 /* The per-thread buffers (gss: the second one too). 0, or -1 ENOMEM. */
 static int udp_buffers(bool gss)
 {
@@ -727,8 +764,7 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 		if (st.gss_id != 0 && from_relay) {
 			/* RFC 1961 section 5: one sealed frame; one that fails
 			 * the protection is dropped here, never delivered */
-			n = gssdgram_seal(st.gss_id, false, udp_pkt, (size_t)n, udp_gss,
-					  UDP_PKT_MAX);
+			n = udp_unseal(fd, st.gss_id, (size_t)n, flags & MSG_PEEK);
 			if (n < 0) {
 				shim_log(SHIM_LOG_INFO,
 					 "UDP fd %d: dropped a datagram failing the "

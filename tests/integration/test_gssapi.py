@@ -822,6 +822,8 @@ u.settimeout(10)
 for i in range(5):
     msg = b"GSSUDP-MARKER-%d-" % i + bytes(range(200))
     u.sendto(msg, ("127.0.0.1", int(sys.argv[1])))
+    if i == 0:  # a peek, then the read that takes it out (unsealed once)
+        assert u.recvfrom(65536, socket.MSG_PEEK)[0] == msg
     back, src = u.recvfrom(65536)
     assert back == msg, back
     assert src == ("127.0.0.1", int(sys.argv[1])), src
