@@ -26,6 +26,10 @@ to the password file with the same cache setting, the client's p50, and
 stpd's own CPU time (utime+stime, pool threads included) per
 authentication, which does not depend on how fast the Python clients are.
 
+At the end the same rates side by side, one column per backend, one row
+without the cache and one of cache hits, and the load average before and
+after the run (the rates only compare within one run on a shared machine).
+
 --bulk MB (default 0: off) adds what the GSS-API protection costs after the
 handshake: MB/s of one `stp connect` upload per level, and stpd's CPU time
 per MB (level 0 is spliced: session_drop_filter).
@@ -278,8 +282,10 @@ def main():
             f.write(D.SERVICE_PW + "\n")
         with open(os.path.join(d, "radius-secret"), "w") as f:
             f.write(D.RADIUS_SECRET + "\n")
-        print("stpd %s, %d client processes x %.0f s per row" % (
-            os.path.realpath(a.stpd), a.clients, a.seconds))
+        load0 = os.getloadavg()
+        print("stpd %s, %d client processes x %.0f s per row, load average %.2f %.2f %.2f" % (
+            (os.path.realpath(a.stpd), a.clients, a.seconds) + load0))
+        side = {}  # (name, cache on) -> auths/s
         print("| backend | cache | auths/s | x file | p50 ms | stpd CPU/auth (us) | errors |")
         print("|---|---|---|---|---|---|---|")
         ref = {}
@@ -314,10 +320,20 @@ def main():
                 print("| %s | %s | %.0f | %.1f | %.2f | %.0f | %d |" % (
                     name, "-" if cache is None else "on" if cache else "off", r["rate"], ratio,
                     r["p50"], r["cpu_us"], r["bad"]), flush=True)
+                side[(name, bool(cache))] = r["rate"]
                 if r["bad"]:
                     failed.append(name)
                     print("%d failed logins against %s: see %s/%s.log" % (
                         r["bad"], name, d, tag), file=sys.stderr)
+        names = [c[0] for c in cases(d, slapd, radius, realm, ca, users)
+                 if (c[0], False) in side or (c[0], True) in side]
+        print("\nauthentications/s side by side (one run; load average %.2f %.2f %.2f -> "
+              "%.2f %.2f %.2f):" % (load0 + os.getloadavg()))
+        print("| | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for label, hit in (("no cache", False), ("cache hit", True)):
+            print("| %s | " % label + " | ".join(
+                "%.0f" % side[(n, hit)] if (n, hit) in side else "-" for n in names) + " |")
         if a.bulk and (not only or "gssapi" in only):
             print("\n| GSS-API level | upload MB/s (stp connect, %d MB) | stpd CPU ms per MB |"
                   % a.bulk)

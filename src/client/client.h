@@ -96,6 +96,13 @@ void client_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* Percent-decodes s[0..n) into out (cap with the NUL); -1 on a bad escape,
  * an encoded NUL or an overflow. */
 int client_url_decode(char *out, size_t cap, const char *s, size_t n);
+/* Walks the ?options of a proxy URL (q: after the '?'): key=value pairs
+ * split at '&', each value percent-decoded, handed to one(opts, key, val)
+ * (its -1: a bad key or value). A pair without '=' or key, a key of 20
+ * octets or more, a '#', a bad escape or a value over STP_PATH_MAX - 1
+ * octets is -1. A key given twice is handed twice (the last one wins). */
+int client_url_query(const char *q, int (*one)(void *opts, const char *key, const char *val),
+		     void *opts);
 /* The ?options of a TLS proxy URL (q: after the '?'). 0, or -1 with *err. */
 int client_url_tls_query(struct stp_tls_opts *o, const char *q, enum stp_err *err);
 /* The ?options of a GSS-API proxy URL (url_gss.c). 0, or -1 with *err. */
@@ -126,6 +133,22 @@ int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
 int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
 			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
 			  int *relay_fd, enum stp_err *err);
+/* For stpify: method X'01' and UDP ASSOCIATE declaring decl on fd, a
+ * socket connected to the GSS-API proxy (it stays the caller's, as the
+ * association's control connection); h holds the reply (the relay).
+ * Levels 1, 2: *gss is the context that seals and unseals the datagrams
+ * (RFC 1961 section 5, client_gss_seal/unseal; client_gss_release frees
+ * it); level none: *gss is NULL. 0, or -1 with *err and errno. */
+int client_gss_associate_fd(int fd, const struct stp_proxy *proxy, const struct sockaddr *decl,
+			    int64_t deadline, struct stp_handshake *h, struct stp_conn **gss,
+			    enum stp_err *err);
+/* A whole RFC 1928 UDP datagram <-> one X'03' frame: the length written
+ * to out, or -1 (does not fit, does not unwrap, a replay, no
+ * confidentiality at level 2). Not thread-safe on one context. */
+ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out, size_t cap);
+ssize_t client_gss_unseal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			  size_t cap);
+void client_gss_release(struct stp_conn *c);
 
 /* ---- auto-configuration (netrc.c, autoconf.c) ---- */
 /* The login and password of host in $NETRC or ~/.netrc (else its default

@@ -443,28 +443,53 @@ void stp_conn_close(struct stp_conn *c)
 
 /* ---- a GSS-API proxy on a socket someone else connected (stpify) ---- */
 
-int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
-			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
-			  int *relay_fd, enum stp_err *err)
+/* Method X'01' and one request on fd, a socket someone else connected to
+ * the proxy (fd stays theirs: never closed here). The connection object
+ * holding the context, or NULL with *err and errno. */
+static struct stp_conn *gss_request_fd(int fd, const struct stp_proxy *proxy, enum stp_cmd cmd,
+				       const char *host, uint16_t port, const struct sockaddr *sa,
+				       int64_t deadline, struct stp_handshake *h, enum stp_err *err)
 {
-	struct stp_handshake h;
 	struct stp_conn *c = calloc(1, sizeof(*c));
 	enum stp_err e = STP_OK;
 
-	*relay_fd = -1;
-	if (c == NULL)
-		return conn_fail(err, STP_ERR_NOMEM);
+	if (c == NULL) {
+		conn_fail(err, STP_ERR_NOMEM);
+		return NULL;
+	}
 	c->fd = fd;
 	snprintf(c->host, sizeof(c->host), "%s", proxy->host);
 	if (conn_gss_negotiate(c, proxy, deadline, &e) < 0)
 		goto fail;
-	if (client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, host, port, sa, &e) < 0)
+	if (client_conn_hs_init(c, h, proxy, cmd, host, port, sa, &e) < 0)
 		goto fail;
-	if (client_conn_hs_run(c, &h, deadline) != STP_DONE) {
-		e = h.err ? h.err : STP_ERR_PROTOCOL;
-		errno = h.sys_errno ? h.sys_errno : stp_err_errno(e);
+	if (client_conn_hs_run(c, h, deadline) != STP_DONE) {
+		e = h->err ? h->err : STP_ERR_PROTOCOL;
+		errno = h->sys_errno ? h->sys_errno : stp_err_errno(e);
 		goto fail;
 	}
+	return c;
+fail:;
+	int saved = errno;
+	c->fd = -1; /* the caller's socket */
+	conn_free(c);
+	errno = saved;
+	conn_fail(err, e);
+	return NULL;
+}
+
+int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host, uint16_t port,
+			  const struct sockaddr *sa, int64_t deadline, int *relay_fd,
+			  enum stp_err *err)
+{
+	struct stp_handshake h;
+	enum stp_err e = STP_OK;
+
+	*relay_fd = -1;
+	struct stp_conn *c = gss_request_fd(fd, proxy, STP_CMD_CONNECT, host, port, sa, deadline,
+					    &h, err);
+	if (c == NULL)
+		return -1;
 	if (!c->gss.wrap) {
 		/* Level none: fd carries the target's bytes from here. */
 		c->fd = -1;
@@ -475,16 +500,47 @@ int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *hos
 	 * relay thread; the caller puts the plaintext end in fd's place. */
 	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (c->fd < 0) {
-		e = STP_ERR_SYSTEM;
-		goto fail;
+		int saved = errno;
+		conn_free(c);
+		errno = saved;
+		return conn_fail(err, STP_ERR_SYSTEM);
 	}
 	*relay_fd = client_conn_to_thread(c, &e);
 	return *relay_fd < 0 ? conn_fail(err, e) : 0;
-fail:;
-	int saved = errno;
-	if (c->fd == fd)
-		c->fd = -1; /* the caller's socket */
-	conn_free(c);
-	errno = saved;
-	return conn_fail(err, e);
+}
+
+int client_gss_associate_fd(int fd, const struct stp_proxy *proxy, const struct sockaddr *decl,
+			    int64_t deadline, struct stp_handshake *h, struct stp_conn **gss,
+			    enum stp_err *err)
+{
+	*gss = NULL;
+	struct stp_conn *c = gss_request_fd(fd, proxy, STP_CMD_UDP_ASSOCIATE, NULL, 0, decl,
+					    deadline, h, err);
+	if (c == NULL)
+		return -1;
+	/* stpd sends nothing more on the control connection: the caller
+	 * watches fd for its end, the context stays for the datagrams. */
+	c->fd = -1;
+	if (c->gss.wrap)
+		*gss = c;
+	else
+		conn_free(c);
+	return 0;
+}
+
+ssize_t client_gss_seal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out, size_t cap)
+{
+	return conn_gss_seal_dgram(c, p, len, out, cap);
+}
+
+ssize_t client_gss_unseal(struct stp_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+			  size_t cap)
+{
+	return conn_gss_unseal_dgram(c, p, len, out, cap);
+}
+
+void client_gss_release(struct stp_conn *c)
+{
+	if (c != NULL)
+		conn_free(c);
 }

@@ -239,10 +239,10 @@ struct stp_listen *stp_listen_open(const struct stp_proxy *proxy, const struct s
 		if (binds[i].kind != STP_BIND_UDP)
 			continue;
 		/* As stp_udp_open: TLS covers the control connection only, so
-		 * clear datagrams need udp-naked=1; GSS-API would have to seal
-		 * each datagram, which the bind relay does not do. */
-		if (proxy->gss.on || (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked)) {
-			fail(err, proxy->gss.on ? STP_ERR_UNSUPPORTED : STP_ERR_TLS_UDP_NAKED);
+		 * clear datagrams need udp-naked=1. (GSS-API seals each
+		 * datagram with the control connection's context: dgram_gss.) */
+		if (proxy->tls.mode != STP_TLS_NONE && !proxy->tls.udp_naked) {
+			fail(err, STP_ERR_TLS_UDP_NAKED);
 			return NULL;
 		}
 	}
@@ -448,6 +448,22 @@ int stp_listen_refuse(struct stp_listen *l, const struct stp_arrival *a, enum st
 	return 0;
 }
 
+/* GSS-API levels 1, 2 (RFC 1961 section 5, docs/protocol.md 5.7): a whole
+ * RFC 1928 UDP datagram in p[0..len) <-> one X'03' frame, in place, with
+ * the control connection's context, under the lock its reads and writes
+ * take (a context is not thread-safe). len when there is no protection;
+ * -1: too big, or does not unseal (dropped by the caller). */
+static ssize_t dgram_gss(struct stp_listen *l, bool seal, uint8_t *p, size_t len, size_t cap)
+{
+	if (l->conn == NULL || !l->conn->gss.wrap)
+		return (ssize_t)len;
+	pthread_mutex_lock(&l->lock);
+	ssize_t n = seal ? conn_gss_seal_dgram(l->conn, p, len, p, cap) :
+			   conn_gss_unseal_dgram(l->conn, p, len, p, cap);
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 ssize_t stp_listen_udp_recvfrom(struct stp_listen *l, unsigned i, void *buf, size_t cap,
 				struct stp_addr *src, int timeout_ms, enum stp_err *err)
 {
@@ -464,6 +480,8 @@ ssize_t stp_listen_udp_recvfrom(struct stp_listen *l, unsigned i, void *buf, siz
 			continue;
 		if (r < 0)
 			return fail(err, STP_ERR_IO);
+		if ((r = dgram_gss(l, false, pkt, (size_t)r, sizeof(pkt))) < 0)
+			continue; /* fails the GSS-API protection: dropped */
 		struct stp_addr from;
 		ssize_t off = stp_udp_unwrap(pkt, (size_t)r, &from);
 		if (off < 0)
@@ -489,7 +507,10 @@ ssize_t stp_listen_udp_sendto(struct stp_listen *l, unsigned i, const void *buf,
 	if (hl == 0 || len > sizeof(pkt) - hl)
 		return fail(err, STP_ERR_INVALID);
 	memcpy(pkt + hl, buf, len);
-	if (send(l->udp[i], pkt, hl + len, 0) < 0)
+	ssize_t n = dgram_gss(l, true, pkt, hl + len, sizeof(pkt));
+	if (n < 0)
+		return fail(err, STP_ERR_GSS_PROTECTION);
+	if (send(l->udp[i], pkt, (size_t)n, 0) < 0)
 		return fail(err, STP_ERR_IO);
 	if (err)
 		*err = STP_OK;

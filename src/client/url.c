@@ -86,6 +86,29 @@ int client_url_decode(char *out, size_t cap, const char *s, size_t n)
 	return 0;
 }
 
+int client_url_query(const char *q, int (*one)(void *opts, const char *key, const char *val),
+		     void *opts)
+{
+	while (*q != '\0') {
+		size_t n = strcspn(q, "&");
+		const char *eq = memchr(q, '=', n);
+		char key[20], val[STP_PATH_MAX];
+
+		if (eq == NULL || eq == q || (size_t)(eq - q) >= sizeof(key) ||
+		    memchr(q, '#', n) != NULL)
+			return -1;
+		memcpy(key, q, (size_t)(eq - q));
+		key[eq - q] = '\0';
+		if (client_url_decode(val, sizeof(val), eq + 1, n - (size_t)(eq - q) - 1) < 0 ||
+		    one(opts, key, val) < 0)
+			return -1;
+		q += n;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
 static int url_scheme(struct stp_proxy *out, const char *url, const char **rest)
 {
 	const char *sep = strstr(url, "://");

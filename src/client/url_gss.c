@@ -28,8 +28,10 @@ static int gss_service(char *out, size_t cap, const char *v)
 	return 0;
 }
 
-static int gss_one(struct stp_gss_opts *o, const char *key, const char *v)
+static int gss_one(void *opts, const char *key, const char *v)
 {
+	struct stp_gss_opts *o = opts;
+
 	if (strcmp(key, "gss-service") == 0)
 		return gss_service(o->service, sizeof(o->service), v);
 	if (strcmp(key, "gss-protection") == 0) {
@@ -57,28 +59,12 @@ static int gss_one(struct stp_gss_opts *o, const char *key, const char *v)
 
 int client_url_gss_query(struct stp_gss_opts *o, const char *q, enum stp_err *err)
 {
-	while (*q != '\0') {
-		size_t n = strcspn(q, "&");
-		const char *eq = memchr(q, '=', n);
-		char key[20], val[STP_NAME_MAX + 1];
-
-		if (eq == NULL || eq == q || (size_t)(eq - q) >= sizeof(key) ||
-		    memchr(q, '#', n) != NULL)
-			goto bad;
-		memcpy(key, q, (size_t)(eq - q));
-		key[eq - q] = '\0';
-		if (client_url_decode(val, sizeof(val), eq + 1, n - (size_t)(eq - q) - 1) < 0 ||
-		    gss_one(o, key, val) < 0)
-			goto bad;
-		q += n;
-		if (*q == '&')
-			q++;
+	if (client_url_query(q, gss_one, o) < 0) {
+		if (err)
+			*err = STP_ERR_URL_OPTION;
+		return -1;
 	}
 	return 0;
-bad:
-	if (err)
-		*err = STP_ERR_URL_OPTION;
-	return -1;
 }
 
 bool client_proxy_needs_conn(const struct stp_proxy *p)

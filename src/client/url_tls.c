@@ -47,8 +47,10 @@ static int opt_name(char *out, size_t cap, const char *v)
 }
 
 /* One key=value pair. */
-static int opt_one(struct stp_tls_opts *o, const char *key, const char *v)
+static int opt_one(void *opts, const char *key, const char *v)
 {
+	struct stp_tls_opts *o = opts;
+
 	if (strcmp(key, "ca") == 0)
 		return opt_path(o->ca, sizeof(o->ca), v);
 	if (strcmp(key, "cert") == 0)
@@ -66,23 +68,8 @@ static int opt_one(struct stp_tls_opts *o, const char *key, const char *v)
 
 int client_url_tls_query(struct stp_tls_opts *o, const char *q, enum stp_err *err)
 {
-	while (*q != '\0') {
-		size_t n = strcspn(q, "&");
-		const char *eq = memchr(q, '=', n);
-		char key[16], val[STP_PATH_MAX];
-
-		if (eq == NULL || eq == q || (size_t)(eq - q) >= sizeof(key) ||
-		    memchr(q, '#', n) != NULL)
-			goto bad;
-		memcpy(key, q, (size_t)(eq - q));
-		key[eq - q] = '\0';
-		if (client_url_decode(val, sizeof(val), eq + 1, n - (size_t)(eq - q) - 1) < 0 ||
-		    opt_one(o, key, val) < 0)
-			goto bad;
-		q += n;
-		if (*q == '&')
-			q++;
-	}
+	if (client_url_query(q, opt_one, o) < 0)
+		goto bad;
 	/* A key alone is useless; the key file defaults to the cert file,
 	 * which may hold both. */
 	if (o->key[0] != '\0' && o->cert[0] == '\0')

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/sockaddr.h"
 #include "policy/rules.h"
 #include "server/dgram.h"
@@ -148,6 +149,12 @@ void flow_close(struct flow *f, const char *result)
 		const struct dgram_counts *n = dgram_relay_counts(f->dgram);
 		f->up += n->up_bytes;
 		f->down += n->down_bytes;
+		if (n->unsealed_bad) { /* a method's datagram protection (a bind's UDP port) */
+			char tag[SA_STR_MAX + 300];
+			log_info("%s: udp datagrams failing the method's protection: %llu",
+				 session_tag(s, tag, sizeof(tag)),
+				 (unsigned long long)n->unsealed_bad);
+		}
 		dgram_relay_free(f->dgram);
 		f->dgram = NULL;
 	}

@@ -78,6 +78,8 @@ void fdtab_put(int fd, const struct shim_fd *st)
 	__atomic_store_n(&fdtab[fd], n, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&fdtab_lock);
 	if (old != NULL) {
+		if (old->gss_id != st->gss_id)
+			gssdgram_drop(old->gss_id);
 		free(old->hs);
 		free(old);
 	}
@@ -106,6 +108,7 @@ int fdtab_drop(int fd)
 	if (st != NULL) {
 		ctl = st->kind == SHIM_FD_UDP || (st->kind == SHIM_FD_BIND && !st->bind_done)
 			      ? st->ctl : -1;
+		gssdgram_drop(st->gss_id);
 		free(st->hs);
 		free(st);
 	}
@@ -130,6 +133,7 @@ void fdtab_dup(int oldfd, int newfd)
 			fdtab_set_internal(old->ctl, false);
 			shim_real.close(old->ctl);
 		}
+		gssdgram_drop(old->gss_id);
 		free(old->hs);
 		free(old);
 	}

@@ -111,6 +111,8 @@ static void realsym_load(void)
 	shim_conf_load();
 	fakedns_init();
 	mmsg_install();
+	/* prepare handlers run last-registered first: fdtab, then gssdgram */
+	pthread_atfork(gssdgram_atfork_prepare, gssdgram_atfork_parent, gssdgram_atfork_child);
 	pthread_atfork(fdtab_atfork_prepare, fdtab_atfork_parent, fdtab_atfork_child);
 	shim_leave();
 }

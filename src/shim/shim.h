@@ -172,6 +172,7 @@ struct shim_fd {
 	bool transparent;    /* the association is TRANSPARENT X'04' to peer: no header */
 	bool no_transparent; /* the proxy refused it for this socket: UDP ASSOCIATE */
 	struct sockaddr_storage last_fake; /* last fake-DNS destination sent to */
+	unsigned gss_id; /* GSS-API levels 1, 2: the context sealing datagrams (gssdgram.c) */
 	/* BIND */
 	struct stp_handshake *hs;
 	struct stp_addr bound;
@@ -210,6 +211,22 @@ void fdtab_atfork_child(void);
 
 /* connect(fd, sa) through the proxy; returns what connect() returns. */
 int tcp_connect_via_proxy(int fd, const struct sockaddr *sa, socklen_t salen);
+
+/* ---- GSS-API sealed datagrams (gssdgram.c) ---- */
+
+struct stp_conn;
+/* Keeps c (client_gss_associate_fd's context): its id, or 0 (c freed). */
+unsigned gssdgram_add(struct stp_conn *c);
+/* Frees id's context (0: none). */
+void gssdgram_drop(unsigned id);
+/* Seals (seal) or unseals one datagram with id's context: the length in
+ * out, or -1 with errno (ENOTCONN: the association is gone; EMSGSIZE: too
+ * big, or for unsealing: does not unwrap, a replay, a downgrade). */
+ssize_t gssdgram_seal(unsigned id, bool seal, const uint8_t *p, size_t len, uint8_t *out,
+		      size_t cap);
+void gssdgram_atfork_prepare(void);
+void gssdgram_atfork_parent(void);
+void gssdgram_atfork_child(void);
 
 /* ---- UDP ASSOCIATE (udpassoc.c) ---- */
 

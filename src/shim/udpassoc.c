@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "client/client.h"
 #include "common/sockaddr.h"
 #include "shim/shim.h"
 
@@ -48,6 +49,55 @@
 static pthread_mutex_t udp_create_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool tp_unsupported; /* the proxy said X'07'/X'09' once: under udp_create_lock */
 static __thread uint8_t *udp_pkt; /* one datagram as received, per thread */
+static __thread uint8_t *udp_gss; /* GSS-API: the datagram sealed / unsealed, per thread */
+
+/* A datagram unsealed under MSG_PEEK, kept (per thread) for the read that
+ * takes it out: unsealing the same token twice is a replay to GSS-API. */
+static __thread struct udp_peeked {
+	int fd;
+	uint8_t *sealed, *plain;
+	size_t slen, plen; /* slen 0: nothing kept */
+} udp_peeked = { .fd = -1 };
+
+/* udp_pkt[0..n) from fd's relay, unsealed into udp_gss: the length, or -1
+ * (fails the protection). */
+static ssize_t udp_unseal(int fd, unsigned gss_id, size_t n, bool peek)
+{
+	struct udp_peeked *k = &udp_peeked;
+
+	if (k->slen != 0 && k->fd == fd && k->slen == n && memcmp(k->sealed, udp_pkt, n) == 0) {
+		memcpy(udp_gss, k->plain, k->plen);
+		if (!peek)
+			k->slen = 0;
+		return (ssize_t)k->plen;
+	}
+	/* Copied before unsealing: gss_unwrap may rewrite its input (MIT
+	 * krb5 does so for integrity-only tokens). */
+	bool keep = peek && (k->sealed != NULL || (k->sealed = malloc(UDP_PKT_MAX)) != NULL) &&
+		    (k->plain != NULL || (k->plain = malloc(UDP_PKT_MAX)) != NULL);
+	k->slen = 0;
+	if (keep)
+		memcpy(k->sealed, udp_pkt, n);
+	ssize_t r = gssdgram_seal(gss_id, false, udp_pkt, n, udp_gss, UDP_PKT_MAX);
+	if (r >= 0 && keep) {
+		memcpy(k->plain, udp_gss, (size_t)r);
+		k->fd = fd;
+		k->slen = n;
+		k->plen = (size_t)r;
+	}
+	return r;
+}
+
+/* The per-thread buffers (gss: the second one too). 0, or -1 ENOMEM. */
+static int udp_buffers(bool gss)
+{
+	if ((udp_pkt == NULL && (udp_pkt = malloc(UDP_PKT_MAX)) == NULL) ||
+	    (gss && udp_gss == NULL && (udp_gss = malloc(UDP_PKT_MAX)) == NULL)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
 
 bool udp_wants_proxy(int fd, const struct sockaddr *sa)
 {
@@ -190,9 +240,12 @@ static int udp_ctl_open(int fd, int64_t deadline)
 }
 
 /* The request on ctl: TRANSPARENT to peer (when not NULL), else UDP
- * ASSOCIATE, declaring decl. *h holds the reply. */
+ * ASSOCIATE, declaring decl. *h holds the reply. Through a GSS-API proxy
+ * (ASSOCIATE only: tp_peer never asks it for TRANSPARENT) libstp runs the
+ * method and the request, and *gss_id is the context that seals the
+ * datagrams at levels 1 and 2 (0 at level none). */
 static int udp_request(int ctl, const struct sockaddr *peer, const struct sockaddr *decl,
-		       struct stp_handshake *h, int64_t deadline)
+		       struct stp_handshake *h, int64_t deadline, unsigned *gss_id)
 {
 	struct stp_proxy proxy = shim_conf.proxy;
 	char name[STP_NAME_MAX + 1];
@@ -200,6 +253,20 @@ static int udp_request(int ctl, const struct sockaddr *peer, const struct sockad
 	enum stp_err err;
 	int rc;
 
+	*gss_id = 0;
+	if (proxy.gss.on && !peer) {
+		struct stp_conn *c;
+		if (client_gss_associate_fd(ctl, &proxy, decl, deadline, h, &c, &err) < 0) {
+			shim_log(SHIM_LOG_ERROR, "UDP ASSOCIATE: %s", stp_strerror(err));
+			errno = stp_err_errno(err);
+			return -1;
+		}
+		if (c != NULL && (*gss_id = gssdgram_add(c)) == 0) {
+			errno = ENOMEM;
+			return -1;
+		}
+		return 0;
+	}
 	if (peer && fakedns_is_fake(peer)) {
 		if (!fakedns_name(peer, name, sizeof(name))) {
 			errno = EHOSTUNREACH;
@@ -264,7 +331,8 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 	sa_set_port((struct sockaddr *)&decl, sa_port((struct sockaddr *)&local));
 	sa_unmap(&decl);
 	st->transparent = false;
-	if (peer && udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline) == 0) {
+	if (peer &&
+	    udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) == 0) {
 		st->transparent = true;
 	} else if (peer && (h.rep == 0x07 || h.rep == 0x09 || h.rep == 0x02)) {
 		/* This proxy has no TRANSPARENT for UDP (X'07', X'09'), or not
@@ -277,11 +345,12 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 		shim_real.close(ctl);
 		if ((ctl = udp_ctl_open(fd, deadline)) < 0)
 			return -1;
-		if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline) < 0)
+		if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) < 0)
 			goto fail;
 	} else if (peer) {
 		goto fail;
-	} else if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline) < 0) {
+	} else if (udp_request(ctl, NULL, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) <
+		   0) {
 		goto fail;
 	}
 	if (h.bound.salen == 0) {
@@ -303,12 +372,15 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 		goto fail;
 	}
 	char where[SA_STR_MAX];
-	shim_log(SHIM_LOG_INFO, "UDP %s for fd %d, relay %s",
+	shim_log(SHIM_LOG_INFO, "UDP %s for fd %d, relay %s%s",
 		 st->transparent ? "TRANSPARENT association" : "association", fd,
-		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)));
+		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)),
+		 st->gss_id ? ", datagrams sealed by GSS-API" : "");
 	return ctl;
 fail:
 	e = errno;
+	gssdgram_drop(st->gss_id);
+	st->gss_id = 0;
 	fdtab_set_internal(ctl, false);
 	shim_real.close(ctl);
 	errno = e;
@@ -377,7 +449,10 @@ static bool tp_offered(int fd, int64_t deadline)
 static const struct sockaddr *tp_peer(int fd, const struct shim_fd *n,
 				      const struct sockaddr *peer)
 {
-	if (shim_conf.udp_transparent == SHIM_TP_NO || tp_unsupported || n->no_transparent)
+	/* RFC 1961 frames UDP ASSOCIATE's datagrams only: no TRANSPARENT
+	 * through a GSS-API proxy */
+	if (shim_conf.udp_transparent == SHIM_TP_NO || tp_unsupported || n->no_transparent ||
+	    shim_conf.proxy.gss.on)
 		return NULL;
 	if (!peer && !(n->kind == SHIM_FD_UDP && n->udp_connected))
 		return NULL;
@@ -416,6 +491,8 @@ static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer)
 			fdtab_set_internal(st->ctl, false);
 			shim_real.close(st->ctl);
 		}
+		gssdgram_drop(st->gss_id);
+		n.gss_id = 0;
 	}
 	ctl = udp_associate(fd, &n, tp_peer(fd, &n, peer));
 	int e = errno;
@@ -451,6 +528,8 @@ static void udp_drop_assoc(struct shim_fd *st, void *arg)
 		fdtab_set_internal(st->ctl, false);
 		shim_real.close(st->ctl);
 	}
+	gssdgram_drop(st->gss_id);
+	st->gss_id = 0;
 	st->ctl = -1;
 	st->transparent = false;
 }
@@ -496,6 +575,38 @@ static size_t udp_header(uint8_t *hdr, size_t cap, const struct sockaddr *sa)
 	return stp_udp_header(hdr, cap, NULL, 0, (struct sockaddr *)&tmp);
 }
 
+/* GSS-API levels 1, 2 (RFC 1961 section 5): header and payload gathered,
+ * sealed into one X'03' frame, sent to the relay. The payload's length,
+ * or -1 (EMSGSIZE: too big once sealed). */
+static ssize_t udp_send_sealed(int fd, const struct shim_fd *st, const struct msghdr *msg,
+			       int flags, const uint8_t *hdr, size_t hlen)
+{
+	if (udp_buffers(true) < 0)
+		return -1;
+	size_t len = hlen;
+	memcpy(udp_pkt, hdr, hlen);
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		if (msg->msg_iov[i].iov_len > UDP_PKT_MAX - len) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		memcpy(udp_pkt + len, msg->msg_iov[i].iov_base, msg->msg_iov[i].iov_len);
+		len += msg->msg_iov[i].iov_len;
+	}
+	ssize_t n = gssdgram_seal(st->gss_id, true, udp_pkt, len, udp_gss, UDP_PKT_MAX);
+	if (n < 0)
+		return -1;
+	struct iovec iov = { udp_gss, (size_t)n };
+	struct msghdr m = *msg;
+	m.msg_name = (void *)&st->relay;
+	m.msg_namelen = st->relaylen;
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	if (shim_real.sendmsg(fd, &m, flags | MSG_NOSIGNAL) < 0)
+		return -1;
+	return (ssize_t)(len - hlen);
+}
+
 ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	uint8_t hdr[STP_UDP_HDR_MAX];
@@ -529,6 +640,8 @@ ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = EHOSTUNREACH;
 		return -1;
 	}
+	if (st.gss_id != 0)
+		return udp_send_sealed(fd, &st, msg, flags, hdr, hlen);
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = hlen;
 	memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof(struct iovec));
@@ -627,10 +740,8 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 		return shim_real.recvmsg(fd, msg, flags);
 	/* a replaced socket reports sources in the family it was made with */
 	int app_family = st.app_family ? st.app_family : st.relay.ss_family;
-	if (udp_pkt == NULL && (udp_pkt = malloc(UDP_PKT_MAX)) == NULL) {
-		errno = ENOMEM;
+	if (udp_buffers(st.gss_id != 0) < 0)
 		return -1;
-	}
 	for (;;) {
 		struct sockaddr_storage from, src;
 		socklen_t srclen;
@@ -648,20 +759,36 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 		msg->msg_flags = m.msg_flags & ~MSG_TRUNC;
 		ssize_t off = -1;
 		bool keep;
+		const uint8_t *pkt = udp_pkt;
+		bool from_relay = sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay);
+		if (st.gss_id != 0 && from_relay) {
+			/* RFC 1961 section 5: one sealed frame; one that fails
+			 * the protection is dropped here, never delivered */
+			n = udp_unseal(fd, st.gss_id, (size_t)n, flags & MSG_PEEK);
+			if (n < 0) {
+				shim_log(SHIM_LOG_INFO,
+					 "UDP fd %d: dropped a datagram failing the "
+					 "GSS-API protection",
+					 fd);
+				if (flags & MSG_PEEK)
+					shim_real.recv(fd, udp_pkt, 1, MSG_DONTWAIT);
+				continue;
+			}
+			pkt = udp_gss;
+		}
 		if (st.transparent && sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay)) {
 			/* TRANSPARENT: no header, everything is from the peer */
 			off = 0;
 			keep = shim_sa_to_family((struct sockaddr *)&st.peer, app_family, &src,
 						 &srclen) == 0;
 		} else {
-			if (sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay))
-				off = stp_udp_unwrap(udp_pkt, (size_t)n, &sa);
+			if (from_relay)
+				off = stp_udp_unwrap(pkt, (size_t)n, &sa);
 			keep = off >= 0 && udp_source(&st, &sa, app_family, &src, &srclen) == 0 &&
 			       (!st.udp_connected || sa_equal((struct sockaddr *)&src,
 							      (struct sockaddr *)&st.peer));
 		}
-		if (off < 0 && !sa_equal((struct sockaddr *)&from, (struct sockaddr *)&st.relay) &&
-		    !st.udp_connected) {
+		if (off < 0 && !from_relay && !st.udp_connected) {
 			/* A direct datagram from a bypassed peer: as it is. */
 			off = 0;
 			keep = udp_direct_source(&st, &from, m.msg_namelen, &src, &srclen);
@@ -674,7 +801,7 @@ ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags)
 			continue;
 		}
 		size_t plen = (size_t)n - (size_t)off;
-		size_t got = udp_scatter(msg, udp_pkt + off, plen);
+		size_t got = udp_scatter(msg, pkt + off, plen);
 		if (got < plen)
 			msg->msg_flags |= MSG_TRUNC;
 		udp_set_name(msg, (struct sockaddr *)&src, srclen);

@@ -656,13 +656,119 @@ def test_stp_listen_through_gssapi(gssd, realm, echo, level):
         p.wait_log(r"session .*user=alice cmd=accept .*result=\"accepted: data in a flow")
         p.wait_log(r"flow id=\d+\.\d+ .*user=alice cmd=accept .*up=200000 down=200000 ",
                    timeout=20)
-        # UDP binds would need each datagram sealed: refused by libstp
-        r = run_stp(realm, "alice", "listen", "udp:127.0.0.1:9", proxy=gss_url(p, level))
-        assert r.returncode != 0 and b"not available" in r.stderr, r.stderr
     finally:
         proc.terminate()
         proc.wait(10)
         out.close()
+
+
+@pytest.mark.stpd_module("bind")
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stp_listen_udp_through_gssapi(gssd, realm, udp_echo, tmp_path, level):
+    """A UDP bind (LISTEN X'10', docs/protocol.md 5.9) through method X'01':
+    at integrity and confidentiality the datagrams between `stp listen` and
+    the bind's relay are sealed like UDP ASSOCIATE's (5.7); an outside peer
+    gets its datagrams echoed by the local service, and stpd drops none
+    for failing the protection."""
+    p = gssd()
+    out = tmp_path / "listen-udp.out"
+    with open(out, "w+") as f:
+        proc = subprocess.Popen([stp_bin(), "--proxy", gss_url(p, level), "listen",
+                                 "udp:127.0.0.1:%d" % udp_echo.port],
+                                stdout=f, stderr=subprocess.STDOUT,
+                                env=user_env(realm, "alice"))
+    try:
+        deadline = time.time() + 20
+        bound = None
+        while time.time() < deadline and bound is None:
+            for ln in open(out).read().splitlines():
+                if ln.startswith("bound udp "):
+                    h, port = ln.split()[2].rsplit(":", 1)
+                    bound = (h, int(port))
+            assert proc.poll() is None, open(out).read()
+            time.sleep(0.05)
+        assert bound, open(out).read()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(3)
+        got = 0
+        for i in range(5):
+            msg = b"bind-dgram-%d-" % i + os.urandom(100)
+            for _ in range(5):  # UDP: a lost first datagram is sent again
+                u.sendto(msg, bound)
+                try:
+                    back, src = u.recvfrom(65536)
+                except socket.timeout:
+                    continue
+                assert back == msg and src == bound
+                got += 1
+                break
+        assert got == 5
+        u.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    assert "failing the method's protection" not in p.log()
+
+
+class _Plain:
+    """GssSocks' plaintext as a socket for socksraw's readers."""
+    def __init__(self, g):
+        self.g = g
+
+    def recv(self, n):
+        return self.g.recv_exact(1)
+
+
+@pytest.mark.stpd_module("bind")
+@pytest.mark.parametrize("level", [1, 2])
+def test_udp_bind_sealed_raw(gssd, realm, level):
+    """A UDP bind (LISTEN X'10') from the independent RFC 1961 client: the
+    datagrams between it and RELAY are single X'03' frames wrapping the RFC
+    1928 datagram with the control connection's context (protocol.md 5.7,
+    "UDP binds"); a peer's datagram arrives sealed, a sealed one reaches the
+    peer from BND, and a clear or tampered one is dropped and counted."""
+    import bindraw as B
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(level) == level
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(10)
+    u.bind(("127.0.0.1", 0))
+    g.send(B.listen_msg([(B.UDP, 0, u.getsockname()[1])]))
+    rep, binds = B.read_listen_reply(_Plain(g))
+    assert rep == 0 and binds[0][0] == B.UDP
+    bnd, relay = binds[0][1], binds[0][2]
+    bnd = ("127.0.0.1", bnd[1])
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.settimeout(10)
+    peer.bind(("127.0.0.1", 0))
+    # peer -> BND -> client, sealed
+    peer.sendto(b"from-peer-MARKER", bnd)
+    back, _ = u.recvfrom(70000)
+    assert back[:2] == b"\x01\x03" and struct.unpack(">H", back[2:4])[0] == len(back) - 4
+    assert (b"from-peer-MARKER" in back) == (level == 1)
+    un = g.ctx.unwrap(back[4:])
+    assert un.encrypted == (level == 2)
+    frag, atyp, host, port, data = S.udp_parse(un.message)
+    assert (frag, host, port, data) == (0, "127.0.0.1", peer.getsockname()[1],
+                                        b"from-peer-MARKER")
+    # client -> RELAY -> peer, from BND
+    dgram = S.udp_packet("127.0.0.1", peer.getsockname()[1], b"to-peer")
+    u.sendto(G.frame(3, g.ctx.wrap(dgram, level == 2).message), relay)
+    data, src = peer.recvfrom(70000)
+    assert data == b"to-peer" and src[1] == bnd[1]
+    # clear, and tampered: dropped, the peer gets nothing
+    u.sendto(S.udp_packet("127.0.0.1", peer.getsockname()[1], b"clear"), relay)
+    bad = bytearray(G.frame(3, g.ctx.wrap(S.udp_packet("127.0.0.1", peer.getsockname()[1],
+                                                         b"tampered"), level == 2).message))
+    bad[-3] ^= 1
+    u.sendto(bytes(bad), relay)
+    peer.settimeout(1)
+    with pytest.raises(socket.timeout):
+        peer.recvfrom(70000)
+    g.s.close()
+    p.wait_log(r"udp datagrams failing the method's protection: 2")
 
 
 def test_described_to_feature_discovery(gssd):
@@ -704,3 +810,189 @@ def test_metrics_count_gssapi(stpd_factory, realm, echo):
     m = TM.wait_idle(mp)
     assert TM.val(m, "stp_auth_total", method="gssapi", backend="gssapi", result="ok") == 1
     assert TM.val(m, "stp_auth_total", method="gssapi", backend="none", result="fail") == 1
+
+
+# ---------------------------------------------------------------------------
+# stpify: UDP programs through the GSS-API proxy (RFC 1961 section 5)
+
+PY_UDP = """
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(10)
+for i in range(5):
+    msg = b"GSSUDP-MARKER-%d-" % i + bytes(range(200))
+    u.sendto(msg, ("127.0.0.1", int(sys.argv[1])))
+    if i == 0:  # a peek, then the read that takes it out (unsealed once)
+        assert u.recvfrom(65536, socket.MSG_PEEK)[0] == msg
+    back, src = u.recvfrom(65536)
+    assert back == msg, back
+    assert src == ("127.0.0.1", int(sys.argv[1])), src
+print("ok")
+"""
+
+
+def _relay_port(stderr):
+    import re
+    m = re.search(rb"UDP association for fd \d+, relay 127\.0\.0\.1:(\d+)(, datagrams sealed)?",
+                  stderr)
+    assert m, stderr
+    return int(m.group(1)), m.group(2) is not None
+
+
+def _udp_payloads(pcap, port):
+    """The UDP payloads to and from port in the capture (tshark)."""
+    r = subprocess.run(["tshark", "-r", pcap, "-Y", "udp.port == %d" % port, "-T", "fields",
+                        "-e", "udp.payload"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [bytes.fromhex(x.replace(b":", b"").decode()) for x in r.stdout.split() if x]
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stpify_udp(gssd, realm, udp_echo, dns, tmp_path, level):
+    """An unmodified UDP program (a python echo client, then dig against
+    dnsmasq) under stpify through a GSS-API stpd: the answers come back at
+    each level; on the wire between the program and the relay (tshark on
+    lo) every datagram is one X'01' X'03' frame at integrity and
+    confidentiality, plain RFC 1928 at none, and the payload marker is
+    visible nowhere at confidentiality."""
+    import shutil
+    if shutil.which("tshark") is None or shutil.which("dig") is None:
+        pytest.skip("needs tshark and dig")
+    p = gssd()
+    pcap = str(tmp_path / "udp.pcap")
+    cap = subprocess.Popen(["tshark", "-i", "lo", "-f", "udp and not port 88", "-w", pcap,
+                            "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(pcap) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        r = run_stpify(realm, "alice", gss_url(p, level), "/usr/bin/python3", "-c", PY_UDP,
+                       udp_echo.port)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"ok\n"
+        d = run_stpify(realm, "alice", gss_url(p, level), "dig", "+short", "+tries=2",
+                       "+time=5", "@127.0.0.1", "-p", dns.port, "web.stp.test", "A")
+        assert d.returncode == 0, d.stderr
+        assert d.stdout.strip() == b"127.0.0.1"
+        time.sleep(1.0)
+    finally:
+        cap.send_signal(2)
+        try:
+            cap.wait(15)
+        except subprocess.TimeoutExpired:
+            cap.kill()
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    p.wait_log(r"udp datagrams up=5 down=5")
+    assert "failing the method's protection" not in p.log()
+    port, sealed = _relay_port(r.stderr)
+    assert sealed == (level != "none")
+    wire = _udp_payloads(pcap, port)
+    assert len(wire) >= 10, wire  # 5 up, 5 down
+    for w in wire:
+        if level == "none":
+            assert w[:4] == b"\x00\x00\x00\x01" and b"GSSUDP-MARKER-" in w
+        else:
+            assert w[:2] == b"\x01\x03" and struct.unpack(">H", w[2:4])[0] == len(w) - 4
+            assert (b"GSSUDP-MARKER-" in w) == (level == "integrity")
+    dport, dsealed = _relay_port(d.stderr)
+    dwire = _udp_payloads(pcap, dport)
+    assert dwire and all((w[:2] == b"\x01\x03") == dsealed for w in dwire)
+    # the question's name: in clear at none and integrity, nowhere at confidentiality
+    assert any(b"web\x03stp\x04test" in w for w in dwire) == (level != "confidentiality")
+
+
+@pytest.mark.parametrize("level", ["none", "integrity", "confidentiality"])
+def test_stp_resolve_dns_udp(gssd, realm, dns, level):
+    """`stp resolve --dns` asks dnsmasq over UDP ASSOCIATE: through GSS-API
+    its queries and answers are sealed datagrams at integrity and
+    confidentiality (libstp stp_udp_*), and the answer is right."""
+    p = gssd()
+    r = run_stp(realm, "alice", "resolve", "--dns", dns.addr, "web.stp.test",
+                proxy=gss_url(p, level))
+    assert r.returncode == 0, r.stderr
+    assert b"127.0.0.1" in r.stdout, r.stdout
+    p.wait_log(r"user=alice: GSS-API .* protection=%s" % level)
+    p.wait_log(r"udp datagrams up=\d+ down=[1-9]")
+    assert "failing the method's protection" not in p.log()
+
+
+class _FakeGssProxy:
+    """Just enough of an RFC 1961 proxy, written with python3-gssapi (not
+    stpd), to send stpify a tampered sealed datagram: it accepts the
+    context, the level and UDP ASSOCIATE, and answers each datagram with a
+    tampered copy first and the good one after it."""
+
+    def __init__(self, realm):
+        import threading
+        self.creds = gssapi.Credentials(usage="accept",
+                                        store={b"keytab": realm.keytab.encode()})
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(30)
+        self.error = None
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            c, _ = self.ls.accept()
+            c.settimeout(30)
+            head = S.recv_exact(c, 2)
+            S.recv_exact(c, head[1])
+            c.sendall(b"\x05\x01")
+            ctx = gssapi.SecurityContext(creds=self.creds, usage="accept")
+            _, tok = G.read_frame(c)
+            out = ctx.step(tok)
+            if out:
+                c.sendall(G.frame(1, out))
+            _, tok = G.read_frame(c)
+            level = ctx.unwrap(tok).message
+            c.sendall(G.frame(2, ctx.wrap(level, False).message))
+            conf = level == b"\x02"
+            _, tok = G.read_frame(c)
+            assert ctx.unwrap(tok).message[:2] == b"\x05\x03"
+            rep = b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(
+                ">H", self.udp.getsockname()[1])
+            c.sendall(G.frame(3, ctx.wrap(rep, conf).message))
+            d, src = self.udp.recvfrom(70000)
+            frag, atyp, host, port, data = S.udp_parse(ctx.unwrap(d[4:]).message)
+            good = G.frame(3, ctx.wrap(S.udp_packet(host, port, b"good:" + data), conf).message)
+            bad = bytearray(G.frame(3, ctx.wrap(S.udp_packet(host, port, b"tampered"),
+                                                conf).message))
+            bad[-3] ^= 1
+            self.udp.sendto(bytes(bad), src)
+            self.udp.sendto(good, src)
+            c.recv(1)  # until stpify's program exits
+            c.close()
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+PY_UDP_ONE = """
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(20)
+u.sendto(b"ping", ("127.0.0.1", int(sys.argv[1])))
+print(u.recvfrom(65536)[0].decode())
+"""
+
+
+@pytest.mark.parametrize("level", ["integrity", "confidentiality"])
+def test_stpify_udp_drops_tampered(realm, level):
+    """stpify unseals every datagram from the relay: a tampered one (here
+    from a minimal proxy written with python3-gssapi) never reaches the
+    program, and stpify says so; the good one after it does."""
+    fake = _FakeGssProxy(realm)
+    url = "socks5+gssapi://127.0.0.1:%d?gss-service=socks@localhost&gss-protection=%s" % (
+        fake.port, level)
+    r = run_stpify(realm, "alice", url, "/usr/bin/python3", "-c", PY_UDP_ONE, 9)
+    fake.t.join(30)
+    assert fake.error is None, fake.error
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"good:ping\n"
+    assert b"dropped a datagram failing the GSS-API protection" in r.stderr, r.stderr

@@ -47,6 +47,31 @@ static const struct dgram_ops bd_udp_ops = {
 	.allow = udp_allow,
 };
 
+/* The method's datagram protection (GSS-API, RFC 1961 section 5), as
+ * UDP ASSOCIATE has it: the control session's guard, which lives as long
+ * as the control connection, and so as long as this bind. */
+static int udp_unseal(void *ctx, uint8_t *p, size_t len)
+{
+	struct bd_udp *u = ctx;
+	const struct session_dgram_guard *g = session_dgram_guard(u->ctl->s);
+	return g->unseal(g->ctx, p, len);
+}
+
+static uint8_t *udp_seal(void *ctx, uint8_t *p, size_t *len, size_t room)
+{
+	struct bd_udp *u = ctx;
+	const struct session_dgram_guard *g = session_dgram_guard(u->ctl->s);
+	return g->seal(g->ctx, p, len, room);
+}
+
+static const struct dgram_ops bd_udp_guarded_ops = {
+	.decap = udp_decap,
+	.encap = dgram_socks_encap,
+	.allow = udp_allow,
+	.unseal = udp_unseal,
+	.seal = udp_seal,
+};
+
 int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struct mbind_bound *out)
 {
 	struct bd_udp *u = &c->udp[c->n_udp];
@@ -68,7 +93,9 @@ int bd_udp_open(struct bd_ctl *c, unsigned i, const struct mbind_entry *e, struc
 	getsockname(fd, (struct sockaddr *)&where, &len);
 	sa_unmap(&where);
 
-	struct dgram_params p = { .ops = &bd_udp_ops, .ctx = u };
+	struct dgram_params p = { .ops = session_dgram_guard(c->s) ? &bd_udp_guarded_ops :
+								     &bd_udp_ops,
+				  .ctx = u };
 	dgram_params_from_session(&p, c->s);
 	p.idle_secs = 0; /* lives with the control connection */
 	p.pin = c->client;

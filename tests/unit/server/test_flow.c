@@ -46,6 +46,13 @@ size_t ext_log_fields(const struct session *s, const struct rule *r, bool deny,
 	return 0;
 }
 
+/* flow.c names the session in its protection-failure line. */
+const char *session_tag(const struct session *s, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "session test");
+	return buf;
+}
+
 struct fixture {
 	struct worker w;
 	struct conf_listener l;
