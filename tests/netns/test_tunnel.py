@@ -124,6 +124,8 @@ class Setup:
                 "auth { methods %s; backend file; users-file %s }\n" % (methods, self.users()) +
                 tls +
                 "tunnel { cert %s; key %s; idle 30 }\n" % (cert, key) +
+                # names as the far endpoint: net B's dnsmasq, B's own resolver
+                "resolver %s\n" % T.B +
                 "client pass { from 10.80.2.0/24 }\n" + relay_rule +
                 "request block { }\n")
         path = os.path.join(self.tmp, "b.conf")
@@ -181,6 +183,9 @@ def dnsmasq(env):
     d = Daemon(env.topo.netb, ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
                                "--no-hosts", "--bind-interfaces", "--listen-address=" + T.B,
                                "--port=53", "--address=/far.tunnel.test/10.9.8.7",
+                               "--address=/ns.netb.test/%s" % T.B,
+                               "--address=/echo.netb.test/%s" % T.B,
+                               "--address=/blocked.netb.test/%s" % T.B,
                                "--pid-file=", "--log-queries"],
                os.path.join(env.tmp, "dnsmasq.log"))
     env.daemons.append(d)
@@ -581,3 +586,66 @@ def test_remote_drops(env, trans):
     assert t.ctl.recv(1) == b""
     t.close()
     stop.set()
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_far_endpoint_by_name(env, trans):
+    """F by name (ATYP X'03'): stpd B looks it up with its own resolver (net
+    B's dnsmasq, which alone knows the names) and its rules see the name:
+    dig and an echo through a tunnel to a name; an unknown name gets X'04'
+    (B's look-up failure, as for CONNECT, passed on by A); a name B's rules
+    block by name gets X'0D'; `stp tunnel` takes FAR as a name."""
+    env.start_b(relay_rule="request block { command tunnel-relay; to blocked.netb.test }\n"
+                "request pass { command tunnel-relay; to 10.80.4.0/24 }\n")
+    env.start_a()
+    dns = dnsmasq(env)
+    t = env.tunnel(trans, far=("ns.netb.test", 53))
+    assert t.rep == 0
+    fwd = Forwarder(env, t)
+    out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", str(fwd.port), "+tries=2",
+                           "+time=5", "+short", "far.tunnel.test", "A")
+    assert out.strip() == "10.9.8.7"
+    fwd.close()
+    t.close()
+    stop = threading.Event()
+    echo_server(env, stop)
+    t = env.tunnel(trans, far=("echo.netb.test", 7000))
+    assert t.rep == 0
+    for i in range(5):
+        t.send(b"named%d" % i)
+        assert t.recv() == b"named%d" % i
+    t.close()
+    stop.set()
+    b = env.b.wait_log("cmd=tunnel-relay target=echo.netb.test:7000")
+    a = env.a.wait_log("for echo.netb.test:7000 ended")
+    # B asked net B's DNS (from its inside address); A asked nobody
+    d = dns.wait_log("echo.netb.test from %s" % T.GB_IN)
+    assert "from %s" % T.GA_OUT not in d and "from %s" % T.A not in d
+    # unknown there: X'04' as a failed CONNECT look-up, through A
+    t = env.tunnel(trans, far=("nope.netb.test", 7000))
+    assert t.rep == 0x04
+    t.close()
+    env.b.wait_log("resolving nope.netb.test failed")
+    env.a.wait_log("cannot reach the far endpoint: REP X'04'")
+    # B's rules match the name (it resolves inside the allowed range)
+    t = env.tunnel(trans, far=("blocked.netb.test", 7000))
+    assert t.rep == 0x0D
+    t.close()
+    env.a.wait_log("the remote stpd refused: REP X'02'")
+    # stp tunnel with FAR by name; nothing in net A resolves it
+    extra = ["--tls"] if trans == TLS else []
+    envv = dict(os.environ, STP_TUNNEL_PASSWORD="secret")
+    p = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5355", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "ns.netb.test:53"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    try:
+        line = p.stderr.readline().decode()
+        assert "stp: tunnel 127.0.0.1:5355 -> ns.netb.test:53" in line, line
+        out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", "5355", "+tries=2", "+time=5",
+                               "+short", "far.tunnel.test", "A")
+        assert out.strip() == "10.9.8.7"
+    finally:
+        p.terminate()
+        p.wait(10)
+    env.b.wait_log("cmd=tunnel-relay target=ns.netb.test:53")

@@ -293,6 +293,12 @@ static int setup(struct tn_local *t, struct tn_chan *c)
 	if (tn_chan_write(c, buf, n, deadline) < 0 ||
 	    read_msg(t, c, parse_reply, &rr, deadline, "reply", SOCKS5_REP_TUNNEL_REFUSED) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "request not sent");
+	/* The far endpoint unreachable there (its name did not resolve with
+	 * B's resolver, or no route): the client sees CONNECT's X'04'. Any
+	 * other refusal is B's decision: X'0D'. */
+	if (rr.rep == SOCKS5_REP_HOST_UNREACHABLE)
+		return fail(t, SOCKS5_REP_HOST_UNREACHABLE,
+			    "the remote stpd cannot reach the far endpoint: REP X'04'");
 	if (rr.rep != SOCKS5_REP_SUCCEEDED)
 		return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "the remote stpd refused: REP X'%02X'",
 			    rr.rep);
