@@ -649,3 +649,96 @@ def test_far_endpoint_by_name(env, trans):
         p.terminate()
         p.wait(10)
     env.b.wait_log("cmd=tunnel-relay target=ns.netb.test:53")
+
+
+def stpify_bin():
+    if os.environ.get("STPIFY"):  # an ASan stpd's tests take the plain build's stpify
+        return os.environ["STPIFY"]
+    p = os.path.join(os.path.dirname(stpd_binary()), "..", "shim", "stpify")
+    if not os.path.exists(p):
+        pytest.skip("no stpify binary next to stpd")
+    return os.path.abspath(p)
+
+
+SEQ_CLIENT = r'''
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dst = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+got, srcs = [], set()
+for base in range(0, n, 10):
+    for i in range(base, min(base + 10, n)):
+        s.sendto(i.to_bytes(4, "big") + b"SEQ" + bytes(200), dst)
+    for _ in range(min(10, n - base)):
+        try:
+            d, a = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        got.append(int.from_bytes(d[:4], "big"))
+        srcs.add(a)
+print("dst", dst[0], dst[1])
+print("srcs", " ".join("%s:%d" % a for a in sorted(srcs)))
+print("got", " ".join(map(str, got)))
+'''
+
+
+def run_stpify(env, trans, argv, dests="10.80.4.0/24", timeout=90):
+    scheme = "tls" if trans == TLS else "dtls"
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+         "STP_PROXY": "socks5://%s:1080" % T.GA_IN, "STP_LOG": "info", "STP_TIMEOUT": "20",
+         "STP_TUNNEL": "%s://gwa@%s:1443 %s" % (scheme, T.GB_OUT, dests),
+         "STP_TUNNEL_PASSWORD": "secret"}
+    if os.environ.get("STPIFY_LIB"):
+        e["STPIFY_LIB"] = os.environ["STPIFY_LIB"]
+    full = ["env"] + ["%s=%s" % kv for kv in e.items()] + [stpify_bin()] + argv
+    r = subprocess.run(["ip", "netns", "exec", env.topo.neta.name] + full,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_stpify_through_tunnel(env, trans, tmp_path):
+    """stpify's `tunnel` setting (STP_TUNNEL): an unmodified dig in net A
+    (no `stp tunnel` process) asks dnsmasq in net B through a tunnel that
+    stpify opens on dig's own socket; a python UDP client's sequenced
+    exchange with the echo in net B comes back complete and in order, from
+    the echo's address; to a name (stpify's fake DNS) the name goes to
+    stpd B, which resolves it; a destination outside the list is not
+    tunnelled (UDP ASSOCIATE, which stpd A's rules refuse here)."""
+    need("dig", "dnsutils")
+    env.start_b()
+    env.start_a()
+    dnsmasq(env)
+    scheme = "dtls" if trans == DTLS else "tls"
+    rc, out, err = run_stpify(env, trans, ["dig", "@" + T.B, "far.tunnel.test", "A", "+short",
+                                           "+tries=3", "+time=5"])
+    assert out.strip().splitlines()[-1:] == ["10.9.8.7"], err
+    assert "UDP tunnel association for fd" in err, err
+    assert "tunnel %s://gwa@%s:1443" % (scheme, T.GB_OUT) in err, err
+    a = env.a.wait_log("tunnel to %s:1443 (%s) for %s:53 ended" % (T.GB_OUT, scheme, T.B))
+    assert "cmd=tunnel target=%s:1443" % T.GB_OUT in a
+    # a sequenced exchange from python, by address, then by name
+    stop = threading.Event()
+    echo_server(env, stop)
+    prog = tmp_path / "seq.py"
+    prog.write_text(SEQ_CLIENT)
+    n = 300
+    for host in (T.B, "echo.netb.test"):
+        rc, out, err = run_stpify(env, trans, ["python3", str(prog), host, "7000", str(n)],
+                                  dests="10.80.4.0/24 .netb.test")
+        assert rc == 0, err
+        lines = dict(line.split(" ", 1) for line in out.strip().splitlines() if " " in line)
+        got = [int(x) for x in lines.get("got", "").split()]
+        assert len(got) >= n * 0.99, "lost %d of %d: %s" % (n - len(got), n, err[-2000:])
+        assert got == sorted(got) and len(set(got)) == len(got), "reordered or duplicated"
+        dst = lines["dst"].split()[0]
+        assert lines["srcs"] == "%s:7000" % dst, lines  # replies come from the peer
+        env.b.wait_log("cmd=tunnel-relay target=%s:7000" % host)
+    assert dst.startswith("240."), dst  # the name's fake address: nothing resolved in net A
+    stop.set()
+    # not in the list: UDP ASSOCIATE as usual (stpd A's rules refuse it)
+    rc, out, err = run_stpify(env, trans, ["dig", "@" + T.B, "far.tunnel.test", "A", "+short",
+                                           "+tries=1", "+time=2"], dests="192.0.2.0/24")
+    assert "10.9.8.7" not in out
+    assert "UDP tunnel association" not in err, err
