@@ -649,6 +649,13 @@ def test_far_endpoint_by_name(env, trans):
         p.terminate()
         p.wait(10)
     env.b.wait_log("cmd=tunnel-relay target=ns.netb.test:53")
+    # a name B cannot resolve: stp tunnel exits 10 + X'04'
+    r = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5356", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "nope.netb.test:53"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    _, err = r.communicate(timeout=30)
+    assert r.returncode == 14, err
 
 
 def stpify_bin():
@@ -683,12 +690,14 @@ print("got", " ".join(map(str, got)))
 '''
 
 
-def run_stpify(env, trans, argv, dests="10.80.4.0/24", timeout=90):
+def run_stpify(env, trans, argv, dests="10.80.4.0/24", timeout=90, userinfo="gwa",
+               tunnel=None):
     scheme = "tls" if trans == TLS else "dtls"
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
          "STP_PROXY": "socks5://%s:1080" % T.GA_IN, "STP_LOG": "info", "STP_TIMEOUT": "20",
-         "STP_TUNNEL": "%s://gwa@%s:1443 %s" % (scheme, T.GB_OUT, dests),
-         "STP_TUNNEL_PASSWORD": "secret"}
+         "STP_TUNNEL": tunnel or "%s://%s@%s:1443 %s" % (scheme, userinfo, T.GB_OUT, dests)}
+    if ":" not in userinfo:
+        e["STP_TUNNEL_PASSWORD"] = "secret"
     if os.environ.get("STPIFY_LIB"):
         e["STPIFY_LIB"] = os.environ["STPIFY_LIB"]
     full = ["env"] + ["%s=%s" % kv for kv in e.items()] + [stpify_bin()] + argv
@@ -725,9 +734,11 @@ def test_stpify_through_tunnel(env, trans, tmp_path):
     prog.write_text(SEQ_CLIENT)
     n = 300
     for host in (T.B, "echo.netb.test"):
+        # the password in the URL this time: never logged
         rc, out, err = run_stpify(env, trans, ["python3", str(prog), host, "7000", str(n)],
-                                  dests="10.80.4.0/24 .netb.test")
+                                  dests="10.80.4.0/24, .netb.test", userinfo="gwa:secret")
         assert rc == 0, err
+        assert "secret" not in err and "UDP tunnel association for fd" in err, err
         lines = dict(line.split(" ", 1) for line in out.strip().splitlines() if " " in line)
         got = [int(x) for x in lines.get("got", "").split()]
         assert len(got) >= n * 0.99, "lost %d of %d: %s" % (n - len(got), n, err[-2000:])
@@ -742,3 +753,9 @@ def test_stpify_through_tunnel(env, trans, tmp_path):
                                            "+tries=1", "+time=2"], dests="192.0.2.0/24")
     assert "10.9.8.7" not in out
     assert "UDP tunnel association" not in err, err
+    # a value stpify cannot read: said so, and the tunnel stays off
+    send = ("import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+            ".sendto(b'x', ('%s', 9))\nexcept OSError:\n pass\n" % T.B)
+    rc, out, err = run_stpify(env, trans, ["python3", "-c", send],
+                              tunnel="ftp://gwa@%s:1443" % T.GB_OUT)
+    assert "tunnel: want dtls:// or tls://" in err and "tunnel off" in err, err
