@@ -268,17 +268,6 @@ static void on_dtls_timer(EV_P_ ev_timer *w, int revents)
 	}
 }
 
-/* Nothing is expected on the control connection of a DTLS tunnel. */
-static void dtls_ctl_input(struct session *s)
-{
-	size_t len, cap;
-	session_input(s, &len, &cap);
-	if (len) {
-		session_warnx(s, "tunnel relay: unexpected bytes on the control connection");
-		session_close(s, "bad tunnel control input");
-	}
-}
-
 /* ---- from the far endpoint ---- */
 
 static void on_far(EV_P_ ev_io *w, int revents)
@@ -390,18 +379,12 @@ static void accept_relay(struct tn_remote *t, const struct sockaddr *resolved)
 	uint8_t buf[TUNNEL_RELAY_REPLY_MAX];
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	const char *why;
 	char far[300];
 
-	t->flow = flow_open_at(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far, resolved,
-			       &why);
-	if (!t->flow) {
-		session_finish(t->s,
-			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
-								   SOCKS5_REP_NOT_ALLOWED,
-			       why);
+	t->flow = tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far,
+			       resolved);
+	if (!t->flow)
 		return;
-	}
 	if (!resolved) {
 		sa_from_socks(&ss, &sl, &t->req.far);
 		resolved = (const struct sockaddr *)&ss;
@@ -436,7 +419,7 @@ static void accept_relay(struct tn_remote *t, const struct sockaddr *resolved)
 		session_watch_control(t->s, tls_input);
 		tls_input(t->s); /* frames that came with the request */
 	} else {
-		session_watch_control(t->s, dtls_ctl_input);
+		session_watch_control(t->s, tn_quiet_control); /* nothing more comes on it */
 	}
 }
 
@@ -475,27 +458,19 @@ static void resolve_far(struct tn_remote *t)
 		refuse(t, SOCKS5_REP_GENERAL_FAILURE, "too many DNS look-ups pending");
 }
 
+static enum socks_res parse_relay(void *out, const uint8_t *p, size_t n, size_t *used,
+				  struct socks_err *err)
+{
+	return tunnel_relay_parse(out, p, n, used, err);
+}
+
 /* The core consumed the request's header; the body (TVER TRANS) follows. */
 static void body_input(struct session *s)
 {
 	struct tn_remote *t = session_handler_data(s);
-	uint8_t buf[TUNNEL_RELAY_MAX];
-	size_t len, cap, used;
-	struct socks_err err = { 0, NULL };
-	const uint8_t *in = session_input(s, &len, &cap);
-	size_t h = socks5_request_write(buf, sizeof(buf), TUNNEL_CMD_RELAY, session_target(s));
-	size_t take = len < sizeof(buf) - h ? len : sizeof(buf) - h;
-	memcpy(buf + h, in, take);
-	enum socks_res r = tunnel_relay_parse(&t->req, buf, h + take, &used, &err);
-	if (r == SOCKS_MORE)
+	if (!tn_read_body(s, TUNNEL_CMD_RELAY, parse_relay, &t->req, &t->body_timer,
+			  "TUNNEL RELAY"))
 		return;
-	ev_timer_stop(t->loop, &t->body_timer);
-	if (r == SOCKS_BAD) {
-		refuse(t, err.rep, err.why);
-		return;
-	}
-	session_consume(s, used - h);
-	session_watch_control(s, NULL);
 	if (t->req.far.atyp == SOCKS_ATYP_DOMAIN)
 		resolve_far(t);
 	else
@@ -524,11 +499,7 @@ void tn_remote_start(struct session *s)
 	ev_io_init(&t->far_io, on_far, -1, EV_READ);
 	ev_io_init(&t->d_io, on_dtls, -1, EV_READ);
 	session_set_handler(s, &tr_ops, t);
-	ev_timer_init(&t->body_timer, on_body_timeout,
-		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
-	t->body_timer.data = t;
-	if (session_conf(s)->timeouts.handshake)
-		ev_timer_start(t->loop, &t->body_timer);
+	tn_body_timer(s, &t->body_timer, on_body_timeout, t);
 	session_watch_control(s, body_input);
 	body_input(s);
 }
