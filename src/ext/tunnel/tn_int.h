@@ -43,7 +43,7 @@ bool tn_read_body(struct session *s, uint8_t cmd, tn_parse_fn parse, void *out, 
 void tn_body_timer(struct session *s, ev_timer *w, void (*cb)(EV_P_ ev_timer *, int),
 		   void *data);
 /* flow_open_at; a refusal is answered (X'02', or X'01' out of memory)
- * and NULL returned. */
+ * and NULL returned: the session, and the caller's state, are gone then. */
 struct flow *tn_flow_open(struct session *s, uint32_t rule_bit, uint8_t cmd,
 			  const struct socks_addr *target, const struct sockaddr *resolved);
 /* The control watcher once the tunnel runs: any byte ends the session. */

@@ -584,9 +584,11 @@ static void begin(struct tn_local *t)
 	struct session *s = t->s;
 	struct dgram_params p;
 	memset(&p, 0, sizeof(p));
-	t->flow = tn_flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, NULL);
-	if (!t->flow)
+	/* a refusal finishes the session, and t with it: nothing of t after */
+	struct flow *f = tn_flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, NULL);
+	if (!f)
 		return;
+	t->flow = f;
 	/* The client's datagrams come to our end of its control connection. */
 	dgram_params_from_session(&p, s);
 	t->client = *session_client(s);

@@ -381,10 +381,12 @@ static void accept_relay(struct tn_remote *t, const struct sockaddr *resolved)
 	socklen_t sl;
 	char far[300];
 
-	t->flow = tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far,
-			       resolved);
-	if (!t->flow)
+	/* a refusal finishes the session, and t with it: nothing of t after */
+	struct flow *f =
+		tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far, resolved);
+	if (!f)
 		return;
+	t->flow = f;
 	if (!resolved) {
 		sa_from_socks(&ss, &sl, &t->req.far);
 		resolved = (const struct sockaddr *)&ss;
