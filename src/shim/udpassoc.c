@@ -339,11 +339,10 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 	}
 	char where[SA_STR_MAX];
 	shim_log(SHIM_LOG_INFO, "UDP %s for fd %d, relay %s",
-		 st->tunnel	 ? "tunnel association" :
+		 st->tunnel      ? "tunnel association" :
 		 st->transparent ? "TRANSPARENT association" :
 				   "association",
-		 fd,
-		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)));
+		 fd, sa_str((struct sockaddr *)&st->relay, where, sizeof(where)));
 	return ctl;
 fail:
 	e = errno;
@@ -569,11 +568,11 @@ ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
 	bool known = fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP;
 	const struct sockaddr *far = NULL;
 	if (shim_tunnel_on())
-		far = udp_tunnel_far(dst ? dst :
+		far = udp_tunnel_far(dst                       ? dst :
 				     known && st.udp_connected ? (struct sockaddr *)&st.peer :
 								 NULL);
-	if (known && ((st.transparent &&
-		       ((dst && !sa_equal(dst, (struct sockaddr *)&st.peer)) || !st.udp_connected)) ||
+	if (known && ((st.transparent && ((dst && !sa_equal(dst, (struct sockaddr *)&st.peer)) ||
+					  !st.udp_connected)) ||
 		      udp_assoc_mismatch(&st, far)))
 		fdtab_update(fd, udp_drop_assoc, NULL); /* to elsewhere: a new association */
 	struct sockaddr_storage far_copy;

@@ -616,8 +616,9 @@ def test_far_endpoint_by_name(env, trans):
         assert t.recv() == b"named%d" % i
     t.close()
     stop.set()
-    b = env.b.wait_log("cmd=tunnel-relay target=echo.netb.test:7000")
-    a = env.a.wait_log("for echo.netb.test:7000 ended")
+    env.b.wait_log("cmd=tunnel-relay target=echo.netb.test:7000")
+    env.a.wait_log("for echo.netb.test:7000 ended (control connection closed): "
+                   "up=5/30 down=5/30")
     # B asked net B's DNS (from its inside address); A asked nobody
     d = dns.wait_log("echo.netb.test from %s" % T.GB_IN)
     assert "from %s" % T.GA_OUT not in d and "from %s" % T.A not in d

@@ -382,8 +382,8 @@ static void accept_relay(struct tn_remote *t, const struct sockaddr *resolved)
 	char far[300];
 
 	/* a refusal finishes the session, and t with it: nothing of t after */
-	struct flow *f =
-		tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far, resolved);
+	struct flow *f = tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far,
+				      resolved);
 	if (!f)
 		return;
 	t->flow = f;
@@ -441,8 +441,8 @@ static void on_far_addrs(void *ctx, int status, const struct sockaddr_storage *a
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&addrs[i];
-		const struct rule *r =
-			session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, sa, name, t->req.far.port);
+		const struct rule *r = session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, sa, name,
+							  t->req.far.port);
 		if (i + 1 == n || (r && r->action == RULE_PASS)) {
 			accept_relay(t, sa);
 			return;
@@ -453,8 +453,8 @@ static void on_far_addrs(void *ctx, int status, const struct sockaddr_storage *a
 static void resolve_far(struct tn_remote *t)
 {
 	const char *name = t->req.far.u.name;
-	const struct rule *by_name =
-		session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, NULL, name, t->req.far.port);
+	const struct rule *by_name = session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, NULL, name,
+							t->req.far.port);
 	if (resolver_lookup(session_resolver_for(t->s, by_name), name, t->req.far.port,
 			    on_far_addrs, t, &t->lookup) < 0)
 		refuse(t, SOCKS5_REP_GENERAL_FAILURE, "too many DNS look-ups pending");

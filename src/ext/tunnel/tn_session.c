@@ -42,8 +42,7 @@ bool tn_read_body(struct session *s, uint8_t cmd, tn_parse_fn parse, void *out, 
 	return true;
 }
 
-void tn_body_timer(struct session *s, ev_timer *w, void (*cb)(EV_P_ ev_timer *, int),
-		   void *data)
+void tn_body_timer(struct session *s, ev_timer *w, void (*cb)(EV_P_ ev_timer *, int), void *data)
 {
 	unsigned secs = session_conf(s)->timeouts.handshake;
 	ev_timer_init(w, cb, (ev_tstamp)secs, 0.);
