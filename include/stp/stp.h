@@ -423,6 +423,15 @@ struct stp_tunnel_opts {
 };
 struct stp_udp *stp_tunnel_open(const struct stp_proxy *proxy, const struct stp_tunnel_opts *o,
 				int timeout_ms, enum stp_err *err);
+/* The same request with the handshake engine, for a UDP socket of the
+ * caller's own (stpify): after stp_handshake_init with
+ * STP_CMD_UDP_ASSOCIATE (DST: the socket's address, as for ASSOCIATE),
+ * turns the request into X'20' with o. The reply is read as ASSOCIATE's:
+ * h->bound is where datagrams go, each with the RFC 1928 section 7 header
+ * (its DST is not used), and replies come from o's far endpoint. 0, or -1
+ * with *err (STP_ERR_INVALID: o incomplete, or too long). */
+int stp_handshake_tunnel(struct stp_handshake *h, const struct stp_tunnel_opts *o,
+			 enum stp_err *err);
 
 /* TRANSPARENT (CMD X'04', seed 003; docs/client.md). The proxy relays
  * plain, unsocksified PTCL packets between one source address and port and

@@ -7,8 +7,11 @@
  * FAR (dig @127.0.0.1 -p 5300). The password for --tunnel-user comes from
  * the environment (STP_TUNNEL_PASSWORD), never from the command line.
  * Replies go to the local peer that sent last. Runs until killed or until
- * the tunnel ends.
+ * the tunnel ends. FAR may be a name: the remote stpd looks it up (nothing
+ * here resolves it), so the datagrams' own header (which the tunnel does
+ * not use) then carries 0.0.0.0.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -39,6 +42,20 @@ static int split(const char *s, char *host, size_t cap, uint16_t *port)
 	return 0;
 }
 
+/* An address literal goes in the header as it is; a name would make
+ * libstp resolve it here (socks5://), so the header says 0.0.0.0:PORT. */
+static void send_up(struct stp_udp *u, const void *buf, size_t n, const char *far, uint16_t port)
+{
+	struct in6_addr a;
+	enum stp_err err;
+	if (inet_pton(AF_INET, far, &a) == 1 || inet_pton(AF_INET6, far, &a) == 1) {
+		stp_udp_sendto(u, buf, n, far, port, &err);
+		return;
+	}
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(port) };
+	stp_udp_sendto_sa(u, buf, n, (struct sockaddr *)&any, &err);
+}
+
 static int relay(struct stp_udp *u, int lfd, const char *far, uint16_t port)
 {
 	static uint8_t buf[65536];
@@ -63,7 +80,7 @@ static int relay(struct stp_udp *u, int lfd, const char *far, uint16_t port)
 					     &l);
 			if (n >= 0) {
 				plen = l;
-				stp_udp_sendto(u, buf, (size_t)n, far, port, &err);
+				send_up(u, buf, (size_t)n, far, port);
 			}
 		}
 		if (p[1].revents & (POLLIN | POLLERR)) {

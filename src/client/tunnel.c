@@ -65,3 +65,14 @@ int client_handshake_tunnel(struct stp_handshake *h, const struct stp_tunnel_opt
 	memset(req, 0, sizeof(req));
 	return r;
 }
+
+int stp_handshake_tunnel(struct stp_handshake *h, const struct stp_tunnel_opts *o,
+			 enum stp_err *err)
+{
+	if (h == NULL || o == NULL || client_handshake_tunnel(h, o) < 0) {
+		if (err)
+			*err = STP_ERR_INVALID;
+		return -1;
+	}
+	return 0;
+}

@@ -21,6 +21,13 @@
 struct flow *flow_open(struct session *s, uint32_t rule_cmd, uint8_t cmd,
 		       const struct socks_addr *target, const char **why)
 {
+	return flow_open_at(s, rule_cmd, cmd, target, NULL, why);
+}
+
+struct flow *flow_open_at(struct session *s, uint32_t rule_cmd, uint8_t cmd,
+			  const struct socks_addr *target, const struct sockaddr *resolved,
+			  const char **why)
+{
 	char name[SOCKS_DOMAIN_MAX + 1];
 	const char *dst_name = NULL;
 	struct sockaddr_storage ss;
@@ -29,6 +36,7 @@ struct flow *flow_open(struct session *s, uint32_t rule_cmd, uint8_t cmd,
 		memcpy(name, target->u.name, target->namelen);
 		name[target->namelen] = '\0';
 		dst_name = name;
+		dst_addr = resolved; /* rules see both, as for CONNECT */
 	} else {
 		socklen_t len;
 		sa_from_socks(&ss, &len, target);

@@ -26,6 +26,13 @@ struct session;
 struct flow *flow_open(struct session *s, uint32_t rule_cmd, uint8_t cmd,
 		       const struct socks_addr *target, const char **why);
 
+/* flow_open for a target name the command has resolved: the rules see the
+ * name and that address together (as CONNECT checks each address), the
+ * flow keeps the name. resolved is ignored when target is an address. */
+struct flow *flow_open_at(struct session *s, uint32_t rule_cmd, uint8_t cmd,
+			  const struct socks_addr *target, const struct sockaddr *resolved,
+			  const char **why);
+
 /* The pass rule that opened the flow. */
 const struct rule *flow_rule(const struct flow *f);
 /* "SESSION.N", for log lines about the flow. */

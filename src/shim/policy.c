@@ -135,6 +135,8 @@ static void conf_apply(const char *key, const char *val, const char *where)
 		shim_conf.udp_transparent = strcasecmp(val, "auto") == 0 ? SHIM_TP_AUTO :
 					    conf_bool(val)              ? SHIM_TP_YES :
 									  SHIM_TP_NO;
+	} else if (strcmp(key, "tunnel") == 0) {
+		shim_tunnel_conf(val, where);
 	} else if (strcmp(key, "serve") == 0) {
 		shim_conf.serve = conf_bool(val);
 	} else if (strcmp(key, "proxy_loopback") == 0) {
@@ -295,6 +297,7 @@ void shim_conf_load(void)
 	conf_env("STP_FAKE_NET", "fake_net");
 	conf_env("STP_FAKE_NET6", "fake_net6");
 	conf_env("STP_UDP_TRANSPARENT", "udp_transparent");
+	conf_env("STP_TUNNEL", "tunnel");
 	if (file != NULL && *file != '\0')
 		conf_file(file);
 	conf_env("STPIFY_PROXY", "proxy");
@@ -304,15 +307,17 @@ void shim_conf_load(void)
 		return;
 	}
 	conf_proxy_addrs();
-	char url[600];
-	shim_log(SHIM_LOG_INFO, "proxy %s, loopback %s, dns %s, bind %s, udp %s",
+	char url[600], tunnel[600];
+	shim_tunnel_describe(tunnel, sizeof(tunnel));
+	shim_log(SHIM_LOG_INFO, "proxy %s, loopback %s, dns %s, bind %s, udp %s, tunnel %s",
 		 stp_proxy_str(&shim_conf.proxy, url, sizeof(url)),
 		 shim_conf.proxy_loopback ? "proxied" : "direct",
 		 shim_conf.remote_dns ? "through the proxy" : "local",
 		 shim_conf.bind ? "on" : "off",
 		 shim_conf.udp_transparent == SHIM_TP_YES  ? "transparent first" :
 		 shim_conf.udp_transparent == SHIM_TP_AUTO ? "transparent if advertised" :
-							     "associate");
+							     "associate",
+		 tunnel);
 }
 
 static bool policy_is_proxy(const struct sockaddr *sa)

@@ -171,6 +171,8 @@ struct shim_fd {
 	bool udp_connected;
 	bool transparent;    /* the association is TRANSPARENT X'04' to peer: no header */
 	bool no_transparent; /* the proxy refused it for this socket: UDP ASSOCIATE */
+	bool tunnel;         /* the association is a tunnel X'20' to tunnel_far */
+	struct sockaddr_storage tunnel_far;
 	struct sockaddr_storage last_fake; /* last fake-DNS destination sent to */
 	unsigned gss_id; /* GSS-API levels 1, 2: the context sealing datagrams (gssdgram.c) */
 	/* BIND */
@@ -237,6 +239,21 @@ bool udp_wants_proxy(int fd, const struct sockaddr *sa);
 int udp_connect(int fd, const struct sockaddr *sa, socklen_t len);
 ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t udp_recvmsg(int fd, struct msghdr *msg, int flags);
+
+/* ---- UDP through a tunnel (udptunnel.c) ---- */
+
+/* The `tunnel` setting: "[dtls|tls://][USER[:PASS]@]HOST:PORT [DEST...]"
+ * (DEST in NO_PROXY's syntax; none: every proxied destination). 0, or -1
+ * (logged with where; the tunnel is then off). */
+int shim_tunnel_conf(const char *val, const char *where);
+bool shim_tunnel_on(void);
+/* Does a datagram to dst (a proxied destination) go through the tunnel? */
+bool shim_tunnel_wants(const struct sockaddr *dst);
+/* Turns h (initialised for UDP ASSOCIATE) into X'20' toward far (a fake
+ * address: its name). 0, or -1 with *err. */
+int shim_tunnel_request(struct stp_handshake *h, const struct sockaddr *far, enum stp_err *err);
+/* "dtls://USER@HOST:PORT" (no password) or "off", for the log. */
+void shim_tunnel_describe(char *out, size_t cap);
 
 /* ---- BIND (bindmap.c) ---- */
 

@@ -30,6 +30,11 @@
  * (its rules refuse it) gets ASSOCIATE for this socket. A
  * datagram to another destination, or a connect() elsewhere, ends the
  * TRANSPARENT association and the socket makes a new one.
+ *
+ * A destination the `tunnel` setting names (udptunnel.c) gets a tunnel
+ * instead: the request is SETUP_UDP_TUNNEL X'20' to that one destination,
+ * the datagrams carry the header as for ASSOCIATE. Like TRANSPARENT, it
+ * reaches one peer: a datagram elsewhere ends it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -301,11 +306,35 @@ static int udp_request(int ctl, const struct sockaddr *peer, const struct sockad
 	return 0;
 }
 
-/* The UDP ASSOCIATE (or TRANSPARENT, to peer) handshake on a fresh control
+/* SETUP_UDP_TUNNEL X'20' toward far on ctl, declaring decl (as
+ * ASSOCIATE). *h holds the reply. */
+static int udp_tunnel_request(int ctl, const struct sockaddr *far, const struct sockaddr *decl,
+			      struct stp_handshake *h, int64_t deadline)
+{
+	enum stp_err err;
+
+	if (stp_handshake_init(h, &shim_conf.proxy, ctl, STP_CMD_UDP_ASSOCIATE, NULL, 0, decl,
+			       &err) < 0 ||
+	    shim_tunnel_request(h, far, &err) < 0) {
+		errno = stp_err_errno(err);
+		return -1;
+	}
+	stp_handshake_set_io(h, &shim_real_io);
+	if (shim_handshake_run(h, deadline) != STP_DONE) {
+		shim_log(SHIM_LOG_ERROR, "SETUP_UDP_TUNNEL: reply X'%02X': %s", h->rep,
+			 stp_strerror(h->err));
+		errno = stp_err_errno(h->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The UDP ASSOCIATE (or TRANSPARENT, to peer; or a tunnel, to far) handshake on a fresh control
  * connection. The control fd, or -1 with errno; st->relay is where
  * datagrams go, in the family of fd (which may have been replaced to
  * reach it). */
-static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer)
+static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer,
+			 const struct sockaddr *far)
 {
 	int64_t deadline = shim_deadline(shim_conf.timeout_ms);
 	struct sockaddr_storage local, decl, px;
@@ -331,8 +360,14 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 	sa_set_port((struct sockaddr *)&decl, sa_port((struct sockaddr *)&local));
 	sa_unmap(&decl);
 	st->transparent = false;
-	if (peer &&
-	    udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline, &st->gss_id) == 0) {
+	st->tunnel = false;
+	if (far) {
+		if (udp_tunnel_request(ctl, far, (struct sockaddr *)&decl, &h, deadline) < 0)
+			goto fail;
+		st->tunnel = true;
+		memcpy(&st->tunnel_far, far, sa_len(far));
+	} else if (peer && udp_request(ctl, peer, (struct sockaddr *)&decl, &h, deadline,
+				       &st->gss_id) == 0) {
 		st->transparent = true;
 	} else if (peer && (h.rep == 0x07 || h.rep == 0x09 || h.rep == 0x02)) {
 		/* This proxy has no TRANSPARENT for UDP (X'07', X'09'), or not
@@ -373,8 +408,10 @@ static int udp_associate(int fd, struct shim_fd *st, const struct sockaddr *peer
 	}
 	char where[SA_STR_MAX];
 	shim_log(SHIM_LOG_INFO, "UDP %s for fd %d, relay %s%s",
-		 st->transparent ? "TRANSPARENT association" : "association", fd,
-		 sa_str((struct sockaddr *)&st->relay, where, sizeof(where)),
+		 st->tunnel      ? "tunnel association" :
+		 st->transparent ? "TRANSPARENT association" :
+				   "association",
+		 fd, sa_str((struct sockaddr *)&st->relay, where, sizeof(where)),
 		 st->gss_id ? ", datagrams sealed by GSS-API" : "");
 	return ctl;
 fail:
@@ -465,9 +502,10 @@ static const struct sockaddr *tp_peer(int fd, const struct shim_fd *n,
 							  : NULL;
 }
 
-/* fd's association, made (or remade) if needed; peer: see tp_peer. 0
- * with *st, or -1. */
-static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer)
+/* fd's association, made (or remade) if needed; peer: see tp_peer; far:
+ * a tunnel to it (shim_tunnel_wants). 0 with *st, or -1. */
+static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer,
+		      const struct sockaddr *far)
 {
 	int family, ctl;
 
@@ -494,7 +532,7 @@ static int udp_ensure(int fd, struct shim_fd *st, const struct sockaddr *peer)
 		gssdgram_drop(st->gss_id);
 		n.gss_id = 0;
 	}
-	ctl = udp_associate(fd, &n, tp_peer(fd, &n, peer));
+	ctl = udp_associate(fd, &n, far ? NULL : tp_peer(fd, &n, peer), far);
 	int e = errno;
 	n.ctl = ctl;
 	if (ctl >= 0 || n.app_family != 0)
@@ -532,6 +570,24 @@ static void udp_drop_assoc(struct shim_fd *st, void *arg)
 	st->gss_id = 0;
 	st->ctl = -1;
 	st->transparent = false;
+	st->tunnel = false;
+}
+
+/* The tunnel a datagram to dst needs (dst itself), or NULL. */
+static const struct sockaddr *udp_tunnel_far(const struct sockaddr *dst)
+{
+	return dst && shim_tunnel_wants(dst) ? dst : NULL;
+}
+
+/* A live association of st that cannot carry a datagram to far (NULL: not
+ * through a tunnel): a tunnel leads to one destination only. */
+static bool udp_assoc_mismatch(const struct shim_fd *st, const struct sockaddr *far)
+{
+	if (st->kind != SHIM_FD_UDP || st->ctl < 0)
+		return false;
+	if (st->tunnel != (far != NULL))
+		return true;
+	return far && !sa_equal(far, (const struct sockaddr *)&st->tunnel_far);
 }
 
 int udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
@@ -540,11 +596,13 @@ int udp_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 	/* A TRANSPARENT association is to one peer: another one needs a new
 	 * association. */
-	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP && st.transparent &&
-	    !sa_equal(sa, (struct sockaddr *)&st.peer))
+	const struct sockaddr *far = udp_tunnel_far(sa);
+	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP &&
+	    ((st.transparent && !sa_equal(sa, (struct sockaddr *)&st.peer)) ||
+	     udp_assoc_mismatch(&st, far)))
 		fdtab_update(fd, udp_drop_assoc, NULL);
 	shim_enter();
-	int rc = udp_ensure(fd, &st, sa);
+	int rc = udp_ensure(fd, &st, sa, far);
 	shim_leave();
 	if (rc < 0)
 		return -1;
@@ -618,11 +676,23 @@ ssize_t udp_sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP && st.transparent &&
-	    ((dst && !sa_equal(dst, (struct sockaddr *)&st.peer)) || !st.udp_connected))
-		fdtab_update(fd, udp_drop_assoc, NULL); /* to elsewhere: ASSOCIATE */
+	bool known = fdtab_get(fd, &st) && st.kind == SHIM_FD_UDP;
+	const struct sockaddr *far = NULL;
+	if (shim_tunnel_on())
+		far = udp_tunnel_far(dst                       ? dst :
+				     known && st.udp_connected ? (struct sockaddr *)&st.peer :
+								 NULL);
+	if (known && ((st.transparent && ((dst && !sa_equal(dst, (struct sockaddr *)&st.peer)) ||
+					  !st.udp_connected)) ||
+		      udp_assoc_mismatch(&st, far)))
+		fdtab_update(fd, udp_drop_assoc, NULL); /* to elsewhere: a new association */
+	struct sockaddr_storage far_copy;
+	if (far) { /* st is overwritten below, and far may point into it */
+		memcpy(&far_copy, far, sa_len(far));
+		far = (struct sockaddr *)&far_copy;
+	}
 	shim_enter();
-	int rc = udp_ensure(fd, &st, NULL);
+	int rc = udp_ensure(fd, &st, NULL, far);
 	shim_leave();
 	if (rc < 0)
 		return -1;

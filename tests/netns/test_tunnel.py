@@ -124,6 +124,8 @@ class Setup:
                 "auth { methods %s; backend file; users-file %s }\n" % (methods, self.users()) +
                 tls +
                 "tunnel { cert %s; key %s; idle 30 }\n" % (cert, key) +
+                # names as the far endpoint: net B's dnsmasq, B's own resolver
+                "resolver %s\n" % T.B +
                 "client pass { from 10.80.2.0/24 }\n" + relay_rule +
                 "request block { }\n")
         path = os.path.join(self.tmp, "b.conf")
@@ -181,6 +183,9 @@ def dnsmasq(env):
     d = Daemon(env.topo.netb, ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
                                "--no-hosts", "--bind-interfaces", "--listen-address=" + T.B,
                                "--port=53", "--address=/far.tunnel.test/10.9.8.7",
+                               "--address=/ns.netb.test/%s" % T.B,
+                               "--address=/echo.netb.test/%s" % T.B,
+                               "--address=/blocked.netb.test/%s" % T.B,
                                "--pid-file=", "--log-queries"],
                os.path.join(env.tmp, "dnsmasq.log"))
     env.daemons.append(d)
@@ -581,3 +586,177 @@ def test_remote_drops(env, trans):
     assert t.ctl.recv(1) == b""
     t.close()
     stop.set()
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_far_endpoint_by_name(env, trans):
+    """F by name (ATYP X'03'): stpd B looks it up with its own resolver (net
+    B's dnsmasq, which alone knows the names) and its rules see the name:
+    dig and an echo through a tunnel to a name; an unknown name gets X'04'
+    (B's look-up failure, as for CONNECT, passed on by A); a name B's rules
+    block by name gets X'0D'; `stp tunnel` takes FAR as a name."""
+    env.start_b(relay_rule="request block { command tunnel-relay; to blocked.netb.test }\n"
+                "request pass { command tunnel-relay; to 10.80.4.0/24 }\n")
+    env.start_a()
+    dns = dnsmasq(env)
+    t = env.tunnel(trans, far=("ns.netb.test", 53))
+    assert t.rep == 0
+    fwd = Forwarder(env, t)
+    out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", str(fwd.port), "+tries=2",
+                           "+time=5", "+short", "far.tunnel.test", "A")
+    assert out.strip() == "10.9.8.7"
+    fwd.close()
+    t.close()
+    stop = threading.Event()
+    echo_server(env, stop)
+    t = env.tunnel(trans, far=("echo.netb.test", 7000))
+    assert t.rep == 0
+    for i in range(5):
+        t.send(b"named%d" % i)
+        assert t.recv() == b"named%d" % i
+    t.close()
+    stop.set()
+    env.b.wait_log("cmd=tunnel-relay target=echo.netb.test:7000")
+    env.a.wait_log("for echo.netb.test:7000 ended (control connection closed): "
+                   "up=5/30 down=5/30")
+    # B asked net B's DNS (from its inside address); A asked nobody
+    d = dns.wait_log("echo.netb.test from %s" % T.GB_IN)
+    assert "from %s" % T.GA_OUT not in d and "from %s" % T.A not in d
+    # unknown there: X'04' as a failed CONNECT look-up, through A
+    t = env.tunnel(trans, far=("nope.netb.test", 7000))
+    assert t.rep == 0x04
+    t.close()
+    env.b.wait_log("resolving nope.netb.test failed")
+    env.a.wait_log("cannot reach the far endpoint: REP X'04'")
+    # B's rules match the name (it resolves inside the allowed range)
+    t = env.tunnel(trans, far=("blocked.netb.test", 7000))
+    assert t.rep == 0x0D
+    t.close()
+    env.a.wait_log("the remote stpd refused: REP X'02'")
+    # stp tunnel with FAR by name; nothing in net A resolves it
+    extra = ["--tls"] if trans == TLS else []
+    envv = dict(os.environ, STP_TUNNEL_PASSWORD="secret")
+    p = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5355", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "ns.netb.test:53"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    try:
+        line = p.stderr.readline().decode()
+        assert "stp: tunnel 127.0.0.1:5355 -> ns.netb.test:53" in line, line
+        out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", "5355", "+tries=2", "+time=5",
+                               "+short", "far.tunnel.test", "A")
+        assert out.strip() == "10.9.8.7"
+    finally:
+        p.terminate()
+        p.wait(10)
+    env.b.wait_log("cmd=tunnel-relay target=ns.netb.test:53")
+    # a name B cannot resolve: stp tunnel exits 10 + X'04'
+    r = env.topo.neta.popen([stp_binary(), "--proxy", "socks5://%s:1080" % T.GA_IN, "tunnel",
+                             "--local", "127.0.0.1:5356", "--tunnel-user", "gwa"] + extra +
+                            ["%s:1443" % T.GB_OUT, "nope.netb.test:53"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+    _, err = r.communicate(timeout=30)
+    assert r.returncode == 14, err
+
+
+def stpify_bin():
+    if os.environ.get("STPIFY"):  # an ASan stpd's tests take the plain build's stpify
+        return os.environ["STPIFY"]
+    p = os.path.join(os.path.dirname(stpd_binary()), "..", "shim", "stpify")
+    if not os.path.exists(p):
+        pytest.skip("no stpify binary next to stpd")
+    return os.path.abspath(p)
+
+
+SEQ_CLIENT = r'''
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dst = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+got, srcs = [], set()
+for base in range(0, n, 10):
+    for i in range(base, min(base + 10, n)):
+        s.sendto(i.to_bytes(4, "big") + b"SEQ" + bytes(200), dst)
+    for _ in range(min(10, n - base)):
+        try:
+            d, a = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        got.append(int.from_bytes(d[:4], "big"))
+        srcs.add(a)
+print("dst", dst[0], dst[1])
+print("srcs", " ".join("%s:%d" % a for a in sorted(srcs)))
+print("got", " ".join(map(str, got)))
+'''
+
+
+def run_stpify(env, trans, argv, dests="10.80.4.0/24", timeout=90, userinfo="gwa",
+               tunnel=None):
+    scheme = "tls" if trans == TLS else "dtls"
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+         "STP_PROXY": "socks5://%s:1080" % T.GA_IN, "STP_LOG": "info", "STP_TIMEOUT": "20",
+         "STP_TUNNEL": tunnel or "%s://%s@%s:1443 %s" % (scheme, userinfo, T.GB_OUT, dests)}
+    if ":" not in userinfo:
+        e["STP_TUNNEL_PASSWORD"] = "secret"
+    if os.environ.get("STPIFY_LIB"):
+        e["STPIFY_LIB"] = os.environ["STPIFY_LIB"]
+    full = ["env"] + ["%s=%s" % kv for kv in e.items()] + [stpify_bin()] + argv
+    r = subprocess.run(["ip", "netns", "exec", env.topo.neta.name] + full,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_stpify_through_tunnel(env, trans, tmp_path):
+    """stpify's `tunnel` setting (STP_TUNNEL): an unmodified dig in net A
+    (no `stp tunnel` process) asks dnsmasq in net B through a tunnel that
+    stpify opens on dig's own socket; a python UDP client's sequenced
+    exchange with the echo in net B comes back complete and in order, from
+    the echo's address; to a name (stpify's fake DNS) the name goes to
+    stpd B, which resolves it; a destination outside the list is not
+    tunnelled (UDP ASSOCIATE, which stpd A's rules refuse here)."""
+    need("dig", "dnsutils")
+    env.start_b()
+    env.start_a()
+    dnsmasq(env)
+    scheme = "dtls" if trans == DTLS else "tls"
+    rc, out, err = run_stpify(env, trans, ["dig", "@" + T.B, "far.tunnel.test", "A", "+short",
+                                           "+tries=3", "+time=5"])
+    assert out.strip().splitlines()[-1:] == ["10.9.8.7"], err
+    assert "UDP tunnel association for fd" in err, err
+    assert "tunnel %s://gwa@%s:1443" % (scheme, T.GB_OUT) in err, err
+    a = env.a.wait_log("tunnel to %s:1443 (%s) for %s:53 ended" % (T.GB_OUT, scheme, T.B))
+    assert "cmd=tunnel target=%s:1443" % T.GB_OUT in a
+    # a sequenced exchange from python, by address, then by name
+    stop = threading.Event()
+    echo_server(env, stop)
+    prog = tmp_path / "seq.py"
+    prog.write_text(SEQ_CLIENT)
+    n = 300
+    for host in (T.B, "echo.netb.test"):
+        # the password in the URL this time: never logged
+        rc, out, err = run_stpify(env, trans, ["python3", str(prog), host, "7000", str(n)],
+                                  dests="10.80.4.0/24, .netb.test", userinfo="gwa:secret")
+        assert rc == 0, err
+        assert "secret" not in err and "UDP tunnel association for fd" in err, err
+        lines = dict(line.split(" ", 1) for line in out.strip().splitlines() if " " in line)
+        got = [int(x) for x in lines.get("got", "").split()]
+        assert len(got) >= n * 0.99, "lost %d of %d: %s" % (n - len(got), n, err[-2000:])
+        assert got == sorted(got) and len(set(got)) == len(got), "reordered or duplicated"
+        dst = lines["dst"].split()[0]
+        assert lines["srcs"] == "%s:7000" % dst, lines  # replies come from the peer
+        env.b.wait_log("cmd=tunnel-relay target=%s:7000" % host)
+    assert dst.startswith("240."), dst  # the name's fake address: nothing resolved in net A
+    stop.set()
+    # not in the list: UDP ASSOCIATE as usual (stpd A's rules refuse it)
+    rc, out, err = run_stpify(env, trans, ["dig", "@" + T.B, "far.tunnel.test", "A", "+short",
+                                           "+tries=1", "+time=2"], dests="192.0.2.0/24")
+    assert "10.9.8.7" not in out
+    assert "UDP tunnel association" not in err, err
+    # a value stpify cannot read: said so, and the tunnel stays off
+    send = ("import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+            ".sendto(b'x', ('%s', 9))\nexcept OSError:\n pass\n" % T.B)
+    rc, out, err = run_stpify(env, trans, ["python3", "-c", send],
+                              tunnel="ftp://gwa@%s:1443" % T.GB_OUT)
+    assert "tunnel: want dtls:// or tls://" in err and "tunnel off" in err, err

@@ -293,6 +293,12 @@ static int setup(struct tn_local *t, struct tn_chan *c)
 	if (tn_chan_write(c, buf, n, deadline) < 0 ||
 	    read_msg(t, c, parse_reply, &rr, deadline, "reply", SOCKS5_REP_TUNNEL_REFUSED) < 0)
 		return t->rep ? -1 : fail(t, SOCKS5_REP_TUNNEL_REFUSED, "request not sent");
+	/* The far endpoint unreachable there (its name did not resolve with
+	 * B's resolver, or no route): the client sees CONNECT's X'04'. Any
+	 * other refusal is B's decision: X'0D'. */
+	if (rr.rep == SOCKS5_REP_HOST_UNREACHABLE)
+		return fail(t, SOCKS5_REP_HOST_UNREACHABLE,
+			    "the remote stpd cannot reach the far endpoint: REP X'04'");
 	if (rr.rep != SOCKS5_REP_SUCCEEDED)
 		return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "the remote stpd refused: REP X'%02X'",
 			    rr.rep);
@@ -532,17 +538,6 @@ static void tl_destroy(struct session *s)
 
 static const struct session_cmd_ops tl_ops = { "tunnel", tl_destroy };
 
-/* After the reply the client sends nothing on the control connection. */
-static void ctl_input(struct session *s)
-{
-	size_t len, cap;
-	session_input(s, &len, &cap);
-	if (len) {
-		session_warnx(s, "tunnel: unexpected bytes on the control connection");
-		session_close(s, "bad tunnel control input");
-	}
-}
-
 static void on_wake(EV_P_ ev_async *w, int revents)
 {
 	struct tn_local *t = w->data;
@@ -558,7 +553,7 @@ static void on_wake(EV_P_ ev_async *w, int revents)
 		session_info(s, "tunnel up over %s", tunnel_trans_name(t->req.trans));
 		if (session_reply(s, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&bnd, false) < 0)
 			return;
-		session_watch_control(s, ctl_input);
+		session_watch_control(s, tn_quiet_control);
 	}
 	if (!atomic_load(&t->down_posted))
 		return;
@@ -588,16 +583,12 @@ static void begin(struct tn_local *t)
 {
 	struct session *s = t->s;
 	struct dgram_params p;
-	const char *why;
 	memset(&p, 0, sizeof(p));
-	t->flow = flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, &why);
-	if (!t->flow) {
-		session_finish(s,
-			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
-								   SOCKS5_REP_NOT_ALLOWED,
-			       why);
+	/* a refusal finishes the session, and t with it: nothing of t after */
+	struct flow *f = tn_flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, NULL);
+	if (!f)
 		return;
-	}
+	t->flow = f;
 	/* The client's datagrams come to our end of its control connection. */
 	dgram_params_from_session(&p, s);
 	t->client = *session_client(s);
@@ -623,32 +614,21 @@ static void begin(struct tn_local *t)
 	}
 	t->th_running = true;
 	/* until the reply, the control connection is read only for its end */
-	session_watch_control(s, ctl_input);
+	session_watch_control(s, tn_quiet_control);
+}
+
+static enum socks_res parse_setup(void *out, const uint8_t *p, size_t n, size_t *used,
+				  struct socks_err *err)
+{
+	return tunnel_setup_parse(out, p, n, used, err);
 }
 
 static void body_input(struct session *s)
 {
 	struct tn_local *t = session_handler_data(s);
-	uint8_t buf[TUNNEL_SETUP_MAX];
-	size_t len, cap, used;
-	struct socks_err err = { 0, NULL };
-	const uint8_t *in = session_input(s, &len, &cap);
-	size_t h = socks5_request_write(buf, sizeof(buf), TUNNEL_CMD_SETUP, session_target(s));
-	size_t take = len < sizeof(buf) - h ? len : sizeof(buf) - h;
-	memcpy(buf + h, in, take);
-	enum socks_res r = tunnel_setup_parse(&t->req, buf, h + take, &used, &err);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (r == SOCKS_MORE)
-		return;
-	ev_timer_stop(t->loop, &t->body_timer);
-	if (r == SOCKS_BAD) {
-		session_warnx(s, "SETUP_UDP_TUNNEL refused: %s", err.why);
-		session_finish(s, err.rep, err.why);
-		return;
-	}
-	session_consume(s, used - h);
-	session_watch_control(s, NULL);
-	begin(t);
+	if (tn_read_body(s, TUNNEL_CMD_SETUP, parse_setup, &t->req, &t->body_timer,
+			 "SETUP_UDP_TUNNEL"))
+		begin(t);
 }
 
 static void on_body_timeout(EV_P_ ev_timer *w, int revents)
@@ -669,11 +649,7 @@ void tn_local_start(struct session *s)
 	t->conf = *tn_conf_get(session_conf(s));
 	t->udp = t->stopfd = -1;
 	session_set_handler(s, &tl_ops, t);
-	ev_timer_init(&t->body_timer, on_body_timeout,
-		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
-	t->body_timer.data = t;
-	if (session_conf(s)->timeouts.handshake)
-		ev_timer_start(t->loop, &t->body_timer);
+	tn_body_timer(s, &t->body_timer, on_body_timeout, t);
 	session_watch_control(s, body_input);
 	body_input(s);
 }

@@ -8,6 +8,9 @@
  * - DTLS: a DTLS 1.2 server on a fresh UDP port named in the reply, whose
  *   first record must be the reply's 16-byte token (it binds the DTLS
  *   association to this authenticated control connection).
+ * A far endpoint by name is looked up here, with this stpd's resolver (the
+ * one the rule matching the name chooses, as for CONNECT); the rules then
+ * see the name with each address in turn, as CONNECT's do.
  * Everything runs in the worker's loop. The tunnel ends with the control
  * connection, on a DTLS error or close, or after tunnel { idle } seconds.
  */
@@ -24,9 +27,11 @@
 
 #include "common/sockaddr.h"
 #include "ext/tunnel/tn_int.h"
+#include "policy/rules.h"
 #include "proto/tunnel.h"
 #include "server/dgram.h"
 #include "server/flow.h"
+#include "server/resolve.h"
 #include "server/session.h"
 
 #define TN_BURST 32 /* datagrams per wake-up and direction */
@@ -37,6 +42,7 @@ struct tn_remote {
 	struct flow *flow;
 	const struct tn_conf *conf;
 	struct tunnel_relay req;
+	struct lookup *lookup; /* the far endpoint's name, while it is looked up */
 	bool started;
 	ev_timer body_timer, idle_timer;
 	ev_tstamp last;
@@ -56,6 +62,7 @@ struct tn_remote {
 static void tr_destroy(struct session *s)
 {
 	struct tn_remote *t = session_handler_data(s);
+	resolver_cancel(t->lookup);
 	ev_timer_stop(t->loop, &t->body_timer);
 	ev_timer_stop(t->loop, &t->idle_timer);
 	ev_timer_stop(t->loop, &t->d_timer);
@@ -261,17 +268,6 @@ static void on_dtls_timer(EV_P_ ev_timer *w, int revents)
 	}
 }
 
-/* Nothing is expected on the control connection of a DTLS tunnel. */
-static void dtls_ctl_input(struct session *s)
-{
-	size_t len, cap;
-	session_input(s, &len, &cap);
-	if (len) {
-		session_warnx(s, "tunnel relay: unexpected bytes on the control connection");
-		session_close(s, "bad tunnel control input");
-	}
-}
-
 /* ---- from the far endpoint ---- */
 
 static void on_far(EV_P_ ev_io *w, int revents)
@@ -328,19 +324,18 @@ static int refuse(struct tn_remote *t, uint8_t rep, const char *why)
 	return session_finish(t->s, rep, why);
 }
 
-static int open_far(struct tn_remote *t)
+/* far: F's address (a name's: the one its look-up gave). */
+static int open_far(struct tn_remote *t, const struct sockaddr *far)
 {
-	struct sockaddr_storage far, src;
-	socklen_t flen;
-	if (sa_from_socks(&far, &flen, &t->req.far) < 0)
-		return refuse(t, SOCKS5_REP_ATYP_NOT_SUPPORTED, "far endpoint by name");
+	struct sockaddr_storage src;
+	socklen_t flen = sa_len(far);
 	session_bind_address(t->s, &src);
-	t->far = socket(far.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	t->far = socket(far->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->far < 0)
 		return refuse(t, SOCKS5_REP_GENERAL_FAILURE, "no UDP socket");
-	if (src.ss_family == far.ss_family)
+	if (src.ss_family == far->sa_family)
 		bind(t->far, (struct sockaddr *)&src, sa_len((struct sockaddr *)&src));
-	if (connect(t->far, (struct sockaddr *)&far, flen) < 0)
+	if (connect(t->far, far, flen) < 0)
 		return refuse(t, session_errno_rep(errno), "far endpoint unreachable");
 	ev_io_init(&t->far_io, on_far, t->far, EV_READ);
 	t->far_io.data = t;
@@ -377,22 +372,26 @@ static int open_dtls(struct tn_remote *t, struct socks_addr *bnd)
 	return 0;
 }
 
-static void accept_relay(struct tn_remote *t)
+/* resolved: F's address when F is a name (NULL for an address). */
+static void accept_relay(struct tn_remote *t, const struct sockaddr *resolved)
 {
 	struct tunnel_relay_reply rep = { .rep = SOCKS5_REP_SUCCEEDED };
 	uint8_t buf[TUNNEL_RELAY_REPLY_MAX];
-	const char *why;
+	struct sockaddr_storage ss;
+	socklen_t sl;
 	char far[300];
 
-	t->flow = flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far, &why);
-	if (!t->flow) {
-		session_finish(t->s,
-			       strcmp(why, "out of memory") == 0 ? SOCKS5_REP_GENERAL_FAILURE :
-								   SOCKS5_REP_NOT_ALLOWED,
-			       why);
+	/* a refusal finishes the session, and t with it: nothing of t after */
+	struct flow *f = tn_flow_open(t->s, RULE_CMD_TUNNEL_RELAY, TUNNEL_CMD_RELAY, &t->req.far,
+				      resolved);
+	if (!f)
 		return;
+	t->flow = f;
+	if (!resolved) {
+		sa_from_socks(&ss, &sl, &t->req.far);
+		resolved = (const struct sockaddr *)&ss;
 	}
-	if (open_far(t) < 0)
+	if (open_far(t, resolved) < 0)
 		return;
 	rep.bnd.atyp = SOCKS_ATYP_IPV4; /* 0.0.0.0:0 for TLS */
 	if (t->req.trans == TUNNEL_TRANS_DTLS) {
@@ -422,32 +421,62 @@ static void accept_relay(struct tn_remote *t)
 		session_watch_control(t->s, tls_input);
 		tls_input(t->s); /* frames that came with the request */
 	} else {
-		session_watch_control(t->s, dtls_ctl_input);
+		session_watch_control(t->s, tn_quiet_control); /* nothing more comes on it */
 	}
+}
+
+/* F by name: the first address the rules pass with the name, as CONNECT
+ * tries them; none passing is refused (X'02', the denial logged with the
+ * last address); a failed look-up gets CONNECT's code (X'04' mostly). */
+static void on_far_addrs(void *ctx, int status, const struct sockaddr_storage *addrs, size_t n)
+{
+	struct tn_remote *t = ctx;
+	const char *name = t->req.far.u.name;
+	if (status != 0 || n == 0) {
+		session_info(t->s, "tunnel relay: resolving %s failed: %s", name,
+			     status ? resolver_strerror(status) : "no address");
+		session_finish(t->s, status ? resolver_rep(status) : SOCKS5_REP_HOST_UNREACHABLE,
+			       "far endpoint does not resolve");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&addrs[i];
+		const struct rule *r = session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, sa, name,
+							  t->req.far.port);
+		if (i + 1 == n || (r && r->action == RULE_PASS)) {
+			accept_relay(t, sa);
+			return;
+		}
+	}
+}
+
+static void resolve_far(struct tn_remote *t)
+{
+	const char *name = t->req.far.u.name;
+	const struct rule *by_name = session_match_rule(t->s, RULE_CMD_TUNNEL_RELAY, NULL, name,
+							t->req.far.port);
+	if (resolver_lookup(session_resolver_for(t->s, by_name), name, t->req.far.port,
+			    on_far_addrs, t, &t->lookup) < 0)
+		refuse(t, SOCKS5_REP_GENERAL_FAILURE, "too many DNS look-ups pending");
+}
+
+static enum socks_res parse_relay(void *out, const uint8_t *p, size_t n, size_t *used,
+				  struct socks_err *err)
+{
+	return tunnel_relay_parse(out, p, n, used, err);
 }
 
 /* The core consumed the request's header; the body (TVER TRANS) follows. */
 static void body_input(struct session *s)
 {
 	struct tn_remote *t = session_handler_data(s);
-	uint8_t buf[TUNNEL_RELAY_MAX];
-	size_t len, cap, used;
-	struct socks_err err = { 0, NULL };
-	const uint8_t *in = session_input(s, &len, &cap);
-	size_t h = socks5_request_write(buf, sizeof(buf), TUNNEL_CMD_RELAY, session_target(s));
-	size_t take = len < sizeof(buf) - h ? len : sizeof(buf) - h;
-	memcpy(buf + h, in, take);
-	enum socks_res r = tunnel_relay_parse(&t->req, buf, h + take, &used, &err);
-	if (r == SOCKS_MORE)
+	if (!tn_read_body(s, TUNNEL_CMD_RELAY, parse_relay, &t->req, &t->body_timer,
+			  "TUNNEL RELAY"))
 		return;
-	ev_timer_stop(t->loop, &t->body_timer);
-	if (r == SOCKS_BAD) {
-		refuse(t, err.rep, err.why);
-		return;
-	}
-	session_consume(s, used - h);
-	session_watch_control(s, NULL);
-	accept_relay(t);
+	if (t->req.far.atyp == SOCKS_ATYP_DOMAIN)
+		resolve_far(t);
+	else
+		accept_relay(t, NULL);
 }
 
 static void on_body_timeout(EV_P_ ev_timer *w, int revents)
@@ -472,11 +501,7 @@ void tn_remote_start(struct session *s)
 	ev_io_init(&t->far_io, on_far, -1, EV_READ);
 	ev_io_init(&t->d_io, on_dtls, -1, EV_READ);
 	session_set_handler(s, &tr_ops, t);
-	ev_timer_init(&t->body_timer, on_body_timeout,
-		      (ev_tstamp)session_conf(s)->timeouts.handshake, 0.);
-	t->body_timer.data = t;
-	if (session_conf(s)->timeouts.handshake)
-		ev_timer_start(t->loop, &t->body_timer);
+	tn_body_timer(s, &t->body_timer, on_body_timeout, t);
 	session_watch_control(s, body_input);
 	body_input(s);
 }

@@ -379,6 +379,49 @@ static void test_transparent(void **state)
 	fake_close(&f);
 }
 
+/* SETUP_UDP_TUNNEL X'20' with the engine (stp_handshake_tunnel, what stpify
+ * sends on the program's socket): remote 10.80.3.1:1443, DTLS, gwa/secret,
+ * the far endpoint by name as written; B's refusal X'0D' comes back. */
+static const uint8_t REQ_TUN[] = { 0x05, 0x20, 0x00, 0x01, 10, 80, 3, 1, 0x05, 0xA3,
+				   0x01, 0x01, 0x01, 3, 'g', 'w', 'a', 6, 's', 'e', 'c', 'r',
+				   'e', 't', 0x03, 7, 'n', 's', '.', 'b', '.', 't', 't', 0x00,
+				   53 };
+static const uint8_t REP_TUN_REFUSED[] = { 0x05, 0x0D, 0x00, 0x01, 0, 0, 0, 0, 0, 0 };
+
+static void test_tunnel(void **state)
+{
+	struct fake f;
+	enum stp_err err;
+	const struct stp_tunnel_opts o = { .remote_host = "10.80.3.1", .remote_port = 1443,
+					   .transport = STP_TUNNEL_DTLS, .user = "gwa",
+					   .password = "secret", .far_host = "ns.b.tt",
+					   .far_port = 53 };
+	const struct xchg x[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_TUN, REP_V4) };
+	const struct xchg y[] = { XC(GREET_NONE, CHOOSE_NONE), XC(REQ_TUN, REP_TUN_REFUSED) };
+
+	start(&f, "socks5://127.0.0.1", STP_CMD_UDP_ASSOCIATE, NULL, 0, true);
+	assert_int_equal(stp_handshake_tunnel(&f.h, &o, &err), 0);
+	assert_int_equal(fake_run(&f, x, 2, true), STP_DONE);
+	assert_addr(&f.h.bound, "10.0.0.1:1080");
+	fake_close(&f);
+
+	start(&f, "socks5://127.0.0.1", STP_CMD_UDP_ASSOCIATE, NULL, 0, true);
+	assert_int_equal(stp_handshake_tunnel(&f.h, &o, &err), 0);
+	assert_int_equal(fake_run(&f, y, 2, false), STP_ERROR);
+	assert_int_equal(f.h.err, STP_ERR_REP_OTHER);
+	assert_int_equal(f.h.rep, 0x0D);
+	fake_close(&f);
+
+	/* no far endpoint: refused before anything is sent */
+	struct stp_tunnel_opts bad = o;
+	bad.far_host = NULL;
+	start(&f, "socks5://127.0.0.1", STP_CMD_UDP_ASSOCIATE, NULL, 0, true);
+	assert_int_equal(stp_handshake_tunnel(&f.h, &bad, &err), -1);
+	assert_int_equal(err, STP_ERR_INVALID);
+	assert_int_equal(stp_handshake_tunnel(&f.h, NULL, &err), -1);
+	fake_close(&f);
+}
+
 /* ---- partial writes ---- */
 
 /* The hooks' own state, reached through ctx: no global, so two
@@ -634,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_bind_second_reply_refused),
 		cmocka_unit_test(test_udp_associate),
 		cmocka_unit_test(test_transparent),
+		cmocka_unit_test(test_tunnel),
 		cmocka_unit_test(test_partial_writes),
 		cmocka_unit_test(test_io_ctx_per_handshake),
 		cmocka_unit_test(test_io_reset),
