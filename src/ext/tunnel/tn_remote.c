@@ -30,6 +30,7 @@
 #include "policy/rules.h"
 #include "proto/tunnel.h"
 #include "server/dgram.h"
+#include "server/ext.h"
 #include "server/flow.h"
 #include "server/resolve.h"
 #include "server/session.h"
@@ -330,7 +331,9 @@ static int open_far(struct tn_remote *t, const struct sockaddr *far)
 	struct sockaddr_storage src;
 	socklen_t flen = sa_len(far);
 	session_bind_address(t->s, &src);
-	t->far = socket(far->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* in the compartment the relay's rule names (stpd's own without) */
+	t->far = ext_open_socket(t->s, flow_rule(t->flow), far->sa_family,
+				 SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->far < 0)
 		return refuse(t, SOCKS5_REP_GENERAL_FAILURE, "no UDP socket");
 	if (src.ss_family == far->sa_family)
@@ -356,7 +359,9 @@ static int open_dtls(struct tn_remote *t, struct socks_addr *bnd)
 		session_warnx(t->s, "tunnel relay: %s", err);
 		return refuse(t, SOCKS5_REP_GENERAL_FAILURE, "no DTLS certificate");
 	}
-	t->dfd = socket(p.local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* where the control connection arrived */
+	t->dfd = ext_open_socket(t->s, NULL, p.local.ss_family,
+				 SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->dfd < 0 ||
 	    bind(t->dfd, (struct sockaddr *)&p.local, sa_len((struct sockaddr *)&p.local)) < 0 ||
 	    getsockname(t->dfd, (struct sockaddr *)&where, &wlen) < 0)
