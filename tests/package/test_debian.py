@@ -9,7 +9,6 @@ configuration, the unit through systemd-analyze verify's syntax check, and
 the example program built against libstp-dev's files with pkg-config."""
 
 import os
-import re
 import subprocess
 
 import pytest
