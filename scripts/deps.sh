@@ -27,6 +27,7 @@ TEST_PKGS=(
 	openvpn
 	man-db systemd dpkg-dev debhelper
 	python3-h2
+	debootstrap
 )
 
 mode=all

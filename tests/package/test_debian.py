@@ -8,10 +8,7 @@ runs what is there: every program's --version, `stpd -t` on the shipped
 configuration, the unit through systemd-analyze verify's syntax check, and
 the example program built against libstp-dev's files with pkg-config."""
 
-import glob
 import os
-import re
-import shutil
 import subprocess
 
 import pytest
@@ -23,27 +20,6 @@ MULTIARCH = "x86_64-linux-gnu"
 def run(argv, **kw):
     kw.setdefault("timeout", 1800)
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-@pytest.fixture(scope="module")
-def debs(tmp_path_factory):
-    d = os.environ.get("STP_DEB_DIR")
-    if not d:
-        if not shutil.which("dpkg-buildpackage"):
-            pytest.fail("dpkg-buildpackage missing (scripts/deps.sh installs dpkg-dev)")
-        d = str(tmp_path_factory.mktemp("deb"))
-        src = os.path.join(d, "stp-0.1.0")
-        os.mkdir(src)
-        arch = run(["sh", "-c", "git -C \"$1\" archive HEAD | tar -x -C \"$2\"", "sh", REPO, src])
-        assert arch.returncode == 0, arch.stderr
-        r = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src)
-        assert r.returncode == 0, (r.stdout + r.stderr).decode()[-4000:]
-    out = {}
-    for f in glob.glob(os.path.join(d, "*.deb")):
-        name = os.path.basename(f).split("_")[0]
-        out[name] = f
-    assert set(out) >= {"stpd", "stp", "libstp2", "libstp-dev"}, out
-    return out
 
 
 WANT = {
