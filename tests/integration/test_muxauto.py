@@ -272,3 +272,25 @@ def test_stp_connect_uses_mux(stpd_factory, echo):
     p.wait_log(SESSION_MUX, timeout=10)
     p.wait_log(r"flow id=\d+\.1 .*cmd=connect .*up=17 down=17 ", timeout=10)
     assert not p.log_lines(PLAIN_CONNECT)
+
+
+@pytest.mark.parametrize("users", [None, {"alice": "pw-for-alice"}], ids=["none", "userpass"])
+def test_switch_is_pipelined(stpd_factory, echo, tmp_path, users):
+    """After discovery, greeting (+ RFC 1929) + X'30' leave in one write:
+    the multiplexed connection costs no round trip of its own; the four
+    connections of the program are streams of it."""
+    import socksraw as S
+    from test_pipelining import Recorder, run_client
+    p = stpd_factory(users=users)
+    rec = Recorder(p.port)
+    auth = ("alice", "pw-for-alice") if users else None
+    try:
+        run_client(rec, echo, tmp_path, auth=auth, STP_MUX="1")
+    finally:
+        rec.close()
+    switch = b"\x05\x30\x00\x01" + bytes(6)
+    whole = (S.greeting((S.M_USERPASS,)) + S.userpass_msg(*auth) if auth
+             else S.greeting((S.M_NONE,))) + switch
+    assert rec.first.count(whole) == 1, rec.first
+    assert len(p.log_lines(SESSION_MUX)) == 1, p.log()
+    assert len(flows(p)) == 4, p.log()
