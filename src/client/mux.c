@@ -79,17 +79,25 @@ static bool alive(const struct stp_mux *m, const struct mux_stream *st)
 
 /* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
 
-static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms)
+/* 0, or -1 with *err: TIMEOUT, PROXY_CLOSED (end of file), IO. */
+static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms, enum stp_err *err)
 {
 	while (n > 0) {
 		struct pollfd pf = { fd, wr ? POLLOUT : POLLIN, 0 };
-		if (poll(&pf, 1, timeout_ms) <= 0)
+		int w = poll(&pf, 1, timeout_ms);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = w == 0 ? STP_ERR_TIMEOUT : STP_ERR_IO;
 			return -1;
+		}
 		ssize_t r = wr ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
-		if (r <= 0)
+		if (r <= 0) {
+			*err = r == 0 ? STP_ERR_PROXY_CLOSED : STP_ERR_IO;
 			return -1;
+		}
 		p += r;
 		n -= (size_t)r;
 	}
@@ -99,10 +107,16 @@ static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms)
 /* The X'30' reply: 0, or -1 with *err. */
 static int handshake_reply(int fd, uint8_t *buf, int t, enum stp_err *err)
 {
-	if (io_all(fd, buf, 4, false, t) < 0)
+	/* Servers that do not know X'30' may close or answer garbage instead
+	 * of X'07' (Dante closes): all mean "not supported here". */
+	if (io_all(fd, buf, 4, false, t, err) < 0) {
+		if (*err != STP_ERR_TIMEOUT)
+			*err = STP_ERR_REP_CMD_NOT_SUPPORTED;
 		return -1;
+	}
 	size_t rest = buf[3] == SOCKS_ATYP_IPV4 ? 6 : buf[3] == SOCKS_ATYP_IPV6 ? 18 : 0;
-	if (!rest || io_all(fd, buf + 4, rest, false, t) < 0)
+	*err = STP_ERR_REP_CMD_NOT_SUPPORTED;
+	if (buf[0] != 5 || !rest || io_all(fd, buf + 4, rest, false, t, err) < 0)
 		return -1;
 	if (buf[1] != 0) {
 		*err = buf[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED
@@ -133,16 +147,17 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 		memcpy(buf + n + a, req, sizeof(req));
 		n += a + sizeof(req);
 	}
-	if (io_all(fd, buf, n, true, t) < 0 || io_all(fd, buf, 2, false, t) < 0)
+	if (io_all(fd, buf, n, true, t, err) < 0 || io_all(fd, buf, 2, false, t, err) < 0)
 		return -1;
 	if (buf[0] != 5 || buf[1] != method) {
-		*err = STP_ERR_NO_METHOD;
+		*err = buf[0] == 5 && buf[1] == SOCKS_METHOD_NOACCEPT ? STP_ERR_NO_METHOD
+									    : STP_ERR_PROTOCOL;
 		return -1;
 	}
 	if (method == SOCKS_METHOD_USERPASS) {
 		n = piped ? 0 : socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
-		if ((!piped && (!n || io_all(fd, buf, n, true, t) < 0)) ||
-		    io_all(fd, buf, 2, false, t) < 0)
+		if ((!piped && (!n || io_all(fd, buf, n, true, t, err) < 0)) ||
+		    io_all(fd, buf, 2, false, t, err) < 0)
 			return -1;
 		if (buf[1] != 0) {
 			*err = STP_ERR_AUTH_FAILED;
@@ -151,7 +166,7 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 	}
 	if (!piped) {
 		memcpy(buf, req, sizeof(req));
-		if (io_all(fd, buf, sizeof(req), true, t) < 0)
+		if (io_all(fd, buf, sizeof(req), true, t, err) < 0)
 			return -1;
 	}
 	return handshake_reply(fd, buf, t, err);

@@ -6,15 +6,20 @@
  * client.
  *
  * One connection per proxy and user per process, shared by every thread.
- * A connection that died is replaced by the next connect; a proxy whose
- * switch failed (X'30' refused, or the connection could not be opened) is
- * left alone for STP_FEATURES_TTL and the caller falls back to a plain
- * SOCKS connection per target. A stream the proxy refuses (rules, target
- * unreachable) is the caller's error, as the plain CONNECT's would be.
+ * A connection that died is replaced by the next connect. A stream the
+ * proxy refuses (rules, target unreachable) is the caller's error, as the
+ * plain CONNECT's would be.
  *
- * Discovery: the features are asked once per proxy per TTL before the
- * first connection (one extra short connection per process, greeting
- * X'87' alone), so a program's first connection can be a stream already.
+ * Which proxies: when the features are cached (discovery, pipeline.c
+ * asks for them), X'30' must be in the commands for this client. When
+ * nothing is known the switch is simply tried: greeting, method, X'30'
+ * step by step costs what a plain CONNECT costs, and asking discovery
+ * first would cost a connection more. A proxy that answers X'30' with a
+ * SOCKS failure (X'07' from servers without multiplexing, X'02' from
+ * rules) is left alone for STP_FEATURES_TTL, and this connect opens a
+ * plain one (the one extra connection a non-multiplexing proxy costs a
+ * process). Any other failure (unreachable, no method, authentication,
+ * not SOCKS) is the caller's error: a plain connection would meet it too.
  * STP_MUX=0 turns all of it off (stp_mux_open still works).
  *
  * fork(): the child must not write into the parent's HTTP/2 connection
@@ -50,7 +55,6 @@ static struct ma_entry {
 	char host[STP_NAME_MAX + 1], user[STP_NAME_MAX + 1];
 	uint16_t port;
 	struct ma_conn *c; /* NULL: none open */
-	time_t asked;      /* discovery asked for this proxy (0: never) */
 	time_t off;        /* the switch failed: plain connections until TTL */
 	time_t used_at;
 } ma_tab[MA_N];
@@ -122,34 +126,32 @@ static void ma_put(struct ma_conn *c)
 	}
 }
 
-/* Whether p's features allow X'30' for us; asks discovery once per TTL. */
-static bool ma_offered(const struct stp_proxy *p, struct ma_entry *e, int64_t deadline)
+/* Whether to try X'30' with p: false when its cached features say it is
+ * not for us. */
+static bool ma_offered(const struct stp_proxy *p)
 {
 	struct stp_features f;
-	time_t now = time(NULL);
-	if (!client_features_cached(p, &f)) {
-		if (ma_fresh(e->asked, now))
-			return false;
-		e->asked = now;
-		int left = client_remaining(deadline);
-		enum stp_err err;
-		if (stp_features_get(p, &f, 0, left < 0 ? 2000 : left / 4, &err) < 0) {
-			log_debug("mux: discovery failed: %s", stp_strerror(err));
-			return false;
-		}
-	}
-	return f.supported && memchr(f.commands, SOCKS_CMD_MUX, f.n_commands) != NULL;
+	if (!client_features_cached(p, &f) || !f.supported || f.n_commands == 0)
+		return true; /* unknown: try (see the top) */
+	return memchr(f.commands, SOCKS_CMD_MUX, f.n_commands) != NULL;
+}
+
+static bool ma_refused(enum stp_err e)
+{
+	return e >= STP_ERR_REP_GENERAL_FAILURE && e <= STP_ERR_REP_OTHER;
 }
 
 /* The shared connection to p, opened if needed, with a reference for the
- * caller; NULL: use a plain connection. */
-static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline)
+ * caller; NULL with *err STP_OK: use a plain connection; NULL with
+ * another *err: fail with it. */
+static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline, enum stp_err *err)
 {
 	pthread_once(&ma_once, ma_init);
 	pthread_mutex_lock(&ma_lock);
 	struct ma_conn *c = NULL;
 	struct ma_entry *e = ma_find(p);
 	time_t now = time(NULL);
+	*err = STP_OK;
 	if (e == NULL || ma_fresh(e->off, now))
 		goto out;
 	e->used_at = now;
@@ -161,15 +163,19 @@ static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline)
 	if (e->c == NULL) {
 		/* Held across the open: other threads wait for this one's
 		 * connection rather than each opening their own. */
-		if (!ma_offered(p, e, deadline))
+		if (!ma_offered(p))
 			goto out;
-		enum stp_err err;
+		enum stp_err oe;
 		int left = client_remaining(deadline);
-		struct stp_mux *m = stp_mux_open(p, left < 0 ? 30000 : left, &err);
+		struct stp_mux *m = stp_mux_open(p, left < 0 ? 30000 : left, &oe);
 		if (m == NULL) {
-			log_debug("mux: switch to %s:%u failed (%s): plain connections for %d s",
-				  p->host, p->port, stp_strerror(err), STP_FEATURES_TTL);
-			e->off = now;
+			if (ma_refused(oe)) {
+				log_debug("mux: %s:%u refused X'30' (%s): plain connections for %d s",
+					  p->host, p->port, stp_strerror(oe), STP_FEATURES_TTL);
+				e->off = now;
+			} else {
+				*err = oe;
+			}
 			goto out;
 		}
 		e->c = calloc(1, sizeof(*e->c));
@@ -204,10 +210,16 @@ int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t por
 		host = name;
 		port = (uint16_t)sa_port(sa);
 	}
-	struct ma_conn *c = ma_get(p, deadline);
-	if (c == NULL)
-		return -2;
 	enum stp_err e = STP_OK;
+	struct ma_conn *c = ma_get(p, deadline, &e);
+	if (c == NULL && e == STP_OK)
+		return -2;
+	if (c == NULL) {
+		if (err)
+			*err = e;
+		errno = stp_err_errno(e);
+		return -1;
+	}
 	int left = client_remaining(deadline);
 	int fd = stp_mux_connect(c->m, host, port, left < 0 ? -1 : left, &e);
 	pthread_mutex_lock(&ma_lock);

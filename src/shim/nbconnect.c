@@ -279,7 +279,7 @@ static int nb_handshake(int s, const struct sockaddr *sa, const char *name, cons
  * close-on-exec, as with GSS-API's relay. 0, -1 with errno (the proxy
  * refused the stream), or -2: connect plainly. */
 static int nb_mux(int fd, const struct sockaddr *sa, const char *name, const char *what,
-		  int64_t deadline)
+		  int64_t deadline, struct shim_fd *st)
 {
 	struct stp_proxy proxy = shim_conf.proxy;
 	enum stp_err err;
@@ -303,6 +303,7 @@ static int nb_mux(int fd, const struct sockaddr *sa, const char *name, const cha
 		errno = e;
 		return -1;
 	}
+	st->relayed = true;
 	shim_log(SHIM_LOG_INFO, "connect %s: through the proxy (a multiplexed stream)", what);
 	return 0;
 }
@@ -322,7 +323,7 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 
 	shim_sock_type(fd, &family);
 	bool v6only = sockswap_v6only(fd);
-	int m = nb_mux(fd, sa, name, what, deadline);
+	int m = nb_mux(fd, sa, name, what, deadline, st);
 	if (m != -2)
 		return m;
 	int s = nb_connect_proxy(fd, true, deadline);
@@ -353,6 +354,7 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 			errno = e;
 			return -1;
 		}
+		st->relayed = true;
 		shim_log(SHIM_LOG_DEBUG, "connect %s: GSS-API protection through a relay thread",
 			 what);
 		s = fd;
