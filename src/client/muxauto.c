@@ -18,8 +18,10 @@
  * SOCKS failure (X'07' from servers without multiplexing, X'02' from
  * rules) is left alone for STP_FEATURES_TTL, and this connect opens a
  * plain one (the one extra connection a non-multiplexing proxy costs a
- * process). Any other failure (unreachable, no method, authentication,
- * not SOCKS) is the caller's error: a plain connection would meet it too.
+ * process). A proxy that cannot be reached falls back too (the plain path
+ * reports it per address). Any other failure (no method, authentication,
+ * not SOCKS) is the caller's error: a plain connection would meet it too,
+ * and a server that takes one connection only must not be asked twice.
  * STP_MUX=0 turns all of it off (stp_mux_open still works).
  *
  * fork(): the child must not write into the parent's HTTP/2 connection
@@ -169,7 +171,10 @@ static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline, enum 
 		int left = client_remaining(deadline);
 		struct stp_mux *m = stp_mux_open(p, left < 0 ? 30000 : left, &oe);
 		if (m == NULL) {
-			if (ma_refused(oe)) {
+			if (oe == STP_ERR_PROXY_UNREACHABLE || oe == STP_ERR_PROXY_RESOLVE) {
+				/* The plain path tries again and reports it in
+				 * its own words (stpify: each address's errno). */
+			} else if (ma_refused(oe)) {
 				log_debug("mux: %s:%u refused X'30' (%s): plain connections for %d s",
 					  p->host, p->port, stp_strerror(oe), STP_FEATURES_TTL);
 				e->off = now;

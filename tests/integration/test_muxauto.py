@@ -292,5 +292,6 @@ def test_switch_costs_one_connection(stpd_factory, echo, tmp_path, users):
     # stpify's auto-configuration fetch (X'F4'), then the mux connection
     assert len(rec.first) == 2, rec.first
     assert b"\x05\x01\x87" not in rec.first
+    p.wait_log(SESSION_MUX, timeout=10)
     assert len(p.log_lines(SESSION_MUX)) == 1, p.log()
     assert len(flows(p)) == 4, p.log()
