@@ -205,6 +205,7 @@ def test_stpd_killed_mid_stream_ends_the_stream(tmp_path, dns):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
+    ls.settimeout(30)  # the program failing before it connects must not hang the test
     script = tmp_path / "dying.py"
     script.write_text(DYING)
     proc = subprocess.Popen([stpify_bin(), "/usr/bin/python3", str(script),
