@@ -76,8 +76,11 @@ int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port, 
 		return blk_fail(err, STP_ERR_INVALID);
 	if (client_proxy_needs_conn(proxy))
 		return blk_tls_fd(stp_conn_open(proxy, host, port, timeout_ms, err), err);
-	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, host, port, NULL,
-			   client_deadline(timeout_ms), err);
+	int64_t deadline = client_deadline(timeout_ms);
+	fd = client_mux_connect(proxy, host, port, NULL, deadline, err);
+	if (fd != -2)
+		return fd;
+	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, host, port, NULL, deadline, err);
 	return fd < 0 ? -1 : blk_done(fd, err);
 }
 
@@ -91,8 +94,11 @@ int stp_connect_sa(const struct stp_proxy *proxy, const struct sockaddr *sa, int
 		return blk_fail(err, STP_ERR_INVALID);
 	if (client_proxy_needs_conn(proxy))
 		return blk_tls_fd(stp_conn_open_sa(proxy, sa, timeout_ms, err), err);
-	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, NULL, 0, sa, client_deadline(timeout_ms),
-			   err);
+	int64_t deadline = client_deadline(timeout_ms);
+	fd = client_mux_connect(proxy, NULL, 0, sa, deadline, err);
+	if (fd != -2)
+		return fd;
+	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, NULL, 0, sa, deadline, err);
 	return fd < 0 ? -1 : blk_done(fd, err);
 }
 

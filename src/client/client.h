@@ -87,6 +87,18 @@ void client_pipe_flush(void);
 /* features.c: p's features from the cache only (no connection). */
 bool client_features_cached(const struct stp_proxy *p, struct stp_features *f);
 
+/* ---- automatic multiplexing (muxauto.c, mux.c) ---- */
+/* Plain socks5 proxy and STP_MUX is not 0. */
+bool client_mux_eligible(const struct stp_proxy *p);
+/* CONNECT host:port (or sa) as a stream of p's shared multiplexed
+ * connection: a socketpair end (blocking), -1 with *err and errno (the
+ * proxy refused the stream), or -2: not multiplexed, connect plainly. */
+int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t port,
+		       const struct sockaddr *sa, int64_t deadline, enum stp_err *err);
+/* mux.c: whether the connection is over; forgetting it in a fork child. */
+bool client_mux_dead(struct stp_mux *m);
+void client_mux_abandon(struct stp_mux *m);
+
 /* ---- logging (errors.c) ---- */
 bool client_debug_on(void);
 /* Sets stp_err_detail() for this thread. */

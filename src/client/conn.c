@@ -270,6 +270,21 @@ enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, in
 	}
 }
 
+/* A stream of the multiplexed connection as a plain connection object
+ * (no bound address: streams have none). */
+static struct stp_conn *conn_of_stream(int fd, enum stp_err *err)
+{
+	struct stp_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		conn_fail(err, STP_ERR_NOMEM);
+		return NULL;
+	}
+	c->fd = fd;
+	c->mode = STP_TLS_NONE;
+	return c;
+}
+
 static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *host,
 				  uint16_t port, const struct sockaddr *sa, int timeout_ms,
 				  enum stp_err *err)
@@ -285,6 +300,9 @@ static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *hos
 	/* Check the target before the proxy is bothered with it. */
 	if (client_conn_hs_init(NULL, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0)
 		return NULL;
+	int fd = client_mux_connect(proxy, host, port, sa, deadline, err);
+	if (fd != -2)
+		return fd < 0 ? NULL : conn_of_stream(fd, err);
 	client_pipe_prepare(proxy, deadline);
 	c = client_conn_connect(proxy, deadline, err);
 	if (c == NULL)

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "proto/socks.h"
 #include "stp/stp.h"
 
@@ -78,50 +79,44 @@ static bool alive(const struct stp_mux *m, const struct mux_stream *st)
 
 /* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
 
-static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms)
+/* 0, or -1 with *err: TIMEOUT, PROXY_CLOSED (end of file), IO. */
+static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms, enum stp_err *err)
 {
 	while (n > 0) {
 		struct pollfd pf = { fd, wr ? POLLOUT : POLLIN, 0 };
-		if (poll(&pf, 1, timeout_ms) <= 0)
+		int w = poll(&pf, 1, timeout_ms);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = w == 0 ? STP_ERR_TIMEOUT : STP_ERR_IO;
 			return -1;
+		}
 		ssize_t r = wr ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
-		if (r <= 0)
+		if (r <= 0) {
+			*err = r == 0 ? STP_ERR_PROXY_CLOSED : STP_ERR_IO;
 			return -1;
+		}
 		p += r;
 		n -= (size_t)r;
 	}
 	return 0;
 }
 
-static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err)
+/* The X'30' reply: 0, or -1 with *err. */
+static int handshake_reply(int fd, uint8_t *buf, int t, enum stp_err *err)
 {
-	uint8_t buf[600];
-	uint8_t method = p->has_auth ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
-	size_t n = socks5_greeting_write(buf, sizeof(buf), &method, 1);
-	*err = STP_ERR_PROTOCOL;
-	if (io_all(fd, buf, n, true, t) < 0 || io_all(fd, buf, 2, false, t) < 0)
-		return -1;
-	if (buf[0] != 5 || buf[1] != method) {
-		*err = STP_ERR_NO_METHOD;
+	/* Servers that do not know X'30' may close or answer garbage instead
+	 * of X'07' (Dante closes): all mean "not supported here". */
+	if (io_all(fd, buf, 4, false, t, err) < 0) {
+		if (*err != STP_ERR_TIMEOUT)
+			*err = STP_ERR_REP_CMD_NOT_SUPPORTED;
 		return -1;
 	}
-	if (method == SOCKS_METHOD_USERPASS) {
-		n = socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
-		if (!n || io_all(fd, buf, n, true, t) < 0 || io_all(fd, buf, 2, false, t) < 0)
-			return -1;
-		if (buf[1] != 0) {
-			*err = STP_ERR_AUTH_FAILED;
-			return -1;
-		}
-	}
-	static const uint8_t req[] = { 5, SOCKS_CMD_MUX, 0, 1, 0, 0, 0, 0, 0, 0 };
-	memcpy(buf, req, sizeof(req));
-	if (io_all(fd, buf, sizeof(req), true, t) < 0 || io_all(fd, buf, 4, false, t) < 0)
-		return -1;
 	size_t rest = buf[3] == SOCKS_ATYP_IPV4 ? 6 : buf[3] == SOCKS_ATYP_IPV6 ? 18 : 0;
-	if (!rest || io_all(fd, buf + 4, rest, false, t) < 0)
+	*err = STP_ERR_REP_CMD_NOT_SUPPORTED;
+	if (buf[0] != 5 || !rest || io_all(fd, buf + 4, rest, false, t, err) < 0)
 		return -1;
 	if (buf[1] != 0) {
 		*err = buf[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED
@@ -130,6 +125,51 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 		return -1;
 	}
 	return 0;
+}
+
+/* Greeting, RFC 1929 and X'30'. When discovery said the proxy takes
+ * pipelined input (pipeline.c), all three leave in one write and the
+ * answers are read after it: the switch costs no round trip of its own. */
+static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err)
+{
+	static const uint8_t req[] = { 5, SOCKS_CMD_MUX, 0, 1, 0, 0, 0, 0, 0, 0 };
+	uint8_t buf[1100];
+	uint8_t method = p->has_auth ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
+	bool piped = client_pipe_method(p) == (int)method;
+	size_t n = socks5_greeting_write(buf, sizeof(buf), &method, 1);
+	*err = STP_ERR_PROTOCOL;
+	if (piped) {
+		size_t a = method == SOCKS_METHOD_USERPASS
+				   ? socks_userpass_write(buf + n, sizeof(buf) - n, p->user, p->pass)
+				   : 0;
+		if (method == SOCKS_METHOD_USERPASS && !a)
+			return -1;
+		memcpy(buf + n + a, req, sizeof(req));
+		n += a + sizeof(req);
+	}
+	if (io_all(fd, buf, n, true, t, err) < 0 || io_all(fd, buf, 2, false, t, err) < 0)
+		return -1;
+	if (buf[0] != 5 || buf[1] != method) {
+		*err = buf[0] == 5 && buf[1] == SOCKS_METHOD_NOACCEPT ? STP_ERR_NO_METHOD
+									    : STP_ERR_PROTOCOL;
+		return -1;
+	}
+	if (method == SOCKS_METHOD_USERPASS) {
+		n = piped ? 0 : socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
+		if ((!piped && (!n || io_all(fd, buf, n, true, t, err) < 0)) ||
+		    io_all(fd, buf, 2, false, t, err) < 0)
+			return -1;
+		if (buf[1] != 0) {
+			*err = STP_ERR_AUTH_FAILED;
+			return -1;
+		}
+	}
+	if (!piped) {
+		memcpy(buf, req, sizeof(req));
+		if (io_all(fd, buf, sizeof(req), true, t, err) < 0)
+			return -1;
+	}
+	return handshake_reply(fd, buf, t, err);
 }
 
 /* ---- the thread: everything below runs with m->mu held ---- */
@@ -299,6 +339,24 @@ static int mux_send(struct stp_mux *m)
 	}
 }
 
+/* The connection died: every stream's socket is closed at once, so a
+ * caller blocked in read() or poll() sees the end instead of waiting for
+ * ever (what it had not taken is lost: the stream is cut short). An
+ * AF_UNIX socket cannot be reset like TCP: the caller reads end of file
+ * (ECONNRESET only when it had written bytes the thread had not read yet)
+ * and its writes fail with EPIPE. */
+static void streams_abort(struct stp_mux *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct mux_stream *st = m->streams[i];
+		if (st->fd >= 0) {
+			close(st->fd);
+			st->fd = -1;
+		}
+		st->done = true;
+	}
+}
+
 static void *mux_thread(void *arg)
 {
 	struct stp_mux *m = arg;
@@ -358,6 +416,8 @@ static void *mux_thread(void *arg)
 				stream_flush_down(m, st);
 		}
 	}
+	if (m->dead)
+		streams_abort(m);
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	return NULL;
@@ -532,6 +592,27 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	pthread_mutex_unlock(&m->mu);
 	close(sp[0]);
 	return -1;
+}
+
+bool client_mux_dead(struct stp_mux *m)
+{
+	pthread_mutex_lock(&m->mu);
+	bool dead = m->dead;
+	pthread_mutex_unlock(&m->mu);
+	return dead;
+}
+
+void client_mux_abandon(struct stp_mux *m)
+{
+	/* After fork(), in the child: the thread is not there and its mutex
+	 * may be held for ever; close the child's copies of the descriptors
+	 * (the parent's connection goes on) and leak the rest. */
+	close(m->fd);
+	close(m->wake[0]);
+	close(m->wake[1]);
+	for (size_t i = 0; i < m->n; i++)
+		if (m->streams[i]->fd >= 0)
+			close(m->streams[i]->fd);
 }
 
 void stp_mux_close(struct stp_mux *m)

@@ -274,6 +274,40 @@ static int nb_handshake(int s, const struct sockaddr *sa, const char *name, cons
 	return 0;
 }
 
+/* A stream of the shared multiplexed connection (libstp muxauto.c) in
+ * fd's place: its socketpair end takes fd's number, O_NONBLOCK and
+ * close-on-exec, as with GSS-API's relay. 0, -1 with errno (the proxy
+ * refused the stream), or -2: connect plainly. */
+static int nb_mux(int fd, const struct sockaddr *sa, const char *name, const char *what,
+		  int64_t deadline, struct shim_fd *st)
+{
+	struct stp_proxy proxy = shim_conf.proxy;
+	enum stp_err err;
+
+	if (name != NULL)
+		shim_policy_proxy_for_name(&proxy);
+	if (!client_mux_eligible(&proxy))
+		return -2;
+	int s = client_mux_connect(&proxy, name, (uint16_t)sa_port(sa), name ? NULL : sa,
+				   deadline, &err);
+	if (s == -2)
+		return -2;
+	if (s < 0) {
+		shim_log(SHIM_LOG_ERROR, "connect %s: %s", what, stp_strerror(err));
+		errno = stp_err_errno(err);
+		return -1;
+	}
+	if (sockswap_install(s, fd) < 0) {
+		int e = errno;
+		shim_real.close(s);
+		errno = e;
+		return -1;
+	}
+	st->relayed = true;
+	shim_log(SHIM_LOG_INFO, "connect %s: through the proxy (a multiplexed stream)", what);
+	return 0;
+}
+
 /*
  * Connect + handshake, on fd itself or, when the proxy address that
  * answered is out of fd's reach, on a dual-stack replacement (sockswap.c)
@@ -289,6 +323,9 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 
 	shim_sock_type(fd, &family);
 	bool v6only = sockswap_v6only(fd);
+	int m = nb_mux(fd, sa, name, what, deadline, st);
+	if (m != -2)
+		return m;
 	int s = nb_connect_proxy(fd, true, deadline);
 	if (s < 0) {
 		e = errno;
@@ -317,6 +354,7 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 			errno = e;
 			return -1;
 		}
+		st->relayed = true;
 		shim_log(SHIM_LOG_DEBUG, "connect %s: GSS-API protection through a relay thread",
 			 what);
 		s = fd;

@@ -294,9 +294,21 @@ int stpify_getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 /* ------------------------------------------------------------------ */
 /* multicast: group memberships become JOINs through the proxy (mcastmap.c) */
 
+/* A relayed stream (shim.h) has no TCP socket under it: TCP and IP
+ * options (TCP_NODELAY, keep-alive tuning, TOS...) are accepted and do
+ * nothing, so programs that set them go on as over TCP. */
+static bool hook_relayed_opt(int fd, int level)
+{
+	struct shim_fd st;
+	return (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) &&
+	       !shim_busy() && fdtab_tracked(fd) && fdtab_get(fd, &st) && st.relayed;
+}
+
 SHIM_HOOK(setsockopt);
 int stpify_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+	if (hook_relayed_opt(fd, level))
+		return 0;
 	return mcastmap_setsockopt(fd, level, name, val, len);
 }
 
@@ -362,6 +374,11 @@ int stpify_getsockopt(int fd, int level, int name, void *__restrict val,
 			*len = sizeof(int);
 			return 0;
 		}
+	}
+	if (val != NULL && len != NULL && *len >= sizeof(int) && hook_relayed_opt(fd, level)) {
+		memset(val, 0, sizeof(int));
+		*len = sizeof(int);
+		return 0;
 	}
 	return shim_real.getsockopt(fd, level, name, val, len);
 }

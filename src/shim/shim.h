@@ -183,6 +183,10 @@ struct shim_fd {
 	 * the family and IPV6_V6ONLY the application created it with, and
 	 * (UDP) the address it had bound, port 0 when none. */
 	int app_family;   /* 0: not replaced */
+	/* TCP: fd is a socketpair end served by a libstp thread (a
+	 * multiplexed stream, or GSS-API's relay): TCP and IP options are
+	 * accepted and ignored (preload.c), as there is no TCP socket. */
+	bool relayed;
 	bool app_v6only;
 	struct sockaddr_storage app_local;
 };

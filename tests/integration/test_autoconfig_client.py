@@ -70,7 +70,7 @@ def test_stp_routes(stpd_factory, sites, tmp_path):
     env = only_stp_proxy(p, tmp_path)
     r = get_page(env, via)
     assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     r = get_page(env, direct)
     assert b"SITE-DIRECT" in r.stdout, r.stderr
     assert direct.srv.hits == 1
@@ -81,7 +81,7 @@ def test_stp_routes(stpd_factory, sites, tmp_path):
     # STP_AUTOCONF=0: no X'F4', everything through the proxy.
     env["STP_AUTOCONF"] = "0"
     assert b"SITE-DIRECT" in get_page(env, direct).stdout
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
 
 
 def test_stpify_routes(stpd_factory, sites, tmp_path):
@@ -92,7 +92,7 @@ def test_stpify_routes(stpd_factory, sites, tmp_path):
         r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*",
                             site.url], capture_output=True, env=env, timeout=60)
         assert marker in r.stdout, r.stderr
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert via.srv.hits == 1 and direct.srv.hits == 1
     assert not p.log_lines(r"target=127\.0\.0\.3:")
 
@@ -137,7 +137,7 @@ def test_netrc_user_profile(stpd_factory, sites, tmp_path):
     assert r.returncode == 0 and r.stdout.startswith(b"stp-autoconfig 1\nprofile p\n"), r
     assert (tmp_path / ".cache" / "stp" / ("autoconfig-alice@127.0.0.1_%d.txt" % p.port)).exists()
     assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
-    p.wait_log(r"session .*user=alice cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    p.wait_log(r"(session|flow) .*user=alice cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert b"SITE-DIRECT" in get_page(env, direct).stdout
     assert not p.log_lines(r"target=127\.0\.0\.3:")
 
@@ -151,10 +151,10 @@ def test_stp_route_other_proxy(stpd_factory, sites, tmp_path):
     p = stpd_factory(conf=ac_conf(services.free_port(), prof))
     env = only_stp_proxy(p, tmp_path)
     assert b"SITE-DIRECT" in get_page(env, routed).stdout  # the 127.0.0.3 site
-    other.wait_log(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % routed.port)
+    other.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.3:%d\b" % routed.port)
     assert not p.log_lines(r"target=127\.0\.0\.3:")
     assert b"SITE-VIA-PROXY" in get_page(env, via).stdout
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     assert not other.log_lines(r"target=127\.0\.0\.2:")
 
 
@@ -174,13 +174,13 @@ def test_failover_to_the_next_served_proxy(stpd_factory, sites, tmp_path):
     assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
     assert re.search(rb"proxy 127\.0\.0\.1:%d: .*; trying 127\.0\.0\.1:%d \(autoconfig\)"
                      % (dead, p.port), r.stderr), r.stderr
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port)
     del env["STP_DEBUG"]
     mark = p.log_mark()
     r = subprocess.run([STPIFY, "curl", "-sS", "--max-time", "20", "--noproxy", "*", via.url],
                        capture_output=True, env=env, timeout=60)
     assert b"SITE-VIA-PROXY" in r.stdout, r.stderr
-    p.wait_log(r"session .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port, since=mark)
+    p.wait_log(r"(session|flow) .*cmd=connect target=127\.0\.0\.2:%d\b" % via.port, since=mark)
 
 
 @pytest.fixture
@@ -323,11 +323,11 @@ def test_stpify_refreshes_in_a_long_running_program(stpd_factory, sites, tmp_pat
         # one connect starts the refresh and a later one uses it.
         import time
         end = time.monotonic() + 45
-        while not p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:") \
+        while not p.log_lines(r"(session|flow) .*cmd=connect target=127\.0\.0\.3:") \
                 and time.monotonic() < end:
             ask()
             time.sleep(0.5)
-        assert p.log_lines(r"session .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
+        assert p.log_lines(r"(session|flow) .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
         assert len(p.log_lines(r"session .*cmd=autoconfig .*succeeded")) == 2
         proc.stdin.write(b"stop\n")
         proc.stdin.close()

@@ -186,8 +186,10 @@ def run_client(rec, echo, tmp_path, auth=None, **env):
     userinfo = "%s:%s@" % auth if auth else ""
     e = {k: v for k, v in os.environ.items()
          if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "STP_PIPELINING")}
+    # per-connection pipelining: automatic multiplexing (test_muxauto.py) off
     e.update(STP_PROXY="socks5://%s127.0.0.1:%d" % (userinfo, rec.port), STP_PROXY_LOOPBACK="1",
-             STP_DEBUG="1", **env)
+             STP_DEBUG="1", STP_MUX="0")
+    e.update(env)
     r = subprocess.run([stpify_bin(), "python3", str(script), str(echo.port)], env=e,
                        capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
@@ -321,7 +323,7 @@ def test_libstp_falls_back_after_a_failed_pipelined_handshake(stpd_factory, echo
     e = {k: v for k, v in os.environ.items()
          if k.upper() not in ("STP_PROXY", "ALL_PROXY", "NO_PROXY", "STP_PIPELINING")}
     e.update(STP_PROXY="socks5://127.0.0.1:%d" % rec.port, STP_PROXY_LOOPBACK="1",
-             STP_DEBUG="1")
+             STP_DEBUG="1", STP_MUX="0")
     try:
         r = subprocess.run([stpify_bin(), "python3", str(script), str(echo.port)], env=e,
                            capture_output=True, timeout=60)

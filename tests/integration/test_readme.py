@@ -116,7 +116,7 @@ def test_usage_examples(stpd_factory, web_server):
         r = bash(localize(line, proxy_port=p.port, http_port=web_server), timeout=60)
         assert r.returncode == 0, "%s\nexit %d: %s" % (line, r.returncode, r.stderr[-2000:])
         assert PAGE in r.stdout, "%s\nprinted: %r" % (line, r.stdout[-500:])
-        p.wait_log(r"session id=\d+ .*cmd=connect target=127\.0\.0\.1:%d .*rep=\"succeeded\""
+        p.wait_log(r"(session|flow) id=[\d.]+ .*cmd=connect target=127\.0\.0\.1:%d .*rep=\"succeeded\""
                    % web_server, timeout=15, since=mark)
 
 

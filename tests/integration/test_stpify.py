@@ -355,7 +355,7 @@ def test_proxy_name_next_address_after_refusal(proxy_factory, tmp_path, echo):
         s.connect(ai[0][4]); s.sendall(b"he-v6\\n"); print(s.recv(10))
     """)
     r = t.run(argv + [str(echo.port)], STP_PROXY="socks5h://localhost:%d" % p.port,
-              STP_LOG="debug")
+              STP_LOG="debug", STP_MUX="0")  # per-connection proxy addresses
     assert r.stdout.strip() == b"b'he-v6\\n'", r.stderr
     assert b"proxy [::1]:%d: Connection refused" % p.port in r.stderr, r.stderr
     p.wait_log(r"cmd=connect target=web\.stp\.test:%d" % echo.port)
@@ -580,7 +580,8 @@ def test_ipv6_proxy_tcp_from_ipv4_socket(proxy_factory, tmp_path, echo, target, 
     p = stpd_on_v6(proxy_factory)
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
-    r = t.run(argv + [target, str(echo.port), mode, "4"], **v6_env(p))
+    # the replacement socket itself (a multiplexed stream has no TCP options)
+    r = t.run(argv + [target, str(echo.port), mode, "4"], STP_MUX="0", **v6_env(p))
     assert r.stdout.decode().splitlines() == _tcp_swap_expect(mode), r.stderr
     p.wait_log(r"client=\[::1\]:\d+ .*cmd=connect target=%s:%d" % (re.escape(target), echo.port))
 
@@ -613,7 +614,7 @@ def test_ipv4_proxy_tcp_from_v6only_socket(proxy_factory, tmp_path, echo):
     p = proxy_factory(kind="stpd")
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
-    r = t.run(argv + ["::1", str(echo.port), "nonblock", "6"])
+    r = t.run(argv + ["::1", str(echo.port), "nonblock", "6"], STP_MUX="0")
     assert r.stdout.decode().splitlines() == _tcp_swap_expect("nonblock"), r.stderr
 
 
@@ -817,7 +818,7 @@ def test_proxy_name_v4_refused_then_v6_replacement(proxy_factory, tmp_path, echo
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
     r = t.run(argv + ["web.stp.test", str(echo.port), "nonblock", "4"],
-              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug")
+              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug", STP_MUX="0")
     assert r.stdout.decode().splitlines() == _tcp_swap_expect("nonblock"), r.stderr
     err = r.stderr.decode()
     assert "proxy 127.0.0.1:%d: Connection refused" % p.port in err, err
@@ -833,7 +834,7 @@ def test_proxy_name_v6only_refused_then_v4_replacement(proxy_factory, tmp_path, 
     t = tool("stpify", p, tmp_path)
     argv = pyprog(tmp_path, "swap.py", TCP_SWAP_PROG)
     r = t.run(argv + ["::1", str(echo.port), "block", "6"],
-              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug")
+              STP_PROXY="socks5h://localhost:%d" % p.port, STP_LOG="debug", STP_MUX="0")
     assert r.stdout.decode().splitlines() == _tcp_swap_expect("block"), r.stderr
     err = r.stderr.decode()
     assert "proxy [::1]:%d: Connection refused" % p.port in err, err
