@@ -35,6 +35,7 @@
 #include "ext/tunnel/tn_int.h"
 #include "proto/tunnel.h"
 #include "server/dgram.h"
+#include "server/ext.h"
 #include "server/flow.h"
 #include "server/session.h"
 
@@ -47,6 +48,10 @@ struct tn_local {
 	struct tn_conf conf;     /* a copy: the thread reads it */
 	struct tunnel_setup req; /* the password is wiped once sent */
 	int udp;                 /* the client-facing socket */
+	/* Sockets toward the remote stpd, made by the loop in the rule's
+	 * compartment (the broker is the loop's): [0] IPv4, [1] IPv6; the
+	 * thread takes the one of the remote's family. */
+	int out_tcp[2], out_udp[2];
 	struct sockaddr_storage client;
 	int stopfd;
 	pthread_t th;
@@ -74,6 +79,16 @@ static int fail(struct tn_local *t, uint8_t rep, const char *fmt, ...)
 	return -1;
 }
 
+/* The thread's socket of family fam, made by begin(); -1 with errno. */
+static int take(int *pair, int fam)
+{
+	int i = fam == AF_INET6 ? 1 : 0, fd = pair[i];
+	pair[i] = -1;
+	if (fd < 0)
+		errno = EAFNOSUPPORT;
+	return fd;
+}
+
 static int tcp_connect(struct tn_local *t, struct tn_chan *c, long long deadline)
 {
 	struct sockaddr_storage sa;
@@ -91,7 +106,7 @@ static int tcp_connect(struct tn_local *t, struct tn_chan *c, long long deadline
 		len = res->ai_addrlen;
 		freeaddrinfo(res);
 	}
-	c->tcp = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->tcp = take(t->out_tcp, sa.ss_family);
 	if (c->tcp < 0)
 		return fail(t, SOCKS5_REP_GENERAL_FAILURE, "socket: %s", strerror(errno));
 	int err = 0;
@@ -254,7 +269,7 @@ static int dtls_open(struct tn_local *t, struct tn_chan *c, const struct tunnel_
 	socklen_t dlen = sizeof(dst);
 	if (sa_from_socks(&dst, &dlen, &rr->bnd) < 0)
 		return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "the remote's DTLS port is a name");
-	c->dfd = socket(dst.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->dfd = take(t->out_udp, dst.ss_family);
 	if (c->dfd < 0 || connect(c->dfd, (struct sockaddr *)&dst, dlen) < 0)
 		return fail(t, SOCKS5_REP_HOST_UNREACHABLE, "DTLS socket: %s", strerror(errno));
 	c->dctx = tn_client_ctx(&t->conf, true, t->req.cred == TUNNEL_CRED_CERT, err, sizeof(err));
@@ -530,6 +545,12 @@ static void tl_destroy(struct session *s)
 	}
 	if (t->udp >= 0)
 		close(t->udp);
+	for (int i = 0; i < 2; i++) {
+		if (t->out_tcp[i] >= 0)
+			close(t->out_tcp[i]);
+		if (t->out_udp[i] >= 0)
+			close(t->out_udp[i]);
+	}
 	if (t->stopfd >= 0)
 		close(t->stopfd);
 	OPENSSL_cleanse(&t->req, sizeof(t->req));
@@ -593,7 +614,18 @@ static void begin(struct tn_local *t)
 	dgram_params_from_session(&p, s);
 	t->client = *session_client(s);
 	sa_set_port((struct sockaddr *)&t->client, 0);
-	t->udp = socket(p.local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* the client side where the client arrived, the remote's in the
+	 * compartment the rule names (stpd's own namespace without) */
+	t->udp = ext_open_socket(s, NULL, p.local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				 0);
+	for (int i = 0; i < 2; i++) {
+		int fam = i ? AF_INET6 : AF_INET;
+		t->out_tcp[i] = ext_open_socket(s, flow_rule(f), fam,
+						SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (t->req.trans == TUNNEL_TRANS_DTLS)
+			t->out_udp[i] = ext_open_socket(s, flow_rule(f), fam,
+							SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
 	t->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (t->udp < 0 || t->stopfd < 0 ||
 	    bind(t->udp, (struct sockaddr *)&p.local, sa_len((struct sockaddr *)&p.local)) < 0) {
@@ -648,6 +680,7 @@ void tn_local_start(struct session *s)
 	t->loop = session_loop(s);
 	t->conf = *tn_conf_get(session_conf(s));
 	t->udp = t->stopfd = -1;
+	t->out_tcp[0] = t->out_tcp[1] = t->out_udp[0] = t->out_udp[1] = -1;
 	session_set_handler(s, &tl_ops, t);
 	tn_body_timer(s, &t->body_timer, on_body_timeout, t);
 	session_watch_control(s, body_input);
