@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +37,9 @@
 #define CHAN_MAX 1025
 
 static int cmp_chan[CHAN_MAX]; /* stpd's ends, by worker id; main thread last */
+/* The main thread's channel is also used by privfile_open (any thread that
+ * reads a file for a reload): one request at a time on it. */
+static pthread_mutex_t main_chan_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned cmp_n_chan;
 static pid_t cmp_pid;
 
@@ -74,6 +79,56 @@ static void send_reply(int fd, uint8_t status, int err, int sock)
 	(void)sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+/* Re-reads the configuration file into *c; false (and *c kept) when it
+ * does not load. */
+static bool reread(struct stp_conf **c)
+{
+	char e[4096] = "";
+	struct stp_conf *nc = (*c)->path[0] ? conf_load((*c)->path, e, sizeof(e)) : NULL;
+	if (!nc) {
+		log_warnx("broker: reload refused, keeping the running policy%s%s", e[0] ? ": " : "",
+			  e);
+		return false;
+	}
+	conf_unref(*c);
+	*c = nc;
+	log_info("broker: policy reloaded from %s", nc->path);
+	return true;
+}
+
+/* OPEN: a file stpd reads on reload, opened read-only and passed back,
+ * only when the configuration names it (conf_names_file) and it is a
+ * regular file. stpd asks while it reloads, before it sends RELOAD: a path
+ * the broker's copy does not name makes it read the file itself first (a
+ * worker can make it read the administrator's file sooner, never make it
+ * open what that file does not name). Only on the main thread's channel. */
+static void serve_open(int fd, struct stp_conf **c, const char *path, bool main_chan)
+{
+	struct stat st;
+	if (!main_chan || (!conf_names_file(*c, path) && (!reread(c) || !conf_names_file(*c, path)))) {
+		log_warnx("broker: refused to open %s (%s)", path,
+			  main_chan ? "not named in the configuration" : "asked by a worker");
+		send_reply(fd, BROKER_ST_REFUSED, 0, -1);
+		return;
+	}
+	int f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (f >= 0 && (fstat(f, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(f);
+		f = -1;
+		errno = EINVAL;
+	}
+	if (f < 0) {
+		log_warn("broker: open %s", path);
+		send_reply(fd, BROKER_ST_FAILED, errno, -1);
+		return;
+	}
+	/* stdio reads it blocking. */
+	fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+	log_info("broker: opened %s for a reload", path);
+	send_reply(fd, BROKER_ST_OK, 0, f);
+	close(f);
+}
+
 /* One request on fd under c (which *c may replace on RELOAD). -1 when
  * the channel has ended (EOF or error). */
 static int serve_request(int fd, struct stp_conf **c, bool may_reload)
@@ -96,19 +151,12 @@ static int serve_request(int fd, struct stp_conf **c, bool may_reload)
 		return 0;
 	}
 	if (rq.op == BROKER_OP_RELOAD) {
-		char e[4096] = "";
-		struct stp_conf *nc = may_reload && (*c)->path[0] ? conf_load((*c)->path, e, sizeof(e))
-								  : NULL;
-		if (!nc) {
-			log_warnx("broker: reload refused, keeping the running policy%s%s",
-				  e[0] ? ": " : "", e);
-			send_reply(fd, BROKER_ST_FAILED, 0, -1);
-			return 0;
-		}
-		conf_unref(*c);
-		*c = nc;
-		log_info("broker: policy reloaded from %s", nc->path);
-		send_reply(fd, BROKER_ST_OK, 0, -1);
+		bool ok = may_reload && reread(c);
+		send_reply(fd, ok ? BROKER_ST_OK : BROKER_ST_FAILED, 0, -1);
+		return 0;
+	}
+	if (rq.op == BROKER_OP_OPEN) {
+		serve_open(fd, c, rq.path, may_reload);
 		return 0;
 	}
 	if (!cmp_conf_allows(*c, rq.in, rq.out)) {
@@ -353,13 +401,38 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
 void cmp_broker_reload(void)
 {
 	struct broker_request rq = { .op = BROKER_OP_RELOAD };
-	struct broker_reply rep;
+	struct broker_reply rep = { .status = 0xFF };
 	uint8_t q[4];
 	size_t qlen = broker_request_write(q, sizeof(q), &rq);
 	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
 		return;
+	pthread_mutex_lock(&main_chan_lock);
 	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	pthread_mutex_unlock(&main_chan_lock);
 	if (rep.status != BROKER_ST_OK)
 		log_warnx("compartments: the broker did not take the new configuration; it "
 			  "keeps allowing what the old one did");
+}
+
+int cmp_broker_open(const char *path)
+{
+	struct broker_request rq = { .op = BROKER_OP_OPEN };
+	struct broker_reply rep = { .status = 0xFF };
+	uint8_t q[BROKER_REQUEST_MAX];
+	size_t qlen;
+
+	snprintf(rq.path, sizeof(rq.path), "%s", path);
+	if (!cmp_n_chan || (qlen = broker_request_write(q, sizeof(q), &rq)) == 0) {
+		errno = EACCES;
+		return -1;
+	}
+	pthread_mutex_lock(&main_chan_lock);
+	int fd = cmp_chan[cmp_n_chan - 1] >= 0 ? ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep) : -1;
+	pthread_mutex_unlock(&main_chan_lock);
+	if (fd >= 0)
+		return fd;
+	errno = rep.status == BROKER_ST_FAILED && rep.err ? rep.err : EACCES;
+	log_warnx("broker: did not open %s for stpd (%s)", path,
+		  rep.status == BROKER_ST_REFUSED ? "not in its configuration" : strerror(errno));
+	return -1;
 }
