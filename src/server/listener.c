@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/privfile.h"
 #include "common/sockaddr.h"
 #include "server/ext.h"
 #include "server/listendiag.h"
@@ -194,9 +195,18 @@ int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 	/* Replies are small and latency matters more than segment count. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) < 0) {
-		snprintf(err, errlen, "listen %s: bind: %s", where, strerror(errno));
+		int e = errno;
 		close(fd);
-		return -1;
+		/* After the drop (a reload adding a port below 1024): the
+		 * privileged broker binds it if its configuration lists it. */
+		fd = e == EACCES ? privfile_bound_socket((const struct sockaddr *)&cl->addr, cl->addrlen)
+				 : -1;
+		if (fd < 0) {
+			snprintf(err, errlen, "listen %s: bind: %s", where, strerror(e));
+			return -1;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (listen(fd, 4096) < 0) {
 		snprintf(err, errlen, "listen %s: listen: %s", where, strerror(errno));
@@ -339,4 +349,34 @@ void listener_close_all(struct worker *w)
 			close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
+}
+
+void listener_adopt(struct worker *w, struct listener_add *a)
+{
+	size_t k = 0, n = w->n_listeners;
+	struct listener *nl = NULL;
+
+	for (struct listener_add *x = a; x; x = x->next)
+		k++;
+	/* The watchers live in the array: stop them all while it moves. */
+	for (size_t i = 0; i < n; i++)
+		ev_io_stop(w->loop, &w->listeners[i].io);
+	if (!w->draining)
+		nl = realloc(w->listeners, (n + k) * sizeof(*nl));
+	if (nl)
+		w->listeners = nl;
+	while (a) {
+		struct listener_add *next = a->next;
+		if (nl)
+			nl[w->n_listeners++] = (struct listener){ .w = w, .conf = a->conf, .fd = a->fd };
+		else
+			close(a->fd); /* draining, or out of memory */
+		free(a);
+		a = next;
+	}
+	if (w->draining)
+		return;
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].fd >= 0)
+			listener_start(&w->listeners[i]);
 }

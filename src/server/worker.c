@@ -81,6 +81,9 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
+		struct listener_add *a = atomic_exchange(&w->adding, NULL);
+		if (a)
+			listener_adopt(w, a);
 	}
 	if (atomic_exchange(&w->want_stop, false))
 		start_drain(w);
@@ -156,6 +159,11 @@ void worker_fini(struct worker *w)
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
 	free(w->listeners);
+	for (struct listener_add *a = atomic_exchange(&w->adding, NULL), *next; a; a = next) {
+		next = a->next; /* a reload's sockets the worker never took */
+		close(a->fd);
+		free(a);
+	}
 	snapshot_unref(w->snap);
 	reap(w);
 	ev_loop_destroy(w->loop);

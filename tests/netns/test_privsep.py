@@ -40,6 +40,8 @@ SYS_TGKILL = 234  # x86_64
 EXIT_SECCOMP = 159  # 128 + SIGSYS: src/sandbox/sandbox.h
 CAP_SYS_ADMIN = 21
 CAP_DAC_READ_SEARCH = 2
+CAP_NET_BIND_SERVICE = 10
+BROKER_CAPS = 1 << CAP_DAC_READ_SEARCH | 1 << CAP_NET_BIND_SERVICE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -143,10 +145,8 @@ class World:
         # A directory nobody may read: stpd re-reads its file as nobody.
         self.conf_dir = tempfile.mkdtemp(prefix="stpps")
         os.chmod(self.conf_dir, 0o755)
-        path = os.path.join(self.conf_dir, "stpd.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        os.chmod(path, 0o644)
+        path = self.conf_path = os.path.join(self.conf_dir, "stpd.conf")
+        self.rewrite(conf)
         self.log_path = os.path.join(self.tmp, "stpd.log")
         self.log = open(self.log_path, "w+")
         e = dict(os.environ)
@@ -155,6 +155,12 @@ class World:
                                   stdout=self.log, stderr=self.log, env=e)
         self.wait_log("ready")
         return self.proc.pid  # `ip netns exec` execs stpd in place
+
+    def rewrite(self, conf):
+        with open(self.conf_path + ".new", "w") as f:
+            f.write(conf)
+        os.chmod(self.conf_path + ".new", 0o644)
+        os.replace(self.conf_path + ".new", self.conf_path)
 
     def text(self):
         with open(self.log_path) as f:
@@ -286,10 +292,10 @@ def test_broker_keeps_sys_admin_alone_under_its_filter(world):
         # uid nobody like stpd (`user nobody`), CAP_SYS_ADMIN alone.
         assert st["Uid"].split() == ["65534"] * 4
         assert st["Gid"].split() == ["65534"] * 4
-        assert ("broker: running as nobody with CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH only"
-                in text)
+        assert ("broker: running as nobody with CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and "
+                "CAP_NET_BIND_SERVICE only" in text)
         for key in ("CapEff", "CapPrm"):
-            assert _cap(st, key) == (1 << CAP_SYS_ADMIN | 1 << CAP_DAC_READ_SEARCH), (key, st[key])
+            assert _cap(st, key) == (1 << CAP_SYS_ADMIN | BROKER_CAPS), (key, st[key])
         # stpd emptied the bounding set before forking it (user nobody).
         assert _cap(st, "CapBnd") == 0
         assert st["NoNewPrivs"].strip() == "1"
@@ -365,12 +371,13 @@ def test_root_only_users_file_is_reread_through_the_broker(world):
         world.start(conf % "")
         text = world.wait_log("broker: seccomp filter installed")
         broker = int(re.search(r"broker started \(pid (\d+)\)", text).group(1))
-        # No compartments: the broker keeps CAP_DAC_READ_SEARCH alone.
-        assert "broker: running as nobody with CAP_DAC_READ_SEARCH only" in text
+        # No compartments: no CAP_SYS_ADMIN for the broker.
+        assert ("broker: running as nobody with CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE "
+                "only" in text)
         st = _status(broker)
         assert st["Uid"].split() == ["65534"] * 4
         for key in ("CapEff", "CapPrm"):
-            assert _cap(st, key) == 1 << CAP_DAC_READ_SEARCH, (key, st[key])
+            assert _cap(st, key) == BROKER_CAPS, (key, st[key])
         assert _cap(st, "CapBnd") == 0 and st["Seccomp"].strip() == "2"
         assert socks_userpass(world.ns, "alice", "old-secret") == (0, b"pw\n")
         # The administrator changes the password; stpd (nobody) cannot read
@@ -434,6 +441,30 @@ def test_root_only_tls_key_is_rotated_through_the_broker(world):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_reload_adds_a_low_port_listener_bound_by_the_broker(world):
+    world.start(CONF % "")
+    world.wait_log("broker: seccomp filter installed")
+    assert socks_echo(world.ns) == b"privsep\n"
+    # stpd is nobody now: port 81 (and 8081) are bound for it on reload.
+    world.rewrite(CONF.replace("listen 127.0.0.1:80",
+                               "listen 127.0.0.1:80\nlisten 127.0.0.1:81\n"
+                               "listen 127.0.0.1:8081") % "")
+    _reload(world)
+    text = world.text()
+    assert "broker: bound 127.0.0.1:81 for a reload" in text, text
+    assert "listening on 127.0.0.1:81" in text and "added by the reload" in text
+    assert "broker: bound 127.0.0.1:8081" not in text  # nobody may bind that one
+    for _ in range(4):  # every worker took its socket
+        assert socks_echo(world.ns, port=81, payload=b"low\n") == b"low\n"
+        assert socks_echo(world.ns, port=8081, payload=b"high\n") == b"high\n"
+    assert socks_echo(world.ns, payload=b"old\n") == b"old\n"
+    # A second reload keeps them, and removing one is only warned about.
+    world.rewrite(CONF % "")
+    _reload(world)
+    assert "take effect on restart" in world.text()
+    assert socks_echo(world.ns, port=81, payload=b"kept\n") == b"kept\n"
+
+
 def test_broker_opens_only_files_its_configuration_names(world):
     from test_compartments import _steal_channels
     d = _private_dir()
@@ -465,6 +496,11 @@ def test_broker_opens_only_files_its_configuration_names(world):
             return msg, got
 
         refused = (bytes([1, 1, 0, 0]), None)
+        # LISTEN: port 81 is not a listen address of the configuration.
+        for ch in chans:
+            ch.send(bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
+            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
+            assert (msg, anc) == (bytes([1, 1, 0, 0]), []), (msg, anc)
         for ch in chans:
             # Not in the configuration: refused on every channel, whoever asks.
             assert ask(ch, "/etc/shadow") == refused
@@ -481,6 +517,7 @@ def test_broker_opens_only_files_its_configuration_names(world):
         for c in chans:
             c.close()
         world.wait_log("broker: refused to open /etc/shadow (not named in the configuration)")
+        assert "broker: refused to bind 127.0.0.1:81 (not a listen address" in world.text()
         assert socks_userpass(world.ns, "alice", "secret") == (0, b"pw\n")
     finally:
         shutil.rmtree(d, ignore_errors=True)

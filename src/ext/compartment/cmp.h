@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct stp_conf;
 
@@ -39,6 +40,9 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
  * with errno (EACCES when refused). The privfile helper (common/privfile.h);
  * any thread, over the main thread's channel. */
 int cmp_broker_open(const char *path);
+/* A TCP socket bound to addr by the broker (LISTEN: a listen address a
+ * reload added); the privfile bind helper. fd or -1 with errno. */
+int cmp_broker_bind(const struct sockaddr *addr, socklen_t len);
 /* Asks the broker to re-read the configuration file (main thread). */
 void cmp_broker_reload(void);
 /* In the broker, as it starts: the capabilities it needs (CAP_SYS_ADMIN with

@@ -25,9 +25,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sockaddr.h"
 #include "ext/compartment/cmp.h"
 #include "ext/compartment/cmp_conf.h"
 #include "policy/conf.h"
@@ -129,6 +132,75 @@ static void serve_open(int fd, struct stp_conf **c, const char *path, bool main_
 	close(f);
 }
 
+/* rq's address as a sockaddr. */
+static socklen_t listen_addr(const struct broker_request *rq, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (rq->family == BROKER_FAMILY_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(rq->port);
+		memcpy(&a->sin_addr, rq->addr, 4);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+	a->sin6_family = AF_INET6;
+	a->sin6_port = htons(rq->port);
+	memcpy(&a->sin6_addr, rq->addr, 16);
+	return sizeof(*a);
+}
+
+/* True when c has a listen statement for ss in stpd's own namespace
+ * (compartments' listeners are made in their namespace, not here). */
+static bool listens_on(const struct stp_conf *c, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (sa_equal((const struct sockaddr *)&c->listeners[i].addr,
+			     (const struct sockaddr *)ss) &&
+		    strcmp(cmp_listener_name(&c->listeners[i]), CMP_HOST) == 0)
+			return true;
+	return false;
+}
+
+/* LISTEN: a TCP socket bound to an address a reload added (the workers
+ * may not bind ports below 1024), with the options listener.c uses; stpd
+ * makes it listen. Only addresses the configuration lists, re-read as for
+ * OPEN; only on the main thread's channel. */
+static void serve_listen(int fd, struct stp_conf **c, const struct broker_request *rq,
+			 bool main_chan)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = listen_addr(rq, &ss);
+	char where[SA_STR_MAX];
+	int one = 1;
+
+	sa_str((const struct sockaddr *)&ss, where, sizeof(where));
+	if (!main_chan || (!listens_on(*c, &ss) && (!reread(c) || !listens_on(*c, &ss)))) {
+		log_warnx("broker: refused to bind %s (%s)", where,
+			  main_chan ? "not a listen address of the configuration" : "asked by a worker");
+		send_reply(fd, BROKER_ST_REFUSED, 0, -1);
+		return;
+	}
+	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		if (ss.ss_family == AF_INET6)
+			setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (s < 0 || bind(s, (const struct sockaddr *)&ss, len) < 0) {
+		int e = errno;
+		log_warn("broker: bind %s", where);
+		if (s >= 0)
+			close(s);
+		send_reply(fd, BROKER_ST_FAILED, e, -1);
+		return;
+	}
+	log_info("broker: bound %s for a reload", where);
+	send_reply(fd, BROKER_ST_OK, 0, s);
+	close(s);
+}
+
 /* One request on fd under c (which *c may replace on RELOAD). -1 when
  * the channel has ended (EOF or error). */
 static int serve_request(int fd, struct stp_conf **c, bool may_reload)
@@ -157,6 +229,10 @@ static int serve_request(int fd, struct stp_conf **c, bool may_reload)
 	}
 	if (rq.op == BROKER_OP_OPEN) {
 		serve_open(fd, c, rq.path, may_reload);
+		return 0;
+	}
+	if (rq.op == BROKER_OP_LISTEN) {
+		serve_listen(fd, c, &rq, may_reload);
 		return 0;
 	}
 	if (!cmp_conf_allows(*c, rq.in, rq.out)) {
@@ -414,15 +490,15 @@ void cmp_broker_reload(void)
 			  "keeps allowing what the old one did");
 }
 
-int cmp_broker_open(const char *path)
+/* rq over the main thread's channel: the fd the broker passed, or -1 with
+ * errno (EACCES when refused), what logged as `what`. */
+static int ask_main(const struct broker_request *rq, const char *what)
 {
-	struct broker_request rq = { .op = BROKER_OP_OPEN };
 	struct broker_reply rep = { .status = 0xFF };
 	uint8_t q[BROKER_REQUEST_MAX];
 	size_t qlen;
 
-	snprintf(rq.path, sizeof(rq.path), "%s", path);
-	if (!cmp_n_chan || (qlen = broker_request_write(q, sizeof(q), &rq)) == 0) {
+	if (!cmp_n_chan || (qlen = broker_request_write(q, sizeof(q), rq)) == 0) {
 		errno = EACCES;
 		return -1;
 	}
@@ -432,7 +508,40 @@ int cmp_broker_open(const char *path)
 	if (fd >= 0)
 		return fd;
 	errno = rep.status == BROKER_ST_FAILED && rep.err ? rep.err : EACCES;
-	log_warnx("broker: did not open %s for stpd (%s)", path,
+	log_warnx("broker: did not %s for stpd (%s)", what,
 		  rep.status == BROKER_ST_REFUSED ? "not in its configuration" : strerror(errno));
 	return -1;
+}
+
+int cmp_broker_open(const char *path)
+{
+	struct broker_request rq = { .op = BROKER_OP_OPEN };
+	char what[BROKER_PATH_MAX + 16];
+
+	snprintf(rq.path, sizeof(rq.path), "%s", path);
+	snprintf(what, sizeof(what), "open %s", path);
+	return ask_main(&rq, what);
+}
+
+int cmp_broker_bind(const struct sockaddr *addr, socklen_t len)
+{
+	struct broker_request rq = { .op = BROKER_OP_LISTEN };
+	char what[SA_STR_MAX + 8] = "bind ";
+
+	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+		rq.family = BROKER_FAMILY_INET;
+		rq.port = ntohs(a->sin_port);
+		memcpy(rq.addr, &a->sin_addr, 4);
+	} else if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+		rq.family = BROKER_FAMILY_INET6;
+		rq.port = ntohs(a->sin6_port);
+		memcpy(rq.addr, &a->sin6_addr, 16);
+	} else {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	sa_str(addr, what + 5, sizeof(what) - 5);
+	return ask_main(&rq, what);
 }

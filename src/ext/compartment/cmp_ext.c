@@ -70,12 +70,14 @@ static int cmp_server_start(const struct stp_conf *c, char *err, size_t errlen)
 	if (cmp_broker_start(c, g_server.n_workers, err, errlen) < 0)
 		return -1;
 	privfile_set_helper(cmp_broker_open);
+	privfile_set_bind_helper(cmp_broker_bind);
 	return 0;
 }
 
 static void cmp_server_stop(void)
 {
 	privfile_set_helper(NULL);
+	privfile_set_bind_helper(NULL);
 	cmp_broker_stop();
 }
 

@@ -1,8 +1,9 @@
 /*
  * cmp_harden.c - what the broker keeps of root (docs/compartments.md,
  * docs/operations.md "Privilege separation"): CAP_SYS_ADMIN (setns, only
- * with compartments) and CAP_DAC_READ_SEARCH (opening root-only files for
- * reloads) in its bounding, permitted and effective sets; stpd's `user` as its
+ * with compartments), CAP_DAC_READ_SEARCH (opening root-only files for
+ * reloads) and CAP_NET_BIND_SERVICE (binding listen addresses a reload
+ * adds) in its bounding, permitted and effective sets; stpd's `user` as its
  * uid when stpd drops to one (setns needs the capability, not uid 0: the
  * namespace files under /run/netns are world-readable, and the file it
  * re-reads on reload must be readable by that user for stpd anyway);
@@ -48,10 +49,14 @@ void cmp_broker_harden(const struct stp_conf *c)
 {
 	char err[256];
 	/* setns for compartments; reading root-only files named in the
-	 * configuration (OPEN) once stpd has dropped to `user`. */
-	bool cmp = cmp_conf_used(c);
-	unsigned long long keep = (cmp ? CAP(CAP_SYS_ADMIN) : 0) | CAP(CAP_DAC_READ_SEARCH);
-	const char *names = cmp ? "CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH" : "CAP_DAC_READ_SEARCH";
+	 * configuration (OPEN) and binding ports below 1024 (LISTEN) when stpd
+	 * drops to `user` (else stpd stays root and does both itself). */
+	bool cmp = cmp_conf_used(c), drops = c->run_as_user[0] && geteuid() == 0;
+	unsigned long long keep = (cmp ? CAP(CAP_SYS_ADMIN) : 0) |
+				  (drops ? CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_NET_BIND_SERVICE) : 0);
+	const char *names = !drops ? "CAP_SYS_ADMIN"
+			    : cmp  ? "CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE"
+				   : "CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE";
 
 	privs_bound_only(keep); /* while CAP_SETPCAP is still effective */
 	become_user(c->run_as_user, names);
