@@ -207,7 +207,7 @@ bool conf_names_file(const struct stp_conf *c, const char *path)
 {
 	if (!path[0])
 		return false;
-	if ((c->users_file[0] && strcmp(c->users_file, path) == 0) ||
+	if (strcmp(c->path, path) == 0 || (c->users_file[0] && strcmp(c->users_file, path) == 0) ||
 	    (c->radius.line && strcmp(c->radius.secret_file, path) == 0) ||
 	    (c->ldap.line && strcmp(c->ldap.bind_password_file, path) == 0))
 		return true;

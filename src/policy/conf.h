@@ -148,7 +148,7 @@ int conf_set_allow(struct stp_conf *c, const char *const *cidrs, size_t n, char 
 
 /* True when the userpass backend chain lists b. */
 bool conf_backend_used(const struct stp_conf *c, enum conf_userpass_backend b);
-/* True when c names path (exactly) as a file stpd reads: the users file,
+/* True when c names path (exactly) as a file stpd reads: c's own file, the users file,
  * RADIUS/LDAP secret files, or a file an extension key noted with
  * conf_ext_file. What the broker checks before opening a file for stpd. */
 bool conf_names_file(const struct stp_conf *c, const char *path);

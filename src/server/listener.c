@@ -68,8 +68,10 @@ static int listener_socket(const struct conf_listener *cl)
  *  - the probe never listens and is closed before our own sockets bind, so
  *    it cannot collide with them; every address is probed before the first
  *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
- * Port 0 is refused by the config (each worker would get its own port). A
- * reload does not reopen listeners, so it does not probe. Two instances
+ * Port 0 is refused by the config (each worker would get its own port).
+ * Addresses a reload adds (relisten.c) are not probed: after the drop the
+ * probe could not bind a low port, and SO_REUSEPORT groups only sockets
+ * of one uid, so another user's listener still makes bind fail. Two instances
  * started at the same moment can both pass the probe before either listens;
  * listener_check_alone closes that window afterwards.
  */

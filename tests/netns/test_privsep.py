@@ -156,10 +156,10 @@ class World:
         self.wait_log("ready")
         return self.proc.pid  # `ip netns exec` execs stpd in place
 
-    def rewrite(self, conf):
+    def rewrite(self, conf, mode=0o644):
         with open(self.conf_path + ".new", "w") as f:
             f.write(conf)
-        os.chmod(self.conf_path + ".new", 0o644)
+        os.chmod(self.conf_path + ".new", mode)
         os.replace(self.conf_path + ".new", self.conf_path)
 
     def text(self):
@@ -445,12 +445,14 @@ def test_reload_adds_a_low_port_listener_bound_by_the_broker(world):
     world.start(CONF % "")
     world.wait_log("broker: seccomp filter installed")
     assert socks_echo(world.ns) == b"privsep\n"
-    # stpd is nobody now: port 81 (and 8081) are bound for it on reload.
+    # stpd is nobody now: port 81 (and 8081) are bound for it on reload,
+    # and the file itself, now root's 0600, is opened by the broker.
     world.rewrite(CONF.replace("listen 127.0.0.1:80",
                                "listen 127.0.0.1:80\nlisten 127.0.0.1:81\n"
-                               "listen 127.0.0.1:8081") % "")
+                               "listen 127.0.0.1:8081") % "", mode=0o600)
     _reload(world)
     text = world.text()
+    assert "broker: opened %s for a reload" % world.conf_path in text
     assert "broker: bound 127.0.0.1:81 for a reload" in text, text
     assert "listening on 127.0.0.1:81" in text and "added by the reload" in text
     assert "broker: bound 127.0.0.1:8081" not in text  # nobody may bind that one
