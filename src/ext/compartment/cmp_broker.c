@@ -474,6 +474,8 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
 	return fd;
 }
 
+static int ask_locked_main(const uint8_t *q, size_t qlen, struct broker_reply *rep);
+
 void cmp_broker_reload(void)
 {
 	struct broker_request rq = { .op = BROKER_OP_RELOAD };
@@ -483,11 +485,31 @@ void cmp_broker_reload(void)
 	if (!cmp_n_chan || cmp_chan[cmp_n_chan - 1] < 0)
 		return;
 	pthread_mutex_lock(&main_chan_lock);
-	(void)ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep);
+	(void)ask_locked_main(q, qlen, &rep);
 	pthread_mutex_unlock(&main_chan_lock);
 	if (rep.status != BROKER_ST_OK)
 		log_warnx("compartments: the broker did not take the new configuration; it "
 			  "keeps allowing what the old one did");
+}
+
+/* ask() on the main thread's channel, main_chan_lock held. Without a reply
+ * in time the channel is closed for good, as a worker's is: a late reply
+ * would be taken for the next request's (a file for a socket). */
+static int ask_locked_main(const uint8_t *q, size_t qlen, struct broker_reply *rep)
+{
+	int *ch = &cmp_chan[cmp_n_chan - 1];
+	if (*ch < 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	int fd = ask(*ch, q, qlen, rep);
+	if (fd < 0 && rep->status == 0xFF) {
+		log_warnx("broker: no answer on the main thread's channel (%s); channel closed, "
+			  "reloads read files as stpd's user from now on", strerror(errno));
+		close(*ch);
+		*ch = -1;
+	}
+	return fd;
 }
 
 /* rq over the main thread's channel: the fd the broker passed, or -1 with
@@ -503,7 +525,7 @@ static int ask_main(const struct broker_request *rq, const char *what)
 		return -1;
 	}
 	pthread_mutex_lock(&main_chan_lock);
-	int fd = cmp_chan[cmp_n_chan - 1] >= 0 ? ask(cmp_chan[cmp_n_chan - 1], q, qlen, &rep) : -1;
+	int fd = ask_locked_main(q, qlen, &rep);
 	pthread_mutex_unlock(&main_chan_lock);
 	if (fd >= 0)
 		return fd;
