@@ -148,21 +148,6 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
 	return rc;
 }
 
-/* True when c's listen statements (addresses, names) differ from the ones
- * the running sockets were opened for. */
-bool listener_conf_changed(const struct worker *w, const struct stp_conf *c)
-{
-	if (w->n_listeners != c->n_listeners)
-		return true;
-	for (size_t i = 0; i < c->n_listeners; i++) {
-		const struct conf_listener *a = w->listeners[i].conf, *b = &c->listeners[i];
-		if (!sa_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr) ||
-		    strcmp(a->name, b->name) != 0)
-			return true;
-	}
-	return false;
-}
-
 /*
  * TCP Fast Open (RFC 7413): a client with a cookie sends its greeting (and
  * with libstp's pipelining the whole handshake) in the SYN, so the first

@@ -127,7 +127,6 @@ int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen
 int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
-bool listener_conf_changed(const struct worker *w, const struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);
