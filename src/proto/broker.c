@@ -67,7 +67,7 @@ static enum socks_res path_parse(struct broker_request *out, const uint8_t *p, s
 	size_t len = (size_t)p[2] << 8 | p[3];
 	if (len == 0 || len > BROKER_PATH_MAX)
 		return bad(err, "broker: bad path length");
-	if (p[4] != '/' && n > 4)
+	if (n > 4 && p[4] != '/')
 		return bad(err, "broker: path not absolute");
 	if (n - 4 < len)
 		return SOCKS_MORE;

@@ -37,6 +37,9 @@
 #include "proto/broker.h"
 
 #define BROKER_TIMEOUT_MS 2000
+/* The main thread's requests may wait for the broker to start (a module
+ * opening its certificate as a worker starts) or to re-read the file. */
+#define BROKER_MAIN_TIMEOUT_MS 10000
 #define CHAN_MAX 1025
 
 static int cmp_chan[CHAN_MAX]; /* stpd's ends, by worker id; main thread last */
@@ -379,7 +382,7 @@ bool cmp_broker_running(void)
 
 /* Sends a request and waits for its reply (and fd). Runs on the channel's
  * own thread only. */
-static int ask(int fd, const uint8_t *q, size_t qlen, struct broker_reply *rep)
+static int ask(int fd, const uint8_t *q, size_t qlen, struct broker_reply *rep, int timeout_ms)
 {
 	uint8_t buf[BROKER_REPLY_LEN + 1];
 	union {
@@ -398,7 +401,7 @@ static int ask(int fd, const uint8_t *q, size_t qlen, struct broker_reply *rep)
 	rep->err = 0;
 	if (send(fd, q, qlen, MSG_NOSIGNAL) != (ssize_t)qlen)
 		return -1;
-	int pr = poll(&p, 1, BROKER_TIMEOUT_MS);
+	int pr = poll(&p, 1, timeout_ms);
 	if (pr <= 0) {
 		errno = pr == 0 ? ETIMEDOUT : errno;
 		return -1;
@@ -451,7 +454,7 @@ int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain
 		errno = ENETUNREACH;
 		return -1;
 	}
-	int fd = ask(cmp_chan[chan], q, qlen, &rep);
+	int fd = ask(cmp_chan[chan], q, qlen, &rep, BROKER_TIMEOUT_MS);
 	if (fd < 0 && rep.status == 0xFF) {
 		/* No reply in time (or the broker is gone): a late reply would
 		 * be taken for the next request's, with another compartment's
@@ -502,7 +505,7 @@ static int ask_locked_main(const uint8_t *q, size_t qlen, struct broker_reply *r
 		errno = EPIPE;
 		return -1;
 	}
-	int fd = ask(*ch, q, qlen, rep);
+	int fd = ask(*ch, q, qlen, rep, BROKER_MAIN_TIMEOUT_MS);
 	if (fd < 0 && rep->status == 0xFF) {
 		log_warnx("broker: no answer on the main thread's channel (%s); channel closed, "
 			  "reloads read files as stpd's user from now on", strerror(errno));
