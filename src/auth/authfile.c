@@ -6,6 +6,7 @@
 #include "auth/auth.h"
 #include "auth/authint.h"
 #include "auth/authline.h"
+#include "common/privfile.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -217,7 +218,7 @@ authfile_load(const char *path, char *errbuf, size_t errlen)
 		authfile_error(&err, 0, "out of memory");
 		return NULL;
 	}
-	FILE *fp = fopen(path, "re");
+	FILE *fp = privfile_fopen(path);
 	if (fp == NULL) {
 		int e = errno;
 		/* A fresh machine has no users file yet: say how to make one. */

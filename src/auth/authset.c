@@ -20,6 +20,7 @@
 
 #include "auth/authdir.h"
 #include "common/log.h"
+#include "common/privfile.h"
 
 struct authset_backend {
 	enum auth_backend_kind kind;
@@ -236,7 +237,7 @@ void authdir_add_group(struct auth_job *job, const char *name, size_t len)
 
 int authdir_read_secret(const char *path, char *out, size_t cap, char *err, size_t errlen)
 {
-	FILE *fp = fopen(path, "re");
+	FILE *fp = privfile_fopen(path);
 	if (fp == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

@@ -203,6 +203,20 @@ int conf_set_listeners(struct stp_conf *c, const char *const *addrs, size_t n, c
 	return 0;
 }
 
+bool conf_names_file(const struct stp_conf *c, const char *path)
+{
+	if (!path[0])
+		return false;
+	if (strcmp(c->path, path) == 0 || (c->users_file[0] && strcmp(c->users_file, path) == 0) ||
+	    (c->radius.line && strcmp(c->radius.secret_file, path) == 0) ||
+	    (c->ldap.line && strcmp(c->ldap.bind_password_file, path) == 0))
+		return true;
+	for (unsigned i = 0; i < c->n_files; i++)
+		if (strcmp(c->files[i], path) == 0)
+			return true;
+	return false;
+}
+
 int conf_set_users_file(struct stp_conf *c, const char *path, char *err, size_t errlen)
 {
 	size_t n = strlen(path);

@@ -17,6 +17,7 @@
 
 #define CONF_NAME_MAX 64
 #define CONF_PATH_MAX 512
+#define CONF_FILES_MAX 16
 #define CONF_EXT_MAX RULE_EXT_MAX /* registered extensions (conf_ext.h) */
 
 struct conf_listener {
@@ -74,6 +75,11 @@ struct conf_limits {
 struct stp_conf {
 	atomic_int refs;               /* see conf_ref/conf_unref */
 	char path[CONF_PATH_MAX];      /* "" for the embedded default */
+	/* Files extensions' keys name (conf_ext_file: certificates, keys,
+	 * keytabs): with the core's own (users file, secret files) the only
+	 * ones the privileged broker opens for a reload (conf_names_file). */
+	char files[CONF_FILES_MAX][CONF_PATH_MAX];
+	unsigned n_files;
 
 	struct conf_listener *listeners;
 	size_t n_listeners;
@@ -142,6 +148,10 @@ int conf_set_allow(struct stp_conf *c, const char *const *cidrs, size_t n, char 
 
 /* True when the userpass backend chain lists b. */
 bool conf_backend_used(const struct stp_conf *c, enum conf_userpass_backend b);
+/* True when c names path (exactly) as a file stpd reads: c's own file, the users file,
+ * RADIUS/LDAP secret files, or a file an extension key noted with
+ * conf_ext_file. What the broker checks before opening a file for stpd. */
+bool conf_names_file(const struct stp_conf *c, const char *path);
 
 struct stp_conf *conf_ref(struct stp_conf *c);
 void conf_unref(struct stp_conf *c);               /* frees at zero */

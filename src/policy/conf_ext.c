@@ -420,6 +420,19 @@ void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char 
 	memcpy(dst, s->args[0], n + 1);
 }
 
+void conf_ext_file(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap)
+{
+	struct stp_conf *c = p->conf;
+	conf_ext_string(p, s, dst, cap);
+	if (strlen(s->args[0]) >= CONF_PATH_MAX)
+		return;
+	if (c->n_files == CONF_FILES_MAX) {
+		conf_error(p, s->line, "too many files named (at most %d)", CONF_FILES_MAX);
+		return;
+	}
+	memcpy(c->files[c->n_files++], s->args[0], strlen(s->args[0]) + 1);
+}
+
 void conf_ext_addrs(struct conf_parser *p, const struct conf_ext_stmt *s,
 		    struct sockaddr_storage *addr, socklen_t *len, size_t *n, size_t max)
 {

@@ -136,6 +136,10 @@ void conf_ext_uint(struct conf_parser *p, const struct conf_ext_stmt *s, unsigne
 void conf_ext_bool(struct conf_parser *p, const struct conf_ext_stmt *s, bool *out);
 /* 1 to cap - 1 characters, copied into dst: */
 void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap);
+/* The same for a path stpd reads (a certificate, a key, a keytab): also
+ * noted in the snapshot, so that the privileged broker may open it for a
+ * reload after the privilege drop (conf_names_file). */
+void conf_ext_file(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap);
 
 /* Numeric IP:PORT or [V6]:PORT arguments (a port required: they are bound
  * at start), appended to addr[] (and len[] unless NULL) up to max. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/privfile.h"
 #include "policy/conf_internal.h"
 
 #define CONF_FILE_MAX (1024 * 1024) /* a config larger than this is a mistake */
@@ -328,7 +329,8 @@ struct stp_conf *conf_parse_string(const char *name, const char *text, size_t le
 
 static char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	/* After the drop to `user` a root-only file is opened by the broker. */
+	FILE *f = privfile_fopen(path);
 	if (!f) {
 		snprintf(err, errlen, "%s: cannot open: %s\n", path, strerror(errno));
 		return NULL;

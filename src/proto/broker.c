@@ -58,6 +58,54 @@ static enum socks_res name_parse(char *dst, const uint8_t *p, size_t n, size_t *
 	return SOCKS_DONE;
 }
 
+/* OPEN's PATH.LEN PATH after VER OP. */
+static enum socks_res path_parse(struct broker_request *out, const uint8_t *p, size_t n,
+				 size_t *used, struct socks_err *err)
+{
+	if (n < 4)
+		return SOCKS_MORE;
+	size_t len = (size_t)p[2] << 8 | p[3];
+	if (len == 0 || len > BROKER_PATH_MAX)
+		return bad(err, "broker: bad path length");
+	if (n > 4 && p[4] != '/')
+		return bad(err, "broker: path not absolute");
+	if (n - 4 < len)
+		return SOCKS_MORE;
+	if (memchr(p + 4, '\0', len))
+		return bad(err, "broker: NUL in path");
+	memcpy(out->path, p + 4, len);
+	out->path[len] = '\0';
+	*used = 4 + len;
+	return SOCKS_DONE;
+}
+
+static size_t addr_len(uint8_t family)
+{
+	return family == BROKER_FAMILY_INET ? 4 : family == BROKER_FAMILY_INET6 ? 16 : 0;
+}
+
+/* LISTEN's FAMILY PORT ADDR after VER OP. */
+static enum socks_res listen_parse(struct broker_request *out, const uint8_t *p, size_t n,
+				   size_t *used, struct socks_err *err)
+{
+	if (n < 3)
+		return SOCKS_MORE;
+	size_t al = addr_len(p[2]);
+	if (!al)
+		return bad(err, "broker: bad family");
+	if (n < 5)
+		return SOCKS_MORE;
+	out->family = p[2];
+	out->port = (uint16_t)(p[3] << 8 | p[4]);
+	if (!out->port)
+		return bad(err, "broker: port 0");
+	if (n < 5 + al)
+		return SOCKS_MORE;
+	memcpy(out->addr, p + 5, al);
+	*used = 5 + al;
+	return SOCKS_DONE;
+}
+
 enum socks_res broker_request_parse(struct broker_request *out, const uint8_t *p, size_t n,
 				    size_t *used, struct socks_err *err)
 {
@@ -76,6 +124,10 @@ enum socks_res broker_request_parse(struct broker_request *out, const uint8_t *p
 		*used = 2;
 		return SOCKS_DONE;
 	}
+	if (out->op == BROKER_OP_OPEN)
+		return path_parse(out, p, n, used, err);
+	if (out->op == BROKER_OP_LISTEN)
+		return listen_parse(out, p, n, used, err);
 	if (out->op != BROKER_OP_SOCKET)
 		return bad(err, "broker: unknown operation");
 	if (n < 5)
@@ -102,6 +154,29 @@ size_t broker_request_write(uint8_t *dst, size_t cap, const struct broker_reques
 		dst[0] = BROKER_VERSION;
 		dst[1] = BROKER_OP_RELOAD;
 		return 2;
+	}
+	if (r->op == BROKER_OP_OPEN) {
+		size_t lp = strlen(r->path);
+		if (lp == 0 || lp > BROKER_PATH_MAX || r->path[0] != '/' || cap < 4 + lp)
+			return 0;
+		dst[0] = BROKER_VERSION;
+		dst[1] = BROKER_OP_OPEN;
+		dst[2] = (uint8_t)(lp >> 8);
+		dst[3] = (uint8_t)lp;
+		memcpy(dst + 4, r->path, lp);
+		return 4 + lp;
+	}
+	if (r->op == BROKER_OP_LISTEN) {
+		size_t al = addr_len(r->family);
+		if (!al || !r->port || cap < 5 + al)
+			return 0;
+		dst[0] = BROKER_VERSION;
+		dst[1] = BROKER_OP_LISTEN;
+		dst[2] = r->family;
+		dst[3] = (uint8_t)(r->port >> 8);
+		dst[4] = (uint8_t)r->port;
+		memcpy(dst + 5, r->addr, al);
+		return 5 + al;
 	}
 	size_t li = strlen(r->in), lo = strlen(r->out), need = 5 + 1 + li + 1 + lo;
 	if (r->op != BROKER_OP_SOCKET || !fields_ok(r->family, r->type, r->proto) ||

@@ -14,6 +14,20 @@
  *   |  1  | 1  |   1    |  1   |   1   |   1    | 1-63 |    1    | 1-63  |
  *   +-----+----+--------+------+-------+--------+------+---------+-------+
  * OP X'02' RELOAD carries nothing after OP.
+ * OP X'03' OPEN (a file stpd can no longer read, for a reload):
+ *   +-----+----+----------+---------+
+ *   | VER | OP | PATH.LEN |  PATH   |
+ *   |  1  | 1  | 2 (net.) | 1-511   |
+ *   +-----+----+----------+---------+
+ *   PATH absolute, no NUL; the reply's fd is the file opened read-only.
+ * OP X'04' LISTEN (a listen address added by a reload, port < 1024 too):
+ *   +-----+----+--------+----------+--------+
+ *   | VER | OP | FAMILY |   PORT   |  ADDR  |
+ *   |  1  | 1  |  1     | 2 (net.) | 4 / 16 |
+ *   +-----+----+--------+----------+--------+
+ *   FAMILY 4 (ADDR 4 octets) or 6 (16); PORT not 0; the reply's fd is a
+ *   TCP socket bound there (SO_REUSEADDR, SO_REUSEPORT, V6ONLY), not yet
+ *   listening.
  * Reply (broker -> worker): VER STATUS ERRNO(2, network order).
  */
 #ifndef STP_PROTO_BROKER_H
@@ -27,7 +41,13 @@
 #define BROKER_VERSION 1
 #define BROKER_NAME_MAX 63 /* a compartment name, without a NUL */
 
-enum { BROKER_OP_SOCKET = 0x01, BROKER_OP_RELOAD = 0x02 };
+enum {
+	BROKER_OP_SOCKET = 0x01,
+	BROKER_OP_RELOAD = 0x02,
+	BROKER_OP_OPEN = 0x03,
+	BROKER_OP_LISTEN = 0x04,
+};
+#define BROKER_PATH_MAX 511 /* a path, without a NUL (CONF_PATH_MAX - 1) */
 enum { BROKER_FAMILY_INET = 4, BROKER_FAMILY_INET6 = 6 };
 enum { BROKER_TYPE_STREAM = 1, BROKER_TYPE_DGRAM = 2 };
 enum { BROKER_PROTO_DEFAULT = 0, BROKER_PROTO_TCP = 6, BROKER_PROTO_UDP = 17 };
@@ -42,14 +62,19 @@ struct broker_request {
 	uint8_t op, family, type, proto;
 	char in[BROKER_NAME_MAX + 1];  /* NUL-terminated; OP_SOCKET only */
 	char out[BROKER_NAME_MAX + 1];
+	char path[BROKER_PATH_MAX + 1]; /* NUL-terminated; OP_OPEN only */
+	uint16_t port;                  /* OP_LISTEN (with family): host order */
+	uint8_t addr[16];               /* network order; 4 octets used for INET */
 };
 
-#define BROKER_REQUEST_MAX (6 + 2 * (1 + BROKER_NAME_MAX))
+#define BROKER_REQUEST_MAX (4 + BROKER_PATH_MAX) /* OPEN is the longest */
 #define BROKER_REPLY_LEN 4
 
 /* BAD: VER not 1, an unknown OP, FAMILY, TYPE or PROTO, PROTO not fitting
  * TYPE (TCP with DGRAM, UDP with STREAM), a name of length 0 or over
- * BROKER_NAME_MAX, a name with an octet outside [A-Za-z0-9_.-]. */
+ * BROKER_NAME_MAX, a name with an octet outside [A-Za-z0-9_.-]; for OPEN a
+ * PATH.LEN of 0 or over BROKER_PATH_MAX, a PATH not starting with '/' or
+ * holding a NUL; for LISTEN a FAMILY not 4 or 6, PORT 0. */
 enum socks_res broker_request_parse(struct broker_request *out, const uint8_t *p, size_t n,
 				    size_t *used, struct socks_err *err);
 /* 0 when a field is out of range (the same checks as the parser). */

@@ -65,9 +65,10 @@ static const char *const worker_calls[] = {
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 };
 
-/* The broker: its channels, namespaces, and reload's file reads. */
+/* The broker: its channels, namespaces, and reload's file reads; binding
+ * the listen addresses a reload adds (LISTEN). */
 static const char *const broker_calls[] = {
-	"setns",
+	"setns", "setsockopt", "bind",
 };
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/privfile.h"
 #include "common/sockaddr.h"
 #include "server/ext.h"
 #include "server/listendiag.h"
@@ -67,8 +68,10 @@ static int listener_socket(const struct conf_listener *cl)
  *  - the probe never listens and is closed before our own sockets bind, so
  *    it cannot collide with them; every address is probed before the first
  *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
- * Port 0 is refused by the config (each worker would get its own port). A
- * reload does not reopen listeners, so it does not probe. Two instances
+ * Port 0 is refused by the config (each worker would get its own port).
+ * Addresses a reload adds (relisten.c) are not probed: after the drop the
+ * probe could not bind a low port, and SO_REUSEPORT groups only sockets
+ * of one uid, so another user's listener still makes bind fail. Two instances
  * started at the same moment can both pass the probe before either listens;
  * listener_check_alone closes that window afterwards.
  */
@@ -145,30 +148,6 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
 	return rc;
 }
 
-/* True when c's listen statements (addresses, names) differ from the ones
- * the running sockets were opened for. Listeners that follow reloads
- * (listener_reload.c) are not compared: the others are exactly the ones
- * stpd started with (started), on every worker; the workers' own arrays
- * change under reloads on their threads. */
-bool listener_conf_changed(const struct stp_conf *started, const struct stp_conf *c)
-{
-	size_t i = 0, j = 0;
-	for (;;) {
-		while (i < started->n_listeners && ext_listener_follows_reload(&started->listeners[i]))
-			i++;
-		while (j < c->n_listeners && ext_listener_follows_reload(&c->listeners[j]))
-			j++;
-		if (i == started->n_listeners || j == c->n_listeners)
-			return i != started->n_listeners || j != c->n_listeners;
-		const struct conf_listener *a = &started->listeners[i], *b = &c->listeners[j];
-		if (!sa_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr) ||
-		    strcmp(a->name, b->name) != 0)
-			return true;
-		i++;
-		j++;
-	}
-}
-
 /*
  * TCP Fast Open (RFC 7413): a client with a cookie sends its greeting (and
  * with libstp's pipelining the whole handshake) in the SYN, so the first
@@ -203,9 +182,18 @@ int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 	/* Replies are small and latency matters more than segment count. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) < 0) {
-		snprintf(err, errlen, "listen %s: bind: %s", where, strerror(errno));
+		int e = errno;
 		close(fd);
-		return -1;
+		/* After the drop (a reload adding a port below 1024): the
+		 * privileged broker binds it if its configuration lists it. */
+		fd = e == EACCES ? privfile_bound_socket((const struct sockaddr *)&cl->addr, cl->addrlen)
+				 : -1;
+		if (fd < 0) {
+			snprintf(err, errlen, "listen %s: bind: %s", where, strerror(e));
+			return -1;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (listen(fd, 4096) < 0) {
 		snprintf(err, errlen, "listen %s: listen: %s", where, strerror(errno));
@@ -348,4 +336,34 @@ void listener_close_all(struct worker *w)
 			close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
+}
+
+void listener_adopt(struct worker *w, struct listener_add *a)
+{
+	size_t k = 0, n = w->n_listeners;
+	struct listener *nl = NULL;
+
+	for (struct listener_add *x = a; x; x = x->next)
+		k++;
+	/* The watchers live in the array: stop them all while it moves. */
+	for (size_t i = 0; i < n; i++)
+		ev_io_stop(w->loop, &w->listeners[i].io);
+	if (!w->draining)
+		nl = realloc(w->listeners, (n + k) * sizeof(*nl));
+	if (nl)
+		w->listeners = nl;
+	while (a) {
+		struct listener_add *next = a->next;
+		if (nl)
+			nl[w->n_listeners++] = (struct listener){ .w = w, .conf = a->conf, .fd = a->fd };
+		else
+			close(a->fd); /* draining, or out of memory */
+		free(a);
+		a = next;
+	}
+	if (w->draining)
+		return;
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].fd >= 0)
+			listener_start(&w->listeners[i]);
 }

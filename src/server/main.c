@@ -275,11 +275,10 @@ static void reload(const struct options *o)
 		return;
 	}
 	log_setlevel(s->conf->log_level);
-	/* Listeners stay: new addresses could need privileges dropped since
-	 * start (docs/architecture.md). Say so rather than ignore the edit. */
-	if (listener_conf_changed(started_conf, s->conf))
-		log_warnx("reload: listen statements changed; they take effect on restart "
-			  "(still listening as started)");
+	/* New addresses are opened now (by the broker when they need a
+	 * privilege dropped since start) and handed to the workers, which take
+	 * them with the snapshot; removed ones listen on until a restart. */
+	relisten_apply(s->conf, g_server.workers, g_server.n_workers);
 	server_set_snapshot(s);
 	ext_reloaded(s->conf);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
@@ -347,6 +346,8 @@ static int serve(const struct options *o, struct snapshot *boot)
 			 c->listeners[i].name);
 	if (ext_server_start(c, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (relisten_init(c) < 0)
+		fatalx("out of memory");
 	drop_privileges(c->run_as_user);
 	sandbox_workers(c);
 
@@ -384,6 +385,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 		worker_request(&g_server.workers[i], false, true);
 	wait_workers(&sigs, n);
 	ext_server_stop();
+	relisten_fini();
 	free(g_server.workers);
 	server_set_snapshot(NULL);
 	ares_library_cleanup();

@@ -41,6 +41,14 @@ struct listener {
 	ev_io io;
 };
 
+/* A listening socket the main thread opened on reload, for one worker
+ * (relisten.c); a list the worker takes whole when it wakes. */
+struct listener_add {
+	struct listener_add *next;
+	const struct conf_listener *conf; /* in a configuration relisten.c holds */
+	int fd;
+};
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -58,6 +66,7 @@ struct worker {
 
 	struct listener *listeners;
 	size_t n_listeners;
+	_Atomic(struct listener_add *) adding; /* from a reload, not yet listening */
 
 	struct snapshot *snap;      /* current, for new sessions */
 	struct resolver *resolver;
@@ -119,13 +128,21 @@ int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen
 int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
 /* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
 int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
-bool listener_conf_changed(const struct stp_conf *started, const struct stp_conf *c);
 /* listener_reload.c: on w's thread after a reload to c, opens, keeps or
  * closes the listeners that follow reloads (ext_listener_follows_reload). */
 void listener_reload(struct worker *w, struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);
+/* In the worker: starts accepting on the sockets of list a (and frees it). */
+void listener_adopt(struct worker *w, struct listener_add *a);
+
+/* relisten.c (main thread): the listeners the workers started with; the
+ * ones c adds, opened and handed to the workers; the configurations they
+ * point into, released after the workers stopped. */
+int relisten_init(const struct stp_conf *boot);
+void relisten_apply(struct stp_conf *c, struct worker *ws, unsigned n_workers);
+void relisten_fini(void);
 /* The spare descriptor a worker keeps for refusing at EMFILE; -1 on error. */
 int listener_spare_open(void);
 

@@ -117,6 +117,9 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
+		struct listener_add *add = atomic_exchange(&w->adding, NULL);
+		if (add)
+			listener_adopt(w, add); /* host addresses the reload added (relisten.c) */
 		listener_reload(w, s->conf);
 		ext_worker_reloaded(w, s->conf);
 	}
@@ -197,6 +200,11 @@ void worker_fini(struct worker *w)
 		if (w->listeners[i].held)
 			conf_unref(w->listeners[i].held);
 	free(w->listeners);
+	for (struct listener_add *a = atomic_exchange(&w->adding, NULL), *next; a; a = next) {
+		next = a->next; /* a reload's sockets the worker never took */
+		close(a->fd);
+		free(a);
+	}
 	snapshot_unref(w->snap);
 	reap(w);
 	ev_loop_destroy(w->loop);

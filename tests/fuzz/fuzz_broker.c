@@ -1,7 +1,7 @@
 /*
  * fuzz_broker.c - the compartment broker's request and reply
  * (src/proto/broker.c). The stream contract over every prefix; a DONE
- * request is written back byte for byte and parses to the same fields;
+ * request (SOCKET, RELOAD, OPEN, LISTEN) is written back byte for byte and parses to the same fields;
  * the reply parser gets the same bytes.
  */
 #include <string.h>
@@ -40,6 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(memcmp(buf, data, used) == 0);
 	FUZZ_CHECK(broker_request_parse(&again, buf, used, &used2, &err) == SOCKS_DONE &&
 		   used2 == used);
-	FUZZ_CHECK(again.op == r.op && strcmp(again.in, r.in) == 0 && strcmp(again.out, r.out) == 0);
+	FUZZ_CHECK(again.op == r.op && strcmp(again.in, r.in) == 0 && strcmp(again.out, r.out) == 0 &&
+		   strcmp(again.path, r.path) == 0 && again.port == r.port &&
+		   memcmp(again.addr, r.addr, sizeof(r.addr)) == 0);
 	return 0;
 }

@@ -4,8 +4,12 @@ that are nobody, hold no capability (effective, permitted, bounding), have
 NO_NEW_PRIVS and the workers' seccomp filter; a worker that makes a system
 call outside the allow-list ends stpd with one log line naming it (exit
 status 159), or, with `seccomp off`, the call goes through; the
-compartments' broker keeps CAP_SYS_ADMIN alone under its own filter and
-still makes sockets in a compartment.
+compartments' broker keeps CAP_SYS_ADMIN (and CAP_DAC_READ_SEARCH) under
+its own filter and still makes sockets in a compartment. Without
+compartments the broker still runs when stpd drops from root, with
+CAP_DAC_READ_SEARCH alone, and opens for a reload the root-only files the
+configuration names (users file, TLS certificate and key), and nothing
+else, even asked over a channel stolen from stpd.
 
 Each test runs stpd in a namespace it makes, listening on port 80 of the
 namespace's loopback (a low port, bound before the drop), and an echo
@@ -20,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -34,6 +39,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SYS_TGKILL = 234  # x86_64
 EXIT_SECCOMP = 159  # 128 + SIGSYS: src/sandbox/sandbox.h
 CAP_SYS_ADMIN = 21
+CAP_DAC_READ_SEARCH = 2
+CAP_NET_BIND_SERVICE = 10
+BROKER_CAPS = 1 << CAP_DAC_READ_SEARCH | 1 << CAP_NET_BIND_SERVICE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -137,10 +145,8 @@ class World:
         # A directory nobody may read: stpd re-reads its file as nobody.
         self.conf_dir = tempfile.mkdtemp(prefix="stpps")
         os.chmod(self.conf_dir, 0o755)
-        path = os.path.join(self.conf_dir, "stpd.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        os.chmod(path, 0o644)
+        path = self.conf_path = os.path.join(self.conf_dir, "stpd.conf")
+        self.rewrite(conf)
         self.log_path = os.path.join(self.tmp, "stpd.log")
         self.log = open(self.log_path, "w+")
         e = dict(os.environ)
@@ -149,6 +155,12 @@ class World:
                                   stdout=self.log, stderr=self.log, env=e)
         self.wait_log("ready")
         return self.proc.pid  # `ip netns exec` execs stpd in place
+
+    def rewrite(self, conf, mode=0o644):
+        with open(self.conf_path + ".new", "w") as f:
+            f.write(conf)
+        os.chmod(self.conf_path + ".new", mode)
+        os.replace(self.conf_path + ".new", self.conf_path)
 
     def text(self):
         with open(self.log_path) as f:
@@ -280,9 +292,10 @@ def test_broker_keeps_sys_admin_alone_under_its_filter(world):
         # uid nobody like stpd (`user nobody`), CAP_SYS_ADMIN alone.
         assert st["Uid"].split() == ["65534"] * 4
         assert st["Gid"].split() == ["65534"] * 4
-        assert "broker: running as nobody with CAP_SYS_ADMIN only" in text
+        assert ("broker: running as nobody with CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and "
+                "CAP_NET_BIND_SERVICE only" in text)
         for key in ("CapEff", "CapPrm"):
-            assert _cap(st, key) == 1 << CAP_SYS_ADMIN, (key, st[key])
+            assert _cap(st, key) == (1 << CAP_SYS_ADMIN | BROKER_CAPS), (key, st[key])
         # stpd emptied the bounding set before forking it (user nobody).
         assert _cap(st, "CapBnd") == 0
         assert st["NoNewPrivs"].strip() == "1"
@@ -298,3 +311,215 @@ def test_broker_keeps_sys_admin_alone_under_its_filter(world):
         assert _status(broker)["Seccomp"].strip() == "2"
     finally:
         echo.close()
+
+
+def _stpd_passwd(path, user, password):
+    r = subprocess.run([_stpd(), "passwd", path, user], input=(password + "\n").encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, r.stderr
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
+
+
+def socks_userpass(ns, user, password, port=80):
+    """RFC 1929 through stpd in ns; the status octet (0 = accepted), then
+    an echo CONNECT when accepted."""
+    def body():
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            s.sendall(b"\x05\x01\x02")
+            assert s.recv(2) == b"\x05\x02"
+            u, p = user.encode(), password.encode()
+            s.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
+            st = s.recv(2)
+            assert len(st) == 2 and st[0] == 1, st
+            if st[1] != 0:
+                return st[1], b""
+            s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + (7).to_bytes(2, "big"))
+            assert s.recv(10)[:2] == b"\x05\x00"
+            s.sendall(b"pw\n")
+            return 0, s.recv(16)
+        finally:
+            s.close()
+    return ns.run(body)
+
+
+def _reload(world):
+    n = world.text().count("configuration reloaded")
+    world.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while world.text().count("configuration reloaded") <= n:
+        assert time.monotonic() < deadline, world.text()[-3000:]
+        assert "reload refused" not in world.text(), world.text()[-3000:]
+        time.sleep(0.05)
+
+
+def _private_dir():
+    d = tempfile.mkdtemp(prefix="stppsk")
+    os.chmod(d, 0o755)  # the files in it are 0600 root
+    return d
+
+
+def test_root_only_users_file_is_reread_through_the_broker(world):
+    d = _private_dir()
+    try:
+        users = os.path.join(d, "users")
+        _stpd_passwd(users, "alice", "old-secret")
+        conf = CONF.replace("client pass { from 127.0.0.0/8 }",
+                            "auth { methods userpass; backend file; users-file %s; }\n"
+                            "client pass { from 127.0.0.0/8 }" % users)
+        world.start(conf % "")
+        text = world.wait_log("broker: seccomp filter installed")
+        broker = int(re.search(r"broker started \(pid (\d+)\)", text).group(1))
+        # No compartments: no CAP_SYS_ADMIN for the broker.
+        assert ("broker: running as nobody with CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE "
+                "only" in text)
+        st = _status(broker)
+        assert st["Uid"].split() == ["65534"] * 4
+        for key in ("CapEff", "CapPrm"):
+            assert _cap(st, key) == BROKER_CAPS, (key, st[key])
+        assert _cap(st, "CapBnd") == 0 and st["Seccomp"].strip() == "2"
+        assert socks_userpass(world.ns, "alice", "old-secret") == (0, b"pw\n")
+        # The administrator changes the password; stpd (nobody) cannot read
+        # the file, the broker opens it for the reload.
+        _stpd_passwd(users, "alice", "new-secret")
+        _reload(world)
+        assert "broker: opened %s for a reload" % users in world.text()
+        assert socks_userpass(world.ns, "alice", "new-secret") == (0, b"pw\n")
+        assert socks_userpass(world.ns, "alice", "old-secret")[0] != 0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _self_signed(d, name, cn):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=" + cn, "-keyout", os.path.join(d, name + ".key"),
+                    "-out", os.path.join(d, name + ".pem")],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+
+def _install(src, dst):
+    tmp = dst + ".new"
+    shutil.copyfile(src, tmp)
+    os.chown(tmp, 0, 0)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, dst)
+
+
+def _server_cert_der(ns, port):
+    def body():
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with ctx.wrap_socket(raw) as s:
+            return s.getpeercert(binary_form=True)
+    return ns.run(body)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+def test_root_only_tls_key_is_rotated_through_the_broker(world):
+    gen, d = tempfile.mkdtemp(prefix="stppsg"), _private_dir()
+    try:
+        _self_signed(gen, "one", "stpd-one")
+        _self_signed(gen, "two", "stpd-two")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        _install(os.path.join(gen, "one.pem"), cert)
+        _install(os.path.join(gen, "one.key"), key)
+        world.start(CONF % ("listen 127.0.0.1:443 { name tlsl; tls on; }\n"
+                            "tls { cert %s; key %s; }\n" % (cert, key)))
+        der = lambda n: ssl.PEM_cert_to_DER_cert(open(os.path.join(gen, n + ".pem")).read())
+        assert _server_cert_der(world.ns, 443) == der("one")
+        _install(os.path.join(gen, "two.pem"), cert)
+        _install(os.path.join(gen, "two.key"), key)
+        _reload(world)
+        assert _server_cert_der(world.ns, 443) == der("two")
+        assert "broker: opened %s for a reload" % key in world.text()
+        assert socks_echo(world.ns, payload=b"still\n") == b"still\n"
+    finally:
+        shutil.rmtree(gen, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_reload_adds_a_low_port_listener_bound_by_the_broker(world):
+    world.start(CONF % "")
+    world.wait_log("broker: seccomp filter installed")
+    assert socks_echo(world.ns) == b"privsep\n"
+    # stpd is nobody now: port 81 (and 8081) are bound for it on reload,
+    # and the file itself, now root's 0600, is opened by the broker.
+    world.rewrite(CONF.replace("listen 127.0.0.1:80",
+                               "listen 127.0.0.1:80\nlisten 127.0.0.1:81\n"
+                               "listen 127.0.0.1:8081") % "", mode=0o600)
+    _reload(world)
+    text = world.text()
+    assert "broker: opened %s for a reload" % world.conf_path in text
+    assert "broker: bound 127.0.0.1:81 for a reload" in text, text
+    assert "listening on 127.0.0.1:81" in text and "added by the reload" in text
+    assert "broker: bound 127.0.0.1:8081" not in text  # nobody may bind that one
+    for _ in range(4):  # every worker took its socket
+        assert socks_echo(world.ns, port=81, payload=b"low\n") == b"low\n"
+        assert socks_echo(world.ns, port=8081, payload=b"high\n") == b"high\n"
+    assert socks_echo(world.ns, payload=b"old\n") == b"old\n"
+    # A second reload keeps them, and removing one is only warned about.
+    world.rewrite(CONF % "")
+    _reload(world)
+    assert "take effect on restart" in world.text()
+    assert socks_echo(world.ns, port=81, payload=b"kept\n") == b"kept\n"
+
+
+def test_broker_opens_only_files_its_configuration_names(world):
+    from test_compartments import _steal_channels
+    d = _private_dir()
+    try:
+        users = os.path.join(d, "users")
+        _stpd_passwd(users, "alice", "secret")
+        other = os.path.join(d, "other")
+        shutil.copyfile(users, other)
+        os.chmod(other, 0o600)
+        conf = CONF.replace("client pass { from 127.0.0.0/8 }",
+                            "auth { methods userpass; backend file; users-file %s; }\n"
+                            "client pass { from 127.0.0.0/8 }" % users)
+        pid = world.start(conf % "")
+        world.wait_log("broker: seccomp filter installed")
+        chans = _steal_channels(pid)
+        assert len(chans) == 3, chans  # two workers' and the main thread's
+
+        def ask(ch, path):
+            p = path.encode()
+            ch.settimeout(5)
+            ch.send(bytes([1, 3, len(p) >> 8, len(p) & 255]) + p)
+            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
+            got = None
+            for lvl, typ, data in anc:
+                if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    fd = int.from_bytes(data[:4], "little")
+                    with os.fdopen(fd, "rb") as f:
+                        got = f.read()
+            return msg, got
+
+        refused = (bytes([1, 1, 0, 0]), None)
+        # LISTEN: port 81 is not a listen address of the configuration.
+        for ch in chans:
+            ch.send(bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
+            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
+            assert (msg, anc) == (bytes([1, 1, 0, 0]), []), (msg, anc)
+        for ch in chans:
+            # Not in the configuration: refused on every channel, whoever asks.
+            assert ask(ch, "/etc/shadow") == refused
+            assert ask(ch, other) == refused
+            assert ask(ch, "/proc/self/../self/environ") == refused
+        # The users file: only over the main thread's channel (reloads).
+        answers = [ask(ch, users) for ch in chans]
+        content = open(users, "rb").read()
+        assert answers.count(refused) == 2, answers
+        assert (bytes([1, 0, 0, 0]), content) in answers
+        # Garbage is answered BAD.
+        chans[0].send(b"\x01\x03\x00\x05rel/x")
+        assert chans[0].recv(16) == bytes([1, 3, 0, 0])
+        for c in chans:
+            c.close()
+        world.wait_log("broker: refused to open /etc/shadow (not named in the configuration)")
+        world.wait_log("broker: refused to bind 127.0.0.1:81 (not a listen address")
+        assert socks_userpass(world.ns, "alice", "secret") == (0, b"pw\n")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

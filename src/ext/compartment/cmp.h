@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct stp_conf;
 
@@ -34,10 +35,19 @@ bool cmp_broker_running(void);
  * refused, ETIMEDOUT/EPIPE when it did not answer. */
 int cmp_broker_socket(unsigned chan, const char *in, const char *out, int domain, int type,
 		      int protocol);
+/* A file stpd can no longer read (users file, certificate, key, secret
+ * file), opened by the broker when its configuration names it: fd or -1
+ * with errno (EACCES when refused). The privfile helper (common/privfile.h);
+ * any thread, over the main thread's channel. */
+int cmp_broker_open(const char *path);
+/* A TCP socket bound to addr by the broker (LISTEN: a listen address a
+ * reload added); the privfile bind helper. fd or -1 with errno. */
+int cmp_broker_bind(const struct sockaddr *addr, socklen_t len);
 /* Asks the broker to re-read the configuration file (main thread). */
 void cmp_broker_reload(void);
-/* In the broker, as it starts: CAP_SYS_ADMIN only, NO_NEW_PRIVS and its
- * seccomp filter (cmp_harden.c). */
+/* In the broker, as it starts: the capabilities it needs (CAP_SYS_ADMIN with
+ * compartments, CAP_DAC_READ_SEARCH to open root-only files),
+ * NO_NEW_PRIVS and its seccomp filter (cmp_harden.c). */
 void cmp_broker_harden(const struct stp_conf *c);
 /* The broker's side of one channel, for tests: serves fd until EOF under
  * configuration c (never returns a socket c does not allow). */

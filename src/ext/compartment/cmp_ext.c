@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "common/privfile.h"
 #include "ext/compartment/cmp.h"
 #include "ext/compartment/cmp_conf.h"
 #include "policy/conf.h"
@@ -139,15 +141,24 @@ static void cmp_worker_reloaded(struct worker *w, const struct stp_conf *c)
 			 "longer allows", w->id, n);
 }
 
+/* The broker runs with compartments, and whenever stpd drops from root to
+ * `user`: it is then the privileged part that opens root-only files for
+ * reloads (docs/operations.md "Privilege separation"). */
 static int cmp_server_start(const struct stp_conf *c, char *err, size_t errlen)
 {
-	if (!cmp_conf_used(c))
+	if (!cmp_conf_used(c) && !(c->run_as_user[0] && geteuid() == 0))
 		return 0;
-	return cmp_broker_start(c, g_server.n_workers, err, errlen);
+	if (cmp_broker_start(c, g_server.n_workers, err, errlen) < 0)
+		return -1;
+	privfile_set_helper(cmp_broker_open);
+	privfile_set_bind_helper(cmp_broker_bind);
+	return 0;
 }
 
 static void cmp_server_stop(void)
 {
+	privfile_set_helper(NULL);
+	privfile_set_bind_helper(NULL);
 	cmp_broker_stop();
 }
 

@@ -1,7 +1,9 @@
 /*
  * cmp_harden.c - what the broker keeps of root (docs/compartments.md,
- * docs/operations.md "Privilege separation"): CAP_SYS_ADMIN alone (setns)
- * in its bounding, permitted and effective sets; stpd's `user` as its
+ * docs/operations.md "Privilege separation"): CAP_SYS_ADMIN (setns, only
+ * with compartments), CAP_DAC_READ_SEARCH (opening root-only files for
+ * reloads) and CAP_NET_BIND_SERVICE (binding listen addresses a reload
+ * adds) in its bounding, permitted and effective sets; stpd's `user` as its
  * uid when stpd drops to one (setns needs the capability, not uid 0: the
  * namespace files under /run/netns are world-readable, and the file it
  * re-reads on reload must be readable by that user for stpd anyway);
@@ -17,14 +19,15 @@
 
 #include "common/log.h"
 #include "ext/compartment/cmp.h"
+#include "ext/compartment/cmp_conf.h"
 #include "policy/conf.h"
 #include "sandbox/sandbox.h"
 
-#define SYS_ADMIN_ONLY (1ULL << CAP_SYS_ADMIN)
+#define CAP(x) (1ULL << (x))
 
 /* uid/gid of `user`, keeping the permitted set across setuid. The broker
  * is single-threaded here (forked from stpd's main thread). */
-static void become_user(const char *user)
+static void become_user(const char *user, const char *caps)
 {
 	struct passwd *pw;
 
@@ -39,17 +42,26 @@ static void become_user(const char *user)
 		_exit(1);
 	}
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-	log_info("broker: running as %s with CAP_SYS_ADMIN only", user);
+	log_info("broker: running as %s with %s only", user, caps);
 }
 
 void cmp_broker_harden(const struct stp_conf *c)
 {
 	char err[256];
+	/* setns for compartments; reading root-only files named in the
+	 * configuration (OPEN) and binding ports below 1024 (LISTEN) when stpd
+	 * drops to `user` (else stpd stays root and does both itself). */
+	bool cmp = cmp_conf_used(c), drops = c->run_as_user[0] && geteuid() == 0;
+	unsigned long long keep = (cmp ? CAP(CAP_SYS_ADMIN) : 0) |
+				  (drops ? CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_NET_BIND_SERVICE) : 0);
+	const char *names = !drops ? "CAP_SYS_ADMIN"
+			    : cmp  ? "CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE"
+				   : "CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE";
 
-	privs_bound_only(SYS_ADMIN_ONLY); /* while CAP_SETPCAP is still effective */
-	become_user(c->run_as_user);
-	if (privs_keep_only(SYS_ADMIN_ONLY) < 0)
-		log_warn("broker: cannot drop capabilities other than CAP_SYS_ADMIN");
+	privs_bound_only(keep); /* while CAP_SETPCAP is still effective */
+	become_user(c->run_as_user, names);
+	if (privs_keep_only(keep) < 0)
+		log_warn("broker: cannot drop capabilities other than %s", names);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if (c->no_seccomp || !sandbox_built())
 		return;

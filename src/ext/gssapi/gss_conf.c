@@ -17,7 +17,7 @@ static struct gss_conf *settings(void *data)
 
 static void k_keytab(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)
 {
-	conf_ext_string(p, s, settings(data)->keytab, CONF_PATH_MAX);
+	conf_ext_file(p, s, settings(data)->keytab, CONF_PATH_MAX);
 }
 
 static void k_principal(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)

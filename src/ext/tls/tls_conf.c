@@ -19,7 +19,7 @@ static void k_file(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 	char *dst = strcmp(s->key, "cert") == 0 ? t->cert :
 		    strcmp(s->key, "key") == 0  ? t->key :
 						  t->client_ca;
-	conf_ext_string(p, s, dst, CONF_PATH_MAX);
+	conf_ext_file(p, s, dst, CONF_PATH_MAX);
 }
 
 static void k_client_cert(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)

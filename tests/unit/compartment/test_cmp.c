@@ -230,8 +230,16 @@ static void test_broker(void **state)
 	assert_int_equal(ask(sv[0], (const uint8_t *)"\x07", 1, &got), BROKER_ST_BAD);
 	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02\x00", 3, &got), BROKER_ST_BAD);
 	assert_int_equal(got, -1);
-	/* A worker's channel may not make the broker reload. */
+	/* A worker's channel may not make the broker reload, nor open a file
+	 * or bind an address (reloads' OPEN and LISTEN: the main thread's). */
 	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02", 2, &got), BROKER_ST_FAILED);
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x03\x00\x0b/etc/shadow", 15, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
+	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x04\x04\x04\x38\x7f\x00\x00\x01", 9,
+			     &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
 	/* The channel's end ends the broker's side. */
 	close(sv[0]);
 	pthread_join(t, NULL);

@@ -75,11 +75,75 @@ static void test_reload_and_reply(void **state)
 	pc_check_stream(parse_rp, reply_failed, sizeof(reply_failed));
 }
 
+static const uint8_t open_req[] = { 1, 3, 0, 12, '/', 'e', 't', 'c', '/', 's', 't',
+				    'p', '/', 'k', 'e', 'y' };
+
+static void test_open(void **state)
+{
+	struct broker_request w = { .op = BROKER_OP_OPEN };
+	size_t used = 0;
+	struct socks_err err;
+	uint8_t buf[BROKER_REQUEST_MAX];
+
+	strcpy(w.path, "/etc/stp/key");
+	pc_case = "open";
+	pc_check_writer(write_rq, &w, open_req, sizeof(open_req));
+	pc_assert(broker_request_parse(&rq, open_req, sizeof(open_req), &used, &err) ==
+		  SOCKS_DONE);
+	pc_assert(used == sizeof(open_req) && rq.op == BROKER_OP_OPEN &&
+		  strcmp(rq.path, "/etc/stp/key") == 0);
+	pc_check_stream(parse_rq, open_req, sizeof(open_req));
+	/* The longest path fits BROKER_REQUEST_MAX; one more octet does not. */
+	memset(w.path, 'a', BROKER_PATH_MAX);
+	w.path[0] = '/';
+	w.path[BROKER_PATH_MAX] = '\0';
+	pc_assert(broker_request_write(buf, sizeof(buf), &w) == BROKER_REQUEST_MAX);
+	pc_assert(broker_request_parse(&rq, buf, BROKER_REQUEST_MAX, &used, &err) == SOCKS_DONE);
+	strcpy(w.path, "relative");
+	pc_assert(broker_request_write(buf, sizeof(buf), &w) == 0);
+}
+
+static const uint8_t listen4_req[] = { 1, 4, 4, 0, 80, 127, 0, 0, 1 };
+static const uint8_t listen6_req[] = { 1, 4, 6, 0x04, 0x38, 0, 0, 0, 0, 0, 0, 0, 0,
+				       0, 0, 0, 0, 0, 0, 0, 1 };
+
+static void test_listen(void **state)
+{
+	struct broker_request w = { .op = BROKER_OP_LISTEN, .family = BROKER_FAMILY_INET,
+				    .port = 80, .addr = { 127, 0, 0, 1 } };
+	size_t used = 0;
+	struct socks_err err;
+
+	pc_case = "listen4";
+	pc_check_writer(write_rq, &w, listen4_req, sizeof(listen4_req));
+	pc_assert(broker_request_parse(&rq, listen4_req, sizeof(listen4_req), &used, &err) ==
+		  SOCKS_DONE);
+	pc_assert(used == sizeof(listen4_req) && rq.op == BROKER_OP_LISTEN && rq.port == 80 &&
+		  rq.family == 4 && memcmp(rq.addr, w.addr, 4) == 0);
+	pc_check_stream(parse_rq, listen4_req, sizeof(listen4_req));
+	pc_case = "listen6";
+	memset(&w.addr, 0, sizeof(w.addr));
+	w.addr[15] = 1;
+	w.family = BROKER_FAMILY_INET6;
+	w.port = 1080;
+	pc_check_writer(write_rq, &w, listen6_req, sizeof(listen6_req));
+	pc_check_stream(parse_rq, listen6_req, sizeof(listen6_req));
+	w.port = 0;
+	uint8_t buf[BROKER_REQUEST_MAX];
+	pc_assert(broker_request_write(buf, sizeof(buf), &w) == 0);
+}
+
 static void test_bad(void **state)
 {
 	pc_case = "bad";
 	pc_expect_bad_str(parse_rq, "\x02\x01", -1);                  /* version */
-	pc_expect_bad_str(parse_rq, "\x01\x03", -1);                  /* op */
+	pc_expect_bad_str(parse_rq, "\x01\x09", -1);                  /* op */
+	pc_expect_bad_str(parse_rq, "\x01\x03\x00\x00", -1);          /* empty path */
+	pc_expect_bad_str(parse_rq, "\x01\x03\x02\x00", -1);          /* 512 octets */
+	pc_expect_bad_str(parse_rq, "\x01\x03\x00\x02" "a/", -1);     /* relative */
+	pc_expect_bad_str(parse_rq, "\x01\x03\x00\x03/a\x00", -1);     /* NUL */
+	pc_expect_bad_str(parse_rq, "\x01\x04\x05", -1);                /* family */
+	pc_expect_bad_str(parse_rq, "\x01\x04\x04\x00\x00", -1);        /* port 0 */
 	pc_expect_bad_str(parse_rq, "\x01\x01\x05\x01\x00", -1);      /* family */
 	pc_expect_bad_str(parse_rq, "\x01\x01\x04\x03\x00", -1);      /* type */
 	pc_expect_bad_str(parse_rq, "\x01\x01\x04\x01\x11", -1);      /* UDP on a stream */
@@ -109,6 +173,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socket_request),
 		cmocka_unit_test(test_reload_and_reply),
+		cmocka_unit_test(test_open),
+		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
