@@ -132,11 +132,11 @@ def test_curl_under_stpify_reaches_only_its_rules(world):
                     (w.app2, "http://www.test/")):
         rc, out, err = curl(ns, url)
         assert rc == 7 and out == "", (url, rc, out, err)  # could not connect
-    wait_re(w, r"session .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:80 .*"
+    wait_re(w, r"(?:session|flow) .*listener=app1-l .*cmd=connect target=10\.81\.9\.2:80 .*"
                r"compartment=app1->inside")
-    wait_re(w, r"session .*listener=app1-l .*target=www\.test:80 .*"
+    wait_re(w, r"(?:session|flow) .*listener=app1-l .*target=www\.test:80 .*"
                r"compartment=app1->inside")
-    wait_re(w, r"session .*listener=app2-l .*target=10\.81\.9\.3:80 .*"
+    wait_re(w, r"(?:session|flow) .*listener=app2-l .*target=10\.81\.9\.3:80 .*"
                r"compartment=app2->inside")
     d1, d2 = " ".join(deny_lines(w, "app1-l")), " ".join(deny_lines(w, "app2-l"))
     for target in ("10.81.9.2:8080", "10.81.9.3:80", "10.81.8.2:80"):
@@ -144,7 +144,7 @@ def test_curl_under_stpify_reaches_only_its_rules(world):
     assert "target=10.81.9.2:80 " in d2, d2
     # No rule sends app2's names inside: www.test is looked up in app2,
     # which has no DNS server, and the connection fails there.
-    wait_re(w, r"session .*listener=app2-l .*target=www\.test:80 .*"
+    wait_re(w, r"(?:session|flow) .*listener=app2-l .*target=www\.test:80 .*"
                r"rep=\"host unreachable\".*compartment=app2->app2")
 
 
