@@ -33,6 +33,16 @@
 #define MUX_MAX_STREAMS 1024
 #define MUX_DOWN_MAX (256 * 1024) /* our stream window: what one stream may buffer */
 
+/* A caller of stp_mux_connect waiting for its stream's response. Each has
+ * its own condition, signalled only for its stream (response, close, drop,
+ * connection death): one condition for all of them woke every waiting
+ * caller on every response (bench/NOTES.md "Multiplexing, profiled"). */
+struct mux_waiter {
+	pthread_cond_t cv;
+	bool gone;      /* the stream was freed: do not touch it */
+	int status, rep; /* the stream's, copied when it is freed */
+};
+
 struct mux_stream {
 	int32_t id;
 	int fd;           /* our end of the socketpair, non-blocking; -1 when closed */
@@ -45,6 +55,7 @@ struct mux_stream {
 	uint8_t *down;    /* received, not yet taken by the socketpair */
 	size_t downlen, downoff, downcap;
 	bool remote_eof;  /* END_STREAM from the proxy: shut our end after down */
+	struct mux_waiter *waiter; /* the caller still waiting for the response, or NULL */
 };
 
 struct stp_mux {
@@ -52,11 +63,11 @@ struct stp_mux {
 	int wake[2];
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	nghttp2_session *h2;
 	struct mux_stream *streams[MUX_MAX_STREAMS];
 	size_t n;
 	bool dead, stop;
+	bool wake_pending; /* a byte is in the wake pipe the thread has not drained */
 	uint8_t *out;
 	size_t outlen, outoff;
 };
@@ -75,6 +86,13 @@ static bool alive(const struct stp_mux *m, const struct mux_stream *st)
 		if (m->streams[i] == st)
 			return true;
 	return false;
+}
+
+/* Wakes the caller waiting for st's response, if any. */
+static void stream_signal(struct mux_stream *st)
+{
+	if (st->waiter)
+		pthread_cond_signal(&st->waiter->cv);
 }
 
 /* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
@@ -176,6 +194,12 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 
 static void stream_drop(struct stp_mux *m, struct mux_stream *st)
 {
+	if (st->waiter) { /* tell the waiter before st is freed under it */
+		st->waiter->gone = true;
+		st->waiter->status = st->status;
+		st->waiter->rep = st->rep;
+		pthread_cond_signal(&st->waiter->cv);
+	}
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i] == st) {
 			m->streams[i] = m->streams[--m->n];
@@ -263,7 +287,7 @@ static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *use
 	if (!st)
 		return 0;
 	if (fr->hd.type == NGHTTP2_HEADERS)
-		pthread_cond_broadcast(&m->cv);
+		stream_signal(st);
 	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
 	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		st->remote_eof = true;
@@ -308,7 +332,7 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	if (!st)
 		return 0;
 	st->done = true;
-	pthread_cond_broadcast(&m->cv);
+	stream_signal(st);
 	if (code != NGHTTP2_NO_ERROR || st->downoff == st->downlen)
 		stream_drop(m, st);
 	return 0;
@@ -357,6 +381,13 @@ static void streams_abort(struct stp_mux *m)
 	}
 }
 
+/* The thread ends (death or stp_mux_close): every waiter must see it. */
+static void waiters_wake_all(struct stp_mux *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		stream_signal(m->streams[i]);
+}
+
 static void *mux_thread(void *arg)
 {
 	struct stp_mux *m = arg;
@@ -394,6 +425,7 @@ static void *mux_thread(void *arg)
 			char b[64];
 			while (read(m->wake[0], b, sizeof(b)) > 0)
 				;
+			m->wake_pending = false;
 		}
 		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t buf[16384];
@@ -418,7 +450,7 @@ static void *mux_thread(void *arg)
 	}
 	if (m->dead)
 		streams_abort(m);
-	pthread_cond_broadcast(&m->cv);
+	waiters_wake_all(m);
 	pthread_mutex_unlock(&m->mu);
 	return NULL;
 }
@@ -489,7 +521,6 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->cv, NULL);
 	m->h2 = client_new(m);
 	if (!m->h2 || pthread_create(&m->thread, NULL, mux_thread, m) != 0) {
 		if (m->h2)
@@ -511,8 +542,13 @@ static enum stp_err rep_err(int rep)
 	return STP_ERR_REP_OTHER;
 }
 
+/* With m->mu held. One byte wakes the thread's poll for everything asked
+ * before it drains the pipe: callers behind the first skip the write. */
 static void wake(struct stp_mux *m)
 {
+	if (m->wake_pending)
+		return;
+	m->wake_pending = true;
 	ssize_t r = write(m->wake[1], "x", 1);
 	(void)r;
 }
@@ -548,7 +584,7 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	};
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read };
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
+	clock_gettime(CLOCK_MONOTONIC, &dl);
 	if (timeout_ms >= 0) {
 		dl.tv_sec += timeout_ms / 1000;
 		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -572,21 +608,34 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	st->id = id;
 	m->streams[m->n++] = st;
 	wake(m);
+	struct mux_waiter w = { .gone = false };
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	st->waiter = &w;
 	int rc = 0;
-	while (alive(m, st) && st->status == 0 && !m->dead && rc == 0)
-		rc = timeout_ms < 0 ? pthread_cond_wait(&m->cv, &m->mu)
-				    : pthread_cond_timedwait(&m->cv, &m->mu, &dl);
-	if (alive(m, st) && st->status == 200) {
+	while (!w.gone && st->status == 0 && !st->done && !m->dead && rc == 0)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&w.cv, &m->mu)
+				    : pthread_cond_timedwait(&w.cv, &m->mu, &dl);
+	if (!w.gone) {
+		st->waiter = NULL;
+		w.status = st->status;
+		w.rep = st->rep;
+	}
+	pthread_cond_destroy(&w.cv);
+	/* 200 even when the stream is already over: what it received is in
+	 * the socketpair, then end of file. */
+	if (w.status == 200) {
 		pthread_mutex_unlock(&m->mu);
 		return sp[0];
 	}
-	if (!alive(m, st))
-		*err = STP_ERR_PROXY_CLOSED;
-	else if (st->status == 0)
-		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_TIMEOUT;
+	if (w.status == 0)
+		*err = w.gone || m->dead || st->done ? STP_ERR_PROXY_CLOSED : STP_ERR_TIMEOUT;
 	else
-		*err = st->rep >= 0 ? rep_err(st->rep) : STP_ERR_PROTOCOL;
-	if (alive(m, st) && !st->done)
+		*err = w.rep >= 0 ? rep_err(w.rep) : STP_ERR_PROTOCOL;
+	if (!w.gone && !st->done)
 		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 	wake(m);
 	pthread_mutex_unlock(&m->mu);
@@ -631,7 +680,6 @@ void stp_mux_close(struct stp_mux *m)
 	close(m->wake[0]);
 	close(m->wake[1]);
 	pthread_mutex_destroy(&m->mu);
-	pthread_cond_destroy(&m->cv);
 	free(m->out);
 	free(m);
 }
