@@ -19,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,15 @@
 #define MUX_DOWN_MAX (256 * 1024) /* our stream window: what one stream may buffer */
 
 /* A caller of stp_mux_connect waiting for its stream's response. Each has
- * its own condition, signalled only for its stream (response, close, drop,
- * connection death): one condition for all of them woke every waiting
- * caller on every response (bench/NOTES.md "Multiplexing, profiled"). */
+ * its own semaphore, posted once for its stream only (response, close,
+ * drop, connection death) with the outcome copied in, so the caller wakes
+ * without taking the mutex again: one condition for all of them woke every
+ * waiting caller on every response, and each then queued for the mutex
+ * the thread was holding (bench/NOTES.md "Multiplexing, profiled"). */
 struct mux_waiter {
-	pthread_cond_t cv;
-	bool gone;      /* the stream was freed: do not touch it */
-	int status, rep; /* the stream's, copied when it is freed */
+	sem_t sem;
+	int status, rep; /* the stream's; status 0: it ended before a response */
+	bool released;   /* set with the mutex held: the stream may be freed now */
 };
 
 struct mux_stream {
@@ -88,11 +91,21 @@ static bool alive(const struct stp_mux *m, const struct mux_stream *st)
 	return false;
 }
 
-/* Wakes the caller waiting for st's response, if any. */
-static void stream_signal(struct mux_stream *st)
+/* Hands st's outcome to the caller waiting for it, if any, and lets it go:
+ * after this the caller never touches st. A refused stream the proxy left
+ * open is reset here, as the caller no longer can. */
+static void stream_release(struct stp_mux *m, struct mux_stream *st)
 {
-	if (st->waiter)
-		pthread_cond_signal(&st->waiter->cv);
+	struct mux_waiter *w = st->waiter;
+	if (!w)
+		return;
+	st->waiter = NULL;
+	w->status = st->status;
+	w->rep = st->rep;
+	w->released = true;
+	if (st->status != 200 && !st->done)
+		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	sem_post(&w->sem);
 }
 
 /* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
@@ -194,12 +207,8 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 
 static void stream_drop(struct stp_mux *m, struct mux_stream *st)
 {
-	if (st->waiter) { /* tell the waiter before st is freed under it */
-		st->waiter->gone = true;
-		st->waiter->status = st->status;
-		st->waiter->rep = st->rep;
-		pthread_cond_signal(&st->waiter->cv);
-	}
+	st->done = true;
+	stream_release(m, st); /* before st is freed under its waiter */
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i] == st) {
 			m->streams[i] = m->streams[--m->n];
@@ -286,8 +295,8 @@ static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *use
 	struct mux_stream *st = find(m, fr->hd.stream_id);
 	if (!st)
 		return 0;
-	if (fr->hd.type == NGHTTP2_HEADERS)
-		stream_signal(st);
+	if (fr->hd.type == NGHTTP2_HEADERS && st->status != 0)
+		stream_release(m, st);
 	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
 	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		st->remote_eof = true;
@@ -332,7 +341,7 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	if (!st)
 		return 0;
 	st->done = true;
-	stream_signal(st);
+	stream_release(m, st);
 	if (code != NGHTTP2_NO_ERROR || st->downoff == st->downlen)
 		stream_drop(m, st);
 	return 0;
@@ -385,7 +394,7 @@ static void streams_abort(struct stp_mux *m)
 static void waiters_wake_all(struct stp_mux *m)
 {
 	for (size_t i = 0; i < m->n; i++)
-		stream_signal(m->streams[i]);
+		stream_release(m, m->streams[i]);
 }
 
 static void *mux_thread(void *arg)
@@ -574,7 +583,8 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	}
 	st->fd = sp[1];
 	st->rep = -1;
-	fcntl(st->fd, F_SETFL, fcntl(st->fd, F_GETFL) | O_NONBLOCK);
+	/* st->fd stays blocking for nobody: the thread only ever uses it with
+	 * MSG_DONTWAIT, poll, shutdown and close (no fcntl calls per stream). */
 	snprintf(st->authority, sizeof(st->authority), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
 		 host, port);
 	nghttp2_nv nva[] = {
@@ -605,40 +615,41 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_NOMEM;
 		return -1;
 	}
+	struct mux_waiter w = { .status = 0 };
+	sem_init(&w.sem, 0, 0);
 	st->id = id;
+	st->waiter = &w;
 	m->streams[m->n++] = st;
 	wake(m);
-	struct mux_waiter w = { .gone = false };
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w.cv, &ca);
-	pthread_condattr_destroy(&ca);
-	st->waiter = &w;
-	int rc = 0;
-	while (!w.gone && st->status == 0 && !st->done && !m->dead && rc == 0)
-		rc = timeout_ms < 0 ? pthread_cond_wait(&w.cv, &m->mu)
-				    : pthread_cond_timedwait(&w.cv, &m->mu, &dl);
-	if (!w.gone) {
-		st->waiter = NULL;
-		w.status = st->status;
-		w.rep = st->rep;
+	pthread_mutex_unlock(&m->mu);
+	int rc;
+	do
+		rc = timeout_ms < 0 ? sem_wait(&w.sem) : sem_clockwait(&w.sem, CLOCK_MONOTONIC, &dl);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) { /* timed out, unless the thread let it go just now */
+		pthread_mutex_lock(&m->mu);
+		if (!w.released) { /* so st is still there */
+			st->waiter = NULL;
+			if (!st->done)
+				nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+			wake(m);
+			pthread_mutex_unlock(&m->mu);
+			sem_destroy(&w.sem);
+			close(sp[0]);
+			*err = STP_ERR_TIMEOUT;
+			return -1;
+		}
+		pthread_mutex_unlock(&m->mu);
 	}
-	pthread_cond_destroy(&w.cv);
+	sem_destroy(&w.sem);
 	/* 200 even when the stream is already over: what it received is in
 	 * the socketpair, then end of file. */
-	if (w.status == 200) {
-		pthread_mutex_unlock(&m->mu);
+	if (w.status == 200)
 		return sp[0];
-	}
 	if (w.status == 0)
-		*err = w.gone || m->dead || st->done ? STP_ERR_PROXY_CLOSED : STP_ERR_TIMEOUT;
+		*err = STP_ERR_PROXY_CLOSED;
 	else
 		*err = w.rep >= 0 ? rep_err(w.rep) : STP_ERR_PROTOCOL;
-	if (!w.gone && !st->done)
-		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-	wake(m);
-	pthread_mutex_unlock(&m->mu);
 	close(sp[0]);
 	return -1;
 }
