@@ -19,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,18 @@
 #define MUX_MAX_STREAMS 1024
 #define MUX_DOWN_MAX (256 * 1024) /* our stream window: what one stream may buffer */
 
+/* A caller of stp_mux_connect waiting for its stream's response. Each has
+ * its own semaphore, posted once for its stream only (response, close,
+ * drop, connection death) with the outcome copied in, so the caller wakes
+ * without taking the mutex again: one condition for all of them woke every
+ * waiting caller on every response, and each then queued for the mutex
+ * the thread was holding (bench/NOTES.md "Multiplexing, profiled"). */
+struct mux_waiter {
+	sem_t sem;
+	int status, rep; /* the stream's; status 0: it ended before a response */
+	bool released;   /* set with the mutex held: the stream may be freed now */
+};
+
 struct mux_stream {
 	int32_t id;
 	int fd;           /* our end of the socketpair, non-blocking; -1 when closed */
@@ -45,6 +58,7 @@ struct mux_stream {
 	uint8_t *down;    /* received, not yet taken by the socketpair */
 	size_t downlen, downoff, downcap;
 	bool remote_eof;  /* END_STREAM from the proxy: shut our end after down */
+	struct mux_waiter *waiter; /* the caller still waiting for the response, or NULL */
 };
 
 struct stp_mux {
@@ -52,11 +66,11 @@ struct stp_mux {
 	int wake[2];
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	nghttp2_session *h2;
 	struct mux_stream *streams[MUX_MAX_STREAMS];
 	size_t n;
 	bool dead, stop;
+	bool wake_pending; /* a byte is in the wake pipe the thread has not drained */
 	uint8_t *out;
 	size_t outlen, outoff;
 };
@@ -75,6 +89,23 @@ static bool alive(const struct stp_mux *m, const struct mux_stream *st)
 		if (m->streams[i] == st)
 			return true;
 	return false;
+}
+
+/* Hands st's outcome to the caller waiting for it, if any, and lets it go:
+ * after this the caller never touches st. A refused stream the proxy left
+ * open is reset here, as the caller no longer can. */
+static void stream_release(struct stp_mux *m, struct mux_stream *st)
+{
+	struct mux_waiter *w = st->waiter;
+	if (!w)
+		return;
+	st->waiter = NULL;
+	w->status = st->status;
+	w->rep = st->rep;
+	w->released = true;
+	if (st->status != 200 && !st->done)
+		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	sem_post(&w->sem);
 }
 
 /* ---- handshake: greeting, RFC 1929, X'30' (blocking, before the thread) ---- */
@@ -176,6 +207,8 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 
 static void stream_drop(struct stp_mux *m, struct mux_stream *st)
 {
+	st->done = true;
+	stream_release(m, st); /* before st is freed under its waiter */
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i] == st) {
 			m->streams[i] = m->streams[--m->n];
@@ -262,8 +295,8 @@ static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *use
 	struct mux_stream *st = find(m, fr->hd.stream_id);
 	if (!st)
 		return 0;
-	if (fr->hd.type == NGHTTP2_HEADERS)
-		pthread_cond_broadcast(&m->cv);
+	if (fr->hd.type == NGHTTP2_HEADERS && st->status != 0)
+		stream_release(m, st);
 	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
 	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		st->remote_eof = true;
@@ -308,7 +341,7 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	if (!st)
 		return 0;
 	st->done = true;
-	pthread_cond_broadcast(&m->cv);
+	stream_release(m, st);
 	if (code != NGHTTP2_NO_ERROR || st->downoff == st->downlen)
 		stream_drop(m, st);
 	return 0;
@@ -357,6 +390,13 @@ static void streams_abort(struct stp_mux *m)
 	}
 }
 
+/* The thread ends (death or stp_mux_close): every waiter must see it. */
+static void waiters_wake_all(struct stp_mux *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		stream_release(m, m->streams[i]);
+}
+
 static void *mux_thread(void *arg)
 {
 	struct stp_mux *m = arg;
@@ -394,6 +434,7 @@ static void *mux_thread(void *arg)
 			char b[64];
 			while (read(m->wake[0], b, sizeof(b)) > 0)
 				;
+			m->wake_pending = false;
 		}
 		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t buf[16384];
@@ -418,7 +459,7 @@ static void *mux_thread(void *arg)
 	}
 	if (m->dead)
 		streams_abort(m);
-	pthread_cond_broadcast(&m->cv);
+	waiters_wake_all(m);
 	pthread_mutex_unlock(&m->mu);
 	return NULL;
 }
@@ -489,7 +530,6 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->cv, NULL);
 	m->h2 = client_new(m);
 	if (!m->h2 || pthread_create(&m->thread, NULL, mux_thread, m) != 0) {
 		if (m->h2)
@@ -511,8 +551,13 @@ static enum stp_err rep_err(int rep)
 	return STP_ERR_REP_OTHER;
 }
 
+/* With m->mu held. One byte wakes the thread's poll for everything asked
+ * before it drains the pipe: callers behind the first skip the write. */
 static void wake(struct stp_mux *m)
 {
+	if (m->wake_pending)
+		return;
+	m->wake_pending = true;
 	ssize_t r = write(m->wake[1], "x", 1);
 	(void)r;
 }
@@ -538,7 +583,8 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	}
 	st->fd = sp[1];
 	st->rep = -1;
-	fcntl(st->fd, F_SETFL, fcntl(st->fd, F_GETFL) | O_NONBLOCK);
+	/* st->fd stays blocking for nobody: the thread only ever uses it with
+	 * MSG_DONTWAIT, poll, shutdown and close (no fcntl calls per stream). */
 	snprintf(st->authority, sizeof(st->authority), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
 		 host, port);
 	nghttp2_nv nva[] = {
@@ -548,7 +594,7 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	};
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read };
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
+	clock_gettime(CLOCK_MONOTONIC, &dl);
 	if (timeout_ms >= 0) {
 		dl.tv_sec += timeout_ms / 1000;
 		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -569,27 +615,41 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_NOMEM;
 		return -1;
 	}
+	struct mux_waiter w = { .status = 0 };
+	sem_init(&w.sem, 0, 0);
 	st->id = id;
+	st->waiter = &w;
 	m->streams[m->n++] = st;
 	wake(m);
-	int rc = 0;
-	while (alive(m, st) && st->status == 0 && !m->dead && rc == 0)
-		rc = timeout_ms < 0 ? pthread_cond_wait(&m->cv, &m->mu)
-				    : pthread_cond_timedwait(&m->cv, &m->mu, &dl);
-	if (alive(m, st) && st->status == 200) {
-		pthread_mutex_unlock(&m->mu);
-		return sp[0];
-	}
-	if (!alive(m, st))
-		*err = STP_ERR_PROXY_CLOSED;
-	else if (st->status == 0)
-		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_TIMEOUT;
-	else
-		*err = st->rep >= 0 ? rep_err(st->rep) : STP_ERR_PROTOCOL;
-	if (alive(m, st) && !st->done)
-		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-	wake(m);
 	pthread_mutex_unlock(&m->mu);
+	int rc;
+	do
+		rc = timeout_ms < 0 ? sem_wait(&w.sem) : sem_clockwait(&w.sem, CLOCK_MONOTONIC, &dl);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) { /* timed out, unless the thread let it go just now */
+		pthread_mutex_lock(&m->mu);
+		if (!w.released) { /* so st is still there */
+			st->waiter = NULL;
+			if (!st->done)
+				nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+			wake(m);
+			pthread_mutex_unlock(&m->mu);
+			sem_destroy(&w.sem);
+			close(sp[0]);
+			*err = STP_ERR_TIMEOUT;
+			return -1;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	sem_destroy(&w.sem);
+	/* 200 even when the stream is already over: what it received is in
+	 * the socketpair, then end of file. */
+	if (w.status == 200)
+		return sp[0];
+	if (w.status == 0)
+		*err = STP_ERR_PROXY_CLOSED;
+	else
+		*err = w.rep >= 0 ? rep_err(w.rep) : STP_ERR_PROTOCOL;
 	close(sp[0]);
 	return -1;
 }
@@ -631,7 +691,6 @@ void stp_mux_close(struct stp_mux *m)
 	close(m->wake[0]);
 	close(m->wake[1]);
 	pthread_mutex_destroy(&m->mu);
-	pthread_cond_destroy(&m->cv);
 	free(m->out);
 	free(m);
 }
