@@ -996,3 +996,24 @@ def test_stpify_udp_drops_tampered(realm, level):
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"good:ping\n"
     assert b"dropped a datagram failing the GSS-API protection" in r.stderr, r.stderr
+
+
+@pytest.mark.stpd_module("transparent")
+@pytest.mark.parametrize("level", [1, 2])
+@pytest.mark.parametrize("ptcl", [(0x11, "UDP"), (0x06, "TCP")], ids=["udp", "tcp"])
+def test_transparent_refused_under_protection(gssd, realm, level, ptcl):
+    """TRANSPARENT X'04' relays outside the GSS-API context (UDP datagrams
+    without a header RFC 1961 could frame, TCP on a connection of its own),
+    so under integrity or confidentiality it is refused with X'09'
+    (docs/protocol.md 5.7) and logged, never relayed in clear."""
+    p = gssd()
+    g = client(p, realm)
+    assert g.handshake(level) == level
+    req = (b"\x05\x04\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", 53) +
+           bytes([ptcl[0], 1]) + socket.inet_aton("127.0.0.1") + struct.pack(">H", 5300))
+    g.send(req)
+    rep = S.read_reply(_Plain(g))
+    assert rep.rep == 0x09, rep
+    p.wait_log(r"transparent: %s is not relayed under the method's per-message protection"
+               % ptcl[1])
+    g.s.close()

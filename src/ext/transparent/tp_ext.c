@@ -363,6 +363,17 @@ static void handle(struct session *s, struct tp_state *st)
 		session_finish(s, SOCKS5_REP_PTCL_NOT_SUPPORTED, "PTCL not supported");
 		return;
 	}
+	/* Under a method's per-message protection (GSS-API integrity or
+	 * confidentiality) the relayed traffic would travel in clear: PTCL
+	 * UDP datagrams have no header for RFC 1961 to frame, PTCL TCP opens a
+	 * connection of its own outside the context. Not relayed. */
+	if (session_dgram_guard(s)) {
+		session_info(s, "transparent: %s is not relayed under the method's "
+				"per-message protection",
+			     st->req.ptcl == SOCKS_PTCL_UDP ? "UDP" : "TCP");
+		session_finish(s, SOCKS5_REP_PTCL_NOT_SUPPORTED, "outside the method's protection");
+		return;
+	}
 	if (st->req.src.atyp == SOCKS_ATYP_DOMAIN) {
 		session_info(s, "transparent: a source by name is not accepted");
 		session_finish(s, SOCKS5_REP_ATYP_NOT_SUPPORTED, "source by name");
