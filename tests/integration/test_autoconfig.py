@@ -121,7 +121,7 @@ def test_pac_reload(stpd_factory):
     p.write_conf(text.replace(".intranet.test", ".branch.test"))
     mark = p.log_mark()
     p.signal(signal.SIGHUP)
-    p.wait_log(r"configuration reloaded", since=mark)
+    p.wait_log(r"configuration reloaded", since=mark, timeout=30)  # ASan under load
     body = fetch(hp)[2]
     assert ".branch.test" in body and ".intranet.test" not in body
 

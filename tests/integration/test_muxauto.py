@@ -172,6 +172,8 @@ def test_slow_streams_do_not_block_others(stpd_factory, echo, tmp_path):
     out = dict(ln.split(" ", 1) for ln in r.stdout.decode().splitlines())
     assert int(out["pushed"]) > 0
     assert float(out["echoes"]) < 20.0  # generous: ~0.1 s unloaded
+    # the session line is written when stpd sees the program's close
+    p.wait_log(SESSION_MUX, timeout=20)
     assert len(p.log_lines(SESSION_MUX)) == 1, p.log()
     # 2 slow + 20 echo streams, all flows of the one session
     p.wait_log(r"flow id=\d+\.22 ", timeout=10)
