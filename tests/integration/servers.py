@@ -178,6 +178,17 @@ class Proxy:
                     pattern, timeout, text[-3000:]))
             time.sleep(0.05)
 
+    def wait_lines(self, pattern, n, timeout=10.0, since=0):
+        """The log lines matching the regex once there are at least n of them.
+        A session's line is written when stpd closes it, which can be just
+        after the client has seen its last byte; counting right away races."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines(pattern, since)
+            if len(lines) >= n or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def sanitizer_report(self):
         text = self.log()
         return [m for m in SANITIZER_MARKS if m in text]

@@ -66,7 +66,7 @@ def test_curl_streams_share_one_connection(stpd_factory, http, parallel):
     expect_curl(r, n)
     p.wait_log(SESSION_MUX, timeout=10)
     assert len(p.log_lines(SESSION_MUX)) == 1, p.log()
-    f = flows(p)
+    f = p.wait_lines(r"flow id=(\d+)\.\d+ .*cmd=connect .*rep=\"succeeded\"", n)
     assert len(f) == n, p.log()
     assert len({re.search(r"flow id=(\d+)\.", ln).group(1) for ln in f}) == 1  # one session
     assert not p.log_lines(PLAIN_CONNECT), p.log()
@@ -77,7 +77,7 @@ def test_mux_off_by_env(stpd_factory, http):
     r = run(p, curl_args(http, 3), STP_MUX="0")
     expect_curl(r, 3)
     assert not p.log_lines(r"cmd=mux"), p.log()
-    assert len(p.log_lines(PLAIN_CONNECT)) == 3, p.log()
+    assert len(p.wait_lines(PLAIN_CONNECT, 3)) == 3, p.log()
 
 
 def test_mux_denied_by_rules_falls_back(stpd_factory, http):
@@ -89,7 +89,7 @@ def test_mux_denied_by_rules_falls_back(stpd_factory, http):
     expect_curl(r, 4)
     assert len(p.log_lines(r"session id=\d+ .*cmd=mux")) == 1, p.log()
     assert not p.log_lines(SESSION_MUX), p.log()
-    assert len(p.log_lines(PLAIN_CONNECT)) == 4, p.log()
+    assert len(p.wait_lines(PLAIN_CONNECT, 4)) == 4, p.log()
 
 
 @pytest.mark.parametrize("kind", ["danted", "microsocks"])
@@ -258,8 +258,7 @@ def test_fork_child_gets_its_own_connection(stpd_factory, echo, tmp_path):
     r = run(p, ["/usr/bin/python3", str(script), str(echo.port)])
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert r.stdout == b"parent True child 0\n", r.stdout
-    p.wait_log(SESSION_MUX, timeout=10)
-    m = p.log_lines(SESSION_MUX)
+    m = p.wait_lines(SESSION_MUX, 2)
     assert len(m) == 2, p.log()  # the parent's and the child's
     assert len(flows(p)) == 11
 
