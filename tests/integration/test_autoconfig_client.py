@@ -114,7 +114,7 @@ def test_cache_refresh(stpd_factory, tmp_path):
     path = tmp_path / ".cache" / "stp" / ("autoconfig-127.0.0.1_%d.txt" % p.port)
     os.utime(path, (os.path.getmtime(path) - 601,) * 2)
     assert b"refresh 900\n" in stp(env, "autoconfig").stdout
-    assert len(p.log_lines(r"cmd=autoconfig")) == 2
+    assert len(p.wait_lines(r"cmd=autoconfig", 2)) == 2
     assert b"refresh 900\n" in path.read_bytes()
 
 
@@ -328,7 +328,7 @@ def test_stpify_refreshes_in_a_long_running_program(stpd_factory, sites, tmp_pat
             ask()
             time.sleep(0.5)
         assert p.log_lines(r"(session|flow) .*cmd=connect target=127\.0\.0\.3:%d\b" % direct.port)
-        assert len(p.log_lines(r"session .*cmd=autoconfig .*succeeded")) == 2
+        assert len(p.wait_lines(r"session .*cmd=autoconfig .*succeeded", 2)) == 2
         proc.stdin.write(b"stop\n")
         proc.stdin.close()
         assert proc.wait(timeout=20) == 0
