@@ -67,6 +67,9 @@ int cli_exit_code(enum stp_err err);
 int cli_fail(const struct cli_opts *o, const char *what, enum stp_err err);
 /* A port number in 1..65535 (0 allowed when zero_ok), or exits. */
 uint16_t cli_port(const char *s, bool zero_ok);
+/* HOST:PORT or [V6]:PORT into host (cap bytes) and *port (exits on a bad
+ * port); -1 when there is no host or it does not fit. */
+int cli_hostport(const char *s, char *host, size_t cap, uint16_t *port);
 
 /* Relays stdin -> fd and fd -> stdout until both directions end; stdin EOF
  * becomes shutdown(SHUT_WR). Returns an exit code. */

@@ -163,6 +163,26 @@ uint16_t cli_port(const char *s, bool zero_ok)
 	return (uint16_t)v;
 }
 
+int cli_hostport(const char *s, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	size_t n;
+
+	if (!colon || colon == s)
+		return -1;
+	n = (size_t)(colon - s);
+	if (s[0] == '[' && n >= 2 && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = cli_port(colon + 1, false);
+	return 0;
+}
+
 static int cli_timeout(const char *s)
 {
 	char *end;

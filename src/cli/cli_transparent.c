@@ -24,27 +24,6 @@ struct tp_target {
 	uint16_t port;
 };
 
-/* HOST:PORT or [V6]:PORT. */
-static int parse_target(struct tp_target *t, const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	size_t n;
-
-	if (!colon || colon == s)
-		return -1;
-	n = (size_t)(colon - s);
-	if (s[0] == '[' && n >= 2 && s[n - 1] == ']') {
-		s++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(t->host))
-		return -1;
-	memcpy(t->host, s, n);
-	t->host[n] = '\0';
-	t->port = cli_port(colon + 1, false);
-	return 0;
-}
-
 static struct stp_transparent *open_assoc(const struct cli_opts *o, const struct tp_target *t,
 					  int *rc)
 {
@@ -219,7 +198,7 @@ int cli_cmd_transparent(const struct cli_opts *o)
 		fprintf(stderr, "stp: transparent: needs --udp or --tcp, and --local ADDR:PORT\n");
 		return CLI_EXIT_USAGE;
 	}
-	if (parse_target(&t, o->args[0]) < 0) {
+	if (cli_hostport(o->args[0], t.host, sizeof(t.host), &t.port) < 0) {
 		fprintf(stderr, "stp: transparent: bad target '%s' (want HOST:PORT)\n", o->args[0]);
 		return CLI_EXIT_USAGE;
 	}

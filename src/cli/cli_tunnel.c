@@ -21,27 +21,6 @@
 #include "cli/cli.h"
 #include "common/sockaddr.h"
 
-/* HOST:PORT or [V6]:PORT into host (cap bytes) and *port. */
-static int split(const char *s, char *host, size_t cap, uint16_t *port)
-{
-	const char *colon = strrchr(s, ':');
-	size_t n;
-
-	if (!colon || colon == s)
-		return -1;
-	n = (size_t)(colon - s);
-	if (s[0] == '[' && n >= 2 && s[n - 1] == ']') {
-		s++;
-		n -= 2;
-	}
-	if (n == 0 || n >= cap)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	*port = cli_port(colon + 1, false);
-	return 0;
-}
-
 /* An address literal goes in the header as it is; a name would make
  * libstp resolve it here (socks5://), so the header says 0.0.0.0:PORT. */
 static void send_up(struct stp_udp *u, const void *buf, size_t n, const char *far, uint16_t port)
@@ -113,8 +92,8 @@ int cli_cmd_tunnel(const struct cli_opts *o)
 		fprintf(stderr, "stp: tunnel: needs --local ADDR:PORT\n");
 		return CLI_EXIT_USAGE;
 	}
-	if (split(o->args[0], remote, sizeof(remote), &t.remote_port) < 0 ||
-	    split(o->args[1], far, sizeof(far), &t.far_port) < 0) {
+	if (cli_hostport(o->args[0], remote, sizeof(remote), &t.remote_port) < 0 ||
+	    cli_hostport(o->args[1], far, sizeof(far), &t.far_port) < 0) {
 		fprintf(stderr, "stp: tunnel: want REMOTE:PORT FAR:PORT\n");
 		return CLI_EXIT_USAGE;
 	}
