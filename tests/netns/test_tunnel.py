@@ -90,7 +90,9 @@ def tcp_probe(addr):
 def make_leaf(pki, name, ip):
     """A server certificate for a gateway's outside address."""
     if not os.path.exists(pki.path(name + ".pem")):
-        pki._leaf(name, "/CN=" + name, ["-addext", "subjectAltName=IP:%s" % ip,
+        # the name too: a remote stpd given by name is checked by it
+        pki._leaf(name, "/CN=" + name, ["-addext",
+                                         "subjectAltName=IP:%s,DNS:%s.gw.test" % (ip, name),
                                          "-addext", "extendedKeyUsage=serverAuth"], days=30)
     return pki.path(name + ".pem"), pki.path(name + ".key")
 
@@ -136,13 +138,13 @@ class Setup:
         self.daemons.append(self.b)
         return self.b
 
-    def start_a(self, tunnel_extra="", idle=30):
+    def start_a(self, tunnel_extra="", idle=30, to=T.GB_OUT, extra=""):
         conf = ("listen %s:1080\n" % T.GA_IN +
                 "auth { methods none; }\n"
                 "tunnel { ca %s; idle %d; %s }\n" % (self.pki.path("ca.pem"), idle,
-                                                     tunnel_extra) +
+                                                     tunnel_extra) + extra +
                 "client pass { from 10.80.1.0/24 }\n"
-                "request pass { command tunnel; to %s }\n" % T.GB_OUT +
+                "request pass { command tunnel; to %s }\n" % to +
                 "request pass { command discover }\n"
                 "request block { }\n")
         path = os.path.join(self.tmp, "a.conf")
@@ -153,8 +155,8 @@ class Setup:
         self.daemons.append(self.a)
         return self.a
 
-    def tunnel(self, trans, far=DNS, user="gwa", password="secret", **kw):
-        return self.topo.neta.run(lambda: Tunnel((T.GA_IN, 1080), REMOTE, far, trans, user,
+    def tunnel(self, trans, far=DNS, user="gwa", password="secret", remote=REMOTE, **kw):
+        return self.topo.neta.run(lambda: Tunnel((T.GA_IN, 1080), remote, far, trans, user,
                                                  password, source=T.A, **kw))
 
     def close(self):
@@ -760,3 +762,35 @@ def test_stpify_through_tunnel(env, trans, tmp_path):
     rc, out, err = run_stpify(env, trans, ["python3", "-c", send],
                               tunnel="ftp://gwa@%s:1443" % T.GB_OUT)
     assert "tunnel: want dtls:// or tls://" in err and "tunnel off" in err, err
+
+
+@pytest.mark.parametrize("trans", TRANSPORTS)
+def test_remote_stpd_by_name(env, trans):
+    """The remote stpd given by name: stpd A looks it up with its own
+    resolver (a dnsmasq on gateway A that alone knows the name), on its
+    loop, and checks B's certificate against the name; an unknown name is
+    X'04'. Nothing in net A resolves anything."""
+    need("dnsmasq", "dnsmasq")
+    d = Daemon(env.topo.gwa, ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+                              "--no-hosts", "--bind-interfaces", "--listen-address=" + T.GA_IN,
+                              "--port=53", "--address=/gwb.gw.test/%s" % T.GB_OUT,
+                              "--pid-file=", "--log-queries"],
+               os.path.join(env.tmp, "dnsmasq-a.log"))
+    env.daemons.append(d)
+    env.start_b()
+    env.start_a(to=".gw.test", extra="resolver %s\n" % T.GA_IN)
+    dns = dnsmasq(env)
+    t = env.tunnel(trans, remote=("gwb.gw.test", REMOTE[1]))
+    assert t.rep == 0
+    fwd = Forwarder(env, t)
+    out = env.topo.neta.sh("dig", "@127.0.0.1", "-p", str(fwd.port), "+tries=2",
+                           "+time=5", "+short", "far.tunnel.test", "A")
+    assert out.strip() == "10.9.8.7"
+    fwd.close()
+    t.close()
+    d.wait_log("gwb.gw.test from %s" % T.GA_IN)
+    env.a.wait_log("tunnel to gwb.gw.test:1443 (%s)" % ("dtls" if trans == DTLS else "tls"))
+    t = env.tunnel(trans, remote=("nowhere.gw.test", REMOTE[1]))
+    assert t.rep == 0x04
+    t.close()
+    env.a.wait_log("resolving the remote stpd nowhere.gw.test failed")

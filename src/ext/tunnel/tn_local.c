@@ -2,7 +2,10 @@
  * tn_local.c - SETUP_UDP_TUNNEL X'20': a client asks this stpd for a UDP
  * tunnel through another stpd (docs/protocol.md 5.10). The request rules
  * (`command tunnel`, toward the remote stpd) decide here; a flow carries
- * the tunnel. One thread per tunnel then does what would block the worker:
+ * the tunnel. A remote stpd given by name is looked up on the loop, with
+ * the resolver of the rule's compartment (stpd's own without), and the
+ * socket toward it is made for that address's family only. One thread
+ * per tunnel then does what would block the worker:
  * it connects to the remote stpd (TLS), authenticates with the client's
  * credentials or this stpd's certificate, sends X'21' for the far endpoint,
  * for DTLS sets up the DTLS association and presents the token, and then
@@ -16,7 +19,6 @@
  * before it frees anything.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +39,7 @@
 #include "server/dgram.h"
 #include "server/ext.h"
 #include "server/flow.h"
+#include "server/resolve.h"
 #include "server/session.h"
 
 #define TN_BURST 64 /* datagrams per wake-up and direction */
@@ -48,10 +51,12 @@ struct tn_local {
 	struct tn_conf conf;     /* a copy: the thread reads it */
 	struct tunnel_setup req; /* the password is wiped once sent */
 	int udp;                 /* the client-facing socket */
-	/* Sockets toward the remote stpd, made by the loop in the rule's
-	 * compartment (the broker is the loop's): [0] IPv4, [1] IPv6; the
-	 * thread takes the one of the remote's family. */
-	int out_tcp[2], out_udp[2];
+	/* The remote stpd's address (looked up by the loop when a name) and
+	 * the sockets toward it, made by the loop in the rule's compartment
+	 * (the broker is the loop's); the thread takes them. */
+	struct sockaddr_storage remote;
+	struct lookup *lookup;
+	int out_tcp, out_udp;
 	struct sockaddr_storage client;
 	int stopfd;
 	pthread_t th;
@@ -79,39 +84,21 @@ static int fail(struct tn_local *t, uint8_t rep, const char *fmt, ...)
 	return -1;
 }
 
-/* The thread's socket of family fam, made by begin(); -1 with errno. */
-static int take(int *pair, int fam)
+/* A socket made by launch(), now the thread's. */
+static int take(int *slot)
 {
-	int i = fam == AF_INET6 ? 1 : 0, fd = pair[i];
-	pair[i] = -1;
-	if (fd < 0)
-		errno = EAFNOSUPPORT;
+	int fd = *slot;
+	*slot = -1;
 	return fd;
 }
 
 static int tcp_connect(struct tn_local *t, struct tn_chan *c, long long deadline)
 {
-	struct sockaddr_storage sa;
-	socklen_t len = 0;
-	char port[8];
-	if (sa_from_socks(&sa, &len, &t->req.remote) < 0) {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-					  .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG },
-				*res = NULL;
-		snprintf(port, sizeof(port), "%u", t->req.remote.port);
-		if (getaddrinfo(t->req.remote.u.name, port, &hints, &res) != 0 || !res)
-			return fail(t, SOCKS5_REP_HOST_UNREACHABLE, "remote %s does not resolve",
-				    t->req.remote.u.name);
-		memcpy(&sa, res->ai_addr, res->ai_addrlen);
-		len = res->ai_addrlen;
-		freeaddrinfo(res);
-	}
-	c->tcp = take(t->out_tcp, sa.ss_family);
-	if (c->tcp < 0)
-		return fail(t, SOCKS5_REP_GENERAL_FAILURE, "socket: %s", strerror(errno));
+	const struct sockaddr *sa = (const struct sockaddr *)&t->remote;
+	c->tcp = take(&t->out_tcp);
 	int err = 0;
 	socklen_t elen = sizeof(err);
-	if (connect(c->tcp, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS)
+	if (connect(c->tcp, sa, sa_len(sa)) < 0 && errno != EINPROGRESS)
 		err = errno;
 	else if (tn_chan_wait(c, c->tcp, POLLOUT, deadline) < 0)
 		err = errno;
@@ -269,7 +256,12 @@ static int dtls_open(struct tn_local *t, struct tn_chan *c, const struct tunnel_
 	socklen_t dlen = sizeof(dst);
 	if (sa_from_socks(&dst, &dlen, &rr->bnd) < 0)
 		return fail(t, SOCKS5_REP_TUNNEL_REFUSED, "the remote's DTLS port is a name");
-	c->dfd = take(t->out_udp, dst.ss_family);
+	/* B's DTLS port is on its end of the TLS connection (5.10): the
+	 * family we made the socket for */
+	if (dst.ss_family != t->remote.ss_family)
+		return fail(t, SOCKS5_REP_TUNNEL_REFUSED,
+			    "the remote's DTLS port is not of its address's family");
+	c->dfd = take(&t->out_udp);
 	if (c->dfd < 0 || connect(c->dfd, (struct sockaddr *)&dst, dlen) < 0)
 		return fail(t, SOCKS5_REP_HOST_UNREACHABLE, "DTLS socket: %s", strerror(errno));
 	c->dctx = tn_client_ctx(&t->conf, true, t->req.cred == TUNNEL_CRED_CERT, err, sizeof(err));
@@ -545,12 +537,11 @@ static void tl_destroy(struct session *s)
 	}
 	if (t->udp >= 0)
 		close(t->udp);
-	for (int i = 0; i < 2; i++) {
-		if (t->out_tcp[i] >= 0)
-			close(t->out_tcp[i]);
-		if (t->out_udp[i] >= 0)
-			close(t->out_udp[i]);
-	}
+	resolver_cancel(t->lookup);
+	if (t->out_tcp >= 0)
+		close(t->out_tcp);
+	if (t->out_udp >= 0)
+		close(t->out_udp);
 	if (t->stopfd >= 0)
 		close(t->stopfd);
 	OPENSSL_cleanse(&t->req, sizeof(t->req));
@@ -600,16 +591,14 @@ static int start_thread(struct tn_local *t)
 	return r;
 }
 
-static void begin(struct tn_local *t)
+/* The remote stpd's address is known: the sockets, the thread. */
+static void launch(struct tn_local *t, const struct sockaddr *remote)
 {
 	struct session *s = t->s;
+	struct flow *f = t->flow;
 	struct dgram_params p;
 	memset(&p, 0, sizeof(p));
-	/* a refusal finishes the session, and t with it: nothing of t after */
-	struct flow *f = tn_flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, NULL);
-	if (!f)
-		return;
-	t->flow = f;
+	memcpy(&t->remote, remote, sa_len(remote));
 	/* The client's datagrams come to our end of its control connection. */
 	dgram_params_from_session(&p, s);
 	t->client = *session_client(s);
@@ -618,13 +607,15 @@ static void begin(struct tn_local *t)
 	 * compartment the rule names (stpd's own namespace without) */
 	t->udp = ext_open_socket(s, NULL, p.local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 				 0);
-	for (int i = 0; i < 2; i++) {
-		int fam = i ? AF_INET6 : AF_INET;
-		t->out_tcp[i] = ext_open_socket(s, flow_rule(f), fam,
-						SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (t->req.trans == TUNNEL_TRANS_DTLS)
-			t->out_udp[i] = ext_open_socket(s, flow_rule(f), fam,
-							SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	t->out_tcp = ext_open_socket(s, flow_rule(f), remote->sa_family,
+				     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->req.trans == TUNNEL_TRANS_DTLS)
+		t->out_udp = ext_open_socket(s, flow_rule(f), remote->sa_family,
+					     SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->out_tcp < 0 || (t->req.trans == TUNNEL_TRANS_DTLS && t->out_udp < 0)) {
+		flow_reply(f, SOCKS5_REP_GENERAL_FAILURE);
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "no socket toward the remote stpd");
+		return;
 	}
 	t->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (t->udp < 0 || t->stopfd < 0 ||
@@ -647,6 +638,44 @@ static void begin(struct tn_local *t)
 	t->th_running = true;
 	/* until the reply, the control connection is read only for its end */
 	session_watch_control(s, tn_quiet_control);
+}
+
+/* The remote stpd by name: its first address, as a CONNECT would try. */
+static void on_remote_addrs(void *ctx, int status, const struct sockaddr_storage *addrs, size_t n)
+{
+	struct tn_local *t = ctx;
+	if (status != 0 || n == 0) {
+		session_info(t->s, "tunnel: resolving the remote stpd %s failed: %s",
+			     t->req.remote.u.name, status ? resolver_strerror(status) : "no address");
+		flow_reply(t->flow, SOCKS5_REP_HOST_UNREACHABLE);
+		session_finish(t->s, SOCKS5_REP_HOST_UNREACHABLE, "remote stpd does not resolve");
+		return;
+	}
+	launch(t, (const struct sockaddr *)&addrs[0]);
+}
+
+static void begin(struct tn_local *t)
+{
+	struct session *s = t->s;
+	/* a refusal finishes the session, and t with it: nothing of t after */
+	struct flow *f = tn_flow_open(s, RULE_CMD_TUNNEL, TUNNEL_CMD_SETUP, &t->req.remote, NULL);
+	if (!f)
+		return;
+	t->flow = f;
+	struct sockaddr_storage sa;
+	socklen_t len = 0;
+	if (sa_from_socks(&sa, &len, &t->req.remote) == 0) {
+		launch(t, (const struct sockaddr *)&sa);
+		return;
+	}
+	/* while the name is looked up, the control connection is read only
+	 * for its end, as later */
+	session_watch_control(s, tn_quiet_control);
+	if (resolver_lookup(session_resolver_for(s, flow_rule(f)), t->req.remote.u.name,
+			    t->req.remote.port, on_remote_addrs, t, &t->lookup) < 0) {
+		flow_reply(f, SOCKS5_REP_GENERAL_FAILURE);
+		session_finish(s, SOCKS5_REP_GENERAL_FAILURE, "too many DNS look-ups pending");
+	}
 }
 
 static enum socks_res parse_setup(void *out, const uint8_t *p, size_t n, size_t *used,
@@ -680,7 +709,7 @@ void tn_local_start(struct session *s)
 	t->loop = session_loop(s);
 	t->conf = *tn_conf_get(session_conf(s));
 	t->udp = t->stopfd = -1;
-	t->out_tcp[0] = t->out_tcp[1] = t->out_udp[0] = t->out_udp[1] = -1;
+	t->out_tcp = t->out_udp = -1;
 	session_set_handler(s, &tl_ops, t);
 	tn_body_timer(s, &t->body_timer, on_body_timeout, t);
 	session_watch_control(s, body_input);
