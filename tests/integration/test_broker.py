@@ -10,18 +10,15 @@ there on port 7; needs root.
 """
 
 import os
-import re
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
 
 import netns
+from rootstpd import Stpd, status
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -37,12 +34,6 @@ auth { methods userpass; backend file; users-file %s; }
 client pass { from 127.0.0.0/8 }
 request pass
 """
-
-
-def _status(pid, tid=None):
-    path = "/proc/%d/task/%s/status" % (pid, tid) if tid else "/proc/%d/status" % pid
-    with open(path) as f:
-        return dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ":\t" in ln)
 
 
 def _echo(ns):
@@ -96,78 +87,20 @@ def _userpass(ns, port, user, password):
     return ns.run(body)
 
 
-class Stpd:
-    def __init__(self, stpd, ns, conf_dir, log_path):
-        self.stpd, self.ns, self.dir, self.log_path = stpd, ns, conf_dir, log_path
-        self.conf = os.path.join(conf_dir, "stpd.conf")
-        self.users = os.path.join(conf_dir, "users")
-        self.proc = None
-
-    def passwd(self, user, password):
-        r = subprocess.run([self.stpd, "passwd", self.users, user],
-                           input=(password + "\n").encode(), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30)
-        assert r.returncode == 0, r.stderr
-        os.chmod(self.users, 0o600)
-
-    def write_conf(self, extra=""):
-        with open(self.conf + ".new", "w") as f:
-            f.write(CONF % (extra, self.users))
-        os.chmod(self.conf + ".new", 0o600)
-        os.replace(self.conf + ".new", self.conf)
-
-    def start(self):
-        self.log = open(self.log_path, "w+")
-        self.proc = self.ns.popen([self.stpd, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                  stdout=self.log, stderr=self.log)
-        return self.wait_log("ready")
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def wait_log(self, needle, count=1, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            t = self.text()
-            if t.count(needle) >= count:
-                return t
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError("no %r in stpd's log:\n%s" % (needle, self.text()[-3000:]))
-
-    def reload(self):
-        n = self.text().count("configuration reloaded")
-        self.proc.send_signal(signal.SIGHUP)
-        text = self.wait_log("configuration reloaded", n + 1)
-        assert "reload refused" not in text, text[-3000:]
-        return text
-
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-
-
 @pytest.fixture
 def world(stpd_path, tmp_path):
     ns = netns.Netns()
     echo = _echo(ns)
     d = tempfile.mkdtemp(prefix="stpbrk")
     os.chmod(d, 0o755)  # the files in it are root's, 0600
-    w = Stpd(stpd_path, ns, d, str(tmp_path / "stpd.log"))
+    w = Stpd(stpd_path, d, str(tmp_path / "stpd.log"), ns)
+    w.users = os.path.join(d, "users")
     yield w
-    w.close()
+    rc = w.close()
     echo.close()
     ns.close()
     shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0, "stpd exited with %s" % rc
 
 
 @pytest.fixture
@@ -180,16 +113,14 @@ def stpd_path():
 
 
 def test_reload_reads_root_only_users_file_and_binds_low_port_through_the_broker(world):
-    world.passwd("alice", "old-secret")
-    world.write_conf()
+    world.passwd(world.users, "alice", "old-secret")
+    world.write_conf(CONF % ("", world.users))
     text = world.start()
-    pid = world.proc.pid  # `ip netns exec` execs stpd in place
-    m = re.search(r"broker started \(pid (\d+)\)", text)
-    assert m, text
-    broker = int(m.group(1))
+    pid = world.proc.pid
+    broker = world.broker_pid()
     assert "broker: running as nobody with CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE only" \
         in text, text
-    st = _status(broker)
+    st = status(broker)
     assert st["Uid"].split() == ["65534"] * 4
     caps = 1 << CAP_DAC_READ_SEARCH | 1 << CAP_NET_BIND_SERVICE
     assert int(st["CapEff"], 16) == caps and int(st["CapPrm"], 16) == caps, st
@@ -200,13 +131,14 @@ def test_reload_reads_root_only_users_file_and_binds_low_port_through_the_broker
     assert len(tids) >= 3, tids
     assert all(t > broker for t in tids), (broker, tids)
     # stpd itself is nobody and reads neither file any more.
-    assert _status(pid)["Uid"].split() == ["65534"] * 4
+    assert status(pid)["Uid"].split() == ["65534"] * 4
     assert _userpass(world.ns, 80, "alice", "old-secret") == (0, b"broker\n")
 
     # The administrator changes the password and adds port 81.
-    world.passwd("alice", "new-secret")
-    world.write_conf("listen 127.0.0.1:81")
+    world.passwd(world.users, "alice", "new-secret")
+    world.write_conf(CONF % ("listen 127.0.0.1:81", world.users))
     text = world.reload()
+    assert "broker: opened %s for a reload" % world.conf in text, text[-3000:]
     assert "broker: opened %s for a reload" % world.users in text, text[-3000:]
     assert "broker: bound 127.0.0.1:81 for a reload" in text, text[-3000:]
     assert _userpass(world.ns, 80, "alice", "new-secret") == (0, b"broker\n")
