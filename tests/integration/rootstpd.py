@@ -9,6 +9,8 @@ import signal
 import subprocess
 import time
 
+from servers import SANITIZER_MARKS
+
 
 def status(pid, tid=None):
     """/proc status of a process (or one of its threads) as a dict."""
@@ -76,8 +78,13 @@ class Stpd:
         assert "reload refused" not in text, text[-3000:]
         return text
 
+    def sanitizer_report(self):
+        text = self.text()
+        return [m for m in SANITIZER_MARKS if m in text]
+
     def close(self):
-        """SIGTERM; stpd's exit status (it must be 0)."""
+        """SIGTERM; stpd's exit status (it must be 0, and its log free of
+        sanitizer reports: sanitizer_report())."""
         if not self.proc:
             return None
         if self.proc.poll() is None:

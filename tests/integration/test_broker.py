@@ -101,6 +101,7 @@ def world(stpd_path, tmp_path):
     ns.close()
     shutil.rmtree(d, ignore_errors=True)
     assert rc == 0, "stpd exited with %s" % rc
+    assert not w.sanitizer_report(), w.text()[-6000:]
 
 
 @pytest.fixture

@@ -68,6 +68,7 @@ def world(tmp_path, stpd_factory):
         else:
             os.environ["KRB5_CONFIG"] = old
     assert rc == 0, "stpd exited with %s:\n%s" % (rc, w.text()[-3000:])
+    assert not w.sanitizer_report(), w.text()[-6000:]
 
 
 def new_key(realm, keytab):
