@@ -5,7 +5,7 @@
 #                    end-to-end tests (tests/integration) against its stpd
 #   3. build-asan/   ASan + UBSan: unit + fuzz-replay tests and end-to-end tests again
 #   4. build-noext/  every -Dext_*=false: unit tests, the
-#                    protocol and build-option end-to-end tests
+#                    protocol, build-option and broker end-to-end tests
 #   5. build-fuzz/   clang libFuzzer targets: must compile
 # Every stage runs even when an earlier one failed (unless it needs that
 # one's binary). The last line is exactly "N passed, M failed, K skipped",
@@ -136,6 +136,9 @@ if step "build ($B-noext)" bash -c "$(declare -f setup_or_reconfigure); \
 		tests/integration/test_protocol.py
 	pytest_stage "modules ($B-noext)" "$ROOT/$B-noext/src/server/stpd" \
 		tests/integration/test_modules.py
+	# The broker is the core's: reloads through it without any module.
+	pytest_stage "broker ($B-noext)" "$ROOT/$B-noext/src/server/stpd" \
+		tests/integration/test_broker.py
 fi
 
 # ---- the Debian package (debian/): built once from HEAD, its files checked,

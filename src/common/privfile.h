@@ -4,7 +4,7 @@
  * a reload still has to read the users file, certificates, keys and secret
  * files, which are often root's and 0600. privfile_open tries open(2)
  * first; when that is refused (EACCES/EPERM) and a privileged helper has
- * registered itself (the broker: src/ext/compartment), it asks the helper,
+ * registered itself (the broker: src/server/broker.h), it asks the helper,
  * which opens the file only when its own copy of the configuration names
  * it, and passes the descriptor back.
  */

@@ -5,8 +5,8 @@
  * Two profiles: SANDBOX_WORKERS for stpd itself after it dropped its
  * privileges (event-loop workers, authentication lanes, module threads
  * and the main thread that reloads: one filter for the whole process,
- * synchronised to every thread), SANDBOX_BROKER for the compartments'
- * broker (a few calls: poll, the channels, setns, socket).
+ * synchronised to every thread), SANDBOX_BROKER for the privileged broker
+ * (src/server/broker.h; a few calls: poll, the channels, setns, socket).
  *
  * A call outside the allow-list traps (SIGSYS): the handler writes
  * "stpd: seccomp: forbidden system call NAME (NR) ..." to stderr and ends

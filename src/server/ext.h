@@ -20,6 +20,7 @@ struct feat_writer;
 struct rule;
 struct resolver;
 struct conf_listener;
+struct broker_hook;
 
 /* One name=value pair a module adds to a session's or deny's log line. */
 struct ext_log_field {
@@ -139,6 +140,9 @@ struct stp_ext {
 	 * sessions whose sockets are in one place, and a relay engine that
 	 * cannot make its sockets through open_socket refuses such sessions. */
 	bool (*socket_place)(const struct session *s, const struct rule *r, char *buf, size_t cap);
+	/* The module's part of the privileged broker (server/broker.h): the
+	 * SOCKET requests it serves there, the capabilities it needs. */
+	const struct broker_hook *broker;
 };
 
 /* One gauge of a module: a Prometheus metric name ("stp_" + module

@@ -25,6 +25,7 @@
 #include "ext/ext_conf.h"
 #include "server/ext.h"
 #include "sandbox/sandbox.h"
+#include "server/broker.h"
 #include "server/server.h"
 
 #define STPD_VERSION STP_VERSION /* meson.build: the project version */
@@ -280,6 +281,7 @@ static void reload(const struct options *o)
 	 * them with the snapshot; removed ones listen on until a restart. */
 	relisten_apply(s->conf, g_server.workers, g_server.n_workers);
 	server_set_snapshot(s);
+	broker_reload();
 	ext_reloaded(s->conf);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);
@@ -322,6 +324,10 @@ static int serve(const struct options *o, struct snapshot *boot)
 	 * what binding listeners and the broker need until the drop. */
 	if (c->run_as_user[0] && geteuid() == 0)
 		privs_bound_only(0);
+	/* The broker first: a fork with threads running copies their locks
+	 * (ASan's allocator's among them) held. */
+	if (broker_start(c, n, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	ares_library_init(ARES_LIB_INIT_ALL);
 	if (authpool_start(n > 1 ? n : 2) < 0)
 		fatalx("cannot start the authentication threads");
@@ -385,6 +391,7 @@ static int serve(const struct options *o, struct snapshot *boot)
 		worker_request(&g_server.workers[i], false, true);
 	wait_workers(&sigs, n);
 	ext_server_stop();
+	broker_stop();
 	relisten_fini();
 	free(g_server.workers);
 	server_set_snapshot(NULL);

@@ -4,7 +4,8 @@
  * network namespace); a request's outgoing sockets and its name look-ups
  * are made in the compartment of the rule that passed it (to-compartment),
  * else in the one it arrived in. Sockets outside stpd's own namespace come
- * from the broker (cmp_broker.c); the core only calls the seams of ext.h.
+ * from the core's broker (server/broker.h), which makes them through this
+ * module's hook (cmp_hook.c); the core only calls the seams of ext.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,10 +14,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/privfile.h"
 #include "ext/compartment/cmp.h"
 #include "ext/compartment/cmp_conf.h"
 #include "policy/conf.h"
+#include "server/broker.h"
 #include "server/ext.h"
 #include "server/resolve.h"
 #include "server/server.h"
@@ -141,32 +142,9 @@ static void cmp_worker_reloaded(struct worker *w, const struct stp_conf *c)
 			 "longer allows", w->id, n);
 }
 
-/* The broker runs with compartments, and whenever stpd drops from root to
- * `user`: it is then the privileged part that opens root-only files for
- * reloads (docs/operations.md "Privilege separation"). */
-static int cmp_server_start(const struct stp_conf *c, char *err, size_t errlen)
-{
-	if (!cmp_conf_used(c) && !(c->run_as_user[0] && geteuid() == 0))
-		return 0;
-	if (cmp_broker_start(c, g_server.n_workers, err, errlen) < 0)
-		return -1;
-	privfile_set_helper(cmp_broker_open);
-	privfile_set_bind_helper(cmp_broker_bind);
-	return 0;
-}
-
-static void cmp_server_stop(void)
-{
-	privfile_set_helper(NULL);
-	privfile_set_bind_helper(NULL);
-	cmp_broker_stop();
-}
-
 static void cmp_reloaded(const struct stp_conf *c)
 {
-	if (cmp_broker_running())
-		cmp_broker_reload();
-	else if (cmp_conf_used(c))
+	if (!broker_running() && cmp_conf_used(c))
 		/* The broker is forked as root at start only. */
 		log_warnx("compartments: stpd started without any, so no broker runs: the "
 			  "compartments of this file take effect on restart");
@@ -178,11 +156,11 @@ static int socket_in(const char *in, const char *out, int domain, int type, int 
 {
 	if (strcmp(out, CMP_HOST) == 0)
 		return EXT_NOT_MINE;
-	if (!cmp_broker_running() || !tl.set) {
+	if (!broker_running() || !tl.set) {
 		errno = ENETUNREACH;
 		return -1;
 	}
-	return cmp_broker_socket(tl.id, in, out, domain, type, protocol);
+	return broker_socket(tl.id, in, out, domain, type, protocol);
 }
 
 static int cmp_open_socket(struct session *s, const struct rule *r, int domain, int type,
@@ -307,8 +285,6 @@ const struct stp_ext ext_compartment = {
 	.name = "compartment",
 	.worker_init = cmp_worker_init,
 	.worker_fini = cmp_worker_fini,
-	.server_start = cmp_server_start,
-	.server_stop = cmp_server_stop,
 	.conf_report = cmp_conf_report,
 	.open_socket = cmp_open_socket,
 	.listen_socket = cmp_listen_socket,
@@ -318,4 +294,5 @@ const struct stp_ext ext_compartment = {
 	.reloaded = cmp_reloaded,
 	.socket_place = cmp_socket_place,
 	.worker_reloaded = cmp_worker_reloaded,
+	.broker = &cmp_broker_hook,
 };

@@ -82,4 +82,16 @@ void gss_buf_free(struct gss_buf *b);
 /* "major: minor" text of a GSS-API status into out. */
 void gss_status_str(OM_uint32 major, OM_uint32 minor, char *out, size_t cap);
 
+/* The keytab copy (gss_keytab.c), made when stpd drops from root: loads
+ * the keytab file at path (through privfile_open) into a new MEMORY:
+ * keytab that replaces the current copy; the number of keys, or -1 with
+ * why. Main thread. gss_keytab_drop forgets the copy. */
+int gss_keytab_load(const char *path, char *why, size_t cap);
+void gss_keytab_drop(void);
+/* The keytab name to acquire credentials from for the configured path:
+ * the copy's when it was made of path, else path itself; valid until
+ * gss_keytab_end, which must follow (any thread). */
+void gss_keytab_begin(const char *path, char *name, size_t cap);
+void gss_keytab_end(void);
+
 #endif

@@ -30,6 +30,7 @@
 #include <gssapi/gssapi_krb5.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/sockaddr.h"
@@ -88,10 +89,14 @@ static gss_cred_id_t acquire(const struct gss_conf *g, char *why, size_t cap)
 			return GSS_C_NO_CREDENTIAL;
 		}
 	}
-	gss_key_value_element_desc kv = { "keytab", g->keytab };
-	gss_key_value_set_desc store = { g->keytab[0] ? 1 : 0, &kv };
+	/* The copy of a keytab stpd's user cannot read (gss_keytab.c). */
+	char kt[CONF_PATH_MAX];
+	gss_keytab_begin(g->keytab, kt, sizeof(kt));
+	gss_key_value_element_desc kv = { "keytab", kt };
+	gss_key_value_set_desc store = { kt[0] ? 1 : 0, &kv };
 	major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
 				      GSS_C_ACCEPT, &store, &cred, NULL, NULL);
+	gss_keytab_end();
 	gss_release_name(&minor, &name);
 	if (GSS_ERROR(major)) {
 		char st[200];
@@ -371,6 +376,52 @@ static int gss_worker_init(struct worker *w)
 	return 0;
 }
 
+/* Whether stpd drops from root to `user` (decided at start): Kerberos,
+ * running as that user, may then be unable to open the keytab. */
+static bool dropping;
+
+/* The keytab of c copied for the sessions (gss_keytab.c), when stpd
+ * drops its privileges and c names one; else no copy. */
+static int keytab_copy(const struct stp_conf *c, char *why, size_t cap)
+{
+	const struct gss_conf *g = gss_conf_get(c);
+	if (!dropping || !(c->auth_methods & AUTH_BIT_GSSAPI) || g->keytab[0] != '/') {
+		gss_keytab_drop();
+		return 0;
+	}
+	int n = gss_keytab_load(g->keytab, why, cap);
+	if (n >= 0)
+		log_info("gssapi: keytab %s read (%d keys) for stpd's user", g->keytab, n);
+	return n;
+}
+
+/* As root, before the drop: the copy of the keytab stpd starts with. */
+static int gss_server_start(const struct stp_conf *c, char *err, size_t errlen)
+{
+	char why[600];
+	dropping = c->run_as_user[0] && geteuid() == 0;
+	if (keytab_copy(c, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "gssapi: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A reload reads the keytab again (a rotated key, a new path), through
+ * the broker when stpd's user cannot; when that fails, sessions keep the
+ * copy they had if the path is the same. */
+static void gss_reloaded(const struct stp_conf *c)
+{
+	char why[600];
+	if (keytab_copy(c, why, sizeof(why)) < 0)
+		log_warnx("gssapi: reload: %s; keeping the keys read before", why);
+}
+
+static void gss_server_stop(void)
+{
+	gss_keytab_drop();
+}
+
 /* Feature discovery: the mechanisms gss_accept_sec_context takes with the
  * keytab's credentials (MIT's default set: Kerberos alone or inside
  * SPNEGO), and the protection levels stpd agrees to: the configured
@@ -397,4 +448,7 @@ const struct stp_ext ext_gssapi = {
 	.n_methods = sizeof(gss_methods) / sizeof(gss_methods[0]),
 	.worker_init = gss_worker_init,
 	.describe = gss_describe,
+	.server_start = gss_server_start,
+	.server_stop = gss_server_stop,
+	.reloaded = gss_reloaded,
 };

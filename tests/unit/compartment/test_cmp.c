@@ -22,6 +22,7 @@
 #include "ext/compartment/cmp.h"
 #include "ext/compartment/cmp_conf.h"
 #include "ext/ext_conf.h"
+#include "server/broker.h"
 #include "policy/conf.h"
 #include "policy/rules.h"
 #include "proto/broker.h"
@@ -153,7 +154,7 @@ struct served {
 static void *serve(void *arg)
 {
 	struct served *s = arg;
-	cmp_broker_serve_one(s->fd, s->c);
+	broker_serve_one(s->fd, s->c);
 	return NULL;
 }
 

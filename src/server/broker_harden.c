@@ -1,29 +1,29 @@
 /*
- * cmp_harden.c - what the broker keeps of root (docs/compartments.md,
- * docs/operations.md "Privilege separation"): CAP_SYS_ADMIN (setns, only
- * with compartments), CAP_DAC_READ_SEARCH (opening root-only files for
- * reloads) and CAP_NET_BIND_SERVICE (binding listen addresses a reload
- * adds) in its bounding, permitted and effective sets; stpd's `user` as its
- * uid when stpd drops to one (setns needs the capability, not uid 0: the
- * namespace files under /run/netns are world-readable, and the file it
- * re-reads on reload must be readable by that user for stpd anyway);
- * NO_NEW_PRIVS; and its own seccomp filter (src/sandbox: poll, its
- * channels, threads, setns, INET/INET6 sockets, reading the configuration
- * on reload), unless the configuration says `seccomp off`.
+ * broker_harden.c - what the broker keeps of root (docs/operations.md
+ * "Privilege separation"): CAP_DAC_READ_SEARCH (opening root-only files
+ * for reloads) and CAP_NET_BIND_SERVICE (binding listen addresses a reload
+ * adds) when stpd drops to `user`, and what the module's hook asks for
+ * (the compartments: CAP_SYS_ADMIN for setns), in its bounding, permitted
+ * and effective sets; stpd's `user` as its uid (setns needs the
+ * capability, not uid 0, and the file it re-reads on reload must be
+ * readable by that user for stpd anyway); NO_NEW_PRIVS; and its own
+ * seccomp filter (src/sandbox), unless the configuration says `seccomp
+ * off`.
  */
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "ext/compartment/cmp.h"
-#include "ext/compartment/cmp_conf.h"
 #include "policy/conf.h"
 #include "sandbox/sandbox.h"
+#include "server/broker.h"
 
 #define CAP(x) (1ULL << (x))
+#define DROP_CAPS "CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE"
 
 /* uid/gid of `user`, keeping the permitted set across setuid. The broker
  * is single-threaded here (forked from stpd's main thread). */
@@ -45,19 +45,19 @@ static void become_user(const char *user, const char *caps)
 	log_info("broker: running as %s with %s only", user, caps);
 }
 
-void cmp_broker_harden(const struct stp_conf *c)
+void broker_harden(const struct stp_conf *c)
 {
-	char err[256];
-	/* setns for compartments; reading root-only files named in the
-	 * configuration (OPEN) and binding ports below 1024 (LISTEN) when stpd
-	 * drops to `user` (else stpd stays root and does both itself). */
-	bool cmp = cmp_conf_used(c), drops = c->run_as_user[0] && geteuid() == 0;
-	unsigned long long keep = (cmp ? CAP(CAP_SYS_ADMIN) : 0) |
+	const struct broker_hook *h = broker_hook_get();
+	const char *mod = NULL;
+	char err[256], names[256];
+	bool drops = c->run_as_user[0] && geteuid() == 0;
+	unsigned long long keep = (h && h->caps ? h->caps(c, &mod) : 0) |
 				  (drops ? CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_NET_BIND_SERVICE) : 0);
-	const char *names = !drops ? "CAP_SYS_ADMIN"
-			    : cmp  ? "CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE"
-				   : "CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE";
 
+	if (mod && drops)
+		snprintf(names, sizeof(names), "%s, " DROP_CAPS, mod);
+	else
+		snprintf(names, sizeof(names), "%s", mod ? mod : drops ? DROP_CAPS : "nothing");
 	privs_bound_only(keep); /* while CAP_SETPCAP is still effective */
 	become_user(c->run_as_user, names);
 	if (privs_keep_only(keep) < 0)
