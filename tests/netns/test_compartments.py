@@ -40,44 +40,16 @@ def _stpd():
     return p
 
 
-class Http:
+def http_server(ns, ip, port):
     """Answers every HTTP request on (ip, port) inside ns with a body naming
-    itself; runs on a thread of the test."""
+    itself (threads of the test)."""
+    body = ("%s:%d\n" % (ip, port)).encode()
 
-    def __init__(self, ns, ip, port):
-        self.body = ("%s:%d\n" % (ip, port)).encode()
-        self.sock = ns.run(self._open, ip, port)
-        self.stop = False
-        threading.Thread(target=self._loop, daemon=True).start()
+    def serve(c):
+        c.recv(4096)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    @staticmethod
-    def _open(ip, port):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((ip, port))
-        s.listen(16)
-        s.settimeout(0.2)
-        return s
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                c.settimeout(5)
-                c.recv(4096)
-                c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
-                          (len(self.body), self.body))
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+    return netns.NsTcpServer(ns, ip, port, serve, timeout=5)
 
 
 class World:
@@ -102,7 +74,7 @@ class World:
             self.outside.ip("addr", "add", ip + "/32", "dev", "lo")
         for ns, ip, port in ((self.inside, "10.81.9.2", 80), (self.inside, "10.81.9.2", 8080),
                              (self.inside, "10.81.9.3", 80), (self.outside, "10.81.8.2", 80)):
-            self.servers.append(Http(ns, ip, port))
+            self.servers.append(http_server(ns, ip, port))
         self._dnsmasq(self.inside, "10.81.9.53", "10.81.9.2")
         self._dnsmasq(self.outside, "10.81.8.53", "10.81.8.2")
 

@@ -23,50 +23,6 @@ import netns
 from test_compartments import World, _steal_channels, world  # noqa: F401 (fixture)
 
 
-class Echo:
-    """Echoes every connection to (ip, port) inside ns, a thread each."""
-
-    def __init__(self, ns, ip, port):
-        self.sock = ns.run(self._open, ip, port)
-        self.stop = False
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    @staticmethod
-    def _open(ip, port):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((ip, port))
-        s.listen(16)
-        s.settimeout(0.2)
-        return s
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        c.settimeout(30)
-        try:
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                c.sendall(b)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
-
-
 class Pump:
     """One SOCKS5 CONNECT session to the echo server, from inside ns through
     proxy: sends random chunks and checks each comes back whole, until told
@@ -169,7 +125,7 @@ def rworld(world):  # noqa: F811 (the imported fixture)
     w.app3.sysctl("net.ipv4.ip_forward", 0)
     w.inside.ip("addr", "add", "10.81.9.54/32", "dev", "lo")
     w._dnsmasq(w.inside, "10.81.9.54", "10.81.9.3")
-    echo = Echo(w.inside, "10.81.9.2", 7)
+    echo = netns.NsTcpServer(w.inside, "10.81.9.2", 7)
     w.servers.append(echo)
     return w
 

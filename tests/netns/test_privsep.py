@@ -27,7 +27,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
@@ -65,48 +64,9 @@ def _cap(st, key):
     return int(st[key].strip(), 16)
 
 
-class Echo:
-    """Echoes every connection on 127.0.0.1:7 inside ns (a thread of the test)."""
-
-    def __init__(self, ns):
-        self.sock = ns.run(self._open)
-        self.stop = False
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    @staticmethod
-    def _open():
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 7))
-        s.listen(16)
-        s.settimeout(0.2)
-        return s
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _one(c):
-        try:
-            c.settimeout(10)
-            while True:
-                b = c.recv(4096)
-                if not b:
-                    break
-                c.sendall(b)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+def echo_server(ns):
+    """Echoes every connection on 127.0.0.1:7 inside ns (threads of the test)."""
+    return netns.NsTcpServer(ns, "127.0.0.1", 7)
 
 
 def socks_echo(ns, port=80, payload=b"privsep\n"):
@@ -137,7 +97,7 @@ class World:
     def __init__(self, tmp):
         self.tmp = tmp
         self.ns = netns.Netns("ps")
-        self.echo = Echo(self.ns)
+        self.echo = echo_server(self.ns)
         self.proc = None
         self.extra_ns = []
 
@@ -281,7 +241,7 @@ def test_seccomp_off_lets_the_call_through(world):
 def test_broker_keeps_sys_admin_alone_under_its_filter(world):
     other = netns.Netns("psc")
     world.extra_ns.append(other)
-    echo = Echo(other)
+    echo = echo_server(other)
     try:
         conf = CONF % ("compartments { compartment c1 netns %s }\n"
                        "listen 127.0.0.1:1080 { name c1-l; compartment c1 }\n" % other.name)
