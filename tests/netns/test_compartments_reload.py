@@ -20,7 +20,7 @@ import time
 import pytest
 
 import netns
-from test_compartments import World, _steal_channels, world  # noqa: F401 (fixture)
+from test_compartments import World, _ask_socket, _steal_channels, world  # noqa: F401 (fixture)
 
 
 class Pump:
@@ -294,12 +294,7 @@ def test_broker_follows_the_file_not_the_worker(rworld):
     ch.settimeout(5)
 
     def ask(inn, out):
-        ch.send(bytes([1, 1, 4, 1, 6, len(inn)]) + inn + bytes([len(out)]) + out)
-        msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
-        for lvl, typ, data in anc:
-            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                os.close(int.from_bytes(data[:4], "little"))
-        return msg, len(anc)
+        return _ask_socket(ch, inn, out)
 
     ok, refused = (bytes([1, 0, 0, 0]), 1), (bytes([1, 1, 0, 0]), 0)
     assert ask(b"app2", b"inside") == ok

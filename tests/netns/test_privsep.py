@@ -428,7 +428,7 @@ def test_reload_adds_a_low_port_listener_bound_by_the_broker(world):
 
 
 def test_broker_opens_only_files_its_configuration_names(world):
-    from test_compartments import _steal_channels
+    from test_compartments import _broker_call, _steal_channels
     d = _private_dir()
     try:
         users = os.path.join(d, "users")
@@ -447,22 +447,18 @@ def test_broker_opens_only_files_its_configuration_names(world):
         def ask(ch, path):
             p = path.encode()
             ch.settimeout(5)
-            ch.send(bytes([1, 3, len(p) >> 8, len(p) & 255]) + p)
-            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
+            msg, fds = _broker_call(ch, bytes([1, 3, len(p) >> 8, len(p) & 255]) + p)
             got = None
-            for lvl, typ, data in anc:
-                if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    fd = int.from_bytes(data[:4], "little")
-                    with os.fdopen(fd, "rb") as f:
-                        got = f.read()
+            for fd in fds:
+                with os.fdopen(fd, "rb") as f:
+                    got = f.read()
             return msg, got
 
         refused = (bytes([1, 1, 0, 0]), None)
         # LISTEN: port 81 is not a listen address of the configuration.
         for ch in chans:
-            ch.send(bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
-            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
-            assert (msg, anc) == (bytes([1, 1, 0, 0]), []), (msg, anc)
+            got = _broker_call(ch, bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
+            assert got == (bytes([1, 1, 0, 0]), []), got
         for ch in chans:
             # Not in the configuration: refused on every channel, whoever asks.
             assert ask(ch, "/etc/shadow") == refused
