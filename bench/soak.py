@@ -215,14 +215,7 @@ class Load:
             c.sock.close()
 
     def hello(self, rnd):
-        """A TLS client's first flight (the ClientHello) from a memory BIO."""
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = rnd.choice(self.tls_side.ctxs).wrap_bio(inc, out, server_hostname="localhost")
-        try:
-            obj.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        return out.read()
+        return X.client_hello(rnd.choice(self.tls_side.ctxs))
 
     def tls_abort(self, rnd):
         """The tls listener: the client drops the connection after its
