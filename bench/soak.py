@@ -35,13 +35,12 @@ import json
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-
-import ssl
 
 import socks  # PySocks (python3-socks)
 
@@ -181,8 +180,9 @@ class Load:
     def tls(self, rnd):
         """socks5+tls: TLS from the first byte, plain SOCKS5 inside."""
         msg = self.message(rnd)
-        raw = socket.create_connection(("127.0.0.1", self.tls_side.port), timeout=20)
-        with rnd.choice(self.tls_side.ctxs).wrap_socket(raw, server_hostname="localhost") as s:
+        ctx = rnd.choice(self.tls_side.ctxs)
+        with socket.create_connection(("127.0.0.1", self.tls_side.port), timeout=20) as raw, \
+                ctx.wrap_socket(raw, server_hostname="localhost") as s:
             if S.negotiate(s, (S.M_USERPASS,)) != S.M_USERPASS or \
                     S.userpass(s, USER, PASSWORD) != 0 or \
                     S.request(s, S.CMD_CONNECT, "127.0.0.1", self.tport).rep != 0:
