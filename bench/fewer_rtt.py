@@ -47,6 +47,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 compare = importlib.machinery.SourceFileLoader("compare", os.path.join(HERE, "compare")).load_module()
+sys.path.insert(0, HERE)
+from ttfb import recv_n, start_echo, time_modes  # noqa: E402  (bench/ttfb.py)
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 MODES = [  # name, server, loadgen extra
@@ -127,16 +129,6 @@ def rate(loadgen, mode, clients, srv, args):
 
 
 # ---------------------------------------------------------------- time to first byte
-
-
-def recv_n(s, n):
-    got = b""
-    while len(got) < n:
-        c = s.recv(n - len(got))
-        if not c:
-            raise ConnectionError("closed after %d of %d bytes" % (len(got), n))
-        got += c
-    return got
 
 
 def frame(ftype, flags, sid, payload):
@@ -252,55 +244,10 @@ def ttfb_fns(servers, target):
     return fns
 
 
-def echo_server():
-    """Runs in the child: a one-thread echo on 127.0.0.1, port on stdout."""
-    import selectors
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(512)
-    print(ls.getsockname()[1], flush=True)
-    sel = selectors.DefaultSelector()
-    sel.register(ls, selectors.EVENT_READ)
-    while True:
-        for key, _ in sel.select():
-            if key.fileobj is ls:
-                c, _ = ls.accept()
-                c.setblocking(False)
-                sel.register(c, selectors.EVENT_READ)
-                continue
-            try:
-                d = key.fileobj.recv(65536)
-            except OSError:
-                d = b""
-            if d:
-                try:
-                    key.fileobj.send(d)
-                except OSError:
-                    pass
-            else:
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-
-
 def ttfb(servers, n):
-    echo = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo"],
-                            stdout=subprocess.PIPE)
+    echo, target = start_echo()
     try:
-        target = int(echo.stdout.readline())
-        fns = ttfb_fns(servers, target)
-        times = {m: [] for m in fns}
-        for fn in fns.values():  # warm-up
-            for _ in range(20):
-                fn()()
-        rounds = 10
-        for _ in range(rounds):
-            for m, fn in fns.items():
-                for _ in range(n // rounds):
-                    t0 = time.perf_counter_ns()
-                    done = fn()
-                    times[m].append((time.perf_counter_ns() - t0) / 1000.0)
-                    done()
-        return {m: sorted(t) for m, t in times.items()}
+        return time_modes(ttfb_fns(servers, target), n)[0]
     finally:
         echo.terminate()
         echo.wait()
@@ -364,11 +311,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: stpd modes only, once, briefly, nothing written; "
                          "exit 1 on any failure (meson test --suite bench)")
-    ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.echo:
-        echo_server()
-        return
     if args.render:
         j = json.load(open(args.render))
         rates = {(k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1])): v for k, v in j["rates"].items()}

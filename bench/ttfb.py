@@ -30,20 +30,21 @@ REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 
 
 def echo_server():
-    """Runs in the child: a one-thread echo on 127.0.0.1, port on stdout."""
+    """Runs in the child: a one-thread echo on 127.0.0.1, port on stdout;
+    Fast Open on its listener."""
     import selectors
-    l = socket.socket()
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("127.0.0.1", 0))
-    l.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 256)
-    l.listen(512)
-    print(l.getsockname()[1], flush=True)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 256)
+    ls.listen(512)
+    print(ls.getsockname()[1], flush=True)
     sel = selectors.DefaultSelector()
-    sel.register(l, selectors.EVENT_READ)
+    sel.register(ls, selectors.EVENT_READ)
     while True:
         for key, _ in sel.select():
-            if key.fileobj is l:
-                c, _ = l.accept()
+            if key.fileobj is ls:
+                c, _ = ls.accept()
                 c.setblocking(False)
                 sel.register(c, selectors.EVENT_READ)
                 continue
@@ -52,10 +53,52 @@ def echo_server():
             except OSError:
                 d = b""
             if d:
-                key.fileobj.send(d)
+                try:
+                    key.fileobj.send(d)
+                except OSError:
+                    pass
             else:
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
+
+
+def start_echo():
+    """echo_server in a process of its own: (the process, its port)."""
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo"],
+                         stdout=subprocess.PIPE)
+    return p, int(p.stdout.readline())
+
+
+def time_modes(fns, n, rounds=10, warmup=20, meter=None):
+    """Time to first byte of each mode. fns maps a mode's name to a function
+    that makes one request, returns once its first byte is back, and
+    returns what closes it (not timed). After WARMUP of each (TFO cookies
+    are fetched then), N per mode in ROUNDS interleaved rounds, so drift
+    hits all modes alike. Returns {mode: sorted times in µs}, {mode: the
+    median of its quietest round} (the machine may be shared: load bursts
+    hit single rounds), and, with METER (a counter, e.g. TCP segments sent)
+    read around each mode's round, {mode: its total increase}."""
+    times = {m: [] for m in fns}
+    best = {m: float("inf") for m in fns}
+    metered = {m: 0 for m in fns}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()()
+    for _ in range(rounds):
+        for m, fn in fns.items():
+            before = meter() if meter else 0
+            one = []
+            for _ in range(n // rounds):
+                t0 = time.perf_counter_ns()
+                done = fn()
+                one.append((time.perf_counter_ns() - t0) / 1000.0)
+                done()
+            times[m] += one
+            best[m] = min(best[m], statistics.median(one))
+            if meter:
+                time.sleep(0.05)  # the closes' segments land in this mode's count
+                metered[m] += meter() - before
+    return {m: sorted(t) for m, t in times.items()}, best, metered
 
 
 def addr4(port):
@@ -91,7 +134,7 @@ def mode_fns(proxy, auth_proxy, target, auth):
     def direct(tfo=False):
         s = conn(target, REQUEST, tfo)
         recv_n(s, 1)
-        return s
+        return s.close
 
     def step(port, userpass):
         s = conn(port)
@@ -104,13 +147,13 @@ def mode_fns(proxy, auth_proxy, target, auth):
         recv_n(s, 10)
         s.sendall(REQUEST)
         recv_n(s, 1)
-        return s
+        return s.close
 
     def piped(port, userpass, tfo=False):
         first = b"\x05\x01" + (b"\x02" + up if userpass else b"\x00") + req + REQUEST
         s = conn(port, first, tfo)
         recv_n(s, (4 if userpass else 2) + 10 + 1)
-        return s
+        return s.close
 
     return {
         "direct": lambda: direct(),
@@ -156,37 +199,16 @@ def run(args):
                        capture_output=True, check=True).stdout.decode().strip()
     with open(users, "w") as f:
         f.write("bench:%s\n" % h)
-    echo = subprocess.Popen([sys.executable, __file__, "--echo"], stdout=subprocess.PIPE)
-    target = int(echo.stdout.readline())
+    echo, target = start_echo()
     procs = [echo, start_stpd(args.stpd, tmp, 21080), start_stpd(args.stpd, tmp, 21081, users)]
     try:
         fns = mode_fns(21080, 21081, target, (b"bench", b"pw"))
-        times = {m: [] for m in fns}
-        best = {m: float("inf") for m in fns}  # the quietest round's median
-        segs = {m: 0 for m in fns}
-        for m, fn in fns.items():  # warm-up; TFO cookies fetched here
-            for _ in range(20):
-                fn().close()
-        rounds = 10
-        for _ in range(rounds):
-            for m, fn in fns.items():
-                before = out_segs()
-                one = []
-                for _ in range(args.n // rounds):
-                    t0 = time.perf_counter_ns()
-                    s = fn()
-                    one.append((time.perf_counter_ns() - t0) / 1000.0)
-                    s.close()
-                times[m] += one
-                best[m] = min(best[m], statistics.median(one))
-                time.sleep(0.05)  # the closes' segments land in this mode's count
-                segs[m] += out_segs() - before
+        times, best, segs = time_modes(fns, args.n, meter=out_segs)
         base = statistics.median(times["direct"])
         print("| mode | median µs | p90 µs | median / direct | quietest round's median µs "
               "| / direct | TCP segments per connection |")
         print("|---|---|---|---|---|---|---|")
         for m, t in times.items():
-            t.sort()
             med = statistics.median(t)
             print("| %s | %.0f | %.0f | %.2f | %.0f | %.2f | %.1f |" % (
                 m, med, t[int(len(t) * 0.9)], med / base, best[m], best[m] / best["direct"],

@@ -13,12 +13,10 @@ while it is down go to the others; the new instance takes sessions again.
 """
 
 import hashlib
-import os
 import re
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -27,6 +25,7 @@ import pytest
 import dirservers as D
 import services
 import socksraw as S
+from haproxy import Haproxy
 from tls_fixtures import pki  # noqa: F401  (pki is a fixture)
 
 USER, PW = "lalice", "alice-Ldap-1"
@@ -51,25 +50,10 @@ client pass { from %(client)s/32 }
 request pass { to 127.0.0.1/32; port %(ports)s }
 """
 
-HAPROXY_CONF = """\
-global
-    maxconn 400
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    retries 3
-    option redispatch
-frontend fe
-    bind 127.0.0.1:%(hport)d
-    default_backend be
-backend be
-    balance roundrobin
-%(servers)s"""
-
-SERVER_LINE = ("    server s%d 127.0.0.1:%d send-proxy-v2 check check-send-proxy"
-               " inter 200ms fall 1 rise 1\n")
+# Health checks send the PROXY header too; a refused connection (the
+# instance restarting) goes to another server.
+SERVER_OPTIONS = "send-proxy-v2 check check-send-proxy inter 200ms fall 1 rise 1"
+LB_DEFAULTS = ("retries 3", "option redispatch")
 
 SESSION_RX = r"session id=\d+ client=127\.0\.0\.2:(\d+) .*user=%s cmd=connect" % USER
 
@@ -79,34 +63,6 @@ def slapd(tmp_path_factory, pki):  # noqa: F811
     s = D.Slapd(str(tmp_path_factory.mktemp("slapd")), pki)
     yield s
     s.stop()
-
-
-class Haproxy:
-    def __init__(self, workdir, ports):
-        self.port = services.free_port()
-        conf = os.path.join(workdir, "haproxy-fleet.cfg")
-        servers = "".join(SERVER_LINE % (i, p) for i, p in enumerate(ports))
-        with open(conf, "w") as f:
-            f.write(HAPROXY_CONF % {"hport": self.port, "servers": servers})
-        self.log_path = os.path.join(workdir, "haproxy-fleet.log")
-        self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
-        services.wait_until(lambda: self.proc.poll() is not None
-                            or services.tcp_listening(self.port, self.proc.pid), 10,
-                            what="haproxy")
-        if self.proc.poll() is not None:
-            raise RuntimeError("haproxy exited: " + open(self.log_path).read())
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
 
 
 def open_session(hport, host, port):
@@ -199,7 +155,7 @@ def test_fleet_spread_and_restart(stpd_factory, slapd, echo, tmp_path):
                         "pwfile": pwfile, "suffix": D.SUFFIX, "client": CLIENT,
                         "ports": "%d %d" % (echo.port, sink.port)}
     fleet = [stpd_factory(conf=conf) for _ in range(3)]
-    h = Haproxy(str(tmp_path), [p.port for p in fleet])
+    h = Haproxy(str(tmp_path), [p.port for p in fleet], SERVER_OPTIONS, LB_DEFAULTS)
     try:
         binds0 = slapd.binds("uid=%s,ou=people" % USER)
 

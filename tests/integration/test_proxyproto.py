@@ -6,33 +6,14 @@ addresses, so a session that works proves the rules saw the address from
 the PROXY header, and the session line must name it too.
 """
 
-import os
 import re
 import shutil
-import signal
-import subprocess
 
 import pytest
 
-import services
 import socksraw as S
+from haproxy import Haproxy
 
-
-HAPROXY_CONF = """\
-global
-    maxconn 200
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe
-    bind 127.0.0.1:%(hport)d
-    bind [::1]:%(hport)d
-    default_backend be
-backend be
-    server s 127.0.0.1:%(sport)d %(send)s
-"""
 
 PP_CONF = """\
 listen 127.0.0.1:$port { proxy-protocol on; }
@@ -43,42 +24,12 @@ request pass { }
 """
 
 
-class Haproxy:
-    def __init__(self, workdir, stpd_port, version):
-        self.port = services.free_port()
-        conf = os.path.join(workdir, "haproxy-%d.cfg" % self.port)
-        with open(conf, "w") as f:
-            f.write(HAPROXY_CONF % {"hport": self.port, "sport": stpd_port,
-                                    "send": "send-proxy-v2" if version == 2 else "send-proxy"})
-        self.log_path = os.path.join(workdir, "haproxy-%d.log" % self.port)
-        self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
-        try:
-            services.wait_until(lambda: self.proc.poll() is not None
-                                or services.tcp_listening(self.port, self.proc.pid), 10,
-                                what="haproxy")
-        finally:
-            if self.proc.poll() is not None:
-                raise RuntimeError("haproxy exited: " + open(self.log_path).read())
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-
-
 @pytest.fixture(params=[1, 2], ids=["v1", "v2"])
 def behind_haproxy(request, stpd_factory, tmp_path):
     if not shutil.which("haproxy"):
         pytest.skip("haproxy not installed")
     p = stpd_factory(conf=PP_CONF)
-    h = Haproxy(str(tmp_path), p.port, request.param)
+    h = Haproxy(str(tmp_path), [p.port], "send-proxy-v2" if request.param == 2 else "send-proxy")
     yield p, h
     h.close()
 

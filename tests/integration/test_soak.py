@@ -1,6 +1,9 @@
 """Memory soak, short (bench/soak.py; docs/operations.md "Memory"): 45 s of
 connection churn from 4 client threads (RFC 1929 logins, CONNECT + echo of
-1 B to 60 kB, UDP ASSOCIATE + a datagram, refused logins) against stpd.
+1 B to 60 kB, UDP ASSOCIATE + a datagram, refused logins) against stpd; with
+the tls extension also TLS 1.2 and 1.3 sessions: socks5+tls over a `tls on`
+listener and X'86' with RFC 1929 sub-authentication, each with CONNECT + echo,
+and sessions of both kinds dropped by the client mid-handshake.
 After a 15 s warm-up its RSS stays within 4 MiB of the warm-up's (a plain
 build; under ASan, with its quarantine cut to 4 MiB, 8 MiB),
 its threads stay as they were, and once the load ends its open fds come back
@@ -57,3 +60,8 @@ def test_soak_short():
     assert {s["threads"] for s in after} == {res["after_warmup"]["threads"]}
     c = res["sessions"]
     assert c["errors"] == 0 and c["connect"] > 100 and c["udp"] > 10 and c["badlogin"] > 10, c
+    # A leak in the TLS path (one SSL object or BIO per session) would show.
+    assert res["tls"] == ("tls" in servers.stpd_modules(binary)), res["tls"]
+    if res["tls"]:
+        assert c["tls"] > 50 and c["x86"] > 50, c
+        assert c["tls_abort"] > 20 and c["x86_abort"] > 20, c

@@ -26,6 +26,18 @@ OPT_SUBAUTH, OPT_UDP_NAKED = 0x01, 0x10
 METHOD_SSL, METHOD_SSL_IANA = 0x86, 0x06
 
 
+def client_hello(ctx, server_hostname="localhost"):
+    """A TLS client's first flight (its ClientHello) made with CTX in memory,
+    for tests that send it alone, cut, or framed wrongly."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname=server_hostname)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
 class ProtocolError(Exception):
     pass
 

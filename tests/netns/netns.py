@@ -15,6 +15,7 @@ Topology (Topology below):
 import ctypes
 import itertools
 import os
+import socket
 import subprocess
 import threading
 
@@ -84,6 +85,59 @@ class Netns:
     def close(self):
         subprocess.run(["ip", "netns", "del", self.name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=10)
+
+
+def echo(c):
+    """NsTcpServer's default: every byte back until the client's EOF."""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            return
+        c.sendall(b)
+
+
+class NsTcpServer:
+    """A TCP server on (ip, port) inside ns, run by threads of the test:
+    serve(conn) gets each connection on a thread of its own (an OSError
+    there ends that connection) and the connection is closed after it.
+    serve defaults to echo. close() stops accepting."""
+
+    def __init__(self, ns, ip, port, serve=echo, timeout=30):
+        self.serve, self.timeout = serve, timeout
+        self.sock = ns.run(self._open, ip, port)
+        self.stop = False
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    @staticmethod
+    def _open(ip, port):
+        s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+        s.listen(16)
+        # accept() wakes up to see stop: closing the socket would not wake it
+        s.settimeout(0.2)
+        return s
+
+    def _loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        try:
+            c.settimeout(self.timeout)
+            self.serve(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
 
 
 def _veth(ns_a, name_a, ns_b, name_b):

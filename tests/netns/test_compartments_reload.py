@@ -20,51 +20,7 @@ import time
 import pytest
 
 import netns
-from test_compartments import World, _steal_channels, world  # noqa: F401 (fixture)
-
-
-class Echo:
-    """Echoes every connection to (ip, port) inside ns, a thread each."""
-
-    def __init__(self, ns, ip, port):
-        self.sock = ns.run(self._open, ip, port)
-        self.stop = False
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    @staticmethod
-    def _open(ip, port):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((ip, port))
-        s.listen(16)
-        s.settimeout(0.2)
-        return s
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        c.settimeout(30)
-        try:
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                c.sendall(b)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+from test_compartments import World, _ask_socket, _steal_channels, world  # noqa: F401 (fixture)
 
 
 class Pump:
@@ -169,7 +125,7 @@ def rworld(world):  # noqa: F811 (the imported fixture)
     w.app3.sysctl("net.ipv4.ip_forward", 0)
     w.inside.ip("addr", "add", "10.81.9.54/32", "dev", "lo")
     w._dnsmasq(w.inside, "10.81.9.54", "10.81.9.3")
-    echo = Echo(w.inside, "10.81.9.2", 7)
+    echo = netns.NsTcpServer(w.inside, "10.81.9.2", 7)
     w.servers.append(echo)
     return w
 
@@ -338,12 +294,7 @@ def test_broker_follows_the_file_not_the_worker(rworld):
     ch.settimeout(5)
 
     def ask(inn, out):
-        ch.send(bytes([1, 1, 4, 1, 6, len(inn)]) + inn + bytes([len(out)]) + out)
-        msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
-        for lvl, typ, data in anc:
-            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                os.close(int.from_bytes(data[:4], "little"))
-        return msg, len(anc)
+        return _ask_socket(ch, inn, out)
 
     ok, refused = (bytes([1, 0, 0, 0]), 1), (bytes([1, 1, 0, 0]), 0)
     assert ask(b"app2", b"inside") == ok

@@ -10,11 +10,11 @@ namespaces; the machine's own setting is not touched.
 """
 
 import os
-import socket
 import subprocess
-import threading
 
 import pytest
+
+import netns
 
 
 PORT = 7100
@@ -59,34 +59,6 @@ def run_stp(topo, times):
         assert p.returncode == 0 and out == b"stp %d\n" % i, err.decode()
 
 
-def echo_outside(ns):
-    def open_():
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((ns_addr, PORT))
-        s.listen(16)
-        return s
-
-    ns_addr = "10.77.1.2"
-    ls = ns.run(open_)
-
-    def serve():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            with c:
-                while True:
-                    d = c.recv(4096)
-                    if not d:
-                        break
-                    c.sendall(d)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return ls
-
-
 def counters(ns):
     """TcpExt counters of the namespace, by name."""
     lines = [l.split() for l in ns.read("/proc/net/netstat").splitlines()
@@ -119,7 +91,7 @@ def conf(fastopen):
 def prepare(topo):
     for ns in (topo.inside, topo.gateway):
         ns.sysctl("net.ipv4.tcp_fastopen", 3)
-    return echo_outside(topo.outside)
+    return netns.NsTcpServer(topo.outside, topo.OUT_IP, PORT)
 
 
 @pytest.mark.stpd_module("discovery")

@@ -21,10 +21,11 @@ import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
+
+import netns
 
 PORT = 7000
 V6, V4, V4B = "fd77:1::2", "10.77.1.2", "10.77.1.3"
@@ -35,43 +36,9 @@ HOSTS = {"dual.test": [V6, V4], "two.test": [V4, V4B],
 DELAY = 0.25  # the default connect-attempt-delay, seconds
 
 
-class Echo:
+def echo(topo, addrs):
     """Echo servers on the outside addresses given (PORT on each)."""
-
-    def __init__(self, ns, addrs):
-        self.socks = [ns.run(self._open, a) for a in addrs]
-        for s in self.socks:
-            threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    @staticmethod
-    def _open(addr):
-        s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, PORT))
-        s.listen(16)
-        return s
-
-    @staticmethod
-    def _serve(c):
-        with c:
-            while True:
-                d = c.recv(4096)
-                if not d:
-                    return
-                c.sendall(d)
-
-    def _accept(self, s):
-        while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def close(self):
-        for s in self.socks:
-            s.shutdown(socket.SHUT_RDWR)
-            s.close()
+    topo.clients += [netns.NsTcpServer(topo.outside, a, PORT) for a in addrs]
 
 
 def _recv_exact(s, n):
@@ -180,7 +147,7 @@ def test_ipv6_blackholed_ipv4_wins(topo, world, delay_ms):
     """AAAA first (RFC 8305 section 4), dropped: IPv4 starts after the
     attempt delay and wins long before the 30 s connect timeout; the IPv6
     attempt is closed."""
-    topo.clients.append(Echo(topo.outside, [V6, V4]))
+    echo(topo, [V6, V4])
     world.start(delay_ms)
     world.drop(V6)
     rep, took, echoed = socks_connect(topo, "dual.test")
@@ -194,7 +161,7 @@ def test_ipv6_blackholed_ipv4_wins(topo, world, delay_ms):
 
 def test_two_ipv4_first_blackholed(topo, world):
     """Two A records, the first as answered dropped: the second wins."""
-    topo.clients.append(Echo(topo.outside, [V4, V4B]))
+    echo(topo, [V4, V4B])
     world.start()
     rep, _, _ = socks_connect(topo, "two.test")
     assert rep == 0
@@ -213,7 +180,7 @@ def test_two_ipv4_first_blackholed(topo, world):
 def test_all_blackholed_times_out(topo, world):
     """Every address dropped: the overall connect timeout (2 s here) still
     bounds the attempts, and the reply is X'06' (TTL expired)."""
-    topo.clients.append(Echo(topo.outside, [V6, V4]))
+    echo(topo, [V6, V4])
     world.start(connect=2)
     world.drop(V6, V4)
     rep, took, _ = socks_connect(topo, "dual.test")
@@ -227,7 +194,7 @@ def test_all_blackholed_times_out(topo, world):
 def test_refused_first_moves_on_at_once(topo, world):
     """Nothing listens on the IPv6 address: its RST starts the IPv4 attempt
     at once, not after the (2 s here) attempt delay."""
-    topo.clients.append(Echo(topo.outside, [V4]))
+    echo(topo, [V4])
     world.start(delay_ms=2000)
     rep, took, echoed = socks_connect(topo, "dual.test")
     assert (rep, echoed) == (0, b"he-ping-0f7a")
@@ -313,7 +280,7 @@ def _sa(a):
 def test_stp_proxy_first_address_blackholed(topo, world, proxy_name, pair):
     """stp --proxy socks5://proxy.test:1080: the first address drops the
     SYN; the second, started after 250 ms, carries the session."""
-    topo.clients.append(Echo(topo.outside, [V4]))
+    echo(topo, [V4])
     first, second = proxy_name(pair)
     world.drop(first, ns=topo.inside, port=1080)
     r, took = stp_connect(topo)

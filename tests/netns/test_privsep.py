@@ -27,7 +27,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
@@ -65,48 +64,9 @@ def _cap(st, key):
     return int(st[key].strip(), 16)
 
 
-class Echo:
-    """Echoes every connection on 127.0.0.1:7 inside ns (a thread of the test)."""
-
-    def __init__(self, ns):
-        self.sock = ns.run(self._open)
-        self.stop = False
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    @staticmethod
-    def _open():
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 7))
-        s.listen(16)
-        s.settimeout(0.2)
-        return s
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _one(c):
-        try:
-            c.settimeout(10)
-            while True:
-                b = c.recv(4096)
-                if not b:
-                    break
-                c.sendall(b)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+def echo_server(ns):
+    """Echoes every connection on 127.0.0.1:7 inside ns (threads of the test)."""
+    return netns.NsTcpServer(ns, "127.0.0.1", 7)
 
 
 def socks_echo(ns, port=80, payload=b"privsep\n"):
@@ -137,7 +97,7 @@ class World:
     def __init__(self, tmp):
         self.tmp = tmp
         self.ns = netns.Netns("ps")
-        self.echo = Echo(self.ns)
+        self.echo = echo_server(self.ns)
         self.proc = None
         self.extra_ns = []
 
@@ -281,7 +241,7 @@ def test_seccomp_off_lets_the_call_through(world):
 def test_broker_keeps_sys_admin_alone_under_its_filter(world):
     other = netns.Netns("psc")
     world.extra_ns.append(other)
-    echo = Echo(other)
+    echo = echo_server(other)
     try:
         conf = CONF % ("compartments { compartment c1 netns %s }\n"
                        "listen 127.0.0.1:1080 { name c1-l; compartment c1 }\n" % other.name)
@@ -468,7 +428,7 @@ def test_reload_adds_a_low_port_listener_bound_by_the_broker(world):
 
 
 def test_broker_opens_only_files_its_configuration_names(world):
-    from test_compartments import _steal_channels
+    from test_compartments import _broker_call, _steal_channels
     d = _private_dir()
     try:
         users = os.path.join(d, "users")
@@ -487,22 +447,18 @@ def test_broker_opens_only_files_its_configuration_names(world):
         def ask(ch, path):
             p = path.encode()
             ch.settimeout(5)
-            ch.send(bytes([1, 3, len(p) >> 8, len(p) & 255]) + p)
-            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
+            msg, fds = _broker_call(ch, bytes([1, 3, len(p) >> 8, len(p) & 255]) + p)
             got = None
-            for lvl, typ, data in anc:
-                if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    fd = int.from_bytes(data[:4], "little")
-                    with os.fdopen(fd, "rb") as f:
-                        got = f.read()
+            for fd in fds:
+                with os.fdopen(fd, "rb") as f:
+                    got = f.read()
             return msg, got
 
         refused = (bytes([1, 1, 0, 0]), None)
         # LISTEN: port 81 is not a listen address of the configuration.
         for ch in chans:
-            ch.send(bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
-            msg, anc, _, _ = ch.recvmsg(16, socket.CMSG_SPACE(4))
-            assert (msg, anc) == (bytes([1, 1, 0, 0]), []), (msg, anc)
+            got = _broker_call(ch, bytes([1, 4, 4, 0, 81, 127, 0, 0, 1]))
+            assert got == (bytes([1, 1, 0, 0]), []), got
         for ch in chans:
             # Not in the configuration: refused on every channel, whoever asks.
             assert ask(ch, "/etc/shadow") == refused
