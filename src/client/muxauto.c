@@ -6,6 +6,10 @@
  * client.
  *
  * One connection per proxy and user per process, shared by every thread.
+ * TLS proxies (socks5+tls://, X'86') too: the connection is a TLS one
+ * (mux_tls.c), so one TLS handshake serves every stream; the table tells
+ * them apart by TLS mode and client certificate as well (a certificate can
+ * name the user, docs/tls.md section 3).
  * A connection that died is replaced by the next connect. A stream the
  * proxy refuses (rules, target unreachable) is the caller's error, as the
  * plain CONNECT's would be.
@@ -56,6 +60,8 @@ static struct ma_entry {
 	bool used;
 	char host[STP_NAME_MAX + 1], user[STP_NAME_MAX + 1];
 	uint16_t port;
+	enum stp_tls_mode tls;
+	char cert[STP_PATH_MAX]; /* the TLS client certificate, "" without */
 	struct ma_conn *c; /* NULL: none open */
 	time_t off;        /* the switch failed: plain connections until TTL */
 	time_t used_at;
@@ -73,7 +79,23 @@ static void ma_child(void)
 	}
 }
 
-static void ma_init(void) { pthread_atfork(NULL, NULL, ma_child); }
+/* A program's exit ends the shared connections; a TLS one says so with
+ * close_notify (as the relay threads of conn_relay.c do), not a bare FIN. */
+static void ma_exit(void)
+{
+	if (pthread_mutex_trylock(&ma_lock) != 0)
+		return;
+	for (size_t i = 0; i < MA_N; i++)
+		if (ma_tab[i].c != NULL)
+			client_mux_goodbye(ma_tab[i].c->m);
+	pthread_mutex_unlock(&ma_lock);
+}
+
+static void ma_init(void)
+{
+	pthread_atfork(NULL, NULL, ma_child);
+	atexit(ma_exit);
+}
 
 static bool ma_enabled(void)
 {
@@ -83,8 +105,7 @@ static bool ma_enabled(void)
 
 bool client_mux_eligible(const struct stp_proxy *p)
 {
-	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && p->tls.mode == STP_TLS_NONE &&
-	       !p->gss.on && ma_enabled();
+	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && !p->gss.on && ma_enabled();
 }
 
 static bool ma_fresh(time_t at, time_t now)
@@ -102,7 +123,8 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	for (size_t i = 0; i < MA_N; i++) {
 		struct ma_entry *e = &ma_tab[i];
 		if (e->used && e->port == p->port && strcmp(e->host, p->host) == 0 &&
-		    strcmp(e->user, user) == 0)
+		    strcmp(e->user, user) == 0 && e->tls == p->tls.mode &&
+		    strcmp(e->cert, p->tls.cert) == 0)
 			return e;
 		if (!e->used)
 			slot = slot && !slot->used ? slot : e;
@@ -116,6 +138,8 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	snprintf(slot->host, sizeof(slot->host), "%s", p->host);
 	snprintf(slot->user, sizeof(slot->user), "%s", user);
 	slot->port = p->port;
+	slot->tls = p->tls.mode;
+	snprintf(slot->cert, sizeof(slot->cert), "%s", p->tls.cert);
 	return slot;
 }
 
