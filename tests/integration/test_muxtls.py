@@ -16,7 +16,8 @@ import pytest
 
 import servers
 import services
-from test_muxauto import DYING, FORKING, curl_args, expect_curl
+from test_mux import flood_server
+from test_muxauto import DYING, FORKING, SLOW, curl_args, expect_curl, sink_server
 from test_stpify import clean_env, stpify_bin
 from test_tls_client import PASSWORD, USER, conf as tls_conf
 from tls_fixtures import pki  # noqa: F401  (a fixture)
@@ -135,6 +136,45 @@ def test_stp_connect_over_tls(stpd_factory, pki, echo, mode, explicit):
     assert r.stdout == b"stream through tls\n"
     p.wait_log(r"flow id=\d+\.1 .*cmd=connect .*up=19 down=19 ", timeout=10)
     one_session(p, 1)
+
+
+@pytest.mark.parametrize("mode", ["wrap", "x86"])
+def test_bulk_both_ways_over_tls(stpd_factory, pki, echo, mode):
+    """2 MiB of random bytes to an echo and back through one stream:
+    HTTP/2 DATA in TLS records both ways, every byte in order."""
+    p = start(stpd_factory, pki, mode)
+    data = os.urandom(2 << 20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
+    r = subprocess.run([stp_bin(), "--proxy", p.url, "--no-autoconfig", "connect", "127.0.0.1",
+                        str(echo.port)], input=data, capture_output=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data
+    p.wait_log(r"flow id=\d+\.1 .*up=%d down=%d " % (len(data), len(data)), timeout=10)
+    one_session(p, 1)
+
+
+def test_slow_streams_do_not_block_others_over_tls(stpd_factory, pki, echo, tmp_path):
+    """test_muxauto's slow streams inside TLS: a stream nobody reads (its
+    target floods 8 MiB) and one whose target does not read do not hold
+    up 20 echo streams of the same TLS connection."""
+    p = start(stpd_factory, pki, "x86")
+    fl = flood_server(8 << 20)
+    sink, held = sink_server()
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    try:
+        r = run(p, ["/usr/bin/python3", str(script), str(echo.port),
+                    str(fl.getsockname()[1]), str(sink.getsockname()[1])])
+    finally:
+        fl.close()
+        sink.close()
+        for c in held:
+            c.close()
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    out = dict(ln.split(" ", 1) for ln in r.stdout.decode().splitlines())
+    assert int(out["pushed"]) > 0
+    assert float(out["echoes"]) < 20.0
+    one_session(p, 22)
 
 
 def test_client_certificate_names_the_mux_user(stpd_factory, pki, echo):
