@@ -153,10 +153,12 @@ void client_mux_tls_goodbye(struct stp_conn *c)
 
 bool client_mux_tls_pending(const struct stp_conn *c)
 {
-	/* Plaintext SSL holds, or records still in the memory BIO (the
-	 * switch's reply was read exactly: what came behind it waits there,
-	 * and the socket may have nothing more to wake poll). */
-	return SSL_has_pending(c->tls.ssl) || BIO_ctrl_pending(c->tls.rbio) > 0;
+	/* Decrypted bytes SSL holds, or records still in the memory BIO
+	 * (the switch's reply was read exactly: what came behind it waits
+	 * there, and the socket may have nothing more to wake poll). Not
+	 * SSL_has_pending: it is also true for a partial record, which only
+	 * the socket can complete (the thread would spin on it). */
+	return SSL_pending(c->tls.ssl) > 0 || BIO_ctrl_pending(c->tls.rbio) > 0;
 }
 
 bool client_mux_tls_wants_out(const struct stp_conn *c)
