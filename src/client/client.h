@@ -98,8 +98,9 @@ int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t por
 /* mux.c: whether the connection is over; forgetting it in a fork child. */
 bool client_mux_dead(struct stp_mux *m);
 void client_mux_abandon(struct stp_mux *m);
-/* At exit: a TLS connection's close_notify, so the proxy sees a clean end
- * (nothing for plain ones: the kernel's FIN is theirs). */
+/* At exit: a TLS connection's close_notify, so the proxy sees a clean end,
+ * and its thread stopped (at most 1 s); nothing for plain ones (the
+ * kernel's FIN is theirs). */
 void client_mux_goodbye(struct stp_mux *m);
 
 /* ---- logging (errors.c) ---- */

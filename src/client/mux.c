@@ -700,12 +700,20 @@ void client_mux_abandon(struct stp_mux *m)
 
 void client_mux_goodbye(struct stp_mux *m)
 {
-	/* At exit other threads may still be in there: never wait for them. */
+	/* At exit other threads may still be in there: never wait for them
+	 * long. The thread is stopped too: it must not touch SSL once
+	 * OpenSSL's own exit handler has freed its state. */
 	if (!m->tc || pthread_mutex_trylock(&m->mu) != 0)
 		return;
 	if (!m->dead)
 		client_mux_tls_goodbye(m->tc);
+	m->stop = true;
+	wake(m);
 	pthread_mutex_unlock(&m->mu);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_timedjoin_np(m->thread, NULL, &until);
 }
 
 void stp_mux_close(struct stp_mux *m)

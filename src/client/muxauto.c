@@ -80,7 +80,9 @@ static void ma_child(void)
 }
 
 /* A program's exit ends the shared connections; a TLS one says so with
- * close_notify (as the relay threads of conn_relay.c do), not a bare FIN. */
+ * close_notify (as the relay threads of conn_relay.c do), not a bare FIN,
+ * and its thread stops. Registered after the first TLS one is open, so
+ * after OpenSSL's exit handler, and so run before it. */
 static void ma_exit(void)
 {
 	if (pthread_mutex_trylock(&ma_lock) != 0)
@@ -91,11 +93,10 @@ static void ma_exit(void)
 	pthread_mutex_unlock(&ma_lock);
 }
 
-static void ma_init(void)
-{
-	pthread_atfork(NULL, NULL, ma_child);
-	atexit(ma_exit);
-}
+static void ma_init(void) { pthread_atfork(NULL, NULL, ma_child); }
+
+static pthread_once_t ma_exit_once = PTHREAD_ONCE_INIT;
+static void ma_exit_hook(void) { atexit(ma_exit); }
 
 static bool ma_enabled(void)
 {
@@ -214,6 +215,8 @@ static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline, enum 
 		}
 		e->c->m = m;
 		e->c->refs = 1;
+		if (p->tls.mode != STP_TLS_NONE)
+			pthread_once(&ma_exit_once, ma_exit_hook);
 		log_debug("mux: one connection to %s:%u for every stream", p->host, p->port);
 	}
 	c = e->c;

@@ -473,7 +473,12 @@ def _records_whole(frame_data):
     return off == len(frame_data)
 
 
-def test_x86_frames_byte_for_byte(stpd_factory, pki, echo):
+@pytest.mark.parametrize("mux", [False, True], ids=["one-connection", "multiplexed"])
+def test_x86_frames_byte_for_byte(stpd_factory, pki, echo, monkeypatch, mux):
+    """Also with libstp's multiplexing (test_muxtls.py): X'30' and HTTP/2
+    in X'03' frames of whole records, close_notify in X'04' at exit."""
+    if mux:
+        monkeypatch.setenv("STP_MUX", "1")
     p = start(stpd_factory, pki)
     mitm = FrameRecorder(p.port)
     url = "socks5s://%s:%s@127.0.0.1:%d?ca=%s&udp-naked=1" % (USER, PASSWORD, mitm.port,
