@@ -395,7 +395,8 @@ def test_bad_tls_options(pki):
 def test_stpify_takes_tls_proxy_urls(pki):
     """stpify used to refuse TLS URLs; it now starts the program with them
     (from --proxy or STP_PROXY)."""
-    stpify = os.path.join(os.path.dirname(os.path.dirname(stp_bin())), "shim", "stpify")
+    from test_stpify import stpify_bin  # STPIFY= (the ASan stage's plain one)
+    stpify = stpify_bin()
     if not os.path.exists(stpify):
         pytest.skip("no stpify at %s" % stpify)
     for url in ("socks5s://127.0.0.1:1080", "socks5h+tls://127.0.0.1:1443"):
