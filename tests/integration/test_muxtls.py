@@ -139,6 +139,27 @@ def test_stp_connect_over_tls(stpd_factory, pki, echo, mode, explicit):
 
 
 @pytest.mark.parametrize("mode", ["wrap", "x86"])
+def test_stp_connect_refused_falls_back(stpd_factory, pki, echo, mode):
+    """`stp connect` when the rules refuse X'30': the same bytes through a
+    TLS connection of its own (two TLS handshakes: the refused switch's and
+    the connection's), and `stp connect --mux` (explicit) fails with the
+    refusal (exit 20: REP X'0E')."""
+    p = start(stpd_factory, pki, mode, rules=BLOCK_MUX)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
+    base = [stp_bin(), "--proxy", p.url, "--no-autoconfig", "connect"]
+    r = subprocess.run(base + ["127.0.0.1", str(echo.port)], input=b"fallback\n",
+                       capture_output=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"fallback\n"
+    p.wait_log(r"session id=\d+ .*user=alice cmd=connect .*up=9 down=9 ", timeout=10)
+    assert len(p.log_lines(ANY_MUX + r".*rep=\"multiplexing refused\"")) == 1, p.log()
+    assert len(handshakes(p)) == 2, p.log()
+    r = subprocess.run(base + ["--mux", "127.0.0.1", str(echo.port)], input=b"x\n",
+                       capture_output=True, timeout=30, env=env)
+    assert r.returncode == 20, r.stderr
+
+
+@pytest.mark.parametrize("mode", ["wrap", "x86"])
 def test_bulk_both_ways_over_tls(stpd_factory, pki, echo, mode):
     """2 MiB of random bytes to an echo and back through one stream:
     HTTP/2 DATA in TLS records both ways, every byte in order."""
