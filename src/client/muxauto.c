@@ -8,8 +8,9 @@
  * One connection per proxy and user per process, shared by every thread.
  * TLS proxies (socks5+tls://, X'86') too: the connection is a TLS one
  * (mux_tls.c), so one TLS handshake serves every stream; the table tells
- * them apart by TLS mode and client certificate as well (a certificate can
- * name the user, docs/tls.md section 3).
+ * them apart by all TLS options as well (a client certificate can name the
+ * user, docs/tls.md section 3; a connection verified against one CA, or
+ * not at all, must not serve a caller that asked for another).
  * A connection that died is replaced by the next connect. A stream the
  * proxy refuses (rules, target unreachable) is the caller's error, as the
  * plain CONNECT's would be.
@@ -60,8 +61,7 @@ static struct ma_entry {
 	bool used;
 	char host[STP_NAME_MAX + 1], user[STP_NAME_MAX + 1];
 	uint16_t port;
-	enum stp_tls_mode tls;
-	char cert[STP_PATH_MAX]; /* the TLS client certificate, "" without */
+	struct stp_tls_opts tls; /* mode NONE: a plain proxy */
 	struct ma_conn *c; /* NULL: none open */
 	time_t off;        /* the switch failed: plain connections until TTL */
 	time_t used_at;
@@ -114,6 +114,13 @@ static bool ma_fresh(time_t at, time_t now)
 	return at != 0 && now >= at && now - at < STP_FEATURES_TTL;
 }
 
+static bool ma_same_tls(const struct stp_tls_opts *a, const struct stp_tls_opts *b)
+{
+	return a->mode == b->mode && a->insecure == b->insecure && strcmp(a->sni, b->sni) == 0 &&
+	       strcmp(a->ca, b->ca) == 0 && strcmp(a->cert, b->cert) == 0 &&
+	       strcmp(a->key, b->key) == 0;
+}
+
 /* p's entry, made if missing (a free slot, else the least recently used
  * one without a connection); NULL when every slot holds a connection.
  * Under ma_lock. */
@@ -124,8 +131,7 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	for (size_t i = 0; i < MA_N; i++) {
 		struct ma_entry *e = &ma_tab[i];
 		if (e->used && e->port == p->port && strcmp(e->host, p->host) == 0 &&
-		    strcmp(e->user, user) == 0 && e->tls == p->tls.mode &&
-		    strcmp(e->cert, p->tls.cert) == 0)
+		    strcmp(e->user, user) == 0 && ma_same_tls(&e->tls, &p->tls))
 			return e;
 		if (!e->used)
 			slot = slot && !slot->used ? slot : e;
@@ -139,8 +145,7 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	snprintf(slot->host, sizeof(slot->host), "%s", p->host);
 	snprintf(slot->user, sizeof(slot->user), "%s", user);
 	slot->port = p->port;
-	slot->tls = p->tls.mode;
-	snprintf(slot->cert, sizeof(slot->cert), "%s", p->tls.cert);
+	slot->tls = p->tls;
 	return slot;
 }
 
