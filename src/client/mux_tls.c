@@ -34,8 +34,7 @@ static int mt_fail(enum stp_err *err, enum stp_err e)
 
 /* socks5+tls://: the greeting and RFC 1929 inside TLS, as handshake.c
  * would send them (one method offered: the one the URL's userinfo says). */
-static int mt_method(struct stp_conn *c, const struct stp_proxy *p, int64_t dl,
-		     enum stp_err *err)
+static int mt_method(struct stp_conn *c, const struct stp_proxy *p, int64_t dl, enum stp_err *err)
 {
 	uint8_t buf[3 + 2 * 256], method = p->has_auth ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
 	size_t n = socks5_greeting_write(buf, sizeof(buf), &method, 1);
@@ -43,8 +42,9 @@ static int mt_method(struct stp_conn *c, const struct stp_proxy *p, int64_t dl,
 	if (conn_write_all(c, buf, n, dl, err) < 0 || conn_read_exact(c, buf, 2, dl, err) < 0)
 		return -1;
 	if (buf[0] != 5 || buf[1] != method)
-		return mt_fail(err, buf[0] == 5 && buf[1] == SOCKS_METHOD_NOACCEPT ? STP_ERR_NO_METHOD
-										   : STP_ERR_PROTOCOL);
+		return mt_fail(err, buf[0] == 5 && buf[1] == SOCKS_METHOD_NOACCEPT ?
+					    STP_ERR_NO_METHOD :
+					    STP_ERR_PROTOCOL);
 	if (method != SOCKS_METHOD_USERPASS)
 		return 0;
 	n = socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
@@ -72,9 +72,9 @@ static int mt_switch(struct stp_conn *c, int64_t dl, enum stp_err *err)
 		return mt_fail(err, STP_ERR_REP_CMD_NOT_SUPPORTED);
 	if (r[1] == 0)
 		return 0;
-	return mt_fail(err, r[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED
-			    : r[1] == SOCKS5_REP_NOT_ALLOWED      ? STP_ERR_REP_NOT_ALLOWED
-								  : STP_ERR_REP_OTHER);
+	return mt_fail(err, r[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED :
+			    r[1] == SOCKS5_REP_NOT_ALLOWED       ? STP_ERR_REP_NOT_ALLOWED :
+								   STP_ERR_REP_OTHER);
 }
 
 struct stp_conn *client_mux_tls_dial(const struct stp_proxy *p, int timeout_ms, enum stp_err *err)
@@ -84,7 +84,8 @@ struct stp_conn *client_mux_tls_dial(const struct stp_proxy *p, int timeout_ms, 
 
 	if (c == NULL)
 		return NULL;
-	if ((c->mode == STP_TLS_WRAP && mt_method(c, p, dl, err) < 0) || mt_switch(c, dl, err) < 0) {
+	if ((c->mode == STP_TLS_WRAP && mt_method(c, p, dl, err) < 0) ||
+	    mt_switch(c, dl, err) < 0) {
 		stp_conn_close(c);
 		return NULL;
 	}
