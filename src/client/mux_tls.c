@@ -134,8 +134,11 @@ int client_mux_tls_recv(struct stp_conn *c, nghttp2_session *h2)
 	enum stp_err e;
 
 	for (;;) {
+		/* A failure sets e but may leave an old EAGAIN in errno. */
+		e = STP_OK;
+		errno = 0;
 		ssize_t n = conn_read_some(c, buf, sizeof(buf), &e);
-		if (n < 0 && errno == EAGAIN)
+		if (n < 0 && e == STP_OK && errno == EAGAIN)
 			return 0;
 		if (n <= 0)
 			return -1; /* close_notify, a FIN, or a TLS error: the connection is over */
