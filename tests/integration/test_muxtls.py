@@ -22,8 +22,7 @@ from test_stpify import clean_env, stpify_bin
 from test_tls_client import PASSWORD, USER, conf as tls_conf
 from tls_fixtures import pki  # noqa: F401  (a fixture)
 
-pytestmark = [pytest.mark.stpd_module("mux"), pytest.mark.stpd_module("tls"),
-              pytest.mark.stpd_module("discovery")]
+pytestmark = [pytest.mark.stpd_module("mux"), pytest.mark.stpd_module("tls")]
 
 SESSION_MUX = r"session id=\d+ .*user=alice cmd=mux .*rep=\"succeeded\""
 ANY_MUX = r"session id=\d+ .*cmd=mux "
