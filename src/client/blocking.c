@@ -74,12 +74,15 @@ int stp_connect(const struct stp_proxy *proxy, const char *host, uint16_t port, 
 
 	if (proxy == NULL || host == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
-	if (client_proxy_needs_conn(proxy))
-		return blk_tls_fd(stp_conn_open(proxy, host, port, timeout_ms, err), err);
 	int64_t deadline = client_deadline(timeout_ms);
+	/* A stream's fd first, TLS proxies included: no relay thread then. */
 	fd = client_mux_connect(proxy, host, port, NULL, deadline, err);
 	if (fd != -2)
 		return fd;
+	if (client_proxy_needs_conn(proxy))
+		return blk_tls_fd(client_conn_open_plain(proxy, host, port, NULL,
+							 client_remaining(deadline), err),
+				  err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, host, port, NULL, deadline, err);
 	return fd < 0 ? -1 : blk_done(fd, err);
 }
@@ -92,12 +95,14 @@ int stp_connect_sa(const struct stp_proxy *proxy, const struct sockaddr *sa, int
 
 	if (proxy == NULL || sa == NULL)
 		return blk_fail(err, STP_ERR_INVALID);
-	if (client_proxy_needs_conn(proxy))
-		return blk_tls_fd(stp_conn_open_sa(proxy, sa, timeout_ms, err), err);
 	int64_t deadline = client_deadline(timeout_ms);
 	fd = client_mux_connect(proxy, NULL, 0, sa, deadline, err);
 	if (fd != -2)
 		return fd;
+	if (client_proxy_needs_conn(proxy))
+		return blk_tls_fd(client_conn_open_plain(proxy, NULL, 0, sa,
+							 client_remaining(deadline), err),
+				  err);
 	fd = blk_handshake(&h, proxy, STP_CMD_CONNECT, NULL, 0, sa, deadline, err);
 	return fd < 0 ? -1 : blk_done(fd, err);
 }

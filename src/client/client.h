@@ -88,7 +88,7 @@ void client_pipe_flush(void);
 bool client_features_cached(const struct stp_proxy *p, struct stp_features *f);
 
 /* ---- automatic multiplexing (muxauto.c, mux.c) ---- */
-/* Plain socks5 proxy and STP_MUX is not 0. */
+/* A socks5 proxy (plain or TLS, not GSS-API) and STP_MUX is not 0. */
 bool client_mux_eligible(const struct stp_proxy *p);
 /* CONNECT host:port (or sa) as a stream of p's shared multiplexed
  * connection: a socketpair end (blocking), -1 with *err and errno (the
@@ -98,6 +98,10 @@ int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t por
 /* mux.c: whether the connection is over; forgetting it in a fork child. */
 bool client_mux_dead(struct stp_mux *m);
 void client_mux_abandon(struct stp_mux *m);
+/* At exit: a TLS connection's close_notify, so the proxy sees a clean end,
+ * and its thread stopped (at most 1 s); nothing for plain ones (the
+ * kernel's FIN is theirs). */
+void client_mux_goodbye(struct stp_mux *m);
 
 /* ---- logging (errors.c) ---- */
 bool client_debug_on(void);
@@ -131,20 +135,25 @@ struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t dead
 int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
 			const struct stp_proxy *proxy, enum stp_cmd cmd, const char *host,
 			uint16_t port, const struct sockaddr *sa, enum stp_err *err);
+/* stp_conn_open(_sa) (host, else sa) without trying a multiplexed stream:
+ * for callers that tried client_mux_connect already. */
+struct stp_conn *client_conn_open_plain(const struct stp_proxy *proxy, const char *host,
+					uint16_t port, const struct sockaddr *sa, int timeout_ms,
+					enum stp_err *err);
 /* Runs the handshake engine through c until DONE, BOUND or ERROR. */
 enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, int64_t deadline);
 /* Hands c to a detached relay thread; returns the application's end of
  * a socketpair (blocking, close-on-exec), or -1 with *err (c is closed). */
 int client_conn_to_thread(struct stp_conn *c, enum stp_err *err);
-/* For stpify: method X'01' and CONNECT on fd, a socket already connected
- * to the GSS-API proxy (blocking, poll to the deadline). Level none: fd
- * then carries the target's bytes and *relay_fd is -1. Levels 1 and 2: the
- * proxy connection moves to a new fd number served by a relay thread, and
+/* For stpify: method X'01' (or TLS, X'86') and CONNECT on fd, a socket
+ * already connected to the GSS-API (or TLS) proxy (blocking, poll to the
+ * deadline). GSS-API level none: fd then carries the target's bytes and
+ * *relay_fd is -1. Levels 1 and 2, and TLS: the proxy connection moves to a new fd number served by a relay thread, and
  * *relay_fd is the plaintext end of its socketpair, for the caller to put
  * in fd's place. 0, or -1 with *err and errno (fd is left open). */
-int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
-			  uint16_t port, const struct sockaddr *sa, int64_t deadline,
-			  int *relay_fd, enum stp_err *err);
+int client_conn_connect_fd(int fd, const struct stp_proxy *proxy, const char *host,
+			   uint16_t port, const struct sockaddr *sa, int64_t deadline,
+			   int *relay_fd, enum stp_err *err);
 /* For stpify: method X'01' and UDP ASSOCIATE declaring decl on fd, a
  * socket connected to the GSS-API proxy (it stays the caller's, as the
  * association's control connection); h holds the reply (the relay).

@@ -285,9 +285,11 @@ static struct stp_conn *conn_of_stream(int fd, enum stp_err *err)
 	return c;
 }
 
+/* mux: try a stream of the shared multiplexed connection first
+ * (muxauto.c); callers that tried already pass false. */
 static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *host,
 				  uint16_t port, const struct sockaddr *sa, int timeout_ms,
-				  enum stp_err *err)
+				  bool mux, enum stp_err *err)
 {
 	int64_t deadline = client_deadline(timeout_ms);
 	struct stp_handshake h;
@@ -300,7 +302,7 @@ static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *hos
 	/* Check the target before the proxy is bothered with it. */
 	if (client_conn_hs_init(NULL, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0)
 		return NULL;
-	int fd = client_mux_connect(proxy, host, port, sa, deadline, err);
+	int fd = mux ? client_mux_connect(proxy, host, port, sa, deadline, err) : -2;
 	if (fd != -2)
 		return fd < 0 ? NULL : conn_of_stream(fd, err);
 	client_pipe_prepare(proxy, deadline);
@@ -329,7 +331,7 @@ struct stp_conn *stp_conn_open(const struct stp_proxy *proxy, const char *host, 
 		conn_fail(err, STP_ERR_INVALID);
 		return NULL;
 	}
-	return conn_open(proxy, host, port, NULL, timeout_ms, err);
+	return conn_open(proxy, host, port, NULL, timeout_ms, true, err);
 }
 
 struct stp_conn *stp_conn_open_sa(const struct stp_proxy *proxy, const struct sockaddr *sa,
@@ -339,7 +341,14 @@ struct stp_conn *stp_conn_open_sa(const struct stp_proxy *proxy, const struct so
 		conn_fail(err, STP_ERR_INVALID);
 		return NULL;
 	}
-	return conn_open(proxy, NULL, 0, sa, timeout_ms, err);
+	return conn_open(proxy, NULL, 0, sa, timeout_ms, true, err);
+}
+
+struct stp_conn *client_conn_open_plain(const struct stp_proxy *proxy, const char *host,
+					uint16_t port, const struct sockaddr *sa, int timeout_ms,
+					enum stp_err *err)
+{
+	return conn_open(proxy, host, port, sa, timeout_ms, false, err);
 }
 
 /* ---- data ---- */
@@ -459,11 +468,12 @@ void stp_conn_close(struct stp_conn *c)
 	conn_free(c);
 }
 
-/* ---- a GSS-API proxy on a socket someone else connected (stpify) ---- */
+/* ---- a GSS-API or TLS proxy on a socket someone else connected (stpify) ---- */
 
-/* Method X'01' and one request on fd, a socket someone else connected to
- * the proxy (fd stays theirs: never closed here). The connection object
- * holding the context, or NULL with *err and errno. */
+/* Method X'01' (or TLS: socks5+tls://, X'86' with its sub-authentication)
+ * and one request on fd, a socket someone else connected to the proxy (fd
+ * stays theirs: never closed here). The connection object holding the
+ * context, or NULL with *err and errno. */
 static struct stp_conn *gss_request_fd(int fd, const struct stp_proxy *proxy, enum stp_cmd cmd,
 				       const char *host, uint16_t port, const struct sockaddr *sa,
 				       int64_t deadline, struct stp_handshake *h, enum stp_err *err)
@@ -476,9 +486,16 @@ static struct stp_conn *gss_request_fd(int fd, const struct stp_proxy *proxy, en
 		return NULL;
 	}
 	c->fd = fd;
+	c->mode = proxy->tls.mode;
 	snprintf(c->host, sizeof(c->host), "%s", proxy->host);
-	if (conn_gss_negotiate(c, proxy, deadline, &e) < 0)
+	if (c->mode != STP_TLS_NONE) {
+		if (conn_tls_init(c, proxy, &e) < 0 ||
+		    (c->mode == STP_TLS_WRAP && conn_tls_handshake(c, deadline, &e) < 0) ||
+		    (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0))
+			goto fail;
+	} else if (conn_gss_negotiate(c, proxy, deadline, &e) < 0) {
 		goto fail;
+	}
 	if (client_conn_hs_init(c, h, proxy, cmd, host, port, sa, &e) < 0)
 		goto fail;
 	if (client_conn_hs_run(c, h, deadline) != STP_DONE) {
@@ -496,7 +513,7 @@ fail:;
 	return NULL;
 }
 
-int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *host, uint16_t port,
+int client_conn_connect_fd(int fd, const struct stp_proxy *proxy, const char *host, uint16_t port,
 			  const struct sockaddr *sa, int64_t deadline, int *relay_fd,
 			  enum stp_err *err)
 {
@@ -508,14 +525,15 @@ int client_gss_connect_fd(int fd, const struct stp_proxy *proxy, const char *hos
 					    &h, err);
 	if (c == NULL)
 		return -1;
-	if (!c->gss.wrap) {
+	if (!c->gss.wrap && c->mode == STP_TLS_NONE) {
 		/* Level none: fd carries the target's bytes from here. */
 		c->fd = -1;
 		conn_free(c);
 		return 0;
 	}
-	/* Levels 1, 2: the proxy connection moves to a new fd number, for a
-	 * relay thread; the caller puts the plaintext end in fd's place. */
+	/* Levels 1, 2 and TLS: the proxy connection moves to a new fd
+	 * number, for a relay thread; the caller puts the plaintext end in
+	 * fd's place. */
 	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (c->fd < 0) {
 		int saved = errno;

@@ -9,14 +9,16 @@
  * caller reads its socket (what the socketpair does not take waits in the
  * stream's buffer, at most one window), and the caller's writes are read
  * only when nghttp2 may send them; a caller that stops reading one stream
- * holds up that stream only. Plain socks5:// proxies with method X'00' or
- * X'02' (no TLS, no GSS-API).
+ * holds up that stream only. socks5:// proxies with method X'00' or X'02',
+ * and TLS proxies (socks5+tls://, X'86'): mux_tls.c opens those and moves
+ * the HTTP/2 bytes through TLS (m->tc). Not GSS-API.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/mux_tls.h"
 #include "proto/socks.h"
 #include "stp/stp.h"
 
@@ -63,6 +66,7 @@ struct mux_stream {
 
 struct stp_mux {
 	int fd;           /* to the proxy, non-blocking */
+	struct stp_conn *tc; /* TLS proxies: the connection fd belongs to (mux_tls.c) */
 	int wake[2];
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -350,6 +354,8 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 /* 0, or -1 when the connection is over. */
 static int mux_send(struct stp_mux *m)
 {
+	if (m->tc)
+		return client_mux_tls_send(m->tc, m->h2);
 	for (;;) {
 		while (m->outoff < m->outlen) {
 			ssize_t n = send(m->fd, m->out + m->outoff, m->outlen - m->outoff,
@@ -412,7 +418,8 @@ static void *mux_thread(void *arg)
 		}
 		size_t k = 0;
 		pf[k++] = (struct pollfd){ m->wake[0], POLLIN, 0 };
-		pf[k++] = (struct pollfd){ m->fd, (short)(POLLIN | (m->outoff < m->outlen ? POLLOUT : 0)), 0 };
+		bool out = m->tc ? client_mux_tls_wants_out(m->tc) : m->outoff < m->outlen;
+		pf[k++] = (struct pollfd){ m->fd, (short)(POLLIN | (out ? POLLOUT : 0)), 0 };
 		for (size_t i = 0; i < m->n; i++) {
 			struct mux_stream *st = m->streams[i];
 			short ev = 0;
@@ -426,9 +433,11 @@ static void *mux_thread(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&m->mu);
-		int r = poll(pf, k, 1000);
+		/* TLS: records already read may wait in SSL's buffers. */
+		bool pending = m->tc && client_mux_tls_pending(m->tc);
+		int r = poll(pf, k, pending ? 0 : 1000);
 		pthread_mutex_lock(&m->mu);
-		if (r <= 0)
+		if (r < 0 || (r == 0 && !pending))
 			continue;
 		if (pf[0].revents) {
 			char b[64];
@@ -436,7 +445,12 @@ static void *mux_thread(void *arg)
 				;
 			m->wake_pending = false;
 		}
-		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (m->tc && ((pf[1].revents & (POLLIN | POLLHUP | POLLERR)) || pending)) {
+			if (client_mux_tls_recv(m->tc, m->h2) < 0) {
+				m->dead = true;
+				break;
+			}
+		} else if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t buf[16384];
 			ssize_t n = recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
@@ -461,6 +475,8 @@ static void *mux_thread(void *arg)
 		streams_abort(m);
 	waiters_wake_all(m);
 	pthread_mutex_unlock(&m->mu);
+	if (m->tc)
+		OPENSSL_thread_stop(); /* as conn_relay.c's threads */
 	return NULL;
 }
 
@@ -501,29 +517,35 @@ static nghttp2_session *client_new(struct stp_mux *m)
 struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
 {
 	enum stp_err e = STP_ERR_INVALID;
-	if (!proxy || (proxy->kind != STP_SOCKS5 && proxy->kind != STP_SOCKS5H) ||
-	    proxy->tls.mode != STP_TLS_NONE || proxy->gss.on) {
+	if (!proxy || (proxy->kind != STP_SOCKS5 && proxy->kind != STP_SOCKS5H) || proxy->gss.on) {
 		*err = STP_ERR_UNSUPPORTED;
 		return NULL;
 	}
-	int fd = stp_proxy_connect(proxy, timeout_ms, &e);
-	if (fd < 0) {
-		*err = e;
-		return NULL;
+	struct stp_conn *tc = NULL;
+	int fd;
+	if (proxy->tls.mode != STP_TLS_NONE) {
+		tc = client_mux_tls_dial(proxy, timeout_ms, &e);
+		fd = tc ? client_mux_tls_fd(tc) : -1;
+	} else {
+		fd = stp_proxy_connect(proxy, timeout_ms, &e);
+		if (fd >= 0 && handshake(fd, proxy, timeout_ms, &e) < 0) {
+			close(fd);
+			fd = -1;
+		}
 	}
-	if (handshake(fd, proxy, timeout_ms, &e) < 0) {
-		close(fd);
+	if (fd < 0) {
 		*err = e;
 		return NULL;
 	}
 	struct stp_mux *m = calloc(1, sizeof(*m));
 	if (!m || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(m);
-		close(fd);
+		tc ? stp_conn_close(tc) : (void)close(fd);
 		*err = STP_ERR_NOMEM;
 		return NULL;
 	}
 	m->fd = fd;
+	m->tc = tc;
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	/* Frames are small and must leave at once (Nagle would hold a DATA
 	 * behind the HEADERS until the ACK: 40 ms a stream). */
@@ -536,7 +558,7 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 			nghttp2_session_del(m->h2);
 		close(m->wake[0]);
 		close(m->wake[1]);
-		close(fd);
+		tc ? stp_conn_close(tc) : (void)close(fd);
 		free(m);
 		*err = STP_ERR_NOMEM;
 		return NULL;
@@ -666,13 +688,32 @@ void client_mux_abandon(struct stp_mux *m)
 {
 	/* After fork(), in the child: the thread is not there and its mutex
 	 * may be held for ever; close the child's copies of the descriptors
-	 * (the parent's connection goes on) and leak the rest. */
+	 * (the parent's connection goes on) and leak the rest (with TLS, the
+	 * SSL state: a close_notify from here would end the parent's). */
 	close(m->fd);
 	close(m->wake[0]);
 	close(m->wake[1]);
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i]->fd >= 0)
 			close(m->streams[i]->fd);
+}
+
+void client_mux_goodbye(struct stp_mux *m)
+{
+	/* At exit other threads may still be in there: never wait for them
+	 * long. The thread is stopped too: it must not touch SSL once
+	 * OpenSSL's own exit handler has freed its state. */
+	if (!m->tc || pthread_mutex_trylock(&m->mu) != 0)
+		return;
+	if (!m->dead)
+		client_mux_tls_goodbye(m->tc);
+	m->stop = true;
+	wake(m);
+	pthread_mutex_unlock(&m->mu);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_timedjoin_np(m->thread, NULL, &until);
 }
 
 void stp_mux_close(struct stp_mux *m)
@@ -687,7 +728,10 @@ void stp_mux_close(struct stp_mux *m)
 	while (m->n)
 		stream_drop(m, m->streams[0]);
 	nghttp2_session_del(m->h2);
-	close(m->fd);
+	if (m->tc)
+		stp_conn_close(m->tc); /* close_notify, best effort */
+	else
+		close(m->fd);
 	close(m->wake[0]);
 	close(m->wake[1]);
 	pthread_mutex_destroy(&m->mu);

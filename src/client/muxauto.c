@@ -6,6 +6,11 @@
  * client.
  *
  * One connection per proxy and user per process, shared by every thread.
+ * TLS proxies (socks5+tls://, X'86') too: the connection is a TLS one
+ * (mux_tls.c), so one TLS handshake serves every stream; the table tells
+ * them apart by all TLS options as well (a client certificate can name the
+ * user, docs/tls.md section 3; a connection verified against one CA, or
+ * not at all, must not serve a caller that asked for another).
  * A connection that died is replaced by the next connect. A stream the
  * proxy refuses (rules, target unreachable) is the caller's error, as the
  * plain CONNECT's would be.
@@ -56,6 +61,7 @@ static struct ma_entry {
 	bool used;
 	char host[STP_NAME_MAX + 1], user[STP_NAME_MAX + 1];
 	uint16_t port;
+	struct stp_tls_opts tls; /* mode NONE: a plain proxy */
 	struct ma_conn *c; /* NULL: none open */
 	time_t off;        /* the switch failed: plain connections until TTL */
 	time_t used_at;
@@ -73,7 +79,24 @@ static void ma_child(void)
 	}
 }
 
+/* A program's exit ends the shared connections; a TLS one says so with
+ * close_notify (as the relay threads of conn_relay.c do), not a bare FIN,
+ * and its thread stops. Registered after the first TLS one is open, so
+ * after OpenSSL's exit handler, and so run before it. */
+static void ma_exit(void)
+{
+	if (pthread_mutex_trylock(&ma_lock) != 0)
+		return;
+	for (size_t i = 0; i < MA_N; i++)
+		if (ma_tab[i].c != NULL)
+			client_mux_goodbye(ma_tab[i].c->m);
+	pthread_mutex_unlock(&ma_lock);
+}
+
 static void ma_init(void) { pthread_atfork(NULL, NULL, ma_child); }
+
+static pthread_once_t ma_exit_once = PTHREAD_ONCE_INIT;
+static void ma_exit_hook(void) { atexit(ma_exit); }
 
 static bool ma_enabled(void)
 {
@@ -83,13 +106,19 @@ static bool ma_enabled(void)
 
 bool client_mux_eligible(const struct stp_proxy *p)
 {
-	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && p->tls.mode == STP_TLS_NONE &&
-	       !p->gss.on && ma_enabled();
+	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && !p->gss.on && ma_enabled();
 }
 
 static bool ma_fresh(time_t at, time_t now)
 {
 	return at != 0 && now >= at && now - at < STP_FEATURES_TTL;
+}
+
+static bool ma_same_tls(const struct stp_tls_opts *a, const struct stp_tls_opts *b)
+{
+	return a->mode == b->mode && a->insecure == b->insecure && strcmp(a->sni, b->sni) == 0 &&
+	       strcmp(a->ca, b->ca) == 0 && strcmp(a->cert, b->cert) == 0 &&
+	       strcmp(a->key, b->key) == 0;
 }
 
 /* p's entry, made if missing (a free slot, else the least recently used
@@ -102,7 +131,7 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	for (size_t i = 0; i < MA_N; i++) {
 		struct ma_entry *e = &ma_tab[i];
 		if (e->used && e->port == p->port && strcmp(e->host, p->host) == 0 &&
-		    strcmp(e->user, user) == 0)
+		    strcmp(e->user, user) == 0 && ma_same_tls(&e->tls, &p->tls))
 			return e;
 		if (!e->used)
 			slot = slot && !slot->used ? slot : e;
@@ -116,6 +145,7 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 	snprintf(slot->host, sizeof(slot->host), "%s", p->host);
 	snprintf(slot->user, sizeof(slot->user), "%s", user);
 	slot->port = p->port;
+	slot->tls = p->tls;
 	return slot;
 }
 
@@ -190,6 +220,8 @@ static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline, enum 
 		}
 		e->c->m = m;
 		e->c->refs = 1;
+		if (p->tls.mode != STP_TLS_NONE)
+			pthread_once(&ma_exit_once, ma_exit_hook);
 		log_debug("mux: one connection to %s:%u for every stream", p->host, p->port);
 	}
 	c = e->c;

@@ -222,15 +222,17 @@ enum stp_step shim_handshake_run(struct stp_handshake *h, int64_t deadline)
 	}
 }
 
-/* A GSS-API proxy (method X'01', RFC 1961): the method and CONNECT through
- * libstp's connection object on s. With protection (levels 1, 2) every byte
- * must be wrapped, so the connection goes to a relay thread and *relay is
- * the socketpair end that takes the application's fd number. */
+/* A GSS-API proxy (method X'01', RFC 1961) or a TLS one (socks5+tls://,
+ * X'86', when the connect is not a multiplexed stream): the method and
+ * CONNECT through libstp's connection object on s. With protection (GSS-API
+ * levels 1, 2; TLS always) every byte must be wrapped, so the connection
+ * goes to a relay thread and *relay is the socketpair end that takes the
+ * application's fd number. */
 static int nb_gss(int s, const struct stp_proxy *proxy, const struct sockaddr *sa,
 		  const char *name, const char *what, int64_t deadline, int *relay)
 {
 	enum stp_err err;
-	if (client_gss_connect_fd(s, proxy, name, (uint16_t)sa_port(sa), name ? NULL : sa, deadline,
+	if (client_conn_connect_fd(s, proxy, name, (uint16_t)sa_port(sa), name ? NULL : sa, deadline,
 				  relay, &err) < 0) {
 		shim_log(SHIM_LOG_ERROR, "connect %s: %s%s%s", what, stp_strerror(err),
 			 stp_err_detail()[0] ? ": " : "", stp_err_detail());
@@ -252,7 +254,7 @@ static int nb_handshake(int s, const struct sockaddr *sa, const char *name, cons
 	*relay = -1;
 	if (name != NULL)
 		shim_policy_proxy_for_name(&proxy);
-	if (proxy.gss.on)
+	if (proxy.gss.on || proxy.tls.mode != STP_TLS_NONE)
 		return nb_gss(s, &proxy, sa, name, what, deadline, relay);
 	client_pipe_prepare(&proxy, deadline); /* learns whether to pipeline */
 	if (stp_handshake_init(&h, &proxy, s, STP_CMD_CONNECT, name,
@@ -343,7 +345,7 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 		return -1;
 	}
 	if (relay >= 0) {
-		/* GSS-API protection: the relay thread holds the proxy
+		/* GSS-API protection or TLS: the relay thread holds the proxy
 		 * connection; the plaintext end takes fd's number (and its
 		 * O_NONBLOCK and close-on-exec). */
 		if (s != fd)
@@ -355,8 +357,8 @@ static int nb_tunnel(int fd, const struct sockaddr *sa, const char *name, const 
 			return -1;
 		}
 		st->relayed = true;
-		shim_log(SHIM_LOG_DEBUG, "connect %s: GSS-API protection through a relay thread",
-			 what);
+		shim_log(SHIM_LOG_DEBUG, "connect %s: %s through a relay thread", what,
+			 shim_conf.proxy.tls.mode != STP_TLS_NONE ? "TLS" : "GSS-API protection");
 		s = fd;
 	}
 	if (s != fd) {

@@ -35,20 +35,6 @@ static void usage(FILE *f)
 		   "  --version      print the version\n");
 }
 
-/* A socksified program's TCP socket carries its own bytes: TLS to the
- * proxy would need a relay per connection, so TLS proxy URLs are refused
- * here, before the program starts (docs/stpify.md). A TLS URL that still
- * reaches libstpify.so (a config file, LD_PRELOAD by hand) makes every
- * proxied connect fail with EPROTONOSUPPORT, never go direct. */
-static bool refuse_tls(const struct stp_proxy *p)
-{
-	if (p->tls.mode == STP_TLS_NONE)
-		return false;
-	fprintf(stderr, "stpify: TLS proxy URLs (socks5+tls://, socks5s://, ...) are not "
-			"supported; use a plain socks5:// or socks5h:// URL, or the stp command\n");
-	return true;
-}
-
 /* With only STP_PROXY (or ALL_PROXY) set: the proxy's served configuration
  * (CMD X'F4'; libstp caches it on disk and fetches it again once it is
  * stale), handed to libstpify.so in STPIFY_AUTOCONF. STP_AUTOCONF=0 turns
@@ -153,8 +139,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stpify: %s ('%s')\n", stp_strerror(err), proxy);
 			return 2;
 		}
-		if (refuse_tls(&p))
-			return 2;
 		setenv("STPIFY_PROXY", proxy, 1);
 	}
 	if (config != NULL) {
@@ -171,8 +155,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stpify: %s\n", stp_strerror(err));
 			return 2;
 		}
-		if (refuse_tls(&p))
-			return 2;
 		autoconfig(&p, verbose);
 	}
 	if (verbose > 0)

@@ -1,7 +1,7 @@
 """The client side of TLS (docs/client.md, docs/tls.md): libstp and the stp
 command through stpd's method X'86' (socks5s://) and through a `tls on`
 listener (socks5+tls://), certificate checks with their documented errors
-and exit codes, the relay thread behind stp_connect, stpify's refusal, and
+and exit codes, the relay thread behind stp_connect, stpify taking TLS URLs, and
 a recording man-in-the-middle that checks libstp's X'86' frames byte for
 byte against the draft's framing.
 
@@ -46,6 +46,14 @@ def conf(pki, cert="server", subauth="userpass", tls_listener=None, methods="ssl
     text += "tls { %s; }\n" % "; ".join(tls)
     text += "client pass { from 127.0.0.0/8 }\nrequest pass { }\n"
     return text
+
+
+@pytest.fixture(autouse=True)
+def _one_connection_per_target(monkeypatch):
+    """These tests are about the TLS connection that carries one target
+    (libstp's path when stpd refuses X'30'); multiplexing through TLS is
+    test_muxtls.py's."""
+    monkeypatch.setenv("STP_MUX", "0")
 
 
 def start(stpd_factory, pki, **kw):
@@ -380,20 +388,25 @@ def test_bad_tls_options(pki):
 
 
 # ---------------------------------------------------------------------------
-# stpify refuses TLS proxies (docs/stpify.md)
+# stpify takes TLS proxies (docs/stpify.md; the connections themselves:
+# test_muxtls.py)
 
 
-def test_stpify_refuses_tls_proxy(pki):
-    stpify = os.path.join(os.path.dirname(os.path.dirname(stp_bin())), "shim", "stpify")
+def test_stpify_takes_tls_proxy_urls(pki):
+    """stpify used to refuse TLS URLs; it now starts the program with them
+    (from --proxy or STP_PROXY)."""
+    from test_stpify import stpify_bin  # STPIFY= (the ASan stage's plain one)
+    stpify = stpify_bin()
     if not os.path.exists(stpify):
         pytest.skip("no stpify at %s" % stpify)
     for url in ("socks5s://127.0.0.1:1080", "socks5h+tls://127.0.0.1:1443"):
-        r = subprocess.run([stpify, "--proxy", url, "true"], stdout=subprocess.PIPE,
+        r = subprocess.run([stpify, "--proxy", url, "echo", "ran"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30, env=clean_env())
-        assert r.returncode == 2 and b"TLS proxy URLs" in r.stderr, r.stderr
-        r = subprocess.run([stpify, "true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=30, env=clean_env(STP_PROXY=url))
-        assert r.returncode == 2 and b"TLS proxy URLs" in r.stderr, r.stderr
+        assert r.returncode == 0 and r.stdout == b"ran\n", r.stderr
+        r = subprocess.run([stpify, "echo", "ran"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30,
+                           env=clean_env(STP_PROXY=url, STP_AUTOCONF="0"))
+        assert r.returncode == 0 and r.stdout == b"ran\n", r.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -461,7 +474,12 @@ def _records_whole(frame_data):
     return off == len(frame_data)
 
 
-def test_x86_frames_byte_for_byte(stpd_factory, pki, echo):
+@pytest.mark.parametrize("mux", [False, True], ids=["one-connection", "multiplexed"])
+def test_x86_frames_byte_for_byte(stpd_factory, pki, echo, monkeypatch, mux):
+    """Also with libstp's multiplexing (test_muxtls.py): X'30' and HTTP/2
+    in X'03' frames of whole records, close_notify in X'04' at exit."""
+    if mux:
+        monkeypatch.setenv("STP_MUX", "1")
     p = start(stpd_factory, pki)
     mitm = FrameRecorder(p.port)
     url = "socks5s://%s:%s@127.0.0.1:%d?ca=%s&udp-naked=1" % (USER, PASSWORD, mitm.port,
