@@ -224,12 +224,13 @@ def test_figure4_rules_per_compartment(world):
 
 def _steal_channels(pid):
     """The broker channels of stpd (pid), taken out with pidfd_getfd: what a
-    compromised worker holds."""
+    compromised worker holds. In stpd's fd order, which is the order they
+    were made in: the workers' by id, the main thread's last."""
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(pid)
     chans = []
     try:
-        for fd in os.listdir("/proc/%d/fd" % pid):
+        for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
             try:
                 if not os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
                     continue
