@@ -23,6 +23,7 @@
 #include "ext/compartment/cmp_conf.h"
 #include "ext/ext_conf.h"
 #include "server/broker.h"
+#include "../server/broker_chan.h"
 #include "policy/conf.h"
 #include "policy/rules.h"
 #include "proto/broker.h"
@@ -146,106 +147,57 @@ static void test_netns_present(void **state)
 	conf_unref(c);
 }
 
-struct served {
-	int fd;
-	struct stp_conf *c;
-};
-
-static void *serve(void *arg)
-{
-	struct served *s = arg;
-	broker_serve_one(s->fd, s->c);
-	return NULL;
-}
-
-/* Sends q and returns the reply's status; *got is the fd passed, or -1. */
-static int ask(int fd, const uint8_t *q, size_t n, int *got)
-{
-	uint8_t buf[16];
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
-			      .msg_controllen = sizeof(cm.space) };
-	*got = -1;
-	assert_int_equal(send(fd, q, n, 0), (ssize_t)n);
-	ssize_t r = recvmsg(fd, &msg, 0);
-	assert_int_equal(r, BROKER_REPLY_LEN);
-	assert_int_equal(buf[0], BROKER_VERSION);
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-		if (c->cmsg_type == SCM_RIGHTS)
-			memcpy(got, CMSG_DATA(c), sizeof(int));
-	return buf[1];
-}
-
-static int ask_socket(int fd, const char *in, const char *out, uint8_t type, int *got)
-{
-	struct broker_request rq = { .op = BROKER_OP_SOCKET, .family = BROKER_FAMILY_INET,
-				     .type = type };
-	uint8_t q[BROKER_REQUEST_MAX];
-	snprintf(rq.in, sizeof(rq.in), "%s", in);
-	snprintf(rq.out, sizeof(rq.out), "%s", out);
-	size_t n = broker_request_write(q, sizeof(q), &rq);
-	assert_true(n > 0);
-	return ask(fd, q, n, got);
-}
-
 static void test_broker(void **state)
 {
 	char err[2048];
-	struct served s;
-	pthread_t t;
-	int sv[2], got, type;
+	struct broker_chan ch;
+	int got, type;
 	socklen_t len = sizeof(type);
+	struct stp_conf *c = parse(good, err, sizeof(err));
 
-	s.c = parse(good, err, sizeof(err));
-	assert_non_null(s.c);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	s.fd = sv[1];
-	assert_int_equal(pthread_create(&t, NULL, serve, &s), 0);
+	(void)state;
+	assert_non_null(c);
+	broker_chan_open(&ch, c);
+	int fd = ch.fd;
 
 	/* Allowed: a socket of the kind asked for. */
-	assert_int_equal(ask_socket(sv[0], "app1", "inside", BROKER_TYPE_DGRAM, &got),
+	assert_int_equal(broker_chan_ask_socket(fd, "app1", "inside", BROKER_TYPE_DGRAM, &got),
 			 BROKER_ST_OK);
 	assert_true(got >= 0);
 	assert_int_equal(getsockopt(got, SOL_SOCKET, SO_TYPE, &type, &len), 0);
 	assert_int_equal(type, SOCK_DGRAM);
 	close(got);
-	assert_int_equal(ask_socket(sv[0], "app1", "app1", BROKER_TYPE_STREAM, &got),
+	assert_int_equal(broker_chan_ask_socket(fd, "app1", "app1", BROKER_TYPE_STREAM, &got),
 			 BROKER_ST_OK);
 	close(got);
 	/* Whatever a worker asks, nothing the config does not allow. */
-	assert_int_equal(ask_socket(sv[0], "app2", "inside", BROKER_TYPE_STREAM, &got),
+	assert_int_equal(broker_chan_ask_socket(fd, "app2", "inside", BROKER_TYPE_STREAM, &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
-	assert_int_equal(ask_socket(sv[0], "app1", "host", BROKER_TYPE_STREAM, &got),
+	assert_int_equal(broker_chan_ask_socket(fd, "app1", "host", BROKER_TYPE_STREAM, &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
-	assert_int_equal(ask_socket(sv[0], "x", "nosuch", BROKER_TYPE_STREAM, &got),
+	assert_int_equal(broker_chan_ask_socket(fd, "x", "nosuch", BROKER_TYPE_STREAM, &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
 	/* Garbage, a cut message, trailing bytes: BAD, nothing passed. */
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x01\x04", 3, &got), BROKER_ST_BAD);
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x07", 1, &got), BROKER_ST_BAD);
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02\x00", 3, &got), BROKER_ST_BAD);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x01\x04", 3, &got), BROKER_ST_BAD);
+	assert_int_equal(broker_chan_ask(fd, "\x07", 1, &got), BROKER_ST_BAD);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x02\x00", 3, &got), BROKER_ST_BAD);
 	assert_int_equal(got, -1);
 	/* A worker's channel may not make the broker reload, nor open a file
 	 * or bind an address (reloads' OPEN and LISTEN: the main thread's). */
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x02", 2, &got), BROKER_ST_FAILED);
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x03\x00\x0b/etc/shadow", 15, &got),
+	assert_int_equal(broker_chan_ask(fd, "\x01\x02", 2, &got), BROKER_ST_FAILED);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x03\x00\x0b/etc/shadow", 15, &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
-	assert_int_equal(ask(sv[0], (const uint8_t *)"\x01\x04\x04\x04\x38\x7f\x00\x00\x01", 9,
+	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x38\x7f\x00\x00\x01", 9,
 			     &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
 	/* The channel's end ends the broker's side. */
-	close(sv[0]);
-	pthread_join(t, NULL);
-	close(sv[1]);
-	conf_unref(s.c);
+	broker_chan_close(&ch);
+	conf_unref(c);
 }
 
 int main(void)
