@@ -139,6 +139,11 @@ struct stp_ext {
 	 * sessions whose sockets are in one place, and a relay engine that
 	 * cannot make its sockets through open_socket refuses such sessions. */
 	bool (*socket_place)(const struct session *s, const struct rule *r, char *buf, size_t cap);
+	/* Privilege separation (docs/operations.md §8): true when c uses a
+	 * feature of the module that needs root's capabilities on the workers
+	 * while serving (and no broker does it for them), with what and why in
+	 * buf. stpd then refuses to start unless it keeps root (`user root`). */
+	bool (*needs_root)(const struct stp_conf *c, char *buf, size_t cap);
 };
 
 /* One gauge of a module: a Prometheus metric name ("stp_" + module
@@ -170,6 +175,10 @@ struct stp_conf *ext_conf_current(void);
  * err when one fails. ext_server_stop runs the server_stops. */
 int ext_server_start(const struct stp_conf *c, char *err, size_t errlen);
 void ext_server_stop(void);
+
+/* The first module whose needs_root says yes under c: true with its
+ * name and reason in buf. */
+bool ext_needs_root(const struct stp_conf *c, char *buf, size_t cap);
 
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);
