@@ -352,8 +352,6 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	if (c->run_as_user[0] && geteuid() == 0)
 		privs_bound_only(0);
 	ares_library_init(ARES_LIB_INIT_ALL);
-	if (authpool_start(n > 1 ? n : 2) < 0)
-		fatalx("cannot start the authentication threads");
 	g_server.drain_secs = c->timeouts.drain;
 	g_server.snap = snapshot_ref(boot);
 	started_conf = c;
@@ -377,6 +375,11 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 		fatalx("%s", err);
 	if (relisten_init(c) < 0)
 		fatalx("out of memory");
+	/* After the broker's fork (ext_server_start), which now happens on
+	 * every start as root: a fork while other threads run can leave an
+	 * allocator lock held in the child (ASan's, seen in the broker). */
+	if (authpool_start(n > 1 ? n : 2) < 0)
+		fatalx("cannot start the authentication threads");
 	drop_privileges(c->run_as_user, user_line);
 	sandbox_workers(c);
 
