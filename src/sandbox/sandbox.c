@@ -63,6 +63,8 @@ static const char *const worker_calls[] = {
 	"sched_setaffinity",
 	/* c-ares watches resolv.conf (newer releases) */
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	/* a reload's copy of a keytab the broker opened (gss_keytab.c) */
+	"memfd_create",
 };
 
 /* The broker: its channels, namespaces, and reload's file reads; binding

@@ -35,6 +35,7 @@
 #include "common/sockaddr.h"
 #include "ext/gssapi/gss_conf.h"
 #include "ext/gssapi/gss_int.h"
+#include "ext/gssapi/gss_keytab.h"
 #include "proto/featdoc.h"
 #include "proto/gssframe.h"
 #include "server/ext.h"
@@ -88,8 +89,10 @@ static gss_cred_id_t acquire(const struct gss_conf *g, char *why, size_t cap)
 			return GSS_C_NO_CREDENTIAL;
 		}
 	}
-	gss_key_value_element_desc kv = { "keytab", g->keytab };
-	gss_key_value_set_desc store = { g->keytab[0] ? 1 : 0, &kv };
+	/* The copy made while stpd could read the file (gss_keytab.c). */
+	const char *kt = gss_keytab_name(g);
+	gss_key_value_element_desc kv = { "keytab", kt };
+	gss_key_value_set_desc store = { kt[0] ? 1 : 0, &kv };
 	major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
 				      GSS_C_ACCEPT, &store, &cred, NULL, NULL);
 	gss_release_name(&minor, &name);
@@ -391,10 +394,35 @@ static const struct stp_method gss_methods[] = {
 	{ SOCKS_METHOD_GSSAPI, gss_enabled, gss_start, gss_input },
 };
 
+/* The keytab is copied into memory at start, before stpd drops its
+ * privileges (a root-only keytab), and again on each reload. */
+static int gss_server_start(const struct stp_conf *c, char *err, size_t errlen)
+{
+	const struct gss_conf *g = gss_conf_get(c);
+	char why[400];
+	if (!gss_enabled(c) || gss_keytab_load(g, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "gssapi: acceptor credentials (keytab %.200s): %s",
+		 g->keytab[0] ? g->keytab : "default", why);
+	return -1;
+}
+
+static void gss_reloaded(const struct stp_conf *c)
+{
+	const struct gss_conf *g = gss_conf_get(c);
+	char why[400];
+	if (gss_enabled(c) && gss_keytab_load(g, why, sizeof(why)) < 0)
+		log_warnx("gssapi: reload: keytab %s: %s; keeping the keys loaded before",
+			  g->keytab[0] ? g->keytab : "default", why);
+}
+
 const struct stp_ext ext_gssapi = {
 	.name = "gssapi",
 	.methods = gss_methods,
 	.n_methods = sizeof(gss_methods) / sizeof(gss_methods[0]),
 	.worker_init = gss_worker_init,
 	.describe = gss_describe,
+	.server_start = gss_server_start,
+	.server_stop = gss_keytab_unload,
+	.reloaded = gss_reloaded,
 };
