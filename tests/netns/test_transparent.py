@@ -252,9 +252,21 @@ def world(topo, stpd, tmp_path, engine):
         topo.gateway.sysctl("net.ipv6.conf.all.forwarding", 1)
         w.tp_conf = "engine kernel\n"
     if engine == "remote-unix":
-        path = str(tmp_path / "relay.sock")
+        # stpd's workers connect as the account stpd drops to (stpd, else
+        # nobody): the socket is theirs, in a directory they may search.
+        import pwd
+        import tempfile
+        sock_dir = tempfile.mkdtemp(prefix="stprelay")
+        os.chmod(sock_dir, 0o755)
+        w.sock_dir = sock_dir
+        owner = "nobody"
+        try:
+            owner = pwd.getpwnam("stpd").pw_name
+        except KeyError:
+            pass
+        path = os.path.join(sock_dir, "relay.sock")
         w.relayd = Relayd(type("T", (), {"relay": topo.gateway}), str(tmp_path),
-                          ["-l", "unix:" + path])
+                          ["-l", "unix:" + path, "--socket-owner", owner])
         w.tp_conf = "engine remote\nrelay unix:%s\n" % path
     elif engine == "remote-tls":
         w.stpd_ns = _remote_tls_host(topo)
@@ -308,6 +320,9 @@ def world(topo, stpd, tmp_path, engine):
         rc = w.relayd.stop()
         text = w.relayd.text()
         assert rc == 0 and "Sanitizer" not in text and "runtime error:" not in text, text
+    if getattr(w, "sock_dir", None):
+        import shutil
+        shutil.rmtree(w.sock_dir, ignore_errors=True)
 
 
 def ip_bytes(w, payload, pkts, v6=False):
