@@ -34,18 +34,26 @@ int privs_keep_only(unsigned long long mask)
 int privs_choose_user(const char *configured, const char *const *defaults, size_t n,
 		      char *out, size_t outlen, char *why, size_t whylen, bool *warn)
 {
-	const struct passwd *pw;
+	const struct passwd *pw = NULL;
 
 	*warn = false;
 	snprintf(out, outlen, "%s", "");
 	snprintf(why, whylen, "%s", "");
-	if (geteuid() != 0)
-		return 0; /* as started: nothing to drop */
-	if (configured[0]) {
-		if (!(pw = getpwnam(configured))) {
-			snprintf(why, whylen, "user %s: no such user", configured);
+	if (configured[0] && !(pw = getpwnam(configured))) {
+		snprintf(why, whylen, "user %s: no such user", configured);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		/* As started (e.g. by a unit with User=): nothing to drop, but
+		 * another `user` cannot be reached. */
+		if (configured[0] && pw->pw_uid != geteuid()) {
+			snprintf(why, whylen, "user %s: stpd was started as uid %u, not root, and "
+				 "cannot become it", configured, (unsigned)geteuid());
 			return -1;
 		}
+		return 0;
+	}
+	if (configured[0]) {
 		if (pw->pw_uid == 0) {
 			*warn = true;
 			snprintf(why, whylen,

@@ -141,7 +141,7 @@ class World:
         self.proc = None
         self.extra_ns = []
 
-    def start(self, conf, env=None):
+    def start(self, conf, env=None, prefix=()):
         # A directory nobody may read: stpd re-reads its file as nobody.
         self.conf_dir = tempfile.mkdtemp(prefix="stpps")
         os.chmod(self.conf_dir, 0o755)
@@ -151,7 +151,7 @@ class World:
         self.log = open(self.log_path, "w+")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = self.ns.popen([_stpd(), "-c", path], stdin=subprocess.DEVNULL,
+        self.proc = self.ns.popen(list(prefix) + [_stpd(), "-c", path], stdin=subprocess.DEVNULL,
                                   stdout=self.log, stderr=self.log, env=e)
         self.wait_log("ready")
         return self.proc.pid  # `ip netns exec` execs stpd in place
@@ -587,3 +587,27 @@ def test_unknown_user_stops_stpd(world):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.communicate(timeout=20)[0].decode()
     assert p.returncode != 0 and "user no-such-account-here: no such user" in out, out
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_not_started_as_root_stays_as_started(world):
+    """Started as nobody (a unit with User=): no drop, no line about it, no
+    broker; a `user` naming another account cannot be reached and stops
+    stpd."""
+    conf = CONF.replace("user nobody\n", "").replace(":80", ":1080") % ""
+    pid = world.start(conf, prefix=AS_NOBODY)
+    text = world.wait_log("ready")
+    assert "running as" not in text and "broker started" not in text, text
+    assert socks_echo(world.ns, port=1080) == b"privsep\n"
+    for tid in os.listdir("/proc/%d/task" % pid):
+        assert _status(pid, tid)["Uid"].split() == ["65534"] * 4
+    world.proc.terminate()
+    world.proc.wait(15)
+    world.rewrite("user daemon\n" + conf)
+    p = world.ns.popen(AS_NOBODY + [_stpd(), "-c", world.conf_path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.communicate(timeout=20)[0].decode()
+    assert p.returncode != 0, out
+    assert "user daemon: stpd was started as uid 65534, not root, and cannot become it" in out
