@@ -16,6 +16,9 @@
 #include "rules.h"
 
 #define CONF_NAME_MAX 64
+/* `user`'s default when stpd starts as root without the key: the first of
+ * these accounts that exists (debian/postinst makes `stpd`). */
+#define CONF_USER_DEFAULTS { "stpd", "nobody" }
 #define CONF_PATH_MAX 512
 #define CONF_FILES_MAX 16
 #define CONF_EXT_MAX RULE_EXT_MAX /* registered extensions (conf_ext.h) */
@@ -108,7 +111,12 @@ struct stp_conf {
 	enum conf_log_format log_format;
 	int log_level;                 /* LOG_ERR..LOG_DEBUG from syslog.h, default LOG_INFO */
 
-	char run_as_user[CONF_NAME_MAX]; /* drop privileges after binding; "" = stay */
+	/* `user`: the account stpd drops to after binding. "" = the key is
+	 * absent: started as root, stpd drops to the first of CONF_USER_DEFAULTS
+	 * that exists (privs_choose_user); an account with uid 0 (`user root`)
+	 * keeps root. At start stpd replaces it with the account it drops to,
+	 * "" when it keeps its uid (docs/operations.md §8). */
+	char run_as_user[CONF_NAME_MAX];
 	bool no_seccomp;                 /* `seccomp off`: no filter (debugging) */
 
 	/* Two levels, as in Dante: client rules when a connection is accepted,

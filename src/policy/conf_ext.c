@@ -422,8 +422,13 @@ void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char 
 
 void conf_ext_file(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap)
 {
-	struct stp_conf *c = p->conf;
 	conf_ext_string(p, s, dst, cap);
+	conf_ext_note_file(p, s);
+}
+
+void conf_ext_note_file(struct conf_parser *p, const struct conf_ext_stmt *s)
+{
+	struct stp_conf *c = p->conf;
 	if (strlen(s->args[0]) >= CONF_PATH_MAX)
 		return;
 	if (c->n_files == CONF_FILES_MAX) {

@@ -140,6 +140,8 @@ void conf_ext_string(struct conf_parser *p, const struct conf_ext_stmt *s, char 
  * noted in the snapshot, so that the privileged broker may open it for a
  * reload after the privilege drop (conf_names_file). */
 void conf_ext_file(struct conf_parser *p, const struct conf_ext_stmt *s, char *dst, size_t cap);
+/* Only the noting, for a module that keeps the path itself. */
+void conf_ext_note_file(struct conf_parser *p, const struct conf_ext_stmt *s);
 
 /* Numeric IP:PORT or [V6]:PORT arguments (a port required: they are bound
  * at start), appended to addr[] (and len[] unless NULL) up to max. */

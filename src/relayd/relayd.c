@@ -54,7 +54,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: stp-relayd [-d] [-e kernel] [-T table] [-u user] -l unix:PATH|HOST:PORT "
 		   "...\n"
-		   "                  [--cert FILE --key FILE --ca FILE]\n"
+		   "                  [--cert FILE --key FILE --ca FILE] [--socket-owner USER]\n"
 		   "  -l unix:PATH   serve N2 on a Unix socket (created, mode 0600)\n"
 		   "  -l HOST:PORT   serve N2 over TLS; --cert/--key/--ca are then required and\n"
 		   "                 the control side must show a certificate the CA signed\n"
@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		   "  -T TABLE       the nftables table (inet family) to own, default " RELAYD_TABLE
 		   "\n"
 		   "  -u USER        after start-up, run as USER keeping only CAP_NET_ADMIN\n"
+		   "  --socket-owner USER  the Unix sockets belong to USER and its group (stpd's\n"
+		   "                 account after its privilege drop, e.g. stpd or nobody)\n"
 		   "  -d             debug log\n");
 }
 
@@ -98,6 +100,17 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	rd_conn_new(l->d, fd, ssl, peer);
+}
+
+/* --socket-owner: stpd's workers connect as the unprivileged user stpd
+ * drops to (docs/operations.md §8); the socket stays mode 0600. */
+static void give_socket(const char *path, const char *user)
+{
+	const struct passwd *pw = getpwnam(user);
+	if (!pw)
+		fatalx("--socket-owner %s: no such user", user);
+	if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
+		fatal("--socket-owner %s: chown %s", user, path);
 }
 
 static int listen_unix(const char *path)
@@ -205,7 +218,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 struct opts {
 	const char *listen[LISTEN_MAX];
 	int nlisten;
-	const char *cert, *key, *ca, *engine, *table, *user;
+	const char *cert, *key, *ca, *engine, *table, *user, *sock_owner;
 	bool debug;
 };
 
@@ -215,6 +228,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		{ "cert", required_argument, NULL, 'C' },
 		{ "key", required_argument, NULL, 'K' },
 		{ "ca", required_argument, NULL, 'A' },
+		{ "socket-owner", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -245,6 +259,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case 'A':
 			o->ca = optarg;
+			break;
+		case 'O':
+			o->sock_owner = optarg;
 			break;
 		case 'l':
 			if (o->nlisten == LISTEN_MAX)
@@ -313,6 +330,8 @@ int main(int argc, char **argv)
 		fd = unix_sock ? listen_unix(o.listen[i] + 5) : listen_tcp(o.listen[i]);
 		if (fd < 0)
 			fatal("-l %s", o.listen[i]);
+		if (unix_sock && o.sock_owner)
+			give_socket(o.listen[i] + 5, o.sock_owner);
 		ls[i].d = &d;
 		ls[i].tls = !unix_sock;
 		ev_io_init(&ls[i].io, accept_cb, fd, EV_READ);

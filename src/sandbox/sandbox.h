@@ -38,4 +38,13 @@ int privs_keep_only(unsigned long long mask);
 /* The bounding set only (this thread; needs CAP_SETPCAP). */
 void privs_bound_only(unsigned long long mask);
 
+/* The account stpd drops to after start (docs/operations.md §8), written to
+ * out: "" when it keeps its uid, i.e. not started as root, or `user` names
+ * an account with uid 0 (`user root`); else the `user` key (configured),
+ * or, when that is "", the first of defaults (n names) that exists. why
+ * gets the reason for stpd's log line; *warn is set when that line is a
+ * warning (staying root). 0, or -1 when no account fits (why says so). */
+int privs_choose_user(const char *configured, const char *const *defaults, size_t n,
+		      char *out, size_t outlen, char *why, size_t whylen, bool *warn);
+
 #endif

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <pthread.h>
 #include <string.h>
@@ -146,6 +147,17 @@ int ext_server_start(const struct stp_conf *c, char *err, size_t errlen)
 			rc = registry[i]->server_start(c, err, errlen);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
+}
+
+bool ext_needs_root(const struct stp_conf *c, char *buf, size_t cap)
+{
+	char why[256];
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i]->needs_root && registry[i]->needs_root(c, why, sizeof(why))) {
+			snprintf(buf, cap, "%s: %s", registry[i]->name, why);
+			return true;
+		}
+	return false;
 }
 
 void ext_server_stop(void)

@@ -222,20 +222,42 @@ static struct snapshot *load_snapshot(const struct options *o, char *err, size_t
 	return s;
 }
 
-static void drop_privileges(const char *user)
+/* Privilege separation (docs/operations.md §8): the account stpd drops to
+ * after start (sandbox.h, privs_choose_user: `user`, else stpd or nobody
+ * when started as root, none with `user root`) goes into the boot
+ * configuration's run_as_user, which serve, drop_privileges and the broker
+ * read; line gets the log line saying which and why. A module feature that
+ * needs root while serving stops stpd here unless it keeps root. */
+static void choose_user(struct stp_conf *c, char *line, size_t cap)
+{
+	static const char *const defaults[] = CONF_USER_DEFAULTS;
+	char user[CONF_NAME_MAX], need[512];
+	bool warn;
+
+	if (privs_choose_user(c->run_as_user, defaults, sizeof(defaults) / sizeof(defaults[0]),
+			      user, sizeof(user), line, cap, &warn) < 0)
+		fatalx("%s", line);
+	if (warn) {
+		log_warnx("%s", line);
+		line[0] = '\0';
+	}
+	if (user[0] && ext_needs_root(c, need, sizeof(need)))
+		fatalx("%s; stpd would run as %s: set `user root` to keep root for it", need, user);
+	snprintf(c->run_as_user, sizeof(c->run_as_user), "%s", user);
+}
+
+static void drop_privileges(const char *user, const char *line)
 {
 	struct passwd *pw;
 	if (!user[0])
 		return;
 	if (!(pw = getpwnam(user)))
 		fatalx("user %s: no such user", user);
-	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
-		return; /* already there (e.g. started by systemd as that user) */
 	/* setuid clears the permitted and effective sets (the bounding set
 	 * was emptied at the start of serve). */
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s", user);
-	log_info("running as %s", user);
+	log_info("%s", line);
 }
 
 /* The workers' seccomp filter (src/sandbox), on every thread of this
@@ -275,6 +297,13 @@ static void reload(const struct options *o)
 		log_warnx("reload refused, keeping the running configuration:\n%s", err);
 		return;
 	}
+	if (started_conf->run_as_user[0] && ext_needs_root(s->conf, err, sizeof(err))) {
+		log_warnx("reload refused, keeping the running configuration: %s; stpd runs as "
+			  "%s (`user root` and a restart keep root for it)", err,
+			  started_conf->run_as_user);
+		snapshot_unref(s);
+		return;
+	}
 	log_setlevel(s->conf->log_level);
 	/* New addresses are opened now (by the broker when they need a
 	 * privilege dropped since start) and handed to the workers, which take
@@ -309,7 +338,7 @@ static void wait_workers(const sigset_t *sigs, unsigned n)
 	}
 }
 
-static int serve(const struct options *o, struct snapshot *boot)
+static int serve(const struct options *o, struct snapshot *boot, const char *user_line)
 {
 	const struct stp_conf *c = boot->conf;
 	char err[1024], where[SA_STR_MAX];
@@ -329,8 +358,6 @@ static int serve(const struct options *o, struct snapshot *boot)
 	if (broker_start(c, n, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	ares_library_init(ARES_LIB_INIT_ALL);
-	if (authpool_start(n > 1 ? n : 2) < 0)
-		fatalx("cannot start the authentication threads");
 	g_server.drain_secs = c->timeouts.drain;
 	g_server.snap = snapshot_ref(boot);
 	started_conf = c;
@@ -354,7 +381,10 @@ static int serve(const struct options *o, struct snapshot *boot)
 		fatalx("%s", err);
 	if (relisten_init(c) < 0)
 		fatalx("out of memory");
-	drop_privileges(c->run_as_user);
+	/* Threads only after the broker's fork (broker_start above). */
+	if (authpool_start(n > 1 ? n : 2) < 0)
+		fatalx("cannot start the authentication threads");
+	drop_privileges(c->run_as_user, user_line);
 	sandbox_workers(c);
 
 	/* Workers inherit a mask with every signal we handle blocked. */
@@ -430,7 +460,9 @@ int main(int argc, char **argv)
 	const struct stp_conf *c = boot->conf;
 	log_init("stpd", c->log_target == LOG_TO_SYSLOG, c->log_format == LOG_FMT_JSON,
 		 c->log_level);
-	int rc = serve(&o, boot);
+	char user_line[512];
+	choose_user(boot->conf, user_line, sizeof(user_line));
+	int rc = serve(&o, boot, user_line);
 	snapshot_unref(boot);
 	return rc;
 }

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -29,7 +30,17 @@ class Kdc:
                 pytest.fail("%s missing (scripts/deps.sh installs krb5-kdc, krb5-admin-server, "
                             "krb5-user)" % tool)
         self.port = services.free_port()
-        self.krb5_conf = os.path.join(self.dir, "krb5.conf")
+        # What every local user may reach on a real host: krb5.conf (like
+        # /etc/krb5.conf, 0644) and the replay cache's directory (like
+        # /var/tmp), for stpd's workers, which run as nobody. The keytab
+        # stays in the private directory, root's: stpd copies it into
+        # memory before it drops (src/ext/gssapi/gss_keytab.c).
+        self.pub = tempfile.mkdtemp(prefix="stpkrb")
+        os.chmod(self.pub, 0o755)
+        self.rcache = os.path.join(self.pub, "rcache")
+        os.mkdir(self.rcache)
+        os.chmod(self.rcache, 0o1777)
+        self.krb5_conf = os.path.join(self.pub, "krb5.conf")
         self.kdc_conf = os.path.join(self.dir, "kdc.conf")
         self.keytab = os.path.join(self.dir, "stpd.keytab")
         self.log_path = os.path.join(self.dir, "krb5kdc.log")
@@ -66,7 +77,7 @@ class Kdc:
 """.format(realm=REALM, port=self.port, d=self.dir, log=self.log_path))
         open(os.path.join(self.dir, "kadm5.acl"), "w").close()
         self.env = dict(os.environ, KRB5_CONFIG=self.krb5_conf, KRB5_KDC_PROFILE=self.kdc_conf,
-                        KRB5RCACHEDIR=self.dir, KRB5_TRACE="/dev/null")
+                        KRB5RCACHEDIR=self.rcache, KRB5_TRACE="/dev/null")
         self._run(["kdb5_util", "create", "-s", "-r", REALM, "-P", MASTER_PW])
         self.proc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM], env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -118,3 +129,4 @@ class Kdc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        shutil.rmtree(getattr(self, "pub", ""), ignore_errors=True)

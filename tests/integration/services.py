@@ -494,3 +494,28 @@ def raise_nofile(want):
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def prlimit_nofile(pid, limits=None):
+    """resource.prlimit(pid, RLIMIT_NOFILE[, limits]) on a process that may
+    run as another user: stpd started as root drops to nobody (or stpd),
+    and changing another user's limits needs CAP_SYS_RESOURCE, which the
+    test's root may lack (containers). Then it is done from a child running
+    as the target's uid and gid, which prlimit(2) allows."""
+    import sys
+    args = [limits] if limits else []
+    try:
+        return resource.prlimit(pid, resource.RLIMIT_NOFILE, *args)
+    except PermissionError:
+        if os.geteuid() != 0:
+            raise
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ":\t" in ln)
+    uid, gid = int(st["Uid"].split()[0]), int(st["Gid"].split()[0])
+    code = ("import resource; print(*resource.prlimit(%d, resource.RLIMIT_NOFILE%s))"
+            % (pid, ", %r" % (tuple(limits),) if limits else ""))
+    r = subprocess.run([sys.executable, "-c", code], user=uid, group=gid, extra_groups=[],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    soft, hard = r.stdout.split()
+    return int(soft), int(hard)

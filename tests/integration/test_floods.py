@@ -5,7 +5,6 @@ answer (docs/protocol.md 4.1) instead of a bare reset. stpd only."""
 
 import os
 import re
-import resource
 import selectors
 import time
 
@@ -124,10 +123,10 @@ def test_emfile_accept_warnings_bounded(stpd_factory):
     never one per refusal. tests/integration/test_survive.py has the rest
     (existing sessions keep relaying, recovery)."""
     p = stpd_factory(args=["--workers", "1"])
-    before = resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE)
+    before = services.prlimit_nofile(p.proc.pid)
     open_fds = len(os.listdir("/proc/%d/fd" % p.proc.pid))
     limit = open_fds + 8
-    resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (limit, before[1]))
+    services.prlimit_nofile(p.proc.pid, (limit, before[1]))
     mark = p.log_mark()
     socks = []
     try:
@@ -148,7 +147,7 @@ def test_emfile_accept_warnings_bounded(stpd_factory):
     finally:
         for s in socks:
             s.close()
-        resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, before)
+        services.prlimit_nofile(p.proc.pid, before)
 
 
 def test_auth_failure_flood_bounded_log(stpd_factory):

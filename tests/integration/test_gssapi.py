@@ -12,6 +12,8 @@ KDC that does not share stpd's key (an unknown ticket) are refused too."""
 
 import hashlib
 import os
+import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -1031,3 +1033,46 @@ def test_transparent_refused_under_protection(gssd, realm, level, ptcl):
     p.wait_log(r"transparent: %s is not relayed under the method's per-message protection"
                % ptcl[1])
     g.s.close()
+
+
+def test_root_only_keytab_is_copied_at_start_and_reread_on_reload(stpd_factory, realm, echo,
+                                                                   tmp_path):
+    """Started as root, stpd's workers run as nobody (the default) and could
+    not open a root-only 0600 keytab in a 0700 directory: stpd copies it into
+    memory before the drop (src/ext/gssapi/gss_keytab.c), and a reload reads
+    the file again through the broker. The file gets a second service's keys
+    while stpd runs: that service is refused until SIGHUP, accepted after."""
+    import signal
+    d = tmp_path / "private"
+    d.mkdir(mode=0o700)
+    kt = d / "rot.keytab"
+    shutil.copyfile(realm.keytab, kt)
+    os.chmod(kt, 0o600)
+    conf = gss_conf(realm).replace(realm.keytab, str(kt)).replace(
+        "principal %s; " % K.SERVICE, "")
+    p = stpd_factory(conf=conf, env=realm.env)
+    g = client(p, realm)
+    assert g.handshake(0) == 0
+    roundtrip(g, echo, 1000)
+    g.s.close()
+
+    def other_accepted():
+        g = client(p, realm, service="other@localhost")
+        g.greet()
+        g.s.sendall(G.frame(1, g.ctx.step()))
+        hdr = S.recv_exact(g.s, 2)
+        g.s.close()
+        return hdr != b"\x01\xff"
+    assert not other_accepted()
+    with open(os.path.join(realm.dir, "other.keytab"), "rb") as f:
+        extra = f.read()
+    with open(kt, "ab") as f:
+        assert extra[:2] == b"\x05\x02"
+        f.write(extra[2:])  # its entries, after the format version
+    assert not other_accepted()  # the copy in memory, not the file
+    mark = p.log_mark()
+    p.signal(signal.SIGHUP)
+    p.wait_log(r"configuration reloaded", since=mark, timeout=30)
+    if os.geteuid() == 0:
+        assert p.log_lines(r"broker: opened %s for a reload" % re.escape(str(kt)), mark), p.log()
+    assert other_accepted()

@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import os
 import re
-import resource
 import signal
 import socket
 import time
@@ -54,10 +53,10 @@ def test_fd_exhaustion(stpd_factory, echo):
         assert rep.rep == 0
         roundtrip(s)
         held.append(s)
-    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    soft, hard = services.prlimit_nofile(pid)
     try:
         # stpd may have no descriptor left: the next one it needs fails
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds(pid), hard))
+        services.prlimit_nofile(pid, (open_fds(pid), hard))
         t0 = time.monotonic()
         refused = 0
         while time.monotonic() - t0 < 6.5:  # over one log interval (5 s)
@@ -94,7 +93,7 @@ def test_fd_exhaustion(stpd_factory, echo):
         for s in held[HELD // 2:]:
             roundtrip(s)
     finally:
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        services.prlimit_nofile(pid, (soft, hard))
         for s in held:
             s.close()
     assert p.alive()

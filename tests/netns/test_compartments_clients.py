@@ -468,7 +468,10 @@ def test_kernel_engine_refuses_compartments(world):
     # stpd's own namespace has nothing but lo: nothing can be forwarded
     # there, and every other namespace keeps ip_forward 0.
     w.gw.sysctl("net.ipv4.ip_forward", 1)
-    w.start(w.conf(RULES).replace("user nobody\n", "") + "transparent { engine kernel }\n")
+    # engine kernel needs CAP_NET_ADMIN on the workers while serving:
+    # stpd refuses it unless it keeps root.
+    w.start(w.conf(RULES).replace("user nobody\n", "user root\n") +
+            "transparent { engine kernel }\n")
     c, rep, _ = transparent(w.app1, ("127.0.0.1", 1080), TCP, ("10.81.9.2", 80),
                             ("127.0.0.1", 40000))
     c.close()

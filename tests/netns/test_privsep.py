@@ -101,7 +101,7 @@ class World:
         self.proc = None
         self.extra_ns = []
 
-    def start(self, conf, env=None):
+    def start(self, conf, env=None, prefix=()):
         # A directory nobody may read: stpd re-reads its file as nobody.
         self.conf_dir = tempfile.mkdtemp(prefix="stpps")
         os.chmod(self.conf_dir, 0o755)
@@ -111,7 +111,7 @@ class World:
         self.log = open(self.log_path, "w+")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = self.ns.popen([_stpd(), "-c", path], stdin=subprocess.DEVNULL,
+        self.proc = self.ns.popen(list(prefix) + [_stpd(), "-c", path], stdin=subprocess.DEVNULL,
                                   stdout=self.log, stderr=self.log, env=e)
         self.wait_log("ready")
         return self.proc.pid  # `ip netns exec` execs stpd in place
@@ -479,3 +479,91 @@ def test_broker_opens_only_files_its_configuration_names(world):
         assert socks_userpass(world.ns, "alice", "secret") == (0, b"pw\n")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _default_account():
+    """The account stpd drops to without `user` (CONF_USER_DEFAULTS in
+    src/policy/conf.h): stpd when it exists, else nobody."""
+    import pwd
+    for name in ("stpd", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    pytest.skip("neither stpd nor nobody exists")
+
+
+def test_started_as_root_without_user_drops_to_the_default(world):
+    pw = _default_account()
+    pid = world.start(CONF.replace("user nobody\n", "") % "")
+    text = world.wait_log("seccomp: workers' filter installed")
+    why = ("the account made for stpd" if pw.pw_name == "stpd"
+           else "there is no account stpd")
+    assert re.search(r"info: running as %s: the default without `user`, %s \(`user root` "
+                     r"keeps root\)" % (pw.pw_name, why), text), text
+    assert "warning" not in text, text
+    assert socks_echo(world.ns) == b"privsep\n"
+    ids = [str(pw.pw_uid)] * 4
+    for tid in os.listdir("/proc/%d/task" % pid):
+        st = _status(pid, tid)
+        assert st["Uid"].split() == ids, (tid, st["Uid"])
+        assert st["Gid"].split() == [str(pw.pw_gid)] * 4, (tid, st["Gid"])
+        for key in ("CapEff", "CapPrm", "CapBnd"):
+            assert _cap(st, key) == 0, (tid, key, st[key])
+    # The broker is there, as that account, with its two capabilities.
+    broker = int(re.search(r"broker started \(pid (\d+)\)", text).group(1))
+    st = _status(broker)
+    assert st["Uid"].split() == ids
+    assert _cap(st, "CapEff") == BROKER_CAPS and _cap(st, "CapBnd") == 0
+    assert "broker: running as %s with CAP_DAC_READ_SEARCH and CAP_NET_BIND_SERVICE only" \
+        % pw.pw_name in text
+
+
+def test_user_root_keeps_root_with_a_warning(world):
+    pid = world.start(CONF.replace("user nobody", "user root") % "")
+    text = world.wait_log("ready")
+    assert ("warning: running as root (`user root`): every thread keeps every capability, "
+            "without privilege separation") in text, text
+    assert "running as nobody" not in text and "broker started" not in text, text
+    assert socks_echo(world.ns) == b"privsep\n"
+    for tid in os.listdir("/proc/%d/task" % pid):
+        st = _status(pid, tid)
+        assert st["Uid"].split() == ["0"] * 4, (tid, st["Uid"])
+        # Root keeps its capabilities (only the bounding set of this test's
+        # shell limits them).
+        assert _cap(st, "CapEff") & (1 << CAP_NET_BIND_SERVICE), (tid, st["CapEff"])
+
+
+def test_unknown_user_stops_stpd(world):
+    conf = CONF.replace("user nobody", "user no-such-account-here") % ""
+    world.conf_dir = tempfile.mkdtemp(prefix="stpps")
+    world.conf_path = os.path.join(world.conf_dir, "stpd.conf")
+    world.rewrite(conf)
+    p = world.ns.popen([_stpd(), "-c", world.conf_path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.communicate(timeout=20)[0].decode()
+    assert p.returncode != 0 and "user no-such-account-here: no such user" in out, out
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_not_started_as_root_stays_as_started(world):
+    """Started as nobody (a unit with User=): no drop, no line about it, no
+    broker; a `user` naming another account cannot be reached and stops
+    stpd."""
+    conf = CONF.replace("user nobody\n", "").replace(":80", ":1080") % ""
+    pid = world.start(conf, prefix=AS_NOBODY)
+    text = world.wait_log("ready")
+    assert "running as" not in text and "broker started" not in text, text
+    assert socks_echo(world.ns, port=1080) == b"privsep\n"
+    for tid in os.listdir("/proc/%d/task" % pid):
+        assert _status(pid, tid)["Uid"].split() == ["65534"] * 4
+    world.proc.terminate()
+    world.proc.wait(15)
+    world.rewrite("user daemon\n" + conf)
+    p = world.ns.popen(AS_NOBODY + [_stpd(), "-c", world.conf_path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.communicate(timeout=20)[0].decode()
+    assert p.returncode != 0, out
+    assert "user daemon: stpd was started as uid 65534, not root, and cannot become it" in out

@@ -5,10 +5,14 @@ the dependencies from the mirror, as on a new machine) together with gcc
 and pkg-config. Checks: every package "install ok installed", the postinst
 made the system user stpd, `stpd --version` and `stpd -t` on the shipped
 /etc/stpd/stpd.conf; then, in a new network, mount and pid namespace (only
-its loopback, nothing of this machine's network), stpd started as the user
-stpd from the shipped configuration relays one CONNECT from the packaged
-`stp` to an echo server on that loopback, and examples/connect.c built in
-the root with `pkg-config --cflags --libs libstp` alone runs through it.
+its loopback, nothing of this machine's network), stpd started as root
+with only the capability bounding set of the shipped unit (as systemd
+would start it) from the shipped configuration (no `user` key) drops to
+the user stpd by itself: every thread runs as stpd with CapEff 0 and the
+broker process exists, as stpd with only CAP_DAC_READ_SEARCH and
+CAP_NET_BIND_SERVICE; it relays one CONNECT from the packaged `stp` to an
+echo server on that loopback, and examples/connect.c built in the root
+with `pkg-config --cflags --libs libstp` alone runs through it.
 Mounts live in private mount namespaces and vanish with them; the root is
 removed even when a step fails. About a minute with a nearby mirror."""
 
@@ -118,11 +122,21 @@ RELAY = r"""
 perl -MIO::Socket::INET -e '
   $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:%(port)d", Listen => 5, ReuseAddr => 1) or die;
   while ($c = $s->accept) { $l = <$c>; print $c $l; close $c }' &
-setpriv --reuid=stpd --regid=stpd --clear-groups stpd -c /etc/stpd/stpd.conf 2>/tmp/stpd.log &
+# As the unit starts it: root, with the bounding set of its
+# CapabilityBoundingSet= (lib/systemd/system/stpd.service) and no new privileges.
+CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/stpd.service |
+       tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+echo "bounding $CAPS"
+setpriv --bounding-set=-all,$CAPS --no-new-privs stpd -c /etc/stpd/stpd.conf 2>/tmp/stpd.log &
 STPD=$!
 up() { perl -MIO::Socket::INET -e 'exit !IO::Socket::INET->new("127.0.0.1:$ARGV[0]")' $1; }
-i=0; until up 1080 && up %(port)d; do i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done
-echo "uid $(awk '/^Uid:/ {print $2}' /proc/$STPD/status)"
+i=0; until up 1080 && up %(port)d && grep -q ready /tmp/stpd.log; do
+  i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done
+caps() { awk '/^Uid:/ {u=$2} /^CapEff:/ {e=$2} /^CapBnd:/ {b=$2} END {print u, e, b}' $1; }
+for t in /proc/$STPD/task/*; do echo "task $(caps $t/status)"; done
+for c in /proc/[0-9]*/comm; do
+  if [ "$(cat $c 2>/dev/null)" = stpd-broker ]; then echo "broker $(caps ${c%%/comm}/status)"; fi
+done
 export STP_PROXY=socks5h://127.0.0.1:1080
 echo "stp $(echo from-stp | stp connect 127.0.0.1 %(port)d)"
 gcc -o /tmp/connect /tmp/connect.c $(pkg-config --cflags --libs libstp)
@@ -137,7 +151,16 @@ def test_relays_in_root(root):
     out, err = r.stdout.decode(), r.stderr.decode()
     assert r.returncode == 0, out + err[-3000:]
     uid = in_root(root, "id -u stpd").stdout.decode().strip()
-    assert "uid %s\n" % uid in out, out
+    assert "bounding +net_bind_service,+dac_read_search,+setuid,+setgid,+setpcap\n" in out, out
+    # Every thread: uid stpd, no capability, empty bounding set.
+    tasks = re.findall(r"^task (.*)$", out, re.M)
+    assert len(tasks) >= 3 and set(tasks) == {"%s 0000000000000000 0000000000000000" % uid}, out
+    # The broker (src/ext/compartment): stpd too, CAP_DAC_READ_SEARCH and
+    # CAP_NET_BIND_SERVICE (bits 2 and 10) only.
+    assert re.findall(r"^broker (.*)$", out, re.M) == \
+        ["%s 0000000000000404 0000000000000000" % uid], out
+    assert "running as stpd: the default without `user`, the account made for stpd" in err, \
+        err[-3000:]
     assert "stp from-stp\n" in out, out + err[-3000:]
     assert "example from-the-example\n" in out, out + err[-3000:]
     # both CONNECTs are in stpd's log, and nothing went wrong

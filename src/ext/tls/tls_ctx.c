@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/privfile.h"
+#include "common/privpem.h"
 #include "ext/tls/tls_int.h"
 
 #define TLS_CTX_CACHE 8
@@ -70,55 +70,6 @@ static const char *ssl_reason(void)
 	return r ? r : "unknown error";
 }
 
-/* A PEM file as a memory BIO, opened through privfile_open: after the
- * privilege drop a root-only certificate or key is opened by the broker
- * (docs/operations.md "Privilege separation"). */
-static BIO *pem_bio(const char *path)
-{
-	FILE *fp = privfile_fopen(path);
-	if (!fp)
-		return NULL;
-	BIO *b = BIO_new_fp(fp, BIO_CLOSE);
-	if (!b)
-		fclose(fp);
-	return b;
-}
-
-/* SSL_CTX_use_certificate_chain_file, from pem_bio: the leaf, then the
- * chain certificates that follow it. */
-static int use_cert_chain(SSL_CTX *ctx, const char *path)
-{
-	BIO *b = pem_bio(path);
-	X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
-	int ok = x && SSL_CTX_use_certificate(ctx, x) == 1;
-	X509_free(x);
-	if (ok && SSL_CTX_clear_chain_certs(ctx) != 1)
-		ok = 0;
-	while (ok && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-			X509_free(x);
-			ok = 0;
-		}
-	}
-	if (ok) {
-		unsigned long e = ERR_peek_last_error();
-		if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
-			ERR_clear_error(); /* the end of the file */
-	}
-	BIO_free(b);
-	return ok;
-}
-
-static int use_key(SSL_CTX *ctx, const char *path)
-{
-	BIO *b = pem_bio(path);
-	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-	int ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1;
-	EVP_PKEY_free(k);
-	BIO_free(b);
-	return ok;
-}
-
 static SSL_CTX *build(const struct tls_params *p, char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "stpd";
@@ -141,11 +92,11 @@ static SSL_CTX *build(const struct tls_params *p, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS: no server certificate and key configured");
 		goto fail;
 	}
-	if (use_cert_chain(ctx, p->cert) != 1) {
+	if (privpem_use_chain(ctx, p->cert) != 1) {
 		snprintf(err, errlen, "TLS: certificate %s: %s", p->cert, ssl_reason());
 		goto fail;
 	}
-	if (use_key(ctx, p->key) != 1) {
+	if (privpem_use_key(ctx, p->key) != 1) {
 		snprintf(err, errlen, "TLS: key %s: %s", p->key, ssl_reason());
 		goto fail;
 	}
@@ -154,14 +105,11 @@ static SSL_CTX *build(const struct tls_params *p, char *err, size_t errlen)
 		goto fail;
 	}
 	if (p->client_cert != TLS_CERT_NONE) {
-		if (!p->client_ca[0] || SSL_CTX_load_verify_locations(ctx, p->client_ca, NULL) != 1) {
+		if (!p->client_ca[0] || privpem_load_ca(ctx, p->client_ca, true) != 1) {
 			snprintf(err, errlen, "TLS: client CA file '%s': %s", p->client_ca,
 				 p->client_ca[0] ? ssl_reason() : "not set");
 			goto fail;
 		}
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(p->client_ca);
-		if (names)
-			SSL_CTX_set_client_CA_list(ctx, names);
 		SSL_CTX_set_verify(ctx,
 				   SSL_VERIFY_PEER | (p->client_cert == TLS_CERT_REQUIRE ?
 							      SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),

@@ -73,10 +73,13 @@ static void k_relay(struct conf_parser *p, const struct conf_ext_stmt *s, void *
 		set_string(&t->conf.relay, v);
 		t->relay_line = s->line;
 	} else if (strcmp(s->key, "relay-tls-ca") == 0) {
+		conf_ext_note_file(p, s); /* relay-tls-*: the broker may open them */
 		set_string(&t->conf.relay_ca, v);
 	} else if (strcmp(s->key, "relay-tls-cert") == 0) {
+		conf_ext_note_file(p, s);
 		set_string(&t->conf.relay_cert, v);
 	} else {
+		conf_ext_note_file(p, s);
 		set_string(&t->conf.relay_key, v);
 	}
 }

@@ -520,6 +520,22 @@ static void tp_describe(const struct session *s, struct feat_writer *w)
 		feat_put_flag(w, FEAT_SCOPE_COMMAND, SOCKS_CMD_TRANSPARENT, "end-on-fin");
 }
 
+/* The kernel engine adds and deletes nftables rules and asks conntrack for
+ * every association while serving: netlink checks CAP_NET_ADMIN of the
+ * calling thread then, not only of the socket's opener, so it cannot run
+ * on workers that dropped privileges (the remote engine can: stp-relayd
+ * holds the capability, docs/config.md). */
+static bool tp_needs_root(const struct stp_conf *c, char *buf, size_t cap)
+{
+	const struct tp_conf *tc = tp_conf_get(c);
+	if (!tc || tc->engine != TP_ENGINE_KERNEL)
+		return false;
+	snprintf(buf, cap, "engine kernel changes nftables rules and queries conntrack from the "
+			   "workers while serving, which needs CAP_NET_ADMIN (or use engine "
+			   "remote with stp-relayd)");
+	return true;
+}
+
 static const struct stp_command tp_commands[] = {
 	{ SOCKS_CMD_TRANSPARENT, RULE_CMD_TRANSPARENT, false, tp_start },
 };
@@ -532,4 +548,5 @@ const struct stp_ext ext_transparent = {
 	.worker_fini = tp_worker_fini,
 	.conf_report = tp_conf_report,
 	.describe = tp_describe,
+	.needs_root = tp_needs_root,
 };

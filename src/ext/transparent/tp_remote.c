@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/log.h"
+#include "common/privpem.h"
 #include "common/sockaddr.h"
 #include "ext/transparent/tp_conf.h"
 #include "ext/transparent/tp_engine.h"
@@ -382,9 +383,10 @@ static SSL_CTX *tls_client(const struct tp_conf *conf, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (!ctx || SSL_CTX_load_verify_locations(ctx, conf->relay_ca, NULL) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, conf->relay_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, conf->relay_key, SSL_FILETYPE_PEM) != 1 ||
+	/* Through privfile (privpem.h): the workers load them after the drop,
+	 * and the broker opens root-only ones. */
+	if (!ctx || privpem_load_ca(ctx, conf->relay_ca, false) != 1 ||
+	    privpem_use_chain(ctx, conf->relay_cert) != 1 || privpem_use_key(ctx, conf->relay_key) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen,
 			 "remote engine: cannot load relay-tls-ca %s, -cert %s or -key %s",

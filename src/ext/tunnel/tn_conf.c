@@ -13,7 +13,7 @@ static void k_path(struct conf_parser *p, const struct conf_ext_stmt *s, void *d
 		    strcmp(s->key, "key") == 0         ? c->key :
 		    strcmp(s->key, "client-cert") == 0 ? c->client_cert :
 							 c->client_key;
-	conf_ext_string(p, s, dst, TN_PATH_MAX);
+	conf_ext_file(p, s, dst, TN_PATH_MAX); /* the broker may open it (privpem.h) */
 }
 
 static void k_number(struct conf_parser *p, const struct conf_ext_stmt *s, void *data)

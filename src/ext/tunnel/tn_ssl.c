@@ -1,7 +1,9 @@
 /*
  * tn_ssl.c - the OpenSSL contexts of a tunnel. Made per tunnel: setting up
  * a tunnel costs a handshake anyway, and a context per tunnel follows the
- * config snapshot the session runs under without any shared state.
+ * config snapshot the session runs under without any shared state. The
+ * files are read through privfile (privpem.h): after the drop, the broker
+ * opens the root-only ones.
  */
 #include "ext/tunnel/tn_int.h"
 
@@ -9,6 +11,8 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+
+#include "common/privpem.h"
 
 const char *tn_ssl_error(char *buf, size_t cap)
 {
@@ -30,7 +34,7 @@ SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char 
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, dtls ? DTLS1_2_VERSION : TLS1_2_VERSION);
-	int ok = c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL) :
+	int ok = c->ca[0] ? privpem_load_ca(ctx, c->ca, false) :
 			    SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
 		snprintf(err, errlen, "tunnel ca %s: %s", c->ca, tn_ssl_error(e, sizeof(e)));
@@ -44,8 +48,8 @@ SSL_CTX *tn_client_ctx(const struct tn_conf *c, bool dtls, bool with_cert, char 
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
-		if (SSL_CTX_use_certificate_chain_file(ctx, c->client_cert) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(ctx, c->client_key, SSL_FILETYPE_PEM) != 1) {
+		if (privpem_use_chain(ctx, c->client_cert) != 1 ||
+		    privpem_use_key(ctx, c->client_key) != 1) {
 			snprintf(err, errlen, "tunnel client-cert: %s", tn_ssl_error(e, sizeof(e)));
 			SSL_CTX_free(ctx);
 			return NULL;
@@ -63,8 +67,7 @@ SSL_CTX *tn_dtls_server_ctx(const struct tn_conf *c, char *err, size_t errlen)
 	}
 	SSL_CTX *ctx = SSL_CTX_new(DTLS_server_method());
 	if (!ctx || SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
+	    privpem_use_chain(ctx, c->cert) != 1 || privpem_use_key(ctx, c->key) != 1) {
 		snprintf(err, errlen, "tunnel DTLS cert/key: %s", tn_ssl_error(e, sizeof(e)));
 		SSL_CTX_free(ctx);
 		return NULL;
