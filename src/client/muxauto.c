@@ -54,6 +54,7 @@
 #define MA_CONNS 4  /* multiplexed connections per proxy and user, at most */
 #define MA_SPREAD 8 /* streams in use on each before another is opened */
 #define MA_MORE_BACKOFF 10 /* s without extra connections after one failed */
+#define MA_MORE_TIMEOUT 3000 /* ms for opening one of them, at most */
 
 /* One shared connection; freed by whoever drops the last reference. */
 struct ma_conn {
@@ -182,9 +183,12 @@ static struct ma_conn *ma_spread(struct ma_entry *e, const struct stp_proxy *p, 
 		return best;
 	e->opening = true;
 	pthread_mutex_unlock(&ma_lock);
+	/* Bounded more tightly than the caller's deadline: a stream on a
+	 * busy connection beats waiting for a slow proxy's handshake. */
 	enum stp_err oe;
 	int left = client_remaining(deadline);
-	struct stp_mux *m = stp_mux_open(p, left < 0 ? 30000 : left, &oe);
+	struct stp_mux *m =
+		stp_mux_open(p, left < 0 || left > MA_MORE_TIMEOUT ? MA_MORE_TIMEOUT : left, &oe);
 	struct ma_conn *c = m != NULL ? calloc(1, sizeof(*c)) : NULL;
 	pthread_mutex_lock(&ma_lock);
 	e->opening = false;
