@@ -2,11 +2,13 @@
  * muxrate - streams per second at N clients (bench/NOTES.md
  * "Multiplexing"): each client thread loops open, send one byte, read the
  * echo, close, for SECONDS, against a built-in echo target on loopback:
- *   muxrate direct|socks|mux PROXY-URL CLIENTS SECONDS
- * direct: a TCP connection to the target; socks: stp_connect (an RFC 1928
- * connection per stream, pipelined after the first two as libstp does);
- * mux: one stp_mux for all clients, one stream per cycle. Prints
- * "MODE CLIENTS cycles/s".
+ *   muxrate direct|socks|mux|muxN|auto PROXY-URL CLIENTS SECONDS
+ * direct: a TCP connection to the target; socks: stp_connect with
+ * STP_MUX=0 (an RFC 1928 connection per stream, pipelined after the first
+ * two as libstp does); mux: one stp_mux for all clients, one stream per
+ * cycle; muxN (mux2, mux4...): N stp_mux, client i uses number i % N;
+ * auto: stp_connect as applications get it (automatic multiplexing,
+ * src/client/muxauto.c). Prints "MODE CLIENTS cycles/s".
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +27,8 @@ static int lfd;
 static uint16_t tport;
 static const char *mode;
 static struct stp_proxy proxy;
-static struct stp_mux *mux;
+static struct stp_mux *mux[16];
+static int nmux;
 static atomic_long cycles;
 static atomic_bool stop;
 
@@ -58,12 +61,12 @@ static int open_direct(void)
 
 static void *client(void *arg)
 {
-	(void)arg;
+	struct stp_mux *m = nmux ? mux[(size_t)arg % (size_t)nmux] : NULL;
 	enum stp_err err;
 	while (!atomic_load(&stop)) {
 		int fd = strcmp(mode, "direct") == 0 ? open_direct()
-			 : strcmp(mode, "socks") == 0 ? stp_connect(&proxy, "127.0.0.1", tport, 10000, &err)
-						      : stp_mux_connect(mux, "127.0.0.1", tport, 10000, &err);
+			 : m == NULL ? stp_connect(&proxy, "127.0.0.1", tport, 10000, &err)
+				     : stp_mux_connect(m, "127.0.0.1", tport, 10000, &err);
 		if (fd < 0)
 			continue;
 		char b = 'x';
@@ -94,12 +97,20 @@ int main(int argc, char **argv)
 	pthread_t srv[8], th[1024];
 	for (int i = 0; i < 8; i++)
 		pthread_create(&srv[i], NULL, echo_srv, NULL);
-	if (strcmp(mode, "mux") == 0 && !(mux = stp_mux_open(&proxy, 10000, &err))) {
-		fprintf(stderr, "mux: %s\n", stp_strerror(err));
-		return 1;
+	if (strcmp(mode, "socks") == 0)
+		setenv("STP_MUX", "0", 1);
+	if (strncmp(mode, "mux", 3) == 0) {
+		nmux = mode[3] ? atoi(mode + 3) : 1;
+		if (nmux < 1 || nmux > 16)
+			return 2;
+		for (int i = 0; i < nmux; i++)
+			if (!(mux[i] = stp_mux_open(&proxy, 10000, &err))) {
+				fprintf(stderr, "mux: %s\n", stp_strerror(err));
+				return 1;
+			}
 	}
 	for (int i = 0; i < n && i < 1024; i++)
-		pthread_create(&th[i], NULL, client, NULL);
+		pthread_create(&th[i], NULL, client, (void *)(size_t)i);
 	sleep((unsigned)secs);
 	atomic_store(&stop, true);
 	long c = atomic_load(&cycles);

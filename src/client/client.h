@@ -97,6 +97,8 @@ int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t por
 		       const struct sockaddr *sa, int64_t deadline, enum stp_err *err);
 /* mux.c: whether the connection is over; forgetting it in a fork child. */
 bool client_mux_dead(struct stp_mux *m);
+/* mux.c: streams whose caller's side is open (how busy m is). */
+unsigned client_mux_load(struct stp_mux *m);
 void client_mux_abandon(struct stp_mux *m);
 /* At exit: a TLS connection's close_notify, so the proxy sees a clean end,
  * and its thread stopped (at most 1 s); nothing for plain ones (the

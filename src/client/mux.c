@@ -5,6 +5,14 @@
  * nghttp2's client session; each stream reaches the caller as one end of a
  * socketpair, so any code that reads and writes an fd can use it.
  *
+ * Per stream, the costs are wake-ups more than bytes (bench/NOTES.md
+ * "libstp's mux client"): the thread waits in epoll, where each socket is
+ * registered once (edge-triggered, keyed by stream id so a late event for
+ * a closed stream finds nothing), not in a poll() over every stream per
+ * turn; a caller that finds the thread idle sends its HEADERS itself, and
+ * one that finds it busy queues the request without waiting for its
+ * mutex; everything nghttp2 has to send in a turn leaves in one write.
+ *
  * Flow control both ways is HTTP/2's: a stream's window opens only as the
  * caller reads its socket (what the socketpair does not take waits in the
  * stream's buffer, at most one window), and the caller's writes are read
@@ -22,9 +30,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +47,12 @@
 
 #define MUX_MAX_STREAMS 1024
 #define MUX_DOWN_MAX (256 * 1024) /* our stream window: what one stream may buffer */
+#define MUX_OUT_BATCH (64 * 1024) /* nghttp2 output gathered for one write */
+#define MUX_IN_TURN 8             /* reads of the connection per turn, then the streams */
+
+/* epoll keys: a stream's is its id (odd, client-initiated); these are even. */
+#define KEY_WAKE 0
+#define KEY_CONN 2
 
 /* A caller of stp_mux_connect waiting for its stream's response. Each has
  * its own semaphore, posted once for its stream only (response, close,
@@ -46,53 +63,78 @@
 struct mux_waiter {
 	sem_t sem;
 	int status, rep; /* the stream's; status 0: it ended before a response */
+	enum stp_err err; /* with status 0: why (PROXY_CLOSED, NOMEM: no stream id) */
 	bool released;   /* set with the mutex held: the stream may be freed now */
 };
 
 struct mux_stream {
-	int32_t id;
+	int32_t id;       /* 0 while queued (not submitted yet) */
 	int fd;           /* our end of the socketpair, non-blocking; -1 when closed */
+	size_t slot;      /* index in m->streams */
 	char authority[STP_NAME_MAX + 16];
 	int status;       /* 0 until the response; HTTP status */
 	int rep;          /* socks-rep header, -1 when absent */
 	bool done;        /* closed (reset, or both ends) */
 	bool local_eof;   /* the caller shut its side: END_STREAM sent */
 	bool deferred;
+	bool readable;    /* input may be waiting: an edge since recv found fd empty */
+	bool hup;         /* the caller shut or closed its end (sticky: keep reading) */
+	bool want_out;    /* fd is registered for EPOLLOUT (down bytes wait) */
+	bool active;      /* counted in m->active: the caller's side is open */
 	uint8_t *down;    /* received, not yet taken by the socketpair */
 	size_t downlen, downoff, downcap;
 	bool remote_eof;  /* END_STREAM from the proxy: shut our end after down */
 	struct mux_waiter *waiter; /* the caller still waiting for the response, or NULL */
+	struct mux_stream *next;   /* the submit queue */
 };
 
 struct stp_mux {
 	int fd;           /* to the proxy, non-blocking */
 	struct stp_conn *tc; /* TLS proxies: the connection fd belongs to (mux_tls.c) */
-	int wake[2];
+	int ep;           /* epoll: fd, wake, every stream's socket */
+	int wake;         /* eventfd */
 	pthread_t thread;
-	pthread_mutex_t mu;
+	pthread_mutex_t mu; /* nghttp2 and the streams */
 	nghttp2_session *h2;
 	struct mux_stream *streams[MUX_MAX_STREAMS];
 	size_t n;
-	bool dead, stop;
-	bool wake_pending; /* a byte is in the wake pipe the thread has not drained */
+	atomic_bool dead;
+	bool stop;
+	bool conn_in;     /* fd may have input: an edge since recv found it empty */
+	bool conn_hup;    /* fd saw its end (sticky: read until recv says so) */
+	atomic_uint active; /* streams whose caller's side is open: the load */
+	/* Requests of callers that found the mutex taken, submitted by the
+	 * thread at its next turn. qmu guards the queue and qclosed only. */
+	pthread_mutex_t qmu;
+	struct mux_stream *qhead, **qtail;
+	bool qclosed;     /* the thread is gone: nothing more is queued */
+	atomic_bool sleeping; /* the thread is (about to be) in epoll_wait */
 	uint8_t *out;
-	size_t outlen, outoff;
+	size_t outlen, outoff, outcap;
 };
 
+/* The stream with this id, if it is still ours: nghttp2's stream data
+ * while nghttp2 has the stream, else (closed, bytes still going to the
+ * caller) a look through the list. */
 static struct mux_stream *find(struct stp_mux *m, int32_t id)
 {
+	struct mux_stream *st = nghttp2_session_get_stream_user_data(m->h2, id);
+	if (st)
+		return st;
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i]->id == id)
 			return m->streams[i];
 	return NULL;
 }
 
-static bool alive(const struct stp_mux *m, const struct mux_stream *st)
+/* The caller's side of st is over (its EOF, or the stream's end): the
+ * load muxauto spreads streams by no longer counts it. */
+static void stream_inactive(struct stp_mux *m, struct mux_stream *st)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (m->streams[i] == st)
-			return true;
-	return false;
+	if (st->active) {
+		st->active = false;
+		atomic_fetch_sub(&m->active, 1);
+	}
 }
 
 /* Hands st's outcome to the caller waiting for it, if any, and lets it go:
@@ -106,9 +148,13 @@ static void stream_release(struct stp_mux *m, struct mux_stream *st)
 	st->waiter = NULL;
 	w->status = st->status;
 	w->rep = st->rep;
+	w->err = STP_ERR_PROXY_CLOSED;
 	w->released = true;
-	if (st->status != 200 && !st->done)
-		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	if (st->status != 200) {
+		stream_inactive(m, st);
+		if (!st->done)
+			nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	}
 	sem_post(&w->sem);
 }
 
@@ -207,25 +253,37 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 	return handshake_reply(fd, buf, t, err);
 }
 
+
 /* ---- the thread: everything below runs with m->mu held ---- */
 
 static void stream_drop(struct stp_mux *m, struct mux_stream *st)
 {
 	st->done = true;
 	stream_release(m, st); /* before st is freed under its waiter */
-	for (size_t i = 0; i < m->n; i++)
-		if (m->streams[i] == st) {
-			m->streams[i] = m->streams[--m->n];
-			break;
-		}
+	stream_inactive(m, st);
+	struct mux_stream *last = m->streams[--m->n];
+	m->streams[st->slot] = last;
+	last->slot = st->slot;
 	if (st->fd >= 0)
-		close(st->fd);
+		close(st->fd); /* also leaves the epoll set */
 	free(st->down);
 	free(st);
 }
 
+/* EPOLLOUT on st's socket only while bytes wait for it: registered all
+ * the time, every read by the caller would wake the thread. */
+static void stream_watch_out(struct stp_mux *m, struct mux_stream *st, bool on)
+{
+	if (st->want_out == on || st->fd < 0)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
+				  .data.u64 = (uint64_t)st->id };
+	if (epoll_ctl(m->ep, EPOLL_CTL_MOD, st->fd, &ev) == 0)
+		st->want_out = on;
+}
+
 /* Hands received bytes to the socketpair; the stream's window opens by
- * what it took. */
+ * what it took. May free st. */
 static void stream_flush_down(struct stp_mux *m, struct mux_stream *st)
 {
 	size_t took = 0;
@@ -233,8 +291,10 @@ static void stream_flush_down(struct stp_mux *m, struct mux_stream *st)
 		ssize_t n = send(st->fd, st->down + st->downoff, st->downlen - st->downoff,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				stream_watch_out(m, st, true);
 				break;
+			}
 			nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 			st->downoff = st->downlen;
 			break;
@@ -246,6 +306,7 @@ static void stream_flush_down(struct stp_mux *m, struct mux_stream *st)
 		nghttp2_session_consume_stream(m->h2, st->id, took);
 	if (st->downoff == st->downlen) {
 		st->downoff = st->downlen = 0;
+		stream_watch_out(m, st, false);
 		if (st->remote_eof && st->fd >= 0)
 			shutdown(st->fd, SHUT_WR);
 		if (st->done)
@@ -258,18 +319,24 @@ static ssize_t cb_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len
 {
 	(void)h2;
 	(void)id;
-	(void)user;
 	struct mux_stream *st = src->ptr;
-	ssize_t n = st->fd < 0 ? 0 : recv(st->fd, buf, len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+	/* Edge-triggered: after a short read the socket was empty, and the
+	 * caller's next write (or close) is a new event. A stream's first
+	 * call, right behind its HEADERS, so costs no system call. */
+	ssize_t n = st->fd < 0 ? 0 : !st->readable ? -1 : recv(st->fd, buf, len, MSG_DONTWAIT);
+	if (n < 0 && (!st->readable || errno == EAGAIN || errno == EWOULDBLOCK)) {
+		st->readable = false;
 		st->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
 	if (n <= 0) { /* the caller shut its side (or closed it) */
 		st->local_eof = true;
+		stream_inactive(user, st);
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		return 0;
 	}
+	if ((size_t)n < len && !st->hup)
+		st->readable = false;
 	return n;
 }
 
@@ -296,13 +363,14 @@ static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *use
 {
 	(void)h2;
 	struct stp_mux *m = user;
+	if (fr->hd.stream_id == 0 || (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA))
+		return 0;
 	struct mux_stream *st = find(m, fr->hd.stream_id);
 	if (!st)
 		return 0;
 	if (fr->hd.type == NGHTTP2_HEADERS && st->status != 0)
 		stream_release(m, st);
-	if ((fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
-	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+	if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		st->remote_eof = true;
 		if (st->downoff == st->downlen && st->fd >= 0 && st->status == 200)
 			shutdown(st->fd, SHUT_WR);
@@ -319,6 +387,16 @@ static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
 	struct mux_stream *st = find(m, id);
 	if (!st)
 		return 0;
+	if (st->downlen == 0 && st->fd >= 0) { /* the usual case: straight through */
+		ssize_t n = send(st->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			nghttp2_session_consume_stream(h2, id, (size_t)n);
+			data += n;
+			len -= (size_t)n;
+			if (len == 0)
+				return 0;
+		}
+	}
 	if (st->downlen + len > st->downcap) {
 		size_t cap = st->downcap ? st->downcap * 2 : 16384;
 		while (cap < st->downlen + len)
@@ -351,7 +429,10 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	return 0;
 }
 
-/* 0, or -1 when the connection is over. */
+/* What nghttp2 has to send, gathered (up to MUX_OUT_BATCH) and written in
+ * one send: per stream, a HEADERS, a DATA and an END_STREAM that are due
+ * in one turn leave together, and with them every other stream's. 0, or
+ * -1 when the connection is over. */
 static int mux_send(struct stp_mux *m)
 {
 	if (m->tc)
@@ -364,18 +445,79 @@ static int mux_send(struct stp_mux *m)
 				return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
 			m->outoff += (size_t)n;
 		}
-		const uint8_t *data;
-		ssize_t n = nghttp2_session_mem_send(m->h2, &data);
-		if (n <= 0)
-			return n < 0 ? -1 : 0;
-		uint8_t *b = realloc(m->out, (size_t)n);
-		if (!b)
-			return -1;
-		m->out = b;
-		memcpy(m->out, data, (size_t)n);
-		m->outlen = (size_t)n;
-		m->outoff = 0;
+		m->outoff = m->outlen = 0;
+		while (m->outlen < MUX_OUT_BATCH) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(m->h2, &data);
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				break;
+			if (m->outlen + (size_t)n > m->outcap) {
+				size_t cap = m->outcap ? m->outcap : 16384;
+				while (cap < m->outlen + (size_t)n)
+					cap *= 2;
+				uint8_t *b = realloc(m->out, cap);
+				if (!b)
+					return -1;
+				m->out = b;
+				m->outcap = cap;
+			}
+			memcpy(m->out + m->outlen, data, (size_t)n);
+			m->outlen += (size_t)n;
+		}
+		if (m->outlen == 0)
+			return 0;
 	}
+}
+
+/* Input from the proxy into nghttp2, until the socket is empty (edge-
+ * triggered) or MUX_IN_TURN reads (the streams get their turn, and
+ * conn_in stays set). 0, or -1 when the connection is over. */
+static int conn_recv(struct stp_mux *m)
+{
+	if (m->tc) {
+		/* reads the socket until EAGAIN (this is edge-triggered); what
+		 * SSL keeps decrypted or a whole record still waiting is read
+		 * at the next turn, without waiting for an edge */
+		int r = client_mux_tls_recv(m->tc, m->h2);
+		m->conn_in = r == 0 && client_mux_tls_pending(m->tc);
+		return r;
+	}
+	uint8_t buf[16384];
+	for (int i = 0; i < MUX_IN_TURN && m->conn_in; i++) {
+		ssize_t n = recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			m->conn_in = false;
+			break;
+		}
+		if (n <= 0 || nghttp2_session_mem_recv(m->h2, buf, (size_t)n) < 0)
+			return -1;
+		if ((size_t)n < sizeof(buf) && !m->conn_hup)
+			m->conn_in = false; /* empty now: more is a new edge */
+	}
+	return 0;
+}
+
+/* An event on a stream's socket (by id: a closed stream's is ignored). */
+static void stream_event(struct stp_mux *m, int32_t id, uint32_t ev)
+{
+	struct mux_stream *st = find(m, id);
+	if (!st)
+		return;
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		st->readable = true;
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			st->hup = true; /* sticky: its edge may come with the last bytes */
+		if (st->deferred && !st->local_eof) {
+			st->deferred = false;
+			nghttp2_session_resume_data(m->h2, st->id);
+		}
+	}
+	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && st->downoff < st->downlen)
+		stream_flush_down(m, st);
 }
 
 /* The connection died: every stream's socket is closed at once, so a
@@ -403,83 +545,140 @@ static void waiters_wake_all(struct stp_mux *m)
 		stream_release(m, m->streams[i]);
 }
 
+/* Submits st's CONNECT. Its socket joins the epoll set first, keyed by
+ * the id the request is about to get. STP_OK, or why not (st untouched
+ * but for its id). */
+static enum stp_err stream_submit(struct stp_mux *m, struct mux_stream *st)
+{
+	if (atomic_load(&m->dead) || m->stop)
+		return STP_ERR_PROXY_CLOSED;
+	if (m->n >= MUX_MAX_STREAMS)
+		return STP_ERR_NOMEM;
+	nghttp2_nv nva[] = {
+		{ (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":authority", (uint8_t *)st->authority, 10, strlen(st->authority),
+		  NGHTTP2_NV_FLAG_NONE },
+	};
+	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read };
+	uint32_t next = nghttp2_session_get_next_stream_id(m->h2);
+	if (next > INT32_MAX)
+		return STP_ERR_PROXY_CLOSED; /* ids used up: a new connection is due */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.u64 = next };
+	if (epoll_ctl(m->ep, EPOLL_CTL_ADD, st->fd, &ev) < 0)
+		return STP_ERR_SYSTEM;
+	int32_t id = nghttp2_submit_request(m->h2, NULL, nva, 2, &prd, st);
+	if (id < 0) {
+		epoll_ctl(m->ep, EPOLL_CTL_DEL, st->fd, NULL);
+		return STP_ERR_NOMEM;
+	}
+	st->id = id;
+	st->slot = m->n;
+	m->streams[m->n++] = st;
+	st->active = true;
+	atomic_fetch_add(&m->active, 1);
+	return STP_OK;
+}
+
+/* A queued request the thread could not submit (or will not: it ends):
+ * the caller gets err. */
+static void stream_refuse(struct mux_stream *st, enum stp_err err)
+{
+	struct mux_waiter *w = st->waiter;
+	close(st->fd);
+	free(st);
+	w->status = 0;
+	w->err = err;
+	w->released = true;
+	sem_post(&w->sem);
+}
+
+static struct mux_stream *queue_take(struct stp_mux *m, bool close_it)
+{
+	pthread_mutex_lock(&m->qmu);
+	struct mux_stream *q = m->qhead;
+	m->qhead = NULL;
+	m->qtail = &m->qhead;
+	if (close_it)
+		m->qclosed = true;
+	pthread_mutex_unlock(&m->qmu);
+	return q;
+}
+
+static void queue_submit(struct stp_mux *m)
+{
+	for (struct mux_stream *q = queue_take(m, false), *nx; q; q = nx) {
+		nx = q->next;
+		q->next = NULL;
+		enum stp_err e = stream_submit(m, q);
+		if (e != STP_OK)
+			stream_refuse(q, e);
+	}
+}
+
+/* Whether the thread may block in epoll_wait: nothing queued. After it
+ * said so, a caller that queues sees `sleeping` and wakes it. */
+static bool may_sleep(struct stp_mux *m)
+{
+	atomic_store(&m->sleeping, true);
+	pthread_mutex_lock(&m->qmu);
+	bool empty = m->qhead == NULL;
+	pthread_mutex_unlock(&m->qmu);
+	if (!empty)
+		atomic_store(&m->sleeping, false);
+	return empty;
+}
+
 static void *mux_thread(void *arg)
 {
 	struct stp_mux *m = arg;
-	struct pollfd pf[MUX_MAX_STREAMS + 2];
-	struct mux_stream *who[MUX_MAX_STREAMS + 2];
+	struct epoll_event evs[64];
 	pthread_mutex_lock(&m->mu);
-	while (!m->stop && !m->dead) {
+	while (!m->stop && !atomic_load(&m->dead)) {
+		queue_submit(m);
 		if (mux_send(m) < 0 ||
 		    (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
 		     m->outoff == m->outlen)) {
-			m->dead = true;
+			atomic_store(&m->dead, true);
 			break;
 		}
-		size_t k = 0;
-		pf[k++] = (struct pollfd){ m->wake[0], POLLIN, 0 };
-		bool out = m->tc ? client_mux_tls_wants_out(m->tc) : m->outoff < m->outlen;
-		pf[k++] = (struct pollfd){ m->fd, (short)(POLLIN | (out ? POLLOUT : 0)), 0 };
-		for (size_t i = 0; i < m->n; i++) {
-			struct mux_stream *st = m->streams[i];
-			short ev = 0;
-			if (st->deferred && !st->local_eof)
-				ev |= POLLIN;
-			if (st->downoff < st->downlen)
-				ev |= POLLOUT;
-			if (ev && st->fd >= 0) {
-				who[k] = st;
-				pf[k++] = (struct pollfd){ st->fd, ev, 0 };
-			}
-		}
+		int timeout = m->conn_in || !may_sleep(m) ? 0 : 1000;
 		pthread_mutex_unlock(&m->mu);
-		/* TLS: records already read may wait in SSL's buffers. */
-		bool pending = m->tc && client_mux_tls_pending(m->tc);
-		int r = poll(pf, k, pending ? 0 : 1000);
+		int r = epoll_wait(m->ep, evs, 64, timeout);
+		atomic_store(&m->sleeping, false);
 		pthread_mutex_lock(&m->mu);
-		if (r < 0 || (r == 0 && !pending))
-			continue;
-		if (pf[0].revents) {
-			char b[64];
-			while (read(m->wake[0], b, sizeof(b)) > 0)
-				;
-			m->wake_pending = false;
-		}
-		if (m->tc && ((pf[1].revents & (POLLIN | POLLHUP | POLLERR)) || pending)) {
-			if (client_mux_tls_recv(m->tc, m->h2) < 0) {
-				m->dead = true;
-				break;
-			}
-		} else if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			uint8_t buf[16384];
-			ssize_t n = recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
-			    (n > 0 && nghttp2_session_mem_recv(m->h2, buf, (size_t)n) < 0)) {
-				m->dead = true;
-				break;
+		for (int i = 0; i < r; i++) {
+			uint64_t key = evs[i].data.u64;
+			uint32_t ev = evs[i].events;
+			if (key == KEY_WAKE) {
+				uint64_t v;
+				ssize_t rd = read(m->wake, &v, sizeof(v));
+				(void)rd;
+			} else if (key == KEY_CONN) {
+				if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					m->conn_in = true;
+				if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					m->conn_hup = true;
+			} else {
+				stream_event(m, (int32_t)key, ev);
 			}
 		}
-		for (size_t j = 2; j < k; j++) {
-			struct mux_stream *st = who[j];
-			if (!pf[j].revents || !alive(m, st))
-				continue;
-			if (pf[j].revents & (POLLIN | POLLHUP) && st->deferred) {
-				st->deferred = false;
-				nghttp2_session_resume_data(m->h2, st->id);
-			}
-			if (pf[j].revents & (POLLOUT | POLLERR))
-				stream_flush_down(m, st);
+		if (m->conn_in && conn_recv(m) < 0) {
+			atomic_store(&m->dead, true);
+			break;
 		}
 	}
-	if (m->dead)
+	if (atomic_load(&m->dead))
 		streams_abort(m);
 	waiters_wake_all(m);
+	for (struct mux_stream *q = queue_take(m, true), *nx; q; q = nx) {
+		nx = q->next;
+		stream_refuse(q, STP_ERR_PROXY_CLOSED);
+	}
 	pthread_mutex_unlock(&m->mu);
 	if (m->tc)
 		OPENSSL_thread_stop(); /* as conn_relay.c's threads */
 	return NULL;
 }
-
 /* ---- the API ---- */
 
 static nghttp2_session *client_new(struct stp_mux *m)
@@ -514,6 +713,36 @@ static nghttp2_session *client_new(struct stp_mux *m)
 	return h2;
 }
 
+/* The epoll set (the connection fd, edge-triggered; the wake eventfd) and
+ * the submit queue. 0, or -1 (nothing left open). */
+static int mux_fds_init(struct stp_mux *m, int fd)
+{
+	m->ep = epoll_create1(EPOLL_CLOEXEC);
+	m->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event w = { .events = EPOLLIN, .data.u64 = KEY_WAKE };
+	struct epoll_event c = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.u64 = KEY_CONN };
+	if (m->ep < 0 || m->wake < 0 || epoll_ctl(m->ep, EPOLL_CTL_ADD, m->wake, &w) < 0 ||
+	    epoll_ctl(m->ep, EPOLL_CTL_ADD, fd, &c) < 0) {
+		if (m->ep >= 0)
+			close(m->ep);
+		if (m->wake >= 0)
+			close(m->wake);
+		return -1;
+	}
+	m->conn_in = true; /* the proxy's SETTINGS may be there already */
+	m->qtail = &m->qhead;
+	pthread_mutex_init(&m->qmu, NULL);
+	return 0;
+}
+
+static void mux_fds_close(struct stp_mux *m)
+{
+	close(m->ep);
+	close(m->wake);
+	pthread_mutex_destroy(&m->qmu);
+}
+
 struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum stp_err *err)
 {
 	enum stp_err e = STP_ERR_INVALID;
@@ -538,7 +767,7 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 		return NULL;
 	}
 	struct stp_mux *m = calloc(1, sizeof(*m));
-	if (!m || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+	if (!m || mux_fds_init(m, fd) < 0) {
 		free(m);
 		tc ? stp_conn_close(tc) : (void)close(fd);
 		*err = STP_ERR_NOMEM;
@@ -556,8 +785,7 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 	if (!m->h2 || pthread_create(&m->thread, NULL, mux_thread, m) != 0) {
 		if (m->h2)
 			nghttp2_session_del(m->h2);
-		close(m->wake[0]);
-		close(m->wake[1]);
+		mux_fds_close(m);
 		tc ? stp_conn_close(tc) : (void)close(fd);
 		free(m);
 		*err = STP_ERR_NOMEM;
@@ -573,15 +801,53 @@ static enum stp_err rep_err(int rep)
 	return STP_ERR_REP_OTHER;
 }
 
-/* With m->mu held. One byte wakes the thread's poll for everything asked
- * before it drains the pipe: callers behind the first skip the write. */
 static void wake(struct stp_mux *m)
 {
-	if (m->wake_pending)
-		return;
-	m->wake_pending = true;
-	ssize_t r = write(m->wake[1], "x", 1);
+	uint64_t one = 1;
+	ssize_t r = write(m->wake, &one, sizeof(one));
 	(void)r;
+}
+
+/* For the thread's next turn (the caller found the mutex taken: the
+ * thread is busy, and will see the queue before it sleeps). false: the
+ * thread is gone. */
+static bool queue_push(struct stp_mux *m, struct mux_stream *st)
+{
+	pthread_mutex_lock(&m->qmu);
+	bool ok = !m->qclosed;
+	if (ok) {
+		*m->qtail = st;
+		m->qtail = &st->next;
+	}
+	pthread_mutex_unlock(&m->qmu);
+	if (ok && atomic_exchange(&m->sleeping, false))
+		wake(m);
+	return ok;
+}
+
+/* The caller gave up on a stream that is not released: still queued, it
+ * is taken out; submitted, it is reset (the thread frees it). With m->mu
+ * held. */
+static void stream_abandon(struct stp_mux *m, struct mux_stream *st)
+{
+	st->waiter = NULL;
+	if (st->id == 0) { /* the thread submits the queue under m->mu: still there */
+		pthread_mutex_lock(&m->qmu);
+		struct mux_stream **pp = &m->qhead;
+		while (*pp != st)
+			pp = &(*pp)->next;
+		*pp = st->next;
+		if (m->qtail == &st->next)
+			m->qtail = pp;
+		pthread_mutex_unlock(&m->qmu);
+		close(st->fd);
+		free(st);
+		return;
+	}
+	stream_inactive(m, st);
+	if (!st->done)
+		nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	wake(m);
 }
 
 int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int timeout_ms,
@@ -606,15 +872,9 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	st->fd = sp[1];
 	st->rep = -1;
 	/* st->fd stays blocking for nobody: the thread only ever uses it with
-	 * MSG_DONTWAIT, poll, shutdown and close (no fcntl calls per stream). */
+	 * MSG_DONTWAIT, epoll, shutdown and close (no fcntl calls per stream). */
 	snprintf(st->authority, sizeof(st->authority), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
 		 host, port);
-	nghttp2_nv nva[] = {
-		{ (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)":authority", (uint8_t *)st->authority, 10, strlen(st->authority),
-		  NGHTTP2_NV_FLAG_NONE },
-	};
-	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_read };
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	if (timeout_ms >= 0) {
@@ -625,25 +885,29 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 			dl.tv_nsec -= 1000000000L;
 		}
 	}
-	pthread_mutex_lock(&m->mu);
-	int32_t id = -1;
-	if (!m->dead && m->n < MUX_MAX_STREAMS)
-		id = nghttp2_submit_request(m->h2, NULL, nva, 2, &prd, st);
-	if (id < 0) {
+	struct mux_waiter w = { .status = 0 };
+	sem_init(&w.sem, 0, 0);
+	st->waiter = &w;
+	/* The thread idle (waiting in epoll): the HEADERS leave from here, and
+	 * its next wake-up is the response. The thread busy: queued for it,
+	 * rather than waiting for its mutex and waking it again after. */
+	enum stp_err e = STP_OK;
+	if (pthread_mutex_trylock(&m->mu) == 0) {
+		e = stream_submit(m, st);
+		if (e == STP_OK && mux_send(m) < 0)
+			wake(m); /* the thread finds out and ends the connection */
 		pthread_mutex_unlock(&m->mu);
+	} else if (!queue_push(m, st)) {
+		e = STP_ERR_PROXY_CLOSED;
+	}
+	if (e != STP_OK) {
+		sem_destroy(&w.sem);
 		close(sp[0]);
 		close(sp[1]);
 		free(st);
-		*err = m->dead ? STP_ERR_PROXY_CLOSED : STP_ERR_NOMEM;
+		*err = e;
 		return -1;
 	}
-	struct mux_waiter w = { .status = 0 };
-	sem_init(&w.sem, 0, 0);
-	st->id = id;
-	st->waiter = &w;
-	m->streams[m->n++] = st;
-	wake(m);
-	pthread_mutex_unlock(&m->mu);
 	int rc;
 	do
 		rc = timeout_ms < 0 ? sem_wait(&w.sem) : sem_clockwait(&w.sem, CLOCK_MONOTONIC, &dl);
@@ -651,10 +915,7 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	if (rc < 0) { /* timed out, unless the thread let it go just now */
 		pthread_mutex_lock(&m->mu);
 		if (!w.released) { /* so st is still there */
-			st->waiter = NULL;
-			if (!st->done)
-				nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-			wake(m);
+			stream_abandon(m, st);
 			pthread_mutex_unlock(&m->mu);
 			sem_destroy(&w.sem);
 			close(sp[0]);
@@ -669,7 +930,7 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 	if (w.status == 200)
 		return sp[0];
 	if (w.status == 0)
-		*err = STP_ERR_PROXY_CLOSED;
+		*err = w.err;
 	else
 		*err = w.rep >= 0 ? rep_err(w.rep) : STP_ERR_PROTOCOL;
 	close(sp[0]);
@@ -678,10 +939,12 @@ int stp_mux_connect(struct stp_mux *m, const char *host, uint16_t port, int time
 
 bool client_mux_dead(struct stp_mux *m)
 {
-	pthread_mutex_lock(&m->mu);
-	bool dead = m->dead;
-	pthread_mutex_unlock(&m->mu);
-	return dead;
+	return atomic_load(&m->dead);
+}
+
+unsigned client_mux_load(struct stp_mux *m)
+{
+	return atomic_load(&m->active);
 }
 
 void client_mux_abandon(struct stp_mux *m)
@@ -691,11 +954,13 @@ void client_mux_abandon(struct stp_mux *m)
 	 * (the parent's connection goes on) and leak the rest (with TLS, the
 	 * SSL state: a close_notify from here would end the parent's). */
 	close(m->fd);
-	close(m->wake[0]);
-	close(m->wake[1]);
+	close(m->ep);
+	close(m->wake);
 	for (size_t i = 0; i < m->n; i++)
 		if (m->streams[i]->fd >= 0)
 			close(m->streams[i]->fd);
+	for (struct mux_stream *q = m->qhead; q; q = q->next)
+		close(q->fd);
 }
 
 void client_mux_goodbye(struct stp_mux *m)
@@ -705,7 +970,7 @@ void client_mux_goodbye(struct stp_mux *m)
 	 * OpenSSL's own exit handler has freed its state. */
 	if (!m->tc || pthread_mutex_trylock(&m->mu) != 0)
 		return;
-	if (!m->dead)
+	if (!atomic_load(&m->dead))
 		client_mux_tls_goodbye(m->tc);
 	m->stop = true;
 	wake(m);
@@ -722,8 +987,8 @@ void stp_mux_close(struct stp_mux *m)
 		return;
 	pthread_mutex_lock(&m->mu);
 	m->stop = true;
-	wake(m);
 	pthread_mutex_unlock(&m->mu);
+	wake(m);
 	pthread_join(m->thread, NULL);
 	while (m->n)
 		stream_drop(m, m->streams[0]);
@@ -732,8 +997,7 @@ void stp_mux_close(struct stp_mux *m)
 		stp_conn_close(m->tc); /* close_notify, best effort */
 	else
 		close(m->fd);
-	close(m->wake[0]);
-	close(m->wake[1]);
+	mux_fds_close(m);
 	pthread_mutex_destroy(&m->mu);
 	free(m->out);
 	free(m);

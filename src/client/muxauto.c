@@ -5,7 +5,13 @@
  * (mux.c) when the proxy's features document lists CMD X'30' for this
  * client.
  *
- * One connection per proxy and user per process, shared by every thread.
+ * One connection per proxy and user per process, shared by every thread;
+ * more (up to MA_CONNS) when the streams in use on every open one reach
+ * MA_SPREAD: each connection has its own thread here and is one session
+ * of one stpd worker (by the kernel's SO_REUSEPORT hash), so a busy
+ * program's streams spread over the cores on both ends instead of
+ * queueing behind one thread (bench/NOTES.md "libstp's mux client"). Each
+ * connect takes the least busy connection.
  * TLS proxies (socks5+tls://, X'86') too: the connection is a TLS one
  * (mux_tls.c), so one TLS handshake serves every stream; the table tells
  * them apart by all TLS options as well (a client certificate can name the
@@ -50,6 +56,10 @@
 #include "proto/socks.h"
 
 #define MA_N 8
+#define MA_CONNS 4  /* multiplexed connections per proxy and user, at most */
+#define MA_SPREAD 8 /* streams in use on each before another is opened */
+#define MA_MORE_BACKOFF 10 /* s without extra connections after one failed */
+#define MA_MORE_TIMEOUT 3000 /* ms for opening one of them, at most */
 
 /* One shared connection; freed by whoever drops the last reference. */
 struct ma_conn {
@@ -65,6 +75,9 @@ static struct ma_entry {
 	struct ma_conn *c; /* NULL: none open */
 	time_t off;        /* the switch failed: plain connections until TTL */
 	time_t used_at;
+	struct ma_conn *more[MA_CONNS - 1]; /* opened by load (ma_spread) */
+	bool opening;      /* a thread is opening one of `more` */
+	time_t more_off;   /* one of `more` failed to open: none for a while */
 } ma_tab[MA_N];
 static pthread_mutex_t ma_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t ma_once = PTHREAD_ONCE_INIT;
@@ -76,6 +89,12 @@ static void ma_child(void)
 		if (ma_tab[i].c != NULL)
 			client_mux_abandon(ma_tab[i].c->m);
 		ma_tab[i].c = NULL; /* leaked: the parent's memory, its thread is gone */
+		for (size_t j = 0; j < MA_CONNS - 1; j++) {
+			if (ma_tab[i].more[j] != NULL)
+				client_mux_abandon(ma_tab[i].more[j]->m);
+			ma_tab[i].more[j] = NULL;
+		}
+		ma_tab[i].opening = false;
 	}
 }
 
@@ -87,9 +106,13 @@ static void ma_exit(void)
 {
 	if (pthread_mutex_trylock(&ma_lock) != 0)
 		return;
-	for (size_t i = 0; i < MA_N; i++)
+	for (size_t i = 0; i < MA_N; i++) {
 		if (ma_tab[i].c != NULL)
 			client_mux_goodbye(ma_tab[i].c->m);
+		for (size_t j = 0; j < MA_CONNS - 1; j++)
+			if (ma_tab[i].more[j] != NULL)
+				client_mux_goodbye(ma_tab[i].more[j]->m);
+	}
 	pthread_mutex_unlock(&ma_lock);
 }
 
@@ -135,7 +158,8 @@ static struct ma_entry *ma_find(const struct stp_proxy *p)
 			return e;
 		if (!e->used)
 			slot = slot && !slot->used ? slot : e;
-		else if (e->c == NULL && (slot == NULL || (slot->used && e->used_at < slot->used_at)))
+		else if (e->c == NULL && !e->opening &&
+			 (slot == NULL || (slot->used && e->used_at < slot->used_at)))
 			slot = e;
 	}
 	if (slot == NULL)
@@ -156,6 +180,67 @@ static void ma_put(struct ma_conn *c)
 		stp_mux_close(c->m);
 		free(c);
 	}
+}
+
+/* The least busy of e's connections (e->c is open), after opening one
+ * more when every one has MA_SPREAD streams in use and there is room.
+ * Only one thread opens at a time, without ma_lock: the others go on with
+ * the open ones meanwhile. A failure (limits on the proxy, say) only
+ * stops more for MA_MORE_BACKOFF seconds. NULL (rare): e->c is gone, use
+ * a plain connection. Under ma_lock. */
+static struct ma_conn *ma_spread(struct ma_entry *e, const struct stp_proxy *p, int64_t deadline)
+{
+	struct ma_conn *best = e->c;
+	if (best == NULL) /* it died and failed to reopen while we were opening */
+		return NULL;
+	unsigned load = client_mux_load(best->m);
+	size_t room = MA_CONNS - 1;
+	for (size_t i = 0; i < MA_CONNS - 1; i++) {
+		struct ma_conn *c = e->more[i];
+		if (c != NULL && client_mux_dead(c->m)) {
+			ma_put(c);
+			c = e->more[i] = NULL;
+		}
+		if (c == NULL) {
+			room = room < MA_CONNS - 1 ? room : i;
+			continue;
+		}
+		unsigned l = client_mux_load(c->m);
+		if (l < load) {
+			best = c;
+			load = l;
+		}
+	}
+	time_t now = time(NULL);
+	if (load < MA_SPREAD || room == MA_CONNS - 1 || e->opening ||
+	    (e->more_off != 0 && now >= e->more_off && now - e->more_off < MA_MORE_BACKOFF))
+		return best;
+	e->opening = true;
+	pthread_mutex_unlock(&ma_lock);
+	/* Bounded more tightly than the caller's deadline: a stream on a
+	 * busy connection beats waiting for a slow proxy's handshake. */
+	enum stp_err oe;
+	int left = client_remaining(deadline);
+	struct stp_mux *m =
+		stp_mux_open(p, left < 0 || left > MA_MORE_TIMEOUT ? MA_MORE_TIMEOUT : left, &oe);
+	struct ma_conn *c = m != NULL ? calloc(1, sizeof(*c)) : NULL;
+	pthread_mutex_lock(&ma_lock);
+	e->opening = false;
+	if (c == NULL) {
+		if (m != NULL)
+			stp_mux_close(m);
+		else
+			log_debug("mux: another connection to %s:%u failed (%s)", p->host, p->port,
+				  stp_strerror(oe));
+		e->more_off = now;
+		return ma_spread(e, p, deadline); /* e->c may have changed meanwhile */
+	}
+	c->m = m;
+	c->refs = 1;
+	e->more[room] = c;
+	log_debug("mux: connection %zu to %s:%u (%u streams on each)", room + 2, p->host, p->port,
+		  load);
+	return c;
 }
 
 /* Whether to try X'30' with p: false when its cached features say it is
@@ -224,8 +309,9 @@ static struct ma_conn *ma_get(const struct stp_proxy *p, int64_t deadline, enum 
 			pthread_once(&ma_exit_once, ma_exit_hook);
 		log_debug("mux: one connection to %s:%u for every stream", p->host, p->port);
 	}
-	c = e->c;
-	c->refs++;
+	c = ma_spread(e, p, deadline);
+	if (c != NULL)
+		c->refs++;
 out:
 	pthread_mutex_unlock(&ma_lock);
 	return c;

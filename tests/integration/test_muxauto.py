@@ -297,3 +297,122 @@ def test_switch_costs_one_connection(stpd_factory, echo, tmp_path, users):
     p.wait_log(SESSION_MUX, timeout=10)
     assert len(p.log_lines(SESSION_MUX)) == 1, p.log()
     assert len(flows(p)) == 4, p.log()
+
+
+COUNTED = r"""
+import socket, sys, threading
+port = int(sys.argv[1])
+sizes = [tuple(int(x) for x in a.split(":")) for a in sys.argv[2:]]
+errors = []
+def one(up, down):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(down.to_bytes(4, "big") + b"u" * up)
+        s.shutdown(socket.SHUT_WR)
+        got = 0
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            got += len(d)
+        s.close()
+        if got != down:
+            errors.append("%d:%d got %d" % (up, down, got))
+    except Exception as e:
+        errors.append("%d:%d %r" % (up, down, e))
+ts = [threading.Thread(target=one, args=sz) for sz in sizes]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("errors", errors, flush=True)
+"""
+
+# (bytes the program sends after the 4-byte length, bytes the target sends
+# back): empty, one byte, a curl-sized request, and both directions past
+# one stream window (256 KiB), so flow control and the buffered paths count.
+COUNTED_SIZES = [(0, 0), (1, 1), (79, 5202), (3000, 100000), (400000, 30), (300000, 700000)]
+
+
+@pytest.mark.parametrize("mux", ["1", "0"], ids=["mux", "plain"])
+def test_flow_counts_are_exact(stpd_factory, asym, tmp_path, mux):
+    """Six concurrent streams to the asym service, each sending 4 + U bytes
+    and reading N: every flow line says up=4+U down=N, exactly as the plain
+    CONNECT sessions of the same program do (nothing counted twice, on
+    either side, whatever the buffering)."""
+    p = stpd_factory(conf=stpdconf.conf())
+    script = tmp_path / "counted.py"
+    script.write_text(COUNTED)
+    r = run(p, ["/usr/bin/python3", str(script), str(asym.port)] +
+            ["%d:%d" % sz for sz in COUNTED_SIZES], timeout=90, STP_MUX=mux)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert r.stdout == b"errors []\n", r.stdout
+    line = (r"flow id=\d+\.\d+ .*cmd=connect " if mux == "1" else PLAIN_CONNECT) + \
+        r".*up=(\d+) down=(\d+) .*rep=\"succeeded\""
+    got = p.wait_lines(line, len(COUNTED_SIZES), timeout=20)
+    counts = sorted(tuple(int(x) for x in re.search(r"up=(\d+) down=(\d+)", ln).groups())
+                    for ln in got)
+    assert counts == sorted((4 + u, d) for u, d in COUNTED_SIZES), p.log()
+    assert bool(p.log_lines(SESSION_MUX)) == (mux == "1"), p.log()
+
+
+def test_keepalive_stream_counts_every_request(stpd_factory, http):
+    """curl fetching two URLs of one HTTP/1.1 server keeps one connection,
+    so one stream carries both requests: its flow line's up= is the sum of
+    curl's two request sizes (twice one request, not a double count), and
+    down= both responses, headers and bodies."""
+    p = stpd_factory(conf=stpdconf.conf())
+    urls = ["http://127.0.0.1:%d/big/%d" % (http.port, n) for n in (3000, 5000)]
+    r = run(p, ["curl", "-sS", "--max-time", "30",
+                "-w", "%{num_connects} %{size_request} %{size_header} %{size_download}\n"] +
+            [a for u in urls for a in ("-o", "/dev/null", u)])
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    rows = [[int(x) for x in ln.split()] for ln in r.stdout.decode().splitlines()]
+    assert [row[0] for row in rows] == [1, 0], rows  # the second request reused it
+    f = p.wait_lines(r"flow id=\d+\.\d+ .*cmd=connect .*up=(\d+) down=(\d+) ", 1)
+    assert len(f) == 1, p.log()
+    up, down = (int(x) for x in re.search(r"up=(\d+) down=(\d+)", f[0]).groups())
+    assert up == sum(row[1] for row in rows), (f[0], rows)
+    assert down == sum(row[2] + row[3] for row in rows), (f[0], rows)
+
+
+HOLDING = r"""
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for i in range(n):     # one at a time, each kept open: 8 per connection
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    msg = b"held %d\n" % i
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        d = s.recv(100)
+        assert d
+        got += d
+    assert got == msg
+    held.append(s)
+for s in held:
+    s.close()
+print("ok", flush=True)
+"""
+
+
+def test_busy_program_spreads_over_connections(stpd_factory, echo, tmp_path):
+    """Streams in use past 8 on every multiplexed connection open another
+    (up to 4): 20 streams held open at once are 3 connections of 8, 8 and
+    4 streams; each stream is a flow of its own connection's session."""
+    p = stpd_factory(conf=stpdconf.conf())
+    script = tmp_path / "holding.py"
+    script.write_text(HOLDING)
+    r = run(p, ["/usr/bin/python3", str(script), str(echo.port), "20"])
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert r.stdout == b"ok\n"
+    sessions = p.wait_lines(SESSION_MUX, 3, timeout=20)
+    assert len(sessions) == 3, p.log()
+    f = p.wait_lines(r"flow id=(\d+)\.\d+ .*cmd=connect .*rep=\"succeeded\"", 20)
+    per = {}
+    for ln in f:
+        sid = re.search(r"flow id=(\d+)\.", ln).group(1)
+        per[sid] = per.get(sid, 0) + 1
+    assert sorted(per.values()) == [4, 8, 8], p.log()
+    assert not p.log_lines(PLAIN_CONNECT), p.log()
