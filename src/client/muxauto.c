@@ -321,8 +321,27 @@ int client_mux_connect(const struct stp_proxy *p, const char *host, uint16_t por
 		       const struct sockaddr *sa, int64_t deadline, enum stp_err *err)
 {
 	char name[INET6_ADDRSTRLEN];
+	struct sockaddr_storage ss;
 	if (!client_mux_eligible(p))
 		return -2;
+	if (host != NULL && !stp_proxy_remote_dns(p)) {
+		/* socks5:// resolves here, as a plain CONNECT does: the proxy
+		 * gets the address, never the name */
+		struct socks_addr t;
+		socklen_t sl = 0;
+		enum stp_err te = STP_OK;
+		if (client_target_encode(&t, p, host, port, NULL, &te) < 0 ||
+		    sa_from_socks(&ss, &sl, &t) < 0) {
+			if (te == STP_OK)
+				te = STP_ERR_TARGET_FAMILY;
+			if (err)
+				*err = te;
+			errno = stp_err_errno(te);
+			return -1;
+		}
+		sa = (const struct sockaddr *)&ss;
+		host = NULL;
+	}
 	if (host == NULL) {
 		const void *a = sa->sa_family == AF_INET
 					? (const void *)&((const struct sockaddr_in *)sa)->sin_addr

@@ -416,3 +416,21 @@ def test_busy_program_spreads_over_connections(stpd_factory, echo, tmp_path):
         per[sid] = per.get(sid, 0) + 1
     assert sorted(per.values()) == [4, 8, 8], p.log()
     assert not p.log_lines(PLAIN_CONNECT), p.log()
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_stream_target_resolved_as_the_scheme_says(stpd_factory, echo, scheme):
+    """socks5:// resolves the name in the client, so a multiplexed stream
+    asks stpd for an address, as a plain CONNECT does; socks5h:// sends
+    the name. (`localhost`: the hosts file, no DNS.)"""
+    stp = os.path.join(os.path.dirname(os.path.dirname(stpify_bin())), "cli", "stp")
+    p = stpd_factory(conf=stpdconf.conf())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
+    subprocess.run([stp, "--proxy", "%s://127.0.0.1:%d" % (scheme, p.port), "--no-autoconfig",
+                    "connect", "localhost", str(echo.port)],
+                   input=b"by name\n", capture_output=True, timeout=30, env=env)
+    line = p.wait_log(r"flow id=\d+\.1 .*cmd=connect ", timeout=10).string
+    if scheme == "socks5":
+        assert re.search(r"target=(127\.0\.0\.1|\[::1\]):%d " % echo.port, line), line
+    else:
+        assert "target=localhost:%d " % echo.port in line, line
