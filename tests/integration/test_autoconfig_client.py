@@ -114,7 +114,7 @@ def test_cache_refresh(stpd_factory, tmp_path):
     path = tmp_path / ".cache" / "stp" / ("autoconfig-127.0.0.1_%d.txt" % p.port)
     os.utime(path, (os.path.getmtime(path) - 601,) * 2)
     assert b"refresh 900\n" in stp(env, "autoconfig").stdout
-    assert len(p.wait_lines(r"cmd=autoconfig", 2)) == 2
+    assert len(p.wait_lines(r"cmd=autoconfig", 2)) == 2  # written when stpd closes it
     assert b"refresh 900\n" in path.read_bytes()
 
 

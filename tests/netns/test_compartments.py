@@ -181,10 +181,17 @@ def world(tmp_path):
     w = World(str(tmp_path))
     yield w
     rc = None
-    if w.stpd is not None and w.stpd.poll() is None:
-        w.stpd.send_signal(signal.SIGTERM)
-        rc = w.stpd.wait(20)
-    w.close()
+    try:
+        if w.stpd is not None and w.stpd.poll() is None:
+            w.stpd.send_signal(signal.SIGTERM)
+            rc = w.stpd.wait(20)
+    finally:
+        # Even when it did not stop in time, the namespaces and dnsmasq go
+        # (a failed reload test once left both behind).
+        if w.stpd is not None and w.stpd.poll() is None:
+            w.stpd.kill()
+            w.stpd.wait()
+        w.close()
     if rc is not None:
         text = w.text()
         assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text
