@@ -217,7 +217,10 @@ class Capture:
         self.proc = w.client.popen(["tshark", "-n", "-i", "c0", "-f", "port 53", "-w",
                                     self.path], stdout=subprocess.DEVNULL, stderr=self.err)
         deadline = time.time() + 30
-        while b"Capturing on" not in self._log():
+        # "Capturing on" comes before dumpcap has the interface open;
+        # tshark logs "Capture started" once it has (a packet sent in
+        # between is not captured: the control test saw 0 packets)
+        while b"Capture started" not in self._log():
             assert self.proc.poll() is None, self._log()
             assert time.time() < deadline, "tshark did not start: %r" % self._log()
             time.sleep(0.05)
@@ -276,7 +279,7 @@ def test_tshark_sees_no_dns_packet(world):
 def test_tshark_sees_an_unproxied_client(world):
     """The control: the capture does see a client that asks its resolver."""
     cap = Capture(world, "control")
-    r = _client(world, ["dig", "@%s" % PROXY_IP, "+time=1", "+tries=1", SECRET],
+    r = _client(world, ["dig", "@%s" % PROXY_IP, "+time=1", "+tries=2", SECRET],
                 proxied=False)
     assert r.returncode != 0  # the counting resolver never answers
     pkts = cap.packets()
