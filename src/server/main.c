@@ -346,6 +346,17 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	unsigned n = c->workers ? c->workers : (unsigned)(cores > 0 ? cores : 1);
 	sigset_t sigs;
 
+	/* Block what the loop below waits for before anything else: the
+	 * listeners accept (and a supervisor may signal) long before the loop
+	 * runs, and a SIGTERM or SIGHUP in between must wait there rather
+	 * than kill stpd by the default action. Every thread started from
+	 * here on inherits the mask; the broker resets its own. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	/* Going to drop to `user`: empty the capability bounding set now,
 	 * while this is the only thread (the set is per thread and threads
@@ -387,13 +398,6 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	drop_privileges(c->run_as_user, user_line);
 	sandbox_workers(c);
 
-	/* Workers inherit a mask with every signal we handle blocked. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < n; i++)
 		if (worker_spawn(&g_server.workers[i]) < 0)
 			fatalx("cannot start worker %u", i);
