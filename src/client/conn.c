@@ -31,42 +31,24 @@ static int conn_fail(enum stp_err *err, enum stp_err e)
 
 int conn_queue(struct stp_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (c->out_len + n > c->out_cap && c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
-	}
-	if (c->out_len + n > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 16384;
-		while (cap < c->out_len + n)
-			cap *= 2;
-		uint8_t *q = realloc(c->out, cap);
-		if (q == NULL)
-			return -1;
-		c->out = q;
-		c->out_cap = cap;
-	}
-	memcpy(c->out + c->out_len, p, n);
-	c->out_len += n;
-	return 0;
+	/* unbounded here: conn_write stops callers at CONN_OUT_MAX */
+	return bytebuf_append(&c->out, p, n, SIZE_MAX);
 }
 
 int conn_send_some(struct stp_conn *c, enum stp_err *err)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+	const uint8_t *q;
+	size_t len;
+	while ((len = bytebuf_peek(&c->out, &q)) > 0) {
+		ssize_t n = send(c->fd, q, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS))
 			return 0; /* EINPROGRESS: a Fast Open connect under way */
 		if (n < 0)
 			return conn_fail(err, STP_ERR_IO);
-		c->out_off += (size_t)n;
+		bytebuf_consume(&c->out, (size_t)n);
 	}
-	c->out_off = c->out_len = 0;
 	return 1;
 }
 
@@ -133,7 +115,7 @@ int conn_read_exact(struct stp_conn *c, uint8_t *buf, size_t n, int64_t deadline
 			return conn_fail(err, STP_ERR_PROXY_CLOSED);
 		if (r < 0 && errno != EAGAIN)
 			return -1;
-		if (r < 0 && conn_wait(c, POLLIN | (c->out_len ? POLLOUT : 0), deadline, err) < 0)
+		if (r < 0 && conn_wait(c, POLLIN | (bytebuf_used(&c->out) ? POLLOUT : 0), deadline, err) < 0)
 			return -1;
 		if (r > 0)
 			got += (size_t)r;
@@ -150,7 +132,7 @@ static void conn_free(struct stp_conn *c)
 	conn_gss_free(c);
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->out);
+	bytebuf_free(&c->out);
 	free(c);
 }
 
@@ -260,7 +242,7 @@ enum stp_step client_conn_hs_run(struct stp_conn *c, struct stp_handshake *h, in
 		if (r != STP_WANT_READ && r != STP_WANT_WRITE)
 			return r;
 		/* The hooks leave ciphertext queued when the socket is full. */
-		short ev = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0));
+		short ev = (short)(POLLIN | (bytebuf_used(&c->out) > 0 ? POLLOUT : 0));
 		enum stp_err e;
 		if (conn_wait(c, ev, deadline, &e) < 0 || conn_send_some(c, &e) < 0) {
 			h->err = e;
@@ -381,11 +363,11 @@ ssize_t stp_conn_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *e
 ssize_t stp_conn_write(struct stp_conn *c, const void *buf, size_t len, enum stp_err *err)
 {
 	if (c->nonblock) {
-		if (c->out_len - c->out_off >= CONN_OUT_MAX) {
+		if (bytebuf_used(&c->out) >= CONN_OUT_MAX) {
 			/* Try first: the socket may have room by now. */
 			if (conn_send_some(c, err) < 0)
 				return -1;
-			if (c->out_len - c->out_off >= CONN_OUT_MAX) {
+			if (bytebuf_used(&c->out) >= CONN_OUT_MAX) {
 				errno = EAGAIN;
 				return conn_fail(err, STP_ERR_IO);
 			}
@@ -431,7 +413,7 @@ int stp_conn_fd(const struct stp_conn *c)
 
 short stp_conn_events(const struct stp_conn *c)
 {
-	return (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0));
+	return (short)(POLLIN | (bytebuf_used(&c->out) > 0 ? POLLOUT : 0));
 }
 
 bool stp_conn_pending(const struct stp_conn *c)

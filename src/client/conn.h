@@ -17,6 +17,7 @@
 #include <poll.h>
 
 #include "client/client.h"
+#include "common/bytebuf.h"
 
 #define CONN_OUT_MAX (256 * 1024) /* queued bytes before writes say EAGAIN */
 
@@ -53,8 +54,7 @@ struct stp_conn {
 	enum stp_tls_mode mode;  /* STP_TLS_NONE: plain TCP, no conn_tls */
 	struct conn_tls tls;
 	struct conn_gss gss;     /* gss.on: method X'01' (never with TLS) */
-	uint8_t *out;            /* bytes for the socket: ciphertext, or plaintext */
-	size_t out_len, out_off, out_cap;
+	struct bytebuf out;      /* bytes for the socket: ciphertext, or plaintext */
 	bool eof;                /* the socket reached its end */
 	struct stp_addr bound;
 	char host[STP_NAME_MAX + 1]; /* the proxy's host, for the error text */

@@ -149,7 +149,7 @@ int stp_conn_relay(struct stp_conn *c, int in_fd, int out_fd, enum stp_err *err)
 			p[0].events = POLLIN;
 		}
 		p[1].events = (short)((r->down_done ? 0 : POLLIN) |
-				      (c->out_len > c->out_off ? POLLOUT : 0));
+				      (bytebuf_used(&c->out) > 0 ? POLLOUT : 0));
 		if (p[1].events == 0)
 			p[1].fd = -1; /* else a hung-up socket would wake us forever */
 		if (poll(p, 2, -1) < 0) {

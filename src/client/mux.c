@@ -42,6 +42,7 @@
 
 #include "client/client.h"
 #include "client/mux_tls.h"
+#include "common/bytebuf.h"
 #include "proto/socks.h"
 #include "stp/stp.h"
 
@@ -81,8 +82,7 @@ struct mux_stream {
 	bool hup;         /* the caller shut or closed its end (sticky: keep reading) */
 	bool want_out;    /* fd is registered for EPOLLOUT (down bytes wait) */
 	bool active;      /* counted in m->active: the caller's side is open */
-	uint8_t *down;    /* received, not yet taken by the socketpair */
-	size_t downlen, downoff, downcap;
+	struct bytebuf down; /* received, not yet taken by the socketpair */
 	bool remote_eof;  /* END_STREAM from the proxy: shut our end after down */
 	struct mux_waiter *waiter; /* the caller still waiting for the response, or NULL */
 	struct mux_stream *next;   /* the submit queue */
@@ -109,8 +109,7 @@ struct stp_mux {
 	struct mux_stream *qhead, **qtail;
 	bool qclosed;     /* the thread is gone: nothing more is queued */
 	atomic_bool sleeping; /* the thread is (about to be) in epoll_wait */
-	uint8_t *out;
-	size_t outlen, outoff, outcap;
+	struct bytebuf out;   /* nghttp2 output the socket did not take yet */
 };
 
 /* The stream with this id, if it is still ours: nghttp2's stream data
@@ -266,7 +265,7 @@ static void stream_drop(struct stp_mux *m, struct mux_stream *st)
 	last->slot = st->slot;
 	if (st->fd >= 0)
 		close(st->fd); /* also leaves the epoll set */
-	free(st->down);
+	bytebuf_free(&st->down);
 	free(st);
 }
 
@@ -287,25 +286,25 @@ static void stream_watch_out(struct stp_mux *m, struct mux_stream *st, bool on)
 static void stream_flush_down(struct stp_mux *m, struct mux_stream *st)
 {
 	size_t took = 0;
-	while (st->fd >= 0 && st->downoff < st->downlen) {
-		ssize_t n = send(st->fd, st->down + st->downoff, st->downlen - st->downoff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	const uint8_t *q;
+	size_t len;
+	while (st->fd >= 0 && (len = bytebuf_peek(&st->down, &q)) > 0) {
+		ssize_t n = send(st->fd, q, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				stream_watch_out(m, st, true);
 				break;
 			}
 			nghttp2_submit_rst_stream(m->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-			st->downoff = st->downlen;
+			bytebuf_consume(&st->down, bytebuf_used(&st->down));
 			break;
 		}
-		st->downoff += (size_t)n;
+		bytebuf_consume(&st->down, (size_t)n);
 		took += (size_t)n;
 	}
 	if (took && !st->done)
 		nghttp2_session_consume_stream(m->h2, st->id, took);
-	if (st->downoff == st->downlen) {
-		st->downoff = st->downlen = 0;
+	if (bytebuf_used(&st->down) == 0) {
 		stream_watch_out(m, st, false);
 		if (st->remote_eof && st->fd >= 0)
 			shutdown(st->fd, SHUT_WR);
@@ -372,7 +371,7 @@ static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *fr, void *use
 		stream_release(m, st);
 	if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		st->remote_eof = true;
-		if (st->downoff == st->downlen && st->fd >= 0 && st->status == 200)
+		if (bytebuf_used(&st->down) == 0 && st->fd >= 0 && st->status == 200)
 			shutdown(st->fd, SHUT_WR);
 	}
 	return 0;
@@ -387,7 +386,7 @@ static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
 	struct mux_stream *st = find(m, id);
 	if (!st)
 		return 0;
-	if (st->downlen == 0 && st->fd >= 0) { /* the usual case: straight through */
+	if (bytebuf_used(&st->down) == 0 && st->fd >= 0) { /* the usual case: straight through */
 		ssize_t n = send(st->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			nghttp2_session_consume_stream(h2, id, (size_t)n);
@@ -397,20 +396,11 @@ static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
 				return 0;
 		}
 	}
-	if (st->downlen + len > st->downcap) {
-		size_t cap = st->downcap ? st->downcap * 2 : 16384;
-		while (cap < st->downlen + len)
-			cap *= 2;
-		uint8_t *b = realloc(st->down, cap);
-		if (!b) {
-			nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
-			return 0;
-		}
-		st->down = b;
-		st->downcap = cap;
+	/* bounded by the stream's window */
+	if (bytebuf_append(&st->down, data, len, SIZE_MAX) < 0) {
+		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+		return 0;
 	}
-	memcpy(st->down + st->downlen, data, len);
-	st->downlen += len;
 	stream_flush_down(m, st);
 	return 0;
 }
@@ -424,7 +414,7 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 		return 0;
 	st->done = true;
 	stream_release(m, st);
-	if (code != NGHTTP2_NO_ERROR || st->downoff == st->downlen)
+	if (code != NGHTTP2_NO_ERROR || bytebuf_used(&st->down) == 0)
 		stream_drop(m, st);
 	return 0;
 }
@@ -433,40 +423,27 @@ static int cb_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
  * one send: per stream, a HEADERS, a DATA and an END_STREAM that are due
  * in one turn leave together, and with them every other stream's. 0, or
  * -1 when the connection is over. */
+static ssize_t h2_next(void *h2, const uint8_t **chunk)
+{
+	return nghttp2_session_mem_send(h2, chunk);
+}
+
 static int mux_send(struct stp_mux *m)
 {
 	if (m->tc)
 		return client_mux_tls_send(m->tc, m->h2);
 	for (;;) {
-		while (m->outoff < m->outlen) {
-			ssize_t n = send(m->fd, m->out + m->outoff, m->outlen - m->outoff,
-					 MSG_NOSIGNAL | MSG_DONTWAIT);
+		const uint8_t *q;
+		size_t len;
+		while ((len = bytebuf_peek(&m->out, &q)) > 0) {
+			ssize_t n = send(m->fd, q, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (n < 0)
 				return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-			m->outoff += (size_t)n;
+			bytebuf_consume(&m->out, (size_t)n);
 		}
-		m->outoff = m->outlen = 0;
-		while (m->outlen < MUX_OUT_BATCH) {
-			const uint8_t *data;
-			ssize_t n = nghttp2_session_mem_send(m->h2, &data);
-			if (n < 0)
-				return -1;
-			if (n == 0)
-				break;
-			if (m->outlen + (size_t)n > m->outcap) {
-				size_t cap = m->outcap ? m->outcap : 16384;
-				while (cap < m->outlen + (size_t)n)
-					cap *= 2;
-				uint8_t *b = realloc(m->out, cap);
-				if (!b)
-					return -1;
-				m->out = b;
-				m->outcap = cap;
-			}
-			memcpy(m->out + m->outlen, data, (size_t)n);
-			m->outlen += (size_t)n;
-		}
-		if (m->outlen == 0)
+		if (bytebuf_gather(&m->out, MUX_OUT_BATCH, h2_next, m->h2) < 0)
+			return -1;
+		if (bytebuf_used(&m->out) == 0)
 			return 0;
 	}
 }
@@ -516,7 +493,7 @@ static void stream_event(struct stp_mux *m, int32_t id, uint32_t ev)
 			nghttp2_session_resume_data(m->h2, st->id);
 		}
 	}
-	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && st->downoff < st->downlen)
+	if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && bytebuf_used(&st->down) > 0)
 		stream_flush_down(m, st);
 }
 
@@ -637,7 +614,7 @@ static void *mux_thread(void *arg)
 		queue_submit(m);
 		if (mux_send(m) < 0 ||
 		    (!nghttp2_session_want_read(m->h2) && !nghttp2_session_want_write(m->h2) &&
-		     m->outoff == m->outlen)) {
+		     bytebuf_used(&m->out) == 0)) {
 			atomic_store(&m->dead, true);
 			break;
 		}
@@ -999,6 +976,6 @@ void stp_mux_close(struct stp_mux *m)
 		close(m->fd);
 	mux_fds_close(m);
 	pthread_mutex_destroy(&m->mu);
-	free(m->out);
+	bytebuf_free(&m->out);
 	free(m);
 }

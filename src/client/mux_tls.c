@@ -123,7 +123,7 @@ int client_mux_tls_send(struct stp_conn *c, nghttp2_session *h2)
 		}
 		if (k < 0 || (n > 0 && conn_put(c, rec, n, &e) < 0))
 			return -1;
-		if (k == 0 && n == 0 && c->out_off == c->out_len)
+		if (k == 0 && n == 0 && bytebuf_used(&c->out) == 0)
 			return 0; /* nothing more to send */
 	}
 }
@@ -167,7 +167,7 @@ bool client_mux_tls_pending(const struct stp_conn *c)
 
 bool client_mux_tls_wants_out(const struct stp_conn *c)
 {
-	return c->out_len > c->out_off;
+	return bytebuf_used(&c->out) > 0;
 }
 
 int client_mux_tls_fd(const struct stp_conn *c)

@@ -35,52 +35,6 @@ __attribute__((format(printf, 2, 3))) static int fail(struct gss_filter *g, cons
 	return -1;
 }
 
-/* ---- buffers ---- */
-
-int gss_buf_append(struct gss_buf *b, const uint8_t *p, size_t n, size_t max)
-{
-	if (b->off > 0 && b->off == b->len)
-		b->off = b->len = 0;
-	if (b->len + n > b->cap && b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->off = 0;
-	}
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		if (cap > max)
-			cap = max;
-		if (b->len + n > cap)
-			return -1;
-		uint8_t *q = realloc(b->p, cap);
-		if (!q)
-			return -1;
-		b->p = q;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-void gss_buf_consume(struct gss_buf *b, size_t n)
-{
-	b->off += n;
-	if (b->off == b->len)
-		b->off = b->len = 0;
-}
-
-void gss_buf_free(struct gss_buf *b)
-{
-	if (b->p)
-		explicit_bzero(b->p, b->cap);
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 void gss_status_str(OM_uint32 major, OM_uint32 minor, char *out, size_t cap)
 {
 	OM_uint32 min2, ctx = 0;
@@ -100,7 +54,7 @@ void gss_status_str(OM_uint32 major, OM_uint32 minor, char *out, size_t cap)
 static int f_input(struct stream_filter *f, const uint8_t *p, size_t n)
 {
 	struct gss_filter *g = gf(f);
-	if (gss_buf_append(&g->in, p, n, GSS_IN_MAX) < 0)
+	if (bytebuf_append(&g->in, p, n, GSS_IN_MAX) < 0)
 		return fail(g, "GSS-API: input exceeds %u bytes", GSS_IN_MAX);
 	return 0;
 }
@@ -133,7 +87,7 @@ static ssize_t read_through(struct gss_filter *g, uint8_t *out, size_t cap)
 	if (n > cap)
 		n = cap;
 	memcpy(out, p, n);
-	gss_buf_consume(&g->in, n);
+	bytebuf_consume(&g->in, n);
 	return (ssize_t)n;
 }
 
@@ -157,7 +111,7 @@ static int unwrap_next(struct gss_filter *g)
 	int conf_state = 0;
 	gss_buffer_desc in = { fr.len, (void *)fr.token }, out = GSS_C_EMPTY_BUFFER;
 	major = gss_unwrap(&minor, g->ctx, &in, &out, &conf_state, NULL);
-	gss_buf_consume(&g->in, used);
+	bytebuf_consume(&g->in, used);
 	if (GSS_ERROR(major)) {
 		char why[120];
 		gss_status_str(major, minor, why, sizeof(why));
@@ -167,7 +121,7 @@ static int unwrap_next(struct gss_filter *g)
 		gss_release_buffer(&minor, &out);
 		return fail(g, "GSS-API: token without confidentiality at level 2");
 	}
-	int rc = gss_buf_append(&g->plain, out.value, out.length, GSS_IN_MAX);
+	int rc = bytebuf_append(&g->plain, out.value, out.length, GSS_IN_MAX);
 	gss_release_buffer(&minor, &out);
 	if (rc < 0)
 		return fail(g, "GSS-API: plaintext exceeds %u bytes", GSS_IN_MAX);
@@ -191,7 +145,7 @@ static ssize_t f_read(struct stream_filter *f, uint8_t *out, size_t cap)
 	if (n > cap)
 		n = cap;
 	memcpy(out, g->plain.p + g->plain.off, n);
-	gss_buf_consume(&g->plain, n);
+	bytebuf_consume(&g->plain, n);
 	return (ssize_t)n;
 }
 
@@ -210,8 +164,8 @@ static int wrap_one(struct gss_filter *g, const uint8_t *p, size_t n)
 	int rc = -1;
 	if (out.length <= GSSFRAME_TOKEN_MAX &&
 	    gssframe_hdr_write(hdr, sizeof(hdr), GSSFRAME_DATA, (uint16_t)out.length) &&
-	    gss_buf_append(&g->out, hdr, sizeof(hdr), GSS_BUF_MAX) == 0 &&
-	    gss_buf_append(&g->out, out.value, out.length, GSS_BUF_MAX) == 0)
+	    bytebuf_append(&g->out, hdr, sizeof(hdr), GSS_BUF_MAX) == 0 &&
+	    bytebuf_append(&g->out, out.value, out.length, GSS_BUF_MAX) == 0)
 		rc = 0;
 	gss_release_buffer(&minor, &out);
 	return rc < 0 ? fail(g, "GSS-API: output exceeds %u bytes", GSS_BUF_MAX) : 0;
@@ -221,7 +175,7 @@ static int f_write(struct stream_filter *f, const uint8_t *p, size_t n)
 {
 	struct gss_filter *g = gf(f);
 	if (g->phase != GSS_PH_WRAP) {
-		if (gss_buf_append(&g->out, p, n, GSS_BUF_MAX) < 0)
+		if (bytebuf_append(&g->out, p, n, GSS_BUF_MAX) < 0)
 			return fail(g, "GSS-API: output exceeds %u bytes", GSS_BUF_MAX);
 		return 0;
 	}
@@ -244,7 +198,7 @@ static size_t f_output(struct stream_filter *f, const uint8_t **p)
 
 static void f_output_done(struct stream_filter *f, size_t n)
 {
-	gss_buf_consume(&gf(f)->out, n);
+	bytebuf_consume(&gf(f)->out, n);
 }
 
 static void f_shutdown(struct stream_filter *f)
@@ -260,10 +214,10 @@ static void f_free(struct stream_filter *f)
 		gss_delete_sec_context(&minor, &g->ctx, GSS_C_NO_BUFFER);
 	if (g->cred != GSS_C_NO_CREDENTIAL)
 		gss_release_cred(&minor, &g->cred);
-	gss_buf_free(&g->in);
-	gss_buf_free(&g->plain);
-	gss_buf_free(&g->out);
-	gss_buf_free(&g->acc);
+	bytebuf_free_wipe(&g->in);
+	bytebuf_free_wipe(&g->plain);
+	bytebuf_free_wipe(&g->out);
+	bytebuf_free_wipe(&g->acc);
 	free(g);
 }
 

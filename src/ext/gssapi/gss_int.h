@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bytebuf.h"
 #include "server/filter.h"
 #include "server/session.h"
 
@@ -33,25 +34,20 @@
 /* Input: a partial frame plus one socket read (conn.c reads 16.5 KiB). */
 #define GSS_IN_MAX  (128u * 1024)
 
-struct gss_buf {
-	uint8_t *p;
-	size_t off, len, cap; /* valid bytes [off, len) */
-};
-
 enum gss_phase { GSS_PH_HANDSHAKE, GSS_PH_CLEAR, GSS_PH_WRAP };
 enum gss_step { GSS_STEP_CONTEXT, GSS_STEP_LEVEL, GSS_STEP_DONE };
 
 struct gss_filter {
 	struct stream_filter base; /* first */
 	enum gss_phase phase;
-	struct gss_buf in, plain, out;
+	struct bytebuf in, plain, out;
 	size_t frame_left;   /* HANDSHAKE: bytes of the current frame not handed out */
 	bool conf;           /* WRAP: confidentiality (level 2) */
 	OM_uint32 max_plain; /* WRAP: plaintext bytes per token */
 
 	/* context establishment (gss_method.c) */
 	enum gss_step step;
-	struct gss_buf acc; /* the frame being collected */
+	struct bytebuf acc; /* the frame being collected */
 	gss_cred_id_t cred;
 	gss_ctx_id_t ctx;
 	OM_uint32 flags;                  /* ret_flags of the established context */
@@ -73,11 +69,6 @@ int gss_filter_protect(struct gss_filter *g, uint8_t level);
  * datagram guard (session.h) with ctx = the filter (gss_dgram.c). */
 int gss_dgram_unseal(void *ctx, uint8_t *p, size_t len);
 uint8_t *gss_dgram_seal(void *ctx, uint8_t *p, size_t *len, size_t room);
-
-/* Buffers (gss_filter.c). */
-int gss_buf_append(struct gss_buf *b, const uint8_t *p, size_t n, size_t max);
-void gss_buf_consume(struct gss_buf *b, size_t n);
-void gss_buf_free(struct gss_buf *b);
 
 /* "major: minor" text of a GSS-API status into out. */
 void gss_status_str(OM_uint32 major, OM_uint32 minor, char *out, size_t cap);

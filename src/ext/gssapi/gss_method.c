@@ -289,7 +289,7 @@ static void on_level(struct session *s, struct gss_filter *g, const struct gssfr
 	/* What only the handshake needed goes now (the frame buffer may be
 	 * 64 KiB; fr pointed into it and is not used again). */
 	OM_uint32 minor;
-	gss_buf_free(&g->acc);
+	bytebuf_free_wipe(&g->acc);
 	gss_release_cred(&minor, &g->cred);
 	gss_conf_map_user(conf, g->principal, user, sizeof(user));
 	session_set_user(s, user);
@@ -319,7 +319,7 @@ static void gss_input(struct session *s)
 	const uint8_t *in = session_input(s, &inlen, NULL);
 	/* The filter hands out one frame at a time: everything here belongs
 	 * to the frame being collected. */
-	if (gss_buf_append(&g->acc, in, inlen, GSSFRAME_MAX) < 0) {
+	if (bytebuf_append(&g->acc, in, inlen, GSSFRAME_MAX) < 0) {
 		refuse(s, "frame too large");
 		return;
 	}
@@ -344,7 +344,7 @@ static void gss_input(struct session *s)
 	}
 	/* Consumed before it is handled (the session may be gone after); the
 	 * token stays where it is until the next append. */
-	gss_buf_consume(&g->acc, used);
+	bytebuf_consume(&g->acc, used);
 	enum gss_step step = g->step;
 	if (step == GSS_STEP_CONTEXT && fr.mtyp == GSSFRAME_AUTH)
 		on_context_token(s, g, &fr);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/bytebuf.h"
 #include "ext/mux/mx_req.h"
 
 struct session;
@@ -31,8 +32,7 @@ struct mx {
 	nghttp2_session *h2;
 	ev_io io;
 	ev_prepare flush; /* active while output waits for the end of the loop turn */
-	uint8_t *out;    /* nghttp2 output the socket did not take yet */
-	size_t outlen, outoff, outcap;
+	struct bytebuf out; /* nghttp2 output the socket did not take yet */
 	bool in_step;    /* mx_step is running: no recursion */
 	bool in_recv;    /* inside nghttp2_session_mem_recv: no mem_send from its callbacks */
 	bool dead;       /* session_close ran */
@@ -56,8 +56,7 @@ struct mx_stream {
 	bool client_eof; /* END_STREAM from the client: FIN after up */
 	bool deferred;   /* the data provider said DEFERRED */
 	size_t downlen, downoff;
-	uint8_t *up;     /* client -> target, bounded by the stream's window */
-	size_t uplen, upoff, upcap;
+	struct bytebuf up; /* client -> target, bounded by the stream's window */
 	uint64_t nup, ndown;
 	struct mx_stream *prev, *next;
 	/* Last: a new stream zeroes what is above, not these 16 KiB. */

@@ -38,7 +38,7 @@ static void mx_destroy(struct session *s)
 	ev_prepare_stop(m->loop, &m->flush);
 	mxs_free_all(m, session_close_reason(s));
 	nghttp2_session_del(m->h2);
-	free(m->out);
+	bytebuf_free(&m->out);
 	free(m);
 }
 
@@ -54,39 +54,28 @@ static void mx_end(struct mx *m, const char *reason)
  * mem_send) into one buffer and writes that with one call: a loop turn
  * that answered 30 streams costs one write (one TLS record), not 90.
  * 1 all out, 0 would block, -1 error. */
+static ssize_t h2_next(void *h2, const uint8_t **chunk)
+{
+	return nghttp2_session_mem_send(h2, chunk);
+}
+
 static int mx_flush(struct mx *m)
 {
 	for (;;) {
-		while (m->outoff < m->outlen) {
-			ssize_t n = conn_write(m->c, m->out + m->outoff, m->outlen - m->outoff);
+		const uint8_t *q;
+		size_t len;
+		while ((len = bytebuf_peek(&m->out, &q)) > 0) {
+			ssize_t n = conn_write(m->c, q, len);
 			if (n < 0)
 				return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-			m->outoff += (size_t)n;
+			bytebuf_consume(&m->out, (size_t)n);
 		}
-		m->outlen = m->outoff = 0;
 		int f = conn_flush(m->c);
 		if (f <= 0)
 			return f;
-		const uint8_t *data;
-		ssize_t n = 0;
-		while (m->outlen < MX_OUT_BATCH && (n = nghttp2_session_mem_send(m->h2, &data)) > 0) {
-			if (m->outlen + (size_t)n > m->outcap) {
-				size_t cap = m->outcap ? m->outcap : MX_OUT_BATCH;
-				while (cap < m->outlen + (size_t)n)
-					cap *= 2;
-				uint8_t *b = realloc(m->out, cap);
-				if (!b)
-					return -1;
-				m->out = b;
-				m->outcap = cap;
-			}
-			/* data is valid only until the next mem_send */
-			memcpy(m->out + m->outlen, data, (size_t)n);
-			m->outlen += (size_t)n;
-		}
-		if (n < 0)
+		if (bytebuf_gather(&m->out, MX_OUT_BATCH, h2_next, m->h2) < 0)
 			return -1;
-		if (m->outlen == 0)
+		if (bytebuf_used(&m->out) == 0)
 			return 1;
 	}
 }
@@ -172,7 +161,7 @@ static void on_client(EV_P_ ev_io *w, int revents)
 		}
 		if (mx_feed(m, buf, (size_t)n) < 0)
 			return;
-		if (m->outoff < m->outlen)
+		if (bytebuf_used(&m->out) > 0)
 			break;
 	}
 	mx_step(m);

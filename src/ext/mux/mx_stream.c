@@ -45,7 +45,7 @@ static void st_arm(struct mx_stream *st)
 {
 	int ev = 0;
 	if (st->fd >= 0 && st->connected && st->target_eof && st->client_eof &&
-	    st->upoff == st->uplen) {
+	    bytebuf_used(&st->up) == 0) {
 		/* Both FINs are through: the socket has nothing more to give. Closed
 		 * now, not when the stream ends, so its EOF (level-triggered) does
 		 * not wake the loop again meanwhile. */
@@ -57,7 +57,7 @@ static void st_arm(struct mx_stream *st)
 	if (!st->connected) {
 		ev = EV_WRITE;
 	} else {
-		if (st->upoff < st->uplen)
+		if (bytebuf_used(&st->up) > 0)
 			ev |= EV_WRITE;
 		if (st->replied && !st->target_eof && st->downoff == st->downlen)
 			ev |= EV_READ;
@@ -109,8 +109,10 @@ static void st_respond(struct mx_stream *st, uint8_t rep)
 static void st_flush_up(struct mx_stream *st)
 {
 	size_t wrote = 0;
-	while (st->upoff < st->uplen) {
-		ssize_t n = send(st->fd, st->up + st->upoff, st->uplen - st->upoff, MSG_NOSIGNAL);
+	const uint8_t *q;
+	size_t len;
+	while ((len = bytebuf_peek(&st->up, &q)) > 0) {
+		ssize_t n = send(st->fd, q, len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -118,11 +120,10 @@ static void st_flush_up(struct mx_stream *st)
 						  NGHTTP2_CONNECT_ERROR);
 			return;
 		}
-		st->upoff += (size_t)n;
+		bytebuf_consume(&st->up, (size_t)n);
 		wrote += (size_t)n;
 	}
-	if (st->upoff == st->uplen) {
-		st->upoff = st->uplen = 0;
+	if (bytebuf_used(&st->up) == 0) {
 		if (st->client_eof)
 			shutdown(st->fd, SHUT_WR);
 	}
@@ -321,18 +322,9 @@ int mxs_up(struct mx_stream *st, const uint8_t *p, size_t n)
 		nghttp2_session_consume_stream(st->m->h2, st->id, n);
 		return 0;
 	}
-	if (st->uplen + n > st->upcap) {
-		size_t cap = st->upcap ? st->upcap : 16384;
-		while (cap < st->uplen + n)
-			cap *= 2;
-		uint8_t *b = realloc(st->up, cap);
-		if (!b)
-			return -1;
-		st->up = b;
-		st->upcap = cap;
-	}
-	memcpy(st->up + st->uplen, p, n);
-	st->uplen += n;
+	/* bounded by the stream's window, not here */
+	if (bytebuf_append(&st->up, p, n, SIZE_MAX) < 0)
+		return -1;
 	if (st->connected && st->fd >= 0) {
 		st_flush_up(st);
 		st_arm(st);
@@ -343,7 +335,7 @@ int mxs_up(struct mx_stream *st, const uint8_t *p, size_t n)
 void mxs_client_end(struct mx_stream *st)
 {
 	st->client_eof = true;
-	if (st->connected && st->fd >= 0 && st->upoff == st->uplen) {
+	if (st->connected && st->fd >= 0 && bytebuf_used(&st->up) == 0) {
 		shutdown(st->fd, SHUT_WR);
 		st_arm(st); /* closes it when the target's FIN came first */
 	}
@@ -402,7 +394,7 @@ static void st_free(struct mx_stream *st, const char *reason)
 		flow_close(st->f, reason);
 	}
 	free(st->addrs);
-	free(st->up);
+	bytebuf_free(&st->up);
 	free(st);
 }
 

@@ -1,6 +1,6 @@
 /*
  * tls_conn.c - one server-side SSL over a memory BIO pair, and the growable
- * output buffer the filters hand to the socket. See tls_int.h.
+ * output buffer (a bytebuf) the filters hand to the socket. See tls_int.h.
  */
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -9,47 +9,6 @@
 #include <string.h>
 
 #include "ext/tls/tls_int.h"
-
-/* ---- output buffer ---- */
-
-int tls_obuf_reserve(struct tls_obuf *b, size_t n)
-{
-	if (b->off > 0 && b->off == b->len)
-		b->off = b->len = 0;
-	if (b->len + n <= b->cap)
-		return 0;
-	if (b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->off = 0;
-		if (b->len + n <= b->cap)
-			return 0;
-	}
-	size_t cap = b->cap ? b->cap : 16384;
-	while (cap < b->len + n)
-		cap *= 2;
-	if (cap > TLS_OBUF_MAX)
-		return -1;
-	uint8_t *p = realloc(b->p, cap);
-	if (!p)
-		return -1;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-size_t tls_obuf_get(const struct tls_obuf *b, const uint8_t **p)
-{
-	*p = b->p + b->off;
-	return b->len - b->off;
-}
-
-void tls_obuf_done(struct tls_obuf *b, size_t n)
-{
-	b->off += n;
-	if (b->off >= b->len)
-		b->off = b->len = 0;
-}
 
 /* ---- errors ---- */
 
@@ -99,7 +58,7 @@ void tls_conn_fini(struct tls_conn *c)
 {
 	SSL_free(c->ssl); /* frees both BIOs */
 	c->ssl = NULL;
-	free(c->out.p);
+	bytebuf_free(&c->out);
 	memset(&c->out, 0, sizeof(c->out));
 }
 

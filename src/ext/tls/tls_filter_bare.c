@@ -21,14 +21,12 @@ static int collect(struct tls_filter *b)
 	size_t n = tls_conn_pending(&b->c, &p);
 	if (n == 0)
 		return 0;
-	if (tls_obuf_reserve(&b->c.out, n) < 0) {
+	if (bytebuf_append(&b->c.out, p, n, TLS_OBUF_MAX) < 0) {
 		snprintf(b->base.why, sizeof(b->base.why), "TLS output exceeds %u bytes",
 			 TLS_OBUF_MAX);
 		b->c.broken = true;
 		return -1;
 	}
-	memcpy(b->c.out.p + b->c.out.len, p, n);
-	b->c.out.len += n;
 	tls_conn_collected(&b->c);
 	return 0;
 }
@@ -67,12 +65,12 @@ static int bare_write(struct stream_filter *f, const uint8_t *p, size_t n)
 
 static size_t bare_output(struct stream_filter *f, const uint8_t **p)
 {
-	return tls_obuf_get(&bare(f)->c.out, p);
+	return bytebuf_peek(&bare(f)->c.out, p);
 }
 
 static void bare_output_done(struct stream_filter *f, size_t n)
 {
-	tls_obuf_done(&bare(f)->c.out, n);
+	bytebuf_consume(&bare(f)->c.out, n);
 }
 
 static void bare_shutdown(struct stream_filter *f)

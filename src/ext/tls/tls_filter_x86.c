@@ -124,7 +124,7 @@ static int collect(struct tls_x86 *x)
 
 	if (n == 0)
 		return 0;
-	if (tls_obuf_reserve(&c->out, n + (n / 16384 + 2) * TLSFRAME_HDR_LEN) < 0)
+	if (bytebuf_reserve(&c->out, n + (n / 16384 + 2) * TLSFRAME_HDR_LEN, TLS_OBUF_MAX) < 0)
 		return fail(x, "TLS output exceeds %u bytes", TLS_OBUF_MAX);
 	size_t off = 0;
 	while (off < n) {
@@ -390,12 +390,12 @@ static int x86_write(struct stream_filter *f, const uint8_t *p, size_t n)
 
 static size_t x86_output(struct stream_filter *f, const uint8_t **p)
 {
-	return tls_obuf_get(&x86(f)->tf.c.out, p);
+	return bytebuf_peek(&x86(f)->tf.c.out, p);
 }
 
 static void x86_output_done(struct stream_filter *f, size_t n)
 {
-	tls_obuf_done(&x86(f)->tf.c.out, n);
+	bytebuf_consume(&x86(f)->tf.c.out, n);
 }
 
 static void x86_shutdown(struct stream_filter *f)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/bytebuf.h"
 #include "policy/conf.h"
 #include "server/filter.h"
 
@@ -25,22 +26,13 @@ struct session;
 
 #define TLS_OBUF_MAX (4u << 20) /* a peer that never reads cannot make us grow past this */
 
-struct tls_obuf {
-	uint8_t *p;
-	size_t len, off, cap; /* valid bytes [off, len) */
-};
-
-/* Room for n more bytes; -1 past TLS_OBUF_MAX or out of memory. */
-int tls_obuf_reserve(struct tls_obuf *b, size_t n);
-size_t tls_obuf_get(const struct tls_obuf *b, const uint8_t **p);
-void tls_obuf_done(struct tls_obuf *b, size_t n);
 
 /* ---- one SSL over memory BIOs (tls_conn.c) ---- */
 
 struct tls_conn {
 	SSL *ssl;
 	BIO *rbio, *wbio;     /* owned by ssl */
-	struct tls_obuf out;  /* what the filter hands to the socket */
+	struct bytebuf out;   /* what the filter hands to the socket */
 	bool handshake_done;
 	bool broken;          /* fatal error seen: only queued bytes (an alert) go out */
 	bool shut_sent;       /* our close_notify is queued */
