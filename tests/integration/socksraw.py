@@ -185,6 +185,22 @@ def userpass(s, user, password):
     return status
 
 
+def userpass_echo(port, user, password, probe):
+    """RFC 1929 to stpd on 127.0.0.1:port, then, when accepted, a CONNECT
+    to the echo service on 127.0.0.1:7 carrying probe: (status, what came
+    back); status is RFC 1929's (0 = accepted, else b"")."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"\x05\x01\x02")
+        assert recv_exact(s, 2) == b"\x05\x02"
+        status = userpass(s, user, password)
+        if status != 0:
+            return status, b""
+        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + (7).to_bytes(2, "big"))
+        assert recv_exact(s, 10)[:2] == b"\x05\x00"
+        s.sendall(probe)
+        return 0, s.recv(16)
+
+
 # ---- request and reply ---------------------------------------------------
 #   +----+-----+-------+------+----------+----------+
 #   |VER | CMD |  RSV  | ATYP | DST.ADDR | DST.PORT |

@@ -18,6 +18,7 @@ import threading
 import pytest
 
 import netns
+import socksraw
 from rootstpd import Stpd, status
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -68,23 +69,8 @@ def _echo(ns):
 
 
 def _userpass(ns, port, user, password):
-    """RFC 1929 through stpd in ns: the status octet (0 = accepted), then
-    what the echo server sent back through a CONNECT when accepted."""
-    def body():
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"\x05\x01\x02")
-            assert s.recv(2) == b"\x05\x02"
-            u, p = user.encode(), password.encode()
-            s.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
-            st = s.recv(2)
-            assert len(st) == 2 and st[0] == 1, st
-            if st[1] != 0:
-                return st[1], b""
-            s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + (7).to_bytes(2, "big"))
-            assert s.recv(10)[:2] == b"\x05\x00"
-            s.sendall(b"broker\n")
-            return 0, s.recv(16)
-    return ns.run(body)
+    """RFC 1929 through stpd in ns, then an echo CONNECT (socksraw)."""
+    return ns.run(lambda: socksraw.userpass_echo(port, user, password, b"broker\n"))
 
 
 @pytest.fixture

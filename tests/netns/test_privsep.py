@@ -26,12 +26,16 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+
 import netns
+import socksraw
 from tp_topo import build_file
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -282,26 +286,8 @@ def _stpd_passwd(path, user, password):
 
 
 def socks_userpass(ns, user, password, port=80):
-    """RFC 1929 through stpd in ns; the status octet (0 = accepted), then
-    an echo CONNECT when accepted."""
-    def body():
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        try:
-            s.sendall(b"\x05\x01\x02")
-            assert s.recv(2) == b"\x05\x02"
-            u, p = user.encode(), password.encode()
-            s.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
-            st = s.recv(2)
-            assert len(st) == 2 and st[0] == 1, st
-            if st[1] != 0:
-                return st[1], b""
-            s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + (7).to_bytes(2, "big"))
-            assert s.recv(10)[:2] == b"\x05\x00"
-            s.sendall(b"pw\n")
-            return 0, s.recv(16)
-        finally:
-            s.close()
-    return ns.run(body)
+    """RFC 1929 through stpd in ns, then an echo CONNECT (socksraw)."""
+    return ns.run(lambda: socksraw.userpass_echo(port, user, password, b"pw\n"))
 
 
 def _reload(world):
