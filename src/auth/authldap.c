@@ -174,12 +174,6 @@ struct authldap *authldap_new(const struct auth_ldap_conf *c, char *err, size_t 
 	}
 	l->c = *c;
 	l->conncb = (ldap_conncb){ .lc_add = conn_add, .lc_del = conn_del, .lc_arg = l };
-	pthread_once(&wd.once, watchdog_start);
-	if (!wd.running) {
-		snprintf(err, errlen, "ldap: cannot start the watchdog thread");
-		free(l);
-		return NULL;
-	}
 	if (c->bind_password_file[0] && authdir_read_secret(c->bind_password_file, l->bind_pw,
 							    sizeof(l->bind_pw), err, errlen) < 0) {
 		free(l);
@@ -483,6 +477,14 @@ enum auth_result authldap_check(struct authldap *l, struct auth_job *job, char *
 {
 	struct watch w = { .fd = -1 };
 
+	/* Started by the first check, not with the configuration: stpd forks
+	 * its broker after reading the file, and a thread alive at a fork can
+	 * leave a lock (ASan's allocator's) held for ever in the child. */
+	pthread_once(&wd.once, watchdog_start);
+	if (!wd.running) {
+		snprintf(why, whylen, "ldap: cannot start the watchdog thread");
+		return AUTH_RES_ERROR;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &w.end);
 	w.end.tv_sec += (time_t)l->c.timeout;
 	cur_watch = &w;

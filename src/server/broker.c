@@ -7,6 +7,7 @@
  * (PR_SET_PDEATHSIG) or when every channel is closed.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -325,6 +326,19 @@ static bool needed(const struct stp_conf *c)
 	return (c->run_as_user[0] && geteuid() == 0) || (h && h->wanted && h->wanted(c));
 }
 
+/* Threads of this process: the fork below must be the only one's. */
+static unsigned threads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	unsigned n = 0;
+	if (!d)
+		return 1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 int broker_start(const struct stp_conf *c, unsigned n_workers, char *err, size_t errlen)
 {
 	int ours[CHAN_MAX], theirs[CHAN_MAX];
@@ -345,6 +359,13 @@ int broker_start(const struct stp_conf *c, unsigned n_workers, char *err, size_t
 		ours[i] = sv[0];
 		theirs[i] = sv[1];
 	}
+	/* A thread alive here (a module that started one while the file was
+	 * read) may hold a lock the child then waits on for ever: ASan's
+	 * allocator's did, in the broker's first malloc. The tests fail on
+	 * this line. */
+	unsigned t = threads_now();
+	if (t > 1)
+		log_warnx("broker: forked while other threads ran (%u): one started before the broker", t - 1);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
