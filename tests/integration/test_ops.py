@@ -321,6 +321,47 @@ def test_sigterm_idle_exits_0_fast(stpd_factory):
     assert time.monotonic() - t0 < 5
 
 
+def _start_and_signal_at_once(tmp_path, sig):
+    """stpd started bare, and sig sent the moment its port answers (a
+    connect every millisecond): its exit status, and its log."""
+    port = services.free_port()
+    log = tmp_path / ("stpd-%d.log" % port)
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([servers.stpd_binary(), "--listen", "127.0.0.1:%d" % port],
+                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.001)
+        proc.send_signal(sig)
+        if sig == signal.SIGHUP:
+            services.wait_until(lambda: b"configuration reloaded" in log.read_bytes(), 30,
+                                what="the reload")
+            assert proc.poll() is None, log.read_text()
+            proc.send_signal(signal.SIGTERM)
+        return proc.wait(30), log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_signals_the_moment_the_port_opens(tmp_path):
+    """The listeners accept before stpd's signal loop runs: a SIGTERM or
+    SIGHUP sent as soon as the port answers must wait for that loop, not
+    kill stpd by the default action (before the fix, 27 of 40 such SIGTERMs
+    killed it)."""
+    for i in range(12):
+        sig = signal.SIGHUP if i % 3 == 2 else signal.SIGTERM
+        rc, text = _start_and_signal_at_once(tmp_path, sig)
+        assert rc == 0, "stpd ended with %s after %s:\n%s" % (rc, sig.name, text[-2000:])
+        assert not [m for m in servers.SANITIZER_MARKS if m in text], text[-4000:]
+
+
 # ---------------------------------------------------------------------------
 # logs
 
