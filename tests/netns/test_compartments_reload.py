@@ -196,7 +196,7 @@ def test_reload_adds_compartment_with_listener_and_resolver(rworld):
     kept = Pump(w.app1, "127.0.0.1")
     kept.wait_bytes(65536)
     _reload(w, _conf(w, app3=True))
-    w.wait_log("listening on 127.0.0.3:1080 (app3-l) on reload")
+    w.wait_log("listening on 127.0.0.3:1080 (app3-l), added by the reload")
     # The new listener accepts at once, and names resolve with the new
     # compartment's resolver (www.test is 10.81.9.3 for inside2's).
     assert w.curl(w.app3, "127.0.0.3", "http://www.test/") == (0, "10.81.9.3:80\n")
@@ -223,7 +223,7 @@ def test_reload_removes_compartment_listeners_sessions_fds(rworld):
     w.wait_log("listener=app1-l user=- cmd=connect target=www.test:80")
     base = _counts(pid)
     _reload(w, _conf(w, app2=True))
-    w.wait_log("listening on 127.0.0.2:1080 (app2-l) on reload")
+    w.wait_log("listening on 127.0.0.2:1080 (app2-l), added by the reload")
     assert w.curl(w.app2, "127.0.0.2", "http://www.test/") == (0, "10.81.9.2:80\n")
     gone = Pump(w.app2, "127.0.0.2")
     gone.wait_bytes(65536)
@@ -231,7 +231,7 @@ def test_reload_removes_compartment_listeners_sessions_fds(rworld):
     # app2 leaves: its listener closes, its session ends with the reason
     # logged; app1's goes on without losing a byte.
     _reload(w, _conf(w, app2=False))
-    w.wait_log("stopped listening on 127.0.0.2:1080 (app2-l) on reload")
+    w.wait_log("stopped listening on 127.0.0.2:1080 (app2-l): removed by the reload")
     gone.t.join(20)
     assert gone.ended and gone.bad is None
     gone.sock.close()
