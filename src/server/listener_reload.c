@@ -39,18 +39,18 @@ static bool same_place(const struct conf_listener *a, const struct conf_listener
 	return (!pa && !pb) || (pa && pb && strcmp(pa, pb) == 0);
 }
 
-/* The statement of c that l's socket serves (same address and place, not
- * taken by another of this worker's listeners), or -1. */
-static ssize_t find_same(const struct conf_listener *l, const struct stp_conf *c,
-			 const bool *taken)
+/* The statement of c at l's address and place (a file lists an address
+ * once), or NULL. */
+static const struct conf_listener *find_same(const struct conf_listener *l,
+					     const struct stp_conf *c)
 {
 	for (size_t j = 0; j < c->n_listeners; j++) {
 		const struct conf_listener *b = &c->listeners[j];
-		if (!taken[j] && same_place(l, b) &&
+		if (same_place(l, b) &&
 		    sa_equal((const struct sockaddr *)&l->addr, (const struct sockaddr *)&b->addr))
-			return (ssize_t)j;
+			return b;
 	}
-	return -1;
+	return NULL;
 }
 
 /* Worker 0 speaks for all: every worker does the same. */
@@ -64,22 +64,20 @@ static void say(const struct worker *w, const char *what, const struct conf_list
 			 how);
 }
 
-/* l, kept as c's statement j: into nl. */
-static void keep(struct worker *w, struct listener *l, struct stp_conf *c, size_t j,
-		 struct listener *nl)
+/* l is kept as c's statement b: the same socket, the new statement. */
+static void keep(struct worker *w, struct listener *l, struct stp_conf *c,
+		 const struct conf_listener *b)
 {
-	const struct conf_listener *b = &c->listeners[j];
 	char was[CONF_NAME_MAX + 32];
 
 	if (strcmp(l->conf->name, b->name) != 0) {
 		snprintf(was, sizeof(was), ", renamed from %s by the reload", l->conf->name);
 		say(w, "listening on", b, was);
 	}
-	*nl = *l;
-	nl->conf = b;
-	nl->held = conf_ref(c);
 	if (l->held)
 		conf_unref(l->held);
+	l->conf = b;
+	l->held = conf_ref(c);
 }
 
 static void drop(struct worker *w, struct listener *l)
@@ -91,53 +89,63 @@ static void drop(struct worker *w, struct listener *l)
 		conf_unref(l->held);
 }
 
-void listener_reload(struct worker *w, struct stp_conf *c)
+static bool running(const struct worker *w, const struct conf_listener *b)
 {
-	if (w->draining)
-		return; /* its listeners are closed already */
-	struct listener *nl = calloc(w->n_listeners + c->n_listeners + 1, sizeof(*nl));
-	bool *taken = calloc(c->n_listeners + 1, sizeof(*taken));
-	size_t n = 0;
-	char err[256];
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].conf == b)
+			return true;
+	return false;
+}
 
-	if (!nl || !taken) {
-		free(nl);
-		free(taken);
-		log_warnx("worker %u: out of memory: listeners stay as they were", w->id);
+/* Opens c's statements that w does not run yet. */
+static void add_new(struct worker *w, struct stp_conf *c)
+{
+	char err[256];
+	struct listener *nl = realloc(w->listeners, (w->n_listeners + c->n_listeners + 1) *
+							    sizeof(*nl));
+	if (!nl) {
+		log_warnx("worker %u: out of memory: no listener added on reload", w->id);
 		return;
 	}
-	/* The array moves: every watcher is stopped, then restarted below. */
+	w->listeners = nl;
+	for (size_t j = 0; j < c->n_listeners; j++) {
+		const struct conf_listener *b = &c->listeners[j];
+		if (running(w, b))
+			continue;
+		int fd = listener_open(b, w, err, sizeof(err));
+		if (fd < 0) {
+			log_warnx("worker %u: %s (%s) not added on reload", w->id, err, b->name);
+			continue;
+		}
+		say(w, "listening on", b, ", added by the reload");
+		w->listeners[w->n_listeners++] =
+			(struct listener){ .w = w, .conf = b, .held = conf_ref(c), .fd = fd };
+	}
+}
+
+void listener_reload(struct worker *w, struct stp_conf *c)
+{
+	size_t n = 0;
+
+	if (w->draining)
+		return; /* its listeners are closed already */
+	/* The watchers live in the array, which is packed and may move:
+	 * every one is stopped here and restarted at the end. */
 	for (size_t i = 0; i < w->n_listeners; i++)
 		ev_io_stop(w->loop, &w->listeners[i].io);
 	for (size_t i = 0; i < w->n_listeners; i++) {
 		struct listener *l = &w->listeners[i];
-		ssize_t j = find_same(l->conf, c, taken);
-		if (j < 0) {
+		const struct conf_listener *b = find_same(l->conf, c);
+		if (!b) {
 			drop(w, l);
 			continue;
 		}
-		taken[j] = true;
-		keep(w, l, c, (size_t)j, &nl[n++]);
+		keep(w, l, c, b);
+		w->listeners[n++] = *l;
 	}
-	for (size_t j = 0; j < c->n_listeners; j++) {
-		if (taken[j])
-			continue;
-		int fd = listener_open(&c->listeners[j], w, err, sizeof(err));
-		if (fd < 0) {
-			log_warnx("worker %u: %s (%s) not added on reload", w->id, err,
-				  c->listeners[j].name);
-			continue;
-		}
-		say(w, "listening on", &c->listeners[j], ", added by the reload");
-		nl[n++] = (struct listener){
-			.w = w, .conf = &c->listeners[j], .held = conf_ref(c), .fd = fd
-		};
-	}
-	free(taken);
-	free(w->listeners);
-	w->listeners = nl;
 	w->n_listeners = n;
-	for (size_t i = 0; i < n; i++)
+	add_new(w, c);
+	for (size_t i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].fd >= 0)
 			listener_start(&w->listeners[i]);
 }
