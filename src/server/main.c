@@ -289,23 +289,33 @@ static void raise_fd_limit(void)
  * that do not follow reloads are its. */
 static const struct stp_conf *started_conf;
 
-/* Waits until each of the n workers has taken the new snapshot and its
+/* How many workers have not applied reload gen yet. */
+static unsigned workers_behind(unsigned gen)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < g_server.n_workers; i++)
+		n += (int)(atomic_load(&g_server.workers[i].reloaded_gen) - gen) < 0;
+	return n;
+}
+
+/* Waits until every worker has taken reload gen's snapshot and its
  * listeners follow the file (listener_reload.c), so that "configuration
  * reloaded" means an address the file dropped no longer accepts and an
- * added one does. A worker stuck longer than RELOAD_WAIT_SECS (the
- * broker's timeouts are shorter) is logged and not waited for. */
+ * added one does. Workers stuck longer than RELOAD_WAIT_SECS (the
+ * broker's timeouts are shorter) are logged and not waited for; their
+ * late posts only make a later wait look again. */
 #define RELOAD_WAIT_SECS 30
-static void wait_reloaded(unsigned n)
+static void wait_reloaded(unsigned gen)
 {
 	struct timespec until;
+	unsigned behind;
+
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += RELOAD_WAIT_SECS;
-	for (unsigned done = 0; done < n; done++)
-		while (sem_timedwait(&g_server.reloaded, &until) < 0) {
-			if (errno == EINTR)
-				continue;
+	while ((behind = workers_behind(gen)) > 0)
+		if (sem_timedwait(&g_server.reloaded, &until) < 0 && errno != EINTR) {
 			log_warnx("reload: %u of %u workers still busy after %d s; not waiting "
-				  "for them", n - done, n, RELOAD_WAIT_SECS);
+				  "for them", behind, g_server.n_workers, RELOAD_WAIT_SECS);
 			return;
 		}
 }
@@ -327,13 +337,14 @@ static void reload(const struct options *o)
 	}
 	log_setlevel(s->conf->log_level);
 	server_set_snapshot(s);
+	unsigned gen = atomic_fetch_add(&g_server.reload_gen, 1) + 1; /* after the snapshot */
 	/* Before the workers: the listen addresses they open may need the
 	 * broker, which allows only what its own copy of the file lists. */
 	broker_reload();
 	ext_reloaded(s->conf);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);
-	wait_reloaded(g_server.n_workers);
+	wait_reloaded(gen);
 	log_info("configuration reloaded%s%s", o->conf_path ? " from " : "",
 		 o->conf_path ? o->conf_path : "");
 }

@@ -48,6 +48,7 @@ struct worker {
 	ev_async wake;              /* reload / stop requests from the main thread */
 	sem_t started;              /* posted once its modules and listeners run */
 	atomic_bool want_reload, want_stop;
+	atomic_uint reloaded_gen;   /* the server's reload_gen its listeners follow */
 	ev_timer accept_pause;      /* ENOBUFS/ENOMEM back-off */
 	int spare_fd;               /* /dev/null, given up to refuse one connection at EMFILE */
 	bool fd_short;              /* out of fds since fd_logged; fd_refused so far */
@@ -85,7 +86,8 @@ struct server {
 	atomic_uint_fast64_t next_session_id;
 	atomic_uint sessions;       /* open sessions, all workers */
 	unsigned drain_secs;
-	sem_t reloaded;             /* posted by each worker once it applied a reload */
+	atomic_uint reload_gen;     /* reloads so far (main.c) */
+	sem_t reloaded;             /* posted by a worker each time it applied a reload */
 	bool track_reloads;         /* reloaded is initialised (stpd; not unit tests) */
 };
 

@@ -114,11 +114,15 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 {
 	struct worker *w = a->data;
 	if (atomic_exchange(&w->want_reload, false)) {
+		/* The generation before the snapshot: main.c sets the snapshot
+		 * first, so s is at least as new as gen's. */
+		unsigned gen = atomic_load(&g_server.reload_gen);
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
 		listener_reload(w, s->conf);
 		ext_worker_reloaded(w, s->conf);
+		atomic_store(&w->reloaded_gen, gen);
 		if (g_server.track_reloads)
 			sem_post(&g_server.reloaded); /* main.c's reload() waits for it */
 	}
