@@ -1,6 +1,6 @@
 /*
- * listener_reload.c - listen statements follow SIGHUP (docs/operations.md
- * "Reload"). Each worker has its own SO_REUSEPORT socket per listen
+ * listener_reload.c - listen statements follow SIGHUP (docs/config.md
+ * `listen ADDR { }`). Each worker has its own SO_REUSEPORT socket per listen
  * statement; on a reload, on its own thread, it matches its listeners
  * with the new file's by address and place (ext_listener_place: a
  * compartment's name, NULL for stpd's own namespace):
@@ -14,7 +14,7 @@
  *    in the listener's compartment, if the broker's own copy of the file
  *    lists it there).
  * main.c's reload() logs "configuration reloaded" once every worker has
- * done this (worker_reload_done), so from then on no worker accepts on an
+ * done this (reload_gen, reloaded_gen), so from then on no worker accepts on an
  * address the file dropped.
  *
  * Each listener points into the configuration it was opened or kept
@@ -101,8 +101,8 @@ static bool running(const struct worker *w, const struct conf_listener *b)
 static void add_new(struct worker *w, struct stp_conf *c)
 {
 	char err[256];
-	struct listener *nl = realloc(w->listeners, (w->n_listeners + c->n_listeners + 1) *
-							    sizeof(*nl));
+	struct listener *nl = realloc(w->listeners,
+				      (w->n_listeners + c->n_listeners + 1) * sizeof(*nl));
 	if (!nl) {
 		log_warnx("worker %u: out of memory: no listener added on reload", w->id);
 		return;
@@ -118,8 +118,9 @@ static void add_new(struct worker *w, struct stp_conf *c)
 			continue;
 		}
 		say(w, "listening on", b, ", added by the reload");
-		w->listeners[w->n_listeners++] =
-			(struct listener){ .w = w, .conf = b, .held = conf_ref(c), .fd = fd };
+		w->listeners[w->n_listeners++] = (struct listener){
+			.w = w, .conf = b, .held = conf_ref(c), .fd = fd
+		};
 	}
 }
 
