@@ -8,21 +8,6 @@
 #include <unistd.h>
 
 static int (*helper)(const char *path);
-static int (*bind_helper)(const struct sockaddr *addr, socklen_t len);
-
-void privfile_set_bind_helper(int (*bind_fn)(const struct sockaddr *addr, socklen_t len))
-{
-	bind_helper = bind_fn;
-}
-
-int privfile_bound_socket(const struct sockaddr *addr, socklen_t len)
-{
-	if (!bind_helper) {
-		errno = EACCES;
-		return -1;
-	}
-	return bind_helper(addr, len);
-}
 
 void privfile_set_helper(int (*open_fn)(const char *path))
 {

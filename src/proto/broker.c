@@ -84,7 +84,7 @@ static size_t addr_len(uint8_t family)
 	return family == BROKER_FAMILY_INET ? 4 : family == BROKER_FAMILY_INET6 ? 16 : 0;
 }
 
-/* LISTEN's FAMILY PORT ADDR after VER OP. */
+/* LISTEN's FAMILY PORT ADDR PLACE.LEN PLACE after VER OP. */
 static enum socks_res listen_parse(struct broker_request *out, const uint8_t *p, size_t n,
 				   size_t *used, struct socks_err *err)
 {
@@ -99,11 +99,18 @@ static enum socks_res listen_parse(struct broker_request *out, const uint8_t *p,
 	out->port = (uint16_t)(p[3] << 8 | p[4]);
 	if (!out->port)
 		return bad(err, "broker: port 0");
-	if (n < 5 + al)
+	if (n < 5 + al + 1)
 		return SOCKS_MORE;
 	memcpy(out->addr, p + 5, al);
-	*used = 5 + al;
-	return SOCKS_DONE;
+	size_t off = 5 + al;
+	if (p[off] == 0) { /* no PLACE: stpd's own namespace */
+		*used = off + 1;
+		return SOCKS_DONE;
+	}
+	enum socks_res r = name_parse(out->out, p, n, &off, err);
+	if (r == SOCKS_DONE)
+		*used = off;
+	return r;
 }
 
 enum socks_res broker_request_parse(struct broker_request *out, const uint8_t *p, size_t n,
@@ -167,8 +174,8 @@ size_t broker_request_write(uint8_t *dst, size_t cap, const struct broker_reques
 		return 4 + lp;
 	}
 	if (r->op == BROKER_OP_LISTEN) {
-		size_t al = addr_len(r->family);
-		if (!al || !r->port || cap < 5 + al)
+		size_t al = addr_len(r->family), lp = strlen(r->out);
+		if (!al || !r->port || (lp && !broker_name_ok(r->out, lp)) || cap < 5 + al + 1 + lp)
 			return 0;
 		dst[0] = BROKER_VERSION;
 		dst[1] = BROKER_OP_LISTEN;
@@ -176,7 +183,9 @@ size_t broker_request_write(uint8_t *dst, size_t cap, const struct broker_reques
 		dst[3] = (uint8_t)(r->port >> 8);
 		dst[4] = (uint8_t)r->port;
 		memcpy(dst + 5, r->addr, al);
-		return 5 + al;
+		dst[5 + al] = (uint8_t)lp;
+		memcpy(dst + 6 + al, r->out, lp);
+		return 6 + al + lp;
 	}
 	size_t li = strlen(r->in), lo = strlen(r->out), need = 5 + 1 + li + 1 + lo;
 	if (r->op != BROKER_OP_SOCKET || !fields_ok(r->family, r->type, r->proto) ||

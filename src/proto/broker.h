@@ -21,12 +21,14 @@
  *   +-----+----+----------+---------+
  *   PATH absolute, no NUL; the reply's fd is the file opened read-only.
  * OP X'04' LISTEN (a listen address added by a reload, port < 1024 too):
- *   +-----+----+--------+----------+--------+
- *   | VER | OP | FAMILY |   PORT   |  ADDR  |
- *   |  1  | 1  |  1     | 2 (net.) | 4 / 16 |
- *   +-----+----+--------+----------+--------+
- *   FAMILY 4 (ADDR 4 octets) or 6 (16); PORT not 0; the reply's fd is a
- *   TCP socket bound there (SO_REUSEADDR, SO_REUSEPORT, V6ONLY), not yet
+ *   +-----+----+--------+----------+--------+-----------+-------+
+ *   | VER | OP | FAMILY |   PORT   |  ADDR  | PLACE.LEN | PLACE |
+ *   |  1  | 1  |  1     | 2 (net.) | 4 / 16 |     1     | 0-63  |
+ *   +-----+----+--------+----------+--------+-----------+-------+
+ *   FAMILY 4 (ADDR 4 octets) or 6 (16); PORT not 0; PLACE the compartment
+ *   the address is in (a name as for SOCKET), none (PLACE.LEN 0) for
+ *   stpd's own namespace; the reply's fd is a TCP socket made in PLACE
+ *   and bound there (SO_REUSEADDR, SO_REUSEPORT, V6ONLY), not yet
  *   listening.
  * Reply (broker -> worker): VER STATUS ERRNO(2, network order).
  */
@@ -61,7 +63,7 @@ enum {
 struct broker_request {
 	uint8_t op, family, type, proto;
 	char in[BROKER_NAME_MAX + 1];  /* NUL-terminated; OP_SOCKET only */
-	char out[BROKER_NAME_MAX + 1];
+	char out[BROKER_NAME_MAX + 1]; /* OP_SOCKET; OP_LISTEN's PLACE ("": none) */
 	char path[BROKER_PATH_MAX + 1]; /* NUL-terminated; OP_OPEN only */
 	uint16_t port;                  /* OP_LISTEN (with family): host order */
 	uint8_t addr[16];               /* network order; 4 octets used for INET */
@@ -74,7 +76,8 @@ struct broker_request {
  * TYPE (TCP with DGRAM, UDP with STREAM), a name of length 0 or over
  * BROKER_NAME_MAX, a name with an octet outside [A-Za-z0-9_.-]; for OPEN a
  * PATH.LEN of 0 or over BROKER_PATH_MAX, a PATH not starting with '/' or
- * holding a NUL; for LISTEN a FAMILY not 4 or 6, PORT 0. */
+ * holding a NUL; for LISTEN a FAMILY not 4 or 6, PORT 0, a PLACE.LEN over
+ * BROKER_NAME_MAX or a PLACE octet outside [A-Za-z0-9_.-]. */
 enum socks_res broker_request_parse(struct broker_request *out, const uint8_t *p, size_t n,
 				    size_t *used, struct socks_err *err);
 /* 0 when a field is out of range (the same checks as the parser). */

@@ -142,39 +142,60 @@ static socklen_t listen_addr(const struct broker_request *rq, struct sockaddr_st
 	return sizeof(*a);
 }
 
-/* True when c has a listen statement for ss in stpd's own namespace
- * (listeners that follow reloads, a compartment's, are made where they
- * listen by their module, not here). */
-static bool listens_on(const struct stp_conf *c, const struct sockaddr_storage *ss)
+/* True when c has a listen statement for ss in place ("" = stpd's own
+ * namespace; else the module's key for where the listener is, a
+ * compartment's name). */
+static bool listens_on(const struct stp_conf *c, const struct sockaddr_storage *ss,
+		       const char *place)
 {
-	for (size_t i = 0; i < c->n_listeners; i++)
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const char *p = ext_listener_place(&c->listeners[i]);
 		if (sa_equal((const struct sockaddr *)&c->listeners[i].addr,
 			     (const struct sockaddr *)ss) &&
-		    !ext_listener_follows_reload(&c->listeners[i]))
+		    strcmp(p ? p : "", place) == 0)
 			return true;
+	}
 	return false;
 }
 
+/* An unbound TCP socket in place: ours, or the module's (a namespace). */
+static int listen_socket_in(const struct stp_conf *c, const char *place, int domain)
+{
+	const struct broker_hook *h = broker_hook_get();
+	if (!place[0])
+		return socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!h || !h->listen_socket) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	return h->listen_socket(c, place, domain);
+}
+
 /* LISTEN: a TCP socket bound to an address a reload added (the workers
- * may not bind ports below 1024), with the options listener.c uses; stpd
- * makes it listen. Only addresses the configuration lists, re-read as for
- * OPEN; only on the main thread's channel. */
-static void serve_listen(int fd, struct stp_conf **c, const struct broker_request *rq,
-			 bool main_chan)
+ * may not bind ports below 1024), in stpd's namespace or a compartment's,
+ * with the options listener.c uses; the worker makes it listen. Only
+ * addresses the broker's copy of the configuration lists in that place:
+ * the workers ask after stpd's RELOAD made the broker read the new file,
+ * and a worker never makes it read the file again. Any channel may ask:
+ * every worker opens its own socket of a listener. */
+static void serve_listen(int fd, const struct stp_conf *c, const struct broker_request *rq)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = listen_addr(rq, &ss);
-	char where[SA_STR_MAX];
+	char where[SA_STR_MAX + BROKER_NAME_MAX + 20];
 	int one = 1;
 
-	sa_str((const struct sockaddr *)&ss, where, sizeof(where));
-	if (!main_chan || (!listens_on(*c, &ss) && (!reread(c) || !listens_on(*c, &ss)))) {
-		log_warnx("broker: refused to bind %s (%s)", where,
-			  main_chan ? "not a listen address of the configuration" : "asked by a worker");
+	sa_str((const struct sockaddr *)&ss, where, SA_STR_MAX);
+	if (rq->out[0])
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), " in compartment %s",
+			 rq->out);
+	if (!listens_on(c, &ss, rq->out)) {
+		log_warnx("broker: refused to bind %s (not a listen address of the configuration)",
+			  where);
 		send_reply(fd, BROKER_ST_REFUSED, 0, -1);
 		return;
 	}
-	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = listen_socket_in(c, rq->out, ss.ss_family);
 	if (s >= 0) {
 		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
@@ -182,7 +203,7 @@ static void serve_listen(int fd, struct stp_conf **c, const struct broker_reques
 			setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
 	if (s < 0 || bind(s, (const struct sockaddr *)&ss, len) < 0) {
-		int e = errno;
+		int e = errno == EACCES ? EPERM : errno; /* EACCES means refused */
 		log_warn("broker: bind %s", where);
 		if (s >= 0)
 			close(s);
@@ -215,8 +236,8 @@ static void serve_socket(int fd, const struct stp_conf *c, const struct broker_r
 	close(s);
 }
 
-/* One request on fd under c (which *c may replace on RELOAD, OPEN and
- * LISTEN). -1 when the channel has ended (EOF or error). */
+/* One request on fd under c (which *c may replace on RELOAD and OPEN).
+ * -1 when the channel has ended (EOF or error). */
 static int serve_request(int fd, struct stp_conf **c, bool main_chan)
 {
 	uint8_t buf[BROKER_REQUEST_MAX + 1];
@@ -245,7 +266,7 @@ static int serve_request(int fd, struct stp_conf **c, bool main_chan)
 		serve_open(fd, c, rq.path, main_chan);
 		break;
 	case BROKER_OP_LISTEN:
-		serve_listen(fd, c, &rq, main_chan);
+		serve_listen(fd, *c, &rq);
 		break;
 	default:
 		serve_socket(fd, *c, &rq);
@@ -381,7 +402,6 @@ int broker_start(const struct stp_conf *c, unsigned n_workers, char *err, size_t
 	broker_ask_init(ours, n);
 	broker_pid = pid;
 	privfile_set_helper(broker_open);
-	privfile_set_bind_helper(broker_bind);
 	log_info("broker started (pid %d)", (int)pid);
 	return 0;
 }
@@ -391,7 +411,6 @@ void broker_stop(void)
 	if (!broker_pid)
 		return;
 	privfile_set_helper(NULL);
-	privfile_set_bind_helper(NULL);
 	broker_ask_fini();
 	waitpid(broker_pid, NULL, 0); /* it exits when its channels close */
 	broker_pid = 0;

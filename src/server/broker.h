@@ -6,9 +6,10 @@
  * keeps only the capabilities it needs and answers requests
  * (proto/broker.h) on one SOCK_SEQPACKET channel per worker plus the main
  * thread's: OPEN (a file the broker's own copy of the configuration names,
- * for a reload), LISTEN (a listen address that copy lists), RELOAD, and
- * SOCKET, which it leaves to the module that registered a broker_hook
- * (the compartments: a socket made in a network namespace).
+ * for a reload), LISTEN (a listen address that copy lists, in stpd's own
+ * namespace or in a module's place: a compartment), RELOAD, and SOCKET,
+ * which it leaves to the module that registered a broker_hook (the
+ * compartments: a socket made in a network namespace).
  *
  * broker.c is the process and its serving side, broker_ask.c stpd's side
  * of the channels, broker_harden.c what the broker keeps of root.
@@ -37,6 +38,10 @@ struct broker_hook {
 	 * with errno (EACCES: c does not allow it, answered REFUSED; anything
 	 * else FAILED with that errno). */
 	int (*socket)(const struct stp_conf *c, const struct broker_request *rq);
+	/* In the broker: an unbound TCP socket of domain made in place (a
+	 * listener's ext_listener_place under c, which the broker has checked
+	 * lists the address there), or -1 with errno. */
+	int (*listen_socket)(const struct stp_conf *c, const char *place, int domain);
 };
 
 /* Forks the broker when c needs it (stpd is root and drops to `user`, or
@@ -59,13 +64,17 @@ void broker_reload(void);
  * when there is no broker or no such channel. */
 int broker_socket(unsigned chan, const char *in, const char *out, int domain, int type,
 		  int protocol);
-/* OPEN and LISTEN over the main thread's channel (any thread, one at a
- * time): privfile's helpers. fd or -1 with errno (EACCES when refused). */
+/* OPEN over the main thread's channel (any thread, one at a time):
+ * privfile's helper. fd or -1 with errno (EACCES when refused). */
 int broker_open(const char *path);
-int broker_bind(const struct sockaddr *addr, socklen_t len);
+/* LISTEN over channel chan (a worker id, on that worker's thread): a TCP
+ * socket bound to addr in place (a listener's ext_listener_place; NULL:
+ * stpd's own namespace), not listening yet. fd or -1 with errno as for
+ * broker_socket. */
+int broker_listen(unsigned chan, const struct sockaddr *addr, socklen_t len, const char *place);
 
 /* The broker's side of one channel, for tests: serves fd until EOF under
- * c, as a worker's channel (no RELOAD, OPEN or LISTEN). */
+ * c, as a worker's channel (no RELOAD or OPEN). */
 void broker_serve_one(int fd, const struct stp_conf *c);
 
 /* Internal to broker*.c. */

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/sockaddr.h"
 #include "proto/broker.h"
 #include "server/broker.h"
 
@@ -94,24 +93,18 @@ static int ask(int fd, const uint8_t *q, size_t qlen, struct broker_reply *rep, 
 	return got;
 }
 
-int broker_socket(unsigned ch, const char *in, const char *out, int domain, int type,
-		  int protocol)
+/* rq over worker channel ch: the fd the broker passed, or -1 with errno
+ * (broker_socket's). */
+static int ask_worker(unsigned ch, const struct broker_request *rq)
 {
-	struct broker_request rq = { .op = BROKER_OP_SOCKET };
 	struct broker_reply rep;
 	uint8_t q[BROKER_REQUEST_MAX];
-	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (ch >= n_chan || chan[ch] < 0) {
 		errno = ENETUNREACH;
 		return -1;
 	}
-	rq.family = domain == AF_INET ? BROKER_FAMILY_INET : BROKER_FAMILY_INET6;
-	rq.type = base == SOCK_STREAM ? BROKER_TYPE_STREAM : BROKER_TYPE_DGRAM;
-	rq.proto = (uint8_t)protocol;
-	snprintf(rq.in, sizeof(rq.in), "%s", in);
-	snprintf(rq.out, sizeof(rq.out), "%s", out);
-	size_t qlen = broker_request_write(q, sizeof(q), &rq);
+	size_t qlen = broker_request_write(q, sizeof(q), rq);
 	if (qlen == 0) {
 		errno = EINVAL;
 		return -1;
@@ -133,6 +126,21 @@ int broker_socket(unsigned ch, const char *in, const char *out, int domain, int 
 		errno = EACCES;
 	else if (fd < 0 && rep.status == BROKER_ST_FAILED)
 		errno = rep.err ? rep.err : EIO;
+	return fd;
+}
+
+int broker_socket(unsigned ch, const char *in, const char *out, int domain, int type,
+		  int protocol)
+{
+	struct broker_request rq = { .op = BROKER_OP_SOCKET };
+	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	rq.family = domain == AF_INET ? BROKER_FAMILY_INET : BROKER_FAMILY_INET6;
+	rq.type = base == SOCK_STREAM ? BROKER_TYPE_STREAM : BROKER_TYPE_DGRAM;
+	rq.proto = (uint8_t)protocol;
+	snprintf(rq.in, sizeof(rq.in), "%s", in);
+	snprintf(rq.out, sizeof(rq.out), "%s", out);
+	int fd = ask_worker(ch, &rq);
 	if (fd >= 0 && (type & SOCK_NONBLOCK))
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
@@ -207,10 +215,9 @@ int broker_open(const char *path)
 	return ask_main(&rq, what);
 }
 
-int broker_bind(const struct sockaddr *addr, socklen_t len)
+int broker_listen(unsigned ch, const struct sockaddr *addr, socklen_t len, const char *place)
 {
 	struct broker_request rq = { .op = BROKER_OP_LISTEN };
-	char what[SA_STR_MAX + 8] = "bind ";
 
 	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
@@ -226,6 +233,6 @@ int broker_bind(const struct sockaddr *addr, socklen_t len)
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	sa_str(addr, what + 5, sizeof(what) - 5);
-	return ask_main(&rq, what);
+	snprintf(rq.out, sizeof(rq.out), "%s", place ? place : "");
+	return ask_worker(ch, &rq);
 }

@@ -101,17 +101,19 @@ struct stp_ext {
 	 * socket(2)).
 	 * open_socket: an outgoing socket of session s whose request passed
 	 * rule r (session_socket()). listen_socket: a listening socket for
-	 * listener cl, from the main thread before privileges are dropped. */
+	 * listener cl, from the main thread before privileges are dropped, or
+	 * from a worker's thread for a listener a reload adds. */
 	int (*open_socket)(struct session *s, const struct rule *r, int domain, int type,
 			   int protocol);
 	int (*listen_socket)(const struct conf_listener *cl, int domain, int type, int protocol);
-	/* Listeners that follow reloads: a module whose listen_socket can
-	 * make cl's socket after privileges are dropped (from a worker's
-	 * thread) returns a key for where cl listens (a compartment's name),
-	 * else NULL. On SIGHUP such listeners are opened, kept (same name,
-	 * address and key) or closed as the new file says
-	 * (listener_reload.c); every other listener stays as started. */
-	const char *(*listener_follows_reload)(const struct conf_listener *cl);
+	/* Where listener cl listens, when a module's listen_socket makes its
+	 * socket elsewhere than stpd's own namespace: a key (a compartment's
+	 * name), else NULL. On SIGHUP each worker keeps a listener whose
+	 * address and place the new file still has, closes the others and
+	 * opens the new ones (listener_reload.c); the broker binds a port
+	 * below 1024 there (LISTEN's PLACE) if its copy of the file lists it
+	 * in that place. listen_socket is then called on a worker's thread. */
+	const char *(*listener_place)(const struct conf_listener *cl);
 	/* The resolver for names of session s's request, which rule r (may be
 	 * NULL) matches by name; NULL: the worker's; EXT_RESOLVER_FAILED: the
 	 * module's, which it could not make (look-ups then fail rather than go
@@ -205,8 +207,8 @@ int ext_listen_socket(const struct conf_listener *cl, int domain, int type, int 
  * module moves those sockets (stpd's own namespace). */
 bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, size_t cap);
 #define EXT_SOCKET_PLACE_MAX 136 /* a place's buffer: "IN->OUT", names up to 63 octets */
-/* The first module's listener_follows_reload key for cl, or NULL. */
-const char *ext_listener_follows_reload(const struct conf_listener *cl);
+/* The first module's listener_place key for cl, or NULL. */
+const char *ext_listener_place(const struct conf_listener *cl);
 /* The first module's resolver for r, or NULL. */
 struct resolver *ext_resolver(struct session *s, const struct rule *r);
 /* Every module's log fields, in registry order; how many. */

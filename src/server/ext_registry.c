@@ -217,11 +217,11 @@ bool ext_socket_place(const struct session *s, const struct rule *r, char *buf, 
 	return false;
 }
 
-const char *ext_listener_follows_reload(const struct conf_listener *cl)
+const char *ext_listener_place(const struct conf_listener *cl)
 {
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
-		const char *k = registry[i]->listener_follows_reload
-					? registry[i]->listener_follows_reload(cl)
+		const char *k = registry[i]->listener_place
+					? registry[i]->listener_place(cl)
 					: NULL;
 		if (k)
 			return k;

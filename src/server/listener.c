@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/privfile.h"
 #include "common/sockaddr.h"
+#include "server/broker.h"
 #include "server/ext.h"
 #include "server/listendiag.h"
 #include "server/server.h"
@@ -69,7 +69,7 @@ static int listener_socket(const struct conf_listener *cl)
  *    it cannot collide with them; every address is probed before the first
  *    worker binds, so our own 0.0.0.0:P does not block our own 127.0.0.1:P.
  * Port 0 is refused by the config (each worker would get its own port).
- * Addresses a reload adds (relisten.c) are not probed: after the drop the
+ * Addresses a reload adds (listener_reload.c) are not probed: after the drop the
  * probe could not bind a low port, and SO_REUSEPORT groups only sockets
  * of one uid, so another user's listener still makes bind fail. Two instances
  * started at the same moment can both pass the probe before either listens;
@@ -166,7 +166,20 @@ static void listener_fastopen(int fd, const struct conf_listener *cl, const char
 		log_debug("listen %s: TCP_FASTOPEN: %s", where, strerror(errno));
 }
 
-int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
+/* bind(2) on cl's address refused with EACCES (a port below 1024 after
+ * the drop): the broker's socket, bound in cl's place (stpd's namespace or
+ * a compartment's) if its own copy of the file lists the address there;
+ * -1 without a broker or a channel. */
+static int broker_bound(const struct conf_listener *cl, const struct worker *w)
+{
+	if (!w || !broker_running())
+		return -1;
+	return broker_listen(w->id, (const struct sockaddr *)&cl->addr, cl->addrlen,
+			     ext_listener_place(cl));
+}
+
+int listener_open(const struct conf_listener *cl, const struct worker *w, char *err,
+		  size_t errlen)
 {
 	char where[SA_STR_MAX];
 	int one = 1;
@@ -184,10 +197,7 @@ int listener_open(const struct conf_listener *cl, char *err, size_t errlen)
 	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) < 0) {
 		int e = errno;
 		close(fd);
-		/* After the drop (a reload adding a port below 1024): the
-		 * privileged broker binds it if its configuration lists it. */
-		fd = e == EACCES ? privfile_bound_socket((const struct sockaddr *)&cl->addr, cl->addrlen)
-				 : -1;
+		fd = e == EACCES ? broker_bound(cl, w) : -1;
 		if (fd < 0) {
 			snprintf(err, errlen, "listen %s: bind: %s", where, strerror(e));
 			return -1;
@@ -336,34 +346,4 @@ void listener_close_all(struct worker *w)
 			close(w->listeners[i].fd);
 		w->listeners[i].fd = -1;
 	}
-}
-
-void listener_adopt(struct worker *w, struct listener_add *a)
-{
-	size_t k = 0, n = w->n_listeners;
-	struct listener *nl = NULL;
-
-	for (struct listener_add *x = a; x; x = x->next)
-		k++;
-	/* The watchers live in the array: stop them all while it moves. */
-	for (size_t i = 0; i < n; i++)
-		ev_io_stop(w->loop, &w->listeners[i].io);
-	if (!w->draining)
-		nl = realloc(w->listeners, (n + k) * sizeof(*nl));
-	if (nl)
-		w->listeners = nl;
-	while (a) {
-		struct listener_add *next = a->next;
-		if (nl)
-			nl[w->n_listeners++] = (struct listener){ .w = w, .conf = a->conf, .fd = a->fd };
-		else
-			close(a->fd); /* draining, or out of memory */
-		free(a);
-		a = next;
-	}
-	if (w->draining)
-		return;
-	for (size_t i = 0; i < w->n_listeners; i++)
-		if (w->listeners[i].fd >= 0)
-			listener_start(&w->listeners[i]);
 }

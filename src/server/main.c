@@ -289,6 +289,37 @@ static void raise_fd_limit(void)
  * that do not follow reloads are its. */
 static const struct stp_conf *started_conf;
 
+/* How many workers have not applied reload gen yet. */
+static unsigned workers_behind(unsigned gen)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < g_server.n_workers; i++)
+		n += (int)(atomic_load(&g_server.workers[i].reloaded_gen) - gen) < 0;
+	return n;
+}
+
+/* Waits until every worker has taken reload gen's snapshot and its
+ * listeners follow the file (listener_reload.c), so that "configuration
+ * reloaded" means an address the file dropped no longer accepts and an
+ * added one does. Workers stuck longer than RELOAD_WAIT_SECS (the
+ * broker's timeouts are shorter) are logged and not waited for; their
+ * late posts only make a later wait look again. */
+#define RELOAD_WAIT_SECS 30
+static void wait_reloaded(unsigned gen)
+{
+	struct timespec until;
+	unsigned behind;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += RELOAD_WAIT_SECS;
+	while ((behind = workers_behind(gen)) > 0)
+		if (sem_timedwait(&g_server.reloaded, &until) < 0 && errno != EINTR) {
+			log_warnx("reload: %u of %u workers still busy after %d s; not waiting "
+				  "for them", behind, g_server.n_workers, RELOAD_WAIT_SECS);
+			return;
+		}
+}
+
 static void reload(const struct options *o)
 {
 	char err[4096] = "";
@@ -305,15 +336,15 @@ static void reload(const struct options *o)
 		return;
 	}
 	log_setlevel(s->conf->log_level);
-	/* New addresses are opened now (by the broker when they need a
-	 * privilege dropped since start) and handed to the workers, which take
-	 * them with the snapshot; removed ones listen on until a restart. */
-	relisten_apply(s->conf, g_server.workers, g_server.n_workers);
 	server_set_snapshot(s);
+	unsigned gen = atomic_fetch_add(&g_server.reload_gen, 1) + 1; /* after the snapshot */
+	/* Before the workers: the listen addresses they open may need the
+	 * broker, which allows only what its own copy of the file lists. */
 	broker_reload();
 	ext_reloaded(s->conf);
 	for (unsigned i = 0; i < g_server.n_workers; i++)
 		worker_request(&g_server.workers[i], true, false);
+	wait_reloaded(gen);
 	log_info("configuration reloaded%s%s", o->conf_path ? " from " : "",
 		 o->conf_path ? o->conf_path : "");
 }
@@ -370,6 +401,9 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 		fatalx("%s", err);
 	ares_library_init(ARES_LIB_INIT_ALL);
 	g_server.drain_secs = c->timeouts.drain;
+	if (sem_init(&g_server.reloaded, 0, 0) < 0)
+		fatal("sem_init");
+	g_server.track_reloads = true;
 	g_server.snap = snapshot_ref(boot);
 	started_conf = c;
 	g_server.n_workers = n;
@@ -390,8 +424,6 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 			 c->listeners[i].name);
 	if (ext_server_start(c, err, sizeof(err)) < 0)
 		fatalx("%s", err);
-	if (relisten_init(c) < 0)
-		fatalx("out of memory");
 	/* Threads only after the broker's fork (broker_start above). */
 	if (authpool_start(n > 1 ? n : 2) < 0)
 		fatalx("cannot start the authentication threads");
@@ -426,7 +458,6 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	wait_workers(&sigs, n);
 	ext_server_stop();
 	broker_stop();
-	relisten_fini();
 	free(g_server.workers);
 	server_set_snapshot(NULL);
 	ares_library_cleanup();

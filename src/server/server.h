@@ -35,18 +35,10 @@ void snapshot_unref(struct snapshot *s);
 
 struct listener {
 	struct worker *w;
-	const struct conf_listener *conf; /* from the snapshot the server started with */
+	const struct conf_listener *conf; /* in the configuration of the worker's snapshot */
 	struct stp_conf *held;            /* conf's, for listeners a reload opened or kept */
 	int fd;
 	ev_io io;
-};
-
-/* A listening socket the main thread opened on reload, for one worker
- * (relisten.c); a list the worker takes whole when it wakes. */
-struct listener_add {
-	struct listener_add *next;
-	const struct conf_listener *conf; /* in a configuration relisten.c holds */
-	int fd;
 };
 
 struct worker {
@@ -56,6 +48,7 @@ struct worker {
 	ev_async wake;              /* reload / stop requests from the main thread */
 	sem_t started;              /* posted once its modules and listeners run */
 	atomic_bool want_reload, want_stop;
+	atomic_uint reloaded_gen;   /* the server's reload_gen its listeners follow */
 	ev_timer accept_pause;      /* ENOBUFS/ENOMEM back-off */
 	int spare_fd;               /* /dev/null, given up to refuse one connection at EMFILE */
 	bool fd_short;              /* out of fds since fd_logged; fd_refused so far */
@@ -66,7 +59,6 @@ struct worker {
 
 	struct listener *listeners;
 	size_t n_listeners;
-	_Atomic(struct listener_add *) adding; /* from a reload, not yet listening */
 
 	struct snapshot *snap;      /* current, for new sessions */
 	struct resolver *resolver;
@@ -94,6 +86,9 @@ struct server {
 	atomic_uint_fast64_t next_session_id;
 	atomic_uint sessions;       /* open sessions, all workers */
 	unsigned drain_secs;
+	atomic_uint reload_gen;     /* reloads so far (main.c) */
+	sem_t reloaded;             /* posted by a worker each time it applied a reload */
+	bool track_reloads;         /* reloaded is initialised (stpd; not unit tests) */
 };
 
 extern struct server g_server;
@@ -126,23 +121,18 @@ int listener_check_free(const struct conf_listener *cl, char *err, size_t errlen
 /* After the workers listen: 0 when only our sockets listen on our addresses,
  * -1 with the address named in err when another one does. */
 int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err, size_t errlen);
-/* Opens one SO_REUSEPORT listening socket. fd or -1 with err. */
-int listener_open(const struct conf_listener *cl, char *err, size_t errlen);
-/* listener_reload.c: on w's thread after a reload to c, opens, keeps or
- * closes the listeners that follow reloads (ext_listener_follows_reload). */
+/* Opens one SO_REUSEPORT listening socket for worker w (NULL: the main
+ * thread at start). A bind refused for lack of privilege (a port below
+ * 1024 after the drop) goes to the broker over w's channel. fd or -1 with
+ * err. */
+int listener_open(const struct conf_listener *cl, const struct worker *w, char *err,
+		  size_t errlen);
+/* listener_reload.c: on w's thread after a reload to c, keeps, closes and
+ * opens w's listeners as c's listen statements say. */
 void listener_reload(struct worker *w, struct stp_conf *c);
 void listener_start(struct listener *l);
 void listener_pause(struct worker *w, double secs);
 void listener_close_all(struct worker *w);
-/* In the worker: starts accepting on the sockets of list a (and frees it). */
-void listener_adopt(struct worker *w, struct listener_add *a);
-
-/* relisten.c (main thread): the listeners the workers started with; the
- * ones c adds, opened and handed to the workers; the configurations they
- * point into, released after the workers stopped. */
-int relisten_init(const struct stp_conf *boot);
-void relisten_apply(struct stp_conf *c, struct worker *ws, unsigned n_workers);
-void relisten_fini(void);
 /* The spare descriptor a worker keeps for refusing at EMFILE; -1 on error. */
 int listener_spare_open(void);
 

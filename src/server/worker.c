@@ -114,14 +114,17 @@ static void on_wake(EV_P_ ev_async *a, int revents)
 {
 	struct worker *w = a->data;
 	if (atomic_exchange(&w->want_reload, false)) {
+		/* The generation before the snapshot: main.c sets the snapshot
+		 * first, so s is at least as new as gen's. */
+		unsigned gen = atomic_load(&g_server.reload_gen);
 		struct snapshot *s = server_snapshot();
 		snapshot_unref(w->snap);
 		w->snap = s; /* sessions already running keep theirs */
-		struct listener_add *add = atomic_exchange(&w->adding, NULL);
-		if (add)
-			listener_adopt(w, add); /* host addresses the reload added (relisten.c) */
 		listener_reload(w, s->conf);
 		ext_worker_reloaded(w, s->conf);
+		atomic_store(&w->reloaded_gen, gen);
+		if (g_server.track_reloads)
+			sem_post(&g_server.reloaded); /* main.c's reload() waits for it */
 	}
 	if (atomic_exchange(&w->want_stop, false))
 		start_drain(w);
@@ -176,7 +179,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, char *err,
 	for (size_t i = 0; i < c->n_listeners; i++) {
 		w->listeners[i].w = w;
 		w->listeners[i].conf = &c->listeners[i];
-		w->listeners[i].fd = listener_open(&c->listeners[i], err, errlen);
+		w->listeners[i].fd = listener_open(&c->listeners[i], NULL, err, errlen);
 		if (w->listeners[i].fd < 0)
 			return -1;
 	}
@@ -200,11 +203,6 @@ void worker_fini(struct worker *w)
 		if (w->listeners[i].held)
 			conf_unref(w->listeners[i].held);
 	free(w->listeners);
-	for (struct listener_add *a = atomic_exchange(&w->adding, NULL), *next; a; a = next) {
-		next = a->next; /* a reload's sockets the worker never took */
-		close(a->fd);
-		free(a);
-	}
 	snapshot_unref(w->snap);
 	reap(w);
 	ev_loop_destroy(w->loop);

@@ -20,7 +20,8 @@ import time
 import pytest
 
 import netns
-from test_compartments import World, _ask_socket, _steal_channels, world  # noqa: F401 (fixture)
+from test_compartments import (World, _ask_socket, _broker_call, _steal_channels,  # noqa: F401
+                               world)
 
 
 class Pump:
@@ -28,8 +29,8 @@ class Pump:
     proxy: sends random chunks and checks each comes back whole, until told
     to stop or the session ends."""
 
-    def __init__(self, ns, proxy):
-        self.sock = ns.run(self._open, proxy)
+    def __init__(self, ns, proxy, port=1080):
+        self.sock = ns.run(self._open, proxy, port)
         self.sent = self.checked = 0
         self.bad = None
         self.ended = False
@@ -38,8 +39,8 @@ class Pump:
         self.t.start()
 
     @staticmethod
-    def _open(proxy):
-        s = socket.create_connection((proxy, 1080), timeout=10)
+    def _open(proxy, port):
+        s = socket.create_connection((proxy, port), timeout=10)
         s.sendall(b"\x05\x01\x00")
         assert s.recv(2) == b"\x05\x00"
         s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("10.81.9.2") + (7).to_bytes(2, "big"))
@@ -80,9 +81,9 @@ class Pump:
         self.sock.close()
 
 
-def _conf(w, app2=True, app3=False, inside_resolver="10.81.9.53", app2_rule=True):
+def _conf(w, app2=True, app3=False, inside_resolver="10.81.9.53", app2_rule=True, extra=()):
     """The figure-4 file, with app2 and its crossing optional and app3 +
-    inside2 optional."""
+    inside2 optional; extra: more listen statements."""
     cmps = ["compartment app1 netns %s" % w.app1.name]
     if app2:
         cmps.append("compartment app2 netns %s" % w.app2.name)
@@ -97,6 +98,7 @@ def _conf(w, app2=True, app3=False, inside_resolver="10.81.9.53", app2_rule=True
     listens.append("listen 10.81.9.2:1080 { name inside-l; compartment inside }")
     if app3:
         listens.append("listen 127.0.0.3:1080 { name app3-l; compartment app3 }")
+    listens.extend(extra)
     rules = ["request pass { from-compartment app1; to-compartment inside; "
              "to 10.81.9.2 10.81.9.3 .test; port 80 7 }"]
     if app2 and app2_rule:
@@ -144,10 +146,10 @@ def _reload(w, text, expect="configuration reloaded from"):
         time.sleep(0.05)
 
 
-def _refused(ns, ip):
+def _refused(ns, ip, port=1080):
     def connect():
         try:
-            socket.create_connection((ip, 1080), timeout=5).close()
+            socket.create_connection((ip, port), timeout=5).close()
             return False
         except ConnectionRefusedError:
             return True
@@ -196,7 +198,7 @@ def test_reload_adds_compartment_with_listener_and_resolver(rworld):
     kept = Pump(w.app1, "127.0.0.1")
     kept.wait_bytes(65536)
     _reload(w, _conf(w, app3=True))
-    w.wait_log("listening on 127.0.0.3:1080 (app3-l) on reload")
+    w.wait_log("listening on 127.0.0.3:1080 (app3-l), added by the reload")
     # The new listener accepts at once, and names resolve with the new
     # compartment's resolver (www.test is 10.81.9.3 for inside2's).
     assert w.curl(w.app3, "127.0.0.3", "http://www.test/") == (0, "10.81.9.3:80\n")
@@ -223,7 +225,7 @@ def test_reload_removes_compartment_listeners_sessions_fds(rworld):
     w.wait_log("listener=app1-l user=- cmd=connect target=www.test:80")
     base = _counts(pid)
     _reload(w, _conf(w, app2=True))
-    w.wait_log("listening on 127.0.0.2:1080 (app2-l) on reload")
+    w.wait_log("listening on 127.0.0.2:1080 (app2-l), added by the reload")
     assert w.curl(w.app2, "127.0.0.2", "http://www.test/") == (0, "10.81.9.2:80\n")
     gone = Pump(w.app2, "127.0.0.2")
     gone.wait_bytes(65536)
@@ -231,7 +233,7 @@ def test_reload_removes_compartment_listeners_sessions_fds(rworld):
     # app2 leaves: its listener closes, its session ends with the reason
     # logged; app1's goes on without losing a byte.
     _reload(w, _conf(w, app2=False))
-    w.wait_log("stopped listening on 127.0.0.2:1080 (app2-l) on reload")
+    w.wait_log("stopped listening on 127.0.0.2:1080 (app2-l): removed by the reload")
     gone.t.join(20)
     assert gone.ended and gone.bad is None
     gone.sock.close()
@@ -337,5 +339,65 @@ def test_bad_reload_keeps_everything(rworld):
     assert w.curl(w.app2, "127.0.0.2", "http://10.81.9.3/") == (0, "10.81.9.3:80\n")
     n = kept.checked
     kept.wait_bytes(n + 65536)
+    kept.finish()
+    assert kept.bad is None and not kept.ended
+
+
+def _ask_listen(ch, port, place):
+    """LISTEN 127.0.0.1:port in compartment place: the reply and how many
+    fds came with it (closed here)."""
+    msg, fds = _broker_call(ch, bytes([1, 4, 4, port >> 8, port & 255, 127, 0, 0, 1, len(place)])
+                            + place)
+    for fd in fds:
+        os.close(fd)
+    return msg, len(fds)
+
+
+def test_reload_adds_a_low_port_in_a_compartment(rworld):
+    """stpd runs as nobody; a reload adds port 81 inside app1: the broker
+    binds it in app1's namespace for each worker, a client there gets
+    through it; a worker's channel gets no port the file does not list in
+    that compartment; a reload without it closes it."""
+    w = rworld
+    w.start(_conf(w))
+    assert _refused(w.app1, "127.0.0.1", 81)
+    low = "listen 127.0.0.1:81 { name app1-low; compartment app1 }"
+    _reload(w, _conf(w, extra=[low]))
+    text = w.text()
+    # One socket per worker (two), each bound by the broker in app1.
+    assert text.count("broker: bound 127.0.0.1:81 in compartment app1 for a reload") == 2, text
+    assert "listening on 127.0.0.1:81 (app1-low), added by the reload" in text
+    assert "not added on reload" not in text
+    for _ in range(4):
+        p = Pump(w.app1, "127.0.0.1", port=81)
+        p.wait_bytes(32768)
+        p.finish()
+        assert p.bad is None and not p.ended, (p.bad, p.ended)
+    lines = [ln for ln in w.text().splitlines() if "listener=app1-low " in ln]
+    assert lines and all("compartment=app1->inside" in ln for ln in lines), lines
+
+    chans = _steal_channels(w.stpd.pid)
+    assert len(chans) == 3, chans  # two workers' and the main thread's
+    ch = chans[0]  # worker 0's, quiet now: none of its sessions is open
+    ch.settimeout(5)
+    refused, ok = (bytes([1, 1, 0, 0]), 0), (bytes([1, 0, 0, 0]), 1)
+    assert _ask_listen(ch, 82, b"app1") == refused   # not a listen address at all
+    assert _ask_listen(ch, 81, b"app2") == refused   # listed, but in app1
+    assert _ask_listen(ch, 81, b"") == refused       # nor in stpd's own namespace
+    assert _ask_listen(ch, 1080, b"nosuch") == refused
+    assert _ask_listen(ch, 81, b"app1") == ok        # what the file lists
+    for c in chans:
+        c.close()
+    text = w.wait_log("broker: refused to bind 127.0.0.1:82 in compartment app1 (not a "
+                      "listen address of the configuration)")
+    assert "broker: refused to bind 127.0.0.1:81 in compartment app2 (" in text
+    assert "broker: refused to bind 127.0.0.1:81 (not a listen address" in text
+
+    _reload(w, _conf(w))
+    w.wait_log("stopped listening on 127.0.0.1:81 (app1-low): removed by the reload")
+    for _ in range(4):
+        assert _refused(w.app1, "127.0.0.1", 81)
+    kept = Pump(w.app1, "127.0.0.1")
+    kept.wait_bytes(16384)
     kept.finish()
     assert kept.bad is None and not kept.ended

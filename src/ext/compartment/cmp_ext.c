@@ -199,7 +199,7 @@ static int cmp_listen_socket(const struct conf_listener *cl, int domain, int typ
 	return fd;
 }
 
-static const char *cmp_listener_follows_reload(const struct conf_listener *cl)
+static const char *cmp_listener_place(const struct conf_listener *cl)
 {
 	const char *name = cmp_listener_name(cl);
 	return strcmp(name, CMP_HOST) == 0 ? NULL : name;
@@ -288,7 +288,7 @@ const struct stp_ext ext_compartment = {
 	.conf_report = cmp_conf_report,
 	.open_socket = cmp_open_socket,
 	.listen_socket = cmp_listen_socket,
-	.listener_follows_reload = cmp_listener_follows_reload,
+	.listener_place = cmp_listener_place,
 	.resolver = cmp_resolver,
 	.log_fields = cmp_log_fields,
 	.reloaded = cmp_reloaded,

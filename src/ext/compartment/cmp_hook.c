@@ -4,7 +4,8 @@
  * process, a SOCKET request is checked against the broker's own copy of
  * the configuration (cmp_conf_allows) and its socket made in the
  * compartment's network namespace (cmp_ns_socket), which needs
- * CAP_SYS_ADMIN. The process, its channels and OPEN/LISTEN are the core's.
+ * CAP_SYS_ADMIN; a LISTEN in a compartment gets its socket made there
+ * too. The process, its channels and OPEN/LISTEN's checks are the core's.
  */
 #include <errno.h>
 #include <linux/capability.h>
@@ -52,8 +53,25 @@ static int cmp_socket(const struct stp_conf *c, const struct broker_request *rq)
 	return s;
 }
 
+/* LISTEN in compartment place (the core checked that c has a listener
+ * there on the address asked): a TCP socket in its namespace, which the
+ * core binds with the broker's CAP_NET_BIND_SERVICE. */
+static int cmp_listen_socket(const struct stp_conf *c, const char *place, int domain)
+{
+	const struct cmp_entry *e = cmp_conf_find(c, place);
+	if (!e) {
+		errno = EACCES;
+		return -1;
+	}
+	int s = cmp_ns_socket(e->netns, domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 && errno == EACCES)
+		errno = EPERM; /* EACCES means refused */
+	return s;
+}
+
 const struct broker_hook cmp_broker_hook = {
 	.wanted = cmp_wanted,
 	.caps = cmp_caps,
 	.socket = cmp_socket,
+	.listen_socket = cmp_listen_socket,
 };

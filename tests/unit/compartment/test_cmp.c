@@ -186,14 +186,32 @@ static void test_broker(void **state)
 	assert_int_equal(broker_chan_ask(fd, "\x01\x02\x00", 3, &got), BROKER_ST_BAD);
 	assert_int_equal(got, -1);
 	/* A worker's channel may not make the broker reload, nor open a file
-	 * or bind an address (reloads' OPEN and LISTEN: the main thread's). */
+	 * (reloads' OPEN: the main thread's). */
 	assert_int_equal(broker_chan_ask(fd, "\x01\x02", 2, &got), BROKER_ST_FAILED);
 	assert_int_equal(broker_chan_ask(fd, "\x01\x03\x00\x0b/etc/shadow", 15, &got),
 			 BROKER_ST_REFUSED);
 	assert_int_equal(got, -1);
+	/* LISTEN binds only where the file listens: 127.0.0.1:1080 is app1's,
+	 * not stpd's own namespace's nor app2's; 127.0.0.1:1082 is nobody's;
+	 * the pre-compartment form (no PLACE.LEN) is cut short. */
 	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x38\x7f\x00\x00\x01", 9,
-			     &got),
+					 &got),
+			 BROKER_ST_BAD);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x38\x7f\x00\x00\x01\x00", 10,
+					 &got),
 			 BROKER_ST_REFUSED);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x38\x7f\x00\x00\x01\x04" "app2",
+					 14, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x3a\x7f\x00\x00\x01\x04" "app1",
+					 14, &got),
+			 BROKER_ST_REFUSED);
+	assert_int_equal(got, -1);
+	/* 127.0.0.1:1081 is app2's: allowed, and made in app2's namespace,
+	 * which does not exist here (never bound in this one). */
+	assert_int_equal(broker_chan_ask(fd, "\x01\x04\x04\x04\x39\x7f\x00\x00\x01\x04" "app2",
+					 14, &got),
+			 BROKER_ST_FAILED);
 	assert_int_equal(got, -1);
 	/* The channel's end ends the broker's side. */
 	broker_chan_close(&ch);

@@ -103,9 +103,11 @@ static void test_open(void **state)
 	pc_assert(broker_request_write(buf, sizeof(buf), &w) == 0);
 }
 
-static const uint8_t listen4_req[] = { 1, 4, 4, 0, 80, 127, 0, 0, 1 };
+static const uint8_t listen4_req[] = { 1, 4, 4, 0, 80, 127, 0, 0, 1, 0 };
 static const uint8_t listen6_req[] = { 1, 4, 6, 0x04, 0x38, 0, 0, 0, 0, 0, 0, 0, 0,
-				       0, 0, 0, 0, 0, 0, 0, 1 };
+				       0, 0, 0, 0, 0, 0, 0, 1, 0 };
+/* Port 81 in compartment "app1". */
+static const uint8_t listen_place_req[] = { 1, 4, 4, 0, 81, 127, 0, 0, 1, 4, 'a', 'p', 'p', '1' };
 
 static void test_listen(void **state)
 {
@@ -130,6 +132,27 @@ static void test_listen(void **state)
 	pc_check_stream(parse_rq, listen6_req, sizeof(listen6_req));
 	w.port = 0;
 	uint8_t buf[BROKER_REQUEST_MAX];
+	pc_assert(broker_request_write(buf, sizeof(buf), &w) == 0);
+
+	/* In a compartment: PLACE after the address. */
+	pc_case = "listen_place";
+	w = (struct broker_request){ .op = BROKER_OP_LISTEN, .family = BROKER_FAMILY_INET,
+				     .port = 81, .addr = { 127, 0, 0, 1 }, .out = "app1" };
+	pc_check_writer(write_rq, &w, listen_place_req, sizeof(listen_place_req));
+	pc_assert(broker_request_parse(&rq, listen_place_req, sizeof(listen_place_req), &used,
+				       &err) == SOCKS_DONE);
+	pc_assert(used == sizeof(listen_place_req) && rq.port == 81 &&
+		  strcmp(rq.out, "app1") == 0);
+	pc_check_stream(parse_rq, listen_place_req, sizeof(listen_place_req));
+	/* A bad octet in PLACE, a PLACE.LEN over 63: BAD; the writer refuses them. */
+	uint8_t bad[sizeof(listen_place_req)];
+	memcpy(bad, listen_place_req, sizeof(bad));
+	bad[11] = '/';
+	pc_assert(broker_request_parse(&rq, bad, sizeof(bad), &used, &err) == SOCKS_BAD);
+	bad[11] = 'p';
+	bad[9] = BROKER_NAME_MAX + 1;
+	pc_assert(broker_request_parse(&rq, bad, sizeof(bad), &used, &err) == SOCKS_BAD);
+	strcpy(w.out, "a/b");
 	pc_assert(broker_request_write(buf, sizeof(buf), &w) == 0);
 }
 
