@@ -21,6 +21,7 @@ step by step and libstp says pipelining is off.
 import os
 import re
 import selectors
+import signal
 import socket
 import ssl
 import struct
@@ -446,6 +447,87 @@ def test_libstp_falls_back_x86(stpd_factory, pki, echo, tmp_path):
     assert w.conns.count(None) == 1, w.conns
     assert all(x is not True for x in w.conns[cut_at + 1:]), w.conns
     assert "pipelining to 127.0.0.1:%d (X'86') off" % w.port in log, log
+
+
+# ---- a real stpd that changes its mind (SIGHUP) between connections ----
+
+PAUSING_CLIENT = r"""
+import socket, sys
+port, n, pause = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    if i == pause:
+        print("paused", flush=True)
+        sys.stdin.readline()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        s.sendall(b"ping %d\n" % i)
+        got = s.recv(100)
+        print(got.decode().strip() or "closed", flush=True)
+        s.close()
+    except OSError:
+        print("failed", flush=True)
+"""
+
+
+def run_with_reload(p, url, echo, tmp_path, new_conf, n=6, pause=3):
+    """n connections under stpify; before the pause-th, stpd reloads new_conf."""
+    script = tmp_path / "pausing.py"
+    script.write_text(PAUSING_CLIENT)
+    e = clean_env(STP_PROXY=url, STP_PROXY_LOOPBACK="1", STP_DEBUG="1", STP_MUX="0",
+                  STP_TIMEOUT="20", STP_AUTOCONF="0")
+    e.pop("STP_PIPELINING", None)
+    c = subprocess.Popen([stpify_bin(), sys.executable, str(script), str(echo.port), str(n),
+                          str(pause)], env=e, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        before = [c.stdout.readline().strip() for _ in range(pause)]
+        assert c.stdout.readline().strip() == "paused"
+        mark = p.log_mark()
+        p.write_conf(new_conf)
+        p.signal(signal.SIGHUP)
+        p.wait_log(r"configuration reloaded", since=mark, timeout=20)
+        out, err = c.communicate("go\n", timeout=120)
+    finally:
+        if c.poll() is None:
+            c.kill()
+            c.wait()
+    assert c.returncode == 0, err[-3000:]
+    return before + out.split("\n")[:n - pause], err, mark
+
+
+def test_libstp_forgets_when_tls_listener_refuses_the_method(stpd_factory, pki, echo, tmp_path):
+    """socks5+tls://: stpd's document said X'02'; after a reload stpd takes
+    only X'00' and answers the pipelined greeting with X'FF'. That
+    connection fails, pipelining is off, the next ones go step by step
+    (offering X'00' and X'02') and get through."""
+    import services
+    tls_port = services.free_port()
+    p = stpd_factory(conf=tls_conf(pki, tls_listener=tls_port, methods="userpass"),
+                     users={USER: PASSWORD})
+    lines, log, mark = run_with_reload(p, wrap_url(tls_port, pki), echo, tmp_path,
+                                       tls_conf(pki, tls_listener=tls_port, methods="none"))
+    assert lines == ["ping 0", "ping 1", "ping 2", "failed", "ping 4", "ping 5"], (lines, log)
+    assert log.count("(pipelined)") == 2, log  # the third connection, and the refused one
+    assert "pipelining to 127.0.0.1:%d (TLS) off" % tls_port in log, log
+    assert "proxy chose method none" in log.split("(TLS) off")[1], log
+    ok = p.wait_lines(r"session id=\d+ .*cmd=connect .*rep=\"succeeded\"", 2, since=mark)
+    assert len(ok) == 2, p.log()
+
+
+def test_libstp_forgets_when_x86_starts_subauth(stpd_factory, pki, echo, tmp_path):
+    """socks5s://: stpd ran no sub-authentication, so libstp pipelined
+    options + request; after a reload stpd requires RFC 1929: its option
+    answer has X'01', the X'03' frame is a skipped step. That connection
+    fails, the next ones negotiate step by step with sub-authentication."""
+    p = stpd_factory(conf=tls_conf(pki, subauth=None), users={USER: PASSWORD})
+    lines, log, mark = run_with_reload(p, x86_url(p.port, pki), echo, tmp_path,
+                                       tls_conf(pki, subauth="userpass"))
+    assert lines == ["ping 0", "ping 1", "ping 2", "failed", "ping 4", "ping 5"], (lines, log)
+    assert log.count("X'86' options, request in one write (pipelined)") == 2, log
+    assert "pipelining to 127.0.0.1:%d (X'86') off" % p.port in log, log
+    p.wait_log(r"X'86' peer sent STATE X'03' while option negotiation still needed bytes",
+               since=mark, timeout=20)
+    assert len(p.wait_lines(r"X'86' subauthentication userpass", 2, since=mark)) == 2, p.log()
 
 
 # ---- the multiplexed connection (stp_mux_open) ----
