@@ -18,6 +18,11 @@ steady state (the first two connections of a process go step by step).
 STP_MUX=0: one TLS connection per target, the path this measures.
 Prints a Markdown table: median and p90 µs per mode and client count, and
 the ratio of medians to direct.
+
+On loopback a round trip is a thread wake-up and the TLS handshake's CPU
+dominates; --delay-ms D puts a relay that delays each chunk by D ms in
+front of stpd and of the direct target (a 2D ms round trip, no sch_netem
+here), which shows the round trips themselves.
 """
 
 import argparse
@@ -130,6 +135,66 @@ class Lib:
         return t
 
 
+class DelayRelay:
+    """A TCP relay that holds every chunk delay_ms before passing it on,
+    in order, both ways: a round trip of 2 x delay_ms, like a network
+    path (this kernel has no sch_netem). Each direction has a reader
+    thread and a writer thread."""
+
+    def __init__(self, upstream, delay_ms):
+        import queue
+        self.queue = queue
+        self.upstream, self.delay = upstream, delay_ms / 1000.0
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(512)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            for s in (c, u):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._direction(c, u)
+            self._direction(u, c)
+
+    def _direction(self, src, dst):
+        q = self.queue.Queue()
+
+        def reader():
+            while True:
+                try:
+                    d = src.recv(65536)
+                except OSError:
+                    d = b""
+                q.put((time.monotonic() + self.delay, d))
+                if not d:
+                    return
+
+        def writer():
+            while True:
+                due, d = q.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    if d:
+                        dst.sendall(d)
+                    else:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                except OSError:
+                    return
+        threading.Thread(target=reader, daemon=True).start()
+        threading.Thread(target=writer, daemon=True).start()
+
+
 def direct_once(port):
     t0 = time.perf_counter()
     s = socket.create_connection(("127.0.0.1", port))
@@ -171,6 +236,9 @@ def main():
     ap.add_argument("-n", type=int, default=300, help="requests per mode and client count")
     ap.add_argument("--clients", default="1,32")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--delay-ms", type=float, default=0,
+                    help="one-way delay added by a relay in front of stpd and of the "
+                         "direct target (0: none, loopback as it is)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     d = tempfile.mkdtemp(prefix="stp-tls-ttfb-")
@@ -181,10 +249,17 @@ def main():
     stpd, plain, tls = start_stpd(build, d)
     echo, target = start_echo()
     lib = Lib(os.path.join(build, "src/client/libstp.so.2"))
+    direct_port = target
+    if args.delay_ms > 0:
+        # stpd's own connection to the target stays undelayed, as a proxy
+        # next to its targets; the client's path gets the delay.
+        direct_port = DelayRelay(target, args.delay_ms).port
+        plain = DelayRelay(plain, args.delay_ms).port
+        tls = DelayRelay(tls, args.delay_ms).port
     ca = os.path.join(d, "ca.pem")
     urls = {"socks5+tls://": lib.proxy("socks5+tls://bench:pw@127.0.0.1:%d?ca=%s" % (tls, ca)),
             "socks5s:// (X'86')": lib.proxy("socks5s://bench:pw@127.0.0.1:%d?ca=%s" % (plain, ca))}
-    modes = {"direct": lambda: direct_once(target)}
+    modes = {"direct": lambda: direct_once(direct_port)}
     for name, p in urls.items():
         for piped in (False, True):
             def fn(p=p, piped=piped):
@@ -213,8 +288,9 @@ def main():
         stpd.wait()
         echo.terminate()
         echo.wait()
-    print("`bench/tls_ttfb.py`, %s, load average %.1f at start, %.1f at end; libstp %s\n" % (
-        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load0, os.getloadavg()[0], build))
+    print("`bench/tls_ttfb.py`, %s, load average %.1f at start, %.1f at end; libstp %s; "
+          "one-way delay %g ms\n" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load0,
+                                      os.getloadavg()[0], build, args.delay_ms))
     cl = sorted({c for _, c in times})
     print("| mode | " + " | ".join("%d client%s: median µs | p90 µs | / direct" % (
         c, "s" if c > 1 else "") for c in cl) + " |")
