@@ -280,6 +280,8 @@ struct stp_handshake {
 	bool io_ok;            /* a byte went through: errors are no longer "unreachable" */
 	uint8_t pipe;          /* pipelined: 1 + the one method offered; 0: not (fills
 				  padding, the layout of libstp.so.2 is unchanged) */
+	uint8_t pipe_mode;     /* the TLS mode the engine runs inside (the pipelining
+				  cache's key; padding too) */
 	struct stp_proxy proxy;
 	uint8_t req[STP_HS_BUF]; /* the request, built at init */
 	size_t req_len;

@@ -50,6 +50,13 @@ int client_handshake_set_request(struct stp_handshake *h, uint8_t cmd,
 int client_handshake_transparent(struct stp_handshake *h, uint8_t ptcl, const struct sockaddr *src);
 /* Method X'86' already chose the method: start at the request. */
 void client_handshake_skip_greeting(struct stp_handshake *h);
+/* Inside TLS (conn.c): mode is the connection's TLS mode (the pipelining
+ * cache's key); method >= 0 pipelines greeting, sub-negotiation and request
+ * with that one method (client_pipe_method), -1 goes step by step. */
+void client_handshake_pipe(struct stp_handshake *h, uint8_t mode, int method);
+/* X'86' sent the request already, behind its option list (conn_x86.c):
+ * the engine only reads the reply. */
+void client_handshake_request_sent(struct stp_handshake *h);
 /* Replaces the request with req[0..n) whole (an extension's request with
  * a body: LISTEN, ACCEPT, SETUP_UDP_TUNNEL); the reply is read as RFC
  * 1928's. -1 when it does not fit or the handshake is SOCKS4. */
@@ -80,6 +87,12 @@ int client_pipe_method(const struct stp_proxy *p);
 void client_pipe_seen(const struct stp_proxy *p);
 /* A pipelined handshake with p failed: no pipelining to p for a while. */
 void client_pipe_forget(const struct stp_proxy *p);
+/* X'86' (conn_x86.c): a step-by-step negotiation with p learned that
+ * sub-authentication runs with method sub (X'02'), or not at all (-1). */
+void client_pipe_x86_seen(const struct stp_proxy *p, int sub);
+/* X'86': -2 do not pipeline; else what to pipeline behind the option
+ * list: -1 nothing (the request), X'02' the sub-method list and RFC 1929. */
+int client_pipe_x86(const struct stp_proxy *p);
 /* Blocking callers, before connecting: asks discovery (once per TTL) when
  * p was seen before and its features are not cached. */
 void client_pipe_prepare(const struct stp_proxy *p, int64_t deadline);
@@ -133,6 +146,12 @@ bool client_proxy_needs_conn(const struct stp_proxy *p);
  * sub-authentication): ready for the SOCKS request. NULL with *err. */
 struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t deadline,
 				     enum stp_err *err);
+/* The same, with the SOCKS request (req[0..req_len), may be NULL): method
+ * X'86' sends it behind its option list when pipelining is known
+ * (conn_x86.c); the connection then says so (client_conn_hs_init reads
+ * only the reply). */
+struct stp_conn *client_conn_connect_req(const struct stp_proxy *proxy, int64_t deadline,
+					 const uint8_t *req, size_t req_len, enum stp_err *err);
 /* stp_handshake_init for a request on c (fd -1: only checks the target). */
 int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
 			const struct stp_proxy *proxy, enum stp_cmd cmd, const char *host,

@@ -139,6 +139,12 @@ static void conn_free(struct stp_conn *c)
 struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t deadline,
 				     enum stp_err *err)
 {
+	return client_conn_connect_req(proxy, deadline, NULL, 0, err);
+}
+
+struct stp_conn *client_conn_connect_req(const struct stp_proxy *proxy, int64_t deadline,
+					 const uint8_t *req, size_t req_len, enum stp_err *err)
+{
 	struct stp_conn *c = calloc(1, sizeof(*c));
 	enum stp_err e = STP_OK;
 
@@ -161,7 +167,8 @@ struct stp_conn *client_conn_connect(const struct stp_proxy *proxy, int64_t dead
 	}
 	if (c->mode == STP_TLS_WRAP && conn_tls_handshake(c, deadline, &e) < 0)
 		goto fail;
-	if (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0)
+	if (c->mode == STP_TLS_X86 &&
+	    conn_x86_negotiate(c, proxy, deadline, req, req_len, &e) < 0)
 		goto fail;
 	if (proxy->gss.on && conn_gss_negotiate(c, proxy, deadline, &e) < 0)
 		goto fail;
@@ -226,10 +233,16 @@ int client_conn_hs_init(struct stp_conn *c, struct stp_handshake *h,
 	if (c == NULL || (c->mode == STP_TLS_NONE && !c->gss.on))
 		return 0;
 	stp_handshake_set_io(h, &(struct stp_io){ conn_hook_send, conn_hook_recv, c });
-	/* Inside X'86' the SOCKS request is the first plaintext of X'03';
-	 * after X'01' the method is chosen already. */
-	if (c->mode == STP_TLS_X86 || c->gss.on)
+	/* Inside X'86' the SOCKS request is the first plaintext of X'03'
+	 * (sent already when the negotiation pipelined it); after X'01' the
+	 * method is chosen already. socks5+tls:// pipelines as plain TCP
+	 * does, keyed by its own mode. */
+	if (c->req_sent)
+		client_handshake_request_sent(h);
+	else if (c->mode == STP_TLS_X86 || c->gss.on)
 		client_handshake_skip_greeting(h);
+	else
+		client_handshake_pipe(h, (uint8_t)c->mode, client_pipe_method(proxy));
 	return 0;
 }
 
@@ -288,7 +301,8 @@ static struct stp_conn *conn_open(const struct stp_proxy *proxy, const char *hos
 	if (fd != -2)
 		return fd < 0 ? NULL : conn_of_stream(fd, err);
 	client_pipe_prepare(proxy, deadline);
-	c = client_conn_connect(proxy, deadline, err);
+	/* X'86' may send the request behind its option list (conn_x86.c). */
+	c = client_conn_connect_req(proxy, deadline, h.req, h.req_len, err);
 	if (c == NULL)
 		return NULL;
 	if (client_conn_hs_init(c, &h, proxy, STP_CMD_CONNECT, host, port, sa, err) < 0 ||
@@ -471,9 +485,12 @@ static struct stp_conn *gss_request_fd(int fd, const struct stp_proxy *proxy, en
 	c->mode = proxy->tls.mode;
 	snprintf(c->host, sizeof(c->host), "%s", proxy->host);
 	if (c->mode != STP_TLS_NONE) {
-		if (conn_tls_init(c, proxy, &e) < 0 ||
+		/* The request first, for X'86' to send behind its options. */
+		if (client_conn_hs_init(NULL, h, proxy, cmd, host, port, sa, &e) < 0 ||
+		    conn_tls_init(c, proxy, &e) < 0 ||
 		    (c->mode == STP_TLS_WRAP && conn_tls_handshake(c, deadline, &e) < 0) ||
-		    (c->mode == STP_TLS_X86 && conn_x86_negotiate(c, proxy, deadline, &e) < 0))
+		    (c->mode == STP_TLS_X86 &&
+		     conn_x86_negotiate(c, proxy, deadline, h->req, h->req_len, &e) < 0))
 			goto fail;
 	} else if (conn_gss_negotiate(c, proxy, deadline, &e) < 0) {
 		goto fail;

@@ -56,6 +56,7 @@ struct stp_conn {
 	struct conn_gss gss;     /* gss.on: method X'01' (never with TLS) */
 	struct bytebuf out;      /* bytes for the socket: ciphertext, or plaintext */
 	bool eof;                /* the socket reached its end */
+	bool req_sent;           /* X'86' pipelined: the SOCKS request went with the options */
 	struct stp_addr bound;
 	char host[STP_NAME_MAX + 1]; /* the proxy's host, for the error text */
 };
@@ -100,7 +101,7 @@ int conn_tls_shutdown(struct stp_conn *c, enum stp_err *err);
 /* Method X'86' up to the SOCKS request: greeting, TLS, options and
  * sub-authentication. */
 int conn_x86_negotiate(struct stp_conn *c, const struct stp_proxy *p, int64_t deadline,
-		       enum stp_err *err);
+		       const uint8_t *req, size_t req_len, enum stp_err *err);
 
 /* ---- conn_gss.c ---- */
 /* Method X'01' up to the SOCKS request: greeting, context, level. */

@@ -118,13 +118,24 @@ static void hs_state(struct stp_handshake *h, enum hs_state st)
 	hs_load(h, st);
 }
 
+/* The proxy as the pipelining cache knows it: with the TLS mode the
+ * engine runs inside (conn.c hands the engine a plain copy). */
+static void hs_pipe_note(struct stp_handshake *h, void (*note)(const struct stp_proxy *))
+{
+	enum stp_tls_mode saved = h->proxy.tls.mode;
+
+	h->proxy.tls.mode = (enum stp_tls_mode)h->pipe_mode;
+	note(&h->proxy);
+	h->proxy.tls.mode = saved;
+}
+
 static enum stp_step hs_fail(struct stp_handshake *h, enum stp_err err, int sys_errno)
 {
 	/* Failures pipelining may explain (not a refusal of the target or of
 	 * the password): the next handshakes with this proxy go step by step. */
 	if (h->pipe && (err == STP_ERR_NO_METHOD || err == STP_ERR_PROTOCOL ||
 			err == STP_ERR_PROXY_CLOSED || err == STP_ERR_IO))
-		client_pipe_forget(&h->proxy);
+		hs_pipe_note(h, client_pipe_forget);
 	h->err = err;
 	h->sys_errno = sys_errno;
 	hs_state(h, HS_FAILED);
@@ -156,6 +167,7 @@ int stp_handshake_init(struct stp_handshake *h, const struct stp_proxy *proxy, i
 	h->fd = fd;
 	h->cmd = (int)cmd;
 	h->proxy = *proxy;
+	h->pipe_mode = (uint8_t)proxy->tls.mode;
 	if (fd < 0 || ((cmd < STP_CMD_CONNECT || cmd > STP_CMD_UDP_ASSOCIATE) &&
 			cmd != STP_CMD_AUTOCONFIG && (cmd != STP_CMD_RESOLVE || hs_socks4(h)))) {
 		e = STP_ERR_INVALID;
@@ -261,6 +273,25 @@ int client_handshake_set_raw_request(struct stp_handshake *h, const uint8_t *req
 	return 0;
 }
 
+void client_handshake_pipe(struct stp_handshake *h, uint8_t mode, int method)
+{
+	h->pipe_mode = mode;
+	if (h->state != HS_GREETING || h->out_off != 0)
+		return;
+	h->pipe = method >= 0 ? (uint8_t)(method + 1) : 0;
+	hs_load(h, HS_GREETING);
+}
+
+void client_handshake_request_sent(struct stp_handshake *h)
+{
+	h->pipe = 0;
+	if (h->state == HS_GREETING || h->state == HS_REQUEST) {
+		log_debug("handshake fd %d: request sent with X'86' (pipelined)", h->fd);
+		h->state = HS_REQUEST;
+		hs_state(h, HS_REPLY);
+	}
+}
+
 void client_handshake_skip_greeting(struct stp_handshake *h)
 {
 	h->pipe = 0; /* the request is sent alone */
@@ -357,7 +388,7 @@ static int hs_on_choice(struct stp_handshake *h)
 		return hs_fail(h, method == SOCKS_METHOD_NOACCEPT ? STP_ERR_NO_METHOD
 								  : STP_ERR_PROTOCOL, 0);
 	if (!h->pipe && method != SOCKS_METHOD_NOACCEPT)
-		client_pipe_seen(&h->proxy);
+		hs_pipe_note(h, client_pipe_seen);
 	if (method == SOCKS_METHOD_NONE)
 		hs_state(h, HS_REQUEST);
 	else if (method == SOCKS_METHOD_USERPASS && h->proxy.has_auth)

@@ -943,9 +943,18 @@ void client_mux_abandon(struct stp_mux *m)
 void client_mux_goodbye(struct stp_mux *m)
 {
 	/* At exit other threads may still be in there: never wait for them
-	 * long. The thread is stopped too: it must not touch SSL once
-	 * OpenSSL's own exit handler has freed its state. */
-	if (!m->tc || pthread_mutex_trylock(&m->mu) != 0)
+	 * long (a turn of the mux thread holds the lock briefly: a bare
+	 * trylock lost the close_notify about one exit in ten). The thread
+	 * is stopped too: it must not touch SSL once OpenSSL's own exit
+	 * handler has freed its state. */
+	struct timespec soon;
+	clock_gettime(CLOCK_REALTIME, &soon);
+	soon.tv_nsec += 200 * 1000000L;
+	if (soon.tv_nsec >= 1000000000L) {
+		soon.tv_sec++;
+		soon.tv_nsec -= 1000000000L;
+	}
+	if (!m->tc || pthread_mutex_timedlock(&m->mu, &soon) != 0)
 		return;
 	if (!atomic_load(&m->dead))
 		client_mux_tls_goodbye(m->tc);

@@ -31,6 +31,9 @@ static struct pipe_entry {
 	bool used;
 	char host[STP_NAME_MAX + 1];
 	uint16_t port;
+	enum stp_tls_mode mode; /* plain, socks5+tls:// and X'86' are kept apart */
+	uint8_t x86_sub;        /* X'86': 1 + what the last negotiation learned (below) */
+	uint8_t x86_who;        /* X'86': the credentials it was learned with */
 	time_t seen;  /* the last step-by-step handshake with this proxy (0: none) */
 	unsigned n_seen;
 	time_t asked; /* discovery was asked (0: never) */
@@ -45,11 +48,11 @@ static bool pipe_enabled(void)
 	return v == NULL || strcmp(v, "0") != 0;
 }
 
-/* Plain SOCKS5 only: TLS and GSS-API have their own exchanges first. */
+/* SOCKS5, plain or inside TLS (socks5+tls://, X'86' after its TLS
+ * handshake); not GSS-API, whose context takes round trips of its own. */
 static bool pipe_eligible(const struct stp_proxy *p)
 {
-	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && p->tls.mode == STP_TLS_NONE &&
-	       !p->gss.on && pipe_enabled();
+	return (p->kind == STP_SOCKS5 || p->kind == STP_SOCKS5H) && !p->gss.on && pipe_enabled();
 }
 
 static bool pipe_fresh(time_t at, time_t now)
@@ -63,7 +66,8 @@ static struct pipe_entry *pipe_find(const struct stp_proxy *p, bool make)
 	size_t slot = 0;
 	for (size_t i = 0; i < PIPE_N; i++) {
 		struct pipe_entry *e = &pipe_tab[i];
-		if (e->used && e->port == p->port && strcmp(e->host, p->host) == 0)
+		if (e->used && e->port == p->port && e->mode == p->tls.mode &&
+		    strcmp(e->host, p->host) == 0)
 			return e;
 		if (!e->used)
 			slot = i;
@@ -77,6 +81,7 @@ static struct pipe_entry *pipe_find(const struct stp_proxy *p, bool make)
 	e->used = true;
 	snprintf(e->host, sizeof(e->host), "%s", p->host);
 	e->port = p->port;
+	e->mode = p->tls.mode;
 	return e;
 }
 
@@ -97,7 +102,9 @@ void client_pipe_forget(const struct stp_proxy *p)
 	struct pipe_entry *e = pipe_find(p, true);
 	e->off = time(NULL);
 	pthread_mutex_unlock(&pipe_lock);
-	log_debug("pipelining to %s:%u off for %d s", p->host, p->port, STP_FEATURES_TTL);
+	log_debug("pipelining to %s:%u%s off for %d s", p->host, p->port,
+		  p->tls.mode == STP_TLS_X86 ? " (X'86')" : p->tls.mode == STP_TLS_WRAP ? " (TLS)" : "",
+		  STP_FEATURES_TTL);
 }
 
 /* Whether discovery should be asked now; marks it asked. */
@@ -129,20 +136,28 @@ void client_pipe_prepare(const struct stp_proxy *p, int64_t deadline)
 		log_debug("discovery for pipelining failed: %s", stp_strerror(e));
 }
 
-int client_pipe_method(const struct stp_proxy *p)
+/* The cached document says "pipelining" and no failure turned it off. */
+static bool pipe_allowed(const struct stp_proxy *p, struct stp_features *f)
 {
-	struct stp_features f;
 	struct stp_feature flag;
 
-	if (!pipe_eligible(p) || !client_features_cached(p, &f) || !f.supported ||
-	    !stp_features_find(&f, STP_FEAT_SERVER, 0, "pipelining", &flag) ||
+	if (!pipe_eligible(p) || !client_features_cached(p, f) || !f->supported ||
+	    !stp_features_find(f, STP_FEAT_SERVER, 0, "pipelining", &flag) ||
 	    flag.type != STP_FEAT_FLAG)
-		return -1;
+		return false;
 	pthread_mutex_lock(&pipe_lock);
 	struct pipe_entry *e = pipe_find(p, false);
 	bool off = e && pipe_fresh(e->off, time(NULL));
 	pthread_mutex_unlock(&pipe_lock);
-	if (off)
+	return !off;
+}
+
+int client_pipe_method(const struct stp_proxy *p)
+{
+	struct stp_features f;
+
+	/* X'86' greets in the clear, with X'86' alone: see client_pipe_x86. */
+	if (p->tls.mode == STP_TLS_X86 || !pipe_allowed(p, &f))
 		return -1;
 	/* The proxy picks the first of its list that the greeting offers. */
 	for (size_t i = 0; i < f.n_methods; i++) {
@@ -151,6 +166,47 @@ int client_pipe_method(const struct stp_proxy *p)
 			return m;
 	}
 	return -1;
+}
+
+/*
+ * X'86': whether sub-authentication runs depends on the proxy's `tls {
+ * subauth }` and on whether a client certificate named the user, which
+ * the features document does not say. So the step-by-step negotiation
+ * records what it saw (client_pipe_x86_seen), for the credentials it ran
+ * with, and the pipelined one sends exactly those messages.
+ */
+static uint8_t pipe_x86_who(const struct stp_proxy *p)
+{
+	return (uint8_t)((p->has_auth ? 1 : 0) | (p->tls.cert[0] ? 2 : 0) | (p->tls.udp_naked ? 4 : 0));
+}
+
+void client_pipe_x86_seen(const struct stp_proxy *p, int sub)
+{
+	if (!pipe_eligible(p) || sub < -1 || sub > 255)
+		return;
+	pthread_mutex_lock(&pipe_lock);
+	struct pipe_entry *e = pipe_find(p, true);
+	e->seen = time(NULL);
+	e->n_seen++;
+	e->x86_sub = (uint8_t)(sub + 2);
+	e->x86_who = pipe_x86_who(p);
+	pthread_mutex_unlock(&pipe_lock);
+}
+
+int client_pipe_x86(const struct stp_proxy *p)
+{
+	struct stp_features f;
+	int sub = -2;
+
+	if (p->tls.mode != STP_TLS_X86 || !pipe_allowed(p, &f))
+		return -2;
+	pthread_mutex_lock(&pipe_lock);
+	struct pipe_entry *e = pipe_find(p, false);
+	if (e && e->x86_sub != 0 && e->x86_who == pipe_x86_who(p))
+		sub = e->x86_sub - 2;
+	pthread_mutex_unlock(&pipe_lock);
+	/* Only what the step-by-step path would send: RFC 1929 or nothing. */
+	return sub == -1 || (sub == SOCKS_METHOD_USERPASS && p->has_auth) ? sub : -2;
 }
 
 void client_pipe_flush(void)

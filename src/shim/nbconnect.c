@@ -254,9 +254,9 @@ static int nb_handshake(int s, const struct sockaddr *sa, const char *name, cons
 	*relay = -1;
 	if (name != NULL)
 		shim_policy_proxy_for_name(&proxy);
+	client_pipe_prepare(&proxy, deadline); /* learns whether to pipeline (TLS too) */
 	if (proxy.gss.on || proxy.tls.mode != STP_TLS_NONE)
 		return nb_gss(s, &proxy, sa, name, what, deadline, relay);
-	client_pipe_prepare(&proxy, deadline); /* learns whether to pipeline */
 	if (stp_handshake_init(&h, &proxy, s, STP_CMD_CONNECT, name,
 			       (uint16_t)sa_port(sa), name ? NULL : sa, &err) < 0) {
 		shim_log(SHIM_LOG_ERROR, "connect %s: %s", what, stp_strerror(err));

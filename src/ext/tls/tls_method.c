@@ -174,6 +174,8 @@ static void opts_str(const uint8_t *o, size_t n, char *out, size_t cap)
 		snprintf(out, cap, "-");
 }
 
+static void on_submethods(struct session *s);
+
 static void on_options(struct session *s)
 {
 	struct tlsopt_list l;
@@ -212,6 +214,9 @@ static void on_options(struct session *s)
 		return;
 	if (sub) {
 		tf_of(s)->step = STEP_SUBMETHODS;
+		/* A pipelining client's sub-method list may have come in the
+		 * same TLS record as its options: no more input will call. */
+		on_submethods(s);
 		return;
 	}
 	finish(s);
