@@ -49,8 +49,10 @@ void cli_usage(FILE *f)
 	      "                                         see stp mcast --help\n"
 	      "       stp status [--metrics] http://HOST:PORT\n"
 	      "                                         stpd's status (sessions, counters) from\n"
-	      "                                         its metrics listener; --metrics: Prometheus\n"
-	      "options:\n"
+	      "                                         its metrics listener; --metrics: Prometheus\n",
+	      f);
+	/* two strings: C17 promises string literals of 4095 bytes only */
+	fputs("options:\n"
 	      "  --proxy URL        socks5://, socks5h://, socks4://, socks4a://[user:pass@]host[:port]\n"
 	      "                     TLS: socks5+tls:// (any scheme +tls), socks5s:// (method X'86'),\n"
 	      "                     with ?ca=FILE&cert=FILE&key=FILE&sni=NAME&udp-naked=1\n"
