@@ -5,6 +5,7 @@
 #ifndef STP_CLIENT_CLIENT_H
 #define STP_CLIENT_CLIENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@ int64_t client_deadline(int timeout_ms);
 int client_remaining(int64_t deadline);
 /* poll(fd, events) until ready or the deadline. 1 ready, 0 timeout, -1 error. */
 int client_wait(int fd, short events, int64_t deadline);
+/* pthread_mutex_timedlock for at most ms: for exit handlers, which must not
+ * wait long for a thread still working but lose their chance to a bare
+ * trylock that meets a short turn. True when locked. */
+bool client_lock_briefly(pthread_mutex_t *mu, long ms);
 /* write(2) until all n bytes are out (blocking fd); false on error or 0. */
 bool client_write_all(int fd, const uint8_t *p, size_t n);
 /* Runs the engine until it returns something other than WANT_*. */

@@ -947,14 +947,7 @@ void client_mux_goodbye(struct stp_mux *m)
 	 * trylock lost the close_notify about one exit in ten). The thread
 	 * is stopped too: it must not touch SSL once OpenSSL's own exit
 	 * handler has freed its state. */
-	struct timespec soon;
-	clock_gettime(CLOCK_REALTIME, &soon);
-	soon.tv_nsec += 200 * 1000000L;
-	if (soon.tv_nsec >= 1000000000L) {
-		soon.tv_sec++;
-		soon.tv_nsec -= 1000000000L;
-	}
-	if (!m->tc || pthread_mutex_timedlock(&m->mu, &soon) != 0)
+	if (!m->tc || !client_lock_briefly(&m->mu, 200))
 		return;
 	if (!atomic_load(&m->dead))
 		client_mux_tls_goodbye(m->tc);

@@ -104,7 +104,9 @@ static void ma_child(void)
  * after OpenSSL's exit handler, and so run before it. */
 static void ma_exit(void)
 {
-	if (pthread_mutex_trylock(&ma_lock) != 0)
+	/* another thread may be opening a connection under the lock: wait a
+	 * little, as client_mux_goodbye does, then give up the goodbyes */
+	if (!client_lock_briefly(&ma_lock, 200))
 		return;
 	for (size_t i = 0; i < MA_N; i++) {
 		if (ma_tab[i].c != NULL)

@@ -1,11 +1,13 @@
 /*
- * net.c - deadlines, waiting on one socket, and the TCP connection to the
- * proxy (every address of its name, Happy Eyeballs: eyeballs.c).
+ * net.c - deadlines, waiting on one socket or (briefly) a lock, and the TCP
+ * connection to the proxy (every address of its name, Happy Eyeballs:
+ * eyeballs.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,19 @@
 #include "common/addrorder.h"
 #include "common/log.h"
 #include "common/sockaddr.h"
+
+bool client_lock_briefly(pthread_mutex_t *mu, long ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until); /* timedlock's clock */
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return pthread_mutex_timedlock(mu, &until) == 0;
+}
 
 static int64_t now_ms(void)
 {
