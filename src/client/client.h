@@ -104,6 +104,17 @@ void client_pipe_prepare(const struct stp_proxy *p, int64_t deadline);
 void client_pipe_flush(void);
 /* features.c: p's features from the cache only (no connection). */
 bool client_features_cached(const struct stp_proxy *p, struct stp_features *f);
+/* pipeline.c: a pipelined handshake with p failed at off (read from the
+ * disk cache): pipelining to p stays off until off + STP_FEATURES_TTL. */
+void client_pipe_off_since(const struct stp_proxy *p, time_t off);
+/* featcache.c: the disk copy of p's features (any age; false: none, off
+ * with STP_FEATURES_CACHE=0, or ignored), saving one, and marking in it
+ * that pipelining to p failed now. */
+bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, time_t *fetched,
+			   time_t *off);
+void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f,
+			   time_t fetched, time_t off);
+void client_featcache_off(const struct stp_proxy *p);
 
 /* ---- automatic multiplexing (muxauto.c, mux.c) ---- */
 /* A socks5 proxy (plain or TLS, not GSS-API) and STP_MUX is not 0. */

@@ -176,6 +176,31 @@ static bool feat_cache_is(const struct feat_cache_entry *c, const struct stp_pro
 	       strcmp(c->host, p->host) == 0;
 }
 
+static void feat_cache_put(const struct stp_proxy *p, const struct stp_features *f, time_t at);
+
+static bool feat_fresh(time_t at, time_t now)
+{
+	return at != 0 && now >= at && now - at < STP_FEATURES_TTL;
+}
+
+/* The disk copy (featcache.c) when the process has none: another process
+ * asked. A fresh "pipelining failed" mark counts even on stale features. */
+static bool feat_disk_get(const struct stp_proxy *p, struct stp_features *f)
+{
+	time_t fetched, off, now = time(NULL);
+	client_debug_on();
+	if (!client_featcache_load(p, f, &fetched, &off))
+		return false;
+	if (feat_fresh(off, now))
+		client_pipe_off_since(p, off);
+	if (!feat_fresh(fetched, now))
+		return false;
+	log_debug("features of %s:%u: from the disk cache, %ld s old", p->host, p->port,
+		  (long)(now - fetched));
+	feat_cache_put(p, f, fetched);
+	return true;
+}
+
 static bool feat_cache_get(const struct stp_proxy *p, struct stp_features *f)
 {
 	time_t now = time(NULL);
@@ -188,7 +213,7 @@ static bool feat_cache_get(const struct stp_proxy *p, struct stp_features *f)
 			hit = true;
 		}
 	pthread_mutex_unlock(&feat_cache_lock);
-	return hit;
+	return hit || feat_disk_get(p, f);
 }
 
 bool client_features_cached(const struct stp_proxy *proxy, struct stp_features *f)
@@ -196,7 +221,7 @@ bool client_features_cached(const struct stp_proxy *proxy, struct stp_features *
 	return feat_cache_get(proxy, f);
 }
 
-static void feat_cache_put(const struct stp_proxy *p, const struct stp_features *f)
+static void feat_cache_put(const struct stp_proxy *p, const struct stp_features *f, time_t at)
 {
 	size_t slot = 0;
 	pthread_mutex_lock(&feat_cache_lock);
@@ -213,7 +238,7 @@ static void feat_cache_put(const struct stp_proxy *p, const struct stp_features 
 	snprintf(c->host, sizeof(c->host), "%s", p->host);
 	c->port = p->port;
 	c->mode = p->tls.mode;
-	c->at = time(NULL);
+	c->at = at;
 	c->f = *f;
 	pthread_mutex_unlock(&feat_cache_lock);
 }
@@ -251,6 +276,12 @@ int stp_features_get(const struct stp_proxy *proxy, struct stp_features *f, unsi
 	}
 	log_debug("features of %s:%u: %s, %zu methods, %zu commands", proxy->host, proxy->port,
 		  f->supported ? "discovery" : "no discovery", f->n_methods, f->n_commands);
-	feat_cache_put(proxy, f);
+	time_t now = time(NULL), fetched, off = 0;
+	feat_cache_put(proxy, f, now);
+	struct stp_features old;
+	/* Keep another process's fresh "pipelining failed" mark. */
+	if (client_featcache_load(proxy, &old, &fetched, &off) && !feat_fresh(off, now))
+		off = 0;
+	client_featcache_save(proxy, f, now, off);
 	return 0;
 }

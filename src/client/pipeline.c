@@ -102,9 +102,19 @@ void client_pipe_forget(const struct stp_proxy *p)
 	struct pipe_entry *e = pipe_find(p, true);
 	e->off = time(NULL);
 	pthread_mutex_unlock(&pipe_lock);
+	client_featcache_off(p); /* other processes: not for the TTL either */
 	log_debug("pipelining to %s:%u%s off for %d s", p->host, p->port,
 		  p->tls.mode == STP_TLS_X86 ? " (X'86')" : p->tls.mode == STP_TLS_WRAP ? " (TLS)" : "",
 		  STP_FEATURES_TTL);
+}
+
+void client_pipe_off_since(const struct stp_proxy *p, time_t off)
+{
+	pthread_mutex_lock(&pipe_lock);
+	struct pipe_entry *e = pipe_find(p, true);
+	if (off > e->off)
+		e->off = off;
+	pthread_mutex_unlock(&pipe_lock);
 }
 
 /* Whether discovery should be asked now; marks it asked. */

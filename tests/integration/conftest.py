@@ -37,6 +37,13 @@ def pytest_report_header(config):
     return "SOCKS server under test: %s%s" % (kind, extra)
 
 
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path, monkeypatch):
+    # libstp's disk caches (auto-configuration, feature discovery) in a
+    # directory of this test alone: one test's answers never reach another.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("stp-it"))

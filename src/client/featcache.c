@@ -1,0 +1,165 @@
+/*
+ * featcache.c - feature discovery answers on disk (docs/client.md,
+ * "Feature discovery"), so a short-lived program (`stp connect`, a
+ * program under stpify) knows from its first connection what an earlier
+ * process learned: whether the proxy pipelines, and which method it picks.
+ *
+ * One file per proxy host, port and TLS mode in the directory of the
+ * auto-configuration cache ($XDG_CACHE_HOME/stp, else ~/.cache/stp):
+ * a header line "stp-features 1 FETCHED OFF SUPPORTED LEN\n" then LEN
+ * bytes, the document as the proxy sent it (it holds the methods in the
+ * proxy's preference order and the "pipelining" flag). FETCHED is when
+ * discovery was asked, OFF when a pipelined handshake last failed (0:
+ * never). Another process (or user) may have written the file: one that
+ * is not a regular file of ours with mode 0600 or stricter, or that does
+ * not parse exactly, is ignored. STP_FEATURES_CACHE=0 turns the disk copy
+ * off (the process's own cache stays).
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "common/log.h"
+
+#define FC_HDR_MAX 96
+
+static bool fc_enabled(void)
+{
+	const char *v = getenv("STP_FEATURES_CACHE");
+	return v == NULL || strcmp(v, "0") != 0;
+}
+
+static int fc_dir(char *out, size_t cap)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int n;
+	if (xdg && xdg[0] == '/')
+		n = snprintf(out, cap, "%s/stp", xdg);
+	else if (home && *home)
+		n = snprintf(out, cap, "%s/.cache/stp", home);
+	else
+		return -1;
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* The file of p; -1 when the cache is off or has no directory. */
+static int fc_path(const struct stp_proxy *p, char *out, size_t cap)
+{
+	char dir[STP_PATH_MAX], key[STP_NAME_MAX + 16];
+	if (!fc_enabled() || fc_dir(dir, sizeof(dir)) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "%s_%u_%d", p->host, p->port, (int)p->tls.mode);
+	for (char *k = key; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '.' || *k == '_' || *k == '-'))
+			*k = '_';
+	int n = snprintf(out, cap, "%s/features-%s.bin", dir, key);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, time_t *fetched,
+			   time_t *off)
+{
+	char path[STP_PATH_MAX];
+	uint8_t buf[FC_HDR_MAX + STP_FEATURES_DOC_MAX + 1];
+	struct stat st;
+
+	if (fc_path(p, path, sizeof(path)) < 0)
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	/* Ours alone: a file others could write may say anything. */
+	bool mine = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+		    (st.st_mode & 077) == 0;
+	ssize_t n = mine ? read(fd, buf, sizeof(buf)) : -1;
+	close(fd);
+	if (!mine) {
+		log_debug("features: ignoring %s (not a mode 0600 file of this user)", path);
+		return false;
+	}
+	if (n <= 0 || (size_t)n >= sizeof(buf)) {
+		log_debug("features: ignoring %s (malformed)", path);
+		return false;
+	}
+	uint8_t *nl = memchr(buf, '\n', n < FC_HDR_MAX ? (size_t)n : FC_HDR_MAX);
+	char hdr[FC_HDR_MAX + 1], tail;
+	int64_t at, offat;
+	unsigned sup, len;
+	if (nl == NULL)
+		goto bad;
+	memcpy(hdr, buf, (size_t)(nl - buf));
+	hdr[nl - buf] = '\0';
+	size_t body = (size_t)n - (size_t)(nl + 1 - buf);
+	if (sscanf(hdr, "stp-features 1 %" SCNd64 " %" SCNd64 " %u %u%c", &at, &offat, &sup, &len,
+		   &tail) != 4 ||
+	    at <= 0 || offat < 0 || sup > 1 || len != body || (sup == 0 && len != 0))
+		goto bad;
+	if (sup) {
+		if (stp_features_parse(f, nl + 1, len) < 0)
+			goto bad;
+	} else {
+		memset(f, 0, sizeof(*f));
+	}
+	*fetched = (time_t)at;
+	*off = (time_t)offat;
+	return true;
+bad:
+	log_debug("features: ignoring %s (malformed)", path);
+	return false;
+}
+
+/* ~/.cache (or $XDG_CACHE_HOME), then .../stp, both 0700 when made here. */
+static void fc_mkdirs(const char *path)
+{
+	char dir[STP_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	char *parent = strrchr(dir, '/');
+	if (parent) {
+		*parent = '\0';
+		mkdir(dir, 0700);
+		*parent = '/';
+	}
+	mkdir(dir, 0700);
+}
+
+/* Written whole or not at all: a temporary file renamed over the old. */
+void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f,
+			   time_t fetched, time_t off)
+{
+	char path[STP_PATH_MAX], tmp[STP_PATH_MAX + 24], hdr[FC_HDR_MAX];
+	if (fc_path(p, path, sizeof(path)) < 0)
+		return;
+	fc_mkdirs(path);
+	size_t len = f->supported ? f->doc_len : 0;
+	int h = snprintf(hdr, sizeof(hdr), "stp-features 1 %" PRId64 " %" PRId64 " %d %zu\n",
+			 (int64_t)fetched, (int64_t)off, f->supported ? 1 : 0, len);
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	bool ok = write(fd, hdr, (size_t)h) == h &&
+		  (len == 0 || write(fd, f->doc, len) == (ssize_t)len);
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+void client_featcache_off(const struct stp_proxy *p)
+{
+	struct stp_features f;
+	time_t fetched, off;
+	/* Only a copy that exists is marked: without one, nobody pipelines. */
+	if (client_featcache_load(p, &f, &fetched, &off))
+		client_featcache_save(p, &f, fetched, time(NULL));
+}
