@@ -160,3 +160,15 @@ def test_a_failed_pipelined_attempt_is_recorded(stpd_factory, echo, tmp_path):
         assert step_by_step(first), rec.first
     finally:
         rec.close()
+
+
+@pytest.mark.stpd_module("mux")
+@pytest.mark.stpd_module("discovery")
+def test_the_automatic_mux_connection_of_a_new_process_pipelines(rec, echo, tmp_path):
+    env = cache_env(tmp_path)
+    stp_features(rec, env)
+    del env["STP_MUX"]  # automatic multiplexing on (test_muxauto.py)
+    first, log = stp_connect(rec, echo, env)
+    mux_req = S.request_msg(0x30, "0.0.0.0", 0)[:2]  # VER CMD=X'30'
+    assert first.startswith(S.greeting((S.M_NONE,)) + mux_req), rec.first
+    assert "a stream of the multiplexed connection" in log, log
