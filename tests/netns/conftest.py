@@ -39,6 +39,13 @@ def pytest_runtest_setup(item):
         servers.skip_without_module(stpd_binary(), m.args[0])
 
 
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path, monkeypatch):
+    # libstp's disk caches (auto-configuration, feature discovery) per test:
+    # proxies in namespaces reuse addresses and ports from test to test.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture
 def topo():
     if os.geteuid() != 0:
