@@ -25,9 +25,8 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/featcache.h"
 #include "common/log.h"
-
-#define FC_HDR_MAX 96
 
 static bool fc_enabled(void)
 {
@@ -88,27 +87,17 @@ bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, ti
 		log_debug("features: ignoring %s (malformed)", path);
 		return false;
 	}
-	uint8_t *nl = memchr(buf, '\n', n < FC_HDR_MAX ? (size_t)n : FC_HDR_MAX);
-	char hdr[FC_HDR_MAX + 1], tail;
-	int64_t at, offat;
-	unsigned sup, len;
-	if (nl == NULL)
+	struct featcache_hdr h;
+	if (featcache_parse(buf, (size_t)n, &h) < 0)
 		goto bad;
-	memcpy(hdr, buf, (size_t)(nl - buf));
-	hdr[nl - buf] = '\0';
-	size_t body = (size_t)n - (size_t)(nl + 1 - buf);
-	if (sscanf(hdr, "stp-features 1 %" SCNd64 " %" SCNd64 " %u %u%c", &at, &offat, &sup, &len,
-		   &tail) != 4 ||
-	    at <= 0 || offat < 0 || sup > 1 || len != body || (sup == 0 && len != 0))
-		goto bad;
-	if (sup) {
-		if (stp_features_parse(f, nl + 1, len) < 0)
+	if (h.supported) {
+		if (stp_features_parse(f, h.doc, h.len) < 0)
 			goto bad;
 	} else {
 		memset(f, 0, sizeof(*f));
 	}
-	*fetched = (time_t)at;
-	*off = (time_t)offat;
+	*fetched = (time_t)h.fetched;
+	*off = (time_t)h.off;
 	return true;
 bad:
 	log_debug("features: ignoring %s (malformed)", path);

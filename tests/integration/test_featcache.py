@@ -46,6 +46,7 @@ def stp_connect(rec, echo, env, ok=True):
         assert r.stdout == DATA
     else:
         assert r.returncode != 0
+    assert b"Sanitizer" not in r.stderr  # STP_BIN may be an ASan build
     assert len(rec.first) == before + 1, rec.first  # no discovery of its own
     return rec.first[before], r.stderr.decode()
 
