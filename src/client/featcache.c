@@ -123,8 +123,8 @@ static void fc_mkdirs(const char *path)
 }
 
 /* Written whole or not at all: a temporary file renamed over the old. */
-void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f,
-			   time_t fetched, time_t off)
+void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f, time_t fetched,
+			   time_t off)
 {
 	char path[STP_PATH_MAX], tmp[STP_PATH_MAX + 24], hdr[FC_HDR_MAX];
 	if (fc_path(p, path, sizeof(path)) < 0)
