@@ -133,8 +133,10 @@ void client_featcache_save(const struct stp_proxy *p, const struct stp_features 
 	size_t len = f->supported ? f->doc_len : 0;
 	int h = snprintf(hdr, sizeof(hdr), "stp-features 1 %" PRId64 " %" PRId64 " %d %zu\n",
 			 (int64_t)fetched, (int64_t)off, f->supported ? 1 : 0, len);
-	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* A name of its own (mode 0600): two threads or processes may save
+	 * at once, and each rename is then whole. */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return;
 	bool ok = write(fd, hdr, (size_t)h) == h &&
