@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -224,6 +225,9 @@ static void test_socks4_not_asked(void **state)
 
 int main(void)
 {
+	/* The process's cache only: a disk copy left by another run for the
+	 * same ephemeral port would answer instead of the scripted proxy. */
+	setenv("STP_FEATURES_CACHE", "0", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_document_and_cache), cmocka_unit_test(test_no_discovery),
 		cmocka_unit_test(test_cut_everywhere),     cmocka_unit_test(test_bad_answers),
