@@ -236,6 +236,18 @@ class Stpd(Proxy):
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv
         self._spawn(argv, env)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout=30):
+        """The port answers before the workers all run (a test that counts
+        stpd's fds from here would count a worker still setting up): wait
+        for "ready", which follows the last worker's start. A file that
+        silences info lines gets no such line; then go on after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            if re.search(r"\bstpd \S+ ready: \d+ workers", self.log()):
+                return
+            time.sleep(0.01)
 
     def expand(self, text):
         return string.Template(text).substitute(
