@@ -115,7 +115,7 @@ def test_refused_x30_falls_back_to_tls_connections(stpd_factory, pki, http, mode
     n = 4
     p = start(stpd_factory, pki, mode, rules=BLOCK_MUX)
     expect_curl(run(p, curl_args(http, n)), n)
-    assert len(p.log_lines(ANY_MUX)) == 1, p.log()
+    assert len(p.wait_lines(ANY_MUX, 1)) == 1, p.log()
     assert not p.log_lines(SESSION_MUX), p.log()
     assert len(p.wait_lines(r"session id=\d+ .*user=alice cmd=connect .*result=\"closed\"", n)) == n, p.log()
     assert len(session_handshakes(p)) == n + 1, p.log()
@@ -160,7 +160,7 @@ def test_stp_connect_refused_falls_back(stpd_factory, pki, echo, mode):
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"fallback\n"
     p.wait_log(r"session id=\d+ .*user=alice cmd=connect .*up=9 down=9 ", timeout=10)
-    assert len(p.log_lines(ANY_MUX + r".*rep=\"multiplexing refused\"")) == 1, p.log()
+    assert len(p.wait_lines(ANY_MUX + r".*rep=\"multiplexing refused\"", 1)) == 1, p.log()
     assert len(handshakes(p)) == 2, p.log()
     r = subprocess.run(base + ["--mux", "127.0.0.1", str(echo.port)], input=b"x\n",
                        capture_output=True, timeout=30, env=env)
