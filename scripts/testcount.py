@@ -2,9 +2,11 @@
 """Counts the results of one test stage for scripts/test.sh, and lists the
 skipped tests at the end.
 
-  testcount.py pytest LABEL JUNIT.xml SKIPS   pytest's --junitxml file
+  testcount.py pytest LABEL JUNIT.xml SKIPS [RERUN.xml FLAKY]
+                                              pytest's --junitxml file
   testcount.py meson LABEL testlog.json SKIPS meson's JSON test log
-  testcount.py report SKIPS                   every skip and why
+  testcount.py report SKIPS [FLAKY]           every skip and why, and the
+                                              tests that passed on a rerun
 
 pytest and meson print "PASSED FAILED SKIPPED", one verdict per test, and
 append each skipped test to the file SKIPS (tab-separated: kind, stage
@@ -12,7 +14,10 @@ label, test, reason). A skip counts as skipped only when its reason is one
 no package and no set-up of a fresh machine can remove (ALLOWED below);
 any other skip means the script failed to provide what the test needs (a
 package missing from scripts/deps.sh, not running as root, ...) and counts
-as failed. A cmocka test program that skipped a case counts as skipped or
+as failed. With RERUN.xml (scripts/test.sh reran the few tests that
+failed), a test that failed and then passed there counts as passed and is
+appended to FLAKY (stage label, test); one that failed again, failed. A
+cmocka test program that skipped a case counts as skipped or
 failed the same way (meson itself reports it as OK).
 """
 
@@ -81,6 +86,21 @@ def cmocka_skips(stdout):
     return out
 
 
+def rerun_verdicts(label, verdict, rerun_path, flaky_path):
+    """verdict with the tests that failed first and passed in the rerun
+    marked passed (and listed in flaky_path). Both runs have the same
+    rootdir (the directory's pytest.ini), so junit names a test alike."""
+    again = pytest_verdicts(rerun_path)
+    passed = {k for k, (v, _) in again.items() if v == "pass"}
+    out = dict(verdict)
+    with open(flaky_path, "a") as flaky:
+        for key, (v, _) in verdict.items():
+            if v == "fail" and key in passed:
+                out[key] = ("pass", "")
+                flaky.write("%s\t%s\n" % (label, key))
+    return out
+
+
 def meson_verdicts(path):
     verdict = {}
     try:
@@ -124,7 +144,7 @@ def count(label, verdict, skips_path):
     print(passed, failed, skipped)
 
 
-def report(skips_path):
+def report(skips_path, flaky_path=None):
     rows = {"allowed": [], "avoidable": []}
     try:
         with open(skips_path) as f:
@@ -137,6 +157,17 @@ def report(skips_path):
         print("skipped (%d), for a reason no package or set-up can remove here:"
               % len(rows["allowed"]))
         print("\n".join(rows["allowed"]))
+    flaky = []
+    if flaky_path:
+        try:
+            with open(flaky_path) as f:
+                flaky = ["  %s: %s" % tuple(ln.rstrip("\n").split("\t", 1)) for ln in f]
+        except OSError:
+            pass
+    if flaky:
+        print("FLAKY (%d): failed, then passed when rerun alone; counted as passed, "
+              "the first failure is in the log above:" % len(flaky))
+        print("\n".join(flaky))
     if rows["avoidable"]:
         print("skipped but counted as failed (%d): this machine could run them "
               "(scripts/deps.sh's packages, root):" % len(rows["avoidable"]))
@@ -144,12 +175,15 @@ def report(skips_path):
 
 
 def main(argv):
-    if len(argv) == 5 and argv[1] == "pytest":
-        count(argv[2], pytest_verdicts(argv[3]), argv[4])
+    if len(argv) in (5, 7) and argv[1] == "pytest":
+        verdict = pytest_verdicts(argv[3])
+        if len(argv) == 7:
+            verdict = rerun_verdicts(argv[2], verdict, argv[5], argv[6])
+        count(argv[2], verdict, argv[4])
     elif len(argv) == 5 and argv[1] == "meson":
         count(argv[2], meson_verdicts(argv[3]), argv[4])
-    elif len(argv) == 3 and argv[1] == "report":
-        report(argv[2])
+    elif len(argv) in (3, 4) and argv[1] == "report":
+        report(*argv[2:])
     else:
         sys.stderr.write(__doc__)
         return 2
