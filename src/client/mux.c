@@ -184,8 +184,9 @@ static int io_all(int fd, uint8_t *p, size_t n, bool wr, int timeout_ms, enum st
 	return 0;
 }
 
-/* The X'30' reply: 0, or -1 with *err. */
-static int handshake_reply(int fd, uint8_t *buf, int t, enum stp_err *err)
+/* The X'30' reply: 0, or -1 with *err; *replied when a SOCKS reply came
+ * (a refusal, not a broken exchange). */
+static int handshake_reply(int fd, uint8_t *buf, int t, bool *replied, enum stp_err *err)
 {
 	/* Servers that do not know X'30' may close or answer garbage instead
 	 * of X'07' (Dante closes): all mean "not supported here". */
@@ -198,6 +199,7 @@ static int handshake_reply(int fd, uint8_t *buf, int t, enum stp_err *err)
 	*err = STP_ERR_REP_CMD_NOT_SUPPORTED;
 	if (buf[0] != 5 || !rest || io_all(fd, buf + 4, rest, false, t, err) < 0)
 		return -1;
+	*replied = true;
 	if (buf[1] != 0) {
 		*err = buf[1] == SOCKS5_REP_CMD_NOT_SUPPORTED ? STP_ERR_REP_CMD_NOT_SUPPORTED
 		       : buf[1] == SOCKS5_REP_NOT_ALLOWED    ? STP_ERR_REP_NOT_ALLOWED
@@ -210,20 +212,22 @@ static int handshake_reply(int fd, uint8_t *buf, int t, enum stp_err *err)
 /* Greeting, RFC 1929 and X'30'. When discovery said the proxy takes
  * pipelined input (pipeline.c), all three leave in one write and the
  * answers are read after it: the switch costs no round trip of its own. */
-static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err)
+static int handshake_steps(int fd, const struct stp_proxy *p, bool piped, int t, bool *replied,
+			   enum stp_err *err)
 {
 	static const uint8_t req[] = { 5, SOCKS_CMD_MUX, 0, 1, 0, 0, 0, 0, 0, 0 };
 	uint8_t buf[1100];
 	uint8_t method = p->has_auth ? SOCKS_METHOD_USERPASS : SOCKS_METHOD_NONE;
-	bool piped = client_pipe_method(p) == (int)method;
 	size_t n = socks5_greeting_write(buf, sizeof(buf), &method, 1);
 	*err = STP_ERR_PROTOCOL;
 	if (piped) {
 		size_t a = method == SOCKS_METHOD_USERPASS
 				   ? socks_userpass_write(buf + n, sizeof(buf) - n, p->user, p->pass)
 				   : 0;
-		if (method == SOCKS_METHOD_USERPASS && !a)
+		if (method == SOCKS_METHOD_USERPASS && !a) {
+			*err = STP_ERR_URL_USERINFO;
 			return -1;
+		}
 		memcpy(buf + n + a, req, sizeof(req));
 		n += a + sizeof(req);
 	}
@@ -234,6 +238,8 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 									    : STP_ERR_PROTOCOL;
 		return -1;
 	}
+	if (!piped)
+		client_pipe_seen(p);
 	if (method == SOCKS_METHOD_USERPASS) {
 		n = piped ? 0 : socks_userpass_write(buf, sizeof(buf), p->user, p->pass);
 		if ((!piped && (!n || io_all(fd, buf, n, true, t, err) < 0)) ||
@@ -249,7 +255,25 @@ static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err
 		if (io_all(fd, buf, sizeof(req), true, t, err) < 0)
 			return -1;
 	}
-	return handshake_reply(fd, buf, t, err);
+	return handshake_reply(fd, buf, t, replied, err);
+}
+
+/* As every handshake (handshake.c, mux_tls.c): one step by step counts
+ * toward asking discovery, and a pipelined one that fails in a way
+ * pipelining may explain turns pipelining off for this proxy. */
+static int handshake(int fd, const struct stp_proxy *p, int t, enum stp_err *err)
+{
+	bool piped = client_pipe_method(p) == (p->has_auth ? SOCKS_METHOD_USERPASS
+							     : SOCKS_METHOD_NONE);
+	bool replied = false;
+
+	if (handshake_steps(fd, p, piped, t, &replied, err) == 0)
+		return 0;
+	/* A refused password or X'30' is a SOCKS answer, not pipelining's
+	 * fault; a close or garbage before the X'30' reply may be. */
+	if (piped && !replied && *err != STP_ERR_AUTH_FAILED && *err != STP_ERR_TIMEOUT)
+		client_pipe_forget(p);
+	return -1;
 }
 
 
@@ -733,6 +757,7 @@ struct stp_mux *stp_mux_open(const struct stp_proxy *proxy, int timeout_ms, enum
 		tc = client_mux_tls_dial(proxy, timeout_ms, &e);
 		fd = tc ? client_mux_tls_fd(tc) : -1;
 	} else {
+		client_pipe_prepare(proxy, client_deadline(timeout_ms));
 		fd = stp_proxy_connect(proxy, timeout_ms, &e);
 		if (fd >= 0 && handshake(fd, proxy, timeout_ms, &e) < 0) {
 			close(fd);
