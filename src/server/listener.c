@@ -155,15 +155,14 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
  * kernel decides whether it is used: net.ipv4.tcp_fastopen bit 2 (value 2
  * or 3) enables the server side; without it the option is inert. The queue
  * bounds the connections whose SYN data was accepted before the handshake
- * completed (the kernel's defence against SYN floods with data).
+ * completed (the kernel's defence against SYN floods with data). Linux
+ * takes the option on a listening socket too, so a reload can turn it on
+ * or off (queue 0) on a kept listener.
  */
-static void listener_fastopen(int fd, const struct conf_listener *cl, const char *where)
+int listener_fastopen(int fd, bool on)
 {
-	int qlen = LISTENER_TFO_QLEN;
-	if (cl->no_fastopen)
-		return;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) < 0)
-		log_debug("listen %s: TCP_FASTOPEN: %s", where, strerror(errno));
+	int qlen = on ? LISTENER_TFO_QLEN : 0; /* 0: the kernel takes no SYN data */
+	return setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen));
 }
 
 /* bind(2) on cl's address refused with EACCES (a port below 1024 after
@@ -210,7 +209,8 @@ int listener_open(const struct conf_listener *cl, const struct worker *w, char *
 		close(fd);
 		return -1;
 	}
-	listener_fastopen(fd, cl, where);
+	if (!cl->no_fastopen && listener_fastopen(fd, true) < 0)
+		log_debug("listen %s: TCP_FASTOPEN: %s", where, strerror(errno));
 	return fd;
 }
 

@@ -22,6 +22,7 @@
  * session holds the snapshot it started with, whose configuration holds
  * the statement it arrived on, and the listener holds its own.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,15 @@ static void keep(struct worker *w, struct listener *l, struct stp_conf *c,
 	if (strcmp(l->conf->name, b->name) != 0) {
 		snprintf(was, sizeof(was), ", renamed from %s by the reload", l->conf->name);
 		say(w, "listening on", b, was);
+	}
+	if (l->conf->no_fastopen != b->no_fastopen && l->fd >= 0) {
+		if (listener_fastopen(l->fd, !b->no_fastopen) < 0)
+			log_warnx("worker %u: listen (%s): tcp-fastopen %s: %s", w->id, b->name,
+				  b->no_fastopen ? "off" : "on", strerror(errno));
+		else
+			say(w, "listening on", b,
+			    b->no_fastopen ? ", tcp-fastopen off by the reload"
+					   : ", tcp-fastopen on by the reload");
 	}
 	if (l->held)
 		conf_unref(l->held);

@@ -127,6 +127,9 @@ int listener_check_alone(const struct worker *ws, unsigned n_workers, char *err,
  * err. */
 int listener_open(const struct conf_listener *cl, const struct worker *w, char *err,
 		  size_t errlen);
+/* TCP Fast Open on or off on a socket, listening already or not: 0 or -1
+ * with errno. */
+int listener_fastopen(int fd, bool on);
 /* listener_reload.c: on w's thread after a reload to c, keeps, closes and
  * opens w's listeners as c's listen statements say. */
 void listener_reload(struct worker *w, struct stp_conf *c);

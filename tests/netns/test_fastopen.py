@@ -10,6 +10,7 @@ namespaces; the machine's own setting is not touched.
 """
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -130,3 +131,32 @@ def test_fastopen_off_in_client(topo, stpd, tmp_path):
         ls.close()
     c = counters(topo.inside)
     assert c.get("TCPFastOpenActive", 0) == 0 and c.get("TCPFastOpenCookieReqd", 0) == 0, c
+
+
+def reload(s, text, needle):
+    """SIGHUP with a new file; waits for the line the reload must log."""
+    with open(s.conf_path, "w") as f:
+        f.write(text)
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(needle, timeout=20)
+
+
+def test_fastopen_follows_reload(topo, stpd, tmp_path):
+    """A reload turns a kept listener's tcp-fastopen on and off (the same
+    socket: the kernel takes TCP_FASTOPEN on a listening socket): stp's
+    SYNs carry data only while the file says on."""
+    ls = prepare(topo)
+    s = stpd(conf(False))
+    try:
+        run_stp(topo, 3)
+        assert counters(topo.gateway).get("TCPFastOpenPassive", 0) == 0
+        reload(s, conf(True), "listening on 10.77.2.1:1080 (10.77.2.1:1080), "
+               "tcp-fastopen on by the reload")
+        run_stp(topo, 3)  # the first gets a cookie, the others use it
+        on = counters(topo.gateway).get("TCPFastOpenPassive", 0)
+        assert on >= 2, on
+        reload(s, conf(False), "tcp-fastopen off by the reload")
+        run_stp(topo, 3)
+        assert counters(topo.gateway).get("TCPFastOpenPassive", 0) == on
+    finally:
+        ls.close()
