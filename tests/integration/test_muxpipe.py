@@ -16,56 +16,16 @@ import pytest
 
 import socksraw as S
 from test_pipelining import Recorder
-from test_stpify import stpify_bin
+from test_tlspipe import M_FEATURES, MUX_CLIENT, MUX_REQ, libstp_path
 
 USER, PASSWORD = "alice", "pw-for-alice"
-M_FEATURES = 0x87
-MUX_REQ = bytes([5, 0x30, 0, 1, 0, 0, 0, 0, 0, 0])
 STEP = S.greeting((S.M_USERPASS,))
 WHOLE = STEP + S.userpass_msg(USER, PASSWORD) + MUX_REQ
-
-# Opens N multiplexed connections in turn, one echoed stream on each;
-# prints "mux I" per echo, or "failed" when stp_mux_open fails.
-CLIENT = r"""
-import ctypes, socket, sys
-lib = ctypes.CDLL(sys.argv[1])
-lib.stp_mux_open.restype = ctypes.c_void_p
-lib.stp_mux_open.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-lib.stp_mux_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_int,
-                                ctypes.POINTER(ctypes.c_int)]
-lib.stp_mux_close.argtypes = [ctypes.c_void_p]
-proxy = ctypes.create_string_buffer(65536)
-err = ctypes.c_int(0)
-assert lib.stp_proxy_parse(proxy, sys.argv[2].encode(), ctypes.byref(err)) == 0, err.value
-for i in range(int(sys.argv[4])):
-    m = lib.stp_mux_open(proxy, 20000, ctypes.byref(err))
-    if not m:
-        print("failed", flush=True)
-        continue
-    fd = lib.stp_mux_connect(m, b"127.0.0.1", int(sys.argv[3]), 20000, ctypes.byref(err))
-    assert fd >= 0, "stp_mux_connect: %d" % err.value
-    s = socket.socket(fileno=fd)
-    s.settimeout(20)
-    s.sendall(b"mux %d\n" % i)
-    got = b""
-    while not got.endswith(b"\n"):
-        chunk = s.recv(100)
-        if not chunk:
-            break
-        got += chunk
-    print(got.decode().strip(), flush=True)
-    s.close()
-    lib.stp_mux_close(m)
-"""
-
-
-def libstp_path():
-    return os.path.join(os.path.dirname(os.path.dirname(stpify_bin())), "client", "libstp.so.2")
 
 
 def run(rec, echo, tmp_path, n):
     script = tmp_path / "mux.py"
-    script.write_text(CLIENT)
+    script.write_text(MUX_CLIENT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STP")}
     env.update(STP_PROXY_LOOPBACK="1", STP_DEBUG="1", STP_AUTOCONF="0")
     url = "socks5://%s:%s@127.0.0.1:%d" % (USER, PASSWORD, rec.port)

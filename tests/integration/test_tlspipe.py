@@ -547,7 +547,9 @@ err = ctypes.c_int(0)
 assert lib.stp_proxy_parse(proxy, sys.argv[2].encode(), ctypes.byref(err)) == 0, err.value
 for i in range(int(sys.argv[4])):
     m = lib.stp_mux_open(proxy, 20000, ctypes.byref(err))
-    assert m, "stp_mux_open: %d" % err.value
+    if not m:  # run_mux's line check fails on it; test_muxpipe.py expects it
+        print("failed", flush=True)
+        continue
     fd = lib.stp_mux_connect(m, b"127.0.0.1", int(sys.argv[3]), 20000, ctypes.byref(err))
     assert fd >= 0, "stp_mux_connect: %d" % err.value
     s = socket.socket(fileno=fd)
@@ -559,7 +561,7 @@ for i in range(int(sys.argv[4])):
         if not chunk:
             break
         got += chunk
-    print(got.decode().strip())
+    print(got.decode().strip(), flush=True)
     s.close()
     lib.stp_mux_close(m)
 """
