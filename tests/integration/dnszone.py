@@ -68,13 +68,7 @@ class Zone:
             return sum(1 for ln in f if ("query[" in ln or "auth[" in ln) and (" %s from" % name) in ln)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        services.stop_process(self.proc, 5)
         self.log.close()
 
 

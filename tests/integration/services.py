@@ -90,6 +90,23 @@ def wait_until(pred, timeout, step=0.05, what="condition"):
 
 
 # ---------------------------------------------------------------------------
+# processes
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM, up to timeout seconds for it to exit, then SIGKILL; the exit
+    status as proc.returncode has it (negative: the signal that ended it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+# ---------------------------------------------------------------------------
 # content
 
 
@@ -462,13 +479,7 @@ class Dnsmasq:
         return "%s:%d" % (self.listen, self.port)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
         self.log.close()
 
 

@@ -6,7 +6,6 @@ build-mcast/, build/ that has one). Needs root (namespaces).
 """
 
 import os
-import signal
 import socket
 import sys
 import time
@@ -18,6 +17,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The end-to-end tests' helpers (services.py: stop_process...), last on the
+# path: tests/integration has a netns.py and a conftest.py of its own.
+sys.path.append(os.path.join(REPO, "tests", "integration"))
+
+import services  # noqa: E402
 
 
 def stpd_binary():
@@ -109,14 +113,7 @@ class Stpd:
         raise AssertionError("%r not in stpd log:\n%s" % (needle, self.text()))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
+        rc = services.stop_process(self.proc, 10)
         self.log.close()
         return rc
 

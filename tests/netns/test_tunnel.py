@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 
+import services  # noqa: E402
 from conftest import stpd_binary  # noqa: E402
 from tls_fixtures import pki, need  # noqa: E402,F401  (pki is a fixture)
 from tunnel_client import DTLS, TLS, Tunnel  # noqa: E402
@@ -62,15 +63,9 @@ class Daemon:
         raise AssertionError("%r not in log:\n%s" % (needle, self.text()))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = services.stop_process(self.proc, 15)
         self.log.close()
-        return self.proc.returncode
+        return rc
 
 
 def tcp_probe(addr):
