@@ -439,6 +439,36 @@ def hosts_file_text():
     return "\n".join(lines) + "\n"
 
 
+def start_dnsmasq(log_path, listen, args, log_mode="wb"):
+    """dnsmasq on address listen and a free port, answering only from what
+    args give it, never forwarding, logging its queries to log_path (opened
+    with log_mode); up to 5 ports are tried. Returns (proc, port, log)."""
+    last = None
+    for _ in range(5):
+        port = free_port()
+        log = open(log_path, log_mode)
+        proc = subprocess.Popen(
+            ["dnsmasq", "--no-daemon", "--port=%d" % port,
+             "--listen-address=" + listen, "--bind-interfaces",
+             "--no-resolv", "--no-hosts", "--no-poll",
+             "--local=/#/",          # every name is local: never forwarded
+             "--pid-file=", "--user=root", "--group=root",
+             "--cache-size=0", "--log-queries", "--log-facility=-"] + list(args),
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: udp_bound(port) or proc.poll() is not None, 5, what="dnsmasq")
+        except TimeoutError as e:
+            last = e
+            stop_process(proc, 5)
+            log.close()
+            continue
+        if proc.poll() is None:
+            return proc, port, log
+        log.close()
+        last = RuntimeError("dnsmasq exited: " + open(log_path).read())
+    raise last
+
+
 class Dnsmasq:
     def __init__(self, workdir, listen="127.0.0.1"):
         self.workdir = workdir
@@ -448,29 +478,8 @@ class Dnsmasq:
         with open(self.hosts, "w") as f:
             f.write(hosts_file_text())
         self.log_path = os.path.join(workdir, "dnsmasq%s.log" % tag)
-        last = None
-        for _ in range(5):
-            self.port = free_port()
-            self.log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
-                 "--listen-address=" + listen, "--bind-interfaces",
-                 "--no-resolv", "--no-hosts", "--no-poll", "--addn-hosts=" + self.hosts,
-                 "--local=/#/",          # every name is local: NXDOMAIN, never forwarded
-                 "--pid-file=", "--user=root", "--group=root",
-                 "--cache-size=0", "--log-queries", "--log-facility=-"],
-                stdout=self.log, stderr=subprocess.STDOUT)
-            try:
-                wait_until(lambda: udp_bound(self.port) or self.proc.poll() is not None,
-                           5, what="dnsmasq")
-            except TimeoutError as e:
-                last = e
-                self.close()
-                continue
-            if self.proc.poll() is None:
-                return
-            last = RuntimeError("dnsmasq exited: " + open(self.log_path).read())
-        raise last
+        self.proc, self.port, self.log = start_dnsmasq(self.log_path, listen,
+                                                       ["--addn-hosts=" + self.hosts])
 
     @property
     def addr(self):
