@@ -186,29 +186,34 @@ class _HTTP6(_HTTP4):
     address_family = socket.AF_INET6
 
 
+def serve_both(cls4, cls6, handler, what):
+    """Servers cls4 on 127.0.0.1 and cls6 on ::1 (socketserver classes), on
+    one free port, each served by a daemon thread. Returns (v4, v6, port)."""
+    for _ in range(20):
+        port = free_port()
+        try:
+            v4 = cls4(("127.0.0.1", port), handler)
+        except OSError:
+            continue
+        try:
+            v6 = cls6(("::1", port), handler)
+        except OSError:
+            v4.server_close()
+            continue
+        break
+    else:
+        raise RuntimeError("could not bind " + what)
+    for s in (v4, v6):
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+    return v4, v6, port
+
+
 class HttpServer:
     """The same content on 127.0.0.1:port and [::1]:port."""
 
     def __init__(self):
-        for _ in range(20):
-            port = free_port()
-            try:
-                self.v4 = _HTTP4(("127.0.0.1", port), _Handler)
-            except OSError:
-                continue
-            try:
-                self.v6 = _HTTP6(("::1", port), _Handler)
-            except OSError:
-                self.v4.server_close()
-                continue
-            self.port = port
-            break
-        else:
-            raise RuntimeError("could not bind the HTTP server")
-        self.threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
-                                         daemon=True) for s in (self.v4, self.v6)]
-        for t in self.threads:
-            t.start()
+        self.v4, self.v6, self.port = serve_both(_HTTP4, _HTTP6, _Handler, "the HTTP server")
 
     def close(self):
         for s in (self.v4, self.v6):
@@ -320,24 +325,7 @@ class _TCP6(_TCP4):
 
 class TcpService:
     def __init__(self, handler):
-        for _ in range(20):
-            port = free_port()
-            try:
-                self.v4 = _TCP4(("127.0.0.1", port), handler)
-            except OSError:
-                continue
-            try:
-                self.v6 = _TCP6(("::1", port), handler)
-            except OSError:
-                self.v4.server_close()
-                continue
-            self.port = port
-            break
-        else:
-            raise RuntimeError("could not bind a TCP service")
-        for s in (self.v4, self.v6):
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
-                             daemon=True).start()
+        self.v4, self.v6, self.port = serve_both(_TCP4, _TCP6, handler, "a TCP service")
 
     def close(self):
         for s in (self.v4, self.v6):
