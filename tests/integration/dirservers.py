@@ -88,12 +88,7 @@ class _Server:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        services.stop_process(self.proc, 15)
 
 
 SLAPD_CONF = """\

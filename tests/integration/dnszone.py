@@ -8,7 +8,6 @@ import os
 import random
 import socket
 import struct
-import subprocess
 
 import services
 
@@ -23,39 +22,18 @@ DNSKEY_RDATA = b"\x01\x01\x03\x0d" + bytes(range(64))
 class Zone:
     def __init__(self, workdir):
         self.log_path = os.path.join(workdir, "dnszone.log")
-        last = None
-        for _ in range(5):
-            self.port = services.free_port()
-            self.log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
-                 "--listen-address=127.0.0.1", "--bind-interfaces",
-                 "--no-resolv", "--no-hosts", "--no-poll", "--local=/#/",
-                 "--pid-file=", "--user=root", "--group=root", "--cache-size=0",
-                 "--log-queries", "--log-facility=-",
-                 "--auth-server=ns.%s,127.0.0.1" % ZONE,
-                 "--auth-zone=%s,127.0.0.0/24,::1/128" % ZONE, "--auth-ttl=%d" % SOA_MINIMUM,
-                 "--auth-soa=1,hostmaster.%s,1200,120,604800" % ZONE,
-                 "--host-record=web.%s,127.0.0.1,::1" % ZONE,
-                 "--host-record=ptr.%s,127.0.0.77" % ZONE,
-                 "--mx-host=%s,mail.%s,10" % (ZONE, ZONE),
-                 "--txt-record=%s,v=spf1 -all,second string" % ZONE,
-                 "--txt-record=big.%s,%s" % (ZONE, ",".join(["x" * 250] * 8)),
-                 "--srv-host=_sip._tcp.%s,sip.%s,5060,1,2" % (ZONE, ZONE),
-                 "--dns-rr=%s,257,%s" % (ZONE, CAA_RDATA.hex()),
-                 "--dns-rr=%s,48,%s" % (ZONE, DNSKEY_RDATA.hex())],
-                stdout=self.log, stderr=subprocess.STDOUT)
-            try:
-                services.wait_until(lambda: services.udp_bound(self.port)
-                                    or self.proc.poll() is not None, 5, what="dnsmasq")
-            except TimeoutError as e:
-                last = e
-                self.close()
-                continue
-            if self.proc.poll() is None:
-                return
-            last = RuntimeError("dnsmasq exited: " + open(self.log_path).read())
-        raise last
+        self.proc, self.port, self.log = services.start_dnsmasq(self.log_path, "127.0.0.1", [
+            "--auth-server=ns.%s,127.0.0.1" % ZONE,
+            "--auth-zone=%s,127.0.0.0/24,::1/128" % ZONE, "--auth-ttl=%d" % SOA_MINIMUM,
+            "--auth-soa=1,hostmaster.%s,1200,120,604800" % ZONE,
+            "--host-record=web.%s,127.0.0.1,::1" % ZONE,
+            "--host-record=ptr.%s,127.0.0.77" % ZONE,
+            "--mx-host=%s,mail.%s,10" % (ZONE, ZONE),
+            "--txt-record=%s,v=spf1 -all,second string" % ZONE,
+            "--txt-record=big.%s,%s" % (ZONE, ",".join(["x" * 250] * 8)),
+            "--srv-host=_sip._tcp.%s,sip.%s,5060,1,2" % (ZONE, ZONE),
+            "--dns-rr=%s,257,%s" % (ZONE, CAA_RDATA.hex()),
+            "--dns-rr=%s,48,%s" % (ZONE, DNSKEY_RDATA.hex())], log_mode="ab")
 
     @property
     def addr(self):
@@ -68,13 +46,7 @@ class Zone:
             return sum(1 for ln in f if ("query[" in ln or "auth[" in ln) and (" %s from" % name) in ln)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        services.stop_process(self.proc, 5)
         self.log.close()
 
 

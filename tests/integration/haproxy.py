@@ -7,7 +7,6 @@ over the servers given, each `server` line carrying the options given
 """
 
 import os
-import signal
 import subprocess
 
 import services
@@ -54,11 +53,5 @@ class Haproxy:
                 raise RuntimeError("haproxy exited: " + open(self.log_path).read())
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        services.stop_process(self.proc, 10)
         self.logf.close()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 
+import services
 from servers import SANITIZER_MARKS
 
 
@@ -87,12 +88,6 @@ class Stpd:
         sanitizer reports: sanitizer_report())."""
         if not self.proc:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = services.stop_process(self.proc, 15)
         self.log.close()
-        return self.proc.returncode
+        return rc

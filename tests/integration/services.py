@@ -90,6 +90,23 @@ def wait_until(pred, timeout, step=0.05, what="condition"):
 
 
 # ---------------------------------------------------------------------------
+# processes
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM, up to timeout seconds for it to exit, then SIGKILL; the exit
+    status as proc.returncode has it (negative: the signal that ended it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+# ---------------------------------------------------------------------------
 # content
 
 
@@ -169,29 +186,34 @@ class _HTTP6(_HTTP4):
     address_family = socket.AF_INET6
 
 
+def serve_both(cls4, cls6, handler, what):
+    """Servers cls4 on 127.0.0.1 and cls6 on ::1 (socketserver classes), on
+    one free port, each served by a daemon thread. Returns (v4, v6, port)."""
+    for _ in range(20):
+        port = free_port()
+        try:
+            v4 = cls4(("127.0.0.1", port), handler)
+        except OSError:
+            continue
+        try:
+            v6 = cls6(("::1", port), handler)
+        except OSError:
+            v4.server_close()
+            continue
+        break
+    else:
+        raise RuntimeError("could not bind " + what)
+    for s in (v4, v6):
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+    return v4, v6, port
+
+
 class HttpServer:
     """The same content on 127.0.0.1:port and [::1]:port."""
 
     def __init__(self):
-        for _ in range(20):
-            port = free_port()
-            try:
-                self.v4 = _HTTP4(("127.0.0.1", port), _Handler)
-            except OSError:
-                continue
-            try:
-                self.v6 = _HTTP6(("::1", port), _Handler)
-            except OSError:
-                self.v4.server_close()
-                continue
-            self.port = port
-            break
-        else:
-            raise RuntimeError("could not bind the HTTP server")
-        self.threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
-                                         daemon=True) for s in (self.v4, self.v6)]
-        for t in self.threads:
-            t.start()
+        self.v4, self.v6, self.port = serve_both(_HTTP4, _HTTP6, _Handler, "the HTTP server")
 
     def close(self):
         for s in (self.v4, self.v6):
@@ -303,24 +325,7 @@ class _TCP6(_TCP4):
 
 class TcpService:
     def __init__(self, handler):
-        for _ in range(20):
-            port = free_port()
-            try:
-                self.v4 = _TCP4(("127.0.0.1", port), handler)
-            except OSError:
-                continue
-            try:
-                self.v6 = _TCP6(("::1", port), handler)
-            except OSError:
-                self.v4.server_close()
-                continue
-            self.port = port
-            break
-        else:
-            raise RuntimeError("could not bind a TCP service")
-        for s in (self.v4, self.v6):
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
-                             daemon=True).start()
+        self.v4, self.v6, self.port = serve_both(_TCP4, _TCP6, handler, "a TCP service")
 
     def close(self):
         for s in (self.v4, self.v6):
@@ -422,6 +427,36 @@ def hosts_file_text():
     return "\n".join(lines) + "\n"
 
 
+def start_dnsmasq(log_path, listen, args, log_mode="wb"):
+    """dnsmasq on address listen and a free port, answering only from what
+    args give it, never forwarding, logging its queries to log_path (opened
+    with log_mode); up to 5 ports are tried. Returns (proc, port, log)."""
+    last = None
+    for _ in range(5):
+        port = free_port()
+        log = open(log_path, log_mode)
+        proc = subprocess.Popen(
+            ["dnsmasq", "--no-daemon", "--port=%d" % port,
+             "--listen-address=" + listen, "--bind-interfaces",
+             "--no-resolv", "--no-hosts", "--no-poll",
+             "--local=/#/",          # every name is local: never forwarded
+             "--pid-file=", "--user=root", "--group=root",
+             "--cache-size=0", "--log-queries", "--log-facility=-"] + list(args),
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: udp_bound(port) or proc.poll() is not None, 5, what="dnsmasq")
+        except TimeoutError as e:
+            last = e
+            stop_process(proc, 5)
+            log.close()
+            continue
+        if proc.poll() is None:
+            return proc, port, log
+        log.close()
+        last = RuntimeError("dnsmasq exited: " + open(log_path).read())
+    raise last
+
+
 class Dnsmasq:
     def __init__(self, workdir, listen="127.0.0.1"):
         self.workdir = workdir
@@ -431,29 +466,8 @@ class Dnsmasq:
         with open(self.hosts, "w") as f:
             f.write(hosts_file_text())
         self.log_path = os.path.join(workdir, "dnsmasq%s.log" % tag)
-        last = None
-        for _ in range(5):
-            self.port = free_port()
-            self.log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
-                 "--listen-address=" + listen, "--bind-interfaces",
-                 "--no-resolv", "--no-hosts", "--no-poll", "--addn-hosts=" + self.hosts,
-                 "--local=/#/",          # every name is local: NXDOMAIN, never forwarded
-                 "--pid-file=", "--user=root", "--group=root",
-                 "--cache-size=0", "--log-queries", "--log-facility=-"],
-                stdout=self.log, stderr=subprocess.STDOUT)
-            try:
-                wait_until(lambda: udp_bound(self.port) or self.proc.poll() is not None,
-                           5, what="dnsmasq")
-            except TimeoutError as e:
-                last = e
-                self.close()
-                continue
-            if self.proc.poll() is None:
-                return
-            last = RuntimeError("dnsmasq exited: " + open(self.log_path).read())
-        raise last
+        self.proc, self.port, self.log = start_dnsmasq(self.log_path, listen,
+                                                       ["--addn-hosts=" + self.hosts])
 
     @property
     def addr(self):
@@ -462,13 +476,7 @@ class Dnsmasq:
         return "%s:%d" % (self.listen, self.port)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
         self.log.close()
 
 

@@ -131,16 +131,15 @@ def test_dig_proxy_down_is_servfail(stub_for):
 # a proxy with RESOLVE X'F0' / RESOLVE_PTR X'F1' only
 
 
-class TorLike:
-    """A SOCKS5 server that knows Tor's RESOLVE and RESOLVE_PTR (one name,
-    one address) and answers X'07' to everything else, X'F2' included."""
+class FakeProxy:
+    """A SOCKS5 server on 127.0.0.1: each connection in turn goes to
+    self._one(conn) on one thread, and is closed after it."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.cmds = []
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self):
@@ -154,6 +153,18 @@ class TorLike:
                     self._one(c)
                 except (OSError, ValueError):
                     pass
+
+    def close(self):
+        self.sock.close()
+
+
+class TorLike(FakeProxy):
+    """A SOCKS5 server that knows Tor's RESOLVE and RESOLVE_PTR (one name,
+    one address) and answers X'07' to everything else, X'F2' included."""
+
+    def __init__(self):
+        self.cmds = []
+        super().__init__()
 
     def _one(self, c):
         c.settimeout(10)
@@ -172,9 +183,6 @@ class TorLike:
             c.sendall(b"\x05\x00\x00\x03" + bytes([len(name)]) + name + b"\x00\x00")
         else:
             c.sendall(b"\x05\x07\x00\x01" + bytes(6))
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -231,29 +239,13 @@ def test_stp_resolve_refused_is_12(stpd_factory, zone):
 # the client reading a DNS QUERY exchange cut at every byte
 
 
-class CutProxy:
+class CutProxy(FakeProxy):
     """Answers X'F2' properly, or cut after `cut` bytes of its whole
     response (first reply, second reply, ALEN, answer), then closes."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.cut = None
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                try:
-                    self._one(c)
-                except (OSError, ValueError):
-                    pass
+        super().__init__()
 
     def _one(self, c):
         c.settimeout(10)
@@ -271,9 +263,6 @@ class CutProxy:
             ans += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01"
         rest = rep + struct.pack(">H", len(ans)) + ans
         c.sendall(rest if self.cut is None else rest[:self.cut])
-
-    def close(self):
-        self.sock.close()
 
 
 def test_client_answer_cut_at_every_byte():

@@ -265,35 +265,19 @@ def test_every_split_x86(stpd_factory, pki, echo):  # noqa: F811  (pki is a fixt
     """Last handshake flight, options, sub-method list, RFC 1929, request,
     data and close_notify in one write, then cut at every byte of it."""
     import x86_client as X
-    from test_tls import PASSWORD, USER, _req, client, start
+    from test_tls import PASSWORD, USER, _req, every_split_x86, start
     p = start(stpd_factory, pki)
     u, pw = USER.encode(), PASSWORD.encode()
-    cuts = None
-    k = 0
-    while cuts is None or k < cuts:
-        c = client(p, pki)
-        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
-        c.handshake(hold=True)
-        wire = (c.held
+
+    def build(c):
+        return (c.held
                 + c.seal(X.OPTIONS, bytes([1, X.OPT_SUBAUTH]))
                 + c.seal(X.OPTIONS, bytes([5, 1, 2]))
                 + c.seal(X.OPTIONS, bytes([1, len(u)]) + u + bytes([len(pw)]) + pw)
                 + c.seal(X.DATA, _req(echo.port))
                 + c.seal(X.DATA, HELLO)
                 + c.seal_close())
-        cuts = len(wire)  # the same length every time (same suite, same sizes)
-        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if k:
-            c.send_raw(wire[:k])
-        c.send_raw(wire[k:])
-        assert c.recv_plain(2, X.OPTIONS) == bytes([1, X.OPT_SUBAUTH]), k
-        assert c.recv_plain(2, X.OPTIONS) == b"\x05\x02", k
-        assert c.recv_plain(2, X.OPTIONS) == b"\x01\x00", k
-        assert c.recv_plain(4, X.DATA)[:2] == b"\x05\x00", k
-        c.recv_plain(6, X.DATA)
-        assert c.recv_until_close() == HELLO, k
-        c.close()
-        k += 1
+    every_split_x86(p, pki, build, HELLO, hold=True)
     assert p.alive()
 
 

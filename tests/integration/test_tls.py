@@ -94,6 +94,34 @@ def _req(port):
     return bytes([5, 1, 0, 1]) + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
 
 
+def every_split_x86(p, pki, build, hello, hold=False):
+    """X'86' cut at every byte k: per k a new client past the greeting and
+    handshake (hold: its last flight kept in c.held), build(c) the rest as
+    one piece of wire, sent as wire[:k] then wire[k:]. The wire must ask for
+    SUBAUTH, sub-method X'02', RFC 1929 (good), CONNECT to the echo service,
+    data hello and close_notify; every answer is checked, for every k."""
+    cuts = None
+    k = 0
+    while cuts is None or k < cuts:
+        c = client(p, pki)
+        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
+        c.handshake(hold=hold)
+        wire = build(c)
+        cuts = len(wire)  # the same length every time (same suite, same sizes)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if k:
+            c.send_raw(wire[:k])
+        c.send_raw(wire[k:])
+        assert c.recv_plain(2, X.OPTIONS) == bytes([1, X.OPT_SUBAUTH]), k
+        assert c.recv_plain(2, X.OPTIONS) == b"\x05\x02", k
+        assert c.recv_plain(2, X.OPTIONS) == b"\x01\x00", k
+        assert c.recv_plain(4, X.DATA)[:2] == b"\x05\x00", k
+        c.recv_plain(6, X.DATA)
+        assert c.recv_until_close() == hello, k
+        c.close()
+        k += 1
+
+
 # ---------------------------------------------------------------------------
 # method X'86': the good path, byte for byte
 

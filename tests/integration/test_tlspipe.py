@@ -124,30 +124,13 @@ def test_stpd_x86_options_and_subauth_in_one_record(stpd_factory, pki, echo):
     to wait for more input before reading a sub-method list that shared
     the options' record, and took the X'03' frame for a skipped step."""
     import x86_client as X
-    from test_tls import _req, client, start
+    from test_tls import _req, every_split_x86, start
     p = start(stpd_factory, pki)
     u, pw = USER.encode(), PASSWORD.encode()
     x02 = bytes([1, X.OPT_SUBAUTH, 5, 1, 2, 1, len(u)]) + u + bytes([len(pw)]) + pw
-    cuts = None
-    k = 0
-    while cuts is None or k < cuts:
-        c = client(p, pki)
-        assert c.greeting([X.METHOD_SSL]) == X.METHOD_SSL
-        c.handshake()
-        wire = c.seal(X.OPTIONS, x02) + c.seal(X.DATA, _req(echo.port) + HELLO) + c.seal_close()
-        cuts = len(wire)
-        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if k:
-            c.send_raw(wire[:k])
-        c.send_raw(wire[k:])
-        assert c.recv_plain(2, X.OPTIONS) == bytes([1, X.OPT_SUBAUTH]), k
-        assert c.recv_plain(2, X.OPTIONS) == b"\x05\x02", k
-        assert c.recv_plain(2, X.OPTIONS) == b"\x01\x00", k
-        assert c.recv_plain(4, X.DATA)[:2] == b"\x05\x00", k
-        c.recv_plain(6, X.DATA)
-        assert c.recv_until_close() == HELLO, k
-        c.close()
-        k += 1
+    every_split_x86(p, pki, lambda c: (c.seal(X.OPTIONS, x02)
+                                       + c.seal(X.DATA, _req(echo.port) + HELLO)
+                                       + c.seal_close()), HELLO)
     assert p.alive()
 
 

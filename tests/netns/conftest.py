@@ -6,7 +6,6 @@ build-mcast/, build/ that has one). Needs root (namespaces).
 """
 
 import os
-import signal
 import socket
 import sys
 import time
@@ -18,6 +17,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The end-to-end tests' helpers (services.py: stop_process...), last on the
+# path: tests/integration has a netns.py and a conftest.py of its own.
+sys.path.append(os.path.join(REPO, "tests", "integration"))
+
+import services  # noqa: E402
 
 
 def stpd_binary():
@@ -55,8 +59,38 @@ def topo():
     t.close()
 
 
-class Stpd:
+class LoggedProcess:
+    """A program a test runs (self.proc) with its output in self.log, a file
+    at self.log_path: the log so far, waiting for a line, stopping it."""
+    log_name = "log"         # for wait_log's failure
+    wait_log_timeout = 5.0   # wait_log's default, seconds
+    stop_timeout = 10        # stop(): from SIGTERM to SIGKILL, seconds
+
+    def text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=None):
+        deadline = time.time() + (self.wait_log_timeout if timeout is None else timeout)
+        while time.time() < deadline:
+            t = self.text()
+            if needle in t:
+                return t
+            time.sleep(0.05)
+        raise AssertionError("%r not in %s:\n%s" % (needle, self.log_name, self.text()))
+
+    def stop(self):
+        """SIGTERM (SIGKILL after stop_timeout); the exit status."""
+        rc = services.stop_process(self.proc, self.stop_timeout)
+        self.log.close()
+        return rc
+
+
+class Stpd(LoggedProcess):
     """stpd in the gateway namespace, listening on the inside addresses."""
+
+    log_name = "stpd log"
 
     def __init__(self, topo, workdir, conf, ns=None, addr=None, client_ns=None):
         self.topo = topo
@@ -93,32 +127,6 @@ class Stpd:
                 return
             time.sleep(0.05)
         pytest.fail("stpd did not listen: %s" % self.text())
-
-    def text(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def wait_log(self, needle, timeout=5.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            t = self.text()
-            if needle in t:
-                return t
-            time.sleep(0.05)
-        raise AssertionError("%r not in stpd log:\n%s" % (needle, self.text()))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
-        self.log.close()
-        return rc
 
 
 def subprocess_devnull():

@@ -27,6 +27,7 @@ import time
 import pytest
 
 import netns
+import services
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -158,13 +159,7 @@ request block
         for s in self.servers:
             s.close()
         for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            services.stop_process(p, 10)
         for ns in self.spaces:
             ns.close()
         if getattr(self, "conf_dir", None):

@@ -35,6 +35,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 
 import netns
+import services
 import socksraw
 from tp_topo import build_file
 
@@ -147,14 +148,8 @@ class World:
                 if int(t) != pid and _status(pid, t)["Name"].strip() == "stpd"]
 
     def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            services.stop_process(self.proc, 15)
             self.log.close()
         self.echo.close()
         self.ns.close()

@@ -26,6 +26,7 @@ import time
 import pytest
 
 import netns
+import services
 
 pytestmark = pytest.mark.stpd_module("transparent")
 
@@ -693,13 +694,7 @@ class Proc:
         raise AssertionError("%r not in output:\n%s" % (needle, self.text()))
 
     def close(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        services.stop_process(self.p, 10)
         self.out.close()
 
 

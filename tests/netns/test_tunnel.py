@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 
-from conftest import stpd_binary  # noqa: E402
+from conftest import LoggedProcess, stpd_binary  # noqa: E402
 from tls_fixtures import pki, need  # noqa: E402,F401  (pki is a fixture)
 from tunnel_client import DTLS, TLS, Tunnel  # noqa: E402
 from tunnel_topo import TunnelTopology as T  # noqa: E402
@@ -34,7 +34,10 @@ MARK = b"TUNNEL-PAYLOAD-MARK-7f3a9c"
 TRANSPORTS = [pytest.param(DTLS, id="dtls"), pytest.param(TLS, id="tls")]
 
 
-class Daemon:
+class Daemon(LoggedProcess):
+    wait_log_timeout = 15.0
+    stop_timeout = 15
+
     def __init__(self, ns, argv, log_path, probe=None):
         self.log_path = log_path
         self.log = open(log_path, "w+")
@@ -46,31 +49,6 @@ class Daemon:
                 if self.proc.poll() is not None or time.time() > deadline:
                     raise AssertionError("%s did not start: %s" % (argv[0], self.text()))
                 time.sleep(0.05)
-
-    def text(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def wait_log(self, needle, timeout=15.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            t = self.text()
-            if needle in t:
-                return t
-            time.sleep(0.05)
-        raise AssertionError("%r not in log:\n%s" % (needle, self.text()))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 def tcp_probe(addr):

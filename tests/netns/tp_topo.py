@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import netns
+import services
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -124,12 +125,6 @@ class Relayd:
         self.proc.wait(10)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = services.stop_process(self.proc, 10)
         self.log.close()
-        return self.proc.returncode
+        return rc

@@ -22,6 +22,11 @@ _spec.loader.exec_module(_it)
 pytest_configure = _it.pytest_configure
 session_dir, dns, echo, port = _it.session_dir, _it.dns, _it.echo, _it.port
 proxy_factory, proxy = _it.proxy_factory, _it.proxy
+# autouse: XDG_CACHE_HOME of each test's own, so libstp's disk caches
+# (feature discovery, auto-configuration) never come from the user's home or
+# an earlier test. test_debian's programs inherit os.environ; test_deb_root's
+# run in the chroot with neither HOME nor XDG_CACHE_HOME: no cache at all.
+own_cache_dir = _it.own_cache_dir
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 
