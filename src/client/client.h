@@ -107,14 +107,25 @@ bool client_features_cached(const struct stp_proxy *p, struct stp_features *f);
 /* pipeline.c: a pipelined handshake with p failed at off (read from the
  * disk cache): pipelining to p stays off until off + STP_FEATURES_TTL. */
 void client_pipe_off_since(const struct stp_proxy *p, time_t off);
+/* What X'86' negotiation with a proxy learned (pipeline.c): sub 0 nothing,
+ * 1 no sub-authentication, 4 RFC 1929; who, the credentials it ran with. */
+struct pipe_x86 {
+	uint8_t who, sub;
+};
+/* pipeline.c: this process's knowledge (false: none); taking the disk's
+ * when the process has none. */
+bool client_pipe_x86_get(const struct stp_proxy *p, struct pipe_x86 *x);
+void client_pipe_x86_put(const struct stp_proxy *p, const struct pipe_x86 *x);
 /* featcache.c: the disk copy of p's features (any age; false: none, off
- * with STP_FEATURES_CACHE=0, or ignored), saving one, and marking in it
- * that pipelining to p failed now. */
+ * with STP_FEATURES_CACHE=0, or ignored; x may be NULL), saving one,
+ * marking in it that pipelining to p failed now, and recording in it
+ * what X'86' negotiation learned (only in a file that exists). */
 bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, time_t *fetched,
-			   time_t *off);
+			   time_t *off, struct pipe_x86 *x);
 void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f,
-			   time_t fetched, time_t off);
+			   time_t fetched, time_t off, const struct pipe_x86 *x);
 void client_featcache_off(const struct stp_proxy *p);
+void client_featcache_x86(const struct stp_proxy *p, const struct pipe_x86 *x);
 
 /* ---- automatic multiplexing (muxauto.c, mux.c) ---- */
 /* A socks5 proxy (plain or TLS, not GSS-API) and STP_MUX is not 0. */

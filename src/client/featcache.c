@@ -6,11 +6,14 @@
  *
  * One file per proxy host, port and TLS mode in the directory of the
  * auto-configuration cache ($XDG_CACHE_HOME/stp, else ~/.cache/stp):
- * a header line "stp-features 1 FETCHED OFF SUPPORTED LEN\n" then LEN
- * bytes, the document as the proxy sent it (it holds the methods in the
- * proxy's preference order and the "pipelining" flag). FETCHED is when
+ * a header line "stp-features 2 FETCHED OFF SUPPORTED WHO SUB LEN\n" then
+ * LEN bytes, the document as the proxy sent it (it holds the methods in
+ * the proxy's preference order and the "pipelining" flag). FETCHED is when
  * discovery was asked, OFF when a pipelined handshake last failed (0:
- * never). Another process (or user) may have written the file: one that
+ * never). WHO SUB: for an X'86' proxy, whether sub-authentication ran in
+ * the last step-by-step negotiation and with which credentials (struct
+ * pipe_x86; 0 0: not known), which X'86' pipelining needs and discovery
+ * does not say. Another process (or user) may have written the file: one that
  * is not a regular file of ours with mode 0600 or stricter, or that does
  * not parse exactly, is ignored. STP_FEATURES_CACHE=0 turns the disk copy
  * off (the process's own cache stays).
@@ -63,7 +66,7 @@ static int fc_path(const struct stp_proxy *p, char *out, size_t cap)
 }
 
 bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, time_t *fetched,
-			   time_t *off)
+			   time_t *off, struct pipe_x86 *x)
 {
 	char path[STP_PATH_MAX];
 	uint8_t buf[FC_HDR_MAX + STP_FEATURES_DOC_MAX + 1];
@@ -98,6 +101,8 @@ bool client_featcache_load(const struct stp_proxy *p, struct stp_features *f, ti
 	}
 	*fetched = (time_t)h.fetched;
 	*off = (time_t)h.off;
+	if (x)
+		*x = (struct pipe_x86){ .who = h.x86_who, .sub = h.x86_sub };
 	return true;
 bad:
 	log_debug("features: ignoring %s (malformed)", path);
@@ -124,15 +129,18 @@ static void fc_mkdirs(const char *path)
 
 /* Written whole or not at all: a temporary file renamed over the old. */
 void client_featcache_save(const struct stp_proxy *p, const struct stp_features *f, time_t fetched,
-			   time_t off)
+			   time_t off, const struct pipe_x86 *x)
 {
 	char path[STP_PATH_MAX], tmp[STP_PATH_MAX + 24], hdr[FC_HDR_MAX];
 	if (fc_path(p, path, sizeof(path)) < 0)
 		return;
 	fc_mkdirs(path);
 	size_t len = f->supported ? f->doc_len : 0;
-	int h = snprintf(hdr, sizeof(hdr), "stp-features 1 %" PRId64 " %" PRId64 " %d %zu\n",
-			 (int64_t)fetched, (int64_t)off, f->supported ? 1 : 0, len);
+	/* Only what featcache_parse takes back: the rest is "not known". */
+	bool x86 = x && x->who <= 7 && (x->sub == 1 || x->sub == 4);
+	int h = snprintf(hdr, sizeof(hdr), "stp-features 2 %" PRId64 " %" PRId64 " %d %u %u %zu\n",
+			 (int64_t)fetched, (int64_t)off, f->supported ? 1 : 0, x86 ? x->who : 0u,
+			 x86 ? x->sub : 0u, len);
 	/* A name of its own (mode 0600): two threads or processes may save
 	 * at once, and each rename is then whole. */
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
@@ -149,8 +157,21 @@ void client_featcache_save(const struct stp_proxy *p, const struct stp_features 
 void client_featcache_off(const struct stp_proxy *p)
 {
 	struct stp_features f;
+	struct pipe_x86 x;
 	time_t fetched, off;
 	/* Only a copy that exists is marked: without one, nobody pipelines. */
-	if (client_featcache_load(p, &f, &fetched, &off))
-		client_featcache_save(p, &f, fetched, time(NULL));
+	if (client_featcache_load(p, &f, &fetched, &off, &x))
+		client_featcache_save(p, &f, fetched, time(NULL), &x);
+}
+
+void client_featcache_x86(const struct stp_proxy *p, const struct pipe_x86 *x)
+{
+	struct stp_features f;
+	struct pipe_x86 was;
+	time_t fetched, off;
+	/* A file that exists and says otherwise: the next process's first
+	 * X'86' connection pipelines what this one saw. */
+	if (client_featcache_load(p, &f, &fetched, &off, &was) &&
+	    (was.who != x->who || was.sub != x->sub))
+		client_featcache_save(p, &f, fetched, off, x);
 }

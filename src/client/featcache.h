@@ -1,7 +1,7 @@
 /*
  * featcache.h - the feature discovery disk cache's file header
- * (featcache_parse.c): "stp-features 1 FETCHED OFF SUPPORTED LEN\n" then
- * LEN bytes of document.
+ * (featcache_parse.c): "stp-features 2 FETCHED OFF SUPPORTED WHO SUB LEN\n"
+ * then LEN bytes of document. Version 1 files (no WHO SUB) still parse.
  */
 #ifndef STP_CLIENT_FEATCACHE_H
 #define STP_CLIENT_FEATCACHE_H
@@ -15,6 +15,8 @@
 struct featcache_hdr {
 	int64_t fetched, off; /* Unix times; off 0: pipelining never failed */
 	bool supported;       /* the proxy answered X'87' */
+	uint8_t x86_who;      /* X'86': the credentials of what SUB says (pipeline.c) */
+	uint8_t x86_sub;      /* X'86': 0 unknown, 1 no sub-authentication, 4 RFC 1929 */
 	const uint8_t *doc;   /* into the buffer parsed */
 	size_t len;
 };

@@ -188,11 +188,14 @@ static bool feat_fresh(time_t at, time_t now)
 static bool feat_disk_get(const struct stp_proxy *p, struct stp_features *f)
 {
 	time_t fetched, off, now = time(NULL);
+	struct pipe_x86 x;
 	client_debug_on();
-	if (!client_featcache_load(p, f, &fetched, &off))
+	if (!client_featcache_load(p, f, &fetched, &off, &x))
 		return false;
 	if (feat_fresh(off, now))
 		client_pipe_off_since(p, off);
+	if (x.sub != 0)
+		client_pipe_x86_put(p, &x);
 	if (!feat_fresh(fetched, now))
 		return false;
 	log_debug("features of %s:%u: from the disk cache, %ld s old", p->host, p->port,
@@ -279,9 +282,12 @@ int stp_features_get(const struct stp_proxy *proxy, struct stp_features *f, unsi
 	time_t now = time(NULL), fetched, off = 0;
 	feat_cache_put(proxy, f, now);
 	struct stp_features old;
-	/* Keep another process's fresh "pipelining failed" mark. */
-	if (client_featcache_load(proxy, &old, &fetched, &off) && !feat_fresh(off, now))
+	struct pipe_x86 x = { 0, 0 };
+	/* Keep another process's fresh "pipelining failed" mark, and what
+	 * X'86' negotiation learned: this process's, else the file's. */
+	if (client_featcache_load(proxy, &old, &fetched, &off, &x) && !feat_fresh(off, now))
 		off = 0;
-	client_featcache_save(proxy, f, now, off);
+	client_pipe_x86_get(proxy, &x);
+	client_featcache_save(proxy, f, now, off, &x);
 	return 0;
 }

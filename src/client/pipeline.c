@@ -192,14 +192,44 @@ static uint8_t pipe_x86_who(const struct stp_proxy *p)
 
 void client_pipe_x86_seen(const struct stp_proxy *p, int sub)
 {
-	if (!pipe_eligible(p) || sub < -1 || sub > 255)
+	if (!pipe_eligible(p) || sub < -1 || sub > 253)
 		return;
 	pthread_mutex_lock(&pipe_lock);
 	struct pipe_entry *e = pipe_find(p, true);
 	e->seen = time(NULL);
 	e->n_seen++;
-	e->x86_sub = (uint8_t)(sub + 2);
-	e->x86_who = pipe_x86_who(p);
+	struct pipe_x86 x = { .who = pipe_x86_who(p), .sub = (uint8_t)(sub + 2) };
+	bool changed = e->x86_sub != x.sub || e->x86_who != x.who;
+	e->x86_sub = x.sub;
+	e->x86_who = x.who;
+	pthread_mutex_unlock(&pipe_lock);
+	if (changed)
+		client_featcache_x86(p, &x); /* for other processes */
+}
+
+bool client_pipe_x86_get(const struct stp_proxy *p, struct pipe_x86 *x)
+{
+	bool known = false;
+	pthread_mutex_lock(&pipe_lock);
+	struct pipe_entry *e = pipe_find(p, false);
+	if (e && e->x86_sub != 0) {
+		*x = (struct pipe_x86){ .who = e->x86_who, .sub = e->x86_sub };
+		known = true;
+	}
+	pthread_mutex_unlock(&pipe_lock);
+	return known;
+}
+
+void client_pipe_x86_put(const struct stp_proxy *p, const struct pipe_x86 *x)
+{
+	if (!pipe_eligible(p) || p->tls.mode != STP_TLS_X86)
+		return;
+	pthread_mutex_lock(&pipe_lock);
+	struct pipe_entry *e = pipe_find(p, true);
+	if (e->x86_sub == 0) { /* what this process saw itself wins */
+		e->x86_sub = x->sub;
+		e->x86_who = x->who;
+	}
 	pthread_mutex_unlock(&pipe_lock);
 }
 

@@ -6,7 +6,8 @@
  *
  * Checks: a file that parses has its document exactly at the end (LEN is
  * all that follows the header line), times not negative, no document
- * when the proxy had no discovery; the document then goes to the codec
+ * when the proxy had no discovery, the X'86' fields (version 2) in
+ * range; the document then goes to the codec
  * (featdoc), which libstp runs next.
  */
 #include <stdlib.h>
@@ -27,6 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(h.fetched > 0 && h.off >= 0);
 		FUZZ_CHECK(h.supported || h.len == 0);
 		FUZZ_CHECK(h.doc[-1] == '\n');
+		FUZZ_CHECK(h.x86_who <= 7);
+		FUZZ_CHECK(h.x86_sub == 0 || h.x86_sub == 1 || h.x86_sub == 4);
 		if (h.supported) {
 			struct feat_doc d;
 			size_t used = 0;

@@ -15,6 +15,8 @@ import pytest
 import socksraw as S
 from test_client_lib import stp_bin
 from test_pipelining import M_FEATURES, Recorder, run_client
+from test_tlspipe import PASSWORD, USER, X86Watcher, tls_conf, x86_url
+from tls_fixtures import pki  # noqa: F401  (a fixture)
 
 DATA = b"first flight\n"
 
@@ -103,7 +105,7 @@ def test_a_corrupt_file_is_ignored(rec, echo, tmp_path, damage):
     path = cache_file(tmp_path, rec)
     good = open(path, "rb").read()
     bad = {"garbage": os.urandom(300), "short": good[:-3],
-           "header": good.replace(b"stp-features 1 ", b"stp-features 1 x", 1),
+           "header": good.replace(b"stp-features 2 ", b"stp-features 2 x", 1),
            "empty": b""}[damage]
     with open(path, "wb") as f:
         f.write(bad)
@@ -173,3 +175,46 @@ def test_the_automatic_mux_connection_of_a_new_process_pipelines(rec, echo, tmp_
     mux_req = S.request_msg(0x30, "0.0.0.0", 0)[:2]  # VER CMD=X'30'
     assert first.startswith(S.greeting((S.M_NONE,)) + mux_req), rec.first
     assert "a stream of the multiplexed connection" in log, log
+
+
+def x86_header(tmp_path, w):
+    """WHO SUB of the X'86' proxy's file."""
+    f = glob.glob(str(tmp_path / "cache" / "stp" / ("features-127.0.0.1_%d_*" % w.port)))
+    assert len(f) == 1, f
+    return open(f[0], "rb").read().split(b"\n", 1)[0].split()[5:7]
+
+
+@pytest.mark.stpd_module("discovery")
+def test_a_new_process_pipelines_its_first_x86_connection(stpd_factory, pki, echo, tmp_path):
+    """X'86' pipelines only what a step-by-step negotiation saw run
+    (sub-authentication or not, for these credentials), which discovery
+    does not say: the file keeps that too (WHO SUB), so after `stp
+    features` and one `stp connect` that negotiated step by step, the next
+    process's first X'86' connection sends options, sub-authentication and
+    request in one flight."""
+    p = stpd_factory(conf=tls_conf(pki), users={USER: PASSWORD})
+    w = X86Watcher(p.port)
+    env = cache_env(tmp_path)
+    base = [stp_bin(), "--proxy", x86_url(w.port, pki), "--no-autoconfig"]
+
+    def connect():
+        r = subprocess.run(base + ["connect", "127.0.0.1", str(echo.port)], input=DATA,
+                           env=env, capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stdout == DATA, r.stderr.decode()[-2000:]
+        return r.stderr.decode()
+
+    try:
+        r = subprocess.run(base + ["features", x86_url(w.port, pki)], env=env,
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        assert x86_header(tmp_path, w) == [b"0", b"0"]  # not known yet
+        log = connect()
+        assert "(pipelined)" not in log, log
+        # who 1 (a password, no certificate), sub 4 (RFC 1929 ran)
+        assert x86_header(tmp_path, w) == [b"1", b"4"]
+        log = connect()
+        assert "X'86' options, sub-authentication, request in one write (pipelined)" in log, log
+    finally:
+        w.close()
+    assert w.conns == [None, False, True], w.conns
+    assert len(p.wait_lines(r"X'86' subauthentication userpass", 2)) == 2, p.log()
