@@ -118,3 +118,23 @@ def test_rotated_root_only_keytab_is_read_through_the_broker(world, echo):
     assert text.count("gssapi: keytab %s read (" % w.keytab) == 2, text[-3000:]
     assert authenticate(realm, w, echo)
     assert w.proc.poll() is None
+
+
+def test_default_keytab_is_copied_at_start(world, echo):
+    """No `keytab` key: the sessions use Kerberos's default keytab (here
+    KRB5_KTNAME, a root-only file), which stpd's user cannot open. stpd
+    copies it at start, as root, like a named one, and a reload keeps that
+    copy (the broker opens only what the file names)."""
+    realm, w = world
+    new_key(realm, w.keytab)
+    w.write_conf((CONF % (w.port, "-", K.SERVICE)).replace("keytab -; ", ""))
+    env = dict(w.env, KRB5_KTNAME="FILE:" + w.keytab)
+    text = w.start(env=env)
+    assert "gssapi: Kerberos's default keytab %s read (" % w.keytab in text, text[-3000:]
+    assert status(w.proc.pid)["Uid"].split() == ["65534"] * 4
+    assert authenticate(realm, w, echo)
+    text = w.reload()
+    assert "keeping the copy of the default keytab %s read at start" % w.keytab in text, \
+        text[-3000:]
+    assert authenticate(realm, w, echo)
+    assert w.proc.poll() is None

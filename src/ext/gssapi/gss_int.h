@@ -84,5 +84,11 @@ void gss_keytab_drop(void);
  * gss_keytab_end, which must follow (any thread). */
 void gss_keytab_begin(const char *path, char *name, size_t cap);
 void gss_keytab_end(void);
+/* Whether the copy in use was made of path. */
+bool gss_keytab_is(const char *path);
+/* Kerberos's default keytab (KRB5_KTNAME, else krb5.conf's
+ * default_keytab_name, else /etc/krb5.keytab) as a file path, or "" when
+ * it names another kind of keytab. */
+void gss_keytab_default(char *path, size_t cap);
 
 #endif

@@ -157,3 +157,31 @@ void gss_keytab_end(void)
 {
 	pthread_rwlock_unlock(&lock);
 }
+
+bool gss_keytab_is(const char *path)
+{
+	pthread_rwlock_rdlock(&lock);
+	bool is = cur_path[0] && strcmp(cur_path, path) == 0;
+	pthread_rwlock_unlock(&lock);
+	return is;
+}
+
+void gss_keytab_default(char *path, size_t cap)
+{
+	char name[4096];
+	krb5_context ctx;
+
+	path[0] = '\0';
+	if (krb5_init_context(&ctx) != 0)
+		return;
+	if (krb5_kt_default_name(ctx, name, sizeof(name)) == 0) {
+		const char *p = name;
+		if (strncmp(p, "FILE:", 5) == 0)
+			p += 5;
+		else if (strncmp(p, "WRFILE:", 7) == 0)
+			p += 7;
+		if (p[0] == '/' && strlen(p) < cap)
+			snprintf(path, cap, "%s", p);
+	}
+	krb5_free_context(ctx);
+}

@@ -69,6 +69,15 @@ static int send_frame(struct session *s, uint8_t mtyp, const void *tok, size_t l
 	return len ? session_send(s, tok, len) : 0;
 }
 
+/* Kerberos's default keytab file, resolved at start: without a `keytab`
+ * key the sessions use a copy of it, as of a named one. */
+static char default_keytab[CONF_PATH_MAX];
+
+static const char *keytab_path(const struct gss_conf *g)
+{
+	return g->keytab[0] ? g->keytab : default_keytab;
+}
+
 /* Acceptor credentials from the configured keytab (or the default one). */
 static gss_cred_id_t acquire(const struct gss_conf *g, char *why, size_t cap)
 {
@@ -91,7 +100,7 @@ static gss_cred_id_t acquire(const struct gss_conf *g, char *why, size_t cap)
 	}
 	/* The copy of a keytab stpd's user cannot read (gss_keytab.c). */
 	char kt[CONF_PATH_MAX];
-	gss_keytab_begin(g->keytab, kt, sizeof(kt));
+	gss_keytab_begin(keytab_path(g), kt, sizeof(kt));
 	gss_key_value_element_desc kv = { "keytab", kt };
 	gss_key_value_set_desc store = { kt[0] ? 1 : 0, &kv };
 	major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
@@ -379,19 +388,27 @@ static int gss_worker_init(struct worker *w)
 /* Whether stpd drops from root to `user` (decided at start): Kerberos,
  * running as that user, may then be unable to open the keytab. */
 static bool dropping;
-
 /* The keytab of c copied for the sessions (gss_keytab.c), when stpd
- * drops its privileges and c names one; else no copy. */
-static int keytab_copy(const struct stp_conf *c, char *why, size_t cap)
+ * drops its privileges; else no copy. The default keytab is read at
+ * start only: the broker opens only what the file names, so a reload
+ * keeps the copy (name it with `keytab` to have reloads re-read it). */
+static int keytab_copy(const struct stp_conf *c, bool reload, char *why, size_t cap)
 {
 	const struct gss_conf *g = gss_conf_get(c);
-	if (!dropping || !(c->auth_methods & AUTH_BIT_GSSAPI) || g->keytab[0] != '/') {
+	const char *path = keytab_path(g);
+	if (!dropping || !(c->auth_methods & AUTH_BIT_GSSAPI) || path[0] != '/') {
 		gss_keytab_drop();
 		return 0;
 	}
-	int n = gss_keytab_load(g->keytab, why, cap);
+	if (reload && !g->keytab[0] && gss_keytab_is(path)) {
+		log_info("gssapi: keeping the copy of the default keytab %s read at start "
+			 "(a `keytab` key makes reloads read it again)", path);
+		return 0;
+	}
+	int n = gss_keytab_load(path, why, cap);
 	if (n >= 0)
-		log_info("gssapi: keytab %s read (%d keys) for stpd's user", g->keytab, n);
+		log_info("gssapi: %skeytab %s read (%d keys) for stpd's user",
+			 g->keytab[0] ? "" : "Kerberos's default ", path, n);
 	return n;
 }
 
@@ -400,7 +417,9 @@ static int gss_server_start(const struct stp_conf *c, char *err, size_t errlen)
 {
 	char why[600];
 	dropping = c->run_as_user[0] && geteuid() == 0;
-	if (keytab_copy(c, why, sizeof(why)) < 0) {
+	if (dropping)
+		gss_keytab_default(default_keytab, sizeof(default_keytab));
+	if (keytab_copy(c, false, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "gssapi: %s", why);
 		return -1;
 	}
@@ -413,7 +432,7 @@ static int gss_server_start(const struct stp_conf *c, char *err, size_t errlen)
 static void gss_reloaded(const struct stp_conf *c)
 {
 	char why[600];
-	if (keytab_copy(c, why, sizeof(why)) < 0)
+	if (keytab_copy(c, true, why, sizeof(why)) < 0)
 		log_warnx("gssapi: reload: %s; keeping the keys read before", why);
 }
 
