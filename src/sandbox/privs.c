@@ -31,6 +31,31 @@ int privs_keep_only(unsigned long long mask)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
+/* For log lines: the capabilities stpd's modules and broker ask for by
+ * name, any other by number. */
+const char *privs_cap_names(unsigned long long m, char *buf, size_t cap)
+{
+	static const struct { int bit; const char *name; } known[] = {
+		{ CAP_NET_ADMIN, "CAP_NET_ADMIN" }, { CAP_NET_RAW, "CAP_NET_RAW" },
+		{ CAP_NET_BIND_SERVICE, "CAP_NET_BIND_SERVICE" },
+		{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH" },
+	};
+	size_t pos = 0;
+	buf[0] = '\0';
+	for (int b = 0; b < 64 && pos < cap; b++) {
+		if (!(m & (1ULL << b)))
+			continue;
+		const char *n = NULL;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (known[i].bit == b)
+				n = known[i].name;
+		pos += n ? (size_t)snprintf(buf + pos, cap - pos, "%s%s", pos ? " " : "", n)
+			 : (size_t)snprintf(buf + pos, cap - pos, "%scapability %d", pos ? " " : "",
+					    b);
+	}
+	return buf;
+}
+
 int privs_choose_user(const char *configured, const char *const *defaults, size_t n,
 		      char *out, size_t outlen, char *why, size_t whylen, bool *warn)
 {

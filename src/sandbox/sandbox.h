@@ -37,6 +37,8 @@ bool sandbox_built(void);
 int privs_keep_only(unsigned long long mask);
 /* The bounding set only (this thread; needs CAP_SETPCAP). */
 void privs_bound_only(unsigned long long mask);
+/* The names of mask's capabilities ("CAP_NET_ADMIN ..."), in buf. */
+const char *privs_cap_names(unsigned long long mask, char *buf, size_t cap);
 
 /* The account stpd drops to after start (docs/operations.md §8), written to
  * out: "" when it keeps its uid, i.e. not started as root, or `user` names

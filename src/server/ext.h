@@ -145,11 +145,12 @@ struct stp_ext {
 	/* The module's part of the privileged broker (server/broker.h): the
 	 * SOCKET requests it serves there, the capabilities it needs. */
 	const struct broker_hook *broker;
-	/* Privilege separation (docs/operations.md §8): true when c uses a
-	 * feature of the module that needs root's capabilities on the workers
-	 * while serving (and no broker does it for them), with what and why in
-	 * buf. stpd then refuses to start unless it keeps root (`user root`). */
-	bool (*needs_root)(const struct stp_conf *c, char *buf, size_t cap);
+	/* Privilege separation (docs/operations.md §8): the capabilities
+	 * (bits 1ULL << CAP_*) that c's use of the module needs on the
+	 * workers while serving, which no broker can do for them, with what
+	 * and why in buf; 0 for none. A dropping stpd keeps exactly these on
+	 * its threads, as `user`, and no other. */
+	uint64_t (*worker_caps)(const struct stp_conf *c, char *buf, size_t cap);
 };
 
 /* One gauge of a module: a Prometheus metric name ("stp_" + module
@@ -182,9 +183,9 @@ struct stp_conf *ext_conf_current(void);
 int ext_server_start(const struct stp_conf *c, char *err, size_t errlen);
 void ext_server_stop(void);
 
-/* The first module whose needs_root says yes under c: true with its
- * name and reason in buf. */
-bool ext_needs_root(const struct stp_conf *c, char *buf, size_t cap);
+/* Every module's worker_caps under c, together; buf gets "NAME: why"
+ * for each that needs any ("; " between). */
+uint64_t ext_worker_caps(const struct stp_conf *c, char *buf, size_t cap);
 
 /* The static registry (ext_registry.c). */
 const struct stp_ext *const *ext_all(size_t *n);

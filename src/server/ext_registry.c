@@ -149,15 +149,23 @@ int ext_server_start(const struct stp_conf *c, char *err, size_t errlen)
 	return rc;
 }
 
-bool ext_needs_root(const struct stp_conf *c, char *buf, size_t cap)
+uint64_t ext_worker_caps(const struct stp_conf *c, char *buf, size_t cap)
 {
 	char why[256];
-	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		if (registry[i]->needs_root && registry[i]->needs_root(c, why, sizeof(why))) {
-			snprintf(buf, cap, "%s: %s", registry[i]->name, why);
-			return true;
-		}
-	return false;
+	uint64_t all = 0;
+	size_t pos = 0;
+	if (cap)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		uint64_t m;
+		if (!registry[i]->worker_caps || !(m = registry[i]->worker_caps(c, why, sizeof(why))))
+			continue;
+		all |= m;
+		if (pos < cap)
+			pos += (size_t)snprintf(buf + pos, cap - pos, "%s%s: %s", pos ? "; " : "",
+						registry[i]->name, why);
+	}
+	return all;
 }
 
 void ext_server_stop(void)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,12 +227,11 @@ static struct snapshot *load_snapshot(const struct options *o, char *err, size_t
  * after start (sandbox.h, privs_choose_user: `user`, else stpd or nobody
  * when started as root, none with `user root`) goes into the boot
  * configuration's run_as_user, which serve, drop_privileges and the broker
- * read; line gets the log line saying which and why. A module feature that
- * needs root while serving stops stpd here unless it keeps root. */
+ * read; line gets the log line saying which and why. */
 static void choose_user(struct stp_conf *c, char *line, size_t cap)
 {
 	static const char *const defaults[] = CONF_USER_DEFAULTS;
-	char user[CONF_NAME_MAX], need[512];
+	char user[CONF_NAME_MAX];
 	bool warn;
 
 	if (privs_choose_user(c->run_as_user, defaults, sizeof(defaults) / sizeof(defaults[0]),
@@ -241,23 +241,40 @@ static void choose_user(struct stp_conf *c, char *line, size_t cap)
 		log_warnx("%s", line);
 		line[0] = '\0';
 	}
-	if (user[0] && ext_needs_root(c, need, sizeof(need)))
-		fatalx("%s; stpd would run as %s: set `user root` to keep root for it", need, user);
 	snprintf(c->run_as_user, sizeof(c->run_as_user), "%s", user);
 }
 
-static void drop_privileges(const char *user, const char *line)
+/* What the workers keep after the drop: the capabilities the modules'
+ * features need while serving (ext.h worker_caps), decided at start; a
+ * reload that needs more is refused. */
+static uint64_t kept_caps;
+
+/* Becomes user. setuid clears the permitted and effective sets, but for
+ * what PR_SET_KEEPCAPS keeps, which capset then narrows to kept_caps
+ * (the bounding set is kept_caps since the start of serve). Threads
+ * started after this (the workers) inherit the set; those running now
+ * (the authentication pool) lose every capability with the uid. */
+static void drop_privileges(const char *user, const char *line, const char *caps_why)
 {
 	struct passwd *pw;
+	char names[128];
 	if (!user[0])
 		return;
 	if (!(pw = getpwnam(user)))
 		fatalx("user %s: no such user", user);
-	/* setuid clears the permitted and effective sets (the bounding set
-	 * was emptied at the start of serve). */
+	if (kept_caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		fatal("prctl PR_SET_KEEPCAPS");
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		fatal("cannot drop privileges to %s", user);
+	if (kept_caps) {
+		if (privs_keep_only(kept_caps) < 0)
+			fatal("keeping %s", privs_cap_names(kept_caps, names, sizeof(names)));
+		prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	}
 	log_info("%s", line);
+	if (kept_caps)
+		log_info("workers keep %s only, for %s", privs_cap_names(kept_caps, names, sizeof(names)),
+			 caps_why);
 }
 
 /* The workers' seccomp filter (src/sandbox), on every thread of this
@@ -328,10 +345,14 @@ static void reload(const struct options *o)
 		log_warnx("reload refused, keeping the running configuration:\n%s", err);
 		return;
 	}
-	if (started_conf->run_as_user[0] && ext_needs_root(s->conf, err, sizeof(err))) {
-		log_warnx("reload refused, keeping the running configuration: %s; stpd runs as "
-			  "%s (`user root` and a restart keep root for it)", err,
-			  started_conf->run_as_user);
+	uint64_t need = started_conf->run_as_user[0] ? ext_worker_caps(s->conf, err, sizeof(err))
+						       : 0;
+	if (need & ~kept_caps) {
+		char names[128];
+		log_warnx("reload refused, keeping the running configuration: %s; stpd runs as %s "
+			  "and did not keep %s at start (a restart keeps it)", err,
+			  started_conf->run_as_user, privs_cap_names(need & ~kept_caps, names,
+							       sizeof(names)));
 		snapshot_unref(s);
 		return;
 	}
@@ -389,12 +410,16 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	/* Going to drop to `user`: empty the capability bounding set now,
-	 * while this is the only thread (the set is per thread and threads
-	 * inherit it; CAP_SETPCAP is still ours). The permitted set keeps
-	 * what binding listeners and the broker need until the drop. */
-	if (c->run_as_user[0] && geteuid() == 0)
-		privs_bound_only(0);
+	/* Going to drop to `user`: narrow the capability bounding set now to
+	 * what the workers keep (usually nothing), while this is the only
+	 * thread (the set is per thread and threads inherit it; CAP_SETPCAP
+	 * is still ours). The permitted set keeps what binding listeners and
+	 * the broker need until the drop. */
+	char caps_why[512] = "";
+	if (c->run_as_user[0] && geteuid() == 0) {
+		kept_caps = ext_worker_caps(c, caps_why, sizeof(caps_why));
+		privs_bound_only(kept_caps);
+	}
 	/* The broker first: a fork with threads running copies their locks
 	 * (ASan's allocator's among them) held. */
 	if (broker_start(c, n, err, sizeof(err)) < 0)
@@ -427,7 +452,7 @@ static int serve(const struct options *o, struct snapshot *boot, const char *use
 	/* Threads only after the broker's fork (broker_start above). */
 	if (authpool_start(n > 1 ? n : 2) < 0)
 		fatalx("cannot start the authentication threads");
-	drop_privileges(c->run_as_user, user_line);
+	drop_privileges(c->run_as_user, user_line, caps_why);
 	sandbox_workers(c);
 
 	for (unsigned i = 0; i < n; i++)

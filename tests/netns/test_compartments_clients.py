@@ -458,8 +458,8 @@ def test_kernel_engine_refuses_compartments(world):
     """The kernel engine's NAT works in stpd's own namespace only: an
     association of a compartment's session is refused with X'09' and a line
     saying why, and stpify's udp_transparent falls back to UDP ASSOCIATE,
-    which crosses. (Workers keep root here: the kernel engine needs
-    CAP_NET_ADMIN.)"""
+    which crosses. (The workers keep CAP_NET_ADMIN for the kernel
+    engine.)"""
     w = world
     w.stpd.send_signal(signal.SIGTERM)
     assert w.stpd.wait(20) == 0
@@ -468,10 +468,7 @@ def test_kernel_engine_refuses_compartments(world):
     # stpd's own namespace has nothing but lo: nothing can be forwarded
     # there, and every other namespace keeps ip_forward 0.
     w.gw.sysctl("net.ipv4.ip_forward", 1)
-    # engine kernel needs CAP_NET_ADMIN on the workers while serving:
-    # stpd refuses it unless it keeps root.
-    w.start(w.conf(RULES).replace("user nobody\n", "user root\n") +
-            "transparent { engine kernel }\n")
+    w.start(w.conf(RULES) + "transparent { engine kernel }\n")
     c, rep, _ = transparent(w.app1, ("127.0.0.1", 1080), TCP, ("10.81.9.2", 80),
                             ("127.0.0.1", 40000))
     c.close()

@@ -13,6 +13,7 @@
  * of that moment (`engine` needs a restart to change).
  */
 #include <arpa/inet.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,18 +523,16 @@ static void tp_describe(const struct session *s, struct feat_writer *w)
 
 /* The kernel engine adds and deletes nftables rules and asks conntrack for
  * every association while serving: netlink checks CAP_NET_ADMIN of the
- * calling thread then, not only of the socket's opener, so it cannot run
- * on workers that dropped privileges (the remote engine can: stp-relayd
- * holds the capability, docs/config.md). */
-static bool tp_needs_root(const struct stp_conf *c, char *buf, size_t cap)
+ * calling thread then, not only of the socket's opener, so the workers
+ * keep that one capability after the drop (as stp-relayd does for the
+ * remote engine, which needs none in stpd). */
+static uint64_t tp_worker_caps(const struct stp_conf *c, char *buf, size_t cap)
 {
 	const struct tp_conf *tc = tp_conf_get(c);
 	if (!tc || tc->engine != TP_ENGINE_KERNEL)
-		return false;
-	snprintf(buf, cap, "engine kernel changes nftables rules and queries conntrack from the "
-			   "workers while serving, which needs CAP_NET_ADMIN (or use engine "
-			   "remote with stp-relayd)");
-	return true;
+		return 0;
+	snprintf(buf, cap, "engine kernel (nftables rules and conntrack queries while serving)");
+	return 1ULL << CAP_NET_ADMIN;
 }
 
 static const struct stp_command tp_commands[] = {
@@ -548,5 +547,5 @@ const struct stp_ext ext_transparent = {
 	.worker_fini = tp_worker_fini,
 	.conf_report = tp_conf_report,
 	.describe = tp_describe,
-	.needs_root = tp_needs_root,
+	.worker_caps = tp_worker_caps,
 };
