@@ -3,7 +3,8 @@
 #   1. packages (scripts/deps.sh)
 #   2. build/        gcc, -Dfuzz=false: unit + fuzz-replay tests, then the
 #                    end-to-end tests (tests/integration) against its stpd
-#   3. build-asan/   ASan + UBSan: unit + fuzz-replay tests and end-to-end tests again
+#   3. build-asan/   ASan + UBSan: unit + fuzz-replay tests, end-to-end and
+#                    multi-host tests again
 #   4. build-noext/  every -Dext_*=false: unit tests, the
 #                    protocol, build-option and broker end-to-end tests
 #   5. build-fuzz/   clang libFuzzer targets: must compile
@@ -142,6 +143,9 @@ if step "build ($B-asan)" bash -c "$(declare -f setup_or_reconfigure); \
 	# fail where ASan watches.
 	meson_tests "unit+fuzz-replay ($B-asan)" "$B-asan" --suite unit --suite fuzz-replay
 	pytest_stage "integration ($B-asan)" "$ROOT/$B-asan/src/server/stpd"
+	# The multi-host tests too: compartments, tunnels, TRANSPARENT's
+	# engines and the broker's namespaces under the sanitizers.
+	pytest_stage "netns ($B-asan)" "$ROOT/$B-asan/src/server/stpd" tests/netns
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS STPIFY
 
