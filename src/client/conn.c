@@ -434,7 +434,7 @@ bool stp_conn_pending(const struct stp_conn *c)
 {
 	if (c->gss.wrap)
 		return conn_gss_pending(c);
-	return c->mode != STP_TLS_NONE && SSL_has_pending(c->tls.ssl);
+	return c->mode != STP_TLS_NONE && conn_tls_pending(c);
 }
 
 const struct stp_addr *stp_conn_bound(const struct stp_conn *c)

@@ -96,6 +96,9 @@ ssize_t conn_tls_read(struct stp_conn *c, void *buf, size_t cap, enum stp_err *e
 int conn_tls_write(struct stp_conn *c, const void *buf, size_t n, enum stp_err *err);
 /* Queues close_notify (X'86': in X'04'). */
 int conn_tls_shutdown(struct stp_conn *c, enum stp_err *err);
+/* Decrypted bytes SSL holds, or records still in the memory BIO: a read
+ * now returns data (or consumes them) without the socket. */
+bool conn_tls_pending(const struct stp_conn *c);
 
 /* ---- conn_x86.c ---- */
 /* Method X'86' up to the SOCKS request: greeting, TLS, options and

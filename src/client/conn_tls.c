@@ -241,6 +241,15 @@ static int tls_pull(struct stp_conn *c, enum stp_err *err)
 	}
 }
 
+bool conn_tls_pending(const struct stp_conn *c)
+{
+	/* Not SSL_has_pending: it is also true for a partial record, which
+	 * only the socket can complete, and a caller that polls on it would
+	 * spin. What came behind an exactly read message waits in the BIO
+	 * while the socket may have nothing more to wake poll. */
+	return SSL_pending(c->tls.ssl) > 0 || BIO_ctrl_pending(c->tls.rbio) > 0;
+}
+
 int conn_tls_handshake(struct stp_conn *c, int64_t deadline, enum stp_err *err)
 {
 	struct conn_tls *t = &c->tls;

@@ -189,19 +189,15 @@ void client_mux_tls_goodbye(struct stp_conn *c)
 		conn_send_some(c, &e);
 }
 
-bool client_mux_tls_pending(const struct stp_conn *c)
-{
-	/* Decrypted bytes SSL holds, or records still in the memory BIO
-	 * (the switch's reply was read exactly: what came behind it waits
-	 * there, and the socket may have nothing more to wake poll). Not
-	 * SSL_has_pending: it is also true for a partial record, which only
-	 * the socket can complete (the thread would spin on it). */
-	return SSL_pending(c->tls.ssl) > 0 || BIO_ctrl_pending(c->tls.rbio) > 0;
-}
-
 bool client_mux_tls_wants_out(const struct stp_conn *c)
 {
 	return bytebuf_used(&c->out) > 0;
+}
+
+bool client_mux_tls_pending(const struct stp_conn *c)
+{
+	/* the switch's reply was read exactly: what came behind it may wait */
+	return conn_tls_pending(c);
 }
 
 int client_mux_tls_fd(const struct stp_conn *c)
